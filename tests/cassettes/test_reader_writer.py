@@ -1,0 +1,225 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.cassettes.strategies import records
+from wstape.cassettes import (
+    CassetteError,
+    CassetteReader,
+    CassetteWriteError,
+    CassetteWriter,
+    NewerCassette,
+    TruncatedCassette,
+    read_cassette,
+)
+from wstape.cassettes.schema import FORMAT_NAME
+from wstape.core.model import Close, Message, Opcode, Open, Record, Side
+
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def sample_open(conn: int = 1) -> Open:
+    return Open(
+        conn=conn,
+        started_at=1_790_000_000.5,
+        method="GET",
+        scheme="ws",
+        host="127.0.0.1",
+        port=9000,
+        target="/chat?room=1",
+        http_version="HTTP/1.1",
+        request_headers=((b"Host", b"127.0.0.1:9000"), (b"Upgrade", b"websocket")),
+        status=101,
+        response_headers=((b"Upgrade", b"websocket"),),
+    )
+
+
+def write(path: Path, recs: list[Record]) -> None:
+    with CassetteWriter(path, overwrite=True, started_at=1.0) as w:
+        for r in recs:
+            w.write(r)
+
+
+@given(recs=st.lists(records, max_size=20))
+@SETTINGS
+def test_round_trip(tmp_path: Path, recs: list[Record]) -> None:
+    path = tmp_path / "c.msgpack"
+    write(path, recs)
+    header, back = read_cassette(path)
+    assert back == recs
+    assert header.started_at == 1.0
+
+
+@given(data=st.binary(max_size=400))
+@SETTINGS
+def test_random_bytes_only_raise_cassette_error(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "r.msgpack"
+    path.write_bytes(data)
+    try:
+        reader = CassetteReader(path)
+        list(reader)
+    except CassetteError:
+        pass
+
+
+@given(recs=st.lists(records, min_size=1, max_size=8), data=st.data())
+@SETTINGS
+def test_truncated_or_corrupted_cassette_only_raises_cassette_error(
+    tmp_path: Path, recs: list[Record], data: st.DataObject
+) -> None:
+    path = tmp_path / "t.msgpack"
+    write(path, recs)
+    raw = bytearray(path.read_bytes())
+    if data.draw(st.booleans()):
+        raw = raw[: data.draw(st.integers(min_value=0, max_value=len(raw) - 1))]
+    else:
+        i = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
+        raw[i] = data.draw(st.integers(min_value=0, max_value=255))
+    path.write_bytes(bytes(raw))
+    try:
+        list(CassetteReader(path))
+    except CassetteError:
+        pass
+
+
+def test_truncated_tail_is_reported_with_its_offset(tmp_path: Path) -> None:
+    path = tmp_path / "c.msgpack"
+    msgs: list[Record] = [
+        Message(1, float(i), Side.CLIENT, Opcode.TEXT, b"x" * 100) for i in range(3)
+    ]
+    write(path, [sample_open(), *msgs])
+    full = path.read_bytes()
+    path.write_bytes(full[:-10])
+    with pytest.raises(TruncatedCassette) as info:
+        list(CassetteReader(path))
+    assert info.value.record == 4
+    assert info.value.offset is not None and 0 < info.value.offset < len(full) - 10
+    assert str(path) in str(info.value) and "record 4" in str(info.value)
+
+    reader = CassetteReader(path, allow_truncated=True)
+    got = list(reader)
+    assert got == [sample_open(), *msgs[:2]]
+    assert reader.truncated_at == info.value.offset
+
+
+def test_newer_version_says_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "new.msgpack"
+    path.write_bytes(
+        msgpack.packb(
+            {"type": "header", "format": FORMAT_NAME, "version": 99, "creator": "x",
+             "started_at": 0.0}
+        )
+    )
+    with pytest.raises(NewerCassette, match="upgrade wstape"):
+        CassetteReader(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"", "empty file"),
+        (b"hello world, not msgpack\n", "not a wstape cassette"),
+        (msgpack.packb({"type": "header", "format": "other"}), "no wstape header"),
+        (msgpack.packb([1, 2, 3]), "no wstape header"),
+    ],
+)
+def test_not_a_cassette(tmp_path: Path, content: bytes, needle: str) -> None:
+    path = tmp_path / "x.msgpack"
+    path.write_bytes(content)
+    with pytest.raises(CassetteError, match=needle):
+        CassetteReader(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CassetteError, match="no such file"):
+        CassetteReader(tmp_path / "nope.msgpack")
+
+
+def test_schema_error_names_record_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.msgpack"
+    write(path, [sample_open()])
+    with open(path, "ab") as f:
+        f.write(msgpack.packb({"type": "message", "conn": 1, "t": "soon", "from": "client",
+                               "opcode": "text", "data": b""}))
+    with pytest.raises(CassetteError, match=r"record 2, byte \d+: field 't' must be a number"):
+        list(CassetteReader(path))
+
+
+def test_unknown_ext_type_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "ext.msgpack"
+    write(path, [])
+    with open(path, "ab") as f:
+        f.write(msgpack.packb(msgpack.ExtType(42, b"boom")))
+    with pytest.raises(CassetteError, match="extension type 42"):
+        list(CassetteReader(path))
+
+
+def test_append_continues_conn_ids_and_refuses_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "a.msgpack"
+    write(path, [sample_open(1), sample_open(7)])
+    with CassetteWriter(path, append=True) as w:
+        assert w.new_conn_id() == 8
+        w.write(Close(8, 0.0, Side.SERVER, 1000))
+    _, recs = read_cassette(path)
+    assert recs[-1] == Close(8, 0.0, Side.SERVER, 1000)
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(TruncatedCassette):
+        CassetteWriter(path, append=True)
+
+
+def test_refuses_to_overwrite_without_flag(tmp_path: Path) -> None:
+    path = tmp_path / "a.msgpack"
+    write(path, [sample_open()])
+    with pytest.raises(CassetteError, match="already exists"):
+        CassetteWriter(path)
+    assert read_cassette(path)[1] == [sample_open()]
+
+
+def test_append_refuses_newer_cassette(tmp_path: Path) -> None:
+    path = tmp_path / "new.msgpack"
+    path.write_bytes(
+        msgpack.packb({"type": "header", "format": FORMAT_NAME, "version": 2, "creator": "x",
+                       "started_at": 0.0})
+    )
+    with pytest.raises(NewerCassette):
+        CassetteWriter(path, append=True)
+
+
+def test_write_failure_is_loud(tmp_path: Path) -> None:
+    path = tmp_path / "gone.msgpack"
+    w = CassetteWriter(path)
+    os.unlink(path)
+    with pytest.raises(CassetteWriteError, match="removed"):
+        w.write(sample_open())
+    with pytest.raises(CassetteWriteError):  # stays failed
+        w.write(sample_open())
+    w.close()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_disk_full_is_loud() -> None:
+    with pytest.raises(CassetteWriteError, match="No space left"):
+        CassetteWriter("/dev/full", overwrite=True)
+
+
+def test_resume_from_offset(tmp_path: Path) -> None:
+    path = tmp_path / "c.msgpack"
+    recs: list[Record] = [sample_open()] + [
+        Message(1, float(i), Side.SERVER, Opcode.BINARY, bytes([i])) for i in range(5)
+    ]
+    write(path, recs)
+    reader = CassetteReader(path)
+    seen = list(reader.iter_with_offsets())
+    assert [r for _, _, r in seen] == recs
+    idx, off, _ = seen[3]
+    resumed = list(reader.iter_with_offsets(start=off, index=idx))
+    assert [r for _, _, r in resumed] == recs[3:]
+    assert resumed[0][:2] == (idx, off)

@@ -1,0 +1,22 @@
+"""The on-disk cassette format: a stream of msgpack maps, read and written one at a time."""
+
+from wstape.cassettes.errors import (
+    CassetteError,
+    CassetteWriteError,
+    NewerCassette,
+    TruncatedCassette,
+)
+from wstape.cassettes.reader import CassetteReader, read_cassette
+from wstape.cassettes.schema import FORMAT_VERSION
+from wstape.cassettes.writer import CassetteWriter
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CassetteError",
+    "CassetteReader",
+    "CassetteWriteError",
+    "CassetteWriter",
+    "NewerCassette",
+    "TruncatedCassette",
+    "read_cassette",
+]

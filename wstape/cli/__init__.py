@@ -1,0 +1,1 @@
+"""The ``wstape`` command line: thin typer commands over the library."""

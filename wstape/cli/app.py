@@ -1,0 +1,46 @@
+"""The ``wstape`` typer application: each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from wstape import __version__
+from wstape.cli import inspect, record
+
+app = typer.Typer(
+    name="wstape",
+    help=(
+        "Record WebSocket traffic through mitmproxy into msgpack cassettes, replay a "
+        "cassette offline as a real ws:// or wss:// server, and check the client against "
+        "RFC 6455, the browser WebSocket API and the WeChat mini-program socket API.\n\n"
+        "Exit codes: 0 ok, 1 rule violations or replay mismatches, 2 usage error, "
+        "3 cassette unreadable or from a newer wstape."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"wstape {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """wstape: record, replay and check WebSocket traffic."""
+
+
+for _module in (record, inspect):
+    _module.register(app)
+
+
+def main() -> None:
+    app()

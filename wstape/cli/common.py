@@ -1,0 +1,53 @@
+"""What every command shares: exit codes, one-line errors, opening cassettes."""
+
+from __future__ import annotations
+
+import sys
+from enum import IntEnum
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+
+from wstape.cassettes import CassetteError, CassetteReader
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every wstape command (DESIGN.md)."""
+
+    OK = 0
+    VIOLATIONS = 1
+    """Rule violations or replay mismatches (or, for diff, differences)."""
+    USAGE = 2
+    CASSETTE = 3
+    """A cassette is unreadable, truncated where that matters, or from a newer wstape."""
+
+
+def error(message: str) -> None:
+    """Print one line to stderr, prefixed so it is clear who is talking."""
+    print(f"wstape: error: {message}", file=sys.stderr, flush=True)
+
+
+def warn(message: str) -> None:
+    print(f"wstape: warning: {message}", file=sys.stderr, flush=True)
+
+
+def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
+    error(message)
+    raise typer.Exit(int(code))
+
+
+def open_cassette(path: Path, *, allow_truncated: bool = True) -> CassetteReader:
+    """Open a cassette for a command, or exit 3 with one line naming the problem."""
+    try:
+        return CassetteReader(path, allow_truncated=allow_truncated)
+    except CassetteError as e:
+        fail(str(e), ExitCode.CASSETTE)
+
+
+def warn_if_truncated(reader: CassetteReader) -> None:
+    if reader.truncated_at is not None:
+        warn(
+            f"{reader.path}: truncated at byte {reader.truncated_at} (the recorder was "
+            "stopped mid-write); showing the complete records before it"
+        )

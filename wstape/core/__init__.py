@@ -1,0 +1,1 @@
+"""The I/O-free core of wstape: data model, close codes, rule catalogue, matchers, lint."""
