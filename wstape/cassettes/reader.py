@@ -86,7 +86,7 @@ class CassetteReader:
 
     def _open(self) -> IO[bytes]:
         try:
-            f = open(self.path, "rb")  # noqa: SIM115 - closed by the caller
+            f = open(self.path, "rb")
         except FileNotFoundError:
             self._fail("no such file")
         except IsADirectoryError:

@@ -56,7 +56,7 @@ class CassetteWriter:
         else:
             mode = "wb"
         try:
-            self._file: IO[bytes] = open(self.path, mode)  # noqa: SIM115 - closed in close()
+            self._file: IO[bytes] = open(self.path, mode)
         except OSError as e:
             raise CassetteWriteError(self.path, e) from e
         if mode == "wb":

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
+from rich.console import Console
 
 from wstape.cassettes import CassetteError, CassetteReader
 
@@ -51,3 +52,11 @@ def warn_if_truncated(reader: CassetteReader) -> None:
             f"{reader.path}: truncated at byte {reader.truncated_at} (the recorder was "
             "stopped mid-write); showing the complete records before it"
         )
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console: colour on a terminal; plain and never wrapped when piped."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(file=stream)
+    return Console(file=stream, width=10_000, no_color=True, highlight=False)

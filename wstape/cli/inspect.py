@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from wstape.cassettes import CassetteError
 from wstape.cassettes.jsonl import summarize, summary_to_json, write_jsonl
-from wstape.cli.common import ExitCode, fail, open_cassette, warn_if_truncated
+from wstape.cli.common import ExitCode, console, fail, open_cassette, warn_if_truncated
 from wstape.core.closecodes import describe
 from wstape.core.model import ConnectionSummary
 
@@ -85,7 +84,7 @@ def ls(
             f"{s.duration:.3f}s",
             _close_text(s),
         )
-    Console(soft_wrap=False).print(table)
+    console().print(table)
 
 
 def export(
