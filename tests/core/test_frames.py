@@ -1,0 +1,153 @@
+"""The sans-I/O frame parser and encoder (RFC 6455 §5)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wstape.core.frames import (
+    Frame,
+    FrameError,
+    FrameParser,
+    OpCode,
+    apply_mask,
+    encode_close_body,
+    encode_frame,
+    split_close_body,
+)
+
+MASK = b"\x37\xfa\x21\x3d"
+
+
+def test_rfc_example_masked_hello() -> None:
+    # RFC 6455 §5.7: a single-frame masked text message containing "Hello".
+    wire = bytes.fromhex("818537fa213d7f9f4d5158")
+    assert FrameParser().feed(wire) == [Frame(OpCode.TEXT, b"Hello", masked=True)]
+    assert encode_frame(OpCode.TEXT, b"Hello", mask_key=MASK) == wire
+
+
+def test_rfc_example_unmasked_and_fragmented() -> None:
+    assert encode_frame(OpCode.TEXT, b"Hello") == bytes.fromhex("810548656c6c6f")
+    wire = bytes.fromhex("010348656c") + bytes.fromhex("80026c6f")
+    frames = FrameParser().feed(wire)
+    assert frames == [
+        Frame(OpCode.TEXT, b"Hel", fin=False, masked=False),
+        Frame(OpCode.CONTINUATION, b"lo", masked=False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("size", "header_len"), [(0, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)]
+)
+def test_length_encodings(size: int, header_len: int) -> None:
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    wire = encode_frame(OpCode.BINARY, payload, mask_key=MASK)
+    assert len(wire) == header_len + 4 + size
+    assert FrameParser().feed(wire) == [Frame(OpCode.BINARY, payload)]
+
+
+def test_partial_input_one_byte_at_a_time() -> None:
+    wire = encode_frame(OpCode.BINARY, b"x" * 300, mask_key=MASK) + encode_frame(
+        OpCode.PING, b"p", mask_key=MASK
+    )
+    parser = FrameParser()
+    got: list[Frame | FrameError] = []
+    for i in range(len(wire)):
+        got += parser.feed(wire[i : i + 1])
+    assert got == [Frame(OpCode.BINARY, b"x" * 300), Frame(OpCode.PING, b"p")]
+    assert parser.buffered == 0
+
+
+def test_big_frame_in_chunks_is_not_reparsed() -> None:
+    payload = b"\x01" * (1 << 20)
+    wire = encode_frame(OpCode.BINARY, payload, mask_key=MASK)
+    parser = FrameParser()
+    out: list[Frame | FrameError] = []
+    for i in range(0, len(wire), 4096):
+        out += parser.feed(wire[i : i + 4096])
+    assert out == [Frame(OpCode.BINARY, payload)]
+
+
+def test_everything_the_rules_judge_is_passed_on() -> None:
+    wire = (
+        encode_frame(0x3, b"", mask_key=MASK)  # reserved opcode
+        + encode_frame(OpCode.TEXT, b"a", rsv1=True, rsv2=True, rsv3=True, mask_key=MASK)
+        + encode_frame(OpCode.PING, b"x" * 200, fin=False, mask_key=MASK)  # bad control
+        + encode_frame(OpCode.TEXT, b"unmasked")
+    )
+    frames = FrameParser().feed(wire)
+    assert [f.opcode for f in frames if isinstance(f, Frame)] == [0x3, 1, 9, 1]
+    text = frames[1]
+    assert isinstance(text, Frame) and text.rsv1 and text.rsv2 and text.rsv3
+    ping = frames[2]
+    assert isinstance(ping, Frame) and not ping.fin and ping.is_control
+    last = frames[3]
+    assert isinstance(last, Frame) and not last.masked and last.payload == b"unmasked"
+
+
+def test_top_bit_of_64_bit_length_is_an_error_not_a_crash() -> None:
+    wire = bytes((0x82, 0xFF)) + (1 << 63).to_bytes(8, "big") + MASK
+    parser = FrameParser()
+    assert parser.feed(wire) == [FrameError(1002, "64-bit payload length with the top bit set")]
+    assert parser.failed is not None
+    assert parser.feed(encode_frame(OpCode.TEXT, b"later", mask_key=MASK)) == []
+
+
+def test_frame_over_the_limit_is_1009() -> None:
+    parser = FrameParser(max_frame_size=10)
+    out = parser.feed(encode_frame(OpCode.BINARY, b"x" * 11, mask_key=MASK)[:4])
+    assert len(out) == 1 and isinstance(out[0], FrameError) and out[0].code == 1009
+
+
+def test_close_body_helpers() -> None:
+    assert encode_close_body(None) == b""
+    assert encode_close_body(1000, "bye") == b"\x03\xe8bye"
+    assert encode_close_body(4001, "再见".encode()) == b"\x0f\xa1" + "再见".encode()
+    assert split_close_body(b"") == (None, b"")
+    assert split_close_body(b"\x03") == (None, b"")
+    assert split_close_body(b"\x03\xedxy") == (1005, b"xy")
+
+
+@given(st.binary(max_size=300), st.binary(min_size=4, max_size=4))
+def test_mask_is_its_own_inverse(data: bytes, key: bytes) -> None:
+    assert apply_mask(apply_mask(data, key), key) == data
+    assert apply_mask(data, key) == bytes(b ^ key[i % 4] for i, b in enumerate(data))
+
+
+frames_st = st.builds(
+    Frame,
+    opcode=st.integers(min_value=0, max_value=15),
+    payload=st.binary(max_size=130) | st.binary(min_size=60000, max_size=70000),
+    fin=st.booleans(),
+    rsv1=st.booleans(),
+    rsv2=st.booleans(),
+    rsv3=st.booleans(),
+    masked=st.booleans(),
+)
+
+
+@given(st.lists(frames_st, max_size=5), st.lists(st.integers(1, 5000), max_size=20))
+def test_round_trip_under_any_split(frames: list[Frame], cuts: list[int]) -> None:
+    wire = b"".join(
+        encode_frame(
+            f.opcode, f.payload, fin=f.fin, rsv1=f.rsv1, rsv2=f.rsv2, rsv3=f.rsv3,
+            mask_key=MASK if f.masked else None,
+        )
+        for f in frames
+    )
+    parser = FrameParser()
+    got: list[Frame | FrameError] = []
+    pos = 0
+    for cut in cuts:
+        got += parser.feed(wire[pos : pos + cut])
+        pos += cut
+    got += parser.feed(wire[pos:])
+    assert got == frames
+
+
+@given(st.binary(max_size=400))
+def test_random_bytes_never_crash(data: bytes) -> None:
+    parser = FrameParser(max_frame_size=1000)
+    for item in parser.feed(data):
+        assert isinstance(item, Frame | FrameError)
