@@ -1,0 +1,550 @@
+"""The recorder: a mitmproxy addon that writes WebSocket traffic to a cassette as it happens.
+
+Each hook becomes one record, written and flushed at once, so a killed proxy loses at most
+the record being written:
+
+- ``websocket_start``: an :class:`Open` with the upgrade request and the 101 response;
+- ``websocket_message``: a :class:`Message` (fragments arrive reassembled; ping and pong
+  never reach addons);
+- ``websocket_end``: a :class:`Close` (who closed, code, reason, whether a Close frame was
+  on the wire: mitmproxy reports 1006 with no reason when TCP dropped without one);
+- ``response`` with a status other than 101 to an ``Upgrade: websocket`` request: an
+  :class:`Open` carrying that status, reason and body (nothing follows a refusal).
+
+mitmproxy does not call ``websocket_end`` for connections still open when it stops, so
+:meth:`Recorder.done` (and :meth:`Recorder.stop_recording`, which ``wstape record`` calls
+before it cancels live connections) writes a ``Close(by=None, code=None)`` and a note for
+each of them: every connection in a cassette has an end.
+
+A write failure (disk full, file removed) stops recording loudly: one error line, the
+message being relayed is dropped, and the proxy is shut down, so no traffic passes
+unrecorded. Add this addon before any addon that modifies messages (first ``-s`` script):
+it records what the peers sent, and a length-changing edit can corrupt the relayed copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from mitmproxy import ctx, exceptions, flowfilter, http
+from mitmproxy.addonmanager import Loader
+from mitmproxy.connection import Client
+from mitmproxy.websocket import WebSocketMessage
+
+from wstape.cassettes import CassetteError, CassetteWriteError, CassetteWriter
+from wstape.core.model import (
+    Close,
+    Headers,
+    Message,
+    Opcode,
+    Open,
+    Record,
+    Side,
+    TlsInfo,
+    split_header_list,
+)
+
+logger = logging.getLogger(__name__)
+
+REDACTED = b"<redacted>"
+"""What a redacted header value or JSON value is replaced with."""
+REDACTED_TEXT = REDACTED.decode("ascii")
+DEFAULT_REDACT_HEADERS: tuple[str, ...] = (
+    "Authorization",
+    "Proxy-Authorization",
+    "Cookie",
+    "Set-Cookie",
+)
+STOPPED_NOTE = "recording stopped while the connection was open; no close was seen"
+NOT_ON_WIRE = frozenset({1005, 1006, 1015})
+"""Close codes that RFC 6455 (7.4.1) forbids in a Close frame: they report its absence."""
+
+_HEADER_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_JSON_START = re.compile(rb"\s*[\[{]")
+
+
+@dataclass
+class RecorderStats:
+    """Running totals, read by ``wstape record``'s status line and summary."""
+
+    open: int = 0
+    """Connections recorded and still open."""
+    closed: int = 0
+    refused: int = 0
+    """Upgrades the server answered with a status other than 101."""
+    messages_client: int = 0
+    messages_server: int = 0
+    bytes_client: int = 0
+    bytes_server: int = 0
+
+    @property
+    def messages(self) -> int:
+        return self.messages_client + self.messages_server
+
+    @property
+    def bytes(self) -> int:
+        return self.bytes_client + self.bytes_server
+
+
+@dataclass
+class _Live:
+    """A recorded connection that has not ended yet."""
+
+    conn: int
+    started_at: float
+    writer: CassetteWriter
+
+
+def redact_headers(fields: Iterable[tuple[bytes, bytes]], names: frozenset[bytes]) -> Headers:
+    """Header pairs with the value of every header named in ``names`` (lower-case) masked."""
+    return tuple((k, REDACTED if k.lower() in names else v) for k, v in fields)
+
+
+def redact_json(payload: bytes, keys: frozenset[str]) -> bytes:
+    """Mask the values of ``keys`` (lower-case, at any depth) in a JSON text message.
+
+    Returns ``payload`` itself when it is not JSON or nothing was masked, so a message is
+    only re-serialized (compactly, UTF-8) when a secret was actually removed.
+    """
+    if not keys or not _JSON_START.match(payload):
+        return payload
+    lowered = payload.lower()
+    if not any(k.encode() in lowered for k in keys):
+        return payload  # cheap pre-check: no key name anywhere in the bytes
+    try:
+        document = json.loads(payload)
+    except ValueError:  # includes UnicodeDecodeError: not JSON, leave it alone
+        return payload
+    masked, changed = _mask(document, keys)
+    if not changed:
+        return payload
+    return json.dumps(masked, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _mask(value: Any, keys: frozenset[str]) -> tuple[Any, bool]:
+    if isinstance(value, dict):
+        changed = False
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k.lower() in keys:
+                out[k] = REDACTED_TEXT
+                changed = True
+            else:
+                out[k], sub = _mask(v, keys)
+                changed = changed or sub
+        return out, changed
+    if isinstance(value, list):
+        items = [_mask(v, keys) for v in value]
+        return [v for v, _ in items], any(c for _, c in items)
+    return value, False
+
+
+def format_address(address: Any) -> str | None:
+    """``host:port`` (``[v6]:port``) of a peername tuple, or None."""
+    if not isinstance(address, tuple) or len(address) < 2:
+        return None
+    host, port = str(address[0]), address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_upgrade_request(request: http.Request) -> bool:
+    """True when the request asks for a WebSocket upgrade (``Upgrade: websocket``)."""
+    return any(
+        token.lower() == "websocket"
+        for value in request.headers.get_all("upgrade")
+        for token in split_header_list(value)
+    )
+
+
+# mitmproxy leaves these few functions unannotated; wrap them once instead of ignoring
+# no-untyped-call at every use.
+def _options_error(message: str) -> exceptions.OptionsError:
+    return exceptions.OptionsError(message)  # type: ignore[no-untyped-call]
+
+
+def _kill(flow: http.HTTPFlow) -> None:
+    if flow.killable:
+        flow.kill()  # type: ignore[no-untyped-call]
+
+
+def _drop(message: WebSocketMessage) -> None:
+    message.drop()  # type: ignore[no-untyped-call]
+
+
+def _shutdown_master() -> None:
+    ctx.master.shutdown()  # type: ignore[no-untyped-call]
+
+
+def _tls_info(client: Client) -> TlsInfo | None:
+    if not client.tls_established:
+        return None
+    alpn = client.alpn.decode("ascii", "replace") if client.alpn else None
+    return TlsInfo(version=client.tls_version, sni=client.sni, alpn=alpn)
+
+
+def _offers(request: http.Request, name: str) -> tuple[str, ...]:
+    """Every comma-separated item of every header called ``name``, in order."""
+    return tuple(
+        item for value in request.headers.get_all(name) for item in split_header_list(value)
+    )
+
+
+class Recorder:
+    """Write WebSocket connections passing through mitmproxy to a wstape cassette.
+
+    ``writer`` hands in a cassette ``wstape record`` already opened (so it can report
+    errors with its own exit codes); otherwise the addon opens ``wstape_cassette``.
+    ``on_failure`` replaces the default reaction to a write failure (shutting the master
+    down).
+    """
+
+    def __init__(
+        self,
+        *,
+        writer: CassetteWriter | None = None,
+        trim_messages: bool | None = None,
+        on_failure: Callable[[CassetteWriteError], None] | None = None,
+    ) -> None:
+        self.stats = RecorderStats()
+        self.failure: CassetteWriteError | None = None
+        self._writer = writer
+        self._owns_writer = writer is None
+        self._trim_override = trim_messages
+        self._trim = bool(trim_messages)
+        self._on_failure = on_failure
+        self._filter: flowfilter.TFilter | None = None
+        self._redact_headers = frozenset(h.lower().encode("ascii") for h in DEFAULT_REDACT_HEADERS)
+        self._redact_keys: frozenset[str] = frozenset()
+        self._live: dict[str, _Live] = {}
+        self._stopped = False
+
+    @property
+    def writer(self) -> CassetteWriter | None:
+        return self._writer
+
+    @property
+    def live_connections(self) -> int:
+        return len(self._live)
+
+    # -- options -------------------------------------------------------------------------
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
+            "wstape_cassette",
+            # mitmproxy's option types are typing forms (Optional[str]), not classes:
+            Optional[str],  # type: ignore[arg-type]  # noqa: UP045
+            None,
+            "Record WebSocket connections to this wstape cassette (a msgpack file). Nothing "
+            "is recorded while it is unset. An existing non-empty file is refused unless "
+            "wstape_append or wstape_overwrite is set.",
+        )
+        loader.add_option(
+            "wstape_append",
+            bool,
+            False,
+            "Add to an existing wstape cassette (same format version) instead of refusing "
+            "it; connection ids continue after the highest one in the file.",
+        )
+        loader.add_option(
+            "wstape_overwrite",
+            bool,
+            False,
+            "Replace an existing wstape cassette instead of refusing it.",
+        )
+        loader.add_option(
+            "wstape_filter",
+            Optional[str],  # type: ignore[arg-type]  # noqa: UP045 - see above
+            None,
+            "Record only WebSocket connections whose upgrade matches this mitmproxy filter "
+            "expression, e.g. '~u /chat' or '~d example.com'. Unset records every "
+            "connection.",
+        )
+        loader.add_option(
+            "wstape_redact_headers",
+            Sequence[str],
+            list(DEFAULT_REDACT_HEADERS),
+            "Request and response headers (case-insensitive) whose values are written as "
+            "'<redacted>' in the cassette; the header names are kept. Setting this replaces "
+            "the default list (Authorization, Proxy-Authorization, Cookie, Set-Cookie).",
+        )
+        loader.add_option(
+            "wstape_redact_json_keys",
+            Sequence[str],
+            [],
+            "Keys (case-insensitive, at any depth) whose values are written as '<redacted>' "
+            "in JSON text messages, e.g. token, password. A message is re-serialized "
+            "compactly only when something was masked; other messages are kept byte for "
+            "byte. What is relayed to the peers is never changed.",
+        )
+        loader.add_option(
+            "wstape_trim_messages",
+            bool,
+            False,
+            "Remove each WebSocket message from flow.websocket.messages once it is written "
+            "(the last one stays for later addons), so a long connection does not grow "
+            "mitmproxy's memory. Other addons and the UI then see only the latest message. "
+            "wstape record turns this on.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        opts = ctx.options
+        if "wstape_filter" in updated:
+            expression = opts.wstape_filter
+            if expression:
+                try:
+                    self._filter = flowfilter.parse(expression)
+                except ValueError as e:
+                    raise _options_error(f"wstape_filter: {e}") from e
+            else:
+                self._filter = None
+        if "wstape_redact_headers" in updated:
+            names = [str(n).strip() for n in opts.wstape_redact_headers]
+            bad = [n for n in names if not _HEADER_TOKEN.match(n)]
+            if bad:
+                raise _options_error(
+                    f"wstape_redact_headers: not a header name: {bad[0]!r}"
+                )
+            self._redact_headers = frozenset(n.lower().encode("ascii") for n in names)
+        if "wstape_redact_json_keys" in updated:
+            keys = [str(k) for k in opts.wstape_redact_json_keys]
+            if any(not k for k in keys):
+                raise _options_error("wstape_redact_json_keys: empty key")
+            self._redact_keys = frozenset(k.lower() for k in keys)
+        if "wstape_trim_messages" in updated:
+            self._trim = (
+                self._trim_override
+                if self._trim_override is not None
+                else bool(opts.wstape_trim_messages)
+            )
+        if updated & {"wstape_cassette", "wstape_append", "wstape_overwrite"}:
+            self._configure_cassette(
+                opts.wstape_cassette, opts.wstape_append, opts.wstape_overwrite
+            )
+
+    def _configure_cassette(self, path: str | None, append: bool, overwrite: bool) -> None:
+        if append and overwrite:
+            raise _options_error(
+                "wstape_append and wstape_overwrite cannot both be set"
+            )
+        if self._writer is not None and path and Path(path) == self._writer.path:
+            return  # the cassette already being written (e.g. handed in by wstape record)
+        if self._writer is not None and self._owns_writer:
+            self.stop_recording("recording moved to another cassette")
+            self._close_writer()
+        if not path:
+            self._writer = None
+            return
+        try:
+            self._writer = CassetteWriter(path, append=append, overwrite=overwrite)
+        except CassetteError as e:
+            detail = e.detail if "already exists" not in e.detail else (
+                "already exists; set wstape_append=true to add to it or "
+                "wstape_overwrite=true to replace it"
+            )
+            raise _options_error(f"wstape_cassette: {e.path}: {detail}") from e
+        except CassetteWriteError as e:
+            raise _options_error(f"wstape_cassette: {e}") from e
+        self._owns_writer = True
+        self._stopped = False
+        self.failure = None
+        logger.info(f"wstape: recording WebSocket connections to {path}")
+
+    def running(self) -> None:
+        if self._writer is None:
+            logger.warning("wstape: wstape_cassette is not set; nothing is being recorded")
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        """A refused upgrade: the only time an ``Open`` is written from this hook."""
+        response = flow.response
+        if response is None or flow.websocket is not None or response.status_code == 101:
+            return
+        if not is_upgrade_request(flow.request):
+            return
+        if self.failure is not None:
+            _kill(flow)  # recording has failed: let nothing through unrecorded
+            return
+        writer = self._writer
+        if writer is None or self._stopped or not self._wanted(flow):
+            return
+        conn = writer.new_conn_id()
+        if self._write(writer, self._open_record(flow, conn)):
+            self.stats.refused += 1
+
+    def websocket_start(self, flow: http.HTTPFlow) -> None:
+        writer = self._writer
+        if writer is None or self._stopped or not self._wanted(flow):
+            return
+        conn = writer.new_conn_id()
+        record = self._open_record(flow, conn)
+        if self._write(writer, record):
+            self._live[flow.id] = _Live(conn, record.started_at, writer)
+            self.stats.open += 1
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        ws = flow.websocket
+        if ws is None:  # pragma: no cover - mitmproxy only calls this for WebSocket flows
+            return
+        message = ws.messages[-1]
+        live = self._live.get(flow.id)
+        if live is not None:
+            payload = message.content
+            is_text = message.is_text
+            if is_text and self._redact_keys:
+                payload = redact_json(payload, self._redact_keys)
+            record = Message(
+                conn=live.conn,
+                t=max(0.0, message.timestamp - live.started_at),
+                side=Side.CLIENT if message.from_client else Side.SERVER,
+                opcode=Opcode.TEXT if is_text else Opcode.BINARY,
+                payload=payload,
+            )
+            if self._write(live.writer, record):
+                size = len(message.content)
+                if message.from_client:
+                    self.stats.messages_client += 1
+                    self.stats.bytes_client += size
+                else:
+                    self.stats.messages_server += 1
+                    self.stats.bytes_server += size
+            else:
+                _drop(message)
+        elif self.failure is not None or (self._stopped and self._writer is not None):
+            _drop(message)  # recording failed or stopped: relay nothing unrecorded
+        if self._trim:
+            del ws.messages[:-1]
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        live = self._live.pop(flow.id, None)
+        ws = flow.websocket
+        if live is None or ws is None:
+            return
+        self.stats.open -= 1
+        self.stats.closed += 1
+        code = ws.close_code
+        end = ws.timestamp_end or time.time()
+        if ws.closed_by_client is None:
+            by = None
+        else:
+            by = Side.CLIENT if ws.closed_by_client else Side.SERVER
+        self._write(
+            live.writer,
+            Close(
+                conn=live.conn,
+                t=max(0.0, end - live.started_at),
+                by=by,
+                code=code,
+                reason=ws.close_reason or "",
+                on_wire=code is not None and code not in NOT_ON_WIRE,
+            ),
+        )
+
+    def done(self) -> None:
+        self.stop_recording(STOPPED_NOTE)
+        if self._owns_writer:
+            self._close_writer()
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    def stop_recording(self, note: str = STOPPED_NOTE) -> int:
+        """End every connection still open with ``Close(by=None)`` and a note; record no more.
+
+        Returns how many connections were closed out. Events that arrive afterwards for
+        those connections (e.g. the 1006 mitmproxy reports when its handlers are
+        cancelled) are ignored.
+        """
+        self._stopped = True
+        live, self._live = self._live, {}
+        now = time.time()
+        for entry in live.values():
+            t = max(0.0, now - entry.started_at)
+            self.stats.open -= 1
+            self.stats.closed += 1
+            if self._write(
+                entry.writer,
+                Close(conn=entry.conn, t=t, by=None, code=None, reason="", on_wire=False),
+            ):
+                self._note(entry.writer, note, entry.conn, t)
+        return len(live)
+
+    def _close_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
+            writer.close()
+        except CassetteWriteError as e:
+            self._fail(e)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _wanted(self, flow: http.HTTPFlow) -> bool:
+        return self._filter is None or bool(self._filter(flow))
+
+    def _open_record(self, flow: http.HTTPFlow, conn: int) -> Open:
+        request = flow.request
+        response = flow.response
+        assert response is not None  # both hooks that build an Open run after the response
+        started_at = response.timestamp_end or request.timestamp_start or time.time()
+        client = flow.client_conn
+        refused = response.status_code != 101
+        return Open(
+            conn=conn,
+            started_at=started_at,
+            method=request.method,
+            scheme="wss" if client.tls_established else "ws",
+            host=request.host,
+            port=request.port,
+            target=request.path,
+            http_version=request.http_version,
+            request_headers=redact_headers(request.headers.fields, self._redact_headers),
+            status=response.status_code,
+            response_headers=redact_headers(response.headers.fields, self._redact_headers),
+            subprotocols=_offers(request, "sec-websocket-protocol"),
+            extensions=_offers(request, "sec-websocket-extensions"),
+            subprotocol=None if refused else response.headers.get("sec-websocket-protocol"),
+            client=format_address(client.peername),
+            tls=_tls_info(client),
+            reason=response.reason,
+            body=(response.raw_content or b"") if refused else b"",
+        )
+
+    def _write(self, writer: CassetteWriter, record: Record) -> bool:
+        if self.failure is not None:
+            return False
+        try:
+            writer.write(record)
+        except CassetteWriteError as e:
+            self._fail(e)
+            return False
+        return True
+
+    def _note(self, writer: CassetteWriter, text: str, conn: int, t: float) -> None:
+        if self.failure is not None:
+            return
+        try:
+            writer.note(text, conn, t)
+        except CassetteWriteError as e:
+            self._fail(e)
+
+    def _fail(self, error: CassetteWriteError) -> None:
+        if self.failure is not None:
+            return
+        self.failure = error
+        self._stopped = True
+        logger.error(
+            f"wstape: {error}; recording stopped, shutting the proxy down so that no "
+            "traffic passes unrecorded"
+        )
+        if self._on_failure is not None:
+            self._on_failure(error)
+        else:
+            _shutdown_master()
