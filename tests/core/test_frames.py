@@ -131,7 +131,12 @@ frames_st = st.builds(
 def test_round_trip_under_any_split(frames: list[Frame], cuts: list[int]) -> None:
     wire = b"".join(
         encode_frame(
-            f.opcode, f.payload, fin=f.fin, rsv1=f.rsv1, rsv2=f.rsv2, rsv3=f.rsv3,
+            f.opcode,
+            f.payload,
+            fin=f.fin,
+            rsv1=f.rsv1,
+            rsv2=f.rsv2,
+            rsv3=f.rsv3,
             mask_key=MASK if f.masked else None,
         )
         for f in frames

@@ -1,0 +1,192 @@
+"""The sans-I/O opening handshake: request parsing and the answers a server gives."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wstape.core.handshake import (
+    HttpError,
+    RequestParser,
+    Response,
+    accept_response,
+    answered,
+    error_response,
+    recorded_refusal,
+    refusal_for,
+)
+from wstape.core.model import Open, TlsInfo
+from wstape.core.rules import RuleConfig, check_response
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+REQUEST = (
+    b"GET /chat?room=1 HTTP/1.1\r\n"
+    b"Host: chat.example.com:8443\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: keep-alive, Upgrade\r\n"
+    b"Sec-WebSocket-Key: " + KEY.encode() + b"\r\n"
+    b"Sec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Protocol: chat.v1, chat.v2\r\n"
+    b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    b"Referer: https://servicewechat.com/wx0123456789abcdef/0/page-frame.html\r\n"
+    b"\r\n"
+)
+
+
+def parse(data: bytes, **kw: object) -> Open:
+    result = RequestParser(**kw).feed(data)  # type: ignore[arg-type]
+    assert isinstance(result, Open), result
+    return result
+
+
+def recorded(**changes: object) -> Open:
+    base = Open(
+        conn=7,
+        started_at=1.0,
+        method="GET",
+        scheme="wss",
+        host="chat.example.com",
+        port=443,
+        target="/chat?room=1",
+        http_version="HTTP/1.1",
+        request_headers=(),
+        status=101,
+        response_headers=(
+            (b"Upgrade", b"websocket"),
+            (b"Connection", b"Upgrade"),
+            (b"Sec-WebSocket-Accept", b"copied-from-the-recording"),
+            (b"Sec-WebSocket-Protocol", b"chat.v1"),
+            (b"Sec-WebSocket-Extensions", b"permessage-deflate"),
+            (b"Set-Cookie", b"sid=1"),
+            (b"X-Server", b"backend-3"),
+            (b"X-Evil", b"a\r\nInjected: 1"),
+        ),
+        subprotocol="chat.v1",
+    )
+    return Open(**{**base.__dict__, **changes})
+
+
+def test_parses_a_request_into_an_open_with_status_0() -> None:
+    req = parse(REQUEST, scheme="wss", client="10.0.0.2:5000", tls=TlsInfo("TLSv1.3"))
+    assert (req.method, req.target, req.http_version) == ("GET", "/chat?room=1", "HTTP/1.1")
+    assert (req.host, req.port, req.scheme, req.status) == ("chat.example.com", 8443, "wss", 0)
+    assert req.subprotocols == ("chat.v1", "chat.v2")
+    assert req.extensions == ("permessage-deflate; client_max_window_bits",)
+    assert req.client == "10.0.0.2:5000" and req.tls == TlsInfo("TLSv1.3")
+    assert req.request_header("sec-websocket-key") == KEY
+
+
+def test_incremental_and_leftover_early_data() -> None:
+    parser = RequestParser()
+    wire = REQUEST + b"\x81\x80abcd"
+    for i in range(len(REQUEST) - 1):
+        assert parser.feed(wire[i : i + 1]) is None
+    result = parser.feed(wire[len(REQUEST) - 1 :])
+    assert isinstance(result, Open)
+    assert parser.leftover == b"\x81\x80abcd"
+    assert parser.feed(b"more") is None
+
+
+@pytest.mark.parametrize(
+    ("wire", "status"),
+    [
+        (b"\x16\x03\x01\x02\x00\x01", 400),  # a TLS ClientHello on the plain port
+        (b"\x81\x85\x37\xfa", 400),  # frames with no handshake
+        (b"GET /\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nX: 1\r\n folded\r\n\r\n", 400),
+        (b"GET chat HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/one\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nX: " + b"a" * 20000, 431),
+    ],
+)
+def test_garbage_is_an_http_error(wire: bytes, status: int) -> None:
+    result = RequestParser().feed(wire)
+    assert isinstance(result, HttpError) and result.status == status
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_never_crash(data: bytes) -> None:
+    result = RequestParser(max_size=200).feed(data)
+    assert result is None or isinstance(result, Open | HttpError)
+
+
+def test_absolute_form_target_and_ipv6_host() -> None:
+    req = parse(
+        REQUEST.replace(b"GET /chat?room=1", b"GET ws://h/x?y=1").replace(
+            b"Host: chat.example.com:8443", b"Host: [::1]:9000"
+        )
+    )
+    assert req.target == "/x?y=1" and (req.host, req.port) == ("::1", 9000)
+
+
+def test_accept_response_is_fresh_and_filters_headers() -> None:
+    req = parse(REQUEST)
+    resp = accept_response(req, recorded())
+    text = resp.to_bytes().decode()
+    assert text.startswith("HTTP/1.1 101 Switching Protocols\r\n")
+    assert resp.header("Sec-WebSocket-Accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert resp.header("Sec-WebSocket-Protocol") == "chat.v1"
+    assert resp.header("Sec-WebSocket-Extensions") is None  # deflate never negotiated
+    assert resp.header("Set-Cookie") == "sid=1" and resp.header("X-Server") == "backend-3"
+    assert "copied-from-the-recording" not in text and "Injected" not in text
+    assert text.count("Upgrade: websocket") == 1
+    assert check_response(answered(req, resp), RuleConfig(profile="browser")) == []
+
+
+def test_recorded_subprotocol_only_if_offered() -> None:
+    req = parse(REQUEST.replace(b"chat.v1, chat.v2", b"chat.v2"))
+    resp = accept_response(req, recorded())
+    assert resp.header("Sec-WebSocket-Protocol") is None
+    rules = [v.rule for v in check_response(answered(req, resp), RuleConfig(profile="browser"))]
+    assert rules == ["BROWSER-SRV-SUBPROTOCOL-ECHO"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "status"),
+    [
+        (b"GET /chat", b"POST /chat", 405),
+        (b"HTTP/1.1\r\nHost", b"HTTP/1.0\r\nHost", 400),
+        (b"Upgrade: websocket", b"Upgrade: h2c", 400),
+        (b"Connection: keep-alive, Upgrade", b"Connection: keep-alive", 400),
+        (b"Version: 13", b"Version: 12", 426),
+        (KEY.encode(), b"AAAAAAAAAAAAAAAAAAAA", 400),  # 15 bytes
+    ],
+)
+def test_refusals_a_server_must_give(old: bytes, new: bytes, status: int) -> None:
+    refusal = refusal_for(parse(REQUEST.replace(old, new)))
+    assert refusal is not None and refusal.status == status
+    if status == 426:
+        assert refusal.header("Sec-WebSocket-Version") == "13"
+
+
+def test_duplicate_subprotocols_are_not_refused() -> None:
+    assert refusal_for(parse(REQUEST.replace(b"chat.v1, chat.v2", b"a, a"))) is None
+
+
+def test_recorded_refusal_replays_status_and_body() -> None:
+    rec = recorded(
+        status=403,
+        reason="Forbidden",
+        response_headers=(
+            (b"Content-Type", b"application/json"),
+            (b"Content-Length", b"999"),
+            (b"Transfer-Encoding", b"chunked"),
+            (b"Content-Encoding", b"gzip"),
+        ),
+        body=b'{"error":"banned"}',
+    )
+    resp = recorded_refusal(rec)
+    wire = resp.to_bytes()
+    assert wire.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+    assert wire.endswith(b'\r\n\r\n{"error":"banned"}')
+    assert resp.header("Content-Length") == "18" and resp.header("Transfer-Encoding") is None
+    assert resp.header("Content-Encoding") is None  # body is not gzip
+    assert recorded_refusal(recorded(status=418, reason="")).reason == "I'm a Teapot"
+
+
+def test_error_response() -> None:
+    resp = error_response(404, "no recorded connection for /x")
+    assert isinstance(resp, Response) and resp.body == b"no recorded connection for /x\n"
+    assert resp.to_bytes().startswith(b"HTTP/1.1 404 Not Found\r\n")

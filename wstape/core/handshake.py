@@ -1,0 +1,359 @@
+"""The HTTP/1.1 side of a WebSocket opening handshake (RFC 6455 §4), without I/O.
+
+The replay server reads the client's upgrade request with :class:`RequestParser` (bytes in,
+an :class:`~wstape.core.model.Open` with ``status`` 0 out, or an :class:`HttpError`), asks
+:func:`refusal_for` whether an RFC 6455 server could accept it at all, and answers with one
+of the :class:`Response` builders: :func:`accept_response` (101 with a fresh
+``Sec-WebSocket-Accept``), :func:`recorded_refusal` (a recorded 403 and the like),
+:func:`error_response` (400, 404, 426).
+
+Whether the client broke a rule is not decided here: :func:`wstape.core.rules.check_request`
+does that on the same ``Open``. This module only decides what a server must answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from http import HTTPStatus
+
+from .model import Headers, Open, TlsInfo, split_header_list
+from .rules import accept_key, key_problem
+
+MAX_REQUEST_HEAD = 16 * 1024
+"""Largest request line plus headers accepted before answering 431."""
+
+# Headers the replayed 101 sets itself, and hop-by-hop headers (RFC 7230 §6.1) that
+# described the recorded connection, not the live one.
+_DROPPED_FROM_101 = frozenset(
+    {
+        b"connection",
+        b"upgrade",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"content-length",
+        b"sec-websocket-accept",
+        b"sec-websocket-extensions",
+        b"sec-websocket-protocol",
+        b"sec-websocket-version",
+    }
+)
+_DROPPED_FROM_REFUSAL = _DROPPED_FROM_101 - {
+    b"sec-websocket-version",
+    b"upgrade",
+} | {b"content-encoding"}
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VERSION = re.compile(rb"HTTP/(\d)\.(\d)")
+_BAD_VALUE = re.compile(rb"[\x00\r\n]")
+
+
+@dataclass(frozen=True)
+class HttpError:
+    """The bytes are not an HTTP request this server can read; answer ``status`` and close."""
+
+    status: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Response:
+    """An HTTP response about to be sent."""
+
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes = b""
+
+    def to_bytes(self) -> bytes:
+        lines = [f"HTTP/1.1 {self.status} {self.reason}".encode("latin-1", "replace")]
+        lines += [name + b": " + value for name, value in self.headers]
+        return b"\r\n".join(lines) + b"\r\n\r\n" + self.body
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower().encode("ascii")
+        for k, v in self.headers:
+            if k.lower() == wanted:
+                return v.decode("latin-1")
+        return None
+
+
+class RequestParser:
+    """Read an upgrade request incrementally.
+
+    :meth:`feed` returns None until the header block is complete, then the request as an
+    ``Open`` (``conn`` 0, ``status`` 0) or an :class:`HttpError` for garbage. Bytes that
+    came after the header block are in :attr:`leftover`: from a client that does not wait
+    for the 101 they are early frames (RFC-HS-EARLY-DATA). After the first result the
+    parser is done and ignores further input.
+    """
+
+    def __init__(
+        self,
+        *,
+        scheme: str = "ws",
+        client: str | None = None,
+        tls: TlsInfo | None = None,
+        started_at: float = 0.0,
+        max_size: int = MAX_REQUEST_HEAD,
+    ) -> None:
+        self.scheme = scheme
+        self.client = client
+        self.tls = tls
+        self.started_at = started_at
+        self.max_size = max_size
+        self._buf = bytearray()
+        self.leftover = b""
+        self.done = False
+
+    def feed(self, data: bytes) -> Open | HttpError | None:
+        if self.done:
+            return None
+        self._buf += data
+        end, sep = _find_head_end(self._buf)
+        if end < 0:
+            if len(self._buf) > self.max_size:
+                self.done = True
+                return HttpError(431, "request header block too large")
+            if self._buf and not _could_be_http(bytes(self._buf[:16])):
+                self.done = True
+                return HttpError(400, "not an HTTP request")
+            return None
+        self.done = True
+        if end > self.max_size:
+            return HttpError(431, "request header block too large")
+        head = bytes(self._buf[:end])
+        self.leftover = bytes(self._buf[end + sep :])
+        self._buf = bytearray()
+        return self._parse(head)
+
+    def _parse(self, head: bytes) -> Open | HttpError:
+        lines = head.replace(b"\r\n", b"\n").split(b"\n")
+        parts = lines[0].split(b" ")
+        if len(parts) != 3 or not parts[1]:
+            return HttpError(400, "malformed request line")
+        method, target, version = parts
+        if not _TOKEN.fullmatch(method):
+            return HttpError(400, "malformed request method")
+        if not _VERSION.fullmatch(version):
+            return HttpError(400, "malformed HTTP version")
+        headers: list[tuple[bytes, bytes]] = []
+        for line in lines[1:]:
+            if line[:1] in (b" ", b"\t"):
+                return HttpError(400, "obsolete header line folding")
+            name, colon, value = line.partition(b":")
+            if not colon or not _TOKEN.fullmatch(name):
+                return HttpError(400, f"malformed header line {line[:40]!r}")
+            headers.append((name, value.strip(b" \t")))
+        text_target = target.decode("latin-1")
+        if "://" in text_target:  # absolute-form (a client talking as if to a proxy)
+            rest = text_target.split("://", 1)[1]
+            text_target = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+        elif not text_target.startswith("/"):
+            return HttpError(400, "request target is not a path")
+        host_value = _header(headers, b"host")
+        host, port = _split_host(host_value or "", 443 if self.scheme == "wss" else 80)
+        return Open(
+            conn=0,
+            started_at=self.started_at,
+            method=method.decode("ascii"),
+            scheme=self.scheme,
+            host=host,
+            port=port,
+            target=text_target,
+            http_version=version.decode("ascii"),
+            request_headers=tuple(headers),
+            status=0,
+            response_headers=(),
+            subprotocols=_items(headers, b"sec-websocket-protocol"),
+            extensions=_items(headers, b"sec-websocket-extensions"),
+            client=self.client,
+            tls=self.tls,
+        )
+
+
+def _find_head_end(buf: bytearray) -> tuple[int, int]:
+    crlf = buf.find(b"\r\n\r\n")
+    lf = buf.find(b"\n\n")
+    if lf >= 0 and (crlf < 0 or lf < crlf):
+        return lf, 2
+    return crlf, 4
+
+
+def _could_be_http(start: bytes) -> bool:
+    """False once the first bytes cannot begin ``TOKEN SP``: a frame, TLS, or noise."""
+    return _TOKEN.fullmatch(start.split(b" ", 1)[0]) is not None
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for k, v in headers:
+        if k.lower() == name:
+            return v.decode("latin-1")
+    return None
+
+
+def _items(headers: list[tuple[bytes, bytes]], name: bytes) -> tuple[str, ...]:
+    out: list[str] = []
+    for k, v in headers:
+        if k.lower() == name:
+            out += split_header_list(v.decode("latin-1"))
+    return tuple(out)
+
+
+def _split_host(value: str, default_port: int) -> tuple[str, int]:
+    value = value.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+    else:
+        host, port_text = value, ""
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        port = default_port
+    return host, port
+
+
+def refusal_for(req: Open) -> Response | None:
+    """The answer an RFC 6455 server must give instead of a 101, or None to go ahead.
+
+    §4.2.1 lists what a server requires: GET over HTTP/1.1+, ``Upgrade: websocket``,
+    ``Connection: Upgrade``, one valid ``Sec-WebSocket-Key``; a version other than 13 gets
+    426 with the supported version (§4.2.2, §4.4). Independent of ``--ignore``: ignoring a
+    rule silences its report, it does not make the server accept what no server would.
+    """
+    version = _VERSION.fullmatch(req.http_version.encode("latin-1"))
+    if req.method != "GET" or version is None or (int(version[1]), int(version[2])) < (1, 1):
+        return error_response(
+            405 if req.method != "GET" else 400,
+            f"a WebSocket upgrade must be GET over HTTP/1.1, not {req.method} {req.http_version}",
+            extra=((b"Allow", b"GET"),) if req.method != "GET" else (),
+        )
+    upgrade = {i.lower() for v in _values(req, "Upgrade") for i in split_header_list(v)}
+    connection = {i.lower() for v in _values(req, "Connection") for i in split_header_list(v)}
+    if "websocket" not in upgrade or "upgrade" not in connection:
+        return error_response(400, "missing Upgrade: websocket or Connection: Upgrade")
+    versions = _values(req, "Sec-WebSocket-Version")
+    if versions != ["13"]:
+        return error_response(
+            426,
+            "unsupported Sec-WebSocket-Version; this server speaks 13",
+            extra=((b"Sec-WebSocket-Version", b"13"),),
+        )
+    keys = _values(req, "Sec-WebSocket-Key")
+    if len(keys) != 1 or key_problem(keys[0]) is not None:
+        return error_response(400, "Sec-WebSocket-Key must be base64 of 16 bytes")
+    return None
+
+
+def _values(req: Open, name: str) -> list[str]:
+    wanted = name.lower().encode("ascii")
+    return [v.decode("latin-1").strip() for k, v in req.request_headers if k.lower() == wanted]
+
+
+def chosen_subprotocol(req: Open, recorded: Open) -> str | None:
+    """The recorded subprotocol, if the live client offered it (§4.2.2 /subprotocol/)."""
+    if recorded.subprotocol and recorded.subprotocol in req.subprotocols:
+        return recorded.subprotocol
+    return None
+
+
+def accept_response(req: Open, recorded: Open) -> Response:
+    """The 101 for ``req``, replaying ``recorded``'s answer.
+
+    ``Sec-WebSocket-Accept`` is computed for the live key (never copied); the recorded
+    subprotocol is chosen only if the client offered it; no extension is accepted, so
+    the client must not set RSV bits; the other recorded response headers are kept,
+    minus hop-by-hop ones. ``req`` must have passed :func:`refusal_for`.
+    """
+    key = _values(req, "Sec-WebSocket-Key")[0]
+    headers: list[tuple[bytes, bytes]] = [
+        (b"Upgrade", b"websocket"),
+        (b"Connection", b"Upgrade"),
+        (b"Sec-WebSocket-Accept", accept_key(key).encode("ascii")),
+    ]
+    protocol = chosen_subprotocol(req, recorded)
+    if protocol is not None:
+        headers.append((b"Sec-WebSocket-Protocol", protocol.encode("latin-1", "replace")))
+    headers += _kept(recorded.response_headers, _DROPPED_FROM_101)
+    return Response(101, "Switching Protocols", tuple(headers))
+
+
+def recorded_refusal(recorded: Open) -> Response:
+    """The recorded non-101 answer: its status, reason, headers and body.
+
+    ``Content-Length`` is recomputed for the body and the connection is closed after it.
+    ``Content-Encoding`` is kept only for a body that still looks gzip-compressed: the
+    recorder may have stored the decoded body.
+    """
+    headers = _kept(recorded.response_headers, _DROPPED_FROM_REFUSAL)
+    encoding = recorded.response_header("Content-Encoding")
+    if encoding and encoding.strip().lower() == "gzip" and recorded.body[:2] == b"\x1f\x8b":
+        headers.append((b"Content-Encoding", b"gzip"))
+    headers += [
+        (b"Content-Length", str(len(recorded.body)).encode("ascii")),
+        (b"Connection", b"close"),
+    ]
+    return Response(
+        recorded.status, recorded.reason or _phrase(recorded.status), tuple(headers), recorded.body
+    )
+
+
+def error_response(status: int, message: str, *, extra: Headers = ()) -> Response:
+    """A plain-text error answer (400, 404, 405, 426, 431) that closes the connection."""
+    body = (message + "\n").encode("utf-8")
+    headers: Headers = (
+        *extra,
+        (b"Content-Type", b"text/plain; charset=utf-8"),
+        (b"Content-Length", str(len(body)).encode("ascii")),
+        (b"Connection", b"close"),
+    )
+    return Response(status, _phrase(status), headers, body)
+
+
+def answered(req: Open, response: Response) -> Open:
+    """``req`` with the live answer filled in, for :func:`~wstape.core.rules.check_response`."""
+    return replace(
+        req,
+        status=response.status,
+        reason=response.reason,
+        response_headers=response.headers,
+        subprotocol=response.header("Sec-WebSocket-Protocol"),
+        body=response.body,
+    )
+
+
+def _kept(headers: Headers, dropped: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
+    return [
+        (k, v)
+        for k, v in headers
+        if k.lower() not in dropped and _TOKEN.fullmatch(k) and not _BAD_VALUE.search(v)
+    ]
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+__all__ = [
+    "MAX_REQUEST_HEAD",
+    "HttpError",
+    "RequestParser",
+    "Response",
+    "accept_response",
+    "answered",
+    "chosen_subprotocol",
+    "error_response",
+    "recorded_refusal",
+    "refusal_for",
+]
