@@ -1,0 +1,180 @@
+"""``wstape check``: run the rule catalogue over a recorded cassette, offline.
+
+The records stream through once and only per-connection state is kept (group, start time,
+end time), so a multi-GB cassette is linted in memory proportional to the number of
+connections, never to the number of messages.
+
+What a recording can show: the handshake (request and response rules), every client text
+message (UTF-8), how each connection ended (client and server close codes, a client that
+dropped TCP), socket concurrency per client under ``wechat``, and reconnect bursts after
+an abnormal close. Frame-level rules (mask, RSV, fragments) need the raw frames, which a
+cassette does not keep, and the REPLAY-* rules need a live client; neither runs here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .closecodes import CloseCode
+from .model import Close, Message, Note, Opcode, Open, Side
+from .rules import (
+    RECONNECT_BURST,
+    RECONNECT_WINDOW,
+    WX_REFERER,
+    RuleConfig,
+    Violation,
+    check_client_close,
+    check_close_handshake,
+    check_reconnects,
+    check_request,
+    check_response,
+    check_server_close,
+    check_socket_limit,
+    check_text,
+    close_body,
+)
+
+Group = tuple[str, ...]
+
+
+@dataclass
+class _Conn:
+    group: Group
+    started_at: float
+    accepted: bool
+    ended_at: float | None = None
+
+
+@dataclass
+class _Reconnects:
+    """Connect times of one client since its last abnormal close (a bounded window)."""
+
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=RECONNECT_BURST + 1))
+    reported: bool = False
+
+
+def client_group(op: Open) -> Group:
+    """Who a connection belongs to, for per-client limits (RULES.md WX-SOCKET-LIMIT).
+
+    The appid in a wx Referer when there is one, else the client's address (without the
+    ephemeral port) plus its User-Agent.
+    """
+    referer = op.request_header("Referer")
+    if referer:
+        found = WX_REFERER.fullmatch(referer.strip())
+        if found:
+            return ("appid", found.group(1).lower())
+    return ("client", _client_host(op.client), op.request_header("User-Agent") or "")
+
+
+def _client_host(client: str | None) -> str:
+    if not client:
+        return ""
+    if client.startswith("["):
+        return client[1:].split("]", 1)[0]
+    return client.rsplit(":", 1)[0] if ":" in client else client
+
+
+def iter_violations(
+    records: Iterable[Open | Message | Close | Note], cfg: RuleConfig
+) -> Iterator[Violation]:
+    """Yield the violations of a recorded cassette's records, in record order."""
+    conns: dict[int, _Conn] = {}
+    seen_keys: set[str] = set()
+    reconnects: dict[Group, _Reconnects] = {}
+
+    for record in records:
+        if isinstance(record, Open):
+            yield from _on_open(record, cfg, conns, seen_keys, reconnects)
+        elif isinstance(record, Message):
+            if record.side is Side.CLIENT and record.opcode is Opcode.TEXT:
+                yield from check_text(record.payload, cfg, record.conn, record.t)
+        elif isinstance(record, Close):
+            yield from _on_close(record, cfg, conns, reconnects)
+
+
+def check_cassette(
+    records: Iterable[Open | Message | Close | Note], cfg: RuleConfig
+) -> list[Violation]:
+    """All violations of a recorded cassette (see :func:`iter_violations`)."""
+    return list(iter_violations(records, cfg))
+
+
+def _on_open(
+    op: Open,
+    cfg: RuleConfig,
+    conns: dict[int, _Conn],
+    seen_keys: set[str],
+    reconnects: dict[Group, _Reconnects],
+) -> Iterator[Violation]:
+    key = (op.request_header("Sec-WebSocket-Key") or "").strip()
+    # Pass only the one key that matters: building a frozenset of every key seen so far on
+    # each connection would make a long cassette quadratic.
+    yield from check_request(
+        op, cfg, seen_keys=frozenset({key}) if key in seen_keys else frozenset()
+    )
+    if key:
+        seen_keys.add(key)
+    yield from check_response(op, cfg)
+
+    group = client_group(op)
+    state = reconnects.get(group)
+    if state is not None:
+        state.times.append(op.started_at)
+        recent = [t for t in state.times if op.started_at - t <= RECONNECT_WINDOW]
+        if not state.reported and len(recent) > RECONNECT_BURST:
+            found = check_reconnects(recent, cfg, op.conn)
+            state.reported = bool(found)
+            yield from found
+
+    if not op.accepted:
+        return
+    # Forget connections that ended before this one started; the rest are open now.
+    for conn_id in [
+        c for c, s in conns.items() if s.ended_at is not None and s.ended_at <= op.started_at
+    ]:
+        del conns[conn_id]
+    conns[op.conn] = _Conn(group, op.started_at, op.accepted)
+    open_now = sum(
+        1
+        for s in conns.values()
+        if s.group == group and (s.ended_at is None or s.ended_at > op.started_at)
+    )
+    yield from check_socket_limit(open_now, cfg, op.conn)
+
+
+def _on_close(
+    close: Close,
+    cfg: RuleConfig,
+    conns: dict[int, _Conn],
+    reconnects: dict[Group, _Reconnects],
+) -> Iterator[Violation]:
+    state = conns.get(close.conn)
+    if state is not None:
+        state.ended_at = state.started_at + close.t
+
+    if close.by is Side.CLIENT:
+        if close.on_wire or close.code == CloseCode.NO_STATUS_RCVD:
+            # An empty Close frame is recorded as 1005 with nothing on the wire.
+            code = close.code if close.on_wire else None
+            yield from check_client_close(
+                close_body(code, close.reason), cfg, conn=close.conn, t=close.t
+            )
+        elif close.code == CloseCode.ABNORMAL_CLOSURE:
+            yield from check_close_handshake(False, False, cfg, close.conn)
+    elif close.by is Side.SERVER and close.on_wire:
+        yield from check_server_close(close.code, cfg, close.conn)
+
+    if state is not None and close.by is not None:
+        if close.code == CloseCode.ABNORMAL_CLOSURE:
+            # Keep an episode already running: a reconnect that is dropped again is part
+            # of the same burst.
+            reconnects.setdefault(state.group, _Reconnects())
+        else:
+            # A connection that ended normally closes the reconnect episode.
+            reconnects.pop(state.group, None)
+
+
+__all__ = ["check_cassette", "client_group", "iter_violations"]
