@@ -359,11 +359,11 @@ def _check_wechat_request(report: Report, req: Open, cfg: RuleConfig) -> None:
     lowered = (ua or "").lower()
     missing = [m for m in ("MicroMessenger/", "MiniProgramEnv/") if m.lower() not in lowered]
     if missing:
+        shown = f"User-Agent {preview(ua, 80)} lacks" if ua else "no User-Agent, so no"
         report.add(
             "WX-HS-USER-AGENT",
             Severity.WARN,
-            f"User-Agent {preview(ua or '', 80) if ua else 'is missing'} lacks "
-            f"{' and '.join(missing)}; expected a WeChat mini-program client",
+            f"{shown} {' and '.join(missing)}; expected a WeChat mini-program client",
             expected="MicroMessenger/ ... MiniProgramEnv/",
             actual=ua,
         )

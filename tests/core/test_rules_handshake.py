@@ -1,0 +1,594 @@
+"""Handshake and server-side rules: check_request, check_response, check_server_close.
+
+``make_open`` builds a correct WeChat chat handshake (scenario 1 of RULES.md); each case
+changes one thing and names the violations that must appear, so every row can fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from wstape.core.model import Open, TlsInfo
+from wstape.core.rules import (
+    Profile,
+    RuleConfig,
+    Severity,
+    Violation,
+    accept_key,
+    check_request,
+    check_response,
+    check_server_close,
+    check_subprotocol_change,
+    is_ip_literal,
+    key_problem,
+    request_host,
+    wechat_platform,
+)
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+APPID = "wx0123456789abcdef"
+REFERER = f"https://servicewechat.com/{APPID}/0/page-frame.html"
+UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A; wv) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Version/4.0 Chrome/116.0.0.0 Mobile Safari/537.36 XWEB/1160065 "
+    "MMWEBSDK/20240301 MMWEBID/1234 MicroMessenger/8.0.49.2600(0x28003133) WeChat/arm64 "
+    "Weixin NetType/WIFI Language/zh_CN ABI/arm64 MiniProgramEnv/android"
+)
+
+TLS13 = TlsInfo(version="TLSv1.3")
+RFC = RuleConfig()
+BROWSER = RuleConfig(profile=Profile.BROWSER)
+WECHAT = RuleConfig(profile=Profile.WECHAT)
+
+
+def make_open(
+    *,
+    conn: int = 1,
+    started_at: float = 1000.0,
+    method: str = "GET",
+    scheme: str = "wss",
+    host: str = "chat.example.com",
+    port: int = 443,
+    http_version: str = "HTTP/1.1",
+    set_headers: dict[str, str | None] | None = None,
+    add_headers: Sequence[tuple[str, str]] = (),
+    status: int = 101,
+    set_response: dict[str, str | None] | None = None,
+    tls: TlsInfo | None = TLS13,
+    client: str = "10.0.0.7:50000",
+    key: str = KEY,
+) -> Open:
+    """A wechat-correct upgrade (wss, Referer, UA, chat.v1 offered and echoed), changed.
+
+    ``set_headers`` replaces a request header (None removes it); ``add_headers`` appends
+    repeats; ``set_response`` does the same for the response.
+    """
+    request: dict[str, str | None] = {
+        "Host": host if port == 443 else f"{host}:{port}",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": key,
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Protocol": "chat.v1",
+        "Referer": REFERER,
+        "User-Agent": UA,
+    }
+    request.update(set_headers or {})
+    response: dict[str, str | None] = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Accept": accept_key(key),
+        "Sec-WebSocket-Protocol": "chat.v1",
+    }
+    response.update(set_response or {})
+    req_headers = [(k.encode(), v.encode()) for k, v in request.items() if v is not None]
+    req_headers += [(k.encode(), v.encode()) for k, v in add_headers]
+    return Open(
+        conn=conn,
+        started_at=started_at,
+        method=method,
+        scheme=scheme,
+        host=host,
+        port=port,
+        target="/chat",
+        http_version=http_version,
+        request_headers=tuple(req_headers),
+        status=status,
+        response_headers=tuple(
+            (k.encode(), v.encode()) for k, v in response.items() if v is not None
+        ),
+        client=client,
+        tls=tls,
+    )
+
+
+def found(violations: Sequence[Violation]) -> set[tuple[str, str]]:
+    """The (rule, severity) pairs of a check's result."""
+    return {(v.rule, v.severity.value) for v in violations}
+
+
+E, W, INF = "error", "warn", "info"
+
+
+# -- self-tests ---------------------------------------------------------------------------
+
+
+def test_accept_key_rfc_example() -> None:
+    # RFC 6455 §1.3 and §4.2.2 give this pair.
+    assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def test_the_baseline_handshake_is_clean_in_every_profile() -> None:
+    op = make_open()
+    for cfg in (RFC, BROWSER, WECHAT):
+        assert check_request(op, cfg) == []
+        assert check_response(op, cfg) == []
+
+
+# -- client request --------------------------------------------------------------------------
+
+REQUEST_CASES: list[tuple[str, dict[str, object], RuleConfig, set[tuple[str, str]]]] = [
+    # RFC-HS-METHOD
+    ("POST", {"method": "POST"}, RFC, {("RFC-HS-METHOD", E)}),
+    ("PUT under wechat", {"method": "PUT"}, WECHAT, {("RFC-HS-METHOD", E)}),
+    ("lower-case get", {"method": "get"}, RFC, {("RFC-HS-METHOD", E)}),
+    ("HTTP/1.0", {"http_version": "HTTP/1.0"}, RFC, {("RFC-HS-METHOD", E)}),
+    ("garbage version", {"http_version": "HTTX"}, RFC, {("RFC-HS-METHOD", E)}),
+    ("HTTP/1.1 bare", {"http_version": "1.1"}, RFC, set()),
+    # RFC-HS-UPGRADE
+    ("no Upgrade", {"set_headers": {"Upgrade": None}}, RFC, {("RFC-HS-UPGRADE", E)}),
+    ("Upgrade h2c", {"set_headers": {"Upgrade": "h2c"}}, RFC, {("RFC-HS-UPGRADE", E)}),
+    ("Upgrade mixed case", {"set_headers": {"Upgrade": "WebSocket"}}, RFC, set()),
+    ("no Connection", {"set_headers": {"Connection": None}}, RFC, {("RFC-HS-UPGRADE", E)}),
+    (
+        "Connection keep-alive only",
+        {"set_headers": {"Connection": "keep-alive"}},
+        RFC,
+        {("RFC-HS-UPGRADE", E)},
+    ),
+    ("Connection list", {"set_headers": {"Connection": "keep-alive, Upgrade"}}, RFC, set()),
+    # RFC-HS-KEY
+    (
+        "15-byte key",
+        {"key": "AAAAAAAAAAAAAAAAAAAA"},  # base64 of 15 zero bytes
+        RFC,
+        {("RFC-HS-KEY", E)},
+    ),
+    ("17-byte key", {"key": "AAAAAAAAAAAAAAAAAAAAAAA="}, RFC, {("RFC-HS-KEY", E)}),
+    ("not base64", {"key": "not a key at all!!!!!!=="}, RFC, {("RFC-HS-KEY", E)}),
+    ("unpadded", {"key": "dGhlIHNhbXBsZSBub25jZQ"}, RFC, {("RFC-HS-KEY", E)}),
+    ("non-canonical", {"key": "dGhlIHNhbXBsZSBub25jZR=="}, RFC, {("RFC-HS-KEY", E)}),
+    ("missing key", {"set_headers": {"Sec-WebSocket-Key": None}}, RFC, {("RFC-HS-KEY", E)}),
+    (
+        "two keys",
+        {"add_headers": [("Sec-WebSocket-Key", "AQIDBAUGBwgJCgsMDQ4PEA==")]},
+        RFC,
+        {("RFC-HS-KEY", E)},
+    ),
+    # RFC-HS-VERSION
+    (
+        "version 12",
+        {"set_headers": {"Sec-WebSocket-Version": "12"}},
+        RFC,
+        {("RFC-HS-VERSION", E)},
+    ),
+    (
+        "no version",
+        {"set_headers": {"Sec-WebSocket-Version": None}},
+        RFC,
+        {("RFC-HS-VERSION", E)},
+    ),
+    (
+        "version list",
+        {"set_headers": {"Sec-WebSocket-Version": "13, 8"}},
+        RFC,
+        {("RFC-HS-VERSION", E)},
+    ),
+    # RFC-HS-SUBPROTOCOL-SYNTAX
+    (
+        "duplicate in one header",
+        {"set_headers": {"Sec-WebSocket-Protocol": "chat.v1, chat.v1"}},
+        RFC,
+        {("RFC-HS-SUBPROTOCOL-SYNTAX", E)},
+    ),
+    (
+        "duplicate across headers",
+        {"add_headers": [("Sec-WebSocket-Protocol", "chat.v1")]},
+        RFC,
+        {("RFC-HS-SUBPROTOCOL-SYNTAX", E)},
+    ),
+    (
+        "empty entry",
+        {"set_headers": {"Sec-WebSocket-Protocol": "chat.v1,,chat.v2"}},
+        RFC,
+        {("RFC-HS-SUBPROTOCOL-SYNTAX", E)},
+    ),
+    (
+        "empty header",
+        {"set_headers": {"Sec-WebSocket-Protocol": ""}},
+        RFC,
+        {("RFC-HS-SUBPROTOCOL-SYNTAX", E)},
+    ),
+    (
+        "space inside",
+        {"set_headers": {"Sec-WebSocket-Protocol": "chat v1"}},
+        RFC,
+        {("RFC-HS-SUBPROTOCOL-SYNTAX", E)},
+    ),
+    (
+        "slash is not tchar",
+        {"set_headers": {"Sec-WebSocket-Protocol": "chat/1"}},
+        RFC,
+        {("RFC-HS-SUBPROTOCOL-SYNTAX", E)},
+    ),
+    (
+        "two distinct offers over two headers",
+        {"add_headers": [("Sec-WebSocket-Protocol", "chat.v2")]},
+        RFC,
+        set(),
+    ),
+    ("no subprotocol at all", {"set_headers": {"Sec-WebSocket-Protocol": None}}, RFC, set()),
+    # WX-URL-SCHEME
+    ("ws to a public name", {"scheme": "ws", "tls": None}, WECHAT, {("WX-URL-SCHEME", E)}),
+    (
+        "ws to a LAN address",
+        {"scheme": "ws", "tls": None, "host": "192.168.1.20", "port": 8080},
+        WECHAT,
+        {("WX-URL-SCHEME", W), ("WX-URL-HOST", E)},
+    ),
+    (
+        "ws to loopback",
+        {"scheme": "ws", "tls": None, "host": "127.0.0.1", "port": 8080},
+        WECHAT,
+        {("WX-URL-SCHEME", W), ("WX-URL-HOST", E)},
+    ),
+    ("ws under browser", {"scheme": "ws", "tls": None}, BROWSER, set()),
+    # WX-URL-HOST
+    ("IPv4 literal", {"host": "203.0.113.5"}, WECHAT, {("WX-URL-HOST", E)}),
+    ("IPv6 literal", {"host": "[2001:db8::1]", "port": 8443}, WECHAT, {("WX-URL-HOST", E)}),
+    ("integer IPv4", {"host": "2130706433"}, WECHAT, {("WX-URL-HOST", E)}),
+    ("localhost", {"host": "localhost", "port": 8443}, WECHAT, {("WX-URL-HOST", E)}),
+    ("api.weixin.qq.com", {"host": "api.weixin.qq.com"}, WECHAT, {("WX-URL-HOST", E)}),
+    (
+        "allowed exactly, other port",
+        {"port": 8443},
+        RuleConfig(profile=Profile.WECHAT, allow_hosts=("chat.example.com",)),
+        set(),
+    ),
+    (
+        "allowed entry written as a URL",
+        {},
+        RuleConfig(profile=Profile.WECHAT, allow_hosts=("wss://Chat.Example.com:443",)),
+        set(),
+    ),
+    (
+        "parent domain does not match",
+        {},
+        RuleConfig(profile=Profile.WECHAT, allow_hosts=("example.com",)),
+        {("WX-URL-HOST", E)},
+    ),
+    (
+        "Host header wins over the connect target",
+        {"set_headers": {"Host": "10.1.2.3"}},
+        WECHAT,
+        {("WX-URL-HOST", E)},
+    ),
+    ("IP literal under rfc6455", {"host": "203.0.113.5"}, RFC, set()),
+    # WX-TLS-VERSION
+    ("TLS 1.1", {"tls": TlsInfo(version="TLSv1.1")}, WECHAT, {("WX-TLS-VERSION", E)}),
+    ("TLS 1.0", {"tls": TlsInfo(version="TLSv1")}, WECHAT, {("WX-TLS-VERSION", E)}),
+    ("SSLv3", {"tls": TlsInfo(version="SSLv3")}, WECHAT, {("WX-TLS-VERSION", E)}),
+    ("TLS 1.2", {"tls": TlsInfo(version="TLSv1.2")}, WECHAT, set()),
+    ("TLS version unknown", {"tls": TlsInfo()}, WECHAT, set()),
+    # WX-HS-REFERER
+    ("no Referer", {"set_headers": {"Referer": None}}, WECHAT, {("WX-HS-REFERER", INF)}),
+    (
+        "spoofed Referer",
+        {
+            "set_headers": {
+                "Referer": "https://evil.example.com/wx0123456789abcdef/0/page-frame.html"
+            }
+        },
+        WECHAT,
+        {("WX-HS-REFERER", E)},
+    ),
+    (
+        "short appid",
+        {"set_headers": {"Referer": "https://servicewechat.com/wx1234/0/page-frame.html"}},
+        WECHAT,
+        {("WX-HS-REFERER", E)},
+    ),
+    (
+        "plain http",
+        {"set_headers": {"Referer": REFERER.replace("https:", "http:")}},
+        WECHAT,
+        {("WX-HS-REFERER", E)},
+    ),
+    (
+        "trailing query",
+        {"set_headers": {"Referer": REFERER + "?x=1"}},
+        WECHAT,
+        {("WX-HS-REFERER", E)},
+    ),
+    (
+        "devtools version",
+        {"set_headers": {"Referer": REFERER.replace("/0/", "/devtools/")}},
+        WECHAT,
+        set(),
+    ),
+    (
+        "release version",
+        {"set_headers": {"Referer": REFERER.replace("/0/", "/27/")}},
+        WECHAT,
+        set(),
+    ),
+    (
+        "touristappid",
+        {
+            "set_headers": {
+                "Referer": "https://servicewechat.com/touristappid/devtools/page-frame.html"
+            }
+        },
+        WECHAT,
+        set(),
+    ),
+    (
+        "upper-case hex appid",
+        {"set_headers": {"Referer": REFERER.replace("abcdef", "ABCDEF")}},
+        WECHAT,
+        set(),
+    ),
+    ("--appid matches", {}, RuleConfig(profile=Profile.WECHAT, appid=APPID), set()),
+    (
+        "--appid differs",
+        {},
+        RuleConfig(profile=Profile.WECHAT, appid="wxfedcba9876543210"),
+        {("WX-HS-REFERER", E)},
+    ),
+    # WX-HS-USER-AGENT
+    ("no User-Agent", {"set_headers": {"User-Agent": None}}, WECHAT, {("WX-HS-USER-AGENT", W)}),
+    (
+        "browser User-Agent",
+        {"set_headers": {"User-Agent": "Mozilla/5.0 Chrome/156.0"}},
+        WECHAT,
+        {("WX-HS-USER-AGENT", W)},
+    ),
+    (
+        "WeChat but not a mini-program",
+        {"set_headers": {"User-Agent": "Mozilla/5.0 MicroMessenger/8.0.49"}},
+        WECHAT,
+        {("WX-HS-USER-AGENT", W)},
+    ),
+    (
+        "lower-case tokens pass",
+        {"set_headers": {"User-Agent": "x micromessenger/8.0 miniprogramenv/Windows"}},
+        WECHAT,
+        set(),
+    ),
+    (
+        "browser User-Agent under browser profile",
+        {"set_headers": {"User-Agent": "Mozilla/5.0 Chrome/156.0", "Referer": None}},
+        BROWSER,
+        set(),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "cfg", "expected"),
+    [pytest.param(c, cfg, e, id=name) for name, c, cfg, e in REQUEST_CASES],
+)
+def test_check_request(
+    changes: dict[str, object], cfg: RuleConfig, expected: set[tuple[str, str]]
+) -> None:
+    op = make_open(**changes)  # type: ignore[arg-type]
+    assert found(check_request(op, cfg)) == expected
+
+
+def test_repeated_key_is_a_warning() -> None:
+    result = check_request(make_open(), RFC, seen_keys=frozenset({KEY}))
+    assert found(result) == {("RFC-HS-KEY", W)}
+    assert KEY in result[0].message
+    assert check_request(make_open(), RFC, seen_keys=frozenset({"other"})) == []
+
+
+def test_request_ignores_the_response_of_a_live_request() -> None:
+    op = make_open(status=0, set_response={"Sec-WebSocket-Accept": None})
+    assert check_request(op, WECHAT) == []
+
+
+def test_request_violations_carry_conn_and_both_values() -> None:
+    (v,) = check_request(make_open(conn=9, set_headers={"Sec-WebSocket-Version": "12"}), RFC)
+    assert v.conn == 9
+    assert v.expected == "13"
+    assert v.actual == "12"
+    assert "12" in v.message and "13" in v.message and "426" in v.message
+
+
+def test_ignored_rule_is_not_reported() -> None:
+    cfg = RuleConfig(ignore=frozenset({"rfc-hs-method"}))
+    assert check_request(make_open(method="POST"), cfg) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "ok"),
+    [
+        (KEY, True),
+        ("AQIDBAUGBwgJCgsMDQ4PEA==", True),
+        ("AAAAAAAAAAAAAAAAAAAA", False),
+        ("", False),
+        ("dGhlIHNhbXBsZSBub25jZQ==\u00e9", False),
+    ],
+)
+def test_key_problem(key: str, ok: bool) -> None:
+    assert (key_problem(key) is None) is ok
+
+
+@pytest.mark.parametrize(
+    ("host", "ip"),
+    [
+        ("1.2.3.4", True),
+        ("::1", True),
+        ("0x7f.1", True),
+        ("10.1", True),
+        ("example.com", False),
+        ("example.123abc", False),
+        ("chat-1.example.com", False),
+    ],
+)
+def test_is_ip_literal(host: str, ip: bool) -> None:
+    assert is_ip_literal(host) is ip
+
+
+def test_request_host_strips_port_brackets_and_case() -> None:
+    assert request_host(make_open(set_headers={"Host": "Chat.Example.COM.:8443"})) == (
+        "chat.example.com"
+    )
+    assert request_host(make_open(set_headers={"Host": "[::1]:443"})) == "::1"
+    assert request_host(make_open(set_headers={"Host": None}, host="fallback.example")) == (
+        "fallback.example"
+    )
+
+
+def test_wechat_platform() -> None:
+    assert wechat_platform(UA) == "android"
+    assert wechat_platform("... MiniProgramEnv/Windows WindowsWechat") == "Windows"
+    assert wechat_platform("Mozilla/5.0") is None
+    assert wechat_platform(None) is None
+
+
+# -- subprotocol change ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cfg", [RFC, BROWSER, WECHAT])
+def test_subprotocol_change_is_a_warning_in_every_profile(cfg: RuleConfig) -> None:
+    recorded = make_open()
+    assert check_subprotocol_change(make_open(), recorded, cfg) == []
+    live = make_open(set_headers={"Sec-WebSocket-Protocol": "chat.v2"})
+    (v,) = check_subprotocol_change(live, recorded, cfg)
+    assert (v.rule, v.severity) == ("WX-HS-SUBPROTOCOL-CHANGED", Severity.WARN)
+    assert v.expected == ["chat.v1"] and v.actual == ["chat.v2"]
+
+
+def test_extension_change_is_reported() -> None:
+    live = make_open(add_headers=[("Sec-WebSocket-Extensions", "permessage-deflate")])
+    (v,) = check_subprotocol_change(live, make_open(), RFC)
+    assert "extensions" in v.message
+    # Whitespace inside an offer is not a change.
+    a = make_open(add_headers=[("Sec-WebSocket-Extensions", "permessage-deflate;x")])
+    b = make_open(add_headers=[("Sec-WebSocket-Extensions", "permessage-deflate ; x")])
+    assert check_subprotocol_change(a, b, RFC) == []
+
+
+# -- server response -------------------------------------------------------------------------
+
+RESPONSE_CASES: list[tuple[str, dict[str, object], RuleConfig, set[tuple[str, str]]]] = [
+    (
+        "accept copied from the recording",
+        {"set_response": {"Sec-WebSocket-Accept": accept_key("AQIDBAUGBwgJCgsMDQ4PEA==")}},
+        RFC,
+        {("RFC-SRV-ACCEPT", E)},
+    ),
+    ("no accept header", {"set_response": {"Sec-WebSocket-Accept": None}}, RFC, set()),
+    (
+        "refusal is not checked",
+        {
+            "status": 403,
+            "set_response": {"Sec-WebSocket-Accept": "x", "Sec-WebSocket-Protocol": "zz"},
+        },
+        RFC,
+        set(),
+    ),
+    (
+        "subprotocol not offered",
+        {"set_response": {"Sec-WebSocket-Protocol": "chat.v2"}},
+        RFC,
+        {("RFC-SRV-SUBPROTOCOL", E)},
+    ),
+    (
+        "subprotocol when none offered",
+        {"set_headers": {"Sec-WebSocket-Protocol": None}},
+        RFC,
+        {("RFC-SRV-SUBPROTOCOL", E)},
+    ),
+    (
+        "two subprotocols chosen",
+        {
+            "set_headers": {"Sec-WebSocket-Protocol": "chat.v1, chat.v2"},
+            "set_response": {"Sec-WebSocket-Protocol": "chat.v1, chat.v2"},
+        },
+        RFC,
+        {("RFC-SRV-SUBPROTOCOL", E)},
+    ),
+    ("none chosen, rfc6455", {"set_response": {"Sec-WebSocket-Protocol": None}}, RFC, set()),
+    (
+        "none chosen, browser",
+        {"set_response": {"Sec-WebSocket-Protocol": None}},
+        BROWSER,
+        {("BROWSER-SRV-SUBPROTOCOL-ECHO", E)},
+    ),
+    (
+        "none chosen, wechat",
+        {"set_response": {"Sec-WebSocket-Protocol": None}},
+        WECHAT,
+        {("BROWSER-SRV-SUBPROTOCOL-ECHO", E)},
+    ),
+    (
+        "none offered, none chosen",
+        {
+            "set_headers": {"Sec-WebSocket-Protocol": None},
+            "set_response": {"Sec-WebSocket-Protocol": None},
+        },
+        WECHAT,
+        set(),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "cfg", "expected"),
+    [pytest.param(c, cfg, e, id=name) for name, c, cfg, e in RESPONSE_CASES],
+)
+def test_check_response(
+    changes: dict[str, object], cfg: RuleConfig, expected: set[tuple[str, str]]
+) -> None:
+    assert found(check_response(make_open(**changes), cfg)) == expected  # type: ignore[arg-type]
+
+
+def test_accept_violation_names_the_right_value() -> None:
+    op = make_open(set_response={"Sec-WebSocket-Accept": "bogus="})
+    (v,) = check_response(op, RFC)
+    assert v.expected == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" and v.actual == "bogus="
+
+
+# -- server close codes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (None, set()),
+        (1000, set()),
+        (1001, set()),
+        (1011, set()),
+        (1012, set()),
+        (1013, set()),
+        (1014, set()),
+        (4003, set()),
+        (3000, set()),
+        (1010, {("RFC-SRV-CLOSE-CODE", W)}),
+        (1004, {("RFC-SRV-CLOSE-CODE", E)}),
+        (1005, {("RFC-SRV-CLOSE-CODE", E)}),
+        (1006, {("RFC-SRV-CLOSE-CODE", E)}),
+        (1015, {("RFC-SRV-CLOSE-CODE", E)}),
+        (999, {("RFC-SRV-CLOSE-CODE", E)}),
+        (2999, {("RFC-SRV-CLOSE-CODE", E)}),
+        (5000, {("RFC-SRV-CLOSE-CODE", E)}),
+    ],
+)
+def test_check_server_close(code: int | None, expected: set[tuple[str, str]]) -> None:
+    result = check_server_close(code, RFC, conn=3)
+    assert found(result) == expected
+    assert all(v.conn == 3 and str(code) in v.message for v in result)
