@@ -9,7 +9,7 @@ import pytest
 
 from tests.core.test_rules_handshake import APPID, KEY, make_open
 from wstape.core.lint import check_cassette, client_group, iter_violations
-from wstape.core.model import Close, Message, Note, Opcode, Open, Side
+from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.core.rules import Profile, RuleConfig, Severity, Violation
 
 RFC = RuleConfig()
@@ -36,7 +36,7 @@ def msg(conn: int, t: float, side: Side, payload: bytes, opcode: Opcode = Opcode
     return Message(conn=conn, t=t, side=side, opcode=opcode, payload=payload)
 
 
-def chat_session(conn: int = 1, started_at: float = 1000.0, key: str = KEY) -> list[object]:
+def chat_session(conn: int = 1, started_at: float = 1000.0, key: str = KEY) -> list[Record]:
     """Scenario 1: wss, wx Referer, chat.v1 echoed, JSON both ways, heartbeats, close 1000."""
     return [
         make_open(conn=conn, started_at=started_at, key=key),
@@ -51,7 +51,7 @@ def chat_session(conn: int = 1, started_at: float = 1000.0, key: str = KEY) -> l
 
 @pytest.mark.parametrize("cfg", [RFC, BROWSER, WECHAT])
 def test_scenario_1_chat_is_clean(cfg: RuleConfig) -> None:
-    assert check_cassette(chat_session(), cfg) == []  # type: ignore[arg-type]
+    assert check_cassette(chat_session(), cfg) == []
 
 
 @pytest.mark.parametrize(
