@@ -1,0 +1,543 @@
+"""The sans-I/O replay script, driven by a fake client and a fake clock (no sockets)."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Sequence
+
+import pytest
+
+from wstape.core.frames import Frame, FrameParser, OpCode, encode_close_body, encode_frame
+from wstape.core.model import Close, Message, Opcode, Open, Side
+from wstape.core.rules import RuleConfig
+from wstape.core.script import (
+    HeartbeatFinder,
+    LiveConnection,
+    RecordedConnection,
+    ReplaySession,
+    ScriptOptions,
+)
+
+MASK = b"\x01\x02\x03\x04"
+REFERER = "https://servicewechat.com/wx0123456789abcdef/0/page-frame.html"
+
+
+def opening(conn: int, target: str = "/chat", status: int = 101, **kw: object) -> Open:
+    fields: dict[str, object] = {
+        "conn": conn,
+        "started_at": 1000.0,
+        "method": "GET",
+        "scheme": "ws",
+        "host": "chat.example.com",
+        "port": 80,
+        "target": target,
+        "http_version": "HTTP/1.1",
+        "request_headers": (),
+        "status": status,
+        "response_headers": (),
+    }
+    fields.update(kw)
+    return Open(**fields)  # type: ignore[arg-type]
+
+
+def c(conn: int, t: float, payload: bytes | str, opcode: Opcode = Opcode.TEXT) -> Message:
+    data = payload.encode() if isinstance(payload, str) else payload
+    return Message(conn, t, Side.CLIENT, opcode, data)
+
+
+def s(conn: int, t: float, payload: bytes | str, opcode: Opcode = Opcode.TEXT) -> Message:
+    data = payload.encode() if isinstance(payload, str) else payload
+    return Message(conn, t, Side.SERVER, opcode, data)
+
+
+def summarise(
+    records: Sequence[object],
+) -> tuple[list[RecordedConnection], dict[int, list[object]]]:
+    opens = [r for r in records if isinstance(r, Open)]
+    events: dict[int, list[object]] = {o.conn: [] for o in opens}
+    recorded = []
+    for o in opens:
+        finder = HeartbeatFinder()
+        close = None
+        for r in records:
+            if isinstance(r, Message | Close) and r.conn == o.conn:
+                events[o.conn].append(r)
+                if isinstance(r, Message):
+                    finder.add(r)
+                else:
+                    close = r
+        recorded.append(finder.summarise(o, close))
+    return recorded, events
+
+
+def session_for(
+    records: Sequence[object], cfg: RuleConfig | None = None, **options: object
+) -> ReplaySession:
+    recorded, events = summarise(records)
+    return ReplaySession(
+        recorded,
+        lambda conn: iter(events[conn]),  # type: ignore[arg-type]
+        cfg or RuleConfig(),
+        ScriptOptions(**options),  # type: ignore[arg-type]
+    )
+
+
+class FakeClient:
+    """Speaks bytes to a LiveConnection; the clock only moves when told."""
+
+    def __init__(self, session: ReplaySession, now: float = 0.0, client: str = "10.0.0.1:4000"):
+        self.session = session
+        self.now = now
+        self.live: LiveConnection = session.connect(
+            client=client, scheme="ws", tls=None, now=now, wall=2000.0
+        )
+        self.head = b""
+        self.status: int | None = None
+        self.frames: list[Frame] = []
+        self._parser = FrameParser()
+        self._raw = b""
+        self.hung_up = False
+
+    def _pump(self) -> None:
+        data = self.live.data_to_send()
+        if self.status is None:
+            self._raw += data
+            if b"\r\n\r\n" not in self._raw:
+                return
+            self.head, _, data = self._raw.partition(b"\r\n\r\n")
+            self.status = int(self.head.split(b" ")[1])
+        for item in self._parser.feed(data):
+            assert isinstance(item, Frame)
+            self.frames.append(item)
+        if self.live.close_after_flush and not self.hung_up:
+            self.hung_up = True
+            self.live.connection_lost(self.now)
+
+    def handshake(self, target: str = "/chat", *extra: bytes, key: bytes | None = None) -> int:
+        key = key or base64.b64encode(os.urandom(16))
+        request = (
+            b"GET " + target.encode() + b" HTTP/1.1\r\nHost: chat.example.com\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: " + key + b"\r\n" + b"".join(h + b"\r\n" for h in extra) + b"\r\n"
+        )
+        self.write(request)
+        assert self.status is not None
+        return self.status
+
+    def write(self, data: bytes) -> None:
+        self.live.receive_data(data, self.now)
+        self._pump()
+
+    def send(self, payload: bytes | str, opcode: int = OpCode.TEXT, **kw: object) -> None:
+        data = payload.encode() if isinstance(payload, str) else payload
+        self.write(encode_frame(opcode, data, mask_key=MASK, **kw))  # type: ignore[arg-type]
+
+    def close(self, body: bytes) -> None:
+        self.write(encode_frame(OpCode.CLOSE, body, mask_key=MASK))
+
+    def wait(self, seconds: float) -> None:
+        """Move the clock forward, waking the connection at each of its deadlines."""
+        end = self.now + seconds
+        while True:
+            deadline = self.live.next_deadline()
+            if self.hung_up or deadline is None or deadline > end:
+                break
+            self.now = max(self.now, deadline)
+            self.live.tick(self.now)
+            self._pump()
+        self.now = end
+
+    def texts(self) -> list[str]:
+        return [f.payload.decode() for f in self.frames if f.opcode == OpCode.TEXT]
+
+    def close_frame(self) -> tuple[int | None, bytes] | None:
+        for f in self.frames:
+            if f.opcode == OpCode.CLOSE:
+                body = f.payload
+                return (int.from_bytes(body[:2], "big") if body else None, body[2:])
+        return None
+
+
+def rules(session: ReplaySession) -> list[str]:
+    return sorted({v.rule for v in session.violations})
+
+
+CHAT = [
+    opening(1, subprotocol="chat.v1"),
+    c(1, 0.1, '{"type":"hello"}'),
+    s(1, 0.2, '{"type":"welcome"}'),
+    c(1, 1.0, '{"type":"ping"}'),
+    s(1, 1.01, '{"type":"pong"}'),
+    c(1, 1.5, '{"type":"say","text":"hi","ts":1}'),
+    s(1, 1.6, '{"type":"said","text":"hi"}'),
+    c(1, 2.0, '{"type":"ping"}'),
+    s(1, 2.01, '{"type":"pong"}'),
+    Close(1, 3.0, Side.CLIENT, 1000, "bye"),
+]
+
+
+def test_heartbeat_finder() -> None:
+    recorded, _ = summarise(CHAT)
+    rec = recorded[0]
+    assert rec.heartbeats == {(Opcode.TEXT, b'{"type":"ping"}'): (Opcode.TEXT, b'{"type":"pong"}')}
+    assert (rec.messages_client, rec.messages_server, rec.messages_expected) == (4, 4, 2)
+    # A request answered differently each time is not a heartbeat.
+    recorded, _ = summarise([opening(1), c(1, 0, "t"), s(1, 0, "1"), c(1, 1, "t"), s(1, 1, "2")])
+    assert recorded[0].heartbeats == {}
+
+
+def test_clean_chat_client_passes() -> None:
+    session = session_for(CHAT, speed=0)
+    client = FakeClient(session)
+    assert client.handshake() == 101
+    client.send('{"type":"hello"}')
+    assert client.texts() == ['{"type":"welcome"}']
+    client.send('{"type":"ping"}')  # heartbeats whenever the client likes
+    client.send('{"type":"say","text":"hi","ts":1}')
+    client.send('{"type":"ping"}')
+    client.send('{"type":"ping"}')
+    assert client.texts()[1:] == [
+        '{"type":"pong"}',
+        '{"type":"said","text":"hi"}',
+        '{"type":"pong"}',
+        '{"type":"pong"}',
+    ]
+    client.close(encode_close_body(1000, "bye"))
+    assert client.close_frame() == (1000, b"")
+    assert client.hung_up
+    assert session.violations == []
+    report = session.report("chat.msgpack").to_dict()
+    assert report["passed"] is True
+    assert report["connections"] == [
+        {
+            "conn": 1,
+            "path": "/chat",
+            "client": "10.0.0.1:4000",
+            "messages_expected": 2,
+            "messages_matched": 2,
+            "close": {"by": "client", "code": 1000, "reason": "bye"},
+        }
+    ]
+    assert session.all_played()
+
+
+def test_mismatch_type_change_and_json_matcher() -> None:
+    session = session_for(CHAT, speed=0)
+    client = FakeClient(session)
+    client.handshake()
+    client.send(b'{"type":"hello"}', OpCode.BINARY)
+    client.send('{"type":"say","text":"hi","ts":2}')
+    client.close(encode_close_body(1000, "bye"))
+    assert rules(session) == ["REPLAY-MESSAGE-MISMATCH", "WX-SEND-TYPE"]
+    mismatch = next(v for v in session.violations if v.rule == "REPLAY-MESSAGE-MISMATCH")
+    assert "$.ts" in mismatch.message or "ts" in str(mismatch.actual)
+
+    session = session_for(CHAT, speed=0, match="json", ignore_json_paths=("$.ts",))
+    client = FakeClient(session)
+    client.handshake()
+    client.send('{ "type": "hello" }')
+    client.send('{"ts":99,"text":"hi","type":"say"}')
+    client.close(encode_close_body(1000, "bye"))
+    assert session.violations == []
+
+
+def test_silent_client_is_reported_and_closed() -> None:
+    session = session_for(CHAT, speed=1, timeout=5)
+    client = FakeClient(session)
+    client.handshake()
+    client.wait(5.0)
+    assert session.violations == []
+    client.wait(0.2)  # due at 0.1 s, plus the 5 s timeout
+    assert rules(session) == ["REPLAY-CLIENT-SILENT"]
+    assert client.close_frame() is not None and client.close_frame()[0] == 1000  # type: ignore[index]
+
+
+def test_speed_keeps_recorded_gaps_and_waits_for_the_client() -> None:
+    records = [
+        opening(1),
+        s(1, 0.5, "a"),
+        s(1, 1.5, "b"),
+        c(1, 2.0, "go"),
+        s(1, 2.25, "c"),
+        Close(1, 3.0, Side.SERVER, 4003, "kicked"),
+    ]
+    session = session_for(records, speed=1)
+    client = FakeClient(session)
+    client.handshake()
+    client.wait(0.49)
+    assert client.texts() == []
+    client.wait(0.02)
+    assert client.texts() == ["a"]
+    client.wait(1.0)
+    assert client.texts() == ["a", "b"]
+    client.wait(5.0)  # "c" is never sent before the client's "go"
+    assert client.texts() == ["a", "b"]
+    client.send("go")
+    client.wait(0.24)
+    assert client.texts() == ["a", "b"]
+    client.wait(0.02)
+    assert client.texts() == ["a", "b", "c"]
+    client.wait(0.74)
+    assert client.close_frame() == (4003, b"kicked")
+    client.close(encode_close_body(4003, "kicked"))
+    assert client.hung_up and session.violations == []
+
+    session = session_for(records, speed=0)
+    client = FakeClient(session)
+    client.handshake()
+    assert client.texts() == ["a", "b"]
+    client.send("go")
+    assert client.texts() == ["a", "b", "c"] and client.close_frame() == (4003, b"kicked")
+
+
+def test_server_close_without_answer_is_close_handshake_warning() -> None:
+    records = [opening(1), s(1, 0.1, "x"), Close(1, 0.2, Side.SERVER, 1013, "")]
+    session = session_for(records, speed=0, timeout=2)
+    client = FakeClient(session)
+    client.handshake()
+    assert client.close_frame() == (1013, b"")
+    client.wait(2.5)
+    assert client.hung_up
+    assert rules(session) == ["RFC-CLOSE-HANDSHAKE"]
+    assert session.report("x").passed  # a warning alone passes
+
+
+def test_recorded_1006_drops_tcp_without_a_close() -> None:
+    records = [opening(1), s(1, 0.1, "x"), Close(1, 0.2, Side.SERVER, 1006, "", on_wire=False)]
+    session = session_for(records, speed=0)
+    client = FakeClient(session)
+    client.handshake()
+    assert client.texts() == ["x"] and client.close_frame() is None and client.hung_up
+    assert session.violations == []
+    [row] = session.report("x").connections
+    assert (row.close.by, row.close.code) == ("server", 1006)
+
+
+def test_recorded_empty_close_is_sent_empty() -> None:
+    records = [opening(1), Close(1, 0.0, Side.SERVER, 1005, "", on_wire=False)]
+    client = FakeClient(session_for(records, speed=0))
+    client.handshake()
+    assert client.close_frame() == (None, b"")
+
+
+@pytest.mark.parametrize(
+    ("kw", "payload", "rule", "code"),
+    [
+        ({"mask_key": None}, b"hi", "RFC-FRAME-MASK", 1002),
+        ({"rsv1": True}, b"hi", "RFC-FRAME-RSV", 1002),
+        ({}, b"\xff\xfe", "RFC-TEXT-UTF8", 1007),
+    ],
+)
+def test_protocol_errors_fail_the_connection(
+    kw: dict[str, object], payload: bytes, rule: str, code: int
+) -> None:
+    session = session_for(CHAT, speed=0)
+    client = FakeClient(session)
+    client.handshake()
+    args: dict[str, object] = {"mask_key": MASK, **kw}
+    client.write(encode_frame(OpCode.TEXT, payload, **args))  # type: ignore[arg-type]
+    assert rules(session) == [rule]
+    assert client.close_frame() is not None and client.close_frame()[0] == code  # type: ignore[index]
+    client.close(encode_close_body(code))
+    assert client.hung_up
+    assert rules(session) == [rule]
+
+
+def test_ignored_rule_makes_the_server_tolerant() -> None:
+    session = session_for(CHAT, RuleConfig(ignore=frozenset({"RFC-FRAME-MASK"})), speed=0)
+    client = FakeClient(session)
+    client.handshake()
+    client.write(encode_frame(OpCode.TEXT, b'{"type":"hello"}'))
+    assert client.texts() == ['{"type":"welcome"}'] and session.violations == []
+
+
+def test_fragmented_client_message_with_ping_in_between() -> None:
+    session = session_for(CHAT, speed=0)
+    client = FakeClient(session)
+    client.handshake()
+    client.send('{"type":', fin=False)
+    client.send("ping-me", OpCode.PING)
+    client.send('"hello"}', OpCode.CONTINUATION)
+    assert [f.opcode for f in client.frames] == [OpCode.PONG, OpCode.TEXT]
+    assert client.frames[0].payload == b"ping-me"
+    assert session.violations == []
+
+
+def _close_rules(body: bytes, cfg: RuleConfig) -> tuple[list[str], tuple[int | None, bytes] | None]:
+    session = session_for([opening(1), Close(1, 1.0, Side.CLIENT, 1000, "")], cfg, speed=0)
+    client = FakeClient(session)
+    client.handshake()
+    client.close(body)
+    return rules(session), client.close_frame()
+
+
+REASON_123 = "用户主动退出登录" * 5 + "谢"
+# The ws:// test client is no mini-program: keep the wechat handshake rules out of the close tests.
+HANDSHAKE_WX = frozenset({"WX-URL-SCHEME", "WX-HS-REFERER", "WX-HS-USER-AGENT"})
+
+
+@pytest.mark.parametrize(
+    ("body", "profile", "expected", "answer"),
+    [
+        (encode_close_body(4001, REASON_123), "wechat", ["REPLAY-CLOSE-CHANGED"], 4001),
+        (
+            encode_close_body(4001, REASON_123 + "谢"),
+            "wechat",
+            ["REPLAY-CLOSE-CHANGED", "RFC-CLOSE-REASON-LENGTH", "RFC-FRAME-CONTROL"],
+            1002,
+        ),
+        (encode_close_body(4001, "😀" * 30 + "abc"), "rfc6455", ["REPLAY-CLOSE-CHANGED"], 4001),
+        (
+            encode_close_body(4001, "再见".encode()[:-1]),
+            "rfc6455",
+            ["REPLAY-CLOSE-CHANGED", "RFC-CLOSE-REASON-UTF8"],
+            1007,
+        ),
+        (encode_close_body(1001), "browser", ["BROWSER-CLOSE-CODE", "REPLAY-CLOSE-CHANGED"], 1001),
+        (encode_close_body(1001), "wechat", ["BROWSER-CLOSE-CODE", "REPLAY-CLOSE-CHANGED"], 1001),
+        (encode_close_body(1005), "rfc6455", ["RFC-CLOSE-CODE", "REPLAY-CLOSE-CHANGED"], 1002),
+        (encode_close_body(2999), "rfc6455", ["RFC-CLOSE-CODE", "REPLAY-CLOSE-CHANGED"], 1002),
+        (b"\x03", "rfc6455", ["REPLAY-CLOSE-CHANGED", "RFC-CLOSE-PAYLOAD"], 1002),
+        (b"", "wechat", ["REPLAY-CLOSE-CHANGED", "WX-CLOSE-DEFAULT"], None),
+        (encode_close_body(1000), "wechat", [], 1000),
+    ],
+)
+def test_client_close_bodies(
+    body: bytes, profile: str, expected: list[str], answer: int | None
+) -> None:
+    cfg = RuleConfig(profile=profile, ignore=HANDSHAKE_WX)  # type: ignore[arg-type]
+    found, sent = _close_rules(body, cfg)
+    assert found == sorted(expected)
+    assert sent is not None and sent[0] == answer
+
+
+def test_wechat_device_vs_devtools_severity() -> None:
+    for platform, severity in (("device", "warn"), ("devtools", "error")):
+        cfg = RuleConfig(profile="wechat", platform=platform, ignore=HANDSHAKE_WX)  # type: ignore[arg-type]
+        session = session_for([opening(1), Close(1, 1.0, Side.CLIENT, 1001, "")], cfg, speed=0)
+        client = FakeClient(session)
+        client.handshake("/chat", b"Referer: " + REFERER.encode())
+        client.close(encode_close_body(1001))
+        [v] = [v for v in session.violations if v.rule == "BROWSER-CLOSE-CODE"]
+        assert v.severity.value == severity
+
+
+def test_unmatched_path_is_404_with_null_conn() -> None:
+    session = session_for(CHAT)
+    client = FakeClient(session)
+    assert client.handshake("/other") == 404
+    assert client.hung_up
+    [v] = session.violations
+    assert v.rule == "REPLAY-UNMATCHED-CONNECTION" and v.conn is None
+
+
+def test_query_must_match_unless_ignored() -> None:
+    records = [opening(1, "/chat?room=1"), Close(1, 0, Side.SERVER, 1000, "")]
+    assert FakeClient(session_for(records)).handshake("/chat?room=2") == 404
+    assert FakeClient(session_for(records, ignore_query=True)).handshake("/chat?room=2") == 101
+
+
+def test_recorded_refusal_is_replayed() -> None:
+    records = [opening(1, status=403, reason="Forbidden", body=b"no")]
+    session = session_for(records)
+    client = FakeClient(session)
+    assert client.handshake() == 403
+    assert session.violations == [] and session.all_played()
+
+
+def test_bad_handshakes() -> None:
+    session = session_for(CHAT)
+    client = FakeClient(session)
+    client.write(
+        b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 12\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    assert client.status == 426 and rules(session) == ["RFC-HS-VERSION"]
+    # Refused attempts do not use up the recording.
+    assert FakeClient(session).handshake() == 101
+
+
+def test_early_data_is_reported_and_processed() -> None:
+    session = session_for(CHAT, speed=0)
+    client = FakeClient(session)
+    key = base64.b64encode(os.urandom(16))
+    client.write(
+        b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
+        + key
+        + b"\r\n\r\n"
+        + encode_frame(OpCode.TEXT, b'{"type":"hello"}', mask_key=MASK)
+    )
+    assert client.status == 101 and rules(session) == ["RFC-HS-EARLY-DATA"]
+    assert client.texts() == ['{"type":"welcome"}']
+
+
+def test_server_fragments_with_a_ping_and_pong_echo() -> None:
+    records = [opening(1), s(1, 0, b"\x00" * 10, Opcode.BINARY), Close(1, 1, Side.CLIENT, 1000, "")]
+    session = session_for(records, speed=0, fragment_size=4)
+    client = FakeClient(session)
+    client.handshake()
+    kinds = [(f.opcode, f.fin) for f in client.frames]
+    assert kinds == [
+        (OpCode.BINARY, False),
+        (OpCode.PING, True),
+        (OpCode.CONTINUATION, False),
+        (OpCode.CONTINUATION, True),
+    ]
+    client.send(b"wrong", OpCode.PONG)
+    assert rules(session) == ["RFC-PONG-ECHO"]
+
+    session = session_for(records, speed=0, fragment_size=4, timeout=1)
+    client = FakeClient(session)
+    client.handshake()
+    client.send(client.frames[1].payload, OpCode.PONG)
+    client.close(encode_close_body(1000))
+    assert session.violations == []
+
+    # No recorded close: the connection idles, the missing Pong is a warning.
+    session = session_for(records[:2], speed=0, fragment_size=4, timeout=1)
+    client = FakeClient(session)
+    client.handshake()
+    client.wait(1.5)
+    assert client.close_frame() == (1001, b"wstape: end of recording")
+    [v] = session.violations
+    assert (v.rule, v.severity.value) == ("RFC-PONG-ECHO", "warn")
+
+
+def test_client_drop_mid_script() -> None:
+    session = session_for(CHAT, speed=0)
+    client = FakeClient(session)
+    client.handshake()
+    client.live.connection_lost(client.now)
+    assert rules(session) == ["REPLAY-CLOSE-CHANGED", "REPLAY-UNPLAYED", "RFC-CLOSE-HANDSHAKE"]
+
+
+def test_session_socket_limit_reconnects_and_unplayed() -> None:
+    records = [opening(i, "/s") for i in range(1, 8)]
+    cfg = RuleConfig(profile="wechat")  # type: ignore[arg-type]
+    session = session_for(records, cfg, speed=0)
+    clients = [FakeClient(session) for _ in range(6)]
+    for client in clients:
+        assert client.handshake("/s", b"Referer: " + REFERER.encode()) == 101
+    limit = [v for v in session.violations if v.rule == "WX-SOCKET-LIMIT"]
+    assert [v.severity.value for v in limit] == ["warn", "error"]
+    session.finish()
+    unplayed = [v for v in session.violations if v.rule == "REPLAY-UNPLAYED"]
+    assert [v.conn for v in unplayed] == [7]
+
+    records = [opening(i, "/r") for i in range(1, 7)]
+    records += [Close(i, 0.0, Side.SERVER, 1006, "", on_wire=False) for i in range(1, 7)]
+    session = session_for(records, speed=0)
+    now = 0.0
+    for _ in range(5):
+        client = FakeClient(session, now=now)
+        client.handshake("/r")
+        assert client.hung_up
+        now += 0.1
+    assert rules(session) == ["RFC-RECONNECT-BACKOFF"]
+
+    session = session_for(records, speed=0)
+    for i in range(5):
+        FakeClient(session, now=i * 2.5).handshake("/r")
+    assert session.violations == []

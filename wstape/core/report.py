@@ -1,0 +1,190 @@
+"""The report of a replay (or check) run, as data, JSON and JUnit XML. Pure functions.
+
+The JSON shape is a contract (issue 3; an acceptance check reads it)::
+
+    {"passed": bool, "profile": str, "cassette": str,
+     "connections": [{"conn", "path", "client", "messages_expected", "messages_matched",
+                      "close": {"by", "code", "reason"}}],
+     "violations": [{"rule", "severity", "conn", "message", "expected", "actual"}]}
+
+``client`` is left out of a connection when it is None (``wstape check`` has no live
+client). ``passed`` is False exactly when some violation has severity ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from .rules import Severity, Violation
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    """How a connection ended: who closed, the code the other side saw, the reason."""
+
+    by: str | None = None
+    """``client``, ``server`` or None (nobody closed)."""
+    code: int | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"by": self.by, "code": self.code, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ConnectionResult:
+    """One played connection."""
+
+    conn: int
+    """The recorded connection id."""
+    path: str
+    client: str | None
+    """``host:port`` of the live client, None for ``wstape check``."""
+    messages_expected: int
+    messages_matched: int
+    close: CloseResult = field(default_factory=CloseResult)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"conn": self.conn, "path": self.path}
+        if self.client is not None:
+            out["client"] = self.client
+        out["messages_expected"] = self.messages_expected
+        out["messages_matched"] = self.messages_matched
+        out["close"] = self.close.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything a run found."""
+
+    profile: str
+    cassette: str
+    connections: tuple[ConnectionResult, ...] = ()
+    violations: tuple[Violation, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return not any(v.severity is Severity.ERROR for v in self.violations)
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for v in self.violations if v.severity is severity)
+
+    def rule_ids(self) -> list[str]:
+        """The distinct rule IDs reported, in first-seen order."""
+        return list(dict.fromkeys(v.rule for v in self.violations))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "profile": self.profile,
+            "cassette": self.cassette,
+            "connections": [c.to_dict() for c in self.connections],
+            "violations": [violation_dict(v) for v in self.violations],
+        }
+
+
+def violation_dict(v: Violation) -> dict[str, Any]:
+    """Exactly the report keys of a violation, JSON-safe."""
+    data = v.to_json()
+    return {k: data.get(k) for k in ("rule", "severity", "conn", "message", "expected", "actual")}
+
+
+def build_report(
+    profile: str,
+    cassette: str,
+    connections: Iterable[ConnectionResult],
+    violations: Iterable[Violation],
+) -> Report:
+    return Report(profile, cassette, tuple(connections), tuple(violations))
+
+
+def to_json(report: Report, *, indent: int | None = 2) -> str:
+    """The report as JSON text (UTF-8 kept readable, not escaped)."""
+    return json.dumps(report.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def junit_xml(report: Report, *, name: str = "wstape") -> str:
+    """The report as JUnit XML: one test case per connection, plus one for the session.
+
+    Error violations are ``<failure>`` elements (type = rule ID); warnings and info go to
+    ``<system-out>`` so CI shows them without failing.
+    """
+    by_conn: dict[int | None, list[Violation]] = {}
+    for v in report.violations:
+        by_conn.setdefault(v.conn, []).append(v)
+    cases: list[tuple[str, Sequence[Violation]]] = []
+    for c in report.connections:
+        cases.append((f"conn {c.conn} {c.path}", by_conn.pop(c.conn, [])))
+    for conn, rest in sorted(by_conn.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0)):
+        cases.append(("session" if conn is None else f"conn {conn}", rest))
+    if not cases:
+        cases.append(("session", []))
+
+    suite = ET.Element(
+        "testsuite",
+        name=name,
+        tests=str(len(cases)),
+        failures=str(sum(1 for _, f in cases if _errors(f))),
+        errors="0",
+        skipped="0",
+    )
+    suite.set("cassette", report.cassette)
+    suite.set("profile", report.profile)
+    for case_name, found in cases:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"{name}.{report.profile}", name=case_name
+        )
+        for v in _errors(found):
+            failure = ET.SubElement(case, "failure", type=v.rule, message=_clean(v.message))
+            failure.text = _clean(_details(v))
+        others = [v for v in found if v.severity is not Severity.ERROR]
+        if others:
+            out = ET.SubElement(case, "system-out")
+            out.text = _clean(
+                "\n".join(f"{v.severity.value}: {v.rule}: {v.message}" for v in others)
+            )
+    root = ET.Element("testsuites", name=name)
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _errors(found: Sequence[Violation]) -> list[Violation]:
+    return [v for v in found if v.severity is Severity.ERROR]
+
+
+def _details(v: Violation) -> str:
+    data = violation_dict(v)
+    return (
+        f"{v.rule} (conn {v.conn}): {v.message}\n"
+        f"expected: {json.dumps(data['expected'], ensure_ascii=False)}\n"
+        f"actual: {json.dumps(data['actual'], ensure_ascii=False)}"
+    )
+
+
+def _clean(text: str) -> str:
+    """Drop characters XML 1.0 cannot carry (control bytes from hostile payloads)."""
+    return "".join(
+        ch
+        for ch in text
+        if ch in "\t\n\r"
+        or (" " <= ch <= "\ud7ff")
+        or ("\ue000" <= ch <= "\ufffd")
+        or ("\U00010000" <= ch <= "\U0010ffff")
+    )
+
+
+__all__ = [
+    "CloseResult",
+    "ConnectionResult",
+    "Report",
+    "build_report",
+    "junit_xml",
+    "to_json",
+    "violation_dict",
+]
