@@ -17,6 +17,7 @@ from wstape.core.rules import (
     Severity,
     Violation,
     accept_key,
+    check_early_data,
     check_request,
     check_response,
     check_server_close,
@@ -592,3 +593,10 @@ def test_check_server_close(code: int | None, expected: set[tuple[str, str]]) ->
     result = check_server_close(code, RFC, conn=3)
     assert found(result) == expected
     assert all(v.conn == 3 and str(code) in v.message for v in result)
+
+
+def test_early_data() -> None:
+    assert check_early_data(0, RFC, conn=1) == []
+    (v,) = check_early_data(6, WECHAT, conn=1)
+    assert (v.rule, v.severity, v.actual) == ("RFC-HS-EARLY-DATA", Severity.ERROR, 6)
+    assert "6 bytes" in v.message

@@ -179,19 +179,19 @@ def check_request(
         report.add(
             "RFC-HS-UPGRADE",
             Severity.ERROR,
-            f"Upgrade header is {_shown_header(headers_of(req, 'Upgrade'))}; expected "
+            f"Upgrade header is {_shown_header(_joined_header(req, 'Upgrade'))}; expected "
             "one containing websocket",
             expected="websocket",
-            actual=headers_of(req, "Upgrade"),
+            actual=_joined_header(req, "Upgrade"),
         )
     if "upgrade" not in header_tokens(headers, "Connection"):
         report.add(
             "RFC-HS-UPGRADE",
             Severity.ERROR,
-            f"Connection header is {_shown_header(headers_of(req, 'Connection'))}; "
+            f"Connection header is {_shown_header(_joined_header(req, 'Connection'))}; "
             "expected one containing Upgrade",
             expected="Upgrade",
-            actual=headers_of(req, "Connection"),
+            actual=_joined_header(req, "Connection"),
         )
 
     _check_key(report, header_values(headers, "Sec-WebSocket-Key"), seen_keys)
@@ -215,7 +215,7 @@ def check_request(
     return report.items
 
 
-def headers_of(req: Open, name: str) -> str | None:
+def _joined_header(req: Open, name: str) -> str | None:
     """Every value of request header ``name`` joined by ``, ``, or None if absent."""
     values = header_values(req.request_headers, name)
     return ", ".join(values) if values else None
@@ -400,6 +400,26 @@ def _check_referer(report: Report, referer: str | None, cfg: RuleConfig) -> None
         )
 
 
+def check_early_data(nbytes: int, cfg: RuleConfig, conn: int | None = None) -> list[Violation]:
+    """RFC-HS-EARLY-DATA: the client sent ``nbytes`` after its request, before the 101.
+
+    §4.1: the client "MUST" wait for the server's handshake response before sending data
+    (a mini-program may send only after ``onOpen``). Such bytes are not frames yet, so
+    they are only counted.
+    """
+    report = Report(cfg, conn)
+    if nbytes > 0:
+        report.add(
+            "RFC-HS-EARLY-DATA",
+            Severity.ERROR,
+            f"client sent {nbytes} bytes before the 101 was sent; expected nothing until "
+            "the handshake completed (wx: send only after onOpen)",
+            expected=0,
+            actual=nbytes,
+        )
+    return report.items
+
+
 def check_subprotocol_change(req: Open, recorded: Open, cfg: RuleConfig) -> list[Violation]:
     """WX-HS-SUBPROTOCOL-CHANGED: the live offer differs from the recorded one.
 
@@ -516,6 +536,7 @@ __all__ = [
     "GUID",
     "WX_REFERER",
     "accept_key",
+    "check_early_data",
     "check_request",
     "check_response",
     "check_server_close",
