@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from wstape.cassettes import CassetteWriter
+from wstape.cli.app import app
+from wstape.core.model import Close, Message, Opcode, Open, Side
+from wstape.core.rules import CATALOGUE
+
+runner = CliRunner()
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def chat_open(conn: int, *, referer: bytes | None = None, scheme: str = "wss") -> Open:
+    headers = [
+        (b"Host", b"chat.example.com"),
+        (b"Upgrade", b"websocket"),
+        (b"Connection", b"Upgrade"),
+        (b"Sec-WebSocket-Key", KEY),
+        (b"Sec-WebSocket-Version", b"13"),
+        (b"User-Agent", b"Mozilla/5.0 MicroMessenger/8.0 MiniProgramEnv/android"),
+    ]
+    if referer is not None:
+        headers.append((b"Referer", referer))
+    return Open(
+        conn=conn, started_at=1.0, method="GET", scheme=scheme, host="chat.example.com",
+        port=443, target="/chat", http_version="HTTP/1.1", request_headers=tuple(headers),
+        status=101,
+        response_headers=((b"Sec-WebSocket-Accept", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),),
+    )
+
+
+def write(path: Path, *recs: object) -> Path:
+    with CassetteWriter(path, overwrite=True) as w:
+        for r in recs:
+            w.write(r)  # type: ignore[arg-type]
+    return path
+
+
+def test_clean_cassette_passes(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "ok.msgpack",
+        chat_open(1, referer=b"https://servicewechat.com/wx0123456789abcdef/0/page-frame.html"),
+        Message(1, 0.1, Side.CLIENT, Opcode.TEXT, b'{"type":"ping"}'),
+        Close(1, 0.2, Side.CLIENT, 1000, "bye"),
+    )
+    result = runner.invoke(app, ["check", str(path), "--profile", "wechat", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] is True and report["violations"] == []
+    assert report["profile"] == "wechat"
+    conn = report["connections"][0]
+    assert "client" not in conn
+    assert conn["close"] == {"by": "client", "code": 1000, "reason": "bye"}
+
+
+def test_bad_close_fails_with_rule_ids(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "bad.msgpack",
+        chat_open(1, scheme="ws"),
+        Close(1, 0.2, Side.CLIENT, 1001, "x" * 124),
+    )
+    result = runner.invoke(app, ["check", str(path), "--profile", "browser", "--json"])
+    assert result.exit_code == 1
+    rules = {v["rule"] for v in json.loads(result.stdout)["violations"]}
+    assert {"RFC-CLOSE-REASON-LENGTH", "BROWSER-CLOSE-CODE"} <= rules
+    human = runner.invoke(app, ["check", str(path), "--profile", "browser"])
+    assert human.exit_code == 1
+    assert "RFC-CLOSE-REASON-LENGTH" in human.stdout and "FAILED" in human.stdout
+    ignored = runner.invoke(
+        app,
+        ["check", str(path), "--profile", "browser", "--json",
+         "--ignore", "RFC-CLOSE-REASON-LENGTH", "--ignore", "browser-close-code"],
+    )
+    assert ignored.exit_code == 0, ignored.output
+
+
+def test_unknown_ignore_is_usage_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.msgpack", chat_open(1))
+    result = runner.invoke(app, ["check", str(path), "--ignore", "NOPE-RULE"])
+    assert result.exit_code == 2
+    assert "NOPE-RULE" in result.stderr
+
+
+def test_check_missing_file_exit_3(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["check", str(tmp_path / "x.msgpack")])
+    assert result.exit_code == 3 and "no such file" in result.stderr
+
+
+def test_rules_lists_catalogue() -> None:
+    result = runner.invoke(app, ["rules", "--json"])
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert [r["id"] for r in rows] == [r.id for r in CATALOGUE]
+    assert set(rows[0]) == {"id", "side", "profiles", "severity", "source", "description"}
+    rfc = json.loads(runner.invoke(app, ["rules", "--profile", "rfc6455", "--json"]).stdout)
+    ids = {r["id"] for r in rfc}
+    assert "RFC-CLOSE-CODE" in ids and "WX-URL-SCHEME" not in ids
+    human = runner.invoke(app, ["rules", "--profile", "wechat"])
+    assert "WX-SOCKET-LIMIT" in human.stdout

@@ -1,0 +1,58 @@
+"""``wstape check``: the rule catalogue over a recorded cassette, without a server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from wstape.cassettes.reader import CassetteReader
+from wstape.core.lint import iter_violations
+from wstape.core.model import ConnectionSummary, Open, Record
+from wstape.core.report import CloseResult, ConnectionResult, Report, build_report
+from wstape.core.rules import RuleConfig
+
+
+def check_file(reader: CassetteReader, cfg: RuleConfig) -> Report:
+    """Stream the cassette once, running the rules and counting each connection.
+
+    Raises CassetteError (TruncatedCassette only when the reader does not allow it).
+    """
+    summaries: dict[int, ConnectionSummary] = {}
+
+    def counted() -> Iterator[Record]:
+        for record in reader:
+            if isinstance(record, Open):
+                summaries[record.conn] = ConnectionSummary(open=record)
+            elif record.conn is not None and record.conn in summaries:
+                summaries[record.conn].add(record)
+            yield record
+
+    violations = list(iter_violations(counted(), cfg))
+    return build_report(
+        cfg.profile.value,
+        str(reader.path),
+        (_result(s) for s in summaries.values()),
+        violations,
+    )
+
+
+def _result(s: ConnectionSummary) -> ConnectionResult:
+    total = s.messages_client + s.messages_server
+    close = s.close
+    return ConnectionResult(
+        conn=s.open.conn,
+        path=s.open.path,
+        client=None,
+        messages_expected=total,
+        messages_matched=total,
+        close=CloseResult()
+        if close is None
+        else CloseResult(
+            by=None if close.by is None else close.by.value, code=close.code, reason=close.reason
+        ),
+    )
+
+
+def check_path(path: str | Path, cfg: RuleConfig) -> Report:
+    """Check a cassette file; raises CassetteError for unreadable or truncated files."""
+    return check_file(CassetteReader(path), cfg)
