@@ -1,0 +1,118 @@
+"""An offset index over a streamed cassette, so each connection is replayed on its own.
+
+:meth:`CassetteIndex.build` reads the cassette once, start to end, keeping only what the
+replay needs up front: each connection's ``Open``, its ``Close``, message counts and
+heartbeat pairs (:class:`~wstape.core.script.RecordedConnection`), plus, per connection,
+a few *segments* of the file where its records lie. :meth:`CassetteIndex.events` later
+streams one connection's messages from those segments in small batches, so a
+1,000,000-message connection is replayed in constant memory and a thousand concurrent
+connections do not hold a thousand open files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wstape.cassettes import CassetteReader
+from wstape.core.model import Close, Message, Open
+from wstape.core.script import HeartbeatFinder, RecordedConnection
+
+SEGMENT_GAP = 64 * 1024
+"""Records of one connection closer than this (in bytes) share a segment: reading a few
+foreign records is cheaper than seeking and opening the file again."""
+BATCH_RECORDS = 512
+BATCH_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class _Segment:
+    start: int
+    """Byte offset of the segment's first record."""
+    index: int
+    """Record index of that record."""
+    last: int
+    """Byte offset of the segment's last record of this connection."""
+
+
+@dataclass
+class _Building:
+    open: Open
+    finder: HeartbeatFinder = field(default_factory=HeartbeatFinder)
+    close: Close | None = None
+    segments: list[_Segment] = field(default_factory=list)
+
+
+class CassetteIndex:
+    """What the replay server knows about a cassette before any client connects."""
+
+    def __init__(
+        self,
+        reader: CassetteReader,
+        connections: list[RecordedConnection],
+        segments: dict[int, list[_Segment]],
+    ) -> None:
+        self.reader = reader
+        self.path = reader.path
+        self.connections = connections
+        self._segments = segments
+
+    @classmethod
+    def build(cls, path: str | Path) -> CassetteIndex:
+        """Index ``path``. Raises CassetteError (TruncatedCassette for a cut-off file)."""
+        reader = CassetteReader(path, allow_truncated=False)
+        building: dict[int, _Building] = {}
+        for index, offset, record in reader.iter_with_offsets():
+            if isinstance(record, Open):
+                if record.conn in building:
+                    continue  # a reused id: the first connection wins
+                entry = building[record.conn] = _Building(record)
+            elif isinstance(record, Message | Close):
+                found = building.get(record.conn)
+                if found is None or not found.open.accepted or found.close is not None:
+                    continue  # orphans, and anything after the end, are never replayed
+                entry = found
+                if isinstance(record, Message):
+                    entry.finder.add(record)
+                else:
+                    entry.close = record
+            else:
+                continue
+            segments = entry.segments
+            if segments and offset - segments[-1].last <= SEGMENT_GAP:
+                segments[-1].last = offset
+            else:
+                segments.append(_Segment(offset, index, offset))
+        connections = [b.finder.summarise(b.open, b.close) for b in building.values()]
+        return cls(reader, connections, {conn: b.segments for conn, b in building.items()})
+
+    def events(self, conn: int) -> Iterator[Message | Close]:
+        """The messages and close of connection ``conn``, in order, streamed from disk."""
+        for segment in self._segments.get(conn, []):
+            start: int | None = segment.start
+            index = segment.index
+            while start is not None:
+                batch, start, index = self._batch(conn, start, index, segment.last)
+                yield from batch
+
+    def _batch(
+        self, conn: int, start: int, index: int, last: int
+    ) -> tuple[list[Message | Close], int | None, int]:
+        """Read a bounded batch; return it and where to resume (None: segment done)."""
+        batch: list[Message | Close] = []
+        size = 0
+        records = self.reader.iter_with_offsets(start, index)
+        assert isinstance(records, Generator)
+        with contextlib.closing(records):
+            for idx, offset, record in records:
+                if offset > last:
+                    return batch, None, idx
+                if len(batch) >= BATCH_RECORDS or size >= BATCH_BYTES:
+                    return batch, offset, idx
+                if isinstance(record, Message | Close) and record.conn == conn:
+                    batch.append(record)
+                    if isinstance(record, Message):
+                        size += len(record.payload)
+        return batch, None, index
