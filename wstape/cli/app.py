@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from wstape import __version__
-from wstape.cli import check, inspect, record
+from wstape.cli import check, inspect, record, replay
 
 app = typer.Typer(
     name="wstape",
@@ -38,7 +38,7 @@ def _main(
     """wstape: record, replay and check WebSocket traffic."""
 
 
-for _module in (record, inspect, check):
+for _module in (record, inspect, check, replay):
     _module.register(app)
 
 

@@ -68,6 +68,7 @@ from .rules import (
     check_client_close,
     check_close_changed,
     check_close_handshake,
+    check_early_data,
     check_frame,
     check_pong,
     check_reconnects,
@@ -102,6 +103,10 @@ FAIL_CODES: dict[str, int] = {
     "RFC-TEXT-UTF8": 1007,
     "RFC-CLOSE-REASON-UTF8": 1007,
 }
+
+SEND_BUDGET = 256
+"""Server messages sent per wake-up before yielding to other connections: a long burst at
+``--speed 0`` must not starve the others or fill the socket buffer unchecked."""
 
 HEARTBEAT_MAX_PAYLOAD = 512
 """Longer messages are never heartbeats (keeps the index small for huge cassettes)."""
@@ -377,7 +382,11 @@ class Script:
         if self.state is not Step.RUNNING:
             return actions
         self.deadline = None
+        budget = SEND_BUDGET
         while self.state is Step.RUNNING:
+            if budget <= 0:
+                self.deadline = now  # more is due: come back after the others had a turn
+                break
             event = self._peek()
             if event is None:
                 self._flush_unexpected(now)
@@ -395,6 +404,7 @@ class Script:
                     break
                 self._pop()
                 actions.append(SendMessage(event.opcode, event.payload))
+                budget -= 1
                 continue
             if not self._at_client_message(event, now, actions):
                 break
@@ -636,6 +646,7 @@ class LiveConnection:
         self._abnormal = True
         self.upgraded = False
         self.serial = 0
+        self.stopping = False
         self.played = False
         """A recorded connection was claimed for this client (answered 101 or its refusal)."""
         self.status: int | None = None
@@ -765,21 +776,7 @@ class LiveConnection:
         self.request = req
         self.recorded = candidate
         found = check_request(req, self.cfg, seen_keys=session.seen_keys(req))
-        if self._parser.leftover:
-            found.append(
-                _must(
-                    violation(
-                        "RFC-HS-EARLY-DATA",
-                        Severity.ERROR,
-                        self.cfg,
-                        conn,
-                        f"client sent {len(self._parser.leftover)} bytes after its request "
-                        "without waiting for the 101; expected nothing before the answer",
-                        expected=0,
-                        actual=len(self._parser.leftover),
-                    )
-                )
-            )
+        found += check_early_data(len(self._parser.leftover), self.cfg, conn)
         if candidate is not None:
             found += check_subprotocol_change(req, candidate.open, self.cfg)
         else:
@@ -1040,12 +1037,21 @@ class LiveConnection:
             close=CloseResult(c.by.value if c.by is not None else None, c.code, c.reason),
         )
 
+    def shutdown(self, now: float) -> None:
+        """The server is stopping: say goodbye (1001) and hang up without judging the client."""
+        if self.closed:
+            return
+        self.stopping = True
+        if self.phase is Phase.OPEN:
+            self._send_close(1001, "wstape: server stopping", now)
+        self.close_after_flush = True
+
     def connection_lost(self, now: float) -> None:
         """TCP is gone. Settles the close checks and tells the session."""
         if self.closed:
             return
         self.closed = True
-        if self.upgraded and not self._client_close_seen and not self.failed:
+        if self.upgraded and not self._client_close_seen and not self.failed and not self.stopping:
             if self.close.by is Side.SERVER and self.close.code in (1006, 1015):
                 pass  # we dropped it on purpose, as recorded
             else:
@@ -1066,11 +1072,6 @@ class LiveConnection:
         self._frames = FrameParser(0)
         self._msg_parts = []
         self.session.ended(self, now, abnormal=self._abnormal)
-
-
-def _must(v: Violation | None) -> Violation:
-    assert v is not None
-    return v
 
 
 # -- the session ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ Library use::
     server = ReplayServer("chat.msgpack", ReplayOptions(port=0, speed=0))
     port = await server.start()
     ...  # point a client at server.url
-    await server.wait_done(timeout=30)   # every recorded connection played
+    await server.wait_played(timeout=30) # every recorded connection played
     await server.stop()
     report = server.report()             # wstape.core.report.Report; .to_dict() for JSON
 """
@@ -44,7 +44,8 @@ class ReplayOptions:
     host: str = "127.0.0.1"
     port: int = 8765
     """0 binds any free port (see :attr:`ReplayServer.port`)."""
-    # rules
+    # rules (``rules`` wins over the separate fields when given)
+    rules: RuleConfig | None = None
     profile: Profile | str = Profile.RFC6455
     appid: str | None = None
     allow_hosts: tuple[str, ...] = ()
@@ -70,6 +71,8 @@ class ReplayOptions:
     """A ready-made server context (library use); implies TLS."""
 
     def rule_config(self) -> RuleConfig:
+        if self.rules is not None:
+            return self.rules
         return RuleConfig(
             profile=Profile(self.profile),
             appid=self.appid,
@@ -326,11 +329,11 @@ class ReplayServer:
             self.on_log(live, text)
 
     @property
-    def done(self) -> bool:
+    def played(self) -> bool:
         """Every recorded connection has been played (never, with ``loop``)."""
         return self._done is not None and self._done.is_set()
 
-    async def wait_done(self, timeout: float | None = None) -> bool:
+    async def wait_played(self, timeout: float | None = None) -> bool:
         """Wait until every recorded connection was played; False if ``timeout`` passed."""
         if self._done is None:
             raise RuntimeError("the server is not started")

@@ -1,0 +1,300 @@
+"""``wstape replay``: serve a cassette as a ws:// or wss:// server and check the client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from wstape.cassettes import CassetteError
+from wstape.cli.common import ExitCode, console, fail
+from wstape.cli.options import (
+    AllowHostOpt,
+    AppidOpt,
+    IgnoreOpt,
+    MaxSocketsOpt,
+    PlatformChoice,
+    PlatformOpt,
+    ProfileChoice,
+    ProfileOpt,
+    rule_config,
+)
+from wstape.core.report import Report, junit_xml, to_json
+from wstape.core.rules import Severity, Violation
+from wstape.core.script import LiveConnection
+from wstape.replay.server import ReplayOptions, ReplayServer
+from wstape.replay.tls import TlsSetupError
+
+_STYLE = {Severity.ERROR: "red", Severity.WARN: "yellow", Severity.INFO: "cyan"}
+
+
+class MatchChoice(StrEnum):
+    EXACT = "exact"
+    JSON = "json"
+    TYPE = "type"
+    ANY = "any"
+
+
+def _short(value: object, limit: int = 100) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _print_violation(v: Violation) -> None:
+    data = v.to_json()
+    conn = "-" if v.conn is None else str(v.conn)
+    style = _STYLE[v.severity]
+    console(stderr=True).print(
+        f"[{style}]{v.severity.value:5}[/{style}] {v.rule} conn {conn}: {v.message} "
+        f"(expected {_short(data['expected'])}, actual {_short(data['actual'])})",
+        markup=True,
+        highlight=False,
+    )
+
+
+def _print_log(live: LiveConnection, text: str) -> None:
+    conn = "-" if live.conn is None else str(live.conn)
+    console(stderr=True).print(f"conn {conn}: {text}", markup=False, highlight=False)
+
+
+def _summary(report: Report) -> None:
+    out = console(stderr=True)
+    if report.connections:
+        table = Table(title=f"{report.cassette} under {report.profile}", title_justify="left")
+        for col in ("conn", "path", "client", "matched", "close", "errors", "warnings"):
+            table.add_column(col, overflow="fold")
+        for c in report.connections:
+            mine = [v for v in report.violations if v.conn == c.conn]
+            close = "-" if c.close.by is None else f"{c.close.by} {c.close.code} {c.close.reason}"
+            table.add_row(
+                str(c.conn),
+                c.path,
+                c.client or "",
+                f"{c.messages_matched}/{c.messages_expected}",
+                close.strip(),
+                str(sum(1 for v in mine if v.severity is Severity.ERROR)),
+                str(sum(1 for v in mine if v.severity is Severity.WARN)),
+            )
+        out.print(table)
+    verdict = "passed" if report.passed else "FAILED"
+    out.print(
+        f"{verdict}: {len(report.connections)} connections played, "
+        f"{report.count(Severity.ERROR)} errors, {report.count(Severity.WARN)} warnings, "
+        f"{report.count(Severity.INFO)} info; rules: {', '.join(report.rule_ids()) or 'none'}",
+        highlight=False,
+    )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` so a reader polling ``path`` never sees half of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+async def _serve(server: ReplayServer, ready_file: Path | None, max_wait: float | None) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        console(stderr=True).print(
+            f"wstape: replaying {server.cassette} on {server.url} "
+            f"({len(server.index.connections) if server.index else 0} recorded connections)",
+            highlight=False,
+        )
+        if ready_file is not None:
+            _write_atomically(ready_file, f"{server.port}\n")
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+        if not server.options.loop:
+            waiters.append(asyncio.ensure_future(server.wait_played()))
+        await asyncio.wait(waiters, timeout=max_wait, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+    finally:
+        await server.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+def replay(
+    cassette: Annotated[Path, typer.Argument(help="The cassette to replay.", show_default=False)],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on; 0 = any free.")
+    ] = 8765,
+    ready_file: Annotated[
+        Path | None,
+        typer.Option("--ready-file", help="Write the bound port here once listening."),
+    ] = None,
+    tls: Annotated[bool, typer.Option("--tls", help="Serve wss:// (TLS 1.2 or newer).")] = False,
+    hostname: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hostname",
+            help="With --tls: a name for the certificate minted from the mitmproxy CA "
+            "(repeatable).",
+        ),
+    ] = None,
+    confdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--confdir",
+            help="mitmproxy configuration directory holding the CA [default: ~/.mitmproxy].",
+            show_default=False,
+        ),
+    ] = None,
+    cert: Annotated[
+        Path | None, typer.Option("--cert", help="With --tls: your own PEM certificate chain.")
+    ] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="The PEM key for --cert.")] = None,
+    profile: ProfileOpt = ProfileChoice.RFC6455,
+    appid: AppidOpt = None,
+    allow_host: AllowHostOpt = None,
+    platform: PlatformOpt = PlatformChoice.DEVICE,
+    max_sockets: MaxSocketsOpt = 5,
+    ignore: IgnoreOpt = None,
+    match: Annotated[
+        MatchChoice,
+        typer.Option("--match", help="How client messages are compared with the recording."),
+    ] = MatchChoice.EXACT,
+    ignore_json_path: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore-json-path",
+            help="With --match json: a path to ignore, e.g. '$.ts' (repeatable).",
+        ),
+    ] = None,
+    ignore_query: Annotated[
+        bool,
+        typer.Option("--ignore-query", help="Select recorded connections by path only."),
+    ] = False,
+    speed: Annotated[
+        float,
+        typer.Option(
+            "--speed", min=0, help="1 = recorded timing, 2 = twice as fast, 0 = no delays."
+        ),
+    ] = 1.0,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", min=0.001, help="Seconds to wait for an expected client message."
+        ),
+    ] = 10.0,
+    loop: Annotated[
+        bool, typer.Option("--loop", help="Keep serving, replaying the recording again.")
+    ] = False,
+    max_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--max-wait",
+            min=0,
+            help="Stop after this many seconds even if recorded connections are unplayed.",
+        ),
+    ] = None,
+    ping_interval: Annotated[
+        float,
+        typer.Option(
+            "--ping-interval", min=0, help="Send a Ping every N seconds and check the Pong."
+        ),
+    ] = 0.0,
+    fragment_size: Annotated[
+        int,
+        typer.Option(
+            "--fragment-size",
+            min=0,
+            help="Send server messages longer than N bytes in fragments, with a Ping after "
+            "the first (0 = never).",
+        ),
+    ] = 0,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write the JSON report here.")
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Write a JUnit XML report here.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the JSON report on stdout at the end.")
+    ] = False,
+) -> None:
+    """Replay a cassette as a real WebSocket server and check every client against it.
+
+    Each client is matched to the first unplayed recorded connection of its path (and
+    query), answered with the recorded handshake, sent the recorded server messages at
+    the recorded pace, and its messages are compared with the recorded ones. Every
+    handshake, frame and close goes through the rules of --profile. Without --loop the
+    server exits once every recorded connection has been played (or after --max-wait);
+    Ctrl-C or SIGTERM stop it early and still write the report.
+
+    Exit codes: 0 no error-severity violation (warnings alone pass), 1 violations,
+    2 usage error (bad option, port in use, TLS setup), 3 cassette unreadable, truncated
+    or from a newer wstape.
+    """
+    cfg = rule_config(profile, appid, allow_host, platform, max_sockets, ignore)
+    if (tls or cert is not None) and cert is None and not hostname:
+        fail("--tls needs --hostname NAME (or --cert/--key)")
+    try:
+        options = ReplayOptions(
+            host=host,
+            port=port,
+            profile=cfg.profile,
+            appid=cfg.appid,
+            allow_hosts=cfg.allow_hosts,
+            platform=cfg.platform,
+            max_sockets=cfg.max_sockets,
+            ignore=cfg.ignore,
+            match=match.value,
+            ignore_json_paths=tuple(ignore_json_path or ()),
+            speed=speed,
+            timeout=timeout,
+            loop=loop,
+            ignore_query=ignore_query,
+            ping_interval=ping_interval,
+            fragment_size=fragment_size,
+            tls=tls or cert is not None,
+            hostnames=tuple(hostname or ()),
+            confdir=confdir,
+            cert=cert,
+            key=key,
+        )
+        server = ReplayServer(cassette, options, on_violation=_print_violation, on_log=_print_log)
+    except ValueError as e:
+        fail(str(e))
+    try:
+        server.load()
+    except CassetteError as e:
+        fail(str(e), ExitCode.CASSETTE)
+    try:
+        asyncio.run(_serve(server, ready_file, max_wait))
+    except TlsSetupError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        pass
+    result = server.report()
+    if report is not None:
+        _write_atomically(report, to_json(result) + "\n")
+    if junit is not None:
+        _write_atomically(junit, junit_xml(result))
+    _summary(result)
+    if as_json:
+        sys.stdout.write(to_json(result) + "\n")
+        sys.stdout.flush()
+    raise typer.Exit(int(ExitCode.OK if result.passed else ExitCode.VIOLATIONS))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(replay)
