@@ -6,14 +6,15 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.table import Table
 
 from wstape.cassettes import CassetteError
+from wstape.cassettes.har import export_har
 from wstape.cassettes.jsonl import summarize, summary_to_json, write_jsonl
-from wstape.cli.common import ExitCode, console, fail, open_cassette, warn_if_truncated
+from wstape.cli.common import ExitCode, console, fail, open_cassette, warn, warn_if_truncated
 from wstape.core.closecodes import describe
 from wstape.core.model import ConnectionSummary
 
@@ -24,6 +25,7 @@ CassetteArg = Annotated[
 
 class ExportFormat(StrEnum):
     JSONL = "jsonl"
+    HAR = "har"
 
 
 def _human_bytes(n: int) -> str:
@@ -108,16 +110,33 @@ def export(
     {"type": "message", "conn", "t", "from", "opcode", "text" (text) or "base64" (binary),
     "size"}; closes: {"type": "close", "conn", "t", "by", "code", "reason", "on_wire"}.
     See docs/cassette-format.md.
+
+    har: HAR 1.2, one entry per connection as Chrome DevTools writes a WebSocket
+    ("_resourceType": "websocket", "_webSocketMessages": [{"type": "send"|"receive",
+    "time", "opcode": 1|2, "data"}], binary as base64), plus "_wstape" fields (close code,
+    reason and who closed, connection id, exact times, notes) so that `wstape import` gives
+    the same cassette back. See docs/interchange.md.
     """
     reader = open_cassette(cassette)
     out = sys.stdout if output is None else None
+
+    def write(stream: TextIO) -> None:
+        if fmt is ExportFormat.HAR:
+            result = export_har(reader, stream)
+            if result.orphans:
+                warn(f"left out {result.orphans} records of connections with no open record")
+            if result.extra_closes:
+                warn(f"kept only the last of several close records ({result.extra_closes})")
+        else:
+            write_jsonl(reader, stream, notes=notes)
+
     try:
         if out is None:
             assert output is not None
             with open(output, "w", encoding="utf-8") as f:
-                write_jsonl(reader, f, notes=notes)
+                write(f)
         else:
-            write_jsonl(reader, out, notes=notes)
+            write(out)
     except CassetteError as e:
         fail(str(e), ExitCode.CASSETTE)
     except OSError as e:
