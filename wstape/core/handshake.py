@@ -117,12 +117,12 @@ class RequestParser:
         self._buf += data
         end, sep = _find_head_end(self._buf)
         if end < 0:
-            if len(self._buf) > self.max_size:
-                self.done = True
-                return HttpError(431, "request header block too large")
             if self._buf and not _could_be_http(bytes(self._buf[:16])):
                 self.done = True
                 return HttpError(400, "not an HTTP request")
+            if len(self._buf) > self.max_size:
+                self.done = True
+                return HttpError(431, "request header block too large")
             return None
         self.done = True
         if end > self.max_size:

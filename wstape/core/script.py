@@ -14,10 +14,10 @@ a clock (``now``, monotonic seconds), never with sockets:
   reconnect backoff, reused keys), the violations and the report.
 
 Timing (DESIGN.md "Replay semantics"): a recorded server message at offset ``t`` is due
-at ``anchor_live + (t - anchor_recorded) * speed``, where the anchor is the connection's
-open or the arrival of the client message that preceded it in the recording; so it is
-never sent before that client message has arrived, and recorded gaps are kept without
-drift. A recorded client message is awaited until ``max(now, due) + timeout``.
+at ``anchor_live + (t - anchor_recorded) / speed`` (no delay at all for speed 0), where the
+anchor is the connection's open or the arrival of the client message that preceded it in
+the recording; so it is never sent before that client message has arrived, and recorded
+gaps are kept without drift. A recorded client message is awaited until ``max(now, due) + timeout``.
 
 Heartbeats: a client message that the recording answers with the same reply every time,
 at least twice (``{"type":"ping"}`` -> ``{"type":"pong"}``), is a heartbeat. A live
@@ -126,7 +126,7 @@ class ScriptOptions:
     """``exact``, ``json``, ``type`` or ``any`` (see :mod:`wstape.core.matchers`)."""
     ignore_json_paths: tuple[str, ...] = ()
     speed: float = 1.0
-    """1 = recorded timing, 2 = twice as fast, 0 = no delays."""
+    """1 = recorded timing, 2 = twice as fast, 0.5 = half as fast, 0 = no delays."""
     timeout: float = 10.0
     """Seconds to wait for an expected client message or Close."""
     ignore_query: bool = False
@@ -341,7 +341,10 @@ class Script:
         return (event.opcode, event.payload) in self.recorded.heartbeats
 
     def _due(self, t: float) -> float:
-        return self._anchor_live + max(0.0, t - self._anchor_rec) * self.options.speed
+        speed = self.options.speed
+        if speed == 0:
+            return self._anchor_live
+        return self._anchor_live + max(0.0, t - self._anchor_rec) / speed
 
     def _t(self, now: float) -> float:
         return round(now - self.opened_at, 6)
