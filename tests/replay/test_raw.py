@@ -40,12 +40,21 @@ async def _open(server_port: int) -> RawClient:
         (encode_frame(OpCode.CONTINUATION, b"x", mask_key=b"abcd"), "RFC-FRAME-FRAGMENTS", 1002),
         (encode_frame(OpCode.TEXT, b"\xc3\x28", mask_key=b"abcd"), "RFC-TEXT-UTF8", 1007),
     ],
-    ids=["unmasked", "rsv1", "reserved-opcode", "big-ping", "fragmented-ping", "stray-continuation", "bad-utf8"],
+    ids=[
+        "unmasked",
+        "rsv1",
+        "reserved-opcode",
+        "big-ping",
+        "fragmented-ping",
+        "stray-continuation",
+        "bad-utf8",
+    ],
 )
 async def test_bad_frames_fail_only_that_connection(
     frame: bytes, rule: str, code: int, make_cassette: CassetteFactory, serve: Serve
 ) -> None:
-    records = ECHO + [
+    records = [
+        *ECHO,
         opening(2, "/echo"),
         c(2, 0.01, "one"),
         s(2, 0.02, "1"),
@@ -127,7 +136,9 @@ async def test_garbage_gets_400_and_the_server_lives(
         assert await asyncio.wait_for(ws.recv(), 5) == "1"
 
 
-async def test_recorded_refusal_status_and_body(make_cassette: CassetteFactory, serve: Serve) -> None:
+async def test_recorded_refusal_status_and_body(
+    make_cassette: CassetteFactory, serve: Serve
+) -> None:
     records = [
         opening(
             1,

@@ -130,7 +130,9 @@ async def test_1_chat_clean_client_passes(
     assert row["close"] == {"by": "client", "code": 1000, "reason": "bye"}
 
 
-async def test_1_chat_mismatch_and_json_matcher(make_cassette: CassetteFactory, serve: Serve) -> None:
+async def test_1_chat_mismatch_and_json_matcher(
+    make_cassette: CassetteFactory, serve: Serve
+) -> None:
     cassette = make_cassette(CHAT)
     for match, expected in (("exact", ["REPLAY-MESSAGE-MISMATCH"]), ("json", [])):
         server = await serve(cassette, match=match, ignore_json_paths=("$.user",))
@@ -330,7 +332,11 @@ async def test_4_client_close_codes(
 async def test_5_server_close_answered(
     code: int, reason: str, make_cassette: CassetteFactory, serve: Serve
 ) -> None:
-    records = [opening(1, "/kick"), s(1, 0.01, "bye now"), close(1, 0.02, Side.SERVER, code, reason)]
+    records = [
+        opening(1, "/kick"),
+        s(1, 0.01, "bye now"),
+        close(1, 0.02, Side.SERVER, code, reason),
+    ]
     server = await serve(make_cassette(records))
     async with connect(server, "/kick") as ws:
         assert await recv_text(ws) == "bye now"
@@ -364,7 +370,11 @@ def dropping(n: int) -> list[Any]:
     for conn in range(1, n + 1):
         records += [opening(conn, "/feed"), s(conn, 0.0, f"hello {conn}")]
         records.append(close(conn, 0.01, Side.SERVER, 1006))
-    records += [opening(n + 1, "/feed"), s(n + 1, 0.0, "stable"), close(n + 1, 0.1, Side.CLIENT, 1000)]
+    records += [
+        opening(n + 1, "/feed"),
+        s(n + 1, 0.0, "stable"),
+        close(n + 1, 0.1, Side.CLIENT, 1000),
+    ]
     return records
 
 
@@ -424,7 +434,10 @@ async def test_7_six_sockets_under_wechat(
 
 # -- 8. handshake negatives -------------------------------------------------------
 
-HS = [opening(1, "/hs", subprotocols=("chat.v1",), subprotocol="chat.v1"), close(1, 0.01, Side.CLIENT, 1000)]
+HS = [
+    opening(1, "/hs", subprotocols=("chat.v1",), subprotocol="chat.v1"),
+    close(1, 0.01, Side.CLIENT, 1000),
+]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ preceded it in the recording."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -39,8 +40,8 @@ async def test_recorded_gaps_are_kept(
 ) -> None:
     server = await serve(make_cassette(PUSH), speed=speed)
     opened, arrivals = await _arrivals(f"{server.url}/push", len(TIMES))
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-    recorded = [(b - a) / speed for a, b in zip(TIMES, TIMES[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    recorded = [(b - a) / speed for a, b in itertools.pairwise(TIMES)]
     for got, want in zip(gaps, recorded, strict=True):
         assert abs(got - want) < 0.05, (gaps, recorded)
     assert abs((arrivals[0] - opened) - TIMES[0] / speed) < 0.05

@@ -1,0 +1,183 @@
+"""``wstape replay`` as a real process: --port 0 --ready-file F --report R, exit codes,
+SIGTERM still writing the report, JUnit XML, --json on stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import websockets
+
+from tests.helpers.rawclient import RawClient
+from tests.replay.conftest import CassetteFactory, c, close, opening, s
+from wstape.core.frames import encode_close_body
+from wstape.core.model import Side
+
+ECHO = [
+    opening(1, "/echo"),
+    c(1, 0.01, "ping?"),
+    s(1, 0.02, "pong!"),
+    close(1, 0.05, Side.CLIENT, 1000, "done"),
+]
+REPORT_KEYS = ["passed", "profile", "cassette", "connections", "violations"]
+
+
+class Replay:
+    """A ``wstape replay`` subprocess with its ready file and report."""
+
+    def __init__(self, tmp: Path, cassette: Path, *args: str) -> None:
+        self.ready = tmp / "port.txt"
+        self.report_path = tmp / "report.json"
+        self.junit_path = tmp / "junit.xml"
+        self.argv = [
+            sys.executable, "-m", "wstape", "replay", str(cassette),
+            "--port", "0", "--ready-file", str(self.ready),
+            "--report", str(self.report_path), "--junit", str(self.junit_path),
+            "--speed", "0", "--timeout", "3", *args,
+        ]  # fmt: skip
+        self.proc: asyncio.subprocess.Process | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> Replay:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        async with asyncio.timeout(20):
+            while not self.ready.exists():
+                if self.proc.returncode is not None:
+                    raise AssertionError(f"wstape replay exited with {self.proc.returncode}")
+                await asyncio.sleep(0.02)
+        self.port = int(self.ready.read_text())
+        return self
+
+    async def finish(self, timeout: float = 15) -> tuple[int, str, str]:
+        assert self.proc is not None
+        out, err = await asyncio.wait_for(self.proc.communicate(), timeout)
+        assert self.proc.returncode is not None
+        return self.proc.returncode, out.decode(), err.decode()
+
+    def report(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.report_path.read_text(encoding="utf-8"))
+        return data
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def test_clean_run_exits_0_by_itself(tmp_path: Path, make_cassette: CassetteFactory) -> None:
+    async with Replay(tmp_path, make_cassette(ECHO), "--json") as replay:
+        async with websockets.connect(f"ws://127.0.0.1:{replay.port}/echo", compression=None) as ws:
+            await ws.send("ping?")
+            assert await asyncio.wait_for(ws.recv(), 5) == "pong!"
+            await ws.close(1000, "done")
+        code, out, err = await replay.finish()
+    assert code == 0, err
+    report = replay.report()
+    assert list(report) == REPORT_KEYS
+    assert report["passed"] is True and report["violations"] == []
+    [row] = report["connections"]
+    assert list(row) == [
+        "conn", "path", "client", "messages_expected", "messages_matched", "close",
+    ]  # fmt: skip
+    assert row["close"] == {"by": "client", "code": 1000, "reason": "done"}
+    assert json.loads(out) == report
+    assert "conn 1: open /echo" in err and "passed" in err
+    suite = ET.parse(replay.junit_path).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0"
+
+
+async def test_violation_exits_1_and_is_printed(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    async with Replay(tmp_path, make_cassette(ECHO)) as replay:
+        raw = await RawClient.connect(replay.port)
+        assert (await raw.handshake("/echo")).status == 101
+        await raw.send_text("ping?")
+        await raw.recv()
+        await raw.send_close(encode_close_body(1005))  # never on the wire
+        await raw.recv_until_close()
+        await raw.aclose()
+        code, _, err = await replay.finish()
+    assert code == 1
+    assert sorted({v["rule"] for v in replay.report()["violations"]}) == [
+        "REPLAY-CLOSE-CHANGED",
+        "RFC-CLOSE-CODE",
+    ]
+    assert "RFC-CLOSE-CODE conn 1" in err
+    suite = ET.parse(replay.junit_path).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+
+
+async def test_sigterm_still_writes_the_report(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    records = [*ECHO, opening(2, "/never"), close(2, 1.0, Side.CLIENT, 1000)]
+    async with Replay(tmp_path, make_cassette(records)) as replay:
+        async with websockets.connect(f"ws://127.0.0.1:{replay.port}/echo", compression=None) as ws:
+            await ws.send("ping?")
+            await asyncio.wait_for(ws.recv(), 5)
+            assert replay.proc is not None
+            replay.proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(ws.wait_closed(), 5)
+            assert ws.close_code == 1001  # the server said goodbye
+        code, _, _ = await replay.finish()
+    assert code == 0  # warnings only
+    report = replay.report()
+    assert [(v["rule"], v["conn"]) for v in report["violations"]] == [("REPLAY-UNPLAYED", 2)]
+    assert report["connections"][0]["close"]["code"] == 1001
+
+
+async def test_max_wait_ends_an_unplayed_run(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    async with Replay(tmp_path, make_cassette(ECHO), "--max-wait", "0.2") as replay:
+        code, _, _ = await replay.finish()
+    assert code == 0
+    assert [v["rule"] for v in replay.report()["violations"]] == ["REPLAY-UNPLAYED"]
+
+
+async def test_truncated_cassette_exits_3(tmp_path: Path, make_cassette: CassetteFactory) -> None:
+    path = make_cassette(ECHO)
+    path.write_bytes(path.read_bytes()[:-3])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wstape", "replay", str(path), "--port", "0",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 3
+    assert b"truncated" in err
+
+
+async def test_usage_errors_exit_2(tmp_path: Path, make_cassette: CassetteFactory) -> None:
+    path = make_cassette(ECHO)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        for args in (
+            ["--ignore", "NO-SUCH-RULE"],
+            ["--tls"],
+            ["--match", "fuzzy"],
+            ["--ignore-json-path", "$..["],
+            ["--port", str(busy.getsockname()[1])],
+        ):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "wstape", "replay", str(path), *args,
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            _, err = await asyncio.wait_for(proc.communicate(), 20)
+            assert proc.returncode == 2, (args, err)
+    finally:
+        busy.close()
