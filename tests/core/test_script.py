@@ -103,10 +103,10 @@ class FakeClient:
         data = self.live.data_to_send()
         if self.status is None:
             self._raw += data
-            if b"\r\n\r\n" not in self._raw:
-                return
-            self.head, _, data = self._raw.partition(b"\r\n\r\n")
-            self.status = int(self.head.split(b" ")[1])
+            data = b""
+            if b"\r\n\r\n" in self._raw:
+                self.head, _, data = self._raw.partition(b"\r\n\r\n")
+                self.status = int(self.head.split(b" ")[1])
         for item in self._parser.feed(data):
             assert isinstance(item, Frame)
             self.frames.append(item)
@@ -541,3 +541,28 @@ def test_session_socket_limit_reconnects_and_unplayed() -> None:
     for i in range(5):
         FakeClient(session, now=i * 2.5).handshake("/r")
     assert session.violations == []
+
+
+def test_incomplete_request_is_dropped_after_the_timeout() -> None:
+    session = session_for(CHAT, timeout=2)
+    client = FakeClient(session)
+    client.write(b"GET /ch")
+    client.wait(1.9)
+    assert not client.hung_up
+    client.wait(0.2)
+    assert client.hung_up and client.status is None and session.violations == []
+    session.finish()
+    assert rules(session) == ["REPLAY-UNPLAYED"]
+
+
+def test_messages_after_the_recording_stopped_are_not_judged() -> None:
+    records = [opening(1), c(1, 0.0, "a"), s(1, 0.1, "b")]  # recording stopped while open
+    session = session_for(records, speed=0, timeout=2)
+    client = FakeClient(session)
+    client.handshake()
+    client.send("a")
+    client.send("something the recording never saw")
+    client.wait(2.1)
+    assert client.close_frame() == (1001, b"wstape: end of recording")
+    client.close(encode_close_body(1001))
+    assert client.hung_up and session.violations == []

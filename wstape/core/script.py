@@ -362,6 +362,8 @@ class Script:
             self._credits[key] += 1
             self.heartbeats_answered += 1
             return actions
+        if self.state is Step.IDLE:
+            return actions  # the recording stopped here; what follows was never recorded
         if self.state is not Step.RUNNING:
             self._unexpected(opcode, payload, now)
             return actions
@@ -688,6 +690,7 @@ class LiveConnection:
             t
             for t in (
                 self._close_deadline,
+                self.started + self.options.timeout if self.phase is Phase.HANDSHAKE else None,
                 self.script.deadline
                 if self.script is not None and self.phase is Phase.OPEN
                 else None,
@@ -732,6 +735,11 @@ class LiveConnection:
     def tick(self, now: float) -> None:
         """The clock reached :meth:`next_deadline` (calling early is harmless)."""
         if self.closed or self.close_after_flush:
+            return
+        if self.phase is Phase.HANDSHAKE:
+            if now >= self.started + self.options.timeout:
+                # No complete request in time (a probe, a preconnect): hang up quietly.
+                self.close_after_flush = True
             return
         if self._close_deadline is not None and now >= self._close_deadline:
             self._close_deadline = None
