@@ -551,6 +551,7 @@ def diff_cassettes(
         ignore |= VOLATILE_HEADERS
     ia = index_cassette(ra)
     ib = index_cassette(rb)
+    truncated = ra.truncated_at, rb.truncated_at
     result = CassetteDiff(a=str(ra.path), b=str(rb.path), connections=[])
     for ca, cb in _pair(ia, ib):
         if ca is not None and cb is not None:
@@ -587,4 +588,6 @@ def diff_cassettes(
                     },
                 )
             )
+    # Reading single messages back resets the readers' state; keep what the full pass saw.
+    ra.truncated_at, rb.truncated_at = truncated
     return result

@@ -326,6 +326,8 @@ def export_har(reader: CassetteReader, out: IO[str]) -> HarExportResult:
         result.connections += 1
     out.write("\n]}}\n")
     result.truncated_at = truncated_at
+    # The second pass stops before the tail; report what the full pass found.
+    reader.truncated_at = truncated_at
     return result
 
 

@@ -803,8 +803,8 @@ def import_(
         )
         return
     print(
-        f"imported {totals['connections']} connections ({totals['refused']} refused "
-        f"upgrades), {totals['messages']} messages from {source} ({chosen.value}) → {output}"
+        f"imported {totals['connections']} connections ({totals['refused']} refused), "
+        f"{totals['messages']} messages from {source} ({chosen.value}) → {output}"
     )
     if skipped:
         print(f"skipped {skipped} entries that are not WebSocket upgrades")
