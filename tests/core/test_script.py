@@ -7,6 +7,8 @@ import os
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wstape.core.frames import Frame, FrameParser, OpCode, encode_close_body, encode_frame
 from wstape.core.model import Close, Message, Opcode, Open, Side
@@ -566,3 +568,42 @@ def test_messages_after_the_recording_stopped_are_not_judged() -> None:
     assert client.close_frame() == (1001, b"wstape: end of recording")
     client.close(encode_close_body(1001))
     assert client.hung_up and session.violations == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=200), max_size=8), st.booleans())
+def test_hostile_bytes_never_crash_the_connection(chunks: list[bytes], upgrade: bool) -> None:
+    session = session_for(CHAT, speed=0, timeout=1)
+    client = FakeClient(session)
+    if upgrade:
+        client.handshake()
+    for chunk in chunks:
+        client.write(chunk)
+        client.wait(0.3)
+    client.wait(5)
+    client.live.connection_lost(client.now)
+    session.finish()
+    session.report("x").to_dict()
+
+
+frames_st = st.builds(
+    encode_frame,
+    st.integers(0, 15),
+    st.binary(max_size=140),
+    fin=st.booleans(),
+    rsv1=st.booleans(),
+    mask_key=st.none() | st.just(MASK),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(frames_st, max_size=10))
+def test_any_frame_sequence_is_judged_not_crashed(frames: list[bytes]) -> None:
+    session = session_for(CHAT, speed=0, timeout=1)
+    client = FakeClient(session)
+    client.handshake()
+    for frame in frames:
+        client.write(frame)
+    client.wait(5)
+    client.live.connection_lost(client.now)
+    assert all(v.rule for v in session.violations)
