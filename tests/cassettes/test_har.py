@@ -8,6 +8,7 @@ import random
 import zlib
 from dataclasses import replace
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests.cassettes.strategies import closes, messages, notes, opens
 from wstape.cassettes import CassetteReader, CassetteWriter, read_cassette
+from wstape.cassettes import har as har_module
 from wstape.cassettes.har import UNKNOWN_END_NOTE, InterchangeError, export_har, read_har
 from wstape.core.model import Close, Header, Message, Note, Opcode, Open, Record, Side, TlsInfo
 
@@ -119,6 +121,41 @@ def test_round_trip_keeps_every_connection_when_interleaved(
     assert [r.conn for r in back if isinstance(r, Open)] == [
         r.conn for r in records if isinstance(r, Open)
     ]
+
+
+@given(groups=sessions(max_conns=6), seed=st.integers(), group=st.integers(1, 3))
+@SETTINGS
+def test_round_trip_with_small_spool_groups(
+    tmp_path: Path, groups: list[list[Record]], seed: int, group: int
+) -> None:
+    records = interleave(groups[1:], seed)
+    with patch.object(har_module, "SPOOL_GROUP", group):
+        _, back = har_round_trip(tmp_path, records)
+    assert by_conn(back) == by_conn(records)
+
+
+def test_a_reused_connection_id_gives_two_entries(tmp_path: Path) -> None:
+    first = Open(1, 10.0, "GET", "ws", "h", 80, "/a", "HTTP/1.1", (), 101, ())
+    records: list[Record] = [
+        first,
+        Message(1, 0.1, Side.CLIENT, Opcode.TEXT, b"a1"),
+        replace(first, target="/b"),
+        Message(1, 0.2, Side.CLIENT, Opcode.TEXT, b"b1"),
+        Open(2, 11.0, "GET", "ws", "h", 80, "/c", "HTTP/1.1", (), 101, ()),
+        Message(2, 0.3, Side.SERVER, Opcode.TEXT, b"c1"),
+    ]
+    src = tmp_path / "r.msgpack"
+    write(src, records)
+    out = tmp_path / "r.har"
+    for size in (1, 128):
+        with patch.object(har_module, "SPOOL_GROUP", size), open(out, "w") as f:
+            export_har(CassetteReader(src), f)
+        entries = json.loads(out.read_text())["log"]["entries"]
+        assert [[m["data"] for m in e["_webSocketMessages"]] for e in entries] == [
+            ["a1"],
+            ["b1"],
+            ["c1"],
+        ]
 
 
 def test_frozen_sample_round_trips(tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ facts, exact times, notes, header bytes that are not UTF-8) goes into ``_wstape`
 so ``import(export(cassette))`` gives back the same records.
 
 It streams: a first pass over the cassette collects each connection's open, close and
-notes (small); a second pass writes each connection's messages, resuming the reader at the
-connection's first record, so memory does not grow with the number of messages.
+notes (small); a second pass, resumed at the first connection's open, writes the messages
+of up to ``SPOOL_GROUP`` connections at a time to temporary files, one per connection, and
+the entries are then written from them in order. Memory does not grow with the number of
+messages, and a cassette with many interleaved connections is read about once per group.
 
 Import (:func:`read_har`) accepts HAR files without the extensions (Chrome, Playwright,
 mitmproxy's ``savehar``): whatever they do not say stays unknown and is never invented
@@ -28,6 +30,8 @@ import binascii
 import json
 import math
 import re
+import shutil
+import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -62,6 +66,8 @@ UNKNOWN_END_NOTE = (
     "imported from HAR: how the connection ended is not recorded there (close unknown)"
 )
 NOT_ON_WIRE = frozenset({1005, 1006, 1015})
+SPOOL_GROUP = 128
+"""Connections whose messages one scan of the cassette spools to temporary files."""
 MAX_HAR_BYTES = 4 * 1024 * 1024 * 1024
 """Largest (decompressed) HAR file read."""
 
@@ -250,6 +256,68 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
 
+def _spool_messages(reader: CassetteReader, group: list[_Conn]) -> dict[int, tuple[IO[str], int]]:
+    """One scan over the part of the cassette where ``group``'s connections live, writing
+    each connection's HAR messages to a temporary file of its own."""
+    spools: dict[int, tuple[IO[str], int]] = {}
+    busy = [c for c in group if c.messages]
+    if not busy:
+        return spools
+    by_offset = {c.offset: c for c in busy}
+    first = min(busy, key=lambda c: c.offset)
+    end = max(c.last_offset for c in busy)
+    active: dict[int, _Conn | None] = {}
+    for _, offset, record in reader.iter_with_offsets(start=first.offset, index=first.index):
+        if offset > end:
+            break
+        if isinstance(record, Open):
+            # an id can be reused: records belong to the latest open with their id
+            active[record.conn] = by_offset.get(offset)
+        elif isinstance(record, Message):
+            conn = active.get(record.conn)
+            if conn is None or offset > conn.last_offset:
+                continue
+            spool, count = spools.get(conn.offset) or (
+                tempfile.TemporaryFile("w+", encoding="utf-8"),
+                0,
+            )
+            spool.write("\n" if count == 0 else ",\n")
+            spool.write(_dumps(har_message(record, conn.open.started_at)))
+            spools[conn.offset] = (spool, count + 1)
+    return spools
+
+
+def _write_group(
+    reader: CassetteReader,
+    group: list[_Conn],
+    out: IO[str],
+    result: HarExportResult,
+    *,
+    first: bool,
+) -> None:
+    spools = _spool_messages(reader, group)
+    try:
+        for i, conn in enumerate(group):
+            out.write("\n" if first and i == 0 else ",\n")
+            entry = _dumps(_entry(conn))
+            if not conn.open.accepted and conn.messages == 0:
+                out.write(entry)
+            else:
+                out.write(entry[:-1])
+                out.write(', "_webSocketMessages": [')
+                spooled = spools.get(conn.offset)
+                if spooled is not None:
+                    spool, count = spooled
+                    spool.seek(0)
+                    shutil.copyfileobj(spool, out)
+                    result.messages += count
+                out.write("]}")
+            result.connections += 1
+    finally:
+        for spool, _ in spools.values():
+            spool.close()
+
+
 def export_har(reader: CassetteReader, out: IO[str]) -> HarExportResult:
     """Write the cassette as a HAR 1.2 document to ``out``, streaming.
 
@@ -302,28 +370,8 @@ def export_har(reader: CassetteReader, out: IO[str]) -> HarExportResult:
     head = _dumps({"log": log_head})
     out.write(head[:-2])  # everything but the closing braces of "log" and the document
     out.write(', "entries": [')
-    for i, conn in enumerate(conns):
-        out.write("\n" if i == 0 else ",\n")
-        entry = _dumps(_entry(conn))
-        if not conn.open.accepted and conn.messages == 0:
-            out.write(entry)
-        else:
-            out.write(entry[:-1])
-            out.write(', "_webSocketMessages": [')
-            written = 0
-            if conn.messages:
-                for _, offset, record in reader.iter_with_offsets(
-                    start=conn.offset, index=conn.index
-                ):
-                    if offset > conn.last_offset:
-                        break
-                    if isinstance(record, Message) and record.conn == conn.open.conn:
-                        out.write("\n" if written == 0 else ",\n")
-                        out.write(_dumps(har_message(record, conn.open.started_at)))
-                        written += 1
-            result.messages += written
-            out.write("]}")
-        result.connections += 1
+    for g in range(0, len(conns), SPOOL_GROUP):
+        _write_group(reader, conns[g : g + SPOOL_GROUP], out, result, first=g == 0)
     out.write("\n]}}\n")
     result.truncated_at = truncated_at
     # The second pass stops before the tail; report what the full pass found.
