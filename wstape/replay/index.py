@@ -23,8 +23,8 @@ from wstape.core.script import HeartbeatFinder, RecordedConnection
 SEGMENT_GAP = 64 * 1024
 """Records of one connection closer than this (in bytes) share a segment: reading a few
 foreign records is cheaper than seeking and opening the file again."""
-BATCH_RECORDS = 512
-BATCH_BYTES = 4 * 1024 * 1024
+BATCH_RECORDS = 256
+BATCH_BYTES = 1024 * 1024
 
 
 @dataclass(slots=True)
