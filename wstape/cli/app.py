@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from wstape import __version__
-from wstape.cli import check, inspect, record, replay, tools
+from wstape.cli import check, demo, inspect, record, replay, tools
 
 app = typer.Typer(
     name="wstape",
@@ -38,7 +38,7 @@ def _main(
     """wstape: record, replay and check WebSocket traffic."""
 
 
-for _module in (record, inspect, check, replay, tools):
+for _module in (demo, record, replay, check, inspect, tools):
     _module.register(app)
 
 

@@ -172,7 +172,14 @@ def message_mismatch(
     line goes into the message, all of it into ``actual["diff"]`` for reports.
     """
     report = Report(cfg, conn, t)
-    first = diff.strip().splitlines()[0] if diff.strip() else "payload differs"
+    lines = diff.strip().splitlines()
+    if not lines:
+        first = "payload differs"
+    elif lines[0].startswith("--- "):
+        # A unified text diff: its header says nothing; show both payloads instead.
+        first = f"expected {preview(expected.payload)}, got {preview(actual_payload)}"
+    else:
+        first = lines[0]
     actual = message_json(actual_opcode, actual_payload)
     actual["diff"] = diff
     report.add(

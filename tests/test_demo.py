@@ -1,0 +1,33 @@
+"""``wstape demo`` end to end, as a user runs it: a real process, real mitmproxy, real
+sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from wstape.cassettes import read_cassette
+from wstape.core.model import Close, Message, Open, Side
+
+
+def test_demo_records_replays_and_reports(tmp_path: Path) -> None:
+    kept = tmp_path / "chat.msgpack"
+    proc = subprocess.run(
+        [sys.executable, "-m", "wstape", "demo", "-o", str(kept)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "received exactly the recorded server messages" in out
+    assert "passed under browser" in out
+    assert "REPLAY-MESSAGE-MISMATCH" in out and "BROWSER-CLOSE-CODE" in out
+    assert "Traceback" not in proc.stderr
+
+    _, records = read_cassette(kept)
+    opens = [r for r in records if isinstance(r, Open)]
+    assert len(opens) == 1 and opens[0].subprotocol == "chat.v1"
+    messages = [r for r in records if isinstance(r, Message)]
+    assert [m.side for m in messages].count(Side.CLIENT) == 4
+    closes = [r for r in records if isinstance(r, Close)]
+    assert closes == [Close(1, closes[0].t, Side.CLIENT, 4001, "用户主动退出登录", True)]

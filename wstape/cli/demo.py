@@ -1,0 +1,87 @@
+"""``wstape demo``: the whole loop on the bundled sample, in one command."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wstape.addons.runner import RecordError
+from wstape.cassettes.jsonl import summarize
+from wstape.cassettes.reader import CassetteReader
+from wstape.cli.check import print_report
+from wstape.cli.common import ExitCode, console, fail
+from wstape.demo import DEMO_PROFILE, run_demo
+
+EXPECTED_BUGS = {"REPLAY-MESSAGE-MISMATCH", "BROWSER-CLOSE-CODE"}
+
+
+def demo(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Keep the recorded cassette here (default: a temporary file)."
+        ),
+    ] = None,
+) -> None:
+    """Record the bundled sample chat backend through wstape record, then replay the
+    cassette as a server: first to the same client (a clean report), then to a client
+    with bugs (the report names each rule it broke). Runs on 127.0.0.1 only.
+
+    Exit code 0 when the demo behaved as described.
+    """
+    out = console()
+    with tempfile.TemporaryDirectory(prefix="wstape-demo-") as tmp:
+        try:
+            result = asyncio.run(run_demo(Path(tmp)))
+        except RecordError as e:
+            fail(f"demo: recording failed: {e}", ExitCode.VIOLATIONS)
+        except (OSError, TimeoutError) as e:
+            fail(f"demo: {type(e).__name__}: {e}", ExitCode.VIOLATIONS)
+        cassette = result.cassette
+        if output is not None:
+            shutil.copyfile(result.cassette, output)
+            cassette = output
+        rec = result.recorded.stats
+        out.print(
+            f"1. recorded the sample chat client through wstape record (reverse mode): "
+            f"{rec.messages} messages into {cassette}",
+            highlight=False,
+        )
+        for s in summarize(CassetteReader(result.cassette)):
+            out.print(
+                f"   conn {s.open.conn} {s.open.url} subprotocol {s.open.subprotocol}: "
+                f"{s.messages_client} client / {s.messages_server} server messages, "
+                f"closed by {s.close.by if s.close else '?'} "
+                f"{s.close.code if s.close else ''}",
+                highlight=False,
+            )
+        same = result.received_live == result.received_replayed
+        out.print(
+            f"\n2. replayed it (profile {DEMO_PROFILE.value}) to the same client: it received "
+            f"{'exactly the recorded' if same else 'DIFFERENT'} server messages",
+            highlight=False,
+        )
+        print_report(result.clean)
+        out.print(
+            "\n3. replayed it to a client with bugs (says something else, closes with 1001):",
+            highlight=False,
+        )
+        print_report(result.buggy)
+        found = set(result.buggy.rule_ids())
+        ok = same and result.clean.passed and EXPECTED_BUGS <= found
+        if output is not None:
+            out.print(
+                f"\nTry: wstape ls {output}; wstape replay {output} --port 0 "
+                f"--profile {DEMO_PROFILE.value}",
+                highlight=False,
+            )
+    raise typer.Exit(int(ExitCode.OK if ok else ExitCode.VIOLATIONS))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
