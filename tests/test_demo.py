@@ -31,3 +31,20 @@ def test_demo_records_replays_and_reports(tmp_path: Path) -> None:
     assert [m.side for m in messages].count(Side.CLIENT) == 4
     closes = [r for r in records if isinstance(r, Close)]
     assert closes == [Close(1, closes[0].t, Side.CLIENT, 4001, "用户主动退出登录", True)]
+
+
+def test_bundled_sample_cassette_is_readable_and_clean() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "wstape", "demo", "--sample-path"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0
+    path = Path(proc.stdout.strip())
+    assert path.is_file()
+    _, records = read_cassette(path)
+    assert sum(isinstance(r, Message) for r in records) == 9
+    check = subprocess.run(
+        [sys.executable, "-m", "wstape", "check", str(path), "--profile", "browser"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -21,6 +22,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+SAMPLE_CASSETTE = Path(__file__).parent / "cassettes" / "samples" / "chat.msgpack"
+"""A recording of :func:`run_client` against the sample backend (made by ``wstape demo``)."""
 SUBPROTOCOL = Subprotocol("chat.v1")
 GOODBYE_CODE = 4001
 GOODBYE_REASON = "用户主动退出登录"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import IntEnum
 from pathlib import Path
@@ -60,3 +61,10 @@ def console(*, stderr: bool = False) -> Console:
     if stream.isatty():
         return Console(file=stream)
     return Console(file=stream, width=10_000, no_color=True, highlight=False)
+
+
+def stdout_closed() -> NoReturn:
+    """``wstape ... | head`` closed our stdout: stop quietly, as other filters do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(0)

@@ -16,6 +16,7 @@ from wstape.cassettes.reader import CassetteReader
 from wstape.cli.check import print_report
 from wstape.cli.common import ExitCode, console, fail
 from wstape.demo import DEMO_PROFILE, run_demo
+from wstape.sample import SAMPLE_CASSETTE
 
 EXPECTED_BUGS = {"REPLAY-MESSAGE-MISMATCH", "BROWSER-CLOSE-CODE"}
 
@@ -27,6 +28,14 @@ def demo(
             "--output", "-o", help="Keep the recorded cassette here (default: a temporary file)."
         ),
     ] = None,
+    sample_path: Annotated[
+        bool,
+        typer.Option(
+            "--sample-path",
+            help="Only print the path of the bundled sample cassette (a recording of the "
+            "demo's client) and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Record the bundled sample chat backend through wstape record, then replay the
     cassette as a server: first to the same client (a clean report), then to a client
@@ -34,6 +43,9 @@ def demo(
 
     Exit code 0 when the demo behaved as described.
     """
+    if sample_path:
+        print(SAMPLE_CASSETTE)
+        return
     out = console()
     with tempfile.TemporaryDirectory(prefix="wstape-demo-") as tmp:
         try:

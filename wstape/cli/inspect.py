@@ -14,7 +14,15 @@ from rich.table import Table
 from wstape.cassettes import CassetteError
 from wstape.cassettes.har import export_har
 from wstape.cassettes.jsonl import summarize, summary_to_json, write_jsonl
-from wstape.cli.common import ExitCode, console, fail, open_cassette, warn, warn_if_truncated
+from wstape.cli.common import (
+    ExitCode,
+    console,
+    fail,
+    open_cassette,
+    stdout_closed,
+    warn,
+    warn_if_truncated,
+)
 from wstape.core.closecodes import describe
 from wstape.core.model import ConnectionSummary
 
@@ -139,6 +147,10 @@ def export(
             write(out)
     except CassetteError as e:
         fail(str(e), ExitCode.CASSETTE)
+    except BrokenPipeError:
+        if output is not None:
+            raise
+        stdout_closed()
     except OSError as e:
         fail(f"{output}: cannot write: {e.strerror or e}", ExitCode.USAGE)
     warn_if_truncated(reader)
