@@ -410,6 +410,7 @@ COMMANDS = [
     ["repair", "-o", "{out}"],
     ["export", "--format", "har"],
     ["import", "-o", "{out}"],
+    ["view", "-o", "{out}"],
 ]
 
 
@@ -442,7 +443,7 @@ def test_unreadable_input_is_one_line_exit_3(
 
 
 @pytest.mark.parametrize(
-    "command", ["show", "stats", "diff", "redact", "cut", "repair", "import", "export"]
+    "command", ["show", "stats", "diff", "redact", "cut", "repair", "import", "export", "view"]
 )
 def test_help(command: str) -> None:
     out = ok(command, "--help")
@@ -453,7 +454,7 @@ def test_help(command: str) -> None:
 
 def test_top_level_help_lists_the_tools() -> None:
     out = ok("--help")
-    for command in ("show", "stats", "diff", "redact", "cut", "repair", "import", "export"):
+    for command in ("show", "stats", "diff", "redact", "cut", "repair", "import", "export", "view"):
         assert command in out
 
 

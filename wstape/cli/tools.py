@@ -1,4 +1,5 @@
-"""Cassette tools: ``show``, ``stats``, ``diff``, ``redact``, ``cut``, ``repair``, ``import``.
+"""Cassette tools: ``show``, ``stats``, ``diff``, ``redact``, ``cut``, ``repair``, ``import``,
+``view``.
 
 Each command is a thin layer over a library function in ``wstape.cassettes`` (or
 ``wstape.addons.flowfile`` for mitmproxy flow files); all of them stream. Errors are one
@@ -22,6 +23,7 @@ from rich.text import Text
 
 import wstape
 from wstape.cassettes import CassetteError, CassetteReader, CassetteWriteError, TruncatedCassette
+from wstape.cassettes.check import check_file
 from wstape.cassettes.diff import MAX_DETAILS, CassetteDiff, ConnectionDiff, diff_cassettes
 from wstape.cassettes.edit import (
     RepairResult,
@@ -36,9 +38,22 @@ from wstape.cassettes.jsonl import iso_utc, iter_jsonl
 from wstape.cassettes.redact import RedactError, RedactRules, redact_cassette
 from wstape.cassettes.schema import FORMAT_NAME, FORMAT_VERSION
 from wstape.cassettes.stats import CassetteStats, ConnectionStats, compute_stats
+from wstape.cassettes.view import MAX_MESSAGES, render_html
 from wstape.cli.common import ExitCode, error, fail, open_cassette, warn, warn_if_truncated
+from wstape.cli.options import (
+    AllowHostOpt,
+    AppidOpt,
+    IgnoreOpt,
+    MaxSocketsOpt,
+    PlatformChoice,
+    PlatformOpt,
+    ProfileChoice,
+    ProfileOpt,
+    rule_config,
+)
 from wstape.core.closecodes import describe
 from wstape.core.model import Close, Header, Message, Note, Opcode, Open, Record, Side
+from wstape.core.rules import Violation
 
 CassetteArg = Annotated[
     Path, typer.Argument(help="The cassette file (.msgpack).", show_default=False)
@@ -812,6 +827,66 @@ def import_(
         error(f"skipped {failed} WebSocket upgrades that got no response")
 
 
+# -- view ------------------------------------------------------------------------------
+
+
+def view(
+    cassette: CassetteArg,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The HTML file to write.", show_default=False)
+    ],
+    profile: ProfileOpt = ProfileChoice.RFC6455,
+    appid: AppidOpt = None,
+    allow_host: AllowHostOpt = None,
+    platform: PlatformOpt = PlatformChoice.DEVICE,
+    max_sockets: MaxSocketsOpt = 5,
+    ignore: IgnoreOpt = None,
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="Do not run the rules (no violations shown).")
+    ] = False,
+    max_messages: Annotated[
+        int,
+        typer.Option(
+            "--max-messages", min=1, help="Messages drawn per connection (the rest are counted)."
+        ),
+    ] = MAX_MESSAGES,
+) -> None:
+    """Write one self-contained HTML file (no script, no network): per connection a
+    sequence diagram with client and server lanes, each message an arrow with its time, a
+    preview (click to expand) and its size, then the close. Violations found by `wstape
+    check` (same rule options) are highlighted on the messages they concern.
+
+    Exit code 0 once the page is written, even when there are violations (use `wstape
+    check` to gate on them); 3 when the cassette cannot be read.
+    """
+    _refuse_input(cassette, output)
+    violations: list[Violation] = []
+    if not no_check:
+        cfg = rule_config(profile, appid, allow_host, platform, max_sockets, ignore)
+        try:
+            violations = list(check_file(open_cassette(cassette), cfg).violations)
+        except CassetteError as e:
+            _cassette_error(e)
+    reader = open_cassette(cassette)
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            result = render_html(reader, f, violations, max_messages=max_messages)
+        os.replace(tmp, output)
+    except CassetteError as e:
+        tmp.unlink(missing_ok=True)
+        _cassette_error(e)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        _write_error(e, output)
+    warn_if_truncated(reader)
+    left = f" ({result.left_out} not drawn)" if result.left_out else ""
+    print(
+        f"wrote {output}: {result.connections} connections, {result.messages} messages{left}, "
+        f"{result.violations} violations"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("show")(show)
     app.command("stats")(stats)
@@ -820,3 +895,4 @@ def register(app: typer.Typer) -> None:
     app.command("cut")(cut)
     app.command("repair")(repair)
     app.command("import")(import_)
+    app.command("view")(view)
