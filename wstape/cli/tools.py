@@ -39,7 +39,15 @@ from wstape.cassettes.redact import RedactError, RedactRules, redact_cassette
 from wstape.cassettes.schema import FORMAT_NAME, FORMAT_VERSION
 from wstape.cassettes.stats import CassetteStats, ConnectionStats, compute_stats
 from wstape.cassettes.view import MAX_MESSAGES, render_html
-from wstape.cli.common import ExitCode, error, fail, open_cassette, warn, warn_if_truncated
+from wstape.cli.common import (
+    ExitCode,
+    error,
+    fail,
+    open_cassette,
+    stdout_closed,
+    warn,
+    warn_if_truncated,
+)
 from wstape.cli.options import (
     AllowHostOpt,
     AppidOpt,
@@ -237,10 +245,7 @@ def show(
     except CassetteError as e:
         _cassette_error(e)
     except BrokenPipeError:
-        # `wstape show big.msgpack | head`: stop quietly, as other filters do
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise typer.Exit(0) from None
+        stdout_closed()
     warn_if_truncated(reader)
 
 
