@@ -106,6 +106,14 @@ def test_show_json_is_the_export() -> None:
     exported = [json.loads(ln) for ln in ok("export", V1).splitlines()]
     assert [json.loads(ln) for ln in shown.splitlines()] == [e for e in exported if e["conn"] == 1]
     assert len(ok("show", V1, "--json", "-n", "2").splitlines()) == 2
+    # the note (record 5) is not a JSON line, so it does not count against the limit
+    assert [json.loads(x)["type"] for x in ok("show", V1, "--json", "-n", "5").splitlines()] == [
+        "connection",
+        "message",
+        "message",
+        "message",
+        "connection",
+    ]
 
 
 def test_show_elides_long_text(tmp_path: Path) -> None:

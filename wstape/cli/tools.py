@@ -191,11 +191,13 @@ def record_segments(record: Record) -> Segments:
 
 
 def _show_lines(
-    reader: CassetteReader, conns: set[int] | None, limit: int | None
+    reader: CassetteReader, conns: set[int] | None, limit: int | None, *, notes: bool = True
 ) -> Iterator[Record]:
     shown = 0
     for record in reader:
         if conns is not None and record.conn not in conns:
+            continue
+        if not notes and isinstance(record, Note):
             continue
         if limit is not None and shown >= limit:
             return
@@ -237,7 +239,7 @@ def show(
     wanted = set(conn) if conn else None
     try:
         if as_json:
-            for line in iter_jsonl(_show_lines(reader, wanted, limit)):
+            for line in iter_jsonl(_show_lines(reader, wanted, limit, notes=False)):
                 sys.stdout.write(line + "\n")
         else:
             _print_timeline(reader, wanted, limit, color=not no_color and sys.stdout.isatty())
