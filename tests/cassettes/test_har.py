@@ -517,3 +517,108 @@ def test_mitmproxy_can_read_our_har(tmp_path: Path) -> None:
     with open(out, "rb") as f:
         flows = list(FlowReader(f).stream())
     assert len(flows) == 3
+
+
+def test_savehar_and_the_recorder_agree_on_the_same_traffic(tmp_path: Path) -> None:
+    """mitmproxy's savehar and wstape's recorder fed the same hooks, as in one live session
+    through a proxy running both: the HAR imports to the messages the cassette recorded."""
+    from mitmproxy import http
+    from mitmproxy.addons.savehar import SaveHar
+    from mitmproxy.test import taddons, tflow
+    from mitmproxy.websocket import WebSocketData, WebSocketMessage
+    from wsproto.frame_protocol import Opcode as WsOpcode
+
+    from wstape.addons.recorder import Recorder
+
+    t0 = 1_790_000_000.25
+
+    def upgrade(path: str, status: int) -> http.HTTPFlow:
+        flow = tflow.twebsocketflow()
+        flow.request.path = path
+        flow.request.host, flow.request.port = "backend.example", 9000
+        flow.request.headers = http.Headers(
+            [
+                (b"Host", b"backend.example:9000"),
+                (b"Upgrade", b"websocket"),
+                (b"Connection", b"Upgrade"),
+                (b"Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+                (b"Sec-WebSocket-Version", b"13"),
+                (b"Sec-WebSocket-Protocol", b"chat.v1"),
+            ]
+        )
+        assert flow.response is not None
+        flow.response.status_code = status
+        flow.response.reason = "Switching Protocols" if status == 101 else "Forbidden"
+        flow.response.headers = http.Headers(
+            [
+                (b"Upgrade", b"websocket"),
+                (b"Connection", b"Upgrade"),
+                (b"Sec-WebSocket-Protocol", b"chat.v1"),
+            ]
+            if status == 101
+            else [(b"Content-Type", b"text/plain")]
+        )
+        flow.response.raw_content = b"" if status == 101 else b"no entry"
+        flow.request.timestamp_start = t0 - 0.004
+        flow.response.timestamp_end = t0
+        flow.client_conn.peername = ("127.0.0.1", 50123)
+        flow.client_conn.timestamp_tls_setup = None
+        flow.websocket = WebSocketData() if status == 101 else None
+        return flow
+
+    traffic = [
+        (True, WsOpcode.TEXT, '{"type":"hello","name":"小明"}'.encode(), 0.012),
+        (False, WsOpcode.TEXT, b'{"type":"welcome"}', 0.031),
+        (False, WsOpcode.BINARY, bytes(range(256)) * 64, 0.5),
+        (True, WsOpcode.TEXT, b"ping", 1.25),
+        (False, WsOpcode.TEXT, b"pong", 1.2504),
+    ]
+    cassette, har_path = tmp_path / "live.msgpack", tmp_path / "live.har"
+    recorder, savehar = Recorder(), SaveHar()
+    with taddons.context(recorder, savehar) as tctx:
+        tctx.configure(recorder, wstape_cassette=str(cassette))
+        tctx.configure(savehar, hardump=str(har_path))
+        chat = upgrade("/chat?room=1", 101)
+        recorder.websocket_start(chat)
+        assert chat.websocket is not None
+        for from_client, opcode, content, at in traffic:
+            chat.websocket.messages.append(WebSocketMessage(opcode, from_client, content, t0 + at))
+            recorder.websocket_message(chat)
+        chat.websocket.closed_by_client = True
+        chat.websocket.close_code = 1000
+        chat.websocket.close_reason = "bye"
+        chat.websocket.timestamp_end = t0 + 2.0
+        recorder.websocket_end(chat)
+        savehar.websocket_end(chat)
+        refused = upgrade("/admin", 403)
+        recorder.response(refused)
+        savehar.response(refused)
+        recorder.done()
+        savehar.done()
+
+    recorded = read_cassette(cassette)[1]
+    imported = list(read_har(har_path).records())
+
+    def opens_of(records: list[Record]) -> list[tuple[object, ...]]:
+        return [
+            (o.url, o.status, o.reason, o.subprotocols, o.subprotocol, o.body)
+            for o in records
+            if isinstance(o, Open)
+        ]
+
+    def messages_of(records: list[Record]) -> list[tuple[object, ...]]:
+        start = {o.conn: o.started_at for o in records if isinstance(o, Open)}
+        return [
+            (m.side, m.opcode, m.payload, round(start[m.conn] + m.t, 6))
+            for m in records
+            if isinstance(m, Message)
+        ]
+
+    assert opens_of(imported) == opens_of(recorded)
+    assert messages_of(imported) == messages_of(recorded)
+    assert len(messages_of(recorded)) == len(traffic)
+    # what savehar does not write stays unknown instead of being made up
+    recorded_close = next(r for r in recorded if isinstance(r, Close))
+    imported_close = next(r for r in imported if isinstance(r, Close))
+    assert (recorded_close.by, recorded_close.code) == (Side.CLIENT, 1000)
+    assert (imported_close.by, imported_close.code) == (None, None)
