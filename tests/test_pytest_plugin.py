@@ -1,0 +1,435 @@
+"""The pytest plugin, driven through ``pytester``: each test writes a cassette and a test
+file into a fresh folder and runs pytest on it in a subprocess (the plugin is loaded from
+the ``pytest11`` entry point, as for a user).
+
+The inner runs have no ini file, so pytest-asyncio is in strict mode: the plugin itself
+must let ``async def`` tests marked ``wstape`` run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from websockets.sync.server import ServerConnection, serve
+
+from tests.replay.conftest import c, close, opening, s
+from wstape.cassettes import CassetteWriter, read_cassette
+from wstape.core.model import Message, Open, Record, Side
+
+pytest_plugins = ["pytester"]
+
+CHAT: list[Record] = [
+    opening(1, "/chat"),
+    c(1, 0.01, "hello"),
+    s(1, 0.02, "welcome"),
+    c(1, 0.03, "more"),
+    s(1, 0.04, "done"),
+    close(1, 0.05, Side.CLIENT, 1000),
+]
+OTHER: list[Record] = [
+    opening(2, "/other"),
+    s(2, 0.01, "never sent"),
+    close(2, 0.02, Side.SERVER, 1000),
+]
+
+ASYNC_CLIENT = """
+import ssl
+import pytest
+import websockets
+
+async def chat(url, messages=("hello", "more"), **kw):
+    got = []
+    async with websockets.connect(url, proxy=None, compression=None, **kw) as ws:
+        for m in messages:
+            await ws.send(m)
+            got.append(await ws.recv())
+    return got
+"""
+
+
+def write_cassette(path: Path, records: Sequence[Record]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with CassetteWriter(path) as w:
+        for record in records:
+            w.write(record)
+    return path
+
+
+@pytest.fixture
+def chat_cassette(pytester: pytest.Pytester) -> Path:
+    return write_cassette(pytester.path / "cassettes" / "chat.msgpack", [*CHAT, *OTHER])
+
+
+def test_async_test_passes(pytester: pytest.Pytester, chat_cassette: Path) -> None:
+    pytester.makepyfile(
+        ASYNC_CLIENT
+        + """
+@pytest.mark.wstape("cassettes/chat.msgpack", profile="wechat", match="json")
+async def test_chat(wstape_server):
+    assert wstape_server.url.startswith("ws://127.0.0.1:")
+    assert not wstape_server.url.endswith("/")
+    assert wstape_server.url.endswith(f":{wstape_server.port}")
+    assert wstape_server.ca_path is None
+    assert await chat(wstape_server.url + "/chat") == ["welcome", "done"]
+    # The fixture's own address is not held against the client (WX-URL-HOST), the
+    # rest of the wechat profile is (warnings here: ws:// to a LAN address, User-Agent).
+    rules = {v.rule for v in wstape_server.report().violations}
+    assert "WX-URL-HOST" not in rules
+    assert {"WX-URL-SCHEME", "WX-HS-USER-AGENT"} <= rules
+"""
+    )
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=1)
+
+
+def test_sync_test_passes_and_sees_the_report(
+    pytester: pytest.Pytester, chat_cassette: Path
+) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+from websockets.sync.client import connect
+
+@pytest.mark.wstape("cassettes/chat.msgpack")
+def test_chat(wstape_server):
+    with connect(wstape_server.url + "/chat", proxy=None, compression=None) as ws:
+        ws.send("hello")
+        assert ws.recv(5) == "welcome"
+        ws.send("more")
+        assert ws.recv(5) == "done"
+    report = wstape_server.report()
+    assert report.passed
+"""
+    )
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=1)
+
+
+def test_rule_violation_fails_with_rule_id(pytester: pytest.Pytester, chat_cassette: Path) -> None:
+    pytester.makepyfile(
+        ASYNC_CLIENT
+        + """
+@pytest.mark.wstape("cassettes/chat.msgpack", profile="browser")
+async def test_going_away(wstape_server):
+    async with websockets.connect(wstape_server.url + "/chat", proxy=None) as ws:
+        await ws.send("hello")
+        await ws.recv()
+        await ws.send("more")
+        await ws.recv()
+        await ws.close(1001)  # RFC 6455 allows it; the browser's close() throws
+
+@pytest.mark.wstape("cassettes/chat.msgpack")
+async def test_wrong_message(wstape_server):
+    assert await chat(wstape_server.url + "/chat", ("hello", "less")) == ["welcome", "done"]
+"""
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*FAILED*test_going_away*",
+            "*FAILED*test_wrong_message*",
+        ]
+    )
+    out = result.stdout.str()
+    assert "BROWSER-CLOSE-CODE conn 1" in out
+    assert "REPLAY-MESSAGE-MISMATCH conn 1" in out
+    assert "wstape: 1 problem replaying" in out
+    assert "ERROR" not in out  # failures of the test, not errors at setup or teardown
+
+
+def test_unplayed_messages_fail_unless_allowed(
+    pytester: pytest.Pytester, chat_cassette: Path
+) -> None:
+    pytester.makepyfile(
+        ASYNC_CLIENT
+        + """
+@pytest.mark.wstape("cassettes/chat.msgpack")
+async def test_leaves_early(wstape_server):
+    assert await chat(wstape_server.url + "/chat", ("hello",)) == ["welcome"]
+
+@pytest.mark.wstape("cassettes/chat.msgpack", allow_unplayed=True)
+async def test_leaves_early_allowed(wstape_server):
+    assert await chat(wstape_server.url + "/chat", ("hello",)) == ["welcome"]
+"""
+    )
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*test_leaves_early FAILED*", "*test_leaves_early_allowed PASSED*"]
+    )
+    assert "REPLAY-UNPLAYED conn 1" in result.stdout.str()
+    assert "conn 2" not in result.stdout.str()  # never opened: not a failure
+
+
+def test_connection_left_open_by_a_sync_test(
+    pytester: pytest.Pytester, chat_cassette: Path
+) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+from websockets.sync.client import connect
+
+@pytest.mark.wstape("cassettes/chat.msgpack", timeout=30)
+def test_forgets_to_close(wstape_server):
+    ws = connect(wstape_server.url + "/chat", proxy=None)
+    ws.send("hello")
+    assert ws.recv(5) == "welcome"
+"""
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown*", "*REPLAY-UNPLAYED conn 1*still open*"])
+
+
+def test_recorded_connection_never_opened_passes(
+    pytester: pytest.Pytester, chat_cassette: Path
+) -> None:
+    pytester.makepyfile(
+        ASYNC_CLIENT
+        + """
+@pytest.mark.wstape("cassettes/chat.msgpack")
+async def test_chat_only(wstape_server):
+    await chat(wstape_server.url + "/chat")
+    report = wstape_server.report()
+    assert [c.conn for c in report.connections] == [1]
+
+@pytest.mark.wstape("cassettes/chat.msgpack")
+def test_opens_nothing(wstape_server):
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=2)
+
+
+def test_markers_merge_and_paths_are_relative_to_the_test_file(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.mkpydir("sub")
+    write_cassette(pytester.path / "sub" / "cassettes" / "chat.msgpack", CHAT)
+    (pytester.path / "sub" / "test_sub.py").write_text(
+        ASYNC_CLIENT
+        + """
+pytestmark = pytest.mark.wstape(profile="browser", match="json")
+
+@pytest.mark.wstape("cassettes/chat.msgpack")
+async def test_chat(wstape_server):
+    assert wstape_server.settings.replay["profile"] == "browser"
+    assert wstape_server.settings.replay["match"] == "json"
+    assert wstape_server.cassette.parent.parent.name == "sub"
+    await chat(wstape_server.url + "/chat")
+"""
+    )
+    result = pytester.runpytest_subprocess("-v", "sub")
+    result.assert_outcomes(passed=1)
+
+
+def test_usage_errors_are_loud(pytester: pytest.Pytester, chat_cassette: Path) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+
+@pytest.mark.wstape("cassettes/chat.msgpack", profle="wechat")
+def test_typo(wstape_server):
+    pass
+
+@pytest.mark.wstape("cassettes/chat.msgpack", ignore=["NO-SUCH-RULE"])
+def test_bad_rule(wstape_server):
+    pass
+
+@pytest.mark.wstape("cassettes/chat.msgpack", record_mode="sometimes")
+def test_bad_mode(wstape_server):
+    pass
+
+def test_no_marker(wstape_server):
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=4)
+    out = result.stdout.str()
+    assert "unknown argument profle" in out
+    assert "unknown rule ID NO-SUCH-RULE" in out
+    assert "record_mode='sometimes': choose one of none, once, new_episodes, all" in out
+    assert "wstape_server needs @pytest.mark.wstape" in out
+
+    bad = pytester.runpytest_subprocess("--wstape-record-mode=sometimes")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "invalid choice: 'sometimes'" in bad.stderr.str()
+
+
+def test_record_mode_none_with_missing_cassette_fails_clearly(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+
+@pytest.mark.wstape("cassettes/missing.msgpack")
+def test_chat(wstape_server):
+    raise AssertionError("must not run")
+"""
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    missing = pytester.path / "cassettes" / "missing.msgpack"
+    result.stdout.fnmatch_lines(
+        [f"*wstape: cassette {missing} not found (record mode none)*--wstape-record-mode=once*"]
+    )
+    assert not missing.exists()
+    # once/all without an upstream: also a clear error, and nothing written.
+    result = pytester.runpytest_subprocess("--wstape-record-mode=all")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*record mode all needs an upstream*--wstape-upstream*"])
+    assert not missing.exists()
+
+
+# -- recording ---------------------------------------------------------------------------
+
+
+def echo_upstream(ws: ServerConnection) -> None:
+    for message in ws:
+        ws.send(f"echo:{message}")
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    with serve(echo_upstream, "127.0.0.1", 0, compression=None) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
+        server.shutdown()
+    thread.join(5)
+
+
+RECORDING_TEST = (
+    ASYNC_CLIENT
+    + """
+@pytest.mark.wstape("cassettes/echo.msgpack")
+async def test_echo(wstape_server):
+    got = await chat(wstape_server.url + "/echo", ("a", "b"))
+    assert got == ["echo:a", "echo:b"]
+    print("RECORDING" if wstape_server.recording else "REPLAYING")
+"""
+)
+
+
+def cassette_messages(path: Path) -> list[tuple[int, str, str]]:
+    _, records = read_cassette(path)
+    return [(r.conn, r.side.value, r.payload.decode()) for r in records if isinstance(r, Message)]
+
+
+def test_record_once_then_replay_without_upstream(pytester: pytest.Pytester, upstream: str) -> None:
+    pytester.makepyfile(RECORDING_TEST)
+    cassette = pytester.path / "cassettes" / "echo.msgpack"
+
+    first = pytester.runpytest_subprocess(
+        "-s", "--wstape-record-mode=once", f"--wstape-upstream={upstream}"
+    )
+    first.assert_outcomes(passed=1)
+    assert "RECORDING" in first.stdout.str()
+    assert cassette_messages(cassette) == [
+        (1, "client", "a"),
+        (1, "server", "echo:a"),
+        (1, "client", "b"),
+        (1, "server", "echo:b"),
+    ]
+    _, records = read_cassette(cassette)
+    [opened] = [r for r in records if isinstance(r, Open)]
+    assert opened.target == "/echo"
+    size = cassette.stat().st_size
+
+    # once again, with an upstream that is gone: the cassette exists, so it is replayed.
+    second = pytester.runpytest_subprocess(
+        "-s", "--wstape-record-mode=once", "--wstape-upstream=ws://127.0.0.1:9"
+    )
+    second.assert_outcomes(passed=1)
+    assert "REPLAYING" in second.stdout.str()
+    # and under the default mode (none).
+    third = pytester.runpytest_subprocess("-s")
+    third.assert_outcomes(passed=1)
+    assert "REPLAYING" in third.stdout.str()
+    assert cassette.stat().st_size == size
+
+
+def test_record_all_overwrites_and_new_episodes_appends(
+    pytester: pytest.Pytester, upstream: str
+) -> None:
+    pytester.makepyfile(RECORDING_TEST)
+    cassette = write_cassette(
+        pytester.path / "cassettes" / "echo.msgpack",
+        [opening(1, "/old"), close(1, 0.01, Side.CLIENT, 1000)],
+    )
+    pytester.runpytest_subprocess(
+        "--wstape-record-mode=all", f"--wstape-upstream={upstream}"
+    ).assert_outcomes(passed=1)
+    _, records = read_cassette(cassette)
+    assert [r.target for r in records if isinstance(r, Open)] == ["/echo"]
+
+    pytester.runpytest_subprocess(
+        "--wstape-record-mode=new_episodes", f"--wstape-upstream={upstream}"
+    ).assert_outcomes(passed=1)
+    _, records = read_cassette(cassette)
+    assert [(r.conn, r.target) for r in records if isinstance(r, Open)] == [
+        (1, "/echo"),
+        (2, "/echo"),
+    ]
+
+
+def test_marker_upstream_and_record_mode(pytester: pytest.Pytester, upstream: str) -> None:
+    pytester.makepyfile(
+        ASYNC_CLIENT
+        + f"""
+@pytest.mark.wstape("cassettes/m.msgpack", record_mode="once", upstream={upstream!r})
+async def test_echo(wstape_server):
+    assert await chat(wstape_server.url + "/m", ("x",)) == ["echo:x"]
+"""
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    assert cassette_messages(pytester.path / "cassettes" / "m.msgpack") == [
+        (1, "client", "x"),
+        (1, "server", "echo:x"),
+    ]
+
+
+# -- wss ---------------------------------------------------------------------------------
+
+
+def test_wss_with_ca_path(pytester: pytest.Pytester) -> None:
+    write_cassette(
+        pytester.path / "cassettes" / "wss.msgpack",
+        [
+            opening(1, "/chat", scheme="wss"),
+            c(1, 0.01, "hello"),
+            s(1, 0.02, "welcome"),
+            close(1, 0.03, Side.CLIENT, 1000),
+        ],
+    )
+    pytester.makepyfile(
+        ASYNC_CLIENT
+        + """
+@pytest.mark.wstape("cassettes/wss.msgpack", tls=True, hostnames=["chat.example.com"])
+async def test_wss(wstape_server):
+    assert wstape_server.url.startswith("wss://127.0.0.1:")
+    assert wstape_server.ca_path.name == "mitmproxy-ca-cert.pem"
+    ctx = ssl.create_default_context(cafile=str(wstape_server.ca_path))
+    assert await chat(wstape_server.url + "/chat", ("hello",), ssl=ctx) == ["welcome"]
+
+@pytest.mark.wstape("cassettes/wss.msgpack", tls=True, hostnames=["chat.example.com"])
+def test_wss_by_name_sync(wstape_server):
+    from websockets.sync.client import connect
+    ctx = ssl.create_default_context(cafile=str(wstape_server.ca_path))
+    import socket
+    sock = socket.create_connection(("127.0.0.1", wstape_server.port))
+    url = f"wss://chat.example.com:{wstape_server.port}/chat"
+    with connect(url, sock=sock, ssl=ctx, server_hostname="chat.example.com") as ws:
+        ws.send("hello")
+        assert ws.recv(5) == "welcome"
+"""
+    )
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=2)
