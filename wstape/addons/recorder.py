@@ -308,9 +308,7 @@ class Recorder:
             names = [str(n).strip() for n in opts.wstape_redact_headers]
             bad = [n for n in names if not _HEADER_TOKEN.match(n)]
             if bad:
-                raise _options_error(
-                    f"wstape_redact_headers: not a header name: {bad[0]!r}"
-                )
+                raise _options_error(f"wstape_redact_headers: not a header name: {bad[0]!r}")
             self._redact_headers = frozenset(n.lower().encode("ascii") for n in names)
         if "wstape_redact_json_keys" in updated:
             keys = [str(k) for k in opts.wstape_redact_json_keys]
@@ -330,9 +328,7 @@ class Recorder:
 
     def _configure_cassette(self, path: str | None, append: bool, overwrite: bool) -> None:
         if append and overwrite:
-            raise _options_error(
-                "wstape_append and wstape_overwrite cannot both be set"
-            )
+            raise _options_error("wstape_append and wstape_overwrite cannot both be set")
         if self._writer is not None and path and Path(path) == self._writer.path:
             return  # the cassette already being written (e.g. handed in by wstape record)
         if self._writer is not None and self._owns_writer:
@@ -344,9 +340,13 @@ class Recorder:
         try:
             self._writer = CassetteWriter(path, append=append, overwrite=overwrite)
         except CassetteError as e:
-            detail = e.detail if "already exists" not in e.detail else (
-                "already exists; set wstape_append=true to add to it or "
-                "wstape_overwrite=true to replace it"
+            detail = (
+                e.detail
+                if "already exists" not in e.detail
+                else (
+                    "already exists; set wstape_append=true to add to it or "
+                    "wstape_overwrite=true to replace it"
+                )
             )
             raise _options_error(f"wstape_cassette: {e.path}: {detail}") from e
         except CassetteWriteError as e:

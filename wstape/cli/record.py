@@ -1,9 +1,195 @@
-"""``wstape record`` and ``wstape addon-path`` (being written)."""
+"""``wstape record`` and ``wstape addon-path``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from wstape.cli.common import ExitCode, error, fail
+
+_RECORD_HELP = """Record WebSocket traffic through an in-process mitmproxy into a cassette.
+
+Every upgrade, message and close is written and flushed as it happens; Ctrl-C or SIGTERM
+stops recording and ends the connections still open (close by: null), so the cassette is
+always complete and readable.
+
+Modes (--mode):
+
+  regular (default): an HTTP proxy; point the client's HTTP proxy at
+  http://HOST:PORT. For wss:// the client must trust mitmproxy's CA,
+  CONFDIR/mitmproxy-ca-cert.pem.
+
+  reverse:ws://HOST:PORT (or reverse:wss://...): in front of one backend; clients
+  connect to ws://LISTEN_HOST:LISTEN_PORT/path as if it were the backend. ws/wss mean
+  mitmproxy's http/https. Use --ssl-insecure for a self-signed wss backend.
+
+  upstream:http://PROXY:PORT: a regular proxy that forwards through another proxy.
+
+  socks5: a SOCKS5 proxy.
+
+  transparent: needs root and redirect rules (iptables); see docs/recording.md.
+
+Exit codes: 0 stopped normally; 2 usage error (bad option, existing output without
+--append/--overwrite, port in use); 3 the cassette could not be written while recording
+(disk full, file removed: recording stops at once rather than let traffic through
+unrecorded) or, with --append, the existing cassette is unreadable or newer.
+"""
+
+
+def record(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Cassette file to write (.msgpack).", show_default=False
+        ),
+    ],
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="regular | reverse:ws://HOST:PORT | reverse:wss://HOST:PORT | "
+            "upstream:URL | socks5 | transparent (see above).",
+        ),
+    ] = "regular",
+    listen_host: Annotated[
+        str, typer.Option("--listen-host", help="Address to listen on ('' for all).")
+    ] = "127.0.0.1",
+    listen_port: Annotated[
+        int,
+        typer.Option(
+            "--listen-port", min=0, max=65535, help="Port to listen on; 0 picks a free one."
+        ),
+    ] = 8080,
+    append: Annotated[bool, typer.Option("--append", help="Add to an existing cassette.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing cassette.")
+    ] = False,
+    confdir: Annotated[
+        str | None,
+        typer.Option(
+            "--confdir",
+            help="mitmproxy configuration directory, where its CA is created and kept "
+            "[default: ~/.mitmproxy].",
+            show_default=False,
+        ),
+    ] = None,
+    ssl_insecure: Annotated[
+        bool,
+        typer.Option(
+            "--ssl-insecure", help="Do not verify upstream TLS certificates (self-signed backends)."
+        ),
+    ] = False,
+    idle_timeout: Annotated[
+        int | None,
+        typer.Option(
+            "--idle-timeout",
+            min=1,
+            help="Seconds without traffic before a connection is cut [default: mitmproxy's 600].",
+            show_default=False,
+        ),
+    ] = None,
+    filter_: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            help="Record only upgrades matching this mitmproxy filter, e.g. '~u /chat'.",
+            show_default=False,
+        ),
+    ] = None,
+    redact_header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--redact-header",
+            help="Also redact this header's value (repeatable; Authorization, "
+            "Proxy-Authorization, Cookie and Set-Cookie always are).",
+            show_default=False,
+        ),
+    ] = None,
+    redact_json_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--redact-json-key",
+            help="Mask this key's value, at any depth, in JSON text messages (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    ready_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ready-file",
+            help="Write the listening port to this file once the proxy accepts connections.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    if append and overwrite:
+        fail("--append and --overwrite cannot be used together")
+    if output.exists() and output.is_dir():
+        fail(f"{output} is a directory; give a file name")
+    if output.exists() and output.stat().st_size > 0 and not (append or overwrite):
+        fail(f"{output} already exists; use --append to add to it or --overwrite to replace it")
+
+    # Imported here: mitmproxy takes a moment to import, and other commands do not need it.
+    from wstape.addons import runner
+    from wstape.addons.recorder import DEFAULT_REDACT_HEADERS
+
+    try:
+        mode = runner.normalize_mode(mode)
+        if filter_:
+            runner.validate_filter(filter_)
+    except ValueError as e:
+        fail(str(e))
+    extra_headers = [
+        h
+        for h in (redact_header or [])
+        if h.lower() not in {d.lower() for d in DEFAULT_REDACT_HEADERS}
+    ]
+    config = runner.RecordConfig(
+        output=output,
+        mode=mode,
+        listen_host=listen_host,
+        listen_port=listen_port,
+        append=append,
+        overwrite=overwrite,
+        confdir=confdir,
+        ssl_insecure=ssl_insecure,
+        idle_timeout=idle_timeout,
+        filter=filter_,
+        redact_headers=[*DEFAULT_REDACT_HEADERS, *extra_headers],
+        redact_json_keys=list(redact_json_key or []),
+        ready_file=ready_file,
+    )
+    try:
+        result = runner.run(config)
+    except runner.RecordUsageError as e:
+        fail(str(e), ExitCode.USAGE)
+    except runner.RecordCassetteError as e:
+        fail(str(e), ExitCode.CASSETTE)
+    except KeyboardInterrupt:  # a Ctrl-C before the proxy was listening
+        error("interrupted before recording started")
+        raise typer.Exit(130) from None
+    if result.failure is not None:
+        raise typer.Exit(int(ExitCode.CASSETTE))
+
+
+def addon_path() -> None:
+    """Print the path of the wstape mitmproxy addon script, for
+    mitmdump -s "$(wstape addon-path)" --set wstape_cassette=chat.msgpack
+
+    mitmproxy must run in the Python environment where wstape is installed. Options:
+    wstape_cassette, wstape_append, wstape_overwrite, wstape_filter,
+    wstape_redact_headers, wstape_redact_json_keys, wstape_trim_messages (off by default
+    inside your own mitmproxy; turn it on for long connections). Give it first among your
+    -s scripts, so it records messages before other addons modify them.
+    """
+    from wstape.addons import SCRIPT_PATH
+
+    print(SCRIPT_PATH)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("record", help=_RECORD_HELP)(record)
+    app.command("addon-path")(addon_path)

@@ -1,0 +1,497 @@
+"""Run mitmproxy in-process with the recorder: the library function behind ``wstape record``.
+
+The master is a bare :class:`mitmproxy.master.Master` with only the addons a recording
+proxy needs (``core``, ``proxyserver``, ``next_layer``, ``tlsconfig`` and the
+:class:`~wstape.addons.recorder.Recorder`): mitmdump's default addons run on every message
+and cost a third or more of the throughput. Nothing here calls ``sys.exit``; startup
+problems raise :class:`RecordUsageError` or :class:`RecordCassetteError` with one line of
+text, and a write failure while recording ends the run with ``RecordResult.failure`` set.
+
+Stopping (SIGINT/SIGTERM, a ``stop`` event, or a write failure) is done in this order,
+because ``Master.shutdown()`` alone leaves the listener open and live WebSockets relaying,
+and mitmproxy never calls ``websocket_end`` for connections still open:
+
+1. close the listeners, so no new connection arrives unrecorded;
+2. end every open connection in the cassette (``Close(by=None)`` and a note);
+3. cancel the live connection handlers and wait briefly for them to finish;
+4. run mitmproxy's ``done`` hooks and close the cassette.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from mitmproxy import exceptions, flowfilter, master, options
+from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
+from mitmproxy.proxy import mode_specs
+from mitmproxy.utils import asyncio_utils
+
+from wstape.addons.recorder import DEFAULT_REDACT_HEADERS, Recorder, RecorderStats
+from wstape.cassettes import CassetteError, CassetteWriteError, CassetteWriter
+
+STOP_NOTE = "recording stopped (wstape record shut down) while the connection was open"
+DRAIN_TIMEOUT = 3.0
+"""Seconds to wait for cancelled connection handlers before shutting down anyway."""
+
+
+class RecordError(Exception):
+    """``wstape record`` could not start; the message is one line for the user."""
+
+
+class RecordUsageError(RecordError):
+    """A bad option, an output that exists, a port in use (exit code 2)."""
+
+
+class RecordCassetteError(RecordError):
+    """The cassette to append to is unreadable or from a newer wstape (exit code 3)."""
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """Everything ``wstape record`` takes; see ``wstape record --help``."""
+
+    output: Path
+    mode: str = "regular"
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    append: bool = False
+    overwrite: bool = False
+    confdir: str | None = None
+    """mitmproxy's configuration directory (its CA lives there); None: ``~/.mitmproxy``."""
+    ssl_insecure: bool = False
+    idle_timeout: int | None = None
+    """Seconds without traffic before mitmproxy cuts a connection; None: its 600."""
+    filter: str | None = None
+    redact_headers: Sequence[str] = DEFAULT_REDACT_HEADERS
+    redact_json_keys: Sequence[str] = ()
+    ready_file: Path | None = None
+    """Written with the listening port (and a newline) once the proxy accepts connections."""
+
+
+@dataclass
+class RecordResult:
+    output: Path
+    listen: tuple[str, int]
+    stats: RecorderStats
+    closed_out: int = 0
+    """Connections still open at the stop, ended with ``Close(by=None)``."""
+    failure: CassetteWriteError | None = None
+    duration: float = 0.0
+
+
+def normalize_mode(mode: str) -> str:
+    """mitmproxy's mode spec for ``mode``, accepting ``reverse:ws://`` and ``reverse:wss://``.
+
+    Raises ValueError with a one-line explanation when the spec is not valid.
+    """
+    spec = mode.strip()
+    if spec.startswith("reverse:ws://"):
+        spec = "reverse:http://" + spec[len("reverse:ws://") :]
+    elif spec.startswith("reverse:wss://"):
+        spec = "reverse:https://" + spec[len("reverse:wss://") :]
+    try:
+        parsed = mode_specs.ProxyMode.parse(spec)
+    except ValueError as e:
+        raise ValueError(f"invalid --mode {mode!r}: {e}") from None
+    if parsed.type_name not in ("regular", "reverse", "upstream", "socks5", "transparent"):
+        raise ValueError(
+            f"invalid --mode {mode!r}: wstape record supports regular, reverse:URL, "
+            "upstream:URL, socks5 and transparent"
+        )
+    return spec
+
+
+def validate_filter(expression: str) -> None:
+    """Raise ValueError (one line) when ``expression`` is not a mitmproxy filter."""
+    try:
+        flowfilter.parse(expression)
+    except ValueError as e:
+        raise ValueError(f"invalid --filter: {e}") from None
+
+
+def format_hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def render_stats(stats: RecorderStats) -> str:
+    refused = f", {stats.refused} refused" if stats.refused else ""
+    return (
+        f"connections {stats.open} open, {stats.closed} closed{refused}; "
+        f"messages {stats.messages} (c->s {stats.messages_client}, "
+        f"s->c {stats.messages_server}); {human_bytes(stats.bytes)}"
+    )
+
+
+class StatusLine:
+    """The live status on stderr: redrawn in place on a terminal, plain lines otherwise.
+
+    Every other line printed while recording goes through :meth:`print` so it does not
+    collide with the status.
+    """
+
+    def __init__(self, stream: TextIO | None, *, plain_interval: float = 2.0) -> None:
+        self.stream = stream
+        self.tty = bool(stream is not None and stream.isatty())
+        self.interval = 0.25 if self.tty else plain_interval
+        self._drawn = False
+        self._last = f"wstape: {render_stats(RecorderStats())}"  # nothing to report yet
+        self._last_time = 0.0
+
+    def print(self, line: str) -> None:
+        if self.stream is None:
+            return
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self._drawn = False
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def update(self, stats: RecorderStats, *, force: bool = False) -> None:
+        if self.stream is None:
+            return
+        text = f"wstape: {render_stats(stats)}"
+        now = time.monotonic()
+        if text == self._last and not force:
+            return
+        if not self.tty and not force and now - self._last_time < self.interval:
+            return
+        self._last, self._last_time = text, now
+        if self.tty:
+            self.stream.write("\r\x1b[K" + text)
+            self._drawn = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.stream is not None and self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._drawn = False
+
+    async def run(self, stats: RecorderStats) -> None:
+        if self.tty:
+            self.update(stats, force=True)
+        while True:
+            await asyncio.sleep(0.25)
+            self.update(stats)
+
+
+class _LogRelay(logging.Handler):
+    """mitmproxy's and the recorder's warnings and errors, one line each, via the status."""
+
+    def __init__(self, status: StatusLine) -> None:
+        super().__init__(logging.WARNING)
+        self.status = status
+        self.muted = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.muted:
+            return
+        try:
+            text = record.getMessage().strip().splitlines()
+        except Exception:  # pragma: no cover - a broken log call must not stop recording
+            return
+        line = text[0] if text else ""
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            line += f" ({type(exc).__name__}: {exc})"
+        if record.name.startswith("wstape"):
+            line = line.removeprefix("wstape: ")
+            prefix = "wstape: error: " if record.levelno >= logging.ERROR else "wstape: warning: "
+        else:
+            prefix = "wstape: mitmproxy: "
+        self.status.print(prefix + line)
+
+
+@contextmanager
+def _relay_logs(status: StatusLine) -> Iterator[_LogRelay]:
+    relay = _LogRelay(status)
+    loggers = [logging.getLogger("mitmproxy"), logging.getLogger("wstape")]
+    for lg in loggers:
+        lg.addHandler(relay)
+    try:
+        yield relay
+    finally:
+        for lg in loggers:
+            lg.removeHandler(relay)
+
+
+@contextmanager
+def _idle_timeout_11(opts: options.Options, seconds: int | None) -> Iterator[None]:
+    """mitmproxy 11.0 has no ``tcp_timeout`` option, only a module constant."""
+    if seconds is None or "tcp_timeout" in opts:
+        yield
+        return
+    from mitmproxy.proxy import server
+
+    old = getattr(server, "TCP_TIMEOUT", None)
+    setattr(server, "TCP_TIMEOUT", seconds)  # noqa: B010 - absent from 12.x's stubs
+    try:
+        yield
+    finally:
+        setattr(server, "TCP_TIMEOUT", old)  # noqa: B010
+
+
+def _open_writer(config: RecordConfig) -> tuple[CassetteWriter, bool]:
+    """The cassette writer, and whether this run created the file."""
+    existed = config.output.exists() and config.output.stat().st_size > 0
+    try:
+        writer = CassetteWriter(config.output, append=config.append, overwrite=config.overwrite)
+    except CassetteError as e:
+        if "already exists" in e.detail:
+            raise RecordUsageError(
+                f"{config.output} already exists; use --append to add to it or "
+                "--overwrite to replace it"
+            ) from None
+        raise RecordCassetteError(str(e)) from None
+    except CassetteWriteError as e:
+        raise RecordUsageError(str(e)) from None
+    return writer, not (existed and config.append)
+
+
+def _listen_error(ps: proxyserver.Proxyserver, config: RecordConfig) -> str:
+    where = format_hostport(config.listen_host or "*", config.listen_port)
+    for instance in ps.servers:
+        exc = instance.last_exception
+        if exc is None:
+            continue
+        code = getattr(exc, "errno", None)
+        if code == errno.EADDRINUSE:
+            return (
+                f"cannot listen on {where}: address already in use (another proxy running? "
+                "choose another --listen-port, or 0 for any free port)"
+            )
+        if code == errno.EACCES:
+            return f"cannot listen on {where}: permission denied (ports below 1024 need root)"
+        if code == errno.EADDRNOTAVAIL:
+            return f"cannot listen on {where}: no such local address"
+        first = str(exc).strip().splitlines()
+        return f"cannot listen on {where}: {first[0] if first else type(exc).__name__}"
+    return f"cannot listen on {where}"
+
+
+def _write_ready_file(path: Path, port: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{port}\n", encoding="ascii")
+    os.replace(tmp, path)
+
+
+def _hint(mode: str, host: str, port: int, confdir: str) -> str:
+    addr = format_hostport(host, port)
+    ca = os.path.join(os.path.expanduser(confdir), "mitmproxy-ca-cert.pem")
+    if mode.startswith("reverse:"):
+        upstream = mode.split(":", 1)[1]
+        return (
+            f"wstape: clients connect to ws://{addr}/... (or wss://, trusting {ca}); "
+            f"forwarding to {upstream}"
+        )
+    if mode.startswith("socks5"):
+        return f"wstape: point the client's SOCKS5 proxy at {addr}; for wss trust {ca}"
+    if mode.startswith("transparent"):
+        return f"wstape: redirect traffic to {addr} (see docs/recording.md); for wss trust {ca}"
+    return f"wstape: point the client's HTTP proxy at http://{addr}; for wss trust {ca}"
+
+
+async def _cancel_connections(ps: proxyserver.Proxyserver, timeout: float) -> None:
+    for handler in list(ps.connections.values()):
+        for io in list(handler.transports.values()):
+            if io.handler is not None:
+                io.handler.cancel("wstape record is shutting down")
+    deadline = time.monotonic() + timeout
+    while ps.connections and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def record(
+    config: RecordConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    on_listening: Callable[[str, int], None] | None = None,
+    status: TextIO | None = None,
+    handle_signals: bool = False,
+) -> RecordResult:
+    """Record through an in-process mitmproxy until ``stop`` is set (or a signal arrives).
+
+    ``status`` is the stream for the listening line, the live status line and the summary
+    (None: silent). ``handle_signals`` installs SIGINT/SIGTERM handlers that stop recording.
+    Raises RecordUsageError / RecordCassetteError when recording cannot start; a write
+    failure during recording is returned in ``RecordResult.failure``.
+    """
+    try:
+        mode = normalize_mode(config.mode)
+        if config.filter:
+            validate_filter(config.filter)
+    except ValueError as e:
+        raise RecordUsageError(str(e)) from None
+    if config.append and config.overwrite:
+        raise RecordUsageError("--append and --overwrite cannot be used together")
+    if config.idle_timeout is not None and config.idle_timeout < 1:
+        raise RecordUsageError("--idle-timeout must be at least 1 second")
+
+    writer, created = _open_writer(config)
+    started = False
+    try:
+        result = await _record(
+            config,
+            mode,
+            writer,
+            stop=stop,
+            on_listening=on_listening,
+            status=status,
+            handle_signals=handle_signals,
+        )
+        started = True
+        return result
+    finally:
+        with suppress(CassetteWriteError):
+            writer.close()
+        if not started and created and writer.records_written == 0:
+            with suppress(OSError):
+                config.output.unlink()  # only the header was written: leave nothing behind
+
+
+async def _record(
+    config: RecordConfig,
+    mode: str,
+    writer: CassetteWriter,
+    *,
+    stop: asyncio.Event | None,
+    on_listening: Callable[[str, int], None] | None,
+    status: TextIO | None,
+    handle_signals: bool,
+) -> RecordResult:
+    loop = asyncio.get_running_loop()
+    opts = options.Options()
+    m = master.Master(opts, event_loop=loop)
+    recorder = Recorder(
+        writer=writer,
+        trim_messages=True,
+        on_failure=lambda _e: m.shutdown(),  # type: ignore[no-untyped-call]
+    )
+    # Proxyserver.__init__, AddonManager.add and OptManager.update are unannotated upstream.
+    ps = proxyserver.Proxyserver()  # type: ignore[no-untyped-call]
+    m.addons.add(  # type: ignore[no-untyped-call]
+        core.Core(), ps, next_layer.NextLayer(), tlsconfig.TlsConfig(), recorder
+    )
+    updates: dict[str, Any] = {
+        "mode": [mode],
+        "listen_host": config.listen_host,
+        "listen_port": config.listen_port,
+        "ssl_insecure": config.ssl_insecure,
+        "wstape_cassette": str(config.output),
+        "wstape_filter": config.filter or None,
+        "wstape_redact_headers": list(config.redact_headers),
+        "wstape_redact_json_keys": list(config.redact_json_keys),
+        "wstape_trim_messages": True,
+    }
+    if config.confdir:
+        updates["confdir"] = config.confdir
+    if config.idle_timeout is not None and "tcp_timeout" in opts:
+        updates["tcp_timeout"] = config.idle_timeout
+    line = StatusLine(status)
+    try:
+        opts.update(**updates)  # type: ignore[no-untyped-call]
+    except exceptions.OptionsError as e:
+        await m.done()
+        raise RecordUsageError(str(e).strip().splitlines()[0]) from None
+
+    def request_stop(*_: object) -> None:
+        m.shutdown()  # type: ignore[no-untyped-call]
+
+    signals = (signal.SIGINT, signal.SIGTERM) if handle_signals else ()
+    for sig in signals:
+        loop.add_signal_handler(sig, request_stop)
+    stop_task = None
+    if stop is not None:
+        stop_task = asyncio.ensure_future(stop.wait())
+        stop_task.add_done_callback(lambda _t: request_stop())
+    status_task: asyncio.Task[None] | None = None
+    t0 = time.monotonic()
+    try:
+        with (
+            _relay_logs(line) as relay,
+            _idle_timeout_11(opts, config.idle_timeout),
+            asyncio_utils.install_exception_handler(m._asyncio_exception_handler),
+            asyncio_utils.set_eager_task_factory(),
+        ):
+            relay.muted = True  # a failed listen is reported below, in one line
+            ok = await ps.setup_servers()
+            addrs = ps.listen_addrs()
+            if not ok or not addrs:
+                message = _listen_error(ps, config)
+                await ps.servers.update([])  # logs a bare AssertionError for a failed listener
+                await m.done()
+                raise RecordUsageError(message)
+            relay.muted = False
+            await m.running()
+            host, port = str(addrs[0][0]), int(addrs[0][1])
+            line.print(
+                f"wstape: recording to {config.output}, proxy listening on "
+                f"{format_hostport(host, port)}"
+            )
+            line.print(_hint(mode, host, port, opts.confdir))
+            if config.ready_file is not None:
+                _write_ready_file(config.ready_file, port)
+            if on_listening is not None:
+                on_listening(host, port)
+            status_task = asyncio.ensure_future(line.run(recorder.stats))
+
+            await m.should_exit.wait()
+
+            await ps.servers.update([])
+            closed_out = recorder.stop_recording(STOP_NOTE)
+            await _cancel_connections(ps, DRAIN_TIMEOUT)
+            status_task.cancel()
+            await m.done()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        if stop_task is not None:
+            stop_task.cancel()
+        if status_task is not None:
+            status_task.cancel()
+        line.clear()
+
+    stats = recorder.stats
+    result = RecordResult(
+        output=config.output,
+        listen=(host, port),
+        stats=stats,
+        closed_out=closed_out,
+        failure=recorder.failure,
+        duration=time.monotonic() - t0,
+    )
+    total = stats.closed + stats.open + stats.refused
+    still = f", {closed_out} still open at the stop" if closed_out else ""
+    refused = f", {stats.refused} refused" if stats.refused else ""
+    line.print(
+        f"wstape: recorded {total} connection{'s' if total != 1 else ''}{refused}{still}; "
+        f"{stats.messages} messages, {human_bytes(stats.bytes)} to {config.output}"
+    )
+    return result
+
+
+def run(config: RecordConfig, *, status: TextIO | None = sys.stderr) -> RecordResult:
+    """Record until SIGINT/SIGTERM; the blocking entry point of ``wstape record``."""
+    return asyncio.run(record(config, status=status, handle_signals=True))
