@@ -10,7 +10,7 @@ import signal
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -33,6 +33,9 @@ from wstape.core.rules import Severity, Violation
 from wstape.core.script import LiveConnection
 from wstape.replay.server import ReplayOptions, ReplayServer
 from wstape.replay.tls import TlsSetupError
+
+if TYPE_CHECKING:
+    from wstape.addons.viaproxy import DeviceProxy
 
 _STYLE = {Severity.ERROR: "red", Severity.WARN: "yellow", Severity.INFO: "cyan"}
 
@@ -101,9 +104,46 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-async def _serve(server: ReplayServer, ready_file: Path | None, max_wait: float | None) -> None:
+async def _start_device_proxy(
+    server: ReplayServer, listen: tuple[str, int], ready_file: Path | None
+) -> DeviceProxy:
+    """``--via-proxy``: a mitmproxy for the device in front of the started server."""
+    from wstape.addons.viaproxy import DeviceProxy, DeviceProxyConfig, ViaProxyError
+
+    out = console(stderr=True)
+    proxy = DeviceProxy(
+        server,
+        DeviceProxyConfig(listen[0], listen[1], server.options.confdir),
+        on_log=lambda text: out.print(f"wstape: device proxy: {text}", highlight=False),
+    )
+    try:
+        await proxy.start()
+    except ViaProxyError as e:
+        fail(str(e))
+    host = proxy.host if proxy.host not in ("", "::", "0.0.0.0") else "0.0.0.0"
+    where = f"[{host}]:{proxy.port}" if ":" in host else f"{host}:{proxy.port}"
+    out.print(f"wstape: device proxy listening on {where}", highlight=False)
+    out.print(
+        f"wstape: the device's HTTP proxy (this machine, port {proxy.port}) now reaches the "
+        f"recording for every WebSocket upgrade, ws or wss (trusting {proxy.ca_path}); "
+        "anything else gets a 502",
+        highlight=False,
+    )
+    if ready_file is not None:
+        _write_atomically(ready_file, f"{proxy.port}\n")
+    return proxy
+
+
+async def _serve(
+    server: ReplayServer,
+    ready_file: Path | None,
+    max_wait: float | None,
+    via_proxy: tuple[str, int] | None = None,
+    proxy_ready_file: Path | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    proxy: DeviceProxy | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
@@ -116,6 +156,8 @@ async def _serve(server: ReplayServer, ready_file: Path | None, max_wait: float 
         )
         if ready_file is not None:
             _write_atomically(ready_file, f"{server.port}\n")
+        if via_proxy is not None:
+            proxy = await _start_device_proxy(server, via_proxy, proxy_ready_file)
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
         if not server.options.loop:
             waiters.append(asyncio.ensure_future(server.wait_played()))
@@ -123,6 +165,8 @@ async def _serve(server: ReplayServer, ready_file: Path | None, max_wait: float 
         for w in waiters:
             w.cancel()
     finally:
+        if proxy is not None:
+            await proxy.stop()
         await server.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -219,6 +263,30 @@ def replay(
             "the first (0 = never).",
         ),
     ] = 0,
+    via_proxy: Annotated[
+        int | None,
+        typer.Option(
+            "--via-proxy",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Also run a proxy for the device on PORT (the one it uses for capture; "
+            "0 = any free): every WebSocket upgrade, ws or wss, for any host, is replayed; "
+            "anything else gets a 502; nothing leaves the machine.",
+        ),
+    ] = None,
+    proxy_host: Annotated[
+        str,
+        typer.Option(
+            "--proxy-host",
+            help="With --via-proxy: the address to listen on [default: every interface].",
+            show_default=False,
+        ),
+    ] = "",
+    proxy_ready_file: Annotated[
+        Path | None,
+        typer.Option("--proxy-ready-file", help="With --via-proxy: write its bound port here."),
+    ] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the JSON report here.")
     ] = None,
@@ -277,7 +345,8 @@ def replay(
     except CassetteError as e:
         fail(str(e), ExitCode.CASSETTE)
     try:
-        asyncio.run(_serve(server, ready_file, max_wait))
+        listen = (proxy_host, via_proxy) if via_proxy is not None else None
+        asyncio.run(_serve(server, ready_file, max_wait, listen, proxy_ready_file))
     except TlsSetupError as e:
         fail(str(e))
     except OSError as e:
