@@ -28,6 +28,7 @@ from wstape.cli.options import (
     ProfileOpt,
     rule_config,
 )
+from wstape.core.frames import DEFAULT_MAX_FRAME_SIZE
 from wstape.core.report import Report, junit_xml, to_json
 from wstape.core.rules import Severity, Violation
 from wstape.core.script import LiveConnection
@@ -149,17 +150,18 @@ async def _serve(
             loop.add_signal_handler(sig, stop.set)
     try:
         await server.start()
-        console(stderr=True).print(
-            f"wstape: replaying {server.cassette} on {server.url} "
-            f"({len(server.index.connections) if server.index else 0} recorded connections)",
-            highlight=False,
-        )
+        if server.options.echo:
+            what = "echoing every message (--echo, no cassette)"
+        else:
+            count = len(server.index.connections) if server.index else 0
+            what = f"replaying {server.cassette} ({count} recorded connections)"
+        console(stderr=True).print(f"wstape: {what} on {server.url}", highlight=False)
         if ready_file is not None:
             _write_atomically(ready_file, f"{server.port}\n")
         if via_proxy is not None:
             proxy = await _start_device_proxy(server, via_proxy, proxy_ready_file)
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
-        if not server.options.loop:
+        if not server.options.loop and not server.options.echo:
             waiters.append(asyncio.ensure_future(server.wait_played()))
         await asyncio.wait(waiters, timeout=max_wait, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
@@ -174,7 +176,10 @@ async def _serve(
 
 
 def replay(
-    cassette: Annotated[Path, typer.Argument(help="The cassette to replay.", show_default=False)],
+    cassette: Annotated[
+        Path | None,
+        typer.Argument(help="The cassette to replay (none with --echo).", show_default=False),
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port to listen on; 0 = any free.")
@@ -287,6 +292,23 @@ def replay(
         Path | None,
         typer.Option("--proxy-ready-file", help="With --via-proxy: write its bound port here."),
     ] = None,
+    echo: Annotated[
+        bool,
+        typer.Option(
+            "--echo",
+            help="No cassette: accept any path and echo every message (Autobahn "
+            "fuzzingclient target); serves until Ctrl-C, SIGTERM or --max-wait.",
+        ),
+    ] = False,
+    max_size: Annotated[
+        int,
+        typer.Option(
+            "--max-size",
+            min=1,
+            help="Largest client frame and message in bytes; over it the connection is "
+            "failed with 1009.",
+        ),
+    ] = DEFAULT_MAX_FRAME_SIZE,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the JSON report here.")
     ] = None,
@@ -306,11 +328,18 @@ def replay(
     server exits once every recorded connection has been played (or after --max-wait);
     Ctrl-C or SIGTERM stop it early and still write the report.
 
+    With --echo there is no cassette: every connection, on any path, gets each of its
+    messages back, with the same rules checked (docs/autobahn.md).
+
     Exit codes: 0 no error-severity violation (warnings alone pass), 1 violations,
     2 usage error (bad option, port in use, TLS setup), 3 cassette unreadable, truncated
     or from a newer wstape.
     """
     cfg = rule_config(profile, appid, allow_host, platform, max_sockets, ignore)
+    if cassette is None and not echo:
+        fail("missing argument CASSETTE (or --echo to serve an echo server without one)")
+    if cassette is not None and echo:
+        fail("--echo serves no cassette; drop the CASSETTE argument")
     if (tls or cert is not None) and cert is None and not hostname:
         fail("--tls needs --hostname NAME (or --cert/--key)")
     try:
@@ -331,6 +360,8 @@ def replay(
             ignore_query=ignore_query,
             ping_interval=ping_interval,
             fragment_size=fragment_size,
+            echo=echo,
+            max_size=max_size,
             tls=tls or cert is not None,
             hostnames=tuple(hostname or ()),
             confdir=confdir,
@@ -341,7 +372,8 @@ def replay(
     except ValueError as e:
         fail(str(e))
     try:
-        server.load()
+        if not echo:
+            server.load()
     except CassetteError as e:
         fail(str(e), ExitCode.CASSETTE)
     try:

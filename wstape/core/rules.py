@@ -39,7 +39,14 @@ from .rules_close import (
     close_body,
     parse_close_body,
 )
-from .rules_frames import MAX_CONTROL_PAYLOAD, FrameState, check_frame, check_pong, check_text
+from .rules_frames import (
+    MAX_CONTROL_PAYLOAD,
+    FrameState,
+    Utf8Stream,
+    check_frame,
+    check_pong,
+    check_text,
+)
 from .rules_handshake import (
     GUID,
     WX_REFERER,
@@ -92,6 +99,7 @@ __all__ = [
     "Rule",
     "RuleConfig",
     "Severity",
+    "Utf8Stream",
     "Violation",
     "accept_key",
     "catalogue_markdown",

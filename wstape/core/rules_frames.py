@@ -7,6 +7,7 @@ one state per connection and nothing here holds on to anything.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, replace
 
 from .frames import Frame, OpCode
@@ -187,6 +188,39 @@ def check_text(
     return report.items
 
 
+class Utf8Stream:
+    """Incremental UTF-8 validation of one text message, fragment by fragment.
+
+    §8.1 lets an endpoint fail the connection as soon as the byte stream cannot become
+    valid UTF-8, not only at the end of the message (Autobahn 6.4.x checks exactly that).
+    :meth:`feed` returns False at the first fragment that makes the message invalid
+    (then :func:`check_text` on the bytes so far names the problem); ``final=True`` also
+    rejects a message cut inside a character. Linear in the message size.
+    """
+
+    __slots__ = ("_decoder", "valid")
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.valid = True
+
+    def feed(self, data: bytes, final: bool = False) -> bool:
+        if not self.valid:
+            return False
+        try:
+            self._decoder.decode(data, final)
+        except UnicodeDecodeError:
+            self.valid = False
+            return False
+        if not final:
+            pending, _ = self._decoder.getstate()
+            # CPython waits for the third byte of ED A0..BF (a UTF-16 surrogate, never
+            # valid in UTF-8, RFC 3629 §3); every other hopeless prefix fails at once.
+            if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+                self.valid = False
+        return self.valid
+
+
 def check_pong(
     expected: bytes,
     actual: bytes | None,
@@ -219,4 +253,11 @@ def check_pong(
     return report.items
 
 
-__all__ = ["MAX_CONTROL_PAYLOAD", "FrameState", "check_frame", "check_pong", "check_text"]
+__all__ = [
+    "MAX_CONTROL_PAYLOAD",
+    "FrameState",
+    "Utf8Stream",
+    "check_frame",
+    "check_pong",
+    "check_text",
+]

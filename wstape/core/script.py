@@ -64,6 +64,7 @@ from .rules import (
     FrameState,
     RuleConfig,
     Severity,
+    Utf8Stream,
     Violation,
     check_client_close,
     check_close_changed,
@@ -348,6 +349,11 @@ class Script:
 
     def _t(self, now: float) -> float:
         return round(now - self.opened_at, 6)
+
+    @property
+    def messages_expected(self) -> int:
+        """The client messages to match (heartbeats excluded), for the report."""
+        return self.recorded.messages_expected
 
     # -- input ----------------------------------------------------------------------
 
@@ -641,6 +647,8 @@ class LiveConnection:
         self._msg_opcode: int | None = None
         self._msg_parts: list[bytes] = []
         self._msg_size = 0
+        self._msg_utf8: Utf8Stream | None = None
+        """Validates the text message in progress fragment by fragment (fail fast, §8.1)."""
         self._server_close: int | None = None
         self._server_close_sent = False
         self._client_close_seen = False
@@ -721,10 +729,18 @@ class LiveConnection:
             if not data:
                 return
         for item in self._frames.feed(data):
-            if self.closed or self.close_after_flush:
+            if self.closed:
                 break
+            if self.close_after_flush:
+                # Frames that came with (after) the client's Close are still judged, e.g.
+                # RFC-DATA-AFTER-CLOSE, but nothing is done with them.
+                if not self._client_close_seen or self.failed or isinstance(item, FrameError):
+                    break
             if isinstance(item, FrameError):
                 self._fail(item.code, item.reason, now)
+                # The stream cannot be read any more, so the client's Close could never
+                # be seen: hang up right after ours (§7.1.7).
+                self.close_after_flush = True
                 break
             self._frame(item, now)
 
@@ -824,7 +840,7 @@ class LiveConnection:
         session.opened(self, now)
         if self.options.ping_interval > 0:
             self._next_ping = now + self.options.ping_interval
-        self.script = Script(candidate, session.events(candidate.conn), self.cfg, self.options, now)
+        self.script = session.new_script(candidate, now)
         self._run_script(now, None)
 
     def _respond(self, response: Response, now: float) -> None:
@@ -842,6 +858,8 @@ class LiveConnection:
             self._close_frame(frame.payload, found, now)
             return
         self._report(found)
+        if self._client_close_seen:
+            return  # judged above; the connection is closing, nothing more is done with it
         if self._fail_for(found, now):
             return
         if opcode == OpCode.PING:
@@ -853,8 +871,6 @@ class LiveConnection:
             return
         if opcode not in (OpCode.TEXT, OpCode.BINARY, OpCode.CONTINUATION):
             return  # a reserved opcode someone told us to --ignore
-        if self._client_close_seen:
-            return
         if opcode == OpCode.CONTINUATION:
             if self._msg_opcode is None:
                 return
@@ -862,23 +878,29 @@ class LiveConnection:
             self._msg_opcode = opcode
             self._msg_parts = []
             self._msg_size = 0
+            self._msg_utf8 = Utf8Stream() if opcode == OpCode.TEXT else None
         self._msg_size += len(frame.payload)
         if self._msg_size > self.options.max_message_size:
             self._fail(1009, f"message over {self.options.max_message_size} bytes", now)
             return
         self._msg_parts.append(frame.payload)
+        utf8 = self._msg_utf8
+        if utf8 is not None and not utf8.feed(frame.payload, final=frame.fin):
+            # Invalid (or cut) UTF-8: judged now, not at the end of a long message.
+            self._msg_utf8 = None
+            bad = check_text(b"".join(self._msg_parts), self.cfg, self.conn, t)
+            self._report(bad)
+            if self._fail_for(bad, now):
+                self._msg_opcode = None
+                self._msg_parts = []
+                return
         if not frame.fin:
             return
         payload = self._msg_parts[0] if len(self._msg_parts) == 1 else b"".join(self._msg_parts)
         kind = Opcode.TEXT if self._msg_opcode == OpCode.TEXT else Opcode.BINARY
         self._msg_opcode = None
         self._msg_parts = []
-        if kind is Opcode.TEXT:
-            bad = check_text(payload, self.cfg, self.conn, t)
-            if bad:
-                self._report(bad)
-                if self._fail_for(bad, now):
-                    return
+        self._msg_utf8 = None
         if self.phase is Phase.OPEN:
             self._run_script(now, (kind, payload))
 
@@ -1043,7 +1065,9 @@ class LiveConnection:
             conn=self.recorded.conn,
             path=self.request.path,
             client=self.client,
-            messages_expected=self.recorded.messages_expected,
+            messages_expected=self.script.messages_expected
+            if self.script is not None
+            else self.recorded.messages_expected,
             messages_matched=self.script.matched if self.script is not None else 0,
             close=CloseResult(c.by.value if c.by is not None else None, c.code, c.reason),
         )
@@ -1165,6 +1189,10 @@ class ReplaySession:
 
     def claim(self, rec: RecordedConnection) -> None:
         self._claimed.add(rec.conn)
+
+    def new_script(self, rec: RecordedConnection, now: float) -> Script:
+        """The script a connection that was answered with ``rec``'s 101 plays."""
+        return Script(rec, self.events(rec.conn), self.cfg, self.options, now)
 
     def known_paths(self) -> list[str]:
         return sorted({rec.open.target for rec in self.recorded})

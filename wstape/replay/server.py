@@ -14,6 +14,10 @@ Library use::
     await server.wait_played(timeout=30) # every recorded connection played
     await server.stop()
     report = server.report()             # wstape.core.report.Report; .to_dict() for JSON
+
+Echo mode (no cassette; every connection echoes its messages, see wstape.core.echo)::
+
+    server = ReplayServer(None, ReplayOptions(port=0, echo=True))
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wstape.core.echo import ECHO_CASSETTE, EchoSession
+from wstape.core.frames import DEFAULT_MAX_FRAME_SIZE
 from wstape.core.model import TlsInfo
 from wstape.core.report import Report
 from wstape.core.rules import Profile, RuleConfig, Violation
@@ -61,6 +67,10 @@ class ReplayOptions:
     ignore_query: bool = False
     ping_interval: float = 0.0
     fragment_size: int = 0
+    echo: bool = False
+    """Serve no cassette: accept every upgrade and echo each message (wstape.core.echo)."""
+    max_size: int = DEFAULT_MAX_FRAME_SIZE
+    """Largest client frame and reassembled message, in bytes (1009 above it)."""
     # TLS
     tls: bool = False
     hostnames: tuple[str, ...] = ()
@@ -92,6 +102,8 @@ class ReplayOptions:
             loop=self.loop,
             ping_interval=self.ping_interval,
             fragment_size=self.fragment_size,
+            max_frame_size=self.max_size,
+            max_message_size=self.max_size,
         )
 
     @property
@@ -231,6 +243,8 @@ def _hostport(peer: object) -> str:
 class ReplayServer:
     """Replay ``cassette`` as a ws:// or wss:// server and check every client.
 
+    With ``options.echo`` there is no cassette (pass None): every connection echoes.
+
     ``on_violation`` is called with each violation as it happens, ``on_log`` with one
     line per connection event (open, close, refusal); both run on the event loop.
     :meth:`start` raises CassetteError for an unreadable or truncated cassette,
@@ -239,15 +253,20 @@ class ReplayServer:
 
     def __init__(
         self,
-        cassette: str | Path,
+        cassette: str | Path | None,
         options: ReplayOptions | None = None,
         *,
         on_violation: Callable[[Violation], None] | None = None,
         on_log: Callable[[LiveConnection, str], None] | None = None,
         index: CassetteIndex | None = None,
     ) -> None:
-        self.cassette = Path(cassette)
         self.options = options or ReplayOptions()
+        if cassette is None and not self.options.echo:
+            raise ValueError("a cassette is needed unless echo=True")
+        if cassette is not None and self.options.echo:
+            raise ValueError("echo mode serves no cassette")
+        self.cassette = Path(cassette) if cassette is not None else Path(ECHO_CASSETTE)
+        """The cassette (``(echo)`` in echo mode)."""
         self.cfg = self.options.rule_config()
         self.script_options = self.options.script_options()
         self.on_violation = on_violation
@@ -276,14 +295,19 @@ class ReplayServer:
         return f"{scheme}://{host}:{self.port}"
 
     def load(self) -> CassetteIndex:
-        """Index the cassette now (raises CassetteError); :meth:`start` does it otherwise."""
+        """Index the cassette now (raises CassetteError); :meth:`start` does it otherwise.
+
+        Raises ValueError in echo mode, which has no cassette.
+        """
+        if self.options.echo:
+            raise ValueError("echo mode has no cassette to index")
         if self.index is None:
             self.index = CassetteIndex.build(self.cassette)
         return self.index
 
     async def start(self) -> int:
         """Index the cassette, bind, and start serving. Returns the bound port."""
-        if self.index is None:
+        if self.index is None and not self.options.echo:
             self.index = await asyncio.to_thread(CassetteIndex.build, self.cassette)
         ctx = self.options.ssl_context
         if ctx is None and self.options.uses_tls:
@@ -296,16 +320,21 @@ class ReplayServer:
                 key=opts.key,
             )
         index = self.index
-        self.session = ReplaySession(
-            index.connections,
-            index.events,
-            self.cfg,
-            self.script_options,
-            on_violation=self.on_violation,
-            on_log=self.on_log,
-        )
+        if index is None:
+            self.session = EchoSession(
+                self.cfg, self.script_options, on_violation=self.on_violation, on_log=self.on_log
+            )
+        else:
+            self.session = ReplaySession(
+                index.connections,
+                index.events,
+                self.cfg,
+                self.script_options,
+                on_violation=self.on_violation,
+                on_log=self.on_log,
+            )
         self._done = asyncio.Event()
-        if not index.connections:
+        if index is not None and not index.connections:
             self._done.set()
         self._server = await self.loop.create_server(
             lambda: _Connection(self),
