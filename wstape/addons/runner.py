@@ -446,13 +446,13 @@ async def _record(
             relay.muted = False
             await m.running()
             host, port = str(addrs[0][0]), int(addrs[0][1])
+            if config.ready_file is not None:
+                _write_ready_file(config.ready_file, port)
             line.print(
                 f"wstape: recording to {config.output}, proxy listening on "
                 f"{format_hostport(host, port)}"
             )
             line.print(_hint(mode, host, port, opts.confdir))
-            if config.ready_file is not None:
-                _write_ready_file(config.ready_file, port)
             if on_listening is not None:
                 on_listening(host, port)
             status_task = asyncio.ensure_future(line.run(recorder.stats))

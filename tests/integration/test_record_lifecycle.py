@@ -1,0 +1,351 @@
+"""How ``wstape record`` starts, stops, fails and protects secrets, as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.helpers.servers import (
+    MAX_SIZE,
+    RecorderProcess,
+    ScenarioServer,
+    clean_env,
+    read_records,
+    recorder,
+    wait_for_records,
+)
+from wstape.addons.recorder import REDACTED
+from wstape.cassettes import CassetteReader, TruncatedCassette, read_cassette
+from wstape.core.model import Close, Message, Note, Open
+
+
+def reverse(server: ScenarioServer) -> tuple[str, str]:
+    return ("--mode", f"reverse:ws://127.0.0.1:{server.port}")
+
+
+def wstape(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wstape", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+async def open_and_talk(url: str, text: str = "still here") -> ClientConnection:
+    ws = await connect(url, proxy=None, open_timeout=10)
+    await ws.send(text)
+    assert await ws.recv() == text
+    return ws
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_ends_open_connections_with_by_none(
+    tmp_path: Path, ws_server: ScenarioServer, sig: signal.Signals
+) -> None:
+    out, ready = tmp_path / "open.msgpack", tmp_path / "ready"
+    rec = RecorderProcess(out, *reverse(ws_server), "--ready-file", str(ready)).start()
+    try:
+        assert ready.read_text() == f"{rec.port}\n"
+
+        async def scenario() -> int:
+            ws = await open_and_talk(rec.url("/hold"))
+            wait_for_records(out, lambda rs: sum(isinstance(r, Message) for r in rs) == 2)
+            code = await asyncio.to_thread(rec.stop, sig)
+            await asyncio.wait_for(ws.wait_closed(), 10)  # the proxy let go of the client
+            return code
+
+        assert asyncio.run(scenario()) == 0, rec.output_text
+    finally:
+        rec.kill()
+    _, records = read_cassette(out)
+    opened, _, _, close, note = records
+    assert isinstance(opened, Open) and opened.target == "/hold"
+    assert isinstance(close, Close)
+    assert (close.conn, close.by, close.code, close.reason, close.on_wire) == (
+        opened.conn,
+        None,
+        None,
+        "",
+        False,
+    )
+    assert isinstance(note, Note) and note.conn == opened.conn
+    assert "recording stopped" in note.text
+    assert "1 still open at the stop" in rec.output_text
+
+
+def test_kill_9_mid_connection_leaves_every_complete_record_readable(
+    tmp_path: Path, ws_server: ScenarioServer
+) -> None:
+    out = tmp_path / "killed.msgpack"
+    chunk = os.urandom(256 * 1024)
+    rec = RecorderProcess(out, *reverse(ws_server)).start()
+    try:
+
+        async def busy() -> int:
+            sent = 0
+            try:
+                async with connect(
+                    rec.url("/busy"), proxy=None, max_size=MAX_SIZE, compression=None
+                ) as ws:
+                    while True:
+                        await ws.send(chunk)
+                        sent += 1
+                        await ws.recv()
+                        if sent == 8:
+                            # Mid-stream: the recorder dies while messages are in flight.
+                            asyncio.get_running_loop().call_soon(rec.proc.kill)  # type: ignore[union-attr]
+            except (ConnectionClosed, OSError):
+                return sent
+
+        sent = asyncio.run(asyncio.wait_for(busy(), 30))
+    finally:
+        rec.kill()
+    assert sent >= 8
+    reader = CassetteReader(out, allow_truncated=True)
+    records = list(reader)
+    assert isinstance(records[0], Open)
+    messages = [r for r in records if isinstance(r, Message)]
+    assert len(messages) >= 15  # the 8 round trips before the kill, at least
+    assert all(m.payload == chunk for m in messages)
+    assert not any(isinstance(r, Close) for r in records)  # killed: no close was written
+    if reader.truncated_at is not None:  # the kill landed inside a record
+        with pytest.raises(TruncatedCassette):
+            list(CassetteReader(out))
+
+
+def test_a_truncated_tail_is_reported_by_ls(tmp_path: Path, ws_server: ScenarioServer) -> None:
+    """What a kill during a write leaves: complete records, then part of one."""
+    out = tmp_path / "whole.msgpack"
+    with recorder(out, *reverse(ws_server)) as rec:
+
+        async def talk() -> None:
+            ws = await open_and_talk(rec.url("/t"), "x" * 5000)
+            await ws.close()
+
+        asyncio.run(talk())
+        wait_for_records(out, lambda rs: any(isinstance(r, Close) for r in rs))
+        assert rec.stop() == 0
+    cut = tmp_path / "cut.msgpack"
+    shutil.copy(out, cut)
+    data = out.read_bytes()
+    cut.write_bytes(data[: data.rindex(b"x" * 5000) + 100])  # inside the last message record
+    reader = CassetteReader(cut, allow_truncated=True)
+    records = list(reader)
+    assert reader.truncated_at is not None
+    assert [type(r).__name__ for r in records] == ["Open", "Message"]
+    listing = wstape("ls", str(cut))
+    assert "truncated" in listing.stderr, listing.stderr
+
+
+def test_secrets_never_reach_the_file(tmp_path: Path, ws_server: ScenarioServer) -> None:
+    out = tmp_path / "secret.msgpack"
+    auth, token, api_key = "Bearer AUTH-S3CRET-1", "TOKEN-S3CRET-2", "KEY-S3CRET-3"
+    args = (*reverse(ws_server), "--redact-json-key", "token", "--redact-header", "X-Api-Key")
+    with recorder(out, *args) as rec:
+
+        async def login() -> None:
+            async with connect(
+                rec.url("/login"),
+                proxy=None,
+                additional_headers={"Authorization": auth, "X-Api-Key": api_key},
+            ) as ws:
+                await ws.send(f'{{"op": "login", "token": "{token}", "user": "张三"}}')
+                echoed = await ws.recv()
+                assert token in str(echoed)  # the wire is untouched: only the file is masked
+
+        asyncio.run(login())
+        wait_for_records(out, lambda rs: any(isinstance(r, Close) for r in rs))
+        assert rec.stop() == 0
+    raw = out.read_bytes()
+    for secret in (auth, token, api_key):
+        assert secret.encode() not in raw
+    _, records = read_cassette(out)
+    opened = records[0]
+    assert isinstance(opened, Open)
+    assert (b"Authorization", REDACTED) in opened.request_headers
+    assert (b"X-Api-Key", REDACTED) in opened.request_headers
+    first = records[1]
+    assert isinstance(first, Message)
+    assert first.payload == '{"op":"login","token":"<redacted>","user":"张三"}'.encode()
+
+
+def test_a_write_failure_stops_recording_loudly(tmp_path: Path, ws_server: ScenarioServer) -> None:
+    out = tmp_path / "doomed.msgpack"
+    rec = RecorderProcess(out, *reverse(ws_server)).start()
+    try:
+
+        async def scenario() -> bool:
+            ws = await open_and_talk(rec.url("/doomed"))
+            wait_for_records(out, lambda rs: sum(isinstance(r, Message) for r in rs) == 2)
+            out.unlink()  # as if someone removed the cassette (or the disk filled up)
+            await ws.send("after the cassette is gone")
+            try:
+                await asyncio.wait_for(ws.recv(), 10)
+            except ConnectionClosed:
+                return False
+            return True
+
+        echoed = asyncio.run(scenario())
+        code = rec.wait(20)
+    finally:
+        rec.kill()
+    assert not echoed  # the unrecordable message was not relayed
+    assert code == 3, rec.output_text
+    errors = [line for line in rec.output_text.splitlines() if "error" in line]
+    assert len(errors) == 1, rec.output_text
+    assert "cannot write cassette" in errors[0]
+    assert "Traceback" not in rec.output_text
+
+
+def test_append_continues_connection_ids(tmp_path: Path, ws_server: ScenarioServer) -> None:
+    out = tmp_path / "both.msgpack"
+    for run, extra in enumerate([(), ("--append",)]):
+        with recorder(out, *reverse(ws_server), *extra) as rec:
+
+            async def talk(n: int = run) -> None:
+                ws = await open_and_talk(rec.url(f"/run{n}"))
+                await ws.close()
+
+            asyncio.run(talk())
+            wait_for_records(out, lambda rs, n=run: sum(isinstance(r, Close) for r in rs) > n)
+            assert rec.stop() == 0
+    _, records = read_cassette(out)
+    assert [(r.conn, r.target) for r in records if isinstance(r, Open)] == [
+        (1, "/run0"),
+        (2, "/run1"),
+    ]
+
+
+def test_filter_records_only_matching_upgrades(tmp_path: Path, ws_server: ScenarioServer) -> None:
+    out = tmp_path / "filtered.msgpack"
+    with recorder(out, *reverse(ws_server), "--filter", "~u /chat") as rec:
+
+        async def talk() -> None:
+            for path in ("/metrics", "/chat"):
+                ws = await open_and_talk(rec.url(path), f"to {path}")  # both are relayed
+                await ws.close()
+
+        asyncio.run(talk())
+        wait_for_records(out, lambda rs: any(isinstance(r, Close) for r in rs))
+        assert rec.stop() == 0
+    _, records = read_cassette(out)
+    assert [r.target for r in records if isinstance(r, Open)] == ["/chat"]
+    assert [r.payload for r in records if isinstance(r, Message)] == [b"to /chat"] * 2
+
+
+def test_idle_timeout_cuts_silent_connections(tmp_path: Path, ws_server: ScenarioServer) -> None:
+    out = tmp_path / "idle.msgpack"
+    with recorder(out, *reverse(ws_server), "--idle-timeout", "1") as rec:
+
+        async def idle() -> None:
+            ws = await connect(rec.url("/idle"), proxy=None, ping_interval=None)
+            await asyncio.wait_for(ws.wait_closed(), 10)
+
+        asyncio.run(idle())
+        records = wait_for_records(out, lambda rs: any(isinstance(r, Close) for r in rs))
+        assert rec.stop() == 0
+    close = next(r for r in records if isinstance(r, Close))
+    assert (close.code, close.on_wire) == (1006, False)  # mitmproxy cut TCP, no Close frame
+    assert close.t >= 0.9
+
+
+def test_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    out = tmp_path / "never.msgpack"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = wstape("record", "-o", str(out), "--listen-port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"wstape: error: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(another proxy running? choose another --listen-port, or 0 for any free port)"
+    ]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "bogus"], "invalid --mode 'bogus'"),
+        (["--mode", "local"], "wstape record supports regular"),
+        (["--filter", "~u ("], "invalid --filter"),
+        (["--append", "--overwrite"], "cannot be used together"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = wstape("record", "-o", str(tmp_path / "x.msgpack"), *args)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("wstape: error: ") and message in line
+
+
+def test_an_existing_output_needs_append_or_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "exists.msgpack"
+    out.write_bytes(b"something")
+    result = wstape("record", "-o", str(out))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"wstape: error: {out} already exists; use --append to add to it or --overwrite to "
+        "replace it"
+    ]
+    appended = wstape("record", "-o", str(out), "--append")  # not a cassette: exit 3
+    assert appended.returncode == 3
+    assert "not a wstape cassette" in appended.stderr
+    assert out.read_bytes() == b"something"
+
+
+def test_overwrite_replaces(tmp_path: Path, ws_server: ScenarioServer) -> None:
+    out = tmp_path / "old.msgpack"
+    out.write_bytes(b"old junk")
+    with recorder(out, *reverse(ws_server), "--overwrite") as rec:
+        assert rec.stop() == 0
+    _, records = read_cassette(out)
+    assert records == []
+
+
+def test_help_explains_modes() -> None:
+    result = wstape("record", "--help")
+    assert result.returncode == 0
+    for needle in ("reverse:ws://", "transparent", "docs/recording.md", "--ready-file"):
+        assert needle in result.stdout
+
+
+def test_addon_path_points_at_the_script() -> None:
+    result = wstape("addon-path")
+    assert result.returncode == 0
+    path = Path(result.stdout.strip())
+    assert path.name == "script.py" and path.is_file()
+    assert "addons = [Recorder()]" in path.read_text()
+
+
+def test_status_goes_to_stderr_as_plain_lines(tmp_path: Path, ws_server: ScenarioServer) -> None:
+    out = tmp_path / "status.msgpack"
+    with recorder(out, *reverse(ws_server)) as rec:
+
+        async def talk() -> None:
+            ws = await open_and_talk(rec.url("/s"))
+            await ws.close()
+
+        asyncio.run(talk())
+        assert rec.stderr is not None
+        rec.stderr.wait_for(r"connections 0 open, 1 closed; messages 2", 10)
+        assert rec.stop() == 0
+    assert "\r" not in rec.output_text and "\x1b" not in rec.output_text
+    assert read_records(out)
