@@ -153,6 +153,7 @@ def test_record_then_replay(
     assert live["error"] is None, live
     assert live["received"] == CHAT_RECEIVED
     assert live["close"]["code"] == 4001 and live["close"]["reason"] == REASON
+    assert live["extensions"].startswith("permessage-deflate")  # negotiated with the backend
     # The backend got exactly what the page sent, through the proxy.
     [seen] = backend.connections
     assert seen.received == [TEXT, bytes(BYTES)]
@@ -176,6 +177,7 @@ def test_record_then_replay(
     )
     assert again["error"] is None, again
     assert again["received"] == CHAT_RECEIVED
+    assert again["extensions"] == ""  # the replay declines compression
     # The replay echoes the code only (RFC 6455 §5.5.1); websockets and mitmproxy echo the
     # reason too, so onclose's reason is "" here and REASON when recording.
     assert (again["close"]["code"], again["close"]["wasClean"]) == (4001, True)

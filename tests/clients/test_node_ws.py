@@ -24,8 +24,10 @@ from tests.helpers.browser import (
     read_report,
     record,
     replay,
+    violations,
 )
-from wstape.cassettes import read_cassette
+from tests.replay.conftest import close, opening, s
+from wstape.cassettes import CassetteWriter, read_cassette
 from wstape.core.model import Close, Message, Opcode, Side
 
 _missing = node_missing()
@@ -120,12 +122,12 @@ RECEIVED = [
 ]
 
 
-def run_node(tmp_path: Path, url: str) -> dict[str, Any]:
+def run_node(tmp_path: Path, url: str, plan: list[dict[str, Any]] = PLAN) -> dict[str, Any]:
     script = tmp_path / "client.cjs"
     script.write_text(CLIENT, encoding="utf-8")
     env = {**os.environ, "NODE_PATH": str(node_modules())}
     done = subprocess.run(
-        ["node", str(script), url, json.dumps(PLAN), str(int(TIMEOUT * 1000))],
+        ["node", str(script), url, json.dumps(plan), str(int(TIMEOUT * 1000))],
         capture_output=True,
         env=env,
         timeout=TIMEOUT + 5,
@@ -156,6 +158,7 @@ def test_node_ws_record_then_replay(tmp_path: Path, bg: BackgroundLoop) -> None:
             assert rec.stop() == 0, rec.stderr
     check_result(live)
     assert live["close"]["reason"] == REASON  # mitmproxy echoes the whole Close
+    assert live["extensions"] == "permessage-deflate"  # negotiated with the backend
     [seen] = backend.connections
     assert seen.received == [TEXT, bytes(BYTES)] and seen.close_rcvd == (4001, REASON)
 
@@ -176,8 +179,32 @@ def test_node_ws_record_then_replay(tmp_path: Path, bg: BackgroundLoop) -> None:
         again = run_node(tmp_path, f"ws://127.0.0.1:{rep.port}/chat")
         code = rep.finish()
     check_result(again)
+    assert again["extensions"] == ""  # the replay declines compression
     report = read_report(report_path)
     assert (code, report["passed"], report["violations"]) == (0, True, []), report
     [played] = report["connections"]
     assert played["messages_expected"] == played["messages_matched"] == 2
     assert played["close"] == {"by": "client", "code": 4001, "reason": REASON}
+
+
+def test_node_ws_close_1001_is_flagged_under_browser(tmp_path: Path) -> None:
+    """ws lets close(1001) through, which Chromium and WeChat DevTools refuse
+    (InvalidAccessError): the replay under ``--profile browser`` says so."""
+    cassette = tmp_path / "recorded.msgpack"
+    with CassetteWriter(cassette) as writer:
+        for r in (
+            # ws offers permessage-deflate, as recorded in the round trip above.
+            opening(1, "/chat", extensions=("permessage-deflate; client_max_window_bits",)),
+            s(1, 0.0, Backend.HELLO),
+            close(1, 0.01, Side.CLIENT, 4001, REASON),
+        ):
+            writer.write(r)
+    plan = [{"op": "recv", "count": 1}, {"op": "close", "code": 1001, "reason": "away"}]
+    report_path = tmp_path / "report.json"
+    with replay(tmp_path, cassette, report_path, "--profile", "browser") as rep:
+        result = run_node(tmp_path, f"ws://127.0.0.1:{rep.port}/chat", plan)
+        code = rep.finish()
+    assert result["error"] is None and result["close"]["code"] == 1001, result
+    report = read_report(report_path)
+    assert code == 1 and report["passed"] is False
+    assert violations(report) == [("BROWSER-CLOSE-CODE", "error"), ("REPLAY-CLOSE-CHANGED", "warn")]
