@@ -348,9 +348,9 @@ class Recorder:
                     "wstape_overwrite=true to replace it"
                 )
             )
-            raise _options_error(f"wstape_cassette: {e.path}: {detail}") from e
+            raise _options_error(f"wstape_cassette: {e.path}: {detail}") from None
         except CassetteWriteError as e:
-            raise _options_error(f"wstape_cassette: {e}") from e
+            raise _options_error(f"wstape_cassette: {e}") from None
         self._owns_writer = True
         self._stopped = False
         self.failure = None
