@@ -23,6 +23,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.replay.conftest import CassetteFactory, c, close, opening, s
 from wstape.addons.viaproxy import NOT_SERVED, DeviceProxy, DeviceProxyConfig, ViaProxyError
+from wstape.cli.replay import start_device_proxy
 from wstape.core.model import Record, Side
 from wstape.replay import ReplayOptions, ReplayServer
 
@@ -54,11 +55,10 @@ async def via_proxy(confdir: Path) -> AsyncIterator[Start]:
         kw.setdefault("timeout", 3.0)
         server = ReplayServer(cassette, ReplayOptions(port=0, **kw))
         await server.start()
-        proxy = DeviceProxy(
+        proxy = await start_device_proxy(
             server, DeviceProxyConfig(listen_host="127.0.0.1", listen_port=0, confdir=confdir)
         )
         running.append((server, proxy))
-        await proxy.start()
         return server, proxy
 
     yield start
@@ -80,7 +80,7 @@ def assert_stayed_local(proxy: DeviceProxy) -> None:
     stats = proxy.addon.stats
     assert stats.blocked == []
     assert stats.server_connections, "the upgrade never reached the replay server"
-    assert {addr for addr in stats.server_connections} <= {proxy.addon.plain, proxy.addon.tls}
+    assert set(stats.server_connections) <= {proxy.addon.plain, proxy.addon.tls}
     assert {host for host, _ in stats.server_connections} == {"127.0.0.1"}
 
 
@@ -109,9 +109,7 @@ async def test_wss_through_the_proxy_reaches_the_recording(
     assert proxy.addon.stats.routed == 1
 
 
-async def test_plain_ws_is_judged_as_ws(
-    make_cassette: CassetteFactory, via_proxy: Start
-) -> None:
+async def test_plain_ws_is_judged_as_ws(make_cassette: CassetteFactory, via_proxy: Start) -> None:
     server, proxy = await via_proxy(make_cassette(WS_CHAT), profile="wechat")
     async with websockets.connect(
         f"ws://{HOST}/plain", proxy=proxy_url(proxy), compression=None
@@ -192,21 +190,16 @@ async def test_raw_tunnel_is_never_opened_upstream(
     assert proxy.addon.stats.blocked == [("xmpp.example.com", 5222)]
 
 
-async def test_port_in_use_is_a_clear_error(
-    make_cassette: CassetteFactory, confdir: Path
-) -> None:
+async def test_port_in_use_is_a_clear_error(make_cassette: CassetteFactory, confdir: Path) -> None:
     blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = blocker.sockets[0].getsockname()[1]
     server = ReplayServer(make_cassette(WSS_CHAT), ReplayOptions(port=0, speed=0))
     await server.start()
-    proxy = DeviceProxy(
-        server, DeviceProxyConfig(listen_host="127.0.0.1", listen_port=port, confdir=confdir)
-    )
+    config = DeviceProxyConfig(listen_host="127.0.0.1", listen_port=port, confdir=confdir)
     try:
         with pytest.raises(ViaProxyError, match=rf"cannot listen on 127\.0\.0\.1:{port}"):
-            await proxy.start()
+            await start_device_proxy(server, config)
     finally:
-        await proxy.stop()
         await server.stop()
         blocker.close()
 
@@ -267,7 +260,7 @@ async def test_cli_via_proxy(
         ) as ws:
             await ws.send("hello")
             assert await receive(ws, 2) == ["welcome", "second"]
-        out, err = await asyncio.to_thread(proc.communicate, timeout=30)
+        _, err = await asyncio.to_thread(proc.communicate, timeout=30)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -295,3 +288,61 @@ def test_cli_via_proxy_port_in_use(make_cassette: CassetteFactory, tmp_path: Pat
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
     assert f"--via-proxy: cannot listen on 127.0.0.1:{port}" in err
+
+
+# -- the addon alone -------------------------------------------------------------------
+
+
+def upgrade_flow(scheme: str = "https", **headers: str) -> Any:
+    from mitmproxy.test import tflow
+
+    flow = tflow.tflow()
+    flow.request.scheme = scheme
+    flow.request.host = HOST
+    flow.request.port = 443 if scheme == "https" else 80
+    flow.request.path = "/chat"
+    flow.request.headers["Host"] = HOST
+    for name, value in headers.items():
+        flow.request.headers[name.replace("_", "-")] = value
+    return flow
+
+
+def test_addon_routes_upgrades_by_scheme_and_keeps_the_host_header() -> None:
+    from wstape.addons.viaproxy import ViaProxy
+
+    addon = ViaProxy(("127.0.0.1", 1001), ("127.0.0.1", 1002))
+    wss = upgrade_flow("https", Upgrade="websocket", Connection="Upgrade")
+    addon.requestheaders(wss)
+    assert (wss.request.host, wss.request.port) == ("127.0.0.1", 1002)
+    assert wss.request.headers["Host"] == HOST
+    assert wss.response is None
+    ws = upgrade_flow("http", Upgrade="WebSocket")
+    addon.requestheaders(ws)
+    assert (ws.request.host, ws.request.port, ws.request.headers["Host"]) == (
+        "127.0.0.1",
+        1001,
+        HOST,
+    )
+    # No Upgrade header but a WebSocket key: a broken upgrade, for the replay rules.
+    broken = upgrade_flow("https", Sec_WebSocket_Key="x")
+    addon.requestheaders(broken)
+    assert broken.request.port == 1002 and broken.response is None
+    assert addon.stats.routed == 3
+
+
+def test_addon_answers_everything_else_with_502() -> None:
+    from wstape.addons.viaproxy import ViaProxy
+
+    lines: list[str] = []
+    addon = ViaProxy(("127.0.0.1", 1), ("127.0.0.1", 2), what="chat.msgpack", on_log=lines.append)
+    for upgrade in ("", "h2c"):
+        flow = upgrade_flow("https", Upgrade=upgrade) if upgrade else upgrade_flow("https")
+        addon.requestheaders(flow)
+        assert flow.response is not None
+        assert flow.response.status_code == 502
+        body = flow.response.get_text()
+        assert body.startswith(NOT_SERVED)
+        assert "this proxy replays chat.msgpack" in body
+        assert flow.request.host == HOST  # never rerouted
+    assert addon.stats.refused == 2
+    assert len(lines) == 1  # one line per host

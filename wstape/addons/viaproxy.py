@@ -16,11 +16,15 @@ in front of a running :class:`~wstape.replay.server.ReplayServer`:
   connection that is not to the replay server.
 
 The device's TLS (wss) ends at mitmproxy, with a certificate for the requested name from
-the CA in ``confdir``. The upgrade then reaches the replay server over TLS too, on a
-second listener of the same replay session (a certificate for 127.0.0.1 from the same CA,
-not verified by the proxy), so the scheme rules see ``wss`` exactly when the device used
-wss; plain ws upgrades reach a plain listener. The TLS facts the rules see (version,
-ALPN) are those of that local hop; mitmproxy itself refuses device TLS below 1.2.
+the CA in ``confdir``. The upgrade then reaches the replay session over TLS too, on a
+listener of its own (``tls``: a certificate for 127.0.0.1 from the same CA, not verified
+by the proxy), so the scheme rules see ``wss`` exactly when the device used wss; plain ws
+upgrades reach a plain listener (``plain``). The TLS facts the rules see (version, ALPN)
+are those of that local hop; mitmproxy itself refuses device TLS below 1.2.
+
+This module is the mitmproxy side only (the addons layer does not import the replay
+server); ``wstape.cli.replay.start_device_proxy`` opens the two listeners on a running
+:class:`~wstape.replay.server.ReplayServer` and starts the proxy in front of them.
 
 The device's frames are relayed by mitmproxy, which parses and re-frames them: frame-level
 findings (masking, fragmentation, RSV bits, control frame sizes) are about mitmproxy's
@@ -34,9 +38,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,14 +48,10 @@ from mitmproxy import exceptions, http, master, options
 from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
 from mitmproxy.proxy import server_hooks
 
-from wstape.replay.server import ReplayServer, _Connection
-from wstape.replay.tls import DEFAULT_CONFDIR, minted_context
-
 NOT_SERVED = "wstape replay: only recorded WebSocket traffic is served"
 """First line of the 502 body for every request that is not a WebSocket upgrade."""
 BLOCKED = "wstape replay: no connection leaves this machine"
 DRAIN_TIMEOUT = 3.0
-LOCAL = "127.0.0.1"
 
 Address = tuple[str, int]
 
@@ -186,6 +185,9 @@ def _relay_logs(on_log: Callable[[str], None] | None) -> Iterator[None]:
         logger.removeHandler(handler)
 
 
+DEFAULT_CONFDIR = Path("~/.mitmproxy")
+
+
 @dataclass(frozen=True)
 class DeviceProxyConfig:
     listen_host: str = ""
@@ -197,34 +199,39 @@ class DeviceProxyConfig:
 
 
 class DeviceProxy:
-    """An in-process mitmproxy in front of a started :class:`ReplayServer` (same loop).
+    """An in-process mitmproxy (regular mode) with the :class:`ViaProxy` addon.
 
-    Usage::
+    ``plain`` and ``tls`` are where the replay session listens for upgrades the device
+    made over ws and over wss (``wstape.cli.replay.start_device_proxy`` opens them on a
+    running replay server and starts this). ``close_with`` are servers to close when the
+    proxy stops (those listeners). Usage::
 
-        proxy = DeviceProxy(server, DeviceProxyConfig(listen_port=8080))
+        proxy = DeviceProxy(plain, tls, DeviceProxyConfig(listen_port=8080))
         port = await proxy.start()   # raises ViaProxyError
         ...
-        await proxy.stop()           # before server.stop()
+        await proxy.stop()
 
     Only one mitmproxy master can run in a process at a time.
     """
 
     def __init__(
         self,
-        server: ReplayServer,
+        plain: Address,
+        tls: Address,
         config: DeviceProxyConfig | None = None,
         *,
+        what: str = "a cassette",
         on_log: Callable[[str], None] | None = None,
+        close_with: Sequence[asyncio.Server] = (),
     ) -> None:
-        self.server = server
         self.config = config or DeviceProxyConfig()
         self.on_log = on_log
-        self.addon: ViaProxy | None = None
+        self.addon = ViaProxy(plain, tls, what=what, on_log=on_log)
         self.host = ""
         self.port = 0
         self._master: master.Master | None = None
         self._proxyserver: proxyserver.Proxyserver | None = None
-        self._listeners: list[asyncio.Server] = []
+        self._close_with = list(close_with)
         self._logs: contextlib.ExitStack | None = None
 
     @property
@@ -236,38 +243,16 @@ class DeviceProxy:
         """The CA certificate the device must trust for wss (mitmproxy's)."""
         return self.confdir / "mitmproxy-ca-cert.pem"
 
-    async def _listen(self, ctx: ssl.SSLContext | None) -> Address:
-        """One more listener of the replay server's session, on 127.0.0.1."""
-        server = self.server
-        listener = await asyncio.get_running_loop().create_server(
-            lambda: _Connection(server), LOCAL, 0, ssl=ctx, backlog=1024
-        )
-        self._listeners.append(listener)
-        return (LOCAL, int(listener.sockets[0].getsockname()[1]))
-
-    async def _replay_addresses(self) -> tuple[Address, Address]:
-        """Two more listeners of the replay session on 127.0.0.1: (plain, tls).
-
-        The replay server's own listener stays for direct clients; whatever its host and
-        TLS settings, upgrades from the proxy come in on these.
-        """
-        if self.server.port is None or self.server.session is None:
-            raise ViaProxyError("the replay server must be started before the device proxy")
-        tls_ctx = await asyncio.to_thread(minted_context, [LOCAL, "localhost"], self.confdir)
-        return await self._listen(None), await self._listen(tls_ctx)
-
     async def start(self) -> int:
-        """Start listening; returns the bound port. Raises ViaProxyError."""
+        """Start listening; returns the bound port. Raises ViaProxyError (and then closes
+        the ``close_with`` servers too)."""
         try:
-            plain, tls = await self._replay_addresses()
-        except ViaProxyError:
-            await self._close_listeners()
+            return await self._start()
+        except BaseException:
+            await self._close_servers()
             raise
-        except Exception as e:
-            await self._close_listeners()
-            raise ViaProxyError(f"cannot open the local replay listeners: {e}") from e
-        what = str(self.server.cassette)
-        self.addon = ViaProxy(plain, tls, what=what, on_log=self.on_log)
+
+    async def _start(self) -> int:
         loop = asyncio.get_running_loop()
         opts = options.Options()
         m = master.Master(opts, event_loop=loop)
@@ -284,7 +269,7 @@ class DeviceProxy:
             # resolve), never ask an upstream for its certificate.
             "connection_strategy": "lazy",
             "upstream_cert": False,
-            # The only server connections are ours, to a certificate minted for 127.0.0.1.
+            # The only server connections are to the replay session's own listeners.
             "ssl_insecure": True,
             # WebSocket runs over HTTP/1.1; h2 would only carry requests we refuse anyway.
             "http2": False,
@@ -293,26 +278,24 @@ class DeviceProxy:
             opts.update(**updates)  # type: ignore[no-untyped-call]
         except exceptions.OptionsError as e:
             await m.done()
-            await self._close_listeners()
             raise ViaProxyError(str(e).strip().splitlines()[0]) from None
-        self._logs = contextlib.ExitStack()
-        self._logs.enter_context(_relay_logs(self.on_log))
+        logs = contextlib.ExitStack()
+        logs.enter_context(_relay_logs(self.on_log))
         ok = await ps.setup_servers()
         addrs = ps.listen_addrs()
         if not ok or not addrs:
             message = _listen_error(ps, self.config)
             await ps.servers.update([])
             await m.done()
-            await self._close_listeners()
-            self._logs.close()
+            logs.close()
             raise ViaProxyError(message)
         await m.running()
-        self._master, self._proxyserver = m, ps
+        self._master, self._proxyserver, self._logs = m, ps, logs
         self.host, self.port = str(addrs[0][0]), int(addrs[0][1])
         return self.port
 
     async def stop(self) -> None:
-        """Close the proxy (listener, live connections, master) and the extra listeners."""
+        """Close the proxy (listener, live connections, master) and ``close_with``."""
         m, ps = self._master, self._proxyserver
         self._master = self._proxyserver = None
         if m is not None and ps is not None:
@@ -325,18 +308,18 @@ class DeviceProxy:
             while ps.connections and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             await m.done()
-        await self._close_listeners()
+        await self._close_servers()
         if self._logs is not None:
             self._logs.close()
             self._logs = None
 
-    async def _close_listeners(self) -> None:
-        for listener in self._listeners:
-            listener.close()
-        for listener in self._listeners:
+    async def _close_servers(self) -> None:
+        servers, self._close_with = self._close_with, []
+        for server in servers:
+            server.close()
+        for server in servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(listener.wait_closed(), 1.0)
-        self._listeners = []
+                await asyncio.wait_for(server.wait_closed(), 1.0)
 
 
 def _listen_error(ps: proxyserver.Proxyserver, config: DeviceProxyConfig) -> str:
@@ -354,6 +337,7 @@ def _listen_error(ps: proxyserver.Proxyserver, config: DeviceProxyConfig) -> str
 
 __all__ = [
     "BLOCKED",
+    "DEFAULT_CONFDIR",
     "NOT_SERVED",
     "DeviceProxy",
     "DeviceProxyConfig",
