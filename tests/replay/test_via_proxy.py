@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import os
 import re
 import signal
@@ -346,3 +347,75 @@ def test_addon_answers_everything_else_with_502() -> None:
         assert flow.request.host == HOST  # never rerouted
     assert addon.stats.refused == 2
     assert len(lines) == 1  # one line per host
+
+
+# -- a real browser --------------------------------------------------------------------
+
+
+def test_chromium_through_the_device_proxy(make_cassette: CassetteFactory, tmp_path: Path) -> None:
+    """Chromium set up as a device would be (an HTTP proxy, the mitmproxy CA trusted)
+    opens ``wss://chat.example.com/chat``: it gets the recording; its page load gets the
+    502 text."""
+    from tests.helpers import browser
+
+    missing = browser.chromium_missing()
+    if missing:
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    confdir = tmp_path / "mitmproxy"
+    ca = browser.make_ca(confdir)
+    cassette = make_cassette(
+        [
+            opening(1, "/chat", scheme="wss"),
+            c(1, 0.01, "hello"),
+            s(1, 0.02, "welcome"),
+            close(1, 0.03, Side.CLIENT, 4001, "再见"),
+        ]
+    )
+    report, proxy_ready = tmp_path / "report.json", tmp_path / "proxy-port"
+    proc = wstape(
+        str(cassette),
+        "--port", "0",
+        "--via-proxy", "0",
+        "--proxy-host", "127.0.0.1",
+        "--proxy-ready-file", str(proxy_ready),
+        "--confdir", str(confdir),
+        "--speed", "0",
+        "--profile", "wechat",
+        "--platform", "devtools",
+        "--report", str(report),
+        "--max-wait", "60",
+    )  # fmt: skip
+    try:
+        proxy_port = asyncio.run(wait_for_file(proxy_ready, proc))
+        with sync_playwright() as pw:
+            chromium = browser.launch_chromium(pw, trust=[ca])
+            try:
+                page = chromium.new_context(proxy=browser.proxy_settings(proxy_port)).new_page()
+                page.goto(f"https://{HOST}/index.html")
+                assert NOT_SERVED in page.content()
+                got = page.evaluate(
+                    """() => new Promise((resolve) => {
+                      const ws = new WebSocket("wss://chat.example.com/chat");
+                      const received = [];
+                      ws.onopen = () => ws.send("hello");
+                      ws.onmessage = (e) => { received.push(e.data); ws.close(4001, "再见"); };
+                      ws.onclose = (e) => resolve({received, code: e.code, clean: e.wasClean});
+                    })"""
+                )
+            finally:
+                chromium.close()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=10)
+    assert got == {"received": ["welcome"], "code": 4001, "clean": True}
+    assert proc.returncode == 0, err
+    data = json.loads(report.read_text())
+    assert data["passed"], data["violations"]
+    assert data["connections"][0]["close"] == {"by": "client", "code": 4001, "reason": "再见"}
+    # wss to a DNS name, as the device used: no scheme or host finding under wechat.
+    rules = {v["rule"] for v in data["violations"]}
+    assert not rules & {"WX-URL-SCHEME", "WX-URL-HOST"}, rules
