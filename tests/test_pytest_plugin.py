@@ -433,3 +433,48 @@ def test_wss_by_name_sync(wstape_server):
     )
     result = pytester.runpytest_subprocess("-v")
     result.assert_outcomes(passed=2)
+
+
+# -- a real browser as the client ------------------------------------------------------------
+
+
+def test_chromium_test_with_the_fixture(pytester: pytest.Pytester, chat_cassette: Path) -> None:
+    """A sync test driving Chromium through Playwright (whose sync API refuses to run
+    inside an event loop): the fixture needs none in the test's thread."""
+    from tests.helpers import browser
+
+    missing = browser.chromium_missing()
+    if missing:
+        pytest.skip(missing)
+    pytester.makepyfile(
+        f"""
+import pytest
+from playwright.sync_api import sync_playwright
+
+ARGS = {list(browser.CHROMIUM_ARGS)!r}
+JS = '''(url) => new Promise((resolve) => {{
+  const ws = new WebSocket(url);
+  const got = [];
+  ws.onopen = () => ws.send("hello");
+  ws.onmessage = (e) => {{
+    got.push(e.data);
+    if (got.length === 1) ws.send("more"); else ws.close(1000);
+  }};
+  ws.onclose = (e) => resolve({{got, code: e.code}});
+}})'''
+
+@pytest.mark.wstape("cassettes/chat.msgpack", profile="browser")
+def test_page(wstape_server):
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path={str(browser.CHROMIUM)!r}, args=ARGS)
+        try:
+            page = chromium.new_page()
+            got = page.evaluate(JS, wstape_server.url + "/chat")
+        finally:
+            chromium.close()
+    assert got == {{"got": ["welcome", "done"], "code": 1000}}
+    assert [c.conn for c in wstape_server.report().connections] == [1]
+"""
+    )
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=1)
