@@ -1,0 +1,237 @@
+"""Run Autobahn|Testsuite's ``wstest -m fuzzingclient`` at ``wstape replay --echo``.
+
+Shared by ``tests/autobahn/test_autobahn.py`` (CI: cases 1-7, 9, 10) and
+``bench/bench_autobahn.py`` (any cases, e.g. the compression groups 12 and 13). wstest is
+Python 2 only; ``.ci/autobahn.sh`` builds it into ``.ci/autobahn-venv`` (docs/autobahn.md).
+
+The fuzzer opens one connection per case, one case after the other, so the echo server's
+connection N (the report numbers them 1, 2, ... in connect order) is the N-th case of the
+run, in the order wstest logs them ("Running test case ID ..."). :func:`run` pairs them
+and checks the pairing against the close codes both sides saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+CI_CASES = ("1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*")
+VENV_WSTEST = REPO / ".ci" / "autobahn-venv" / "bin" / "wstest"
+AGENT = "wstape"
+PASSING = ("OK", "NON-STRICT", "INFORMATIONAL")
+VERDICTS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
+
+
+def find_wstest() -> tuple[Path | None, str]:
+    """wstest from ``$WSTAPE_AUTOBAHN`` or ``.ci/autobahn-venv``; else None and why not."""
+    configured = os.environ.get("WSTAPE_AUTOBAHN")
+    candidate = Path(configured) if configured else VENV_WSTEST
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return candidate, ""
+    if configured:
+        return None, f"WSTAPE_AUTOBAHN={configured} is not an executable wstest"
+    return None, (
+        f"Autobahn|Testsuite is not installed ({VENV_WSTEST} missing): run "
+        "`bash .ci/autobahn.sh` (needs Python 2.7) or set WSTAPE_AUTOBAHN to a wstest"
+    )
+
+
+def case_key(case_id: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in case_id.split("."))
+
+
+@dataclass
+class Case:
+    """One fuzzer case: Autobahn's verdict, and what the echo server reported for it."""
+
+    id: str
+    behavior: str
+    behavior_close: str
+    duration_ms: int
+    local_close_code: int | None
+    """What the fuzzer (the client) put in its Close."""
+    remote_close_code: int | None
+    """What the server put in its Close."""
+    expected_close: dict[str, Any]
+    description: str = ""
+    conn: dict[str, Any] = field(default_factory=dict)
+    """The echo server's report line for the connection of this case."""
+    violations: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def group(self) -> str:
+        return self.id.split(".")[0]
+
+    @property
+    def verdict(self) -> str:
+        """One word: the behaviour, or FAILED when the closing behaviour failed."""
+        if self.behavior_close not in PASSING:
+            return "FAILED"
+        return self.behavior if self.behavior in VERDICTS else "FAILED"
+
+    def rules(self, severity: str = "error") -> set[str]:
+        return {v["rule"] for v in self.violations if v["severity"] == severity}
+
+
+@dataclass
+class Run:
+    cases: list[Case]
+    """In the order the fuzzer ran them."""
+    report: dict[str, Any]
+    wstest_seconds: float
+    outdir: Path
+    server_exit: int
+    session_violations: list[dict[str, Any]]
+    """Violations that belong to no connection (should be none)."""
+
+
+def _wait_ready(path: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if path.exists():
+            return int(path.read_text())
+        if proc.poll() is not None:
+            raise RuntimeError(f"wstape replay --echo exited with {proc.returncode}")
+        time.sleep(0.02)
+    raise TimeoutError("wstape replay --echo did not start")
+
+
+def run(
+    wstest: Path,
+    workdir: Path,
+    cases: Sequence[str] = CI_CASES,
+    *,
+    exclude: Sequence[str] = (),
+    python: str = sys.executable,
+    timeout: float = 900,
+    server_args: Sequence[str] = (),
+) -> Run:
+    """Start ``wstape replay --echo``, run the fuzzer at it, collect both sides' results."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    ready, report_path = workdir / "port.txt", workdir / "report.json"
+    outdir = workdir / "reports"
+    for stale in (ready, report_path):
+        stale.unlink(missing_ok=True)
+    with (workdir / "server.log").open("wb") as server_log:
+        server = subprocess.Popen(
+            [python, "-m", "wstape", "replay", "--echo", "--port", "0",
+             "--ready-file", str(ready), "--report", str(report_path), *server_args],
+            stdout=subprocess.DEVNULL, stderr=server_log, cwd=REPO,
+        )  # fmt: skip
+        try:
+            port = _wait_ready(ready, server)
+            spec = {
+                "outdir": str(outdir),
+                "servers": [{"agent": AGENT, "url": f"ws://127.0.0.1:{port}"}],
+                "cases": list(cases),
+                "exclude-cases": list(exclude),
+                "exclude-agent-cases": {},
+            }
+            (workdir / "spec.json").write_text(json.dumps(spec, indent=2))
+            started = time.monotonic()
+            with (workdir / "wstest.log").open("wb") as log:
+                subprocess.run(
+                    [str(wstest), "-m", "fuzzingclient", "-s", "spec.json"],
+                    cwd=workdir, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
+                    check=True,
+                )  # fmt: skip
+            wstest_seconds = time.monotonic() - started
+        finally:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    report: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
+    order = re.findall(
+        r"Running test case ID (\S+) for agent", (workdir / "wstest.log").read_text()
+    )
+    index = json.loads((outdir / "index.json").read_text())[AGENT]
+    found: list[Case] = []
+    for case_id in order:
+        entry = index[case_id]
+        detail = json.loads((outdir / entry["reportfile"]).read_text())
+        found.append(
+            Case(
+                id=case_id,
+                behavior=entry["behavior"],
+                behavior_close=entry["behaviorClose"],
+                duration_ms=int(entry["duration"]),
+                local_close_code=detail.get("localCloseCode"),
+                remote_close_code=detail.get("remoteCloseCode"),
+                expected_close=detail.get("expectedClose") or {},
+                description=detail.get("description", ""),
+            )
+        )
+    conns = report["connections"]
+    if len(conns) != len(found):
+        raise AssertionError(
+            f"{len(found)} cases ran but the echo server saw {len(conns)} connections"
+        )
+    by_conn: dict[int | None, list[dict[str, Any]]] = {}
+    for v in report["violations"]:
+        by_conn.setdefault(v["conn"], []).append(v)
+    for case, conn in zip(found, conns, strict=True):
+        case.conn = conn
+        case.violations = by_conn.get(conn["conn"], [])
+    return Run(found, report, wstest_seconds, outdir, server.returncode, by_conn.get(None, []))
+
+
+def pairing_problems(cases: Sequence[Case]) -> list[str]:
+    """Cases whose close codes disagree with their paired connection's (a bad pairing)."""
+    problems = []
+    for case in cases:
+        close = case.conn["close"]
+        by, code = close["by"], close["code"]
+        if by == "server" and code != case.remote_close_code:
+            problems.append(f"{case.id}: server closed with {code}, fuzzer saw "
+                            f"{case.remote_close_code}")  # fmt: skip
+        elif by == "client" and code not in (1005, 1006) and code != case.local_close_code:
+            problems.append(f"{case.id}: client closed with {code} says the report, the "
+                            f"fuzzer sent {case.local_close_code}")  # fmt: skip
+    return problems
+
+
+def summary_table(cases: Sequence[Case]) -> str:
+    """Markdown: one row per case group with the count of each verdict."""
+    groups: dict[str, Counter[str]] = {}
+    for case in sorted(cases, key=lambda c: case_key(c.id)):
+        groups.setdefault(case.group, Counter())[case.verdict] += 1
+    shown = [v for v in VERDICTS if any(c[v] for c in groups.values())]
+    lines = [
+        "| group | cases | " + " | ".join(shown) + " |",
+        "|---|---|" + "---|" * len(shown),
+    ]
+    total: Counter[str] = Counter()
+    for group, counts in groups.items():
+        total.update(counts)
+        lines.append(
+            f"| {group}.* | {sum(counts.values())} | "
+            + " | ".join(str(counts[v]) for v in shown)
+            + " |"
+        )
+    lines.append(
+        f"| all | {sum(total.values())} | " + " | ".join(str(total[v]) for v in shown) + " |"
+    )
+    return "\n".join(lines)
+
+
+def group_seconds(cases: Sequence[Case]) -> dict[str, float]:
+    """Sum of the fuzzer's per-case durations, per group."""
+    out: dict[str, float] = {}
+    for case in cases:
+        out[case.group] = out.get(case.group, 0.0) + case.duration_ms / 1000
+    return out
