@@ -336,9 +336,7 @@ def test_default_header_redaction_keeps_names(recorder: Recorder, cassette: Path
 def test_custom_header_redaction_and_validation(cassette: Path) -> None:
     rec = Recorder()
     with taddons.context(rec) as tctx:
-        tctx.configure(
-            rec, wstape_cassette=str(cassette), wstape_redact_headers=["X-Api-Key"]
-        )
+        tctx.configure(rec, wstape_cassette=str(cassette), wstape_redact_headers=["X-Api-Key"])
         rec.websocket_start(
             make_flow(request_headers=[(b"X-API-KEY", b"k"), (b"Authorization", b"a")])
         )
@@ -380,8 +378,10 @@ def test_json_keys_are_masked_in_text_messages_only(cassette: Path) -> None:
     secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=12, max_size=20),
     doc=st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-        lambda children: st.lists(children, max_size=3)
-        | st.dictionaries(st.text(max_size=5), children, max_size=3),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=5), children, max_size=3)
+        ),
         max_leaves=10,
     ),
     nest=st.booleans(),
@@ -509,3 +509,28 @@ def test_without_a_cassette_nothing_is_recorded(caplog: pytest.LogCaptureFixture
         rec.done()
     assert not message.dropped
     assert "not set" in caplog.text
+
+
+def test_failures_before_an_answer_are_logged_not_recorded(
+    recorder: Recorder, cassette: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mitmproxy import flow as mflow
+    from mitmproxy.proxy.server_hooks import ServerConnectionHookData
+
+    failed = make_flow()
+    failed.response = None
+    failed.websocket = None
+    failed.error = mflow.Error("Connection refused")
+    server = tflow.tserver_conn()
+    server.address = ("backend.example", 9000)
+    server.error = "Connect call failed"
+    with caplog.at_level(logging.WARNING):
+        recorder.error(failed)
+        recorder.error(tflow.tflow(err=True))  # not an upgrade: nothing to say
+        recorder.server_connect_error(ServerConnectionHookData(server, failed.client_conn))
+    assert records(cassette) == []
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "upgrade to http://backend.example:9000/chat?room=1 failed" in lines[0]
+    assert "Connection refused" in lines[0]
+    assert "cannot connect to backend.example:9000 (Connect call failed)" in lines[1]

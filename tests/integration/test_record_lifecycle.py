@@ -263,6 +263,24 @@ def test_idle_timeout_cuts_silent_connections(tmp_path: Path, ws_server: Scenari
     assert close.t >= 0.9
 
 
+def test_an_unreachable_backend_is_reported(tmp_path: Path) -> None:
+    out = tmp_path / "down.msgpack"
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    with recorder(out, "--mode", f"reverse:ws://127.0.0.1:{dead}") as rec:
+
+        async def attempt() -> None:
+            with pytest.raises(Exception):  # noqa: B017 - any handshake failure will do
+                await connect(rec.url("/x"), proxy=None, open_timeout=10)
+
+        asyncio.run(attempt())
+        assert rec.stderr is not None
+        rec.stderr.wait_for(rf"wstape: warning: cannot connect to 127.0.0.1:{dead}", 10)
+        assert rec.stop() == 0
+    assert read_records(out) == []
+
+
 def test_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     out = tmp_path / "never.msgpack"
     with socket.socket() as taken:

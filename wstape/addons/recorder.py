@@ -36,6 +36,7 @@ from typing import Any, Optional
 from mitmproxy import ctx, exceptions, flowfilter, http
 from mitmproxy.addonmanager import Loader
 from mitmproxy.connection import Client
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.websocket import WebSocketMessage
 
 from wstape.cassettes import CassetteError, CassetteWriteError, CassetteWriter
@@ -445,6 +446,32 @@ class Recorder:
                 reason=ws.close_reason or "",
                 on_wire=code is not None and code not in NOT_ON_WIRE,
             ),
+        )
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        """An upgrade that failed before the server answered: say so, record nothing."""
+        if (
+            self._writer is None
+            or flow.response is not None
+            or flow.websocket is not None
+            or flow.error is None
+            or not is_upgrade_request(flow.request)
+            or not self._wanted(flow)
+        ):
+            return
+        logger.warning(
+            f"wstape: upgrade to {flow.request.pretty_url} failed before the server "
+            f"answered ({flow.error.msg}); nothing recorded for it"
+        )
+
+    def server_connect_error(self, data: ServerConnectionHookData) -> None:
+        """The backend is unreachable (e.g. a reverse proxy in front of a stopped server)."""
+        if self._writer is None:
+            return
+        address = format_address(data.server.address) or "the server"
+        logger.warning(
+            f"wstape: cannot connect to {address} ({data.server.error}); nothing is "
+            "recorded for that client connection"
         )
 
     def done(self) -> None:
