@@ -428,6 +428,8 @@ async def _record(
         stop_task.add_done_callback(lambda _t: request_stop())
     status_task: asyncio.Task[None] | None = None
     t0 = time.monotonic()
+    closed_out = 0
+    host, port = config.listen_host, config.listen_port
     try:
         with (
             _relay_logs(line) as relay,
@@ -435,42 +437,45 @@ async def _record(
             asyncio_utils.install_exception_handler(m._asyncio_exception_handler),
             asyncio_utils.set_eager_task_factory(),
         ):
-            relay.muted = True  # a failed listen is reported below, in one line
-            ok = await ps.setup_servers()
-            addrs = ps.listen_addrs()
-            if not ok or not addrs:
-                message = _listen_error(ps, config)
-                await ps.servers.update([])  # logs a bare AssertionError for a failed listener
+            listening = False
+            try:
+                relay.muted = True  # a failed listen is reported below, in one line
+                ok = await ps.setup_servers()
+                addrs = ps.listen_addrs()
+                if not ok or not addrs:
+                    message = _listen_error(ps, config)
+                    await ps.servers.update([])  # logs a bare AssertionError: keep muted
+                    raise RecordUsageError(message)
+                relay.muted = False
+                listening = True
+                await m.running()
+                host, port = str(addrs[0][0]), int(addrs[0][1])
+                if config.ready_file is not None:
+                    _write_ready_file(config.ready_file, port)
+                line.print(
+                    f"wstape: recording to {config.output}, proxy listening on "
+                    f"{format_hostport(host, port)}"
+                )
+                line.print(_hint(mode, host, port, opts.confdir))
+                if on_listening is not None:
+                    on_listening(host, port)
+                status_task = asyncio.ensure_future(line.run(recorder.stats))
+
+                await m.should_exit.wait()
+            finally:
+                # Also on errors and cancellation: never leave the proxy relaying unrecorded.
+                if listening:
+                    await ps.servers.update([])
+                    closed_out = recorder.stop_recording(STOP_NOTE)
+                    await _cancel_connections(ps, DRAIN_TIMEOUT)
+                if status_task is not None:
+                    status_task.cancel()
                 await m.done()
-                raise RecordUsageError(message)
-            relay.muted = False
-            await m.running()
-            host, port = str(addrs[0][0]), int(addrs[0][1])
-            if config.ready_file is not None:
-                _write_ready_file(config.ready_file, port)
-            line.print(
-                f"wstape: recording to {config.output}, proxy listening on "
-                f"{format_hostport(host, port)}"
-            )
-            line.print(_hint(mode, host, port, opts.confdir))
-            if on_listening is not None:
-                on_listening(host, port)
-            status_task = asyncio.ensure_future(line.run(recorder.stats))
-
-            await m.should_exit.wait()
-
-            await ps.servers.update([])
-            closed_out = recorder.stop_recording(STOP_NOTE)
-            await _cancel_connections(ps, DRAIN_TIMEOUT)
-            status_task.cancel()
-            await m.done()
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
         if stop_task is not None:
             stop_task.cancel()
-        if status_task is not None:
-            status_task.cancel()
         line.clear()
 
     stats = recorder.stats

@@ -1,0 +1,187 @@
+"""The in-process runner behind ``wstape record``, driven as a library on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.helpers.servers import ScenarioServer
+from wstape.addons.recorder import RecorderStats
+from wstape.addons.runner import (
+    RecordCassetteError,
+    RecordConfig,
+    RecordUsageError,
+    StatusLine,
+    human_bytes,
+    normalize_mode,
+    record,
+    render_stats,
+)
+from wstape.cassettes import read_cassette
+from wstape.core.model import Close, Message, Note, Open
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ScenarioServer]:
+    with ScenarioServer() as s:
+        yield s
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("regular", "regular"),
+        ("reverse:ws://127.0.0.1:9000", "reverse:http://127.0.0.1:9000"),
+        ("reverse:wss://chat.example.com", "reverse:https://chat.example.com"),
+        ("reverse:http://127.0.0.1:9000", "reverse:http://127.0.0.1:9000"),
+        ("upstream:http://proxy:3128", "upstream:http://proxy:3128"),
+        ("socks5", "socks5"),
+        ("transparent", "transparent"),
+        ("regular@9090", "regular@9090"),
+    ],
+)
+def test_normalize_mode(given: str, expected: str) -> None:
+    assert normalize_mode(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["bogus", "reverse:", "local", "dns", "wireguard"])
+def test_normalize_mode_rejects(bad: str) -> None:
+    with pytest.raises(ValueError, match="invalid --mode"):
+        normalize_mode(bad)
+
+
+def test_status_rendering() -> None:
+    stats = RecorderStats(open=2, closed=5, refused=1, messages_client=3, messages_server=4)
+    stats.bytes_client = 1536
+    assert render_stats(stats) == (
+        "connections 2 open, 5 closed, 1 refused; messages 7 (c->s 3, s->c 4); 1.5 KiB"
+    )
+    assert [human_bytes(n) for n in (0, 1023, 1024, 5 * 2**20, 3 * 2**30)] == [
+        "0 B",
+        "1023 B",
+        "1.0 KiB",
+        "5.0 MiB",
+        "3.0 GiB",
+    ]
+
+
+def test_status_line_is_plain_off_a_terminal() -> None:
+    out = io.StringIO()
+    line = StatusLine(out, plain_interval=0)
+    line.update(RecorderStats())  # nothing happened yet: no line
+    stats = RecorderStats(open=1)
+    line.update(stats)
+    line.update(stats)  # unchanged: no second line
+    line.print("wstape: something")
+    assert out.getvalue().splitlines() == [
+        "wstape: connections 1 open, 0 closed; messages 0 (c->s 0, s->c 0); 0 B",
+        "wstape: something",
+    ]
+
+
+class FakeTty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_status_line_redraws_in_place_on_a_terminal() -> None:
+    out = FakeTty()
+    line = StatusLine(out)
+    line.update(RecorderStats(open=1))
+    line.print("wstape: a warning")
+    line.update(RecorderStats(open=2))
+    line.clear()
+    text = out.getvalue()
+    assert text.count("\r\x1b[K") == 4
+    assert "wstape: a warning\n" in text
+    assert "\n" not in text.split("a warning\n", 1)[1]
+
+
+async def test_record_as_a_library(tmp_path: Path, server: ScenarioServer) -> None:
+    out = tmp_path / "lib.msgpack"
+    stop = asyncio.Event()
+    listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    config = RecordConfig(output=out, mode=f"reverse:ws://127.0.0.1:{server.port}", listen_port=0)
+    task = asyncio.create_task(
+        record(config, stop=stop, on_listening=lambda _h, p: listening.set_result(p))
+    )
+    port = await asyncio.wait_for(listening, 20)
+    async with connect(f"ws://127.0.0.1:{port}/done", proxy=None) as ws:
+        await ws.send("one")
+        assert await ws.recv() == "one"
+    held = await connect(f"ws://127.0.0.1:{port}/held", proxy=None)
+    await held.send("two")
+    assert await held.recv() == "two"
+    # Give the close of /done its hook before stopping (it runs just after the relay).
+    for _ in range(200):
+        if any(isinstance(r, Close) for r in read_cassette(out)[1]):
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    result = await asyncio.wait_for(task, 20)
+    await asyncio.wait_for(held.wait_closed(), 10)
+    assert result.failure is None
+    assert result.closed_out == 1
+    assert (result.stats.closed, result.stats.open, result.stats.messages) == (2, 0, 4)
+    _, records = read_cassette(out)
+    assert [type(r) for r in records] == [
+        Open,
+        Message,
+        Message,
+        Close,
+        Open,
+        Message,
+        Message,
+        Close,
+        Note,
+    ]
+
+
+async def test_cancelling_the_task_still_ends_the_cassette(
+    tmp_path: Path, server: ScenarioServer
+) -> None:
+    out = tmp_path / "cancelled.msgpack"
+    listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    config = RecordConfig(output=out, mode=f"reverse:ws://127.0.0.1:{server.port}", listen_port=0)
+    task = asyncio.create_task(record(config, on_listening=lambda _h, p: listening.set_result(p)))
+    port = await asyncio.wait_for(listening, 20)
+    ws = await connect(f"ws://127.0.0.1:{port}/open", proxy=None)
+    await ws.send("hi")
+    await ws.recv()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    *_, close, note = read_cassette(out)[1]
+    assert isinstance(close, Close) and close.by is None
+    assert isinstance(note, Note)
+    with socket.socket() as s:  # the listener is gone
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+    await ws.close()
+
+
+async def test_startup_errors(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = tmp_path / "x.msgpack"
+        with pytest.raises(RecordUsageError, match="address already in use"):
+            await record(RecordConfig(output=out, listen_port=port))
+        assert not out.exists()  # nothing left behind
+    with pytest.raises(RecordUsageError, match="invalid --filter"):
+        await record(RecordConfig(output=out, filter="~q ("))
+    with pytest.raises(RecordUsageError, match="idle-timeout"):
+        await record(RecordConfig(output=out, idle_timeout=0))
+    junk = tmp_path / "junk.msgpack"
+    junk.write_bytes(b"\x00junk")
+    with pytest.raises(RecordCassetteError, match="not a wstape cassette"):
+        await record(RecordConfig(output=junk, append=True))
+    with pytest.raises(RecordUsageError, match="already exists"):
+        await record(RecordConfig(output=junk))
+    assert junk.read_bytes() == b"\x00junk"
