@@ -17,19 +17,20 @@ always complete and readable.
 
 Modes (--mode):
 
-  regular (default): an HTTP proxy; point the client's HTTP proxy at
-  http://HOST:PORT. For wss:// the client must trust mitmproxy's CA,
-  CONFDIR/mitmproxy-ca-cert.pem.
-
-  reverse:ws://HOST:PORT (or reverse:wss://...): in front of one backend; clients
-  connect to ws://LISTEN_HOST:LISTEN_PORT/path as if it were the backend. ws/wss mean
-  mitmproxy's http/https. Use --ssl-insecure for a self-signed wss backend.
-
-  upstream:http://PROXY:PORT: a regular proxy that forwards through another proxy.
-
-  socks5: a SOCKS5 proxy.
-
-  transparent: needs root and redirect rules (iptables); see docs/recording.md.
+\b
+  regular (default)  an HTTP proxy: point the client's HTTP proxy at
+                     http://HOST:PORT; for wss:// the client must trust
+                     mitmproxy's CA, CONFDIR/mitmproxy-ca-cert.pem
+  reverse:ws://HOST:PORT, reverse:wss://HOST:PORT
+                     in front of one backend: clients connect to
+                     ws://LISTEN_HOST:LISTEN_PORT/path as if it were the
+                     backend (ws/wss mean mitmproxy's http/https); add
+                     --ssl-insecure for a self-signed wss backend
+  upstream:http://PROXY:PORT
+                     a regular proxy that forwards through another proxy
+  socks5             a SOCKS5 proxy
+  transparent        traffic redirected by the kernel: needs root and
+                     iptables rules, see docs/recording.md
 
 Exit codes: 0 stopped normally; 2 usage error (bad option, existing output without
 --append/--overwrite, port in use); 3 the cassette could not be written while recording
@@ -175,14 +176,17 @@ def record(
 
 
 def addon_path() -> None:
-    """Print the path of the wstape mitmproxy addon script, for
-    mitmdump -s "$(wstape addon-path)" --set wstape_cassette=chat.msgpack
+    """Print the path of the wstape addon script for your own mitmproxy.
+
+    \b
+      mitmdump -s "$(wstape addon-path)" --set wstape_cassette=chat.msgpack
 
     mitmproxy must run in the Python environment where wstape is installed. Options:
     wstape_cassette, wstape_append, wstape_overwrite, wstape_filter,
     wstape_redact_headers, wstape_redact_json_keys, wstape_trim_messages (off by default
     inside your own mitmproxy; turn it on for long connections). Give it first among your
-    -s scripts, so it records messages before other addons modify them.
+    -s scripts, so it records messages before other addons modify them. See
+    docs/recording.md.
     """
     from wstape.addons import SCRIPT_PATH
 
