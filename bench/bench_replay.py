@@ -244,7 +244,8 @@ async def bench_concurrent(tmp: Path, n: int) -> dict[str, float]:
     replay = await start_replay(cassette, tmp, "--match", "type")
     try:
         started = time.perf_counter()
-        await asyncio.gather(*(one_client(f"ws://127.0.0.1:{replay.port}/many", i) for i in range(n)))
+        url = f"ws://127.0.0.1:{replay.port}/many"
+        await asyncio.gather(*(one_client(url, i) for i in range(n)))
         code = await replay.wait(120)  # exits once every recorded connection was played
         elapsed = time.perf_counter() - started
     finally:
@@ -322,7 +323,10 @@ async def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
-    print(f"python {sys.version.split()[0]}, websockets {websockets.__version__}, {os.cpu_count()} CPUs")
+    print(
+        f"python {sys.version.split()[0]}, websockets {websockets.__version__}, "
+        f"{os.cpu_count()} CPUs"
+    )
     figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="wstape-bench-") as tmpdir:
         tmp = Path(tmpdir)
