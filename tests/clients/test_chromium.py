@@ -370,7 +370,9 @@ def test_heartbeats_are_answered(
     assert again["error"] is None, again
     texts = [m["data"] for m in again["received"]]
     assert texts.count(PONG) == 6, texts
-    assert texts.count("echo: status?") == 1 and texts[0] == HELLO, texts
+    # The hello keeps its recorded offset from the open; pongs go out at once, so the first
+    # pings may be answered before it.
+    assert texts.count("echo: status?") == texts.count(HELLO) == 1, texts
     assert (code, report["passed"], report["violations"]) == (0, True, []), report
     [played] = report["connections"]
     assert played["messages_expected"] == played["messages_matched"] == 1
