@@ -301,6 +301,24 @@ def replay(
             "the first (0 = never).",
         ),
     ] = 0,
+    handshake_delay: Annotated[
+        float,
+        typer.Option(
+            "--handshake-delay",
+            min=0,
+            help="Hold every 101 back this many seconds, to see when the client gives up "
+            "(wechat: WX-CONNECT-TIMEOUT).",
+        ),
+    ] = 0.0,
+    connect_timeout: Annotated[
+        float,
+        typer.Option(
+            "--connect-timeout",
+            min=0.001,
+            help="The handshake timeout the client is configured with (wx.connectSocket "
+            "timeout, networkTimeout.connectSocket); checked with --handshake-delay.",
+        ),
+    ] = 60.0,
     via_proxy: Annotated[
         int | None,
         typer.Option(
@@ -393,6 +411,8 @@ def replay(
             ignore_query=ignore_query,
             ping_interval=ping_interval,
             fragment_size=fragment_size,
+            handshake_delay=handshake_delay,
+            connect_timeout=connect_timeout,
             echo=echo,
             max_size=max_size,
             tls=tls or cert is not None,

@@ -69,6 +69,7 @@ from .rules import (
     check_client_close,
     check_close_changed,
     check_close_handshake,
+    check_connect_timeout,
     check_early_data,
     check_frame,
     check_pong,
@@ -141,6 +142,12 @@ class ScriptOptions:
     fragment (0 = never fragment)."""
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     max_message_size: int = DEFAULT_MAX_FRAME_SIZE
+    handshake_delay: float = 0.0
+    """Hold the 101 back this many seconds, to see when the client gives up
+    (WX-CONNECT-TIMEOUT); 0 = answer at once."""
+    connect_timeout: float = 60.0
+    """The handshake timeout the client promises (wx.connectSocket's ``timeout``, 60 s
+    unless the app's ``networkTimeout.connectSocket`` says otherwise)."""
 
     def __post_init__(self) -> None:
         if self.match not in MATCHERS:
@@ -153,6 +160,8 @@ class ScriptOptions:
             raise ValueError(f"timeout must be positive: {self.timeout}")
         if self.ping_interval < 0 or self.fragment_size < 0:
             raise ValueError("ping interval and fragment size must be 0 or more")
+        if self.handshake_delay < 0 or self.connect_timeout <= 0:
+            raise ValueError("handshake delay must be 0 or more, connect timeout positive")
 
 
 # -- what the index knows about a recorded connection ---------------------------------
@@ -664,6 +673,10 @@ class LiveConnection:
         """A recorded connection was claimed for this client (answered 101 or its refusal)."""
         self.status: int | None = None
         """The HTTP status answered (101, or a refusal)."""
+        self._accept_at: float | None = None
+        """When a held-back 101 is due (``handshake_delay``)."""
+        self._held: list[bytes] = []
+        """Bytes the client sent while its 101 was held back."""
 
     @property
     def conn(self) -> int | None:
@@ -698,7 +711,11 @@ class LiveConnection:
             t
             for t in (
                 self._close_deadline,
-                self.started + self.options.timeout if self.phase is Phase.HANDSHAKE else None,
+                self._accept_at
+                if self._accept_at is not None
+                else self.started + self.options.timeout
+                if self.phase is Phase.HANDSHAKE
+                else None,
                 self.script.deadline
                 if self.script is not None and self.phase is Phase.OPEN
                 else None,
@@ -718,6 +735,9 @@ class LiveConnection:
         """Bytes from the client."""
         if self.closed or self.close_after_flush:
             return
+        if self._accept_at is not None:
+            self._held.append(data)  # early data: judged when the 101 goes out
+            return
         if self.phase is Phase.HANDSHAKE:
             result = self._parser.feed(data)
             if result is None:
@@ -728,6 +748,9 @@ class LiveConnection:
             data = self._parser.leftover
             if not data:
                 return
+        self._feed_frames(data, now)
+
+    def _feed_frames(self, data: bytes, now: float) -> None:
         for item in self._frames.feed(data):
             if self.closed:
                 break
@@ -751,6 +774,20 @@ class LiveConnection:
     def tick(self, now: float) -> None:
         """The clock reached :meth:`next_deadline` (calling early is harmless)."""
         if self.closed or self.close_after_flush:
+            return
+        if self._accept_at is not None:
+            if now >= self._accept_at:
+                self._accept_at = None
+                self._report(
+                    check_connect_timeout(
+                        self.options.handshake_delay,
+                        None,
+                        self.cfg,
+                        self.conn,
+                        timeout=self.options.connect_timeout,
+                    )
+                )
+                self._accept(now)
             return
         if self.phase is Phase.HANDSHAKE:
             if now >= self.started + self.options.timeout:
@@ -830,6 +867,18 @@ class LiveConnection:
         if not candidate.open.accepted:
             self._respond(recorded_refusal(candidate.open), now)
             return
+        if self.options.handshake_delay > 0:
+            self._accept_at = now + self.options.handshake_delay
+            leftover = self._parser.leftover
+            if leftover:
+                self._held.append(leftover)
+            return
+        self._accept(now)
+
+    def _accept(self, now: float) -> None:
+        """Answer 101 and start the script."""
+        req, candidate, session = self.request, self.recorded, self.session
+        assert req is not None and candidate is not None
         response = accept_response(req, candidate.open)
         self._report(check_response(answered(req, response), self.cfg))
         self._out.append(response.to_bytes())
@@ -842,6 +891,11 @@ class LiveConnection:
             self._next_ping = now + self.options.ping_interval
         self.script = session.new_script(candidate, now)
         self._run_script(now, None)
+        if self._held:
+            held = b"".join(self._held)
+            self._held = []
+            self._report(check_early_data(len(held), self.cfg, self.conn))
+            self._feed_frames(held, now)
 
     def _respond(self, response: Response, now: float) -> None:
         self.status = response.status
@@ -1086,6 +1140,18 @@ class LiveConnection:
         if self.closed:
             return
         self.closed = True
+        if self._accept_at is not None:
+            # The client gave up while its 101 was held back.
+            self._accept_at = None
+            self._report(
+                check_connect_timeout(
+                    self.options.handshake_delay,
+                    now - self.started,
+                    self.cfg,
+                    self.conn,
+                    timeout=self.options.connect_timeout,
+                )
+            )
         if self.upgraded and not self._client_close_seen and not self.failed and not self.stopping:
             if self.close.by is Side.SERVER and self.close.code in (1006, 1015):
                 pass  # we dropped it on purpose, as recorded

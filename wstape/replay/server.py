@@ -67,6 +67,8 @@ class ReplayOptions:
     ignore_query: bool = False
     ping_interval: float = 0.0
     fragment_size: int = 0
+    handshake_delay: float = 0.0
+    connect_timeout: float = 60.0
     echo: bool = False
     """Serve no cassette: accept every upgrade and echo each message (wstape.core.echo)."""
     max_size: int = DEFAULT_MAX_FRAME_SIZE
@@ -102,6 +104,8 @@ class ReplayOptions:
             loop=self.loop,
             ping_interval=self.ping_interval,
             fragment_size=self.fragment_size,
+            handshake_delay=self.handshake_delay,
+            connect_timeout=self.connect_timeout,
             max_frame_size=self.max_size,
             max_message_size=self.max_size,
         )
