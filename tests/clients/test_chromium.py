@@ -27,13 +27,13 @@ from tests.helpers.browser import (
     read_report,
     record,
     replay,
+    skip_unless_installed,
 )
 from wstape.cassettes import read_cassette
 from wstape.core.model import Close, Message, Opcode, Open, Side
 from wstape.core.rules import RuleConfig, Severity, check_client_close, close_body
 
-_missing = chromium_missing()
-pytestmark = pytest.mark.skipif(_missing is not None, reason=_missing or "")
+pytestmark = skip_unless_installed(chromium_missing())
 
 TEXT = "你好, wstape"
 BYTES = [0, 1, 2, 127, 128, 254, 255]

@@ -13,8 +13,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.helpers.browser import (
     TIMEOUT,
     Backend,
@@ -24,14 +22,14 @@ from tests.helpers.browser import (
     read_report,
     record,
     replay,
+    skip_unless_installed,
     violations,
 )
 from tests.replay.conftest import close, opening, s
 from wstape.cassettes import CassetteWriter, read_cassette
 from wstape.core.model import Close, Message, Opcode, Side
 
-_missing = node_missing()
-pytestmark = pytest.mark.skipif(_missing is not None, reason=_missing or "")
+pytestmark = skip_unless_installed(node_missing())
 
 TEXT = "你好, node"
 BYTES = [0, 1, 2, 127, 128, 254, 255]

@@ -22,12 +22,15 @@ from tests.helpers.browser import (
     read_report,
     record,
     replay,
+    skip_unless_installed,
+    websocket_client_missing,
 )
 from wstape.cassettes import read_cassette
 from wstape.core.model import Close, Message, Opcode, Side
 from wstape.core.rules import RuleConfig, check_client_close, close_body
 
-websocket = pytest.importorskip("websocket", reason="websocket-client is not installed")
+pytestmark = skip_unless_installed(websocket_client_missing())
+websocket = pytest.importorskip("websocket")
 
 TEXT = "你好, websocket-client"
 DATA = bytes([0, 1, 2, 127, 128, 254, 255])

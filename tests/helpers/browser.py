@@ -65,6 +65,8 @@ DEFAULT_NODE_MODULES = REPO / ".ci" / "node_modules"
 """Where ``.ci/setup-clients.sh`` installs the npm package ``ws`` (gitignored)."""
 
 SETUP_HINT = "run `bash .ci/setup-clients.sh` (CI does)"
+REQUIRE_ENV = "WSTAPE_REQUIRE_CLIENTS"
+"""Set (by .ci/run) to make a missing client an error instead of a skip."""
 TIMEOUT = 15.0
 """Seconds any single wait in these tests may take before it fails."""
 
@@ -83,6 +85,23 @@ def chromium_missing() -> str | None:
     if not CHROMIUM.exists():
         return f"{CHROMIUM} is missing: {SETUP_HINT} or apt-get install chromium"
     return None
+
+
+def websocket_client_missing() -> str | None:
+    """Why the websocket-client test cannot run here, or None."""
+    try:
+        import websocket  # noqa: F401
+    except ImportError:
+        return "websocket-client is not installed (pip install -e '.[dev]')"
+    return None
+
+
+def skip_unless_installed(reason: str | None) -> pytest.MarkDecorator:
+    """A ``skipif`` marker for a missing client; with $WSTAPE_REQUIRE_CLIENTS set (CI),
+    a missing client fails the collection instead, so CI cannot skip these silently."""
+    if reason is not None and os.environ.get(REQUIRE_ENV):
+        raise RuntimeError(f"${REQUIRE_ENV} is set but {reason}")
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
 def node_modules() -> Path | None:
