@@ -22,7 +22,6 @@ import base64
 import functools
 import hashlib
 import http.server
-import importlib.util
 import json
 import os
 import shutil
@@ -388,8 +387,6 @@ class Wstape:
 
 def record(tmp: Path, cassette: Path, *args: str | Path) -> Wstape:
     """``wstape record -o CASSETTE --listen-port 0 ARGS`` (stop it with :meth:`Wstape.stop`)."""
-    if importlib.util.find_spec("wstape.addons.runner") is None:
-        pytest.skip("wstape record is not there yet (wstape.addons.runner)")
     return Wstape(tmp, "record", "-o", cassette, "--listen-port", "0", "--overwrite", *args)
 
 
