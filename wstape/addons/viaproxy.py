@@ -23,7 +23,7 @@ upgrades reach a plain listener (``plain``). The TLS facts the rules see (versio
 are those of that local hop; mitmproxy itself refuses device TLS below 1.2.
 
 This module is the mitmproxy side only (the addons layer does not import the replay
-server); ``wstape.cli.replay.start_device_proxy`` opens the two listeners on a running
+server); ``wstape.device_proxy.start_device_proxy`` opens the two listeners on a running
 :class:`~wstape.replay.server.ReplayServer` and starts the proxy in front of them.
 
 The device's frames are relayed by mitmproxy, which parses and re-frames them: frame-level
@@ -202,7 +202,7 @@ class DeviceProxy:
     """An in-process mitmproxy (regular mode) with the :class:`ViaProxy` addon.
 
     ``plain`` and ``tls`` are where the replay session listens for upgrades the device
-    made over ws and over wss (``wstape.cli.replay.start_device_proxy`` opens them on a
+    made over ws and over wss (``wstape.device_proxy.start_device_proxy`` opens them on a
     running replay server and starts this). ``close_with`` are servers to close when the
     proxy stops (those listeners). Usage::
 

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -37,7 +36,7 @@ from wstape.replay.server import ReplayOptions, ReplayServer
 from wstape.replay.tls import TlsSetupError
 
 if TYPE_CHECKING:
-    from wstape.addons.viaproxy import DeviceProxy, DeviceProxyConfig
+    from wstape.addons.viaproxy import DeviceProxy
 
 _STYLE = {Severity.ERROR: "red", Severity.WARN: "yellow", Severity.INFO: "cyan"}
 
@@ -106,44 +105,12 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-async def start_device_proxy(
-    server: ReplayServer,
-    config: DeviceProxyConfig,
-    *,
-    on_log: Callable[[str], None] | None = None,
-) -> DeviceProxy:
-    """``--via-proxy`` as a library call, for a started ``server`` (same event loop).
-
-    Opens the replay session on two more listeners on 127.0.0.1, plain and TLS (a
-    certificate for 127.0.0.1 from the CA in ``config.confdir``), so an upgrade the device
-    made over wss is replayed as wss, and starts the device proxy in front of them
-    (:mod:`wstape.addons.viaproxy`). ``proxy.stop()`` closes both listeners too; stop it
-    before the server. Raises ViaProxyError (port in use) or TlsSetupError.
-    """
-    from wstape.addons.viaproxy import DeviceProxy
-    from wstape.replay.server import _Connection
-    from wstape.replay.tls import minted_context
-
-    names = ["127.0.0.1", "localhost"]
-    ctx = await asyncio.to_thread(minted_context, names, config.confdir)
-    loop = asyncio.get_running_loop()
-    listeners = [
-        await loop.create_server(lambda: _Connection(server), "127.0.0.1", 0, ssl=tls)
-        for tls in (None, ctx)
-    ]
-    plain, secure = (("127.0.0.1", int(ls.sockets[0].getsockname()[1])) for ls in listeners)
-    proxy = DeviceProxy(
-        plain, secure, config, what=str(server.cassette), on_log=on_log, close_with=listeners
-    )
-    await proxy.start()
-    return proxy
-
-
 async def _start_device_proxy(
     server: ReplayServer, listen: tuple[str, int], ready_file: Path | None
 ) -> DeviceProxy:
     """``--via-proxy``: a mitmproxy for the device in front of the started server."""
     from wstape.addons.viaproxy import DeviceProxyConfig, ViaProxyError
+    from wstape.device_proxy import start_device_proxy
 
     out = console(stderr=True)
     try:

@@ -279,6 +279,7 @@ class ReplayServer:
         self.session: ReplaySession | None = None
         self.port: int | None = None
         self._server: asyncio.Server | None = None
+        self._extra_servers: list[asyncio.Server] = []
         self._protocols: set[_Connection] = set()
         self._done: asyncio.Event | None = None
         self.internal_errors: list[str] = []
@@ -351,6 +352,19 @@ class ReplayServer:
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
+    async def listen(
+        self, host: str, port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> asyncio.Server:
+        """Serve this same replay session on one more listener (e.g. a TLS one next to a
+        plain one, for ``--via-proxy``); :meth:`stop` closes it too. Start first."""
+        if self.session is None:
+            raise RuntimeError("the server is not started")
+        extra = await self.loop.create_server(
+            lambda: _Connection(self), host, port, ssl=ssl_context, reuse_address=True
+        )
+        self._extra_servers.append(extra)
+        return extra
+
     def _connection_ended(self) -> None:
         if self.session is not None and self._done is not None and self.session.all_played():
             self._done.set()
@@ -378,6 +392,9 @@ class ReplayServer:
 
     async def stop(self) -> None:
         """Stop listening, say goodbye to open connections, settle the report."""
+        for extra in self._extra_servers:
+            extra.close()
+        self._extra_servers = []
         if self._server is not None:
             self._server.close()
             for proto in list(self._protocols):
