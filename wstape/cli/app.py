@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from wstape import __version__
@@ -43,4 +46,22 @@ for _module in (demo, record, replay, check, inspect, tools):
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as e:
+        code = e.code
+    else:
+        code = 0
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    status = 0 if code is None else int(code)
+    if "mitmproxy" in sys.modules:
+        # mitmproxy_rs keeps native threads that can run Python's garbage collector while
+        # the interpreter finalizes, which segfaults now and then (seen with mitmproxy 12 after
+        # `wstape record` had finished and closed its cassette). Everything is written and
+        # closed by now, so leave without finalizing.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
