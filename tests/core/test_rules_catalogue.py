@@ -39,6 +39,7 @@ def _rules_md() -> Path | None:
     for candidate in (
         os.environ.get("WSTAPE_RULES_MD"),
         str(ROOT / "RULES.md"),
+        str(ROOT.parent / "shared" / "RULES.md"),  # CI: shared/ beside the clone
         "/work/shared/RULES.md",
     ):
         if candidate and Path(candidate).is_file():
