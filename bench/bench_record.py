@@ -265,6 +265,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="divide every count by 10")
     parser.add_argument("--repeat", type=int, default=3, help="best of N for each figure")
     parser.add_argument("--skip-rss", action="store_true", help="skip the long RSS run")
+    parser.add_argument(
+        "--cassette-dir",
+        type=Path,
+        default=None,
+        help="where (c) writes its cassettes (default: a temporary directory); "
+        "/dev/shm separates the proxy's cost from the disk's",
+    )
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     args.small = 20_000 // scale
@@ -275,12 +282,13 @@ def main() -> None:
 
     print(
         f"python {sys.version.split()[0]}, mitmproxy {mitmproxy.version.VERSION}, "
-        f"{os.cpu_count()} CPUs; {args.small} x 100 B round trips, {args.big} x 1 MiB",
+        f"{os.cpu_count()} CPUs; {args.small} x 100 B round trips, {args.big} x 1 MiB; "
+        f"cassettes in {args.cassette_dir or tempfile.gettempdir()}",
         file=sys.stderr,
     )
     server, upstream = start_server()
     rss = None
-    with tempfile.TemporaryDirectory(prefix="wstape-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="wstape-bench-", dir=args.cassette_dir) as tmp:
         dump, dump_port = start_mitmdump(upstream)
         rec, rec_port = start_wstape(upstream, Path(tmp) / "bench.msgpack")
         rows = [
