@@ -16,16 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from mitmproxy import http
-from mitmproxy.connection import Client
 from mitmproxy.io import FlowReader
 
-from wstape.addons.recorder import NOT_ON_WIRE, STOPPED_NOTE, format_address, is_upgrade_request
-from wstape.cassettes.har import InterchangeError
-from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side, TlsInfo
-from wstape.core.model import split_header_list as _split
+from wstape.addons.recorder import NOT_ON_WIRE, STOPPED_NOTE, is_upgrade_request, open_from_flow
+from wstape.cassettes.har import InterchangeError, open_input
+from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 
 DROPPED_NOTE = "mitmproxy dropped this message: it was not relayed to the other side"
 INJECTED_NOTE = "mitmproxy injected this message: the other side never sent it"
@@ -44,43 +41,6 @@ class FlowImport:
     failed: int = 0
     """Upgrade requests that never got a response (nothing to replay)."""
     started_at: float | None = None
-
-
-def _tls(client: Client) -> TlsInfo | None:
-    if not client.tls_established:
-        return None
-    alpn = client.alpn.decode("ascii", "replace") if client.alpn else None
-    return TlsInfo(version=client.tls_version, sni=client.sni, alpn=alpn)
-
-
-def open_from_flow(flow: http.HTTPFlow, conn: int) -> Open:
-    """The ``open`` record of a flow with a response (as the recorder writes it)."""
-    request = flow.request
-    response = flow.response
-    assert response is not None
-    refused = response.status_code != 101
-    client = flow.client_conn
-    offers = request.headers.get_all
-    return Open(
-        conn=conn,
-        started_at=float(response.timestamp_end or request.timestamp_start),
-        method=request.method,
-        scheme="wss" if client.tls_established else "ws",
-        host=request.host,
-        port=request.port,
-        target=request.path,
-        http_version=request.http_version,
-        request_headers=tuple(request.headers.fields),
-        status=response.status_code,
-        response_headers=tuple(response.headers.fields),
-        subprotocols=tuple(i for v in offers("sec-websocket-protocol") for i in _split(v)),
-        extensions=tuple(i for v in offers("sec-websocket-extensions") for i in _split(v)),
-        subprotocol=None if refused else response.headers.get("sec-websocket-protocol"),
-        client=format_address(client.peername),
-        tls=_tls(client),
-        reason=response.reason,
-        body=(response.raw_content or b"") if refused else b"",
-    )
 
 
 def records_from_flow(flow: http.HTTPFlow, conn: int) -> Iterator[Record]:
@@ -131,15 +91,7 @@ def iter_flow_records(path: str | Path, stats: FlowImport | None = None) -> Iter
     """
     path = Path(path)
     stats = stats if stats is not None else FlowImport(path)
-    try:
-        f: BinaryIO = open(path, "rb")
-    except FileNotFoundError:
-        raise InterchangeError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InterchangeError(path, "is a directory") from None
-    except OSError as e:
-        raise InterchangeError(path, f"cannot open: {e.strerror or e}") from e
-    with f:
+    with open_input(path) as f:
         index = 0
         flows = iter(FlowReader(f).stream())
         conn = 0

@@ -197,6 +197,39 @@ def _offers(request: http.Request, name: str) -> tuple[str, ...]:
     )
 
 
+def open_from_flow(
+    flow: http.HTTPFlow, conn: int, redact: frozenset[bytes] = frozenset()
+) -> Open:
+    """The ``open`` record of a flow that has its response (a 101 or a refusal), with the
+    values of the ``redact`` headers (lower-case names) replaced."""
+    request = flow.request
+    response = flow.response
+    assert response is not None  # both hooks that build an Open run after the response
+    started_at = response.timestamp_end or request.timestamp_start or time.time()
+    client = flow.client_conn
+    refused = response.status_code != 101
+    return Open(
+        conn=conn,
+        started_at=float(started_at),
+        method=request.method,
+        scheme="wss" if client.tls_established else "ws",
+        host=request.host,
+        port=request.port,
+        target=request.path,
+        http_version=request.http_version,
+        request_headers=redact_headers(request.headers.fields, redact),
+        status=response.status_code,
+        response_headers=redact_headers(response.headers.fields, redact),
+        subprotocols=_offers(request, "sec-websocket-protocol"),
+        extensions=_offers(request, "sec-websocket-extensions"),
+        subprotocol=None if refused else response.headers.get("sec-websocket-protocol"),
+        client=format_address(client.peername),
+        tls=_tls_info(client),
+        reason=response.reason,
+        body=(response.raw_content or b"") if refused else b"",
+    )
+
+
 class Recorder:
     """Write WebSocket connections passing through mitmproxy to a wstape cassette.
 
@@ -517,32 +550,7 @@ class Recorder:
         return self._filter is None or bool(self._filter(flow))
 
     def _open_record(self, flow: http.HTTPFlow, conn: int) -> Open:
-        request = flow.request
-        response = flow.response
-        assert response is not None  # both hooks that build an Open run after the response
-        started_at = response.timestamp_end or request.timestamp_start or time.time()
-        client = flow.client_conn
-        refused = response.status_code != 101
-        return Open(
-            conn=conn,
-            started_at=started_at,
-            method=request.method,
-            scheme="wss" if client.tls_established else "ws",
-            host=request.host,
-            port=request.port,
-            target=request.path,
-            http_version=request.http_version,
-            request_headers=redact_headers(request.headers.fields, self._redact_headers),
-            status=response.status_code,
-            response_headers=redact_headers(response.headers.fields, self._redact_headers),
-            subprotocols=_offers(request, "sec-websocket-protocol"),
-            extensions=_offers(request, "sec-websocket-extensions"),
-            subprotocol=None if refused else response.headers.get("sec-websocket-protocol"),
-            client=format_address(client.peername),
-            tls=_tls_info(client),
-            reason=response.reason,
-            body=(response.raw_content or b"") if refused else b"",
-        )
+        return open_from_flow(flow, conn, self._redact_headers)
 
     def _write(self, writer: CassetteWriter, record: Record) -> bool:
         if self.failure is not None:

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any, BinaryIO, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 import wstape
@@ -446,16 +446,21 @@ def _ext_conn(entry: Any) -> int | None:
     return None
 
 
-def _load_json(path: Path) -> Any:
+def open_input(path: Path) -> BinaryIO:
+    """Open an import source for reading, or raise InterchangeError in one line."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_HAR_BYTES + 1)
+        return open(path, "rb")
     except FileNotFoundError:
         raise InterchangeError(path, "no such file") from None
     except IsADirectoryError:
         raise InterchangeError(path, "is a directory") from None
     except OSError as e:
         raise InterchangeError(path, f"cannot open: {e.strerror or e}") from e
+
+
+def _load_json(path: Path) -> Any:
+    with open_input(path) as f:
+        data = f.read(MAX_HAR_BYTES + 1)
     if len(data) > MAX_HAR_BYTES:
         raise InterchangeError(path, "HAR file too large")
     if data[:1] == b"\x78" and not data.lstrip().startswith(b"{"):

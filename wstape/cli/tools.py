@@ -33,7 +33,7 @@ from wstape.cassettes.edit import (
     rewrite_to,
     same_file,
 )
-from wstape.cassettes.har import InterchangeError, read_har
+from wstape.cassettes.har import InterchangeError, open_input, read_har
 from wstape.cassettes.jsonl import iso_utc, iter_jsonl
 from wstape.cassettes.redact import RedactError, RedactRules, redact_cassette
 from wstape.cassettes.schema import FORMAT_NAME, FORMAT_VERSION
@@ -708,15 +708,8 @@ class ImportFormat(StrEnum):
 
 def detect_format(path: Path) -> ImportFormat:
     """HAR (JSON, or mitmproxy's zlib .zhar) or a mitmproxy flow dump, by content first."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-    except FileNotFoundError:
-        raise InterchangeError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InterchangeError(path, "is a directory") from None
-    except OSError as e:
-        raise InterchangeError(path, f"cannot open: {e.strerror or e}") from e
+    with open_input(path) as f:
+        head = f.read(64)
     if FORMAT_NAME.encode() in head:
         raise InterchangeError(path, "is already a wstape cassette")
     body = head.removeprefix(b"\xef\xbb\xbf").lstrip()
