@@ -181,3 +181,25 @@ async def test_usage_errors_exit_2(tmp_path: Path, make_cassette: CassetteFactor
             assert proc.returncode == 2, (args, err)
     finally:
         busy.close()
+
+
+async def test_unwritable_output_paths_exit_2_in_one_line(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    path = make_cassette(ECHO)
+    missing = tmp_path / "no-such-dir" / "out"
+    for args, named in (
+        (["--report", str(missing)], "--report"),
+        (["--junit", str(tmp_path)], "--junit"),
+        (["--ready-file", str(missing)], "--ready-file"),
+        (["--key", str(tmp_path / "key.pem")], "--key"),
+    ):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "wstape", "replay", str(path), "--port", "0",
+            "--max-wait", "5", *args,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+        lines = err.decode().strip().splitlines()
+        assert proc.returncode == 2, (args, err)
+        assert len(lines) == 1 and lines[0].startswith("wstape: error: " + named), lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from enum import IntEnum
@@ -37,6 +38,29 @@ def warn(message: str) -> None:
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     error(message)
     raise typer.Exit(int(code))
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Exit 2 now, before any work is done, when ``path`` could not be written later."""
+    if path.is_dir():
+        fail(f"{option} {path}: is a directory; give a file name")
+    if not path.parent.is_dir():
+        fail(f"{option} {path}: no such directory {path.parent}")
+    if not os.access(path.parent, os.W_OK):
+        fail(f"{option} {path}: directory {path.parent} is not writable")
+
+
+def write_atomically(path: Path, text: str, option: str) -> None:
+    """Write ``text`` so a reader polling ``path`` never sees half of it; exit 2 with one
+    line naming the option and the file when it cannot be written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        fail(f"{option} {path}: cannot write: {e.strerror or e}")
 
 
 def open_cassette(path: Path, *, allow_truncated: bool = True) -> CassetteReader:

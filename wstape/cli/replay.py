@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 from enum import StrEnum
@@ -16,7 +15,7 @@ import typer
 from rich.table import Table
 
 from wstape.cassettes import CassetteError
-from wstape.cli.common import ExitCode, console, fail
+from wstape.cli.common import ExitCode, check_writable, console, fail, write_atomically
 from wstape.cli.options import (
     AllowHostOpt,
     AppidOpt,
@@ -98,13 +97,6 @@ def _summary(report: Report) -> None:
     )
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` so a reader polling ``path`` never sees half of it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 async def _start_device_proxy(
     server: ReplayServer, listen: tuple[str, int], ready_file: Path | None
 ) -> DeviceProxy:
@@ -131,7 +123,7 @@ async def _start_device_proxy(
         highlight=False,
     )
     if ready_file is not None:
-        _write_atomically(ready_file, f"{proxy.port}\n")
+        write_atomically(ready_file, f"{proxy.port}\n", "--proxy-ready-file")
     return proxy
 
 
@@ -157,7 +149,7 @@ async def _serve(
             what = f"replaying {server.cassette} ({count} recorded connections)"
         console(stderr=True).print(f"wstape: {what} on {server.url}", highlight=False)
         if ready_file is not None:
-            _write_atomically(ready_file, f"{server.port}\n")
+            write_atomically(ready_file, f"{server.port}\n", "--ready-file")
         if via_proxy is not None:
             proxy = await _start_device_proxy(server, via_proxy, proxy_ready_file)
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
@@ -358,8 +350,18 @@ def replay(
         fail("missing argument CASSETTE (or --echo to serve an echo server without one)")
     if cassette is not None and echo:
         fail("--echo serves no cassette; drop the CASSETTE argument")
-    if (tls or cert is not None) and cert is None and not hostname:
+    if tls and cert is None and not hostname:
         fail("--tls needs --hostname NAME (or --cert/--key)")
+    if key is not None and cert is None:
+        fail("--key needs --cert")
+    for path, option in (
+        (ready_file, "--ready-file"),
+        (proxy_ready_file, "--proxy-ready-file"),
+        (report, "--report"),
+        (junit, "--junit"),
+    ):
+        if path is not None:
+            check_writable(path, option)
     try:
         options = ReplayOptions(
             host=host,
@@ -406,11 +408,11 @@ def replay(
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         pass
     result = server.report()
-    if report is not None:
-        _write_atomically(report, to_json(result) + "\n")
-    if junit is not None:
-        _write_atomically(junit, junit_xml(result))
     _summary(result)
+    if report is not None:
+        write_atomically(report, to_json(result) + "\n", "--report")
+    if junit is not None:
+        write_atomically(junit, junit_xml(result), "--junit")
     if as_json:
         sys.stdout.write(to_json(result) + "\n")
         sys.stdout.flush()
