@@ -185,3 +185,8 @@ async def test_startup_errors(tmp_path: Path) -> None:
     with pytest.raises(RecordUsageError, match="already exists"):
         await record(RecordConfig(output=junk))
     assert junk.read_bytes() == b"\x00junk"
+    with pytest.raises(RecordUsageError, match="--ready-file"):
+        await record(
+            RecordConfig(output=out, listen_port=0, ready_file=tmp_path / "nowhere" / "port")
+        )
+    assert not out.exists()  # nothing recorded, nothing left behind

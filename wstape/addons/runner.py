@@ -292,9 +292,15 @@ def _listen_error(ps: proxyserver.Proxyserver, config: RecordConfig) -> str:
 
 
 def _write_ready_file(path: Path, port: int) -> None:
+    """Write the port so a poller never sees half of it; RecordUsageError if it cannot."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"{port}\n", encoding="ascii")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(f"{port}\n", encoding="ascii")
+        os.replace(tmp, path)
+    except OSError as e:
+        with suppress(OSError):
+            tmp.unlink()
+        raise RecordUsageError(f"--ready-file {path}: cannot write: {e.strerror or e}") from None
 
 
 def _hint(mode: str, host: str, port: int, confdir: str) -> str:

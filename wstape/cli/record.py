@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from wstape.cli.common import ExitCode, error, fail
+from wstape.cli.common import ExitCode, check_writable, error, fail
 
 _RECORD_HELP = """Record WebSocket traffic through an in-process mitmproxy into a cassette.
 
@@ -131,6 +131,8 @@ def record(
         fail(f"{output} is a directory; give a file name")
     if output.exists() and output.stat().st_size > 0 and not (append or overwrite):
         fail(f"{output} already exists; use --append to add to it or --overwrite to replace it")
+    if ready_file is not None:
+        check_writable(ready_file, "--ready-file")
 
     # Imported here: mitmproxy takes a moment to import, and other commands do not need it.
     from wstape.addons import runner
