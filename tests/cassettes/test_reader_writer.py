@@ -18,7 +18,7 @@ from wstape.cassettes import (
     TruncatedCassette,
     read_cassette,
 )
-from wstape.cassettes.schema import FORMAT_NAME
+from wstape.cassettes.schema import FORMAT_NAME, record_to_dict
 from wstape.core.model import Close, Message, Opcode, Open, Record, Side
 
 SETTINGS = settings(
@@ -150,6 +150,34 @@ def test_schema_error_names_record_and_field(tmp_path: Path) -> None:
         f.write(msgpack.packb({"type": "message", "conn": 1, "t": "soon", "from": "client",
                                "opcode": "text", "data": b""}))
     with pytest.raises(CassetteError, match=r"record 2, byte \d+: field 't' must be a number"):
+        list(CassetteReader(path))
+
+
+@pytest.mark.parametrize(
+    ("record", "needle"),
+    [
+        ({"type": "message", "conn": 1, "t": float("nan"), "from": "client", "opcode": "text",
+          "data": b""}, "field 't' must be a number"),
+        ({"type": "close", "conn": 1, "t": float("inf"), "by": None, "code": None, "reason": "",
+          "on_wire": False}, "field 't' must be a number"),
+        ({"type": "close", "conn": 1, "t": 1.0, "by": "client", "code": 70000, "reason": "",
+          "on_wire": True}, "field 'code' must be an integer from 0 to 65535"),
+        ({"type": "close", "conn": 1, "t": 1.0, "by": "client", "code": -1, "reason": "",
+          "on_wire": True}, "field 'code' must be an integer from 0 to 65535"),
+        ({**record_to_dict(sample_open()), "started_at": 1e20},
+         "field 'started_at' must be a date"),
+    ],
+)
+def test_values_readers_cannot_use_are_schema_errors(
+    tmp_path: Path, record: dict[str, object], needle: str
+) -> None:
+    # A close code that is no 16-bit integer, or a time that is NaN or past year 9999,
+    # made check, stats, export and view end in a traceback instead of exit code 3.
+    path = tmp_path / "bad.msgpack"
+    write(path, [sample_open()])
+    with open(path, "ab") as f:
+        f.write(msgpack.packb(record))
+    with pytest.raises(CassetteError, match=rf"record 2, byte \d+: {needle}"):
         list(CassetteReader(path))
 
 

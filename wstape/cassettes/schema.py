@@ -6,7 +6,9 @@ new ``FORMAT_VERSION`` and a ``convert_N_M`` step in compat.py.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from wstape.core.model import (
@@ -118,10 +120,6 @@ def _int(v: Any) -> int:
     return v
 
 
-def _opt_int(v: Any) -> int | None:
-    return None if v is None else _int(v)
-
-
 def _conn(v: Any) -> int:
     n = _int(v)
     if n < 0:
@@ -130,13 +128,41 @@ def _conn(v: Any) -> int:
 
 
 def _num(v: Any) -> float:
+    # NaN and infinities are valid msgpack floats but no time: arithmetic, rounding and
+    # JSON export would fail on them far from here.
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise TypeError
-    return float(v)
+    try:
+        n = float(v)
+    except OverflowError:
+        raise ValueError from None
+    if not math.isfinite(n):
+        raise ValueError
+    return n
 
 
 def _opt_num(v: Any) -> float | None:
     return None if v is None else _num(v)
+
+
+def _epoch(v: Any) -> float:
+    """A wall-clock time that every reader can render as a date."""
+    n = _num(v)
+    try:
+        datetime.fromtimestamp(n, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError from None
+    return n
+
+
+def _close_code(v: Any) -> int | None:
+    # RFC 6455 §5.5.1: the code is a 2-byte unsigned integer.
+    if v is None:
+        return None
+    n = _int(v)
+    if not 0 <= n <= 0xFFFF:
+        raise ValueError
+    return n
 
 
 def _str(v: Any) -> str:
@@ -209,7 +235,7 @@ def header_from_dict(d: Any) -> Header:
     return Header(
         version=_field(d, "version", _int, "an integer"),
         creator=_field(d, "creator", _str, "a string"),
-        started_at=_field(d, "started_at", _num, "a number"),
+        started_at=_field(d, "started_at", _epoch, "a date in epoch seconds"),
     )
 
 
@@ -229,7 +255,7 @@ def record_from_dict(d: Any) -> Record:
     if kind == "open":
         return Open(
             conn=_field(d, "conn", _conn, "a connection id"),
-            started_at=_field(d, "started_at", _num, "a number"),
+            started_at=_field(d, "started_at", _epoch, "a date in epoch seconds"),
             method=_field(d, "method", _str, "a string"),
             scheme=_field(d, "scheme", _str, "a string"),
             host=_field(d, "host", _str, "a string"),
@@ -252,7 +278,7 @@ def record_from_dict(d: Any) -> Record:
             conn=_field(d, "conn", _conn, "a connection id"),
             t=_field(d, "t", _num, "a number"),
             by=_field(d, "by", _opt_side, '"client", "server" or nil'),
-            code=_field(d, "code", _opt_int, "an integer or nil"),
+            code=_field(d, "code", _close_code, "an integer from 0 to 65535 or nil"),
             reason=_field(d, "reason", _str, "a string"),
             on_wire=_field(d, "on_wire", _bool, "a boolean"),
         )
