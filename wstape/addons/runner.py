@@ -20,7 +20,6 @@ and mitmproxy never calls ``websocket_end`` for connections still open:
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import signal
@@ -32,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from mitmproxy import exceptions, flowfilter, master, options
-from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
+from mitmproxy import exceptions, flowfilter, options
 from mitmproxy.proxy import mode_specs
 from mitmproxy.utils import asyncio_utils
 
+from wstape.addons.proxy import bare_master, cancel_connections, format_hostport, listen_error
 from wstape.addons.recorder import DEFAULT_REDACT_HEADERS, Recorder, RecorderStats
 from wstape.cassettes import CassetteError, CassetteWriteError, CassetteWriter
 
@@ -118,10 +117,6 @@ def validate_filter(expression: str) -> None:
         flowfilter.parse(expression)
     except ValueError as e:
         raise ValueError(f"invalid --filter: {e}") from None
-
-
-def format_hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def human_bytes(n: int) -> str:
@@ -270,27 +265,6 @@ def _open_writer(config: RecordConfig) -> tuple[CassetteWriter, bool]:
     return writer, not (existed and config.append)
 
 
-def _listen_error(ps: proxyserver.Proxyserver, config: RecordConfig) -> str:
-    where = format_hostport(config.listen_host or "*", config.listen_port)
-    for instance in ps.servers:
-        exc = instance.last_exception
-        if exc is None:
-            continue
-        code = getattr(exc, "errno", None)
-        if code == errno.EADDRINUSE:
-            return (
-                f"cannot listen on {where}: address already in use (another proxy running? "
-                "choose another --listen-port, or 0 for any free port)"
-            )
-        if code == errno.EACCES:
-            return f"cannot listen on {where}: permission denied (ports below 1024 need root)"
-        if code == errno.EADDRNOTAVAIL:
-            return f"cannot listen on {where}: no such local address"
-        first = str(exc).strip().splitlines()
-        return f"cannot listen on {where}: {first[0] if first else type(exc).__name__}"
-    return f"cannot listen on {where}"
-
-
 def _write_ready_file(path: Path, port: int) -> None:
     """Write the port so a poller never sees half of it; RecordUsageError if it cannot."""
     tmp = path.with_name(path.name + ".tmp")
@@ -317,16 +291,6 @@ def _hint(mode: str, host: str, port: int, confdir: str) -> str:
     if mode.startswith("transparent"):
         return f"wstape: redirect traffic to {addr} (see docs/recording.md); for wss trust {ca}"
     return f"wstape: point the client's HTTP proxy at http://{addr}; for wss trust {ca}"
-
-
-async def _cancel_connections(ps: proxyserver.Proxyserver, timeout: float) -> None:
-    for handler in list(ps.connections.values()):
-        for io in list(handler.transports.values()):
-            if io.handler is not None:
-                io.handler.cancel("wstape record is shutting down")
-    deadline = time.monotonic() + timeout
-    while ps.connections and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
 
 
 async def record(
@@ -389,17 +353,12 @@ async def _record(
 ) -> RecordResult:
     loop = asyncio.get_running_loop()
     opts = options.Options()
-    m = master.Master(opts, event_loop=loop)
     recorder = Recorder(
         writer=writer,
         trim_messages=True,
         on_failure=lambda _e: m.shutdown(),  # type: ignore[no-untyped-call]
     )
-    # Proxyserver.__init__, AddonManager.add and OptManager.update are unannotated upstream.
-    ps = proxyserver.Proxyserver()  # type: ignore[no-untyped-call]
-    m.addons.add(  # type: ignore[no-untyped-call]
-        core.Core(), ps, next_layer.NextLayer(), tlsconfig.TlsConfig(), recorder
-    )
+    m, ps = bare_master(opts, loop, recorder)
     updates: dict[str, Any] = {
         "mode": [mode],
         "listen_host": config.listen_host,
@@ -449,7 +408,9 @@ async def _record(
                 ok = await ps.setup_servers()
                 addrs = ps.listen_addrs()
                 if not ok or not addrs:
-                    message = _listen_error(ps, config)
+                    message = listen_error(
+                        ps, config.listen_host, config.listen_port, "--listen-port"
+                    )
                     await ps.servers.update([])  # logs a bare AssertionError: keep muted
                     raise RecordUsageError(message)
                 relay.muted = False
@@ -473,7 +434,7 @@ async def _record(
                 if listening:
                     await ps.servers.update([])
                     closed_out = recorder.stop_recording(STOP_NOTE)
-                    await _cancel_connections(ps, DRAIN_TIMEOUT)
+                    await cancel_connections(ps, "wstape record is shutting down", DRAIN_TIMEOUT)
                 if status_task is not None:
                     status_task.cancel()
                 await m.done()

@@ -38,15 +38,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mitmproxy import exceptions, http, master, options
-from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
+from mitmproxy.addons import proxyserver
 from mitmproxy.proxy import server_hooks
+
+from wstape.addons.proxy import bare_master, cancel_connections, listen_error
 
 NOT_SERVED = "wstape replay: only recorded WebSocket traffic is served"
 """First line of the 502 body for every request that is not a WebSocket upgrade."""
@@ -255,11 +256,7 @@ class DeviceProxy:
     async def _start(self) -> int:
         loop = asyncio.get_running_loop()
         opts = options.Options()
-        m = master.Master(opts, event_loop=loop)
-        ps = proxyserver.Proxyserver()  # type: ignore[no-untyped-call]
-        m.addons.add(  # type: ignore[no-untyped-call]
-            core.Core(), ps, next_layer.NextLayer(), tlsconfig.TlsConfig(), self.addon
-        )
+        m, ps = bare_master(opts, loop, self.addon)
         updates: dict[str, Any] = {
             "mode": ["regular"],
             "listen_host": self.config.listen_host,
@@ -284,7 +281,10 @@ class DeviceProxy:
         ok = await ps.setup_servers()
         addrs = ps.listen_addrs()
         if not ok or not addrs:
-            message = _listen_error(ps, self.config)
+            cfg = self.config
+            message = "--via-proxy: " + listen_error(
+                ps, cfg.listen_host, cfg.listen_port, "--via-proxy port"
+            )
             await ps.servers.update([])
             await m.done()
             logs.close()
@@ -300,13 +300,7 @@ class DeviceProxy:
         self._master = self._proxyserver = None
         if m is not None and ps is not None:
             await ps.servers.update([])
-            for handler in list(ps.connections.values()):
-                for io in list(handler.transports.values()):
-                    if io.handler is not None:
-                        io.handler.cancel("wstape replay is shutting down")
-            deadline = time.monotonic() + DRAIN_TIMEOUT
-            while ps.connections and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
+            await cancel_connections(ps, "wstape replay is shutting down", DRAIN_TIMEOUT)
             await m.done()
         await self._close_servers()
         if self._logs is not None:
@@ -320,19 +314,6 @@ class DeviceProxy:
         for server in servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
-
-
-def _listen_error(ps: proxyserver.Proxyserver, config: DeviceProxyConfig) -> str:
-    host = config.listen_host or "*"
-    where = f"[{host}]:{config.listen_port}" if ":" in host else f"{host}:{config.listen_port}"
-    for instance in ps.servers:
-        exc = instance.last_exception
-        if exc is None:
-            continue
-        text = str(exc).strip().splitlines()
-        detail = getattr(exc, "strerror", None) or (text[0] if text else type(exc).__name__)
-        return f"--via-proxy: cannot listen on {where}: {detail}"
-    return f"--via-proxy: cannot listen on {where}"
 
 
 __all__ = [
