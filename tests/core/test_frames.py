@@ -109,6 +109,18 @@ def test_close_body_helpers() -> None:
     assert split_close_body(b"\x03\xedxy") == (1005, b"xy")
 
 
+@pytest.mark.parametrize("code", [-1, 65536, 70000])
+def test_close_body_refuses_codes_that_are_not_two_bytes(code: int) -> None:
+    # As documented: ValueError, not the OverflowError int.to_bytes would raise.
+    with pytest.raises(ValueError, match="2 bytes"):
+        encode_close_body(code)
+
+
+def test_close_body_keeps_escaped_invalid_bytes() -> None:
+    reason = b"a\xff".decode("utf-8", "surrogateescape")
+    assert encode_close_body(4000, reason) == b"\x0f\xa0a\xff"
+
+
 @given(st.binary(max_size=300), st.binary(min_size=4, max_size=4))
 def test_mask_is_its_own_inverse(data: bytes, key: bytes) -> None:
     assert apply_mask(apply_mask(data, key), key) == data

@@ -204,15 +204,25 @@ def encode_frame(
 
 
 def encode_close_body(code: int | None, reason: str | bytes = b"") -> bytes:
-    """The payload of a Close frame: empty for ``None``, else the code and the reason.
+    """The payload of a Close frame (§5.5.1): empty for ``None``, else the code and reason.
 
-    Codes outside 0-65535 cannot be encoded and raise ValueError; any other code is
-    encoded as given (a test client may want to send 1005 on the wire).
+    Any code in 0-65535 is encoded as given (a test client may want to send 1005 on the
+    wire); others raise ValueError. A ``str`` reason is encoded as UTF-8, with lone
+    surrogates (a decoder's ``surrogateescape`` of invalid bytes) turned back into the
+    bytes they stood for, so an invalid reason stays invalid.
     """
     if code is None:
         return b""
-    raw = reason.encode("utf-8") if isinstance(reason, str) else reason
-    return code.to_bytes(2, "big") + raw
+    if not 0 <= code <= 0xFFFF:
+        raise ValueError(f"a close code is 2 bytes: {code} cannot be encoded")
+    return code.to_bytes(2, "big") + (_reason_bytes(reason) if isinstance(reason, str) else reason)
+
+
+def _reason_bytes(reason: str) -> bytes:
+    try:
+        return reason.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return reason.encode("utf-8", "surrogatepass")
 
 
 def split_close_body(body: bytes) -> tuple[int | None, bytes]:

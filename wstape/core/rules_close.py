@@ -10,6 +10,7 @@ from .closecodes import (
     is_browser_closable,
     is_sendable,
 )
+from .frames import encode_close_body, split_close_body
 from .model import Close
 from .rules_catalogue import Profile, RuleConfig, Severity, Violation
 from .rules_helpers import Report, preview, utf8_error
@@ -19,27 +20,15 @@ MAX_REASON_BYTES = 123
 
 
 def close_body(code: int | None, reason: str = "") -> bytes:
-    """The Close frame body for ``code`` and ``reason`` (§5.5.1); empty when ``code`` is None.
-
-    Lone surrogates in ``reason`` (a decoder's ``surrogateescape`` of invalid bytes) are
-    turned back into the bytes they stood for, so an invalid reason stays invalid.
-    """
-    if code is None:
-        return b""
-    try:
-        raw = reason.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raw = reason.encode("utf-8", "surrogatepass")
-    return code.to_bytes(2, "big") + raw
+    """The Close frame body for ``code`` and ``reason``: :func:`.frames.encode_close_body`."""
+    return encode_close_body(code, reason)
 
 
 def parse_close_body(body: bytes) -> tuple[int | None, bytes]:
     """Split a Close body into code and raw reason. Raises ``ValueError`` for 1 byte."""
-    if not body:
-        return None, b""
     if len(body) == 1:
         raise ValueError("a Close body of 1 byte has no complete code")
-    return int.from_bytes(body[:2], "big"), body[2:]
+    return split_close_body(body)
 
 
 def _browser_close_severity(cfg: RuleConfig) -> Severity:
@@ -91,8 +80,8 @@ def check_client_close(
         )
         return report.items
 
-    code = int.from_bytes(body[:2], "big")
-    raw_reason = body[2:]
+    code, raw_reason = split_close_body(body)
+    assert code is not None  # 2 bytes or more
     reason_text = raw_reason.decode("utf-8", "replace")
     shown = describe(code, reason_text if len(reason_text) <= 40 else reason_text[:40] + "...")
 

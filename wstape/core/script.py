@@ -43,6 +43,7 @@ from .frames import (
     OpCode,
     encode_close_body,
     encode_frame,
+    split_close_body,
 )
 from .handshake import (
     HttpError,
@@ -1017,8 +1018,8 @@ class LiveConnection:
             server_code=self._server_close,
             t=t,
         )
-        code = int.from_bytes(body[:2], "big") if len(body) >= 2 else None
-        reason = body[2:].decode("utf-8", "replace")
+        code, raw_reason = split_close_body(body)
+        reason = raw_reason.decode("utf-8", "replace")
         script = self.script
         if started_by_client and script is not None and not self.failed:
             expected = script.recorded.close
