@@ -27,7 +27,7 @@ from wstape.cli.options import (
 from wstape.core.report import Report, to_json
 from wstape.core.rules import CATALOGUE, Profile, Severity, rules_for
 
-_SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARN: "yellow", Severity.INFO: "cyan"}
+SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARN: "yellow", Severity.INFO: "cyan"}
 
 
 def check(
@@ -67,7 +67,7 @@ def print_report(report: Report) -> None:
     out = console()
     for v in report.violations:
         conn = "-" if v.conn is None else str(v.conn)
-        style = _SEVERITY_STYLE[v.severity]
+        style = SEVERITY_STYLE[v.severity]
         out.print(
             f"[{style}]{v.severity.value:5}[/{style}] {v.rule:28} conn {conn:>4}  {v.message}",
             markup=True,

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from wstape.cassettes import CassetteError
+from wstape.cli.check import SEVERITY_STYLE
 from wstape.cli.common import ExitCode, check_writable, console, fail, write_atomically
 from wstape.cli.options import (
     AllowHostOpt,
@@ -37,9 +38,6 @@ from wstape.replay.tls import TlsSetupError
 if TYPE_CHECKING:
     from wstape.addons.viaproxy import DeviceProxy
 
-_STYLE = {Severity.ERROR: "red", Severity.WARN: "yellow", Severity.INFO: "cyan"}
-
-
 class MatchChoice(StrEnum):
     EXACT = "exact"
     JSON = "json"
@@ -55,7 +53,7 @@ def _short(value: object, limit: int = 100) -> str:
 def _print_violation(v: Violation) -> None:
     data = v.to_json()
     conn = "-" if v.conn is None else str(v.conn)
-    style = _STYLE[v.severity]
+    style = SEVERITY_STYLE[v.severity]
     console(stderr=True).print(
         f"[{style}]{v.severity.value:5}[/{style}] {v.rule} conn {conn}: {v.message} "
         f"(expected {_short(data['expected'])}, actual {_short(data['actual'])})",
@@ -366,12 +364,7 @@ def replay(
         options = ReplayOptions(
             host=host,
             port=port,
-            profile=cfg.profile,
-            appid=cfg.appid,
-            allow_hosts=cfg.allow_hosts,
-            platform=cfg.platform,
-            max_sockets=cfg.max_sockets,
-            ignore=cfg.ignore,
+            rules=cfg,
             match=match.value,
             ignore_json_paths=tuple(ignore_json_path or ()),
             speed=speed,
