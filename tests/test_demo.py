@@ -48,3 +48,14 @@ def test_bundled_sample_cassette_is_readable_and_clean() -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_demo_refuses_an_unwritable_output_before_running(tmp_path: Path) -> None:
+    for bad in (tmp_path / "no-such-dir" / "chat.msgpack", tmp_path):
+        proc = subprocess.run(
+            [sys.executable, "-m", "wstape", "demo", "-o", str(bad)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("wstape: error: --output ") and "Traceback" not in proc.stderr
+        assert "recorded" not in proc.stdout  # refused before the demo ran

@@ -14,7 +14,7 @@ from wstape.addons.runner import RecordError
 from wstape.cassettes.jsonl import summarize
 from wstape.cassettes.reader import CassetteReader
 from wstape.cli.check import print_report
-from wstape.cli.common import ExitCode, console, fail
+from wstape.cli.common import ExitCode, check_writable, console, fail
 from wstape.demo import DEMO_PROFILE, run_demo
 from wstape.sample import SAMPLE_CASSETTE
 
@@ -46,6 +46,8 @@ def demo(
     if sample_path:
         print(SAMPLE_CASSETTE)
         return
+    if output is not None:
+        check_writable(output, "--output")
     out = console()
     with tempfile.TemporaryDirectory(prefix="wstape-demo-") as tmp:
         try:
@@ -56,7 +58,10 @@ def demo(
             fail(f"demo: {type(e).__name__}: {e}", ExitCode.VIOLATIONS)
         cassette = result.cassette
         if output is not None:
-            shutil.copyfile(result.cassette, output)
+            try:
+                shutil.copyfile(result.cassette, output)
+            except OSError as e:
+                fail(f"--output {output}: cannot write: {e.strerror or e}")
             cassette = output
         rec = result.recorded.stats
         out.print(
