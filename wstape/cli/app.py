@@ -16,8 +16,9 @@ app = typer.Typer(
         "Record WebSocket traffic through mitmproxy into msgpack cassettes, replay a "
         "cassette offline as a real ws:// or wss:// server, and check the client against "
         "RFC 6455, the browser WebSocket API and the WeChat mini-program socket API.\n\n"
-        "Exit codes: 0 ok, 1 rule violations or replay mismatches, 2 usage error, "
-        "3 cassette unreadable or from a newer wstape."
+        "Exit codes: 0 ok, 1 rule violations or replay mismatches (for diff: differences), "
+        "2 usage error, 3 cassette unreadable, truncated where that matters, or from a newer "
+        "wstape."
     ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
