@@ -10,6 +10,7 @@ from wstape.core.model import Message, Opcode, Side
 from wstape.core.rules import (
     PAYLOAD_PREVIEW_BYTES,
     Profile,
+    ReconnectEpisode,
     RuleConfig,
     Severity,
     check_connect_timeout,
@@ -73,6 +74,16 @@ def test_reconnect_reports_the_busiest_window() -> None:
     (v,) = check_reconnects([0, 0.1, 0.2, 0.3, 0.4, 0.5, 10.0], RFC)
     assert v.actual == 6
     assert "6 reconnects within 0.50 s" in v.message
+
+
+def test_reconnect_episode_warns_once_and_keeps_a_bounded_window() -> None:
+    episode = ReconnectEpisode()
+    found = [episode.reconnected(t, RFC, conn=7) for t in (0.0, 0.3, 0.6, 0.9, 1.2, 1.5)]
+    assert [len(f) for f in found] == [0, 0, 0, 1, 0, 0]
+    assert found[3][0].rule == "RFC-RECONNECT-BACKOFF" and found[3][0].conn == 7
+    assert len(episode.times) == 4
+    slow = ReconnectEpisode()
+    assert not any(slow.reconnected(t, RFC) for t in (0.0, 1.0, 2.0, 4.0, 8.0))
 
 
 @pytest.mark.parametrize(

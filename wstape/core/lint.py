@@ -13,21 +13,18 @@ cassette does not keep, and the REPLAY-* rules need a live client; neither runs 
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .closecodes import CloseCode
 from .model import Close, Message, Note, Opcode, Open, Side
 from .rules import (
-    RECONNECT_BURST,
-    RECONNECT_WINDOW,
     WX_REFERER,
+    ReconnectEpisode,
     RuleConfig,
     Violation,
     check_client_close,
     check_close_handshake,
-    check_reconnects,
     check_request,
     check_response,
     check_server_close,
@@ -45,14 +42,6 @@ class _Conn:
     started_at: float
     accepted: bool
     ended_at: float | None = None
-
-
-@dataclass
-class _Reconnects:
-    """Connect times of one client since its last abnormal close (a bounded window)."""
-
-    times: deque[float] = field(default_factory=lambda: deque(maxlen=RECONNECT_BURST + 1))
-    reported: bool = False
 
 
 def client_group(op: Open) -> Group:
@@ -83,7 +72,7 @@ def iter_violations(
     """Yield the violations of a recorded cassette's records, in record order."""
     conns: dict[int, _Conn] = {}
     seen_keys: set[str] = set()
-    reconnects: dict[Group, _Reconnects] = {}
+    reconnects: dict[Group, ReconnectEpisode] = {}
 
     for record in records:
         if isinstance(record, Open):
@@ -107,7 +96,7 @@ def _on_open(
     cfg: RuleConfig,
     conns: dict[int, _Conn],
     seen_keys: set[str],
-    reconnects: dict[Group, _Reconnects],
+    reconnects: dict[Group, ReconnectEpisode],
 ) -> Iterator[Violation]:
     key = (op.request_header("Sec-WebSocket-Key") or "").strip()
     # Pass only the one key that matters: building a frozenset of every key seen so far on
@@ -120,14 +109,9 @@ def _on_open(
     yield from check_response(op, cfg)
 
     group = client_group(op)
-    state = reconnects.get(group)
-    if state is not None:
-        state.times.append(op.started_at)
-        recent = [t for t in state.times if op.started_at - t <= RECONNECT_WINDOW]
-        if not state.reported and len(recent) > RECONNECT_BURST:
-            found = check_reconnects(recent, cfg, op.conn)
-            state.reported = bool(found)
-            yield from found
+    episode = reconnects.get(group)
+    if episode is not None:
+        yield from episode.reconnected(op.started_at, cfg, op.conn)
 
     if not op.accepted:
         return
@@ -149,7 +133,7 @@ def _on_close(
     close: Close,
     cfg: RuleConfig,
     conns: dict[int, _Conn],
-    reconnects: dict[Group, _Reconnects],
+    reconnects: dict[Group, ReconnectEpisode],
 ) -> Iterator[Violation]:
     state = conns.get(close.conn)
     if state is not None:
@@ -171,7 +155,7 @@ def _on_close(
         if close.code == CloseCode.ABNORMAL_CLOSURE:
             # Keep an episode already running: a reconnect that is dropped again is part
             # of the same burst.
-            reconnects.setdefault(state.group, _Reconnects())
+            reconnects.setdefault(state.group, ReconnectEpisode())
         else:
             # A connection that ended normally closes the reconnect episode.
             reconnects.pop(state.group, None)

@@ -7,7 +7,9 @@ nothing, and these turn that fact into a uniform :class:`Violation`.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from .model import Message, Opcode
 from .rules_catalogue import RuleConfig, Severity, Violation
@@ -86,6 +88,31 @@ def check_reconnects(
             actual=worst,
         )
     return report.items
+
+
+@dataclass
+class ReconnectEpisode:
+    """The connects of one client since its last abnormal close, for RFC-RECONNECT-BACKOFF.
+
+    ``wstape check`` and the replay session keep one per client group while an episode
+    runs. Memory is bounded: a burst is ``RECONNECT_BURST + 1`` connects, so only that
+    many times are kept. The warning is given once per episode.
+    """
+
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=RECONNECT_BURST + 1))
+    reported: bool = False
+
+    def reconnected(
+        self, t: float, cfg: RuleConfig, conn: int | None = None
+    ) -> list[Violation]:
+        """The client connected again at ``t`` (seconds, any origin common to the episode)."""
+        self.times.append(t)
+        recent = [x for x in self.times if t - x <= RECONNECT_WINDOW]
+        if self.reported or len(recent) <= RECONNECT_BURST:
+            return []
+        found = check_reconnects(recent, cfg, conn)
+        self.reported = bool(found)
+        return found
 
 
 def check_connect_timeout(
@@ -257,6 +284,7 @@ __all__ = [
     "RECONNECT_WINDOW",
     "WARN_SOCKETS",
     "WX_CONNECT_TIMEOUT",
+    "ReconnectEpisode",
     "check_connect_timeout",
     "check_reconnects",
     "check_socket_limit",

@@ -60,9 +60,8 @@ from .matchers import match, parse_path
 from .model import Close, Message, Opcode, Open, Side, TlsInfo
 from .report import CloseResult, ConnectionResult, Report, build_report
 from .rules import (
-    RECONNECT_BURST,
-    RECONNECT_WINDOW,
     FrameState,
+    ReconnectEpisode,
     RuleConfig,
     Severity,
     Utf8Stream,
@@ -74,7 +73,6 @@ from .rules import (
     check_early_data,
     check_frame,
     check_pong,
-    check_reconnects,
     check_request,
     check_response,
     check_socket_limit,
@@ -1179,14 +1177,6 @@ class LiveConnection:
 # -- the session ---------------------------------------------------------------------
 
 
-@dataclass
-class _Episode:
-    """Connect times of one client since its last abnormal close."""
-
-    times: deque[float] = field(default_factory=lambda: deque(maxlen=RECONNECT_BURST + 1))
-    reported: bool = False
-
-
 class ReplaySession:
     """One replay run over a set of recorded connections.
 
@@ -1221,7 +1211,7 @@ class ReplaySession:
         self._keys: set[str] = set()
         self._open: dict[tuple[str, ...], int] = {}
         self._limit_reported: dict[tuple[str, ...], set[Severity]] = {}
-        self._episodes: dict[tuple[str, ...], _Episode] = {}
+        self._episodes: dict[tuple[str, ...], ReconnectEpisode] = {}
         self._live_count = 0
         self.finished = False
 
@@ -1277,13 +1267,8 @@ class ReplaySession:
         episode = self._episodes.get(group)
         if episode is None:
             return
-        episode.times.append(now)
-        recent = [t for t in episode.times if now - t <= RECONNECT_WINDOW]
-        if not episode.reported and len(recent) > RECONNECT_BURST:
-            found = check_reconnects(recent, self.cfg, live.conn)
-            episode.reported = bool(found)
-            for v in found:
-                self.add_violation(v)
+        for v in episode.reconnected(now, self.cfg, live.conn):
+            self.add_violation(v)
 
     def opened(self, live: LiveConnection, now: float) -> None:
         """The 101 went out: count the client's open sockets."""
@@ -1312,7 +1297,7 @@ class ReplaySession:
         if live.request is not None:
             group = client_group(live.request)
             if abnormal:
-                self._episodes.setdefault(group, _Episode())
+                self._episodes.setdefault(group, ReconnectEpisode())
             else:
                 self._episodes.pop(group, None)
         if live.upgraded:
