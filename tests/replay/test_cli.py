@@ -193,6 +193,7 @@ async def test_unwritable_output_paths_exit_2_in_one_line(
         (["--junit", str(tmp_path)], "--junit"),
         (["--ready-file", str(missing)], "--ready-file"),
         (["--key", str(tmp_path / "key.pem")], "--key"),
+        (["--proxy-ready-file", str(tmp_path / "proxy-port")], "--proxy-host"),
     ):
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "wstape", "replay", str(path), "--port", "0",

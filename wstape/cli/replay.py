@@ -352,6 +352,8 @@ def replay(
         fail("--tls needs --hostname NAME (or --cert/--key)")
     if key is not None and cert is None:
         fail("--key needs --cert")
+    if via_proxy is None and (proxy_host or proxy_ready_file is not None):
+        fail("--proxy-host and --proxy-ready-file need --via-proxy PORT")
     for path, option in (
         (ready_file, "--ready-file"),
         (proxy_ready_file, "--proxy-ready-file"),
