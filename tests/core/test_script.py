@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wstape.core.frames import Frame, FrameParser, OpCode, encode_close_body, encode_frame
+from wstape.core.matchers import MATCHERS, register
 from wstape.core.model import Close, Message, Opcode, Open, Side
 from wstape.core.rules import RuleConfig
 from wstape.core.script import (
@@ -607,3 +608,15 @@ def test_any_frame_sequence_is_judged_not_crashed(frames: list[bytes]) -> None:
     client.wait(5)
     client.live.connection_lost(client.now)
     assert all(v.rule for v in session.violations)
+
+
+def test_options_take_their_matcher_names_from_the_registry() -> None:
+    for name in MATCHERS:
+        assert ScriptOptions(match=name).match == name
+    with pytest.raises(ValueError, match="unknown matcher 'regex'; choose one of any, exact"):
+        ScriptOptions(match="regex")
+    register("regex")(MATCHERS["exact"])
+    try:
+        assert ScriptOptions(match="regex").match == "regex"
+    finally:
+        del MATCHERS["regex"]

@@ -56,7 +56,7 @@ from .handshake import (
     refusal_for,
 )
 from .lint import client_group
-from .matchers import match, parse_path
+from .matchers import MATCHERS, match, matcher_names, parse_path
 from .model import Close, Message, Opcode, Open, Side, TlsInfo
 from .report import CloseResult, ConnectionResult, Report, build_report
 from .rules import (
@@ -86,8 +86,6 @@ from .rules import (
     unplayed,
     violation,
 )
-
-MATCHERS = ("exact", "json", "type", "any")
 
 # A client frame breaking one of these rules fails the connection with this close code
 # (RFC 6455 §7.1.7 "Fail the WebSocket Connection"; 1007 for bad UTF-8, §8.1). Only
@@ -150,7 +148,9 @@ class ScriptOptions:
 
     def __post_init__(self) -> None:
         if self.match not in MATCHERS:
-            raise ValueError(f"unknown matcher {self.match!r}; choose one of {', '.join(MATCHERS)}")
+            raise ValueError(
+                f"unknown matcher {self.match!r}; choose one of {', '.join(matcher_names())}"
+            )
         for path in self.ignore_json_paths:
             parse_path(path)
         if self.speed < 0:
@@ -1350,7 +1350,6 @@ class ReplaySession:
 
 __all__ = [
     "FAIL_CODES",
-    "MATCHERS",
     "Action",
     "CloseInfo",
     "Drop",
