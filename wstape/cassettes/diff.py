@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from wstape.cassettes.jsonl import close_fields
 from wstape.cassettes.reader import CassetteReader
 from wstape.core.model import Close, Message, Opcode, Open, headers_as_text
 
@@ -377,19 +378,9 @@ def open_changes(a: Open, b: Open, ignore_headers: frozenset[str]) -> list[dict[
     return out
 
 
-def _close_fields(c: Close | None) -> dict[str, Any] | None:
-    if c is None:
-        return None
-    return {
-        "by": None if c.by is None else c.by.value,
-        "code": c.code,
-        "reason": c.reason,
-        "on_wire": c.on_wire,
-    }
-
-
 def close_changes(a: Close | None, b: Close | None) -> list[dict[str, Any]]:
-    fa, fb = _close_fields(a), _close_fields(b)
+    fa = None if a is None else close_fields(a)
+    fb = None if b is None else close_fields(b)
     if fa is None or fb is None:
         return [] if fa == fb else [{"field": "close", "a": fa, "b": fb}]
     return [{"field": k, "a": fa[k], "b": fb[k]} for k in fa if fa[k] != fb[k]]

@@ -41,7 +41,7 @@ from typing import IO, Any, BinaryIO, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 import wstape
-from wstape.cassettes.jsonl import iso_utc
+from wstape.cassettes.jsonl import close_fields, iso_utc
 from wstape.cassettes.reader import CassetteReader
 from wstape.core.model import (
     Close,
@@ -142,13 +142,7 @@ def _raw_headers(headers: Headers) -> list[list[str]]:
 
 
 def _close_json(close: Close) -> dict[str, Any]:
-    return {
-        "t": close.t,
-        "by": None if close.by is None else close.by.value,
-        "code": close.code,
-        "reason": close.reason,
-        "on_wire": close.on_wire,
-    }
+    return {"t": close.t, **close_fields(close)}
 
 
 def _entry(conn: _Conn) -> dict[str, Any]:

@@ -64,16 +64,18 @@ def record_to_json(record: Record) -> dict[str, Any] | None:
             "started_at": iso_utc(record.started_at),
         }
     if isinstance(record, Close):
-        return {
-            "type": "close",
-            "conn": record.conn,
-            "t": _t(record.t),
-            "by": None if record.by is None else record.by.value,
-            "code": record.code,
-            "reason": record.reason,
-            "on_wire": record.on_wire,
-        }
+        return {"type": "close", "conn": record.conn, "t": _t(record.t), **close_fields(record)}
     return None
+
+
+def close_fields(close: Close) -> dict[str, Any]:
+    """How a connection ended, as in every JSON view: ``by``, ``code``, ``reason``, ``on_wire``."""
+    return {
+        "by": None if close.by is None else close.by.value,
+        "code": close.code,
+        "reason": close.reason,
+        "on_wire": close.on_wire,
+    }
 
 
 def note_to_json(note: Note) -> dict[str, Any]:
@@ -121,12 +123,5 @@ def summary_to_json(s: ConnectionSummary) -> dict[str, Any]:
         "messages": {"client": s.messages_client, "server": s.messages_server},
         "bytes": {"client": s.bytes_client, "server": s.bytes_server},
         "duration": _t(s.duration),
-        "close": None
-        if close is None
-        else {
-            "by": None if close.by is None else close.by.value,
-            "code": close.code,
-            "reason": close.reason,
-            "on_wire": close.on_wire,
-        },
+        "close": None if close is None else close_fields(close),
     }

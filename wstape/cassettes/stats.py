@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wstape.cassettes.jsonl import iso_utc
+from wstape.cassettes.jsonl import close_fields, iso_utc
 from wstape.core.model import Close, Message, Open, Record, Side
 
 _EXACT_BELOW = 2048
@@ -97,17 +97,6 @@ def _gaps_json(h: Histogram) -> dict[str, float | None]:
     return {"p50": _seconds(p50), "max": _seconds(h.max)}
 
 
-def _close_json(close: Close | None) -> dict[str, Any] | None:
-    if close is None:
-        return None
-    return {
-        "by": None if close.by is None else close.by.value,
-        "code": close.code,
-        "reason": close.reason,
-        "on_wire": close.on_wire,
-    }
-
-
 @dataclass
 class ConnectionStats:
     open: Open
@@ -149,7 +138,7 @@ class ConnectionStats:
             "bytes": {s.value: self.bytes[s] for s in Side},
             "size": {s.value: _sizes_json(self.sizes[s]) for s in Side},
             "gap": _gaps_json(self.gaps),
-            "close": _close_json(self.close),
+            "close": None if self.close is None else close_fields(self.close),
         }
 
 
