@@ -40,7 +40,6 @@ Group = tuple[str, ...]
 class _Conn:
     group: Group
     started_at: float
-    accepted: bool
     ended_at: float | None = None
 
 
@@ -120,12 +119,8 @@ def _on_open(
         c for c, s in conns.items() if s.ended_at is not None and s.ended_at <= op.started_at
     ]:
         del conns[conn_id]
-    conns[op.conn] = _Conn(group, op.started_at, op.accepted)
-    open_now = sum(
-        1
-        for s in conns.values()
-        if s.group == group and (s.ended_at is None or s.ended_at > op.started_at)
-    )
+    conns[op.conn] = _Conn(group, op.started_at)
+    open_now = sum(1 for s in conns.values() if s.group == group)
     yield from check_socket_limit(open_now, cfg, op.conn)
 
 
