@@ -17,8 +17,9 @@ import re
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 
-from .model import Headers, Open, TlsInfo, split_header_list
+from .model import Headers, Open, TlsInfo
 from .rules import accept_key, key_problem
+from .rules_helpers import header_items, header_tokens, header_values
 
 MAX_REQUEST_HEAD = 16 * 1024
 """Largest request line plus headers accepted before answering 431."""
@@ -156,8 +157,9 @@ class RequestParser:
             text_target = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
         elif not text_target.startswith("/"):
             return HttpError(400, "request target is not a path")
-        host_value = _header(headers, b"host")
-        host, port = _split_host(host_value or "", 443 if self.scheme == "wss" else 80)
+        request_headers = tuple(headers)
+        hosts = header_values(request_headers, "Host")
+        host, port = _split_host(hosts[0] if hosts else "", 443 if self.scheme == "wss" else 80)
         return Open(
             conn=0,
             started_at=self.started_at,
@@ -167,11 +169,11 @@ class RequestParser:
             port=port,
             target=text_target,
             http_version=version.decode("ascii"),
-            request_headers=tuple(headers),
+            request_headers=request_headers,
             status=0,
             response_headers=(),
-            subprotocols=_items(headers, b"sec-websocket-protocol"),
-            extensions=_items(headers, b"sec-websocket-extensions"),
+            subprotocols=_items(request_headers, "Sec-WebSocket-Protocol"),
+            extensions=_items(request_headers, "Sec-WebSocket-Extensions"),
             client=self.client,
             tls=self.tls,
         )
@@ -190,19 +192,8 @@ def _could_be_http(start: bytes) -> bool:
     return _TOKEN.fullmatch(start.split(b" ", 1)[0]) is not None
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for k, v in headers:
-        if k.lower() == name:
-            return v.decode("latin-1")
-    return None
-
-
-def _items(headers: list[tuple[bytes, bytes]], name: bytes) -> tuple[str, ...]:
-    out: list[str] = []
-    for k, v in headers:
-        if k.lower() == name:
-            out += split_header_list(v.decode("latin-1"))
-    return tuple(out)
+def _items(headers: Headers, name: str) -> tuple[str, ...]:
+    return tuple(item for item in header_items(headers, name) if item)
 
 
 def _split_host(value: str, default_port: int) -> tuple[str, int]:
@@ -236,26 +227,21 @@ def refusal_for(req: Open) -> Response | None:
             f"a WebSocket upgrade must be GET over HTTP/1.1, not {req.method} {req.http_version}",
             extra=((b"Allow", b"GET"),) if req.method != "GET" else (),
         )
-    upgrade = {i.lower() for v in _values(req, "Upgrade") for i in split_header_list(v)}
-    connection = {i.lower() for v in _values(req, "Connection") for i in split_header_list(v)}
+    upgrade = header_tokens(req.request_headers, "Upgrade")
+    connection = header_tokens(req.request_headers, "Connection")
     if "websocket" not in upgrade or "upgrade" not in connection:
         return error_response(400, "missing Upgrade: websocket or Connection: Upgrade")
-    versions = _values(req, "Sec-WebSocket-Version")
+    versions = header_values(req.request_headers, "Sec-WebSocket-Version")
     if versions != ["13"]:
         return error_response(
             426,
             "unsupported Sec-WebSocket-Version; this server speaks 13",
             extra=((b"Sec-WebSocket-Version", b"13"),),
         )
-    keys = _values(req, "Sec-WebSocket-Key")
+    keys = header_values(req.request_headers, "Sec-WebSocket-Key")
     if len(keys) != 1 or key_problem(keys[0]) is not None:
         return error_response(400, "Sec-WebSocket-Key must be base64 of 16 bytes")
     return None
-
-
-def _values(req: Open, name: str) -> list[str]:
-    wanted = name.lower().encode("ascii")
-    return [v.decode("latin-1").strip() for k, v in req.request_headers if k.lower() == wanted]
 
 
 def chosen_subprotocol(req: Open, recorded: Open) -> str | None:
@@ -273,7 +259,7 @@ def accept_response(req: Open, recorded: Open) -> Response:
     the client must not set RSV bits; the other recorded response headers are kept,
     minus hop-by-hop ones. ``req`` must have passed :func:`refusal_for`.
     """
-    key = _values(req, "Sec-WebSocket-Key")[0]
+    key = header_values(req.request_headers, "Sec-WebSocket-Key")[0]
     headers: list[tuple[bytes, bytes]] = [
         (b"Upgrade", b"websocket"),
         (b"Connection", b"Upgrade"),
