@@ -180,6 +180,21 @@ def test_format_path() -> None:
     assert format_path(["data", "items", 2, "odd key", "ts"]) == '$.data.items[2]["odd key"].ts'
 
 
+@pytest.mark.parametrize("bad", ["$.items[-1]", '$["\\q"]'])
+def test_parse_path_rejects_what_would_silently_ignore_nothing(bad: str) -> None:
+    with pytest.raises(ValueError, match="bad JSON path"):
+        parse_path(bad)
+
+
+@pytest.mark.parametrize("key", ['say "hi"', "back\\slash", "tab\t", "x]y", "名字"])
+def test_a_path_from_a_diff_can_be_passed_back_as_an_ignore_path(key: str) -> None:
+    expected = rec(json.dumps({key: 1, "n": 1}))
+    result = match("json", expected, T, json.dumps({key: 2, "n": 1}).encode())
+    path = result.diff.split(":", 1)[0]
+    assert parse_path(path) == (key,)
+    assert match("json", expected, T, json.dumps({key: 2, "n": 1}).encode(), [path]).ok
+
+
 def test_registry() -> None:
     assert matcher_names() == ["any", "exact", "json", "type"]
     verdicts = match_all(rec('{"a":1}'), T, b'{"a": 1}')

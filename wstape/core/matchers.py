@@ -210,10 +210,11 @@ Segment = str | int | _Wildcard
 """A path step: an object key, a list index, or ``*`` (any key or index)."""
 
 _STEP = re.compile(
-    r"""\.(?P<name>[^.\[\]]+)              # .name or .*
-      | \[(?P<index>-?\d+)\]               # [0]
-      | \[(?P<star>\*)\]                   # [*]
-      | \[(?P<q>['"])(?P<key>.*?)(?P=q)\]  # ['key'] or ["key"]
+    r"""\.(?P<name>[^.\[\]]+)                # .name or .*
+      | \[(?P<index>-?\d+)\]                 # [0]
+      | \[(?P<star>\*)\]                     # [*]
+      | \["(?P<json>(?:[^"\\]|\\.)*)"\]    # ["key"], a JSON string (as format_path writes)
+      | \['(?P<key>[^']*)'\]                  # ['key'], taken literally
     """,
     re.VERBOSE,
 )
@@ -223,6 +224,10 @@ def parse_path(path: str) -> tuple[Segment, ...]:
     """Parse ``$.a.b[0][*]["c d"]`` into segments. Raises ``ValueError`` if malformed.
 
     A path without the leading ``$`` is read as starting at the root (``ts`` = ``$.ts``).
+    A double-quoted key is a JSON string, so every path :func:`format_path` prints (in a
+    mismatch diff) can be passed back as an ignore path. Negative indices raise
+    ``ValueError``: a path is matched without knowing the list's length, so ``[-1]``
+    would silently ignore nothing.
     """
     text = path.strip()
     if not text.startswith("$"):
@@ -236,9 +241,22 @@ def parse_path(path: str) -> tuple[Segment, ...]:
             name = found.group("name")
             steps.append(WILDCARD if name == "*" else name)
         elif found.group("index") is not None:
-            steps.append(int(found.group("index")))
+            index = int(found.group("index"))
+            if index < 0:
+                raise ValueError(
+                    f"bad JSON path {path!r}: negative index [{index}] is not supported "
+                    "(use [*] for any element)"
+                )
+            steps.append(index)
         elif found.group("star") is not None:
             steps.append(WILDCARD)
+        elif found.group("json") is not None:
+            try:
+                steps.append(json.loads(f'"{found.group("json")}"'))
+            except ValueError:
+                raise ValueError(
+                    f"bad JSON path {path!r} at character {pos}: {text[pos:]!r}"
+                ) from None
         else:
             steps.append(found.group("key"))
         pos = found.end()
