@@ -282,6 +282,8 @@ class ReplayServer:
         self._extra_servers: list[asyncio.Server] = []
         self._protocols: set[_Connection] = set()
         self._done: asyncio.Event | None = None
+        self._all_closed: asyncio.Event | None = None
+        """Set by the last connection to end while :meth:`stop` waits for them."""
         self.internal_errors: list[str] = []
 
     @property
@@ -366,6 +368,8 @@ class ReplayServer:
         return extra
 
     def _connection_ended(self) -> None:
+        if not self._protocols and self._all_closed is not None:
+            self._all_closed.set()
         if self.session is not None and self._done is not None and self.session.all_played():
             self._done.set()
 
@@ -399,9 +403,11 @@ class ReplayServer:
             self._server.close()
             for proto in list(self._protocols):
                 proto.shutdown()
-            deadline = self.loop.time() + STOP_GRACE
-            while self._protocols and self.loop.time() < deadline:
-                await asyncio.sleep(0.01)
+            if self._protocols:
+                self._all_closed = asyncio.Event()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._all_closed.wait(), STOP_GRACE)
+                self._all_closed = None
             for proto in list(self._protocols):
                 if proto.transport is not None:
                     proto.transport.abort()
