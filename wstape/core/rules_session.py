@@ -157,13 +157,19 @@ def check_connect_timeout(
 
 
 def message_json(opcode: Opcode, payload: bytes) -> dict[str, object]:
-    """A message as report data: opcode, size and the payload (cut to a preview)."""
+    """A message as report data: opcode, size and the payload (cut to a preview).
+
+    A binary payload is given as hex (``"payload_hex"``): bytes that happen to be valid
+    UTF-8 would otherwise show up in a report as control characters.
+    """
     data: dict[str, object] = {"opcode": opcode.value, "size": len(payload)}
-    if len(payload) > PAYLOAD_PREVIEW_BYTES:
-        data["payload"] = payload[:PAYLOAD_PREVIEW_BYTES]
-        data["truncated"] = True
+    shown = payload[:PAYLOAD_PREVIEW_BYTES]
+    if opcode is Opcode.BINARY:
+        data["payload_hex"] = shown.hex()
     else:
-        data["payload"] = payload
+        data["payload"] = shown
+    if len(payload) > PAYLOAD_PREVIEW_BYTES:
+        data["truncated"] = True
     return data
 
 
