@@ -588,10 +588,12 @@ class WstapeServer:
         thread = self._thread
         try:
             if self._server is not None:
-                self.settle()
-                lines = self.problems(final=True)
-                thread.run(self._server.stop(), STOP_TIMEOUT)
-                self._stopped = True
+                try:
+                    self.settle()
+                    lines = self.problems(final=True)
+                finally:  # close the listener and the connections whatever happened
+                    thread.run(self._server.stop(), STOP_TIMEOUT)
+                    self._stopped = True
                 return lines + self.problems(final=False)
             self._stopped = True
             self._stop_recording(thread)
@@ -605,8 +607,17 @@ class WstapeServer:
         if future is None or stop is None:
             return
         thread.run(_proxy_idle(SETTLE), SETTLE + STOP_TIMEOUT)
+        from wstape.addons.runner import RecordError
+
         thread.loop.call_soon_threadsafe(stop.set)
-        result = future.result(STOP_TIMEOUT)
+        try:
+            result = future.result(STOP_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            raise WstapeUsageError(
+                f"recording to {self.cassette} did not stop within {STOP_TIMEOUT:g} s"
+            ) from None
+        except RecordError as e:
+            raise WstapeUsageError(f"recording to {self.cassette} failed: {e}") from None
         if result.failure is not None:
             raise WstapeUsageError(f"recording to {self.cassette} failed: {result.failure}")
 
