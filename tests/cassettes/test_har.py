@@ -622,3 +622,16 @@ def test_savehar_and_the_recorder_agree_on_the_same_traffic(tmp_path: Path) -> N
     imported_close = next(r for r in imported if isinstance(r, Close))
     assert (recorded_close.by, recorded_close.code) == (Side.CLIENT, 1000)
     assert (imported_close.by, imported_close.code) == (None, None)
+
+
+def test_connections_import_in_start_order(tmp_path: Path) -> None:
+    """savehar writes a WebSocket entry when its connection ends; a cassette lists
+    connections as they started."""
+    har = json.loads(CHROME.read_text(encoding="utf-8"))
+    entries = har["log"]["entries"]
+    ws = [e for e in entries if e.get("_resourceType") == "websocket"]
+    har["log"]["entries"] = [entries[0], *reversed(ws)]  # ended-first order
+    swapped = tmp_path / "swapped.har"
+    swapped.write_text(json.dumps(har), encoding="utf-8")
+    urls = [r.url for r in read_har(swapped).records() if isinstance(r, Open)]
+    assert urls == ["wss://chat.example.com/chat?room=1", "ws://127.0.0.1:9000/admin"]

@@ -404,7 +404,8 @@ class HarImport:
         used.update(c for c in planned if c is not None)
         next_id = 1
         emitted = 0
-        for index, raw in enumerate(self.entries):
+        for index in self._order():
+            raw = self.entries[index]
             while pending and pending[0][0] <= emitted:
                 yield pending.pop(0)[1]
             entry = _Entry(self.path, index, raw)
@@ -428,6 +429,24 @@ class HarImport:
             emitted += 1
         for _, note in pending:
             yield note
+
+
+    def _order(self) -> list[int]:
+        """Entry indexes in the order to import them.
+
+        A wstape HAR keeps the cassette's order. Other tools write a WebSocket entry when
+        the connection ends (mitmproxy's savehar) or in their own order, so connections
+        are put in the order they started, as a recording has them.
+        """
+        indexes = list(range(len(self.entries)))
+        if self.has_ext:
+            return indexes
+
+        def started(i: int) -> float:
+            entry = _Entry(self.path, i, self.entries[i])
+            return entry.started_at() if entry.is_websocket() else float("-inf")
+
+        return sorted(indexes, key=started)
 
 
 def _ext_conn(entry: Any) -> int | None:
