@@ -101,3 +101,26 @@ def test_rules_lists_catalogue() -> None:
     assert "RFC-CLOSE-CODE" in ids and "WX-URL-SCHEME" not in ids
     human = runner.invoke(app, ["rules", "--profile", "wechat"])
     assert "WX-SOCKET-LIMIT" in human.stdout
+
+
+def test_truncated_cassette_is_refused_with_a_repair_hint(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "cut.msgpack",
+        chat_open(1),
+        Message(1, 0.1, Side.CLIENT, Opcode.TEXT, b'{"type":"ping"}'),
+    )
+    path.write_bytes(path.read_bytes()[:-4])
+    result = runner.invoke(app, ["check", str(path)])
+    assert result.exit_code == 3
+    assert "truncated" in result.stderr and "wstape repair" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_malformed_appid_is_a_usage_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.msgpack", chat_open(1))
+    result = runner.invoke(app, ["check", str(path), "--profile", "wechat", "--appid", "bad"])
+    assert result.exit_code == 2 and "--appid 'bad'" in result.stderr
+    ok = runner.invoke(
+        app, ["check", str(path), "--profile", "wechat", "--appid", "wx0123456789abcdef"]
+    )
+    assert ok.exit_code in (0, 1), ok.output

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from wstape.cassettes import CassetteError
+from wstape.cassettes import CassetteError, TruncatedCassette
 from wstape.cassettes.check import check_file
-from wstape.cli.common import ExitCode, console, fail, open_cassette, warn_if_truncated
+from wstape.cli.common import ExitCode, console, fail, open_cassette
 from wstape.cli.options import (
     AllowHostOpt,
     AppidOpt,
@@ -46,15 +46,18 @@ def check(
     (and server) did that breaks RFC 6455, the browser API or the WeChat socket rules.
 
     Exit code 1 when an error-severity rule was broken (warnings alone: 0), 3 when the
-    cassette cannot be read.
+    cassette cannot be read or is truncated (as replay, check refuses half a recording).
     """
     cfg = rule_config(profile, appid, allow_host, platform, max_sockets, ignore)
-    reader = open_cassette(cassette)
+    # A truncated cassette is refused, as replay refuses it: a check that passes on half a
+    # recording would let CI pass on a recorder that was killed.
+    reader = open_cassette(cassette, allow_truncated=False)
     try:
         report = check_file(reader, cfg)
     except CassetteError as e:
-        fail(str(e), ExitCode.CASSETTE)
-    warn_if_truncated(reader)
+        truncated = isinstance(e, TruncatedCassette)
+        hint = "; `wstape repair` writes its complete part" if truncated else ""
+        fail(f"{e}{hint}", ExitCode.CASSETTE)
     if as_json:
         sys.stdout.write(to_json(report) + "\n")
     else:

@@ -9,6 +9,7 @@ import typer
 
 from wstape.cli.common import fail
 from wstape.core.rules import Profile, RuleConfig, unknown_rule_ids
+from wstape.core.rules_handshake import WX_APPID
 
 
 class ProfileChoice(StrEnum):
@@ -68,6 +69,8 @@ def rule_config(
     ignore: list[str] | None,
 ) -> RuleConfig:
     """Build the RuleConfig, or exit 2 naming an unknown rule ID."""
+    if appid is not None and not WX_APPID.match(appid):
+        fail(f"--appid {appid!r} is not an appid (wx and 16 hex digits, e.g. wx0123456789abcdef)")
     ignored = [i.upper() for i in ignore or []]
     unknown = unknown_rule_ids(ignored)
     if unknown:

@@ -28,8 +28,10 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # appid: "wx" + 16 hex digits (upper case accepted: the shape matters, not the case), or
 # "touristappid" when no appid is set; version: 0 (develop/trial/review), "devtools", or a
 # release number.
+APPID = r"wx[0-9a-fA-F]{16}"
+WX_APPID = re.compile(f"^{APPID}$")
 WX_REFERER = re.compile(
-    r"^https://servicewechat\.com/(wx[0-9a-fA-F]{16}|touristappid)/(0|devtools|\d+)"
+    rf"^https://servicewechat\.com/({APPID}|touristappid)/(0|devtools|\d+)"
     r"/page-frame\.html$"
 )
 
