@@ -514,3 +514,12 @@ def test_commands_stream_in_bounded_memory(tmp_path: Path) -> None:
     assert len(json.loads((tmp_path / "big.har").read_text())["log"]["entries"]) == 2
     records: list[Record] = read_cassette(tmp_path / "red.msgpack")[1]
     assert b"<redacted>" in records[2].payload  # type: ignore[union-attr]
+
+
+def test_show_warns_about_a_connection_that_is_not_there() -> None:
+    from tests.cli.test_inspect import V1
+
+    result = CliRunner().invoke(app, ["show", str(V1), "--conn", "99", "--conn", "1"])
+    assert result.exit_code == 0
+    assert "no connection 99" in result.stderr and "no connection 1" not in result.stderr
+    assert "4001" in result.stdout

@@ -194,15 +194,21 @@ def _show_lines(
     reader: CassetteReader, conns: set[int] | None, limit: int | None, *, notes: bool = True
 ) -> Iterator[Record]:
     shown = 0
+    opened: set[int] = set()
     for record in reader:
         if conns is not None and record.conn not in conns:
             continue
+        if isinstance(record, Open):
+            opened.add(record.conn)
         if not notes and isinstance(record, Note):
             continue
         if limit is not None and shown >= limit:
             return
         shown += 1
         yield record
+    missing = sorted((conns or set()) - opened)
+    if missing:
+        warn(f"{reader.path}: no connection {', '.join(map(str, missing))} in this cassette")
 
 
 def show(
