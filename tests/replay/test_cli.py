@@ -166,11 +166,13 @@ async def test_usage_errors_exit_2(tmp_path: Path, make_cassette: CassetteFactor
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     try:
+        # --port 0 so that a usage error that went unnoticed could not collide with
+        # anything on the default port; it would then serve, and time out here.
         for args in (
-            ["--ignore", "NO-SUCH-RULE"],
-            ["--tls"],
-            ["--match", "fuzzy"],
-            ["--ignore-json-path", "$..["],
+            ["--port", "0", "--ignore", "NO-SUCH-RULE"],
+            ["--port", "0", "--tls"],
+            ["--port", "0", "--match", "fuzzy"],
+            ["--port", "0", "--ignore-json-path", "$..["],
             ["--port", str(busy.getsockname()[1])],
         ):
             proc = await asyncio.create_subprocess_exec(
