@@ -66,7 +66,8 @@ def demo(
         rec = result.recorded.stats
         out.print(
             f"1. recorded the sample chat client through wstape record (reverse mode): "
-            f"{rec.messages} messages into {cassette}",
+            f"{rec.messages} messages into "
+            + (str(cassette) if output is not None else "a temporary cassette (-o FILE keeps it)"),
             highlight=False,
         )
         for s in summarize(CassetteReader(result.cassette)):
