@@ -422,3 +422,73 @@ def recorder(output: Path, *args: str, **kw: Any) -> Iterator[RecorderProcess]:
         yield rec.start()
     finally:
         rec.kill()
+
+
+MITMDUMP = Path(sys.executable).with_name("mitmdump")
+"""The mitmdump of the Python running the tests (the venv's)."""
+MITMDUMP_LISTENING = re.compile(r"listening at (?:\[[^\]]+\]|[\d.]+):(\d+)")
+
+
+def wstape_addon_path() -> str:
+    """What ``wstape addon-path`` prints, asked of the real command."""
+    result = subprocess.run(
+        [sys.executable, "-m", "wstape", "addon-path"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean_env(),
+    )
+    return result.stdout.strip()
+
+
+class Mitmdump:
+    """A real ``mitmdump -s "$(wstape addon-path)"`` in reverse mode in front of
+    ``upstream``, on a port of its own (read from its "listening at" line)."""
+
+    def __init__(self, upstream: int, confdir: Path, *sets: str) -> None:
+        cmd = [
+            str(MITMDUMP),
+            "-s",
+            wstape_addon_path(),
+            "--mode",
+            f"reverse:http://127.0.0.1:{upstream}",
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            "0",
+            "--set",
+            f"confdir={confdir}",
+            "--set",
+            "flow_detail=0",
+        ]
+        for option in sets:
+            cmd += ["--set", option]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            env=clean_env(),
+        )
+        self.output = OutputReader(self.proc.stdout)
+        self.port = 0
+
+    def wait_listening(self, timeout: float = 20) -> int:
+        self.port = int(self.output.wait_for(MITMDUMP_LISTENING, timeout).group(1))
+        return self.port
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGINT, as Ctrl-C; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout)
+        self.output.join()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.output.join()

@@ -3,94 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
 from tests.helpers.servers import (
-    OutputReader,
+    MITMDUMP,
+    Mitmdump,
     ScenarioServer,
-    clean_env,
     wait_for_records,
 )
 from wstape.cassettes import read_cassette
 from wstape.core.model import Close, Message, Note, Open, Side
 
-MITMDUMP = Path(sys.executable).with_name("mitmdump")
-LISTENING = re.compile(r"listening at (?:\[[^\]]+\]|[\d.]+):(\d+)")
-
 pytestmark = pytest.mark.skipif(not MITMDUMP.exists(), reason=f"no {MITMDUMP}")
-
-
-def addon_path() -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "wstape", "addon-path"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=clean_env(),
-    )
-    return result.stdout.strip()
-
-
-class Mitmdump:
-    def __init__(self, server: ScenarioServer, confdir: Path, *sets: str) -> None:
-        cmd = [
-            str(MITMDUMP),
-            "-s",
-            addon_path(),
-            "--mode",
-            f"reverse:http://127.0.0.1:{server.port}",
-            "--listen-host",
-            "127.0.0.1",
-            "--listen-port",
-            "0",
-            "--set",
-            f"confdir={confdir}",
-            "--set",
-            "flow_detail=0",
-        ]
-        for s in sets:
-            cmd += ["--set", s]
-        self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            encoding="utf-8",
-            env=clean_env(),
-        )
-        self.output = OutputReader(self.proc.stdout)
-        self.port = 0
-
-    def wait_listening(self, timeout: float = 20) -> int:
-        self.port = int(self.output.wait_for(LISTENING, timeout).group(1))
-        return self.port
-
-    def stop(self, timeout: float = 20) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(timeout)
-        self.output.join()
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 def test_mitmdump_records_with_the_addon_script(
     tmp_path: Path, ws_server: ScenarioServer, confdir: Path
 ) -> None:
     out = tmp_path / "chat.msgpack"
-    dump = Mitmdump(ws_server, confdir, f"wstape_cassette={out}", "wstape_redact_json_keys=token")
+    dump = Mitmdump(
+        ws_server.port, confdir, f"wstape_cassette={out}", "wstape_redact_json_keys=token"
+    )
     try:
         port = dump.wait_listening()
 
@@ -138,7 +74,7 @@ def test_mitmdump_refuses_an_existing_cassette_loudly(
 ) -> None:
     out = tmp_path / "exists.msgpack"
     out.write_bytes(b"keep me")
-    dump = Mitmdump(ws_server, confdir, f"wstape_cassette={out}")
+    dump = Mitmdump(ws_server.port, confdir, f"wstape_cassette={out}")
     try:
         code = dump.proc.wait(30)
     finally:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,9 +32,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.helpers.servers import (
+    MITMDUMP,
     REFUSE_BODY,
     SUBPROTOCOL,
-    OutputReader,
+    Mitmdump,
     ScenarioServer,
     clean_env,
     wait_for_records,
@@ -45,8 +44,6 @@ from wstape.cassettes import read_cassette
 from wstape.cassettes.har import UNKNOWN_END_NOTE
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 
-MITMDUMP = Path(sys.executable).parent / "mitmdump"
-LISTENING = re.compile(r"listening at (?:\[[^\]]+\]|[\d.*]+):(\d+)")
 TIME_TOLERANCE = 1e-5
 """Seconds. Both files take a message's time from the same mitmproxy object; the HAR's
 ``startedDateTime`` has microseconds, the import rounds ``t`` to 1 µs, and float epoch
@@ -87,59 +84,6 @@ def _wstape(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=30,
         check=False,
     )
-
-
-class _Mitmdump:
-    """mitmdump in reverse mode with the wstape addon and savehar, on a port of its own."""
-
-    def __init__(self, upstream: int, confdir: Path, cassette: Path, har: Path) -> None:
-        addon = _wstape("addon-path")
-        assert addon.returncode == 0, addon.stderr
-        cmd = [
-            str(MITMDUMP),
-            "-s",
-            addon.stdout.strip(),
-            "--mode",
-            f"reverse:http://127.0.0.1:{upstream}",
-            "--listen-host",
-            "127.0.0.1",
-            "--listen-port",
-            "0",
-            "--set",
-            f"confdir={confdir}",
-            "--set",
-            "flow_detail=0",
-            "--set",
-            f"wstape_cassette={cassette}",
-            "--set",
-            f"hardump={har}",
-        ]
-        self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            encoding="utf-8",
-            env=clean_env(),
-        )
-        self.output = OutputReader(self.proc.stdout)
-
-    def wait_listening(self, timeout: float = 15) -> int:
-        return int(self.output.wait_for(LISTENING, timeout).group(1))
-
-    def stop(self, timeout: float = 15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(timeout)
-        self.output.join()
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.output.join()
 
 
 async def _session(port: int) -> None:
@@ -190,7 +134,7 @@ def test_savehar_of_a_live_session_imports_to_the_recorded_messages(
     tmp_path: Path, ws_server: ScenarioServer, confdir: Path
 ) -> None:
     cassette, har = tmp_path / "live.msgpack", tmp_path / "live.har"
-    dump = _Mitmdump(ws_server.port, confdir, cassette, har)
+    dump = Mitmdump(ws_server.port, confdir, f"wstape_cassette={cassette}", f"hardump={har}")
     try:
         port = dump.wait_listening()
         asyncio.run(asyncio.wait_for(_session(port), 15))
