@@ -975,7 +975,9 @@ class LiveConnection:
         self.failed = True
         self.session.log(self, f"failing the connection: {describe(code, reason)}")
         if self.phase is Phase.OPEN:
-            self._send_close(code, reason[:123], now)
+            # A Close reason is at most 123 bytes (§5.5); cut on a character boundary.
+            short = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
+            self._send_close(code, short, now)
         if self._client_close_seen or self.phase is not Phase.CLOSING:
             self.close_after_flush = True
 
