@@ -1,0 +1,218 @@
+"""What a protocol codec tells replay about the messages of one application protocol.
+
+A WebSocket carries an application protocol (Socket.IO, graphql-ws, MQTT, STOMP,
+JSON-RPC, ...). Replay needs to know four things about it, and a :class:`Codec` answers
+them without I/O, for one protocol each (one module per protocol in this package,
+registered in :data:`CODECS` as the matchers are):
+
+1. **What a message means.** :meth:`Codec.decode` turns the payload of one protocol
+   *unit* into a :class:`Decoded`: a short ``kind`` (``EVENT``, ``SUBSCRIBE``, ``next``),
+   a JSON-like ``value`` that matchers compare and ``show`` prints, and a one-line
+   ``summary``. A payload that does not decode is data, never an error: ``decode``
+   returns None and replay falls back to the plain matcher. ``decode`` never raises.
+2. **Which values change every session.** ``Decoded.generated`` names the paths (into
+   ``value``) of fields the *client* makes up per session (graphql operation ids, MQTT
+   packet identifiers and client ids, JSON-RPC ids from a UUID generator); they are not
+   compared. ``Decoded.echoes`` names the paths of a *server* unit that may carry such a
+   value back (graphql ``next.id``, MQTT ``SUBACK.packet_id``, STOMP ``receipt-id``).
+   Replay learns ``recorded value -> live value`` from each matched client unit and
+   rewrites later server units with :meth:`Codec.substitute` (the correlation).
+3. **Which messages are heartbeats**, in which direction, and whether a timer sends them
+   (``Decoded.heartbeat``): Engine.IO's server ``2`` (a ping on the server's timer) and
+   the client's ``3`` (its reply), MQTT ``PINGREQ``/``PINGRESP``, STOMP's bare EOL
+   heart-beats, graphql ``ping``/``pong`` and legacy ``ka`` keep-alives.
+4. **How units are framed.** Most protocols put one unit in one WebSocket message. Some
+   split a unit over several messages or pack several into one (MQTT.js sends each field
+   of a packet as its own message): :meth:`Codec.reassembler` returns a stream
+   reassembler for one direction, and replay matches units, not messages.
+
+Paths are tuples of keys and indices (``("payload", "id")``, ``(0, "id")``), the same
+steps as :func:`wstape.core.matchers.format_path` prints (``$.payload.id``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ..model import Message, Opcode, Open, Side
+
+Path = tuple[str | int, ...]
+"""A path into a decoded value: dict keys and list indices."""
+
+Scalar = str | int | float | bool | None
+"""What a correlated field holds."""
+
+
+class HeartbeatRole(StrEnum):
+    """The part a heartbeat unit plays."""
+
+    PING = "ping"
+    """A request the other side must answer (Engine.IO server ``2``, MQTT PINGREQ)."""
+    PONG = "pong"
+    """The answer to a PING (Engine.IO client ``3``, MQTT PINGRESP)."""
+    BEAT = "beat"
+    """A one-way keep-alive nobody answers (STOMP EOL heart-beat, legacy graphql ``ka``)."""
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A unit that only keeps the connection alive.
+
+    ``timer`` is True when the sender sends it on a clock (every pingInterval,
+    heart-beat interval) rather than in answer to something: replay then keeps its
+    recorded spacing at every ``--speed``. ``name`` groups a PING with its PONG (one
+    protocol may have several kinds).
+    """
+
+    role: HeartbeatRole
+    name: str
+    timer: bool = False
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One protocol unit, understood.
+
+    ``value`` is JSON-like (dict, list, str, int, float, bool, None; bytes only where
+    the protocol carries opaque binary, e.g. an MQTT payload) and must be equal for two
+    units that mean the same, whatever their encoding details.
+    """
+
+    kind: str
+    """The unit's type, as the protocol names it (``EVENT``, ``SUBSCRIBE``, ``next``)."""
+    value: Any
+    summary: str
+    """One line for ``show`` / ``view`` / mismatch reports, e.g. ``EVENT / "chat" [...]``."""
+    generated: tuple[Path, ...] = ()
+    """Client units: paths of values the client makes up per session (not compared)."""
+    echoes: tuple[Path, ...] = ()
+    """Server units: paths that may carry a value a client generated (substituted)."""
+    heartbeat: Heartbeat | None = None
+
+
+class Reassembler(ABC):
+    """Turns the WebSocket messages of one direction into protocol units.
+
+    :meth:`feed` takes one complete WebSocket message and returns the units it
+    completed (zero, one or several), each as ``(opcode, payload)``: bytes that
+    :meth:`Codec.decode` reads as exactly one unit. Bytes that cannot begin a unit are
+    returned as one unit of their own (replay then judges them byte for byte), so the
+    stream never stalls and never grows without bound: at most ``max_buffer`` bytes
+    are held back.
+    """
+
+    max_buffer: int = 16 * 1024 * 1024
+
+    @abstractmethod
+    def feed(self, opcode: Opcode, payload: bytes) -> list[tuple[Opcode, bytes]]: ...
+
+    def pending(self) -> int:
+        """Bytes held back for an unfinished unit."""
+        return 0
+
+
+class Codec(ABC):
+    """One application protocol over WebSocket. Stateless: safe to share."""
+
+    name: str = ""
+    """Registry name, used by ``--protocol NAME`` (``socketio``, ``mqtt``, ...)."""
+    title: str = ""
+    """Human name with version, e.g. ``Socket.IO v5 / Engine.IO v4``."""
+    subprotocols: tuple[str, ...] = ()
+    """``Sec-WebSocket-Protocol`` values that name this protocol (``mqtt``, ...)."""
+    session_query_params: frozenset[str] = frozenset()
+    """Query parameters a client changes every connection (Engine.IO ``t``, ``sid``):
+    ignored when a live connection is matched to a recorded one."""
+
+    def detect(self, open_: Open, first: Sequence[Message]) -> bool:
+        """Whether a recorded connection speaks this protocol.
+
+        ``first`` holds its first few messages (both directions, in order). The default
+        looks only at the chosen (else the first offered) subprotocol.
+        """
+        chosen = open_.subprotocol or (open_.subprotocols[0] if open_.subprotocols else None)
+        return chosen is not None and chosen.lower() in {p.lower() for p in self.subprotocols}
+
+    def reassembler(self, side: Side) -> Reassembler | None:
+        """A reassembler for units sent by ``side``, or None when one message is one unit."""
+        return None
+
+    @abstractmethod
+    def decode(self, side: Side, opcode: Opcode, payload: bytes) -> Decoded | None:
+        """The unit ``side`` sent, understood; None when it is not this protocol. Never raises."""
+
+    @abstractmethod
+    def substitute(
+        self,
+        side: Side,
+        opcode: Opcode,
+        payload: bytes,
+        replacements: Mapping[Path, Scalar],
+    ) -> bytes:
+        """``payload`` with the value at each path replaced, encoded as the protocol does.
+
+        Paths come from ``decode(...).echoes`` or ``.generated``; the result decodes to
+        the same value with those fields changed. Bytes not touched by a replacement are
+        kept as they were (JSON whitespace, key order, other fields). A payload that does
+        not decode, or a path it does not have, is returned unchanged.
+        """
+
+
+@dataclass
+class CodecRegistry:
+    """Codecs by name, in detection order."""
+
+    codecs: dict[str, Codec] = field(default_factory=dict)
+
+    def register(self, codec: Codec) -> Codec:
+        if not codec.name:
+            raise ValueError("a codec needs a name")
+        self.codecs[codec.name] = codec
+        return codec
+
+    def names(self) -> list[str]:
+        return list(self.codecs)
+
+    def get(self, name: str) -> Codec:
+        """The codec called ``name``; ValueError naming the choices for an unknown one."""
+        try:
+            return self.codecs[name]
+        except KeyError:
+            raise ValueError(
+                f"unknown protocol {name!r}; choose one of auto, none, {', '.join(self.codecs)}"
+            ) from None
+
+    def detect(self, open_: Open, first: Sequence[Message]) -> Codec | None:
+        """The first registered codec that recognises the connection, or None."""
+        for codec in self.codecs.values():
+            if codec.detect(open_, first):
+                return codec
+        return None
+
+
+CODECS = CodecRegistry()
+"""Every known codec; each protocol module registers its codec on import."""
+
+
+def registered(cls: Callable[[], Codec]) -> Callable[[], Codec]:
+    """Class decorator: instantiate the codec and add it to :data:`CODECS`."""
+    CODECS.register(cls())
+    return cls
+
+
+__all__ = [
+    "CODECS",
+    "Codec",
+    "CodecRegistry",
+    "Decoded",
+    "Heartbeat",
+    "HeartbeatRole",
+    "Path",
+    "Reassembler",
+    "Scalar",
+    "registered",
+]
