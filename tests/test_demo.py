@@ -15,7 +15,10 @@ def test_demo_records_replays_and_reports(tmp_path: Path) -> None:
     kept = tmp_path / "chat.msgpack"
     proc = subprocess.run(
         [sys.executable, "-m", "wstape", "demo", "-o", str(kept)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
@@ -36,7 +39,9 @@ def test_demo_records_replays_and_reports(tmp_path: Path) -> None:
 def test_bundled_sample_cassette_is_readable_and_clean() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "wstape", "demo", "--sample-path"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0
     path = Path(proc.stdout.strip())
@@ -45,7 +50,9 @@ def test_bundled_sample_cassette_is_readable_and_clean() -> None:
     assert sum(isinstance(r, Message) for r in records) == 9
     check = subprocess.run(
         [sys.executable, "-m", "wstape", "check", str(path), "--profile", "browser"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert check.returncode == 0, check.stdout + check.stderr
 

@@ -12,11 +12,28 @@ PKG = Path(__file__).parent.parent / "wstape"
 # For each layer, the wstape layers and third-party modules it must not import.
 FORBIDDEN: dict[str, set[str]] = {
     "core": {
-        "asyncio", "socket", "ssl", "mitmproxy", "msgpack", "typer", "rich", "websockets",
-        "wstape.cassettes", "wstape.addons", "wstape.replay", "wstape.cli",
+        "asyncio",
+        "socket",
+        "ssl",
+        "mitmproxy",
+        "msgpack",
+        "typer",
+        "rich",
+        "websockets",
+        "wstape.cassettes",
+        "wstape.addons",
+        "wstape.replay",
+        "wstape.cli",
     },
-    "cassettes": {"asyncio", "socket", "mitmproxy", "typer", "wstape.addons",
-                  "wstape.replay", "wstape.cli"},
+    "cassettes": {
+        "asyncio",
+        "socket",
+        "mitmproxy",
+        "typer",
+        "wstape.addons",
+        "wstape.replay",
+        "wstape.cli",
+    },
     "addons": {"typer", "wstape.replay", "wstape.cli"},
     "replay": {"typer", "wstape.addons", "wstape.cli"},
 }

@@ -16,8 +16,17 @@ def test_reads_frozen_v1_sample() -> None:
     assert header.version == 1
     assert header.creator == "wstape 0.1.0"
     assert header.started_at == 1795590000.0
-    assert [type(r) for r in recs] == [Open, Message, Message, Message, Note, Open, Close, Open,
-                                       Close]
+    assert [type(r) for r in recs] == [
+        Open,
+        Message,
+        Message,
+        Message,
+        Note,
+        Open,
+        Close,
+        Open,
+        Close,
+    ]
     chat = recs[0]
     assert isinstance(chat, Open)
     assert chat.url == "wss://chat.example.com/chat?room=1"
@@ -25,8 +34,9 @@ def test_reads_frozen_v1_sample() -> None:
     assert chat.tls == TlsInfo(version="TLSv1.3", sni="chat.example.com", alpn="http/1.1")
     assert chat.request_header("sec-websocket-key") == "dGhlIHNhbXBsZSBub25jZQ=="
     assert chat.client == "127.0.0.1:50000"
-    assert recs[1] == Message(1, 0.01, Side.CLIENT, Opcode.TEXT,
-                              '{"type":"hello","name":"小明"}'.encode())
+    assert recs[1] == Message(
+        1, 0.01, Side.CLIENT, Opcode.TEXT, '{"type":"hello","name":"小明"}'.encode()
+    )
     assert recs[3] == Message(1, 0.5, Side.SERVER, Opcode.BINARY, bytes(range(256)))
     assert recs[4] == Note(conn=1, text="a note", t=0.6)
     refused = recs[5]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.cassettes.strategies import records
+from tests.helpers.records import records
 from wstape.cassettes import (
     CassetteError,
     CassetteReader,
@@ -114,8 +114,13 @@ def test_newer_version_says_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "new.msgpack"
     path.write_bytes(
         msgpack.packb(
-            {"type": "header", "format": FORMAT_NAME, "version": 99, "creator": "x",
-             "started_at": 0.0}
+            {
+                "type": "header",
+                "format": FORMAT_NAME,
+                "version": 99,
+                "creator": "x",
+                "started_at": 0.0,
+            }
         )
     )
     with pytest.raises(NewerCassette, match="upgrade wstape"):
@@ -147,8 +152,18 @@ def test_schema_error_names_record_and_field(tmp_path: Path) -> None:
     path = tmp_path / "bad.msgpack"
     write(path, [sample_open()])
     with open(path, "ab") as f:
-        f.write(msgpack.packb({"type": "message", "conn": 1, "t": "soon", "from": "client",
-                               "opcode": "text", "data": b""}))
+        f.write(
+            msgpack.packb(
+                {
+                    "type": "message",
+                    "conn": 1,
+                    "t": "soon",
+                    "from": "client",
+                    "opcode": "text",
+                    "data": b"",
+                }
+            )
+        )
     with pytest.raises(CassetteError, match=r"record 2, byte \d+: field 't' must be a number"):
         list(CassetteReader(path))
 
@@ -156,16 +171,57 @@ def test_schema_error_names_record_and_field(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("record", "needle"),
     [
-        ({"type": "message", "conn": 1, "t": float("nan"), "from": "client", "opcode": "text",
-          "data": b""}, "field 't' must be a number"),
-        ({"type": "close", "conn": 1, "t": float("inf"), "by": None, "code": None, "reason": "",
-          "on_wire": False}, "field 't' must be a number"),
-        ({"type": "close", "conn": 1, "t": 1.0, "by": "client", "code": 70000, "reason": "",
-          "on_wire": True}, "field 'code' must be an integer from 0 to 65535"),
-        ({"type": "close", "conn": 1, "t": 1.0, "by": "client", "code": -1, "reason": "",
-          "on_wire": True}, "field 'code' must be an integer from 0 to 65535"),
-        ({**record_to_dict(sample_open()), "started_at": 1e20},
-         "field 'started_at' must be a date"),
+        (
+            {
+                "type": "message",
+                "conn": 1,
+                "t": float("nan"),
+                "from": "client",
+                "opcode": "text",
+                "data": b"",
+            },
+            "field 't' must be a number",
+        ),
+        (
+            {
+                "type": "close",
+                "conn": 1,
+                "t": float("inf"),
+                "by": None,
+                "code": None,
+                "reason": "",
+                "on_wire": False,
+            },
+            "field 't' must be a number",
+        ),
+        (
+            {
+                "type": "close",
+                "conn": 1,
+                "t": 1.0,
+                "by": "client",
+                "code": 70000,
+                "reason": "",
+                "on_wire": True,
+            },
+            "field 'code' must be an integer from 0 to 65535",
+        ),
+        (
+            {
+                "type": "close",
+                "conn": 1,
+                "t": 1.0,
+                "by": "client",
+                "code": -1,
+                "reason": "",
+                "on_wire": True,
+            },
+            "field 'code' must be an integer from 0 to 65535",
+        ),
+        (
+            {**record_to_dict(sample_open()), "started_at": 1e20},
+            "field 'started_at' must be a date",
+        ),
     ],
 )
 def test_values_readers_cannot_use_are_schema_errors(
@@ -214,8 +270,15 @@ def test_refuses_to_overwrite_without_flag(tmp_path: Path) -> None:
 def test_append_refuses_newer_cassette(tmp_path: Path) -> None:
     path = tmp_path / "new.msgpack"
     path.write_bytes(
-        msgpack.packb({"type": "header", "format": FORMAT_NAME, "version": 2, "creator": "x",
-                       "started_at": 0.0})
+        msgpack.packb(
+            {
+                "type": "header",
+                "format": FORMAT_NAME,
+                "version": 2,
+                "creator": "x",
+                "started_at": 0.0,
+            }
+        )
     )
     with pytest.raises(NewerCassette):
         CassetteWriter(path, append=True)

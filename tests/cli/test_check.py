@@ -26,8 +26,15 @@ def chat_open(conn: int, *, referer: bytes | None = None, scheme: str = "wss") -
     if referer is not None:
         headers.append((b"Referer", referer))
     return Open(
-        conn=conn, started_at=1.0, method="GET", scheme=scheme, host="chat.example.com",
-        port=443, target="/chat", http_version="HTTP/1.1", request_headers=tuple(headers),
+        conn=conn,
+        started_at=1.0,
+        method="GET",
+        scheme=scheme,
+        host="chat.example.com",
+        port=443,
+        target="/chat",
+        http_version="HTTP/1.1",
+        request_headers=tuple(headers),
         status=101,
         response_headers=((b"Sec-WebSocket-Accept", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),),
     )
@@ -72,8 +79,17 @@ def test_bad_close_fails_with_rule_ids(tmp_path: Path) -> None:
     assert "RFC-CLOSE-REASON-LENGTH" in human.stdout and "FAILED" in human.stdout
     ignored = runner.invoke(
         app,
-        ["check", str(path), "--profile", "browser", "--json",
-         "--ignore", "RFC-CLOSE-REASON-LENGTH", "--ignore", "browser-close-code"],
+        [
+            "check",
+            str(path),
+            "--profile",
+            "browser",
+            "--json",
+            "--ignore",
+            "RFC-CLOSE-REASON-LENGTH",
+            "--ignore",
+            "browser-close-code",
+        ],
     )
     assert ignored.exit_code == 0, ignored.output
 

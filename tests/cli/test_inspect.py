@@ -42,12 +42,28 @@ def test_export_jsonl_exact_keys(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [ln["type"] for ln in lines] == [
-        "connection", "message", "message", "message", "connection", "close", "connection",
+        "connection",
+        "message",
+        "message",
+        "message",
+        "connection",
+        "close",
+        "connection",
         "close",
     ]
     conn = lines[0]
-    assert set(conn) == {"type", "conn", "url", "method", "status", "subprotocols_offered",
-                         "subprotocol", "request_headers", "response_headers", "started_at"}
+    assert set(conn) == {
+        "type",
+        "conn",
+        "url",
+        "method",
+        "status",
+        "subprotocols_offered",
+        "subprotocol",
+        "request_headers",
+        "response_headers",
+        "started_at",
+    }
     assert conn["subprotocols_offered"] == ["chat.v1", "chat.v0"]
     assert ["Authorization", "<redacted>"] in conn["request_headers"]
     assert conn["started_at"].startswith("2026-11-25T") and conn["started_at"].endswith("Z")

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.cassettes.test_har import write
+from tests.helpers.records import write
 from wstape.cassettes import CassetteReader, CassetteWriter, read_cassette
-from wstape.cassettes.edit import Selection, cut_cassette, repair_cassette
-from wstape.cassettes.har import export_har
-from wstape.cassettes.redact import RedactRules, redact_cassette
-from wstape.cassettes.stats import compute_stats
 from wstape.cli.app import app
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
+from wstape.interchange.har import export_har
+from wstape.tools.edit import Selection, cut_cassette, repair_cassette
+from wstape.tools.redact import RedactRules, redact_cassette
+from wstape.tools.stats import compute_stats
 
 DATA = Path(__file__).parent.parent / "data"
 V1 = DATA / "cassette-v1.msgpack"

@@ -41,8 +41,8 @@ from tests.helpers.servers import (
     wait_for_records,
 )
 from wstape.cassettes import read_cassette
-from wstape.cassettes.har import UNKNOWN_END_NOTE
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
+from wstape.interchange.har import UNKNOWN_END_NOTE
 
 TIME_TOLERANCE = 1e-5
 """Seconds. Both files take a message's time from the same mitmproxy object; the HAR's

@@ -65,4 +65,3 @@ async def test_delay_is_not_a_rule_outside_wechat(
         await _connect(server.url + "/chat", open_timeout=0.05)
     assert await server.wait_played(5)  # the claimed connection ended
     assert "WX-CONNECT-TIMEOUT" not in rule_ids(server)
-

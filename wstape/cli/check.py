@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from wstape.cassettes import CassetteError, TruncatedCassette
-from wstape.cassettes.check import check_file
 from wstape.cli.common import ExitCode, console, fail, open_cassette
 from wstape.cli.options import (
     AllowHostOpt,
@@ -26,6 +25,7 @@ from wstape.cli.options import (
 )
 from wstape.core.report import Report, to_json
 from wstape.core.rules import CATALOGUE, Profile, Severity, rules_for
+from wstape.tools.check import check_file
 
 SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARN: "yellow", Severity.INFO: "cyan"}
 
@@ -116,9 +116,7 @@ def rules(
     for col in ("id", "side", "from profile", "severity", "source", "description"):
         table.add_column(col, overflow="fold")
     for r in chosen:
-        table.add_row(
-            r.id, r.side, r.introduced_in.value, r.severity, r.source, r.description
-        )
+        table.add_row(r.id, r.side, r.introduced_in.value, r.severity, r.source, r.description)
     console().print(table)
 
 

@@ -11,11 +11,11 @@ from typing import Annotated
 import typer
 
 from wstape.addons.runner import RecordError
-from wstape.cassettes.jsonl import summarize
 from wstape.cassettes.reader import CassetteReader
 from wstape.cli.check import print_report
 from wstape.cli.common import ExitCode, check_writable, console, fail
 from wstape.demo import DEMO_PROFILE, run_demo
+from wstape.interchange.jsonl import summarize
 from wstape.sample import SAMPLE_CASSETTE
 
 EXPECTED_BUGS = {"REPLAY-MESSAGE-MISMATCH", "BROWSER-CLOSE-CODE"}

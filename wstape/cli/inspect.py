@@ -12,8 +12,6 @@ import typer
 from rich.table import Table
 
 from wstape.cassettes import CassetteError
-from wstape.cassettes.har import export_har
-from wstape.cassettes.jsonl import summarize, summary_to_json, write_jsonl
 from wstape.cli.common import (
     ExitCode,
     console,
@@ -25,6 +23,8 @@ from wstape.cli.common import (
 )
 from wstape.core.closecodes import describe
 from wstape.core.model import ConnectionSummary
+from wstape.interchange.har import export_har
+from wstape.interchange.jsonl import summarize, summary_to_json, write_jsonl
 
 CassetteArg = Annotated[
     Path, typer.Argument(help="The cassette file (.msgpack).", show_default=False)
@@ -107,7 +107,7 @@ def export(
         typer.Option("--output", "-o", help="Write here instead of standard output."),
     ] = None,
     notes: Annotated[
-        bool, typer.Option("--notes", help="Include note records as {\"type\": \"note\"} lines.")
+        bool, typer.Option("--notes", help='Include note records as {"type": "note"} lines.')
     ] = False,
 ) -> None:
     """Export a cassette in a stable text format.

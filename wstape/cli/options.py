@@ -9,7 +9,7 @@ import typer
 
 from wstape.cli.common import fail
 from wstape.core.rules import Profile, RuleConfig, unknown_rule_ids
-from wstape.core.rules_handshake import WX_APPID
+from wstape.core.rules.handshake import WX_APPID
 
 
 class ProfileChoice(StrEnum):

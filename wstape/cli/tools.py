@@ -2,7 +2,7 @@
 ``view``.
 
 Each command is a thin layer over a library function in ``wstape.cassettes`` (or
-``wstape.addons.flowfile`` for mitmproxy flow files); all of them stream. Errors are one
+``wstape.interchange.flows`` for mitmproxy flow files); all of them stream. Errors are one
 line on stderr: exit 3 for an unreadable cassette or import source, 2 for usage errors.
 """
 
@@ -23,22 +23,7 @@ from rich.text import Text
 
 import wstape
 from wstape.cassettes import CassetteError, CassetteReader, CassetteWriteError, TruncatedCassette
-from wstape.cassettes.check import check_file
-from wstape.cassettes.diff import MAX_DETAILS, CassetteDiff, ConnectionDiff, diff_cassettes
-from wstape.cassettes.edit import (
-    RepairResult,
-    Selection,
-    cut_cassette,
-    repair_cassette,
-    rewrite_to,
-    same_file,
-)
-from wstape.cassettes.har import InterchangeError, open_input, read_har
-from wstape.cassettes.jsonl import iso_utc, iter_jsonl
-from wstape.cassettes.redact import RedactError, RedactRules, redact_cassette
 from wstape.cassettes.schema import FORMAT_NAME, FORMAT_VERSION
-from wstape.cassettes.stats import CassetteStats, ConnectionStats, compute_stats
-from wstape.cassettes.view import MAX_MESSAGES, render_html
 from wstape.cli.common import (
     ExitCode,
     error,
@@ -62,6 +47,21 @@ from wstape.cli.options import (
 from wstape.core.closecodes import describe
 from wstape.core.model import Close, Header, Message, Note, Opcode, Open, Record, Side
 from wstape.core.rules import Violation
+from wstape.interchange.har import InterchangeError, open_input, read_har
+from wstape.interchange.jsonl import iso_utc, iter_jsonl
+from wstape.tools.check import check_file
+from wstape.tools.diff import MAX_DETAILS, CassetteDiff, ConnectionDiff, diff_cassettes
+from wstape.tools.edit import (
+    RepairResult,
+    Selection,
+    cut_cassette,
+    repair_cassette,
+    rewrite_to,
+    same_file,
+)
+from wstape.tools.redact import RedactError, RedactRules, redact_cassette
+from wstape.tools.stats import CassetteStats, ConnectionStats, compute_stats
+from wstape.tools.view import MAX_MESSAGES, render_html
 
 CassetteArg = Annotated[
     Path, typer.Argument(help="The cassette file (.msgpack).", show_default=False)
@@ -739,7 +739,7 @@ def _import_records(source: Path, fmt: ImportFormat) -> tuple[Header, Iterator[R
         har = read_har(source)
         header = Header(version=FORMAT_VERSION, creator=har.creator, started_at=har.started_at)
         return header, har.records(), har
-    from wstape.addons.flowfile import FlowImport, iter_flow_records
+    from wstape.interchange.flows import FlowImport, iter_flow_records
 
     counters = FlowImport(source)
     records = iter_flow_records(source, counters)

@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 
-from .model import Headers, Open, TlsInfo
-from .rules import accept_key, key_problem
-from .rules_helpers import header_items, header_tokens, header_values
+from wstape.core.model import Headers, Open, TlsInfo
+from wstape.core.rules import accept_key, key_problem
+from wstape.core.rules.helpers import header_items, header_tokens, header_values
 
 MAX_REQUEST_HEAD = 16 * 1024
 """Largest request line plus headers accepted before answering 431."""

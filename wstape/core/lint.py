@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from .closecodes import CloseCode
-from .model import Close, Message, Note, Opcode, Open, Side
-from .rules import (
+from wstape.core.closecodes import CloseCode
+from wstape.core.model import Close, Message, Note, Opcode, Open, Side
+from wstape.core.rules import (
     WX_REFERER,
     ReconnectEpisode,
     RuleConfig,

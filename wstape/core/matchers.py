@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .model import Message, Opcode
+from wstape.core.model import Message, Opcode
 
 MAX_DIFF_LINES = 20
 """Differences listed per diff before the rest is summarised as "... and N more"."""

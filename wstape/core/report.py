@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from .rules import Severity, Violation
+from wstape.core.rules import Severity, Violation
 
 
 @dataclass(frozen=True)

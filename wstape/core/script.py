@@ -34,8 +34,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from .closecodes import CloseCode, describe
-from .frames import (
+from wstape.core.closecodes import CloseCode, describe
+from wstape.core.frames import (
     DEFAULT_MAX_FRAME_SIZE,
     Frame,
     FrameError,
@@ -45,7 +45,7 @@ from .frames import (
     encode_frame,
     split_close_body,
 )
-from .handshake import (
+from wstape.core.handshake import (
     HttpError,
     RequestParser,
     Response,
@@ -55,11 +55,11 @@ from .handshake import (
     recorded_refusal,
     refusal_for,
 )
-from .lint import client_group
-from .matchers import MATCHERS, match, matcher_names, parse_path
-from .model import Close, Message, Opcode, Open, Side, TlsInfo
-from .report import CloseResult, ConnectionResult, Report, build_report
-from .rules import (
+from wstape.core.lint import client_group
+from wstape.core.matchers import MATCHERS, match, matcher_names, parse_path
+from wstape.core.model import Close, Message, Opcode, Open, Side, TlsInfo
+from wstape.core.report import CloseResult, ConnectionResult, Report, build_report
+from wstape.core.rules import (
     FrameState,
     ReconnectEpisode,
     RuleConfig,

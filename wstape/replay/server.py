@@ -15,7 +15,7 @@ Library use::
     await server.stop()
     report = server.report()             # wstape.core.report.Report; .to_dict() for JSON
 
-Echo mode (no cassette; every connection echoes its messages, see wstape.core.echo)::
+Echo mode (no cassette; every connection echoes its messages, see wstape.core.replay.echo)::
 
     server = ReplayServer(None, ReplayOptions(port=0, echo=True))
 """
@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wstape.core.echo import ECHO_CASSETTE, EchoSession
 from wstape.core.frames import DEFAULT_MAX_FRAME_SIZE
 from wstape.core.model import TlsInfo
+from wstape.core.replay.echo import ECHO_CASSETTE, EchoSession
 from wstape.core.report import Report
 from wstape.core.rules import Profile, RuleConfig, Violation
 from wstape.core.script import LiveConnection, ReplaySession, ScriptOptions
@@ -70,7 +70,7 @@ class ReplayOptions:
     handshake_delay: float = 0.0
     connect_timeout: float = 60.0
     echo: bool = False
-    """Serve no cassette: accept every upgrade and echo each message (wstape.core.echo)."""
+    """Serve no cassette: accept every upgrade and echo each message (wstape.core.replay.echo)."""
     max_size: int = DEFAULT_MAX_FRAME_SIZE
     """Largest client frame and reassembled message, in bytes (1009 above it)."""
     # TLS

@@ -1,0 +1,231 @@
+"""check_cassette: the rules over recorded records, streamed."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterator
+
+import pytest
+
+from tests.core.rules.test_handshake import APPID, KEY, make_open
+from wstape.core.lint import check_cassette, client_group, iter_violations
+from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
+from wstape.core.rules import Profile, RuleConfig, Severity, Violation
+
+RFC = RuleConfig()
+BROWSER = RuleConfig(profile=Profile.BROWSER)
+WECHAT = RuleConfig(profile=Profile.WECHAT, appid=APPID)
+
+KEYS = [
+    "AQIDBAUGBwgJCgsMDQ4PEA==",
+    "AgMEBQYHCAkKCwwNDg8QEQ==",
+    "AwQFBgcICQoLDA0ODxAREg==",
+    "BAUGBwgJCgsMDQ4PEBESEw==",
+    "BQYHCAkKCwwNDg8QERITFA==",
+    "BgcICQoLDA0ODxAREhMUFQ==",
+    "BwgJCgsMDQ4PEBESExQVFg==",
+    "CAkKCwwNDg8QERITFBUWFw==",
+]
+
+
+def rules(violations: list[Violation]) -> list[tuple[str, str, int | None]]:
+    return [(v.rule, v.severity.value, v.conn) for v in violations]
+
+
+def msg(conn: int, t: float, side: Side, payload: bytes, opcode: Opcode = Opcode.TEXT) -> Message:
+    return Message(conn=conn, t=t, side=side, opcode=opcode, payload=payload)
+
+
+def chat_session(conn: int = 1, started_at: float = 1000.0, key: str = KEY) -> list[Record]:
+    """Scenario 1: wss, wx Referer, chat.v1 echoed, JSON both ways, heartbeats, close 1000."""
+    return [
+        make_open(conn=conn, started_at=started_at, key=key),
+        msg(conn, 0.1, Side.CLIENT, b'{"type":"hello","user":"u1"}'),
+        msg(conn, 0.2, Side.SERVER, b'{"type":"welcome"}'),
+        msg(conn, 5.0, Side.CLIENT, b'{"type":"ping"}'),
+        msg(conn, 5.01, Side.SERVER, b'{"type":"pong"}'),
+        Note(conn=conn, text="heartbeat"),
+        Close(conn=conn, t=9.0, by=Side.CLIENT, code=1000, reason="bye"),
+    ]
+
+
+@pytest.mark.parametrize("cfg", [RFC, BROWSER, WECHAT])
+def test_scenario_1_chat_is_clean(cfg: RuleConfig) -> None:
+    assert check_cassette(chat_session(), cfg) == []
+
+
+@pytest.mark.parametrize(
+    "close",
+    [
+        Close(conn=1, t=3.0, by=Side.SERVER, code=4003, reason="kicked"),
+        Close(conn=1, t=3.0, by=Side.SERVER, code=1013, reason=""),
+    ],
+)
+def test_scenario_5_server_close_is_clean(close: Close) -> None:
+    assert check_cassette([make_open(), close], WECHAT) == []
+
+
+def test_server_close_code_rules() -> None:
+    found = check_cassette(
+        [make_open(), Close(conn=1, t=3.0, by=Side.SERVER, code=1010, reason="")], RFC
+    )
+    assert rules(found) == [("RFC-SRV-CLOSE-CODE", "warn", 1)]
+    # A server TCP drop (1006, not on the wire) is not a code the server sent.
+    dropped = Close(conn=1, t=3.0, by=Side.SERVER, code=1006, on_wire=False)
+    assert check_cassette([make_open(), dropped], RFC) == []
+
+
+@pytest.mark.parametrize(
+    ("close", "cfg", "expected"),
+    [
+        (Close(1, 2.0, Side.CLIENT, 1001, "away"), BROWSER, [("BROWSER-CLOSE-CODE", "error", 1)]),
+        (Close(1, 2.0, Side.CLIENT, 1001, "away"), WECHAT, [("BROWSER-CLOSE-CODE", "warn", 1)]),
+        (Close(1, 2.0, Side.CLIENT, 1001, "away"), RFC, []),
+        (Close(1, 2.0, Side.CLIENT, 2999, ""), RFC, [("RFC-CLOSE-CODE", "error", 1)]),
+        (
+            Close(1, 2.0, Side.CLIENT, 1005, "", on_wire=False),
+            WECHAT,
+            [("WX-CLOSE-DEFAULT", "warn", 1)],
+        ),
+        (Close(1, 2.0, Side.CLIENT, 1005, "", on_wire=False), RFC, []),
+        (
+            Close(1, 2.0, Side.CLIENT, 1006, "", on_wire=False),
+            RFC,
+            [("RFC-CLOSE-HANDSHAKE", "warn", 1)],
+        ),
+        (
+            Close(1, 2.0, Side.CLIENT, 4001, "再" * 42),
+            RFC,
+            [("RFC-CLOSE-REASON-LENGTH", "error", 1)],
+        ),
+        (Close(1, 2.0, None, None, "", on_wire=False), WECHAT, []),
+    ],
+)
+def test_client_close_records(close: Close, cfg: RuleConfig, expected: list[object]) -> None:
+    assert rules(check_cassette([make_open(), close], cfg)) == expected
+
+
+def test_client_text_must_be_utf8_and_server_text_is_not_checked() -> None:
+    found = check_cassette(
+        [
+            make_open(),
+            msg(1, 0.5, Side.SERVER, b"\xff"),
+            msg(1, 0.75, Side.CLIENT, b"\xff\xfe", Opcode.BINARY),
+            msg(1, 1.5, Side.CLIENT, b"ok\xff"),
+        ],
+        RFC,
+    )
+    assert rules(found) == [("RFC-TEXT-UTF8", "error", 1)]
+    assert found[0].t == 1.5
+
+
+def test_handshake_rules_run_on_every_open() -> None:
+    bad = make_open(conn=2, method="POST", status=405, set_response={"Sec-WebSocket-Accept": None})
+    wrong_accept = make_open(conn=3, key=KEYS[0], set_response={"Sec-WebSocket-Accept": "x"})
+    found = check_cassette([bad, wrong_accept], RFC)
+    assert rules(found) == [("RFC-HS-METHOD", "error", 2), ("RFC-SRV-ACCEPT", "error", 3)]
+
+
+def test_repeated_key_across_connections() -> None:
+    found = check_cassette([make_open(conn=1), make_open(conn=2), make_open(conn=3)], RFC)
+    assert rules(found) == [("RFC-HS-KEY", "warn", 2), ("RFC-HS-KEY", "warn", 3)]
+
+
+def sockets(n: int, *, overlap: bool, cfg: RuleConfig = WECHAT) -> list[Violation]:
+    records: list[Open | Close] = []
+    for i in range(n):
+        records.append(make_open(conn=i + 1, started_at=1000.0 + i, key=KEYS[i]))
+        if not overlap:
+            records.append(Close(conn=i + 1, t=0.5, by=Side.CLIENT, code=1000))
+    return check_cassette(records, cfg)
+
+
+def test_scenario_7_six_sockets_at_once() -> None:
+    assert rules(sockets(6, overlap=True)) == [
+        ("WX-SOCKET-LIMIT", "warn", 3),
+        ("WX-SOCKET-LIMIT", "warn", 4),
+        ("WX-SOCKET-LIMIT", "warn", 5),
+        ("WX-SOCKET-LIMIT", "error", 6),
+    ]
+    assert sockets(6, overlap=False) == []
+    assert sockets(6, overlap=True, cfg=RFC) == []
+
+
+def test_socket_limit_counts_per_client() -> None:
+    # Different appids are different clients; refused handshakes never open a socket.
+    records: list[Open] = []
+    for i in range(6):
+        referer = f"https://servicewechat.com/wx{i:016x}/0/page-frame.html"
+        records.append(make_open(conn=i + 1, key=KEYS[i], set_headers={"Referer": referer}))
+    records.append(make_open(conn=7, key=KEYS[6], status=403))
+    assert check_cassette(records, RuleConfig(profile=Profile.WECHAT)) == []
+
+
+def test_client_group() -> None:
+    assert client_group(make_open()) == ("appid", APPID)
+    anon = make_open(set_headers={"Referer": None, "User-Agent": "ua"}, client="[::1]:5000")
+    assert client_group(anon) == ("client", "::1", "ua")
+    assert client_group(make_open(set_headers={"Referer": None}, client="10.0.0.9:1"))[1] == (
+        "10.0.0.9"
+    )
+
+
+def reconnect_run(gaps: list[float]) -> list[Violation]:
+    """Scenario 6: the server drops TCP (1006), the client reconnects after ``gaps``."""
+    records: list[Open | Close] = [
+        make_open(conn=1, started_at=1000.0, key=KEYS[0]),
+        Close(conn=1, t=10.0, by=Side.SERVER, code=1006, on_wire=False),
+    ]
+    at = 1010.0
+    for i, gap in enumerate(gaps):
+        at += gap
+        # Each reconnect is refused: the backend is still down.
+        records.append(make_open(conn=i + 2, started_at=at, key=KEYS[i + 1], status=503))
+    return check_cassette(records, RFC)
+
+
+def test_scenario_6_backoff_is_clean() -> None:
+    assert reconnect_run([1.0, 2.0, 4.0, 8.0, 16.0]) == []
+
+
+def test_scenario_6_reconnect_storm_warns_once() -> None:
+    found = reconnect_run([0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
+    assert rules(found) == [("RFC-RECONNECT-BACKOFF", "warn", 5)]
+
+
+def test_reconnects_without_an_abnormal_close_are_not_checked() -> None:
+    records: list[Open | Close] = []
+    for i in range(6):
+        records.append(make_open(conn=i + 1, started_at=1000.0 + i * 0.1, key=KEYS[i]))
+        records.append(Close(conn=i + 1, t=0.05, by=Side.CLIENT, code=1000))
+    assert check_cassette(records, RFC) == []
+
+
+def test_lint_streams() -> None:
+    """The first violation comes out before the rest of the input is read."""
+
+    def records() -> Iterator[Open | Message]:
+        yield make_open()
+        yield msg(1, 0.1, Side.CLIENT, b"\xff")
+        raise AssertionError("read past the first violation")
+
+    first = next(iter_violations(records(), RFC))
+    assert (first.rule, first.severity) == ("RFC-TEXT-UTF8", Severity.ERROR)
+
+
+def test_lint_keeps_no_messages() -> None:
+    """20 MiB of client messages stream through in far less memory than they take."""
+    payload = b'{"pad":"' + b"x" * 1000 + b'"}'
+
+    def records() -> Iterator[Open | Message]:
+        yield make_open()
+        for i in range(20000):
+            yield msg(1, i * 0.001, Side.CLIENT, payload + b" " * (i % 2))
+
+    tracemalloc.start()
+    try:
+        assert check_cassette(records(), WECHAT) == []
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024, peak

@@ -1,0 +1,86 @@
+"""Statistics: bounded histograms and per-connection totals."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wstape.cassettes import CassetteReader
+from wstape.core.model import Close, Message, Opcode, Open, Record, Side
+from wstape.tools.stats import Histogram, compute_stats
+
+V1 = Path(__file__).parent.parent / "data" / "cassette-v1.msgpack"
+
+
+def nearest_rank(values: list[int], p: float) -> int:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(len(ordered) * p / 100)) - 1]
+
+
+@given(values=st.lists(st.integers(0, 2**40), min_size=1, max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_percentiles_are_exact_for_few_distinct_values(values: list[int]) -> None:
+    h = Histogram()
+    for v in values:
+        h.add(v)
+    assert h.percentiles(50, 90, 99, 100) == [nearest_rank(values, p) for p in (50, 90, 99, 100)]
+    assert h.max == max(values) and h.n == len(values)
+
+
+def test_many_distinct_values_stay_bounded_and_close() -> None:
+    h = Histogram()
+    values = [(i * 7919) % 10_000_000 for i in range(50_000)]
+    for v in values:
+        h.add(v)
+    assert not h.exact and len(h.counts) < 10_000
+    for p, got in zip((50, 90, 99), h.percentiles(50, 90, 99), strict=True):
+        want = nearest_rank(values, p)
+        assert got is not None and want * 0.998 <= got <= want
+    assert h.max == max(values)
+
+
+def test_merge_and_empty() -> None:
+    a, b = Histogram(), Histogram()
+    assert a.percentiles(50) == [None] and a.max is None
+    a.add(1)
+    b.add(5)
+    b.add(9)
+    a.merge(b)
+    assert a.percentiles(50, 100) == [5, 9] and a.n == 3
+
+
+def test_frozen_sample() -> None:
+    doc = compute_stats(CassetteReader(V1)).to_json()
+    chat, refused, feed = doc["connections"]
+    assert chat["messages"] == {"client": 1, "server": 2}
+    assert chat["bytes"] == {"client": 32, "server": 274}
+    assert chat["size"]["server"] == {"p50": 18, "p90": 256, "p99": 256, "max": 256}
+    assert chat["gap"] == {"p50": 0.01, "max": 0.48}
+    assert chat["duration"] == 1.0 and chat["close"]["code"] == 4001
+    assert refused["close"] is None and refused["size"]["client"]["max"] is None
+    assert feed["gap"] == {"p50": None, "max": None}
+    total = doc["total"]
+    assert (total["connections"], total["accepted"], total["refused"]) == (3, 2, 1)
+    assert total["close_codes"] == {"1006": 1, "4001": 1}
+    assert total["duration"] == 4.25  # from the first open to the end of the last
+    assert total["unclosed"] == 0
+
+
+def test_gaps_span_both_directions_and_unclosed_connections() -> None:
+    o = Open(1, 0.0, "GET", "ws", "h", 80, "/", "HTTP/1.1", (), 101, ())
+    records: list[Record] = [
+        o,
+        Message(1, 1.0, Side.CLIENT, Opcode.TEXT, b"a"),
+        Message(1, 1.5, Side.SERVER, Opcode.TEXT, b"bb"),
+        Message(1, 4.5, Side.CLIENT, Opcode.TEXT, b"ccc"),
+        Close(2, 9.0, None, None),  # a close of an unknown connection is ignored
+    ]
+    doc = compute_stats(records).to_json()
+    c = doc["connections"][0]
+    assert c["gap"] == {"p50": 0.5, "max": 3.0}
+    assert c["size"]["client"] == {"p50": 1, "p90": 3, "p99": 3, "max": 3}
+    assert c["duration"] == 4.5 and c["close"] is None
+    assert doc["total"]["unclosed"] == 1 and doc["total"]["close_codes"] == {}

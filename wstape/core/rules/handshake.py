@@ -1,0 +1,553 @@
+"""Rules on the opening handshake (RFC 6455 §4) and the server's side of a connection.
+
+``check_request`` looks only at what the client sent (method, headers, URL, TLS), so the
+replay server can run it before it answers. ``check_response`` looks at the server's 101,
+whether recorded (``wstape check``) or built by the replay server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import re
+
+from wstape.core.closecodes import SENDABLE_RANGES_TEXT, CloseCode, describe, is_sendable
+from wstape.core.model import Open
+from wstape.core.rules.catalogue import Profile, RuleConfig, Severity, Violation
+from wstape.core.rules.helpers import Report, header_items, header_tokens, header_values, preview
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+"""The magic string of RFC 6455 §1.3 appended to the key before hashing."""
+
+# RFC 7230 §3.2.6: token = 1*tchar. RFC 6455 §4.1 makes each subprotocol such a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+# "https://servicewechat.com/{appid}/{version}/page-frame.html" (WeChat network guide).
+# appid: "wx" + 16 hex digits (upper case accepted: the shape matters, not the case), or
+# "touristappid" when no appid is set; version: 0 (develop/trial/review), "devtools", or a
+# release number.
+APPID = r"wx[0-9a-fA-F]{16}"
+WX_APPID = re.compile(f"^{APPID}$")
+WX_REFERER = re.compile(
+    rf"^https://servicewechat\.com/({APPID}|touristappid)/(0|devtools|\d+)"
+    r"/page-frame\.html$"
+)
+
+# WeChat refuses its own API host as a socket legal domain.
+_FORBIDDEN_HOSTS = frozenset({"api.weixin.qq.com"})
+
+_TLS_VERSION = re.compile(r"^tls\s*v?\s*1[._](\d)$", re.IGNORECASE)
+
+_WX_PLATFORM = re.compile(r"miniprogramenv/([A-Za-z0-9_-]+)", re.IGNORECASE)
+
+
+def accept_key(key: str) -> str:
+    """The ``Sec-WebSocket-Accept`` value for a ``Sec-WebSocket-Key`` (RFC 6455 §4.2.2).
+
+    >>> accept_key("dGhlIHNhbXBsZSBub25jZQ==")
+    's3pPLMBiTxaQ9kYGzzhZRbK+xOo='
+    """
+    digest = hashlib.sha1(
+        (key + GUID).encode("utf-8", "surrogatepass"), usedforsecurity=False
+    ).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def key_problem(key: str) -> str | None:
+    """None if ``key`` is the base64 encoding of exactly 16 bytes (RFC 6455 §4.1), else why.
+
+    The encoding must be canonical (what ``base64.b64encode`` gives for the decoded bytes):
+    24 characters ending in ``==``.
+    """
+    try:
+        raw = base64.b64decode(key.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        return "is not base64"
+    if len(raw) != 16:
+        return f"decodes to {len(raw)} bytes, not 16"
+    if base64.b64encode(raw).decode("ascii") != key:
+        return "is not canonical base64"
+    return None
+
+
+def offered_subprotocols(op: Open) -> tuple[str, ...]:
+    """Subprotocols the client offered, from every ``Sec-WebSocket-Protocol`` header.
+
+    Falls back to ``op.subprotocols`` for records made without the raw headers.
+    """
+    if header_values(op.request_headers, "Sec-WebSocket-Protocol"):
+        return tuple(i for i in header_items(op.request_headers, "Sec-WebSocket-Protocol") if i)
+    return op.subprotocols
+
+
+def offered_extensions(op: Open) -> tuple[str, ...]:
+    """Extension offers, normalised (``permessage-deflate; client_max_window_bits``)."""
+    if header_values(op.request_headers, "Sec-WebSocket-Extensions"):
+        offers = header_items(op.request_headers, "Sec-WebSocket-Extensions")
+    else:
+        offers = list(op.extensions)
+    return tuple("; ".join(p.strip() for p in offer.split(";") if p.strip()) for offer in offers)
+
+
+def request_host(req: Open) -> str:
+    """The host name the client asked for: from ``Host``, else ``req.host``; no port.
+
+    Lower-cased, without the brackets of an IPv6 literal or a trailing dot.
+    """
+    value = req.request_header("Host")
+    return _bare_host(value if value else req.host)
+
+
+def _bare_host(value: str) -> str:
+    value = value.strip()
+    if "://" in value:  # tolerate "wss://example.com/path" in --allow-host
+        value = value.split("://", 1)[1].split("/", 1)[0]
+    if value.startswith("["):
+        value = value[1:].split("]", 1)[0]
+    elif value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value.lower().rstrip(".")
+
+
+def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def is_ip_literal(host: str) -> bool:
+    """True for an IP address, including forms the WHATWG URL parser reads as IPv4.
+
+    A host whose last label is a number (``2130706433``, ``0x7f.1``, ``10.1``) is parsed as
+    IPv4 by browsers, so it is an IP literal too.
+    """
+    if _ip_address(host) is not None:
+        return True
+    last = host.rstrip(".").rsplit(".", 1)[-1]
+    return bool(re.fullmatch(r"\d+|0[xX][0-9a-fA-F]*", last))
+
+
+def is_lan_host(host: str) -> bool:
+    """True for a private, loopback or link-local IP literal, or ``localhost``."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    ip = _ip_address(host)
+    return ip is not None and (ip.is_private or ip.is_loopback or ip.is_link_local)
+
+
+def wechat_platform(user_agent: str | None) -> str | None:
+    """The platform in a mini-program User-Agent (``MiniProgramEnv/android`` -> ``android``)."""
+    if not user_agent:
+        return None
+    found = _WX_PLATFORM.search(user_agent)
+    return found.group(1) if found else None
+
+
+def _http_version(text: str) -> tuple[int, int] | None:
+    found = re.fullmatch(r"(?:HTTP/)?(\d+)(?:\.(\d+))?", text.strip(), re.IGNORECASE)
+    if not found:
+        return None
+    return int(found.group(1)), int(found.group(2) or 0)
+
+
+def check_request(
+    req: Open, cfg: RuleConfig, *, seen_keys: frozenset[str] = frozenset()
+) -> list[Violation]:
+    """The client's upgrade request: RFC 6455 §4.1 and, under ``wechat``, wx.connectSocket.
+
+    ``seen_keys`` are the ``Sec-WebSocket-Key`` values of earlier connections in the same
+    run: a repeated key means the client's nonce is not random (§4.1 "randomly selected").
+    The response fields of ``req`` are ignored (``status`` is 0 before the answer).
+    """
+    report = Report(cfg, req.conn)
+    headers = req.request_headers
+
+    version = _http_version(req.http_version)
+    if req.method != "GET" or version is None or version < (1, 1):
+        report.add(
+            "RFC-HS-METHOD",
+            Severity.ERROR,
+            f"upgrade request is {req.method} {req.http_version}; expected GET over "
+            "HTTP/1.1 or later (a wx connectSocket `method` option cannot change this)",
+            expected="GET HTTP/1.1",
+            actual=f"{req.method} {req.http_version}",
+        )
+
+    upgrade = {token.split("/", 1)[0] for token in header_tokens(headers, "Upgrade")}
+    if "websocket" not in upgrade:
+        report.add(
+            "RFC-HS-UPGRADE",
+            Severity.ERROR,
+            f"Upgrade header is {_shown_header(_joined_header(req, 'Upgrade'))}; expected "
+            "one containing websocket",
+            expected="websocket",
+            actual=_joined_header(req, "Upgrade"),
+        )
+    if "upgrade" not in header_tokens(headers, "Connection"):
+        report.add(
+            "RFC-HS-UPGRADE",
+            Severity.ERROR,
+            f"Connection header is {_shown_header(_joined_header(req, 'Connection'))}; "
+            "expected one containing Upgrade",
+            expected="Upgrade",
+            actual=_joined_header(req, "Connection"),
+        )
+
+    _check_key(report, header_values(headers, "Sec-WebSocket-Key"), seen_keys)
+
+    versions = header_values(headers, "Sec-WebSocket-Version")
+    if versions != ["13"]:
+        report.add(
+            "RFC-HS-VERSION",
+            Severity.ERROR,
+            f"Sec-WebSocket-Version is {_shown_header(versions)}; expected 13 (the "
+            "server answers 426 Upgrade Required with Sec-WebSocket-Version: 13)",
+            expected="13",
+            actual=", ".join(versions) if versions else None,
+        )
+
+    _check_subprotocol_syntax(report, header_values(headers, "Sec-WebSocket-Protocol"))
+
+    # The WX- rules only exist under the wechat profile; skip the work elsewhere.
+    if cfg.profile is Profile.WECHAT:
+        _check_wechat_request(report, req, cfg)
+    return report.items
+
+
+def _joined_header(req: Open, name: str) -> str | None:
+    """Every value of request header ``name`` joined by ``, ``, or None if absent."""
+    values = header_values(req.request_headers, name)
+    return ", ".join(values) if values else None
+
+
+def _shown_header(value: str | list[str] | None) -> str:
+    if isinstance(value, list):
+        value = ", ".join(value) if value else None
+    return "missing" if value is None else repr(value)
+
+
+def _check_key(report: Report, keys: list[str], seen_keys: frozenset[str]) -> None:
+    if not keys:
+        report.add(
+            "RFC-HS-KEY",
+            Severity.ERROR,
+            "Sec-WebSocket-Key is missing; expected base64 of 16 random bytes",
+            expected="base64 of 16 bytes",
+        )
+        return
+    if len(keys) > 1:
+        report.add(
+            "RFC-HS-KEY",
+            Severity.ERROR,
+            f"Sec-WebSocket-Key sent {len(keys)} times; expected exactly one",
+            expected=1,
+            actual=keys,
+        )
+        return
+    key = keys[0]
+    problem = key_problem(key)
+    if problem is not None:
+        report.add(
+            "RFC-HS-KEY",
+            Severity.ERROR,
+            f"Sec-WebSocket-Key {key!r} {problem}; expected base64 of exactly 16 bytes",
+            expected="base64 of 16 bytes",
+            actual=key,
+        )
+    elif key in seen_keys:
+        report.add(
+            "RFC-HS-KEY",
+            Severity.WARN,
+            f"Sec-WebSocket-Key {key!r} was already used by another connection of this run; "
+            "expected a fresh random nonce per connection",
+            expected="a new key",
+            actual=key,
+        )
+
+
+def _check_subprotocol_syntax(report: Report, values: list[str]) -> None:
+    if not values:
+        return
+    seen: set[str] = set()
+    for value in values:
+        for item in (i.strip() for i in value.split(",")):
+            if not item:
+                report.add(
+                    "RFC-HS-SUBPROTOCOL-SYNTAX",
+                    Severity.ERROR,
+                    f"Sec-WebSocket-Protocol {value!r} has an empty entry; expected "
+                    "non-empty tokens (browsers throw SyntaxError)",
+                    expected="token",
+                    actual=value,
+                )
+            elif not _TOKEN.fullmatch(item):
+                report.add(
+                    "RFC-HS-SUBPROTOCOL-SYNTAX",
+                    Severity.ERROR,
+                    f"subprotocol {item!r} is not an HTTP token; expected letters, digits "
+                    "and !#$%&'*+-.^_`|~ only (browsers throw SyntaxError)",
+                    expected="token",
+                    actual=item,
+                )
+            elif item in seen:
+                report.add(
+                    "RFC-HS-SUBPROTOCOL-SYNTAX",
+                    Severity.ERROR,
+                    f"subprotocol {item!r} is offered twice; expected no duplicates "
+                    "(browsers throw SyntaxError)",
+                    expected="unique subprotocols",
+                    actual=item,
+                )
+            seen.add(item)
+
+
+def _check_wechat_request(report: Report, req: Open, cfg: RuleConfig) -> None:
+    host = request_host(req)
+
+    if req.scheme.lower() not in ("wss", "https"):
+        lan = is_lan_host(host)
+        report.add(
+            "WX-URL-SCHEME",
+            Severity.WARN if lan else Severity.ERROR,
+            f"connected over {req.scheme}:// to {host}; wx.connectSocket requires wss://"
+            + (" (plain ws:// only to a LAN address, base library 2.4.0+)" if lan else ""),
+            expected="wss",
+            actual=req.scheme,
+        )
+
+    problem: str | None = None
+    if not host:
+        problem = "no host name"
+    elif is_ip_literal(host):
+        problem = "an IP literal"
+    elif host == "localhost" or host.endswith(".localhost"):
+        problem = "localhost"
+    elif host in _FORBIDDEN_HOSTS:
+        problem = "WeChat's own API host, which cannot be a socket legal domain"
+    elif cfg.allow_hosts:
+        allowed = sorted({_bare_host(h) for h in cfg.allow_hosts})
+        if host not in allowed:
+            problem = (
+                f"not in the allowed hosts ({', '.join(allowed)}); names must match "
+                "exactly, parent domains do not count"
+            )
+    if problem is not None:
+        report.add(
+            "WX-URL-HOST",
+            Severity.ERROR,
+            f"host {host!r} is {problem}; expected a DNS name from the mini-program's "
+            "socket legal domains",
+            expected=list(cfg.allow_hosts) or "a DNS name",
+            actual=host,
+        )
+
+    if req.tls is not None and req.tls.version:
+        found = _TLS_VERSION.fullmatch(req.tls.version.strip())
+        if found is None or int(found.group(1)) < 2:
+            report.add(
+                "WX-TLS-VERSION",
+                Severity.ERROR,
+                f"negotiated {req.tls.version}; expected TLSv1.2 or TLSv1.3",
+                expected="TLSv1.2+",
+                actual=req.tls.version,
+            )
+
+    _check_referer(report, req.request_header("Referer"), cfg)
+
+    ua = req.request_header("User-Agent")
+    lowered = (ua or "").lower()
+    missing = [m for m in ("MicroMessenger/", "MiniProgramEnv/") if m.lower() not in lowered]
+    if missing:
+        shown = f"User-Agent {preview(ua, 80)} lacks" if ua else "no User-Agent, so no"
+        report.add(
+            "WX-HS-USER-AGENT",
+            Severity.WARN,
+            f"{shown} {' and '.join(missing)}; expected a WeChat mini-program client",
+            expected="MicroMessenger/ ... MiniProgramEnv/",
+            actual=ua,
+        )
+
+
+def _check_referer(report: Report, referer: str | None, cfg: RuleConfig) -> None:
+    expected = f"https://servicewechat.com/{cfg.appid or '{appid}'}/{{version}}/page-frame.html"
+    if referer is None:
+        report.add(
+            "WX-HS-REFERER",
+            Severity.INFO,
+            f"no Referer; WeChat clients send {expected} (browsers and some PC WeChat "
+            "builds do not)",
+            expected=expected,
+        )
+        return
+    found = WX_REFERER.fullmatch(referer.strip())
+    if found is None:
+        report.add(
+            "WX-HS-REFERER",
+            Severity.ERROR,
+            f"Referer {referer!r} is not {expected}; the mini-program cannot set it, so "
+            "another client (or a proxy) sent it",
+            expected=expected,
+            actual=referer,
+        )
+    elif cfg.appid and found.group(1).lower() != cfg.appid.lower():
+        report.add(
+            "WX-HS-REFERER",
+            Severity.ERROR,
+            f"Referer names appid {found.group(1)}; expected {cfg.appid}",
+            expected=cfg.appid,
+            actual=found.group(1),
+        )
+
+
+def check_early_data(nbytes: int, cfg: RuleConfig, conn: int | None = None) -> list[Violation]:
+    """RFC-HS-EARLY-DATA: the client sent ``nbytes`` after its request, before the 101.
+
+    §4.1: the client "MUST" wait for the server's handshake response before sending data
+    (a mini-program may send only after ``onOpen``). Such bytes are not frames yet, so
+    they are only counted.
+    """
+    report = Report(cfg, conn)
+    if nbytes > 0:
+        report.add(
+            "RFC-HS-EARLY-DATA",
+            Severity.ERROR,
+            f"client sent {nbytes} bytes before the 101 was sent; expected nothing until "
+            "the handshake completed (wx: send only after onOpen)",
+            expected=0,
+            actual=nbytes,
+        )
+    return report.items
+
+
+def check_subprotocol_change(req: Open, recorded: Open, cfg: RuleConfig) -> list[Violation]:
+    """WX-HS-SUBPROTOCOL-CHANGED: the live offer differs from the recorded one.
+
+    Order counts: servers pick the first offered subprotocol they support (§4.2.2), so a
+    reordered offer can change what a real server would choose.
+    """
+    report = Report(cfg, req.conn)
+    for what, live, then in (
+        ("subprotocols", offered_subprotocols(req), offered_subprotocols(recorded)),
+        ("extensions", offered_extensions(req), offered_extensions(recorded)),
+    ):
+        if live != then:
+            report.add(
+                "WX-HS-SUBPROTOCOL-CHANGED",
+                Severity.WARN,
+                f"client offered {what} {_listing(live)}; the recording offered {_listing(then)}",
+                expected=list(then),
+                actual=list(live),
+            )
+    return report.items
+
+
+def _listing(items: tuple[str, ...]) -> str:
+    return "(" + ", ".join(items) + ")" if items else "none"
+
+
+def check_response(op: Open, cfg: RuleConfig) -> list[Violation]:
+    """The server's answer to an upgrade (RFC 6455 §4.2.2), recorded or replayed.
+
+    Only a 101 is checked: a refused upgrade carries no WebSocket headers to judge.
+    """
+    report = Report(cfg, op.conn)
+    if op.status != 101:
+        return report.items
+    offered = offered_subprotocols(op)
+    chosen_values = header_values(op.response_headers, "Sec-WebSocket-Protocol")
+    chosen = ", ".join(chosen_values) if chosen_values else op.subprotocol
+    if chosen:
+        if len(chosen_values) > 1 or "," in chosen:
+            report.add(
+                "RFC-SRV-SUBPROTOCOL",
+                Severity.ERROR,
+                f"server answered Sec-WebSocket-Protocol {chosen!r}; expected a single "
+                f"subprotocol from {_listing(offered)}",
+                expected=list(offered),
+                actual=chosen,
+            )
+        elif chosen not in offered:
+            report.add(
+                "RFC-SRV-SUBPROTOCOL",
+                Severity.ERROR,
+                f"server chose subprotocol {chosen!r}; the client offered {_listing(offered)}",
+                expected=list(offered),
+                actual=chosen,
+            )
+    elif offered:
+        report.add(
+            "BROWSER-SRV-SUBPROTOCOL-ECHO",
+            Severity.ERROR,
+            f"client offered {_listing(offered)} and the server chose none; browsers fail "
+            "such a connection",
+            expected=list(offered),
+            actual=None,
+        )
+
+    accept = op.response_header("Sec-WebSocket-Accept")
+    keys = header_values(op.request_headers, "Sec-WebSocket-Key")
+    if accept is not None and len(keys) == 1:
+        wanted = accept_key(keys[0])
+        if accept.strip() != wanted:
+            report.add(
+                "RFC-SRV-ACCEPT",
+                Severity.ERROR,
+                f"Sec-WebSocket-Accept is {accept.strip()!r}; expected {wanted!r} for key "
+                f"{keys[0]!r}",
+                expected=wanted,
+                actual=accept.strip(),
+            )
+    return report.items
+
+
+def check_server_close(
+    code: int | None, cfg: RuleConfig, conn: int | None = None
+) -> list[Violation]:
+    """RFC-SRV-CLOSE-CODE: the code in a server's Close frame (RFC 6455 §7.4.1).
+
+    ``None`` (a Close without a code) is allowed. 1010 is a warning: it means "the server
+    did not negotiate an extension the client needs", so only a client sends it.
+    """
+    report = Report(cfg, conn)
+    if code is None:
+        return report.items
+    if code == CloseCode.MANDATORY_EXTENSION:
+        report.add(
+            "RFC-SRV-CLOSE-CODE",
+            Severity.WARN,
+            f"server closed with {describe(code)}; expected a server code (1010 is sent "
+            "by clients only)",
+            expected="not 1010",
+            actual=code,
+        )
+    elif not is_sendable(code):
+        report.add(
+            "RFC-SRV-CLOSE-CODE",
+            Severity.ERROR,
+            f"server closed with {describe(code)}; expected {SENDABLE_RANGES_TEXT}",
+            expected=SENDABLE_RANGES_TEXT,
+            actual=code,
+        )
+    return report.items
+
+
+__all__ = [
+    "GUID",
+    "WX_REFERER",
+    "accept_key",
+    "check_early_data",
+    "check_request",
+    "check_response",
+    "check_server_close",
+    "check_subprotocol_change",
+    "is_ip_literal",
+    "is_lan_host",
+    "key_problem",
+    "offered_extensions",
+    "offered_subprotocols",
+    "request_host",
+    "wechat_platform",
+]

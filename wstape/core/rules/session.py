@@ -1,0 +1,301 @@
+"""Rules over a whole session (several connections, timing) and the replay-only rules.
+
+The replay-only builders (``unmatched_connection``, ``message_mismatch``, ...) decide
+nothing themselves: the replay server knows when a client went silent or a path matched
+nothing, and these turn that fact into a uniform :class:`Violation`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from wstape.core.model import Message, Opcode
+from wstape.core.rules.catalogue import RuleConfig, Severity, Violation
+from wstape.core.rules.helpers import Report, preview
+
+WARN_SOCKETS = 2
+"""Old WeChat DevTools and minigames allowed 2 sockets at once; more is a warning."""
+
+RECONNECT_WINDOW = 2.0
+RECONNECT_BURST = 3
+"""More than this many reconnects within :data:`RECONNECT_WINDOW` seconds is a warning."""
+
+WX_CONNECT_TIMEOUT = 60.0
+"""wx.connectSocket's default timeout (app.json ``networkTimeout.connectSocket``), seconds."""
+
+PAYLOAD_PREVIEW_BYTES = 4096
+"""Payloads in replay violations are cut here, so a 1 MiB message does not bloat reports."""
+
+
+def check_socket_limit(
+    open_now: int, cfg: RuleConfig, conn: int | None = None, t: float | None = None
+) -> list[Violation]:
+    """WX-SOCKET-LIMIT: ``open_now`` connections of one client are open at once.
+
+    Error above ``cfg.max_sockets`` (wx.connectSocket allows 5 since base library 1.7.0),
+    warning above 2 (older DevTools and minigames).
+    """
+    report = Report(cfg, conn, t)
+    if open_now > cfg.max_sockets:
+        report.add(
+            "WX-SOCKET-LIMIT",
+            Severity.ERROR,
+            f"{open_now} sockets open at once; expected at most {cfg.max_sockets} "
+            "(wx.connectSocket fails beyond that)",
+            expected=cfg.max_sockets,
+            actual=open_now,
+        )
+    elif open_now > WARN_SOCKETS:
+        report.add(
+            "WX-SOCKET-LIMIT",
+            Severity.WARN,
+            f"{open_now} sockets open at once; expected at most {WARN_SOCKETS} for old "
+            "DevTools and minigames",
+            expected=WARN_SOCKETS,
+            actual=open_now,
+        )
+    return report.items
+
+
+def check_reconnects(
+    times: Sequence[float], cfg: RuleConfig, conn: int | None = None
+) -> list[Violation]:
+    """RFC-RECONNECT-BACKOFF: reconnects after an abnormal close back off (§7.2.3).
+
+    ``times`` are the connect times (seconds, any common origin) of the reconnects that
+    followed an abnormal close. More than 3 of them inside any 2-second window is one
+    warning, naming the busiest window.
+    """
+    report = Report(cfg, conn)
+    ordered = sorted(times)
+    worst, start = 0, 0
+    worst_span = 0.0
+    for end in range(len(ordered)):
+        while ordered[end] - ordered[start] > RECONNECT_WINDOW:
+            start += 1
+        if end - start + 1 > worst:
+            worst, worst_span = end - start + 1, ordered[end] - ordered[start]
+    if worst > RECONNECT_BURST:
+        report.add(
+            "RFC-RECONNECT-BACKOFF",
+            Severity.WARN,
+            f"{worst} reconnects within {worst_span:.2f} s after an abnormal close; "
+            f"expected delays that back off (at most {RECONNECT_BURST} within "
+            f"{RECONNECT_WINDOW:g} s)",
+            expected=RECONNECT_BURST,
+            actual=worst,
+        )
+    return report.items
+
+
+@dataclass
+class ReconnectEpisode:
+    """The connects of one client since its last abnormal close, for RFC-RECONNECT-BACKOFF.
+
+    ``wstape check`` and the replay session keep one per client group while an episode
+    runs. Memory is bounded: a burst is ``RECONNECT_BURST + 1`` connects, so only that
+    many times are kept. The warning is given once per episode.
+    """
+
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=RECONNECT_BURST + 1))
+    reported: bool = False
+
+    def reconnected(self, t: float, cfg: RuleConfig, conn: int | None = None) -> list[Violation]:
+        """The client connected again at ``t`` (seconds, any origin common to the episode)."""
+        self.times.append(t)
+        recent = [x for x in self.times if t - x <= RECONNECT_WINDOW]
+        if self.reported or len(recent) <= RECONNECT_BURST:
+            return []
+        found = check_reconnects(recent, cfg, conn)
+        self.reported = bool(found)
+        return found
+
+
+def check_connect_timeout(
+    delay: float,
+    gave_up_after: float | None,
+    cfg: RuleConfig,
+    conn: int | None = None,
+    *,
+    timeout: float = WX_CONNECT_TIMEOUT,
+    tolerance: float | None = None,
+) -> list[Violation]:
+    """WX-CONNECT-TIMEOUT: with the handshake held back ``delay`` seconds, the client
+    gives up near its timeout.
+
+    ``gave_up_after`` is when the client closed the TCP connection (seconds after it
+    connected), or None if it never did. A client that waits far past ``timeout``, or
+    gives up far before it, has a timeout other than the one its config promises.
+    ``tolerance`` defaults to 10% of ``timeout`` (at least 2 s): timers are not exact.
+    """
+    report = Report(cfg, conn)
+    slack = tolerance if tolerance is not None else max(2.0, 0.1 * timeout)
+    gave_up = gave_up_after is not None and gave_up_after < delay
+    if gave_up and gave_up_after is not None and abs(gave_up_after - timeout) > slack:
+        report.add(
+            "WX-CONNECT-TIMEOUT",
+            Severity.WARN,
+            f"client gave up on the handshake after {gave_up_after:.1f} s; expected about "
+            f"{timeout:g} s (its connectSocket timeout)",
+            expected=timeout,
+            actual=gave_up_after,
+        )
+    elif not gave_up and delay > timeout + slack:
+        report.add(
+            "WX-CONNECT-TIMEOUT",
+            Severity.WARN,
+            f"client waited {delay:.1f} s for the handshake; expected it to give up after "
+            f"about {timeout:g} s",
+            expected=timeout,
+            actual=delay,
+        )
+    return report.items
+
+
+def message_json(opcode: Opcode, payload: bytes) -> dict[str, object]:
+    """A message as report data: opcode, size and the payload (cut to a preview).
+
+    A binary payload is given as hex (``"payload_hex"``): bytes that happen to be valid
+    UTF-8 would otherwise show up in a report as control characters.
+    """
+    data: dict[str, object] = {"opcode": opcode.value, "size": len(payload)}
+    shown = payload[:PAYLOAD_PREVIEW_BYTES]
+    if opcode is Opcode.BINARY:
+        data["payload_hex"] = shown.hex()
+    else:
+        data["payload"] = shown
+    if len(payload) > PAYLOAD_PREVIEW_BYTES:
+        data["truncated"] = True
+    return data
+
+
+def unmatched_connection(
+    path: str, cfg: RuleConfig, conn: int | None = None, *, known_paths: Sequence[str] = ()
+) -> list[Violation]:
+    """REPLAY-UNMATCHED-CONNECTION: no unplayed recorded connection has this path."""
+    report = Report(cfg, conn)
+    known = sorted(set(known_paths))
+    listing = f" (recorded: {', '.join(known)})" if known else ""
+    report.add(
+        "REPLAY-UNMATCHED-CONNECTION",
+        Severity.ERROR,
+        f"client connected to {path}; expected a recorded path{listing}",
+        expected=known,
+        actual=path,
+    )
+    return report.items
+
+
+def message_mismatch(
+    conn: int | None,
+    expected: Message,
+    actual_opcode: Opcode,
+    actual_payload: bytes,
+    diff: str,
+    cfg: RuleConfig,
+    t: float | None = None,
+) -> list[Violation]:
+    """REPLAY-MESSAGE-MISMATCH: a client message failed the matcher.
+
+    ``diff`` is the matcher's explanation (:func:`wstape.core.matchers.match`); its first
+    line goes into the message, all of it into ``actual["diff"]`` for reports.
+    """
+    report = Report(cfg, conn, t)
+    lines = diff.strip().splitlines()
+    if not lines:
+        first = "payload differs"
+    elif lines[0].startswith("--- "):
+        # A unified text diff: its header says nothing; show both payloads instead.
+        first = f"expected {preview(expected.payload)}, got {preview(actual_payload)}"
+    else:
+        first = lines[0]
+    actual = message_json(actual_opcode, actual_payload)
+    actual["diff"] = diff
+    report.add(
+        "REPLAY-MESSAGE-MISMATCH",
+        Severity.ERROR,
+        f"client {actual_opcode.value} message differs from the recorded "
+        f"{expected.opcode.value} message at t={expected.t:.3f}s: {first}",
+        expected=message_json(expected.opcode, expected.payload),
+        actual=actual,
+    )
+    return report.items
+
+
+def client_silent(
+    conn: int | None, expected: Message, timeout: float, cfg: RuleConfig, t: float | None = None
+) -> list[Violation]:
+    """REPLAY-CLIENT-SILENT: the client did not send the next recorded message in time."""
+    report = Report(cfg, conn, t)
+    report.add(
+        "REPLAY-CLIENT-SILENT",
+        Severity.ERROR,
+        f"client sent nothing within {timeout:g} s; expected its {expected.opcode.value} "
+        f"message {preview(expected.payload)}",
+        expected=message_json(expected.opcode, expected.payload),
+        actual=None,
+    )
+    return report.items
+
+
+def unplayed(conn: int | None, what: str, cfg: RuleConfig) -> list[Violation]:
+    """REPLAY-UNPLAYED: part of the recording was never reached.
+
+    ``what`` names it, e.g. ``"connection 3 (/chat)"`` or ``"4 recorded messages"``.
+    """
+    report = Report(cfg, conn)
+    report.add(
+        "REPLAY-UNPLAYED",
+        Severity.WARN,
+        f"{what} never reached; expected the client to play the whole recording",
+        expected=what,
+        actual=None,
+    )
+    return report.items
+
+
+def send_type(
+    conn: int | None,
+    expected: Message,
+    actual_opcode: Opcode,
+    cfg: RuleConfig,
+    t: float | None = None,
+) -> list[Violation]:
+    """WX-SEND-TYPE: the client sent text where binary was recorded, or the reverse.
+
+    ``SocketTask.send({data})`` sends text for a string and binary for an ArrayBuffer, so
+    a changed type means the client code changed what it passes.
+    """
+    report = Report(cfg, conn, t)
+    if actual_opcode is not expected.opcode:
+        report.add(
+            "WX-SEND-TYPE",
+            Severity.ERROR,
+            f"client sent a {actual_opcode.value} message where the recording has "
+            f"{expected.opcode.value}; send({{data: string}}) gives text, an ArrayBuffer "
+            "binary",
+            expected=expected.opcode.value,
+            actual=actual_opcode.value,
+        )
+    return report.items
+
+
+__all__ = [
+    "PAYLOAD_PREVIEW_BYTES",
+    "RECONNECT_BURST",
+    "RECONNECT_WINDOW",
+    "WARN_SOCKETS",
+    "WX_CONNECT_TIMEOUT",
+    "ReconnectEpisode",
+    "check_connect_timeout",
+    "check_reconnects",
+    "check_socket_limit",
+    "client_silent",
+    "message_json",
+    "message_mismatch",
+    "send_type",
+    "unmatched_connection",
+    "unplayed",
+]
