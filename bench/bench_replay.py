@@ -28,7 +28,7 @@ from pathlib import Path
 
 import websockets
 
-from wstape.cassettes import CassetteWriter
+from wstape.cassettes import CassetteWriter, WriteMode
 from wstape.core.frames import FrameParser, OpCode, encode_close_body, encode_frame
 from wstape.core.model import Close, Message, Opcode, Open, Side
 
@@ -80,7 +80,7 @@ def request(i: int) -> bytes:
 
 
 def write_pairs(path: Path, n: int) -> None:
-    with CassetteWriter(path, overwrite=True) as w:
+    with CassetteWriter(path, mode=WriteMode.OVERWRITE) as w:
         w.write(opening(1, "/pairs"))
         for i in range(n):
             data = request(i)
@@ -90,7 +90,7 @@ def write_pairs(path: Path, n: int) -> None:
 
 
 def write_concurrent(path: Path, n: int) -> None:
-    with CassetteWriter(path, overwrite=True) as w:
+    with CassetteWriter(path, mode=WriteMode.OVERWRITE) as w:
         for conn in range(1, n + 1):
             w.write(opening(conn, "/many"))
         for conn in range(1, n + 1):  # interleaved, as a real recording of n clients
@@ -102,7 +102,7 @@ def write_concurrent(path: Path, n: int) -> None:
 
 
 def write_big(path: Path, n: int) -> None:
-    with CassetteWriter(path, overwrite=True) as w:
+    with CassetteWriter(path, mode=WriteMode.OVERWRITE) as w:
         w.write(opening(1, "/big"))
         w.write(Message(1, 0.0, Side.CLIENT, Opcode.TEXT, b'{"subscribe":"all"}'))
         for i in range(n):
@@ -184,9 +184,7 @@ def report_of(tmp: Path, cassette: Path) -> dict[str, object]:
 
 async def pairs_client(url: str, n: int) -> float:
     """Send the recorded requests one by one; returns round trips per second."""
-    async with websockets.connect(
-        url, compression=None, ping_interval=None, max_size=None
-    ) as ws:
+    async with websockets.connect(url, compression=None, ping_interval=None, max_size=None) as ws:
         started = time.perf_counter()
         for i in range(n):
             data = request(i).decode()

@@ -218,8 +218,8 @@ pytestmark = pytest.mark.wstape(profile="browser", match="json")
 
 @pytest.mark.wstape("cassettes/chat.msgpack")
 async def test_chat(wstape_server):
-    assert wstape_server.settings.replay["profile"] == "browser"
-    assert wstape_server.settings.replay["match"] == "json"
+    assert wstape_server.settings.options.rules.profile == "browser"
+    assert wstape_server.settings.options.play.match == "json"
     assert wstape_server.cassette.parent.parent.name == "sub"
     await chat(wstape_server.url + "/chat")
 """

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TextIO
 
 from wstape.addons.runner import RecordConfig, RecordResult, record
+from wstape.cassettes import WriteMode
+from wstape.core.replay.options import PlayOptions
 from wstape.core.report import Report
 from wstape.core.rules import Profile, RuleConfig
 from wstape.replay.server import ReplayOptions, ReplayServer
@@ -45,11 +47,11 @@ async def record_sample(cassette: Path, confdir: Path) -> tuple[RecordResult, li
             output=cassette,
             mode=f"reverse:ws://127.0.0.1:{backend_port}",
             listen_port=0,
-            overwrite=True,
+            write=WriteMode.OVERWRITE,
             confdir=str(confdir),
         )
         task = asyncio.ensure_future(
-            record(config, stop=stop, on_listening=lambda _h, p: listening.set_result(p))
+            record(config, stop=stop, on_listening=lambda rec: listening.set_result(rec.port))
         )
         try:
             port = await asyncio.wait_for(asyncio.shield(listening), 30)
@@ -62,7 +64,9 @@ async def record_sample(cassette: Path, confdir: Path) -> tuple[RecordResult, li
 
 async def replay_to(cassette: Path, client: str) -> tuple[Report, list[str | bytes]]:
     """Replay ``cassette`` to the sample ``client`` ("clean" or "buggy")."""
-    options = ReplayOptions(port=0, speed=0, timeout=5.0, rules=RuleConfig(profile=DEMO_PROFILE))
+    options = ReplayOptions(
+        port=0, rules=RuleConfig(profile=DEMO_PROFILE), play=PlayOptions(speed=0, timeout=5.0)
+    )
     server = ReplayServer(cassette, options)
     await server.start()
     received: list[str | bytes] = []

@@ -23,7 +23,7 @@ from wstape.addons.runner import (
     record,
     render_stats,
 )
-from wstape.cassettes import read_cassette
+from wstape.cassettes import WriteMode, read_cassette
 from wstape.core.model import Close, Message, Note, Open
 
 
@@ -109,7 +109,7 @@ async def test_record_as_a_library(tmp_path: Path, server: ScenarioServer) -> No
     listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     config = RecordConfig(output=out, mode=f"reverse:ws://127.0.0.1:{server.port}", listen_port=0)
     task = asyncio.create_task(
-        record(config, stop=stop, on_listening=lambda _h, p: listening.set_result(p))
+        record(config, stop=stop, on_listening=lambda rec: listening.set_result(rec.port))
     )
     port = await asyncio.wait_for(listening, 20)
     async with connect(f"ws://127.0.0.1:{port}/done", proxy=None) as ws:
@@ -149,7 +149,9 @@ async def test_cancelling_the_task_still_ends_the_cassette(
     out = tmp_path / "cancelled.msgpack"
     listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     config = RecordConfig(output=out, mode=f"reverse:ws://127.0.0.1:{server.port}", listen_port=0)
-    task = asyncio.create_task(record(config, on_listening=lambda _h, p: listening.set_result(p)))
+    task = asyncio.create_task(
+        record(config, on_listening=lambda rec: listening.set_result(rec.port))
+    )
     port = await asyncio.wait_for(listening, 20)
     ws = await connect(f"ws://127.0.0.1:{port}/open", proxy=None)
     await ws.send("hi")
@@ -181,7 +183,7 @@ async def test_startup_errors(tmp_path: Path) -> None:
     junk = tmp_path / "junk.msgpack"
     junk.write_bytes(b"\x00junk")
     with pytest.raises(RecordCassetteError, match="not a wstape cassette"):
-        await record(RecordConfig(output=junk, append=True))
+        await record(RecordConfig(output=junk, write=WriteMode.APPEND))
     with pytest.raises(RecordUsageError, match="already exists"):
         await record(RecordConfig(output=junk))
     assert junk.read_bytes() == b"\x00junk"

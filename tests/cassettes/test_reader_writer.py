@@ -11,14 +11,17 @@ from hypothesis import strategies as st
 from tests.helpers.records import records
 from wstape.cassettes import (
     CassetteError,
+    CassetteExists,
     CassetteReader,
     CassetteWriteError,
     CassetteWriter,
     NewerCassette,
     TruncatedCassette,
+    WriteMode,
     read_cassette,
 )
 from wstape.cassettes.schema import FORMAT_NAME, record_to_dict
+from wstape.core.errors import ConfigError
 from wstape.core.model import Close, Message, Opcode, Open, Record, Side
 
 SETTINGS = settings(
@@ -43,7 +46,7 @@ def sample_open(conn: int = 1) -> Open:
 
 
 def write(path: Path, recs: list[Record]) -> None:
-    with CassetteWriter(path, overwrite=True, started_at=1.0) as w:
+    with CassetteWriter(path, mode=WriteMode.OVERWRITE, started_at=1.0) as w:
         for r in recs:
             w.write(r)
 
@@ -249,22 +252,30 @@ def test_unknown_ext_type_rejected(tmp_path: Path) -> None:
 def test_append_continues_conn_ids_and_refuses_truncated(tmp_path: Path) -> None:
     path = tmp_path / "a.msgpack"
     write(path, [sample_open(1), sample_open(7)])
-    with CassetteWriter(path, append=True) as w:
+    with CassetteWriter(path, mode=WriteMode.APPEND) as w:
         assert w.new_conn_id() == 8
         w.write(Close(8, 0.0, Side.SERVER, 1000))
     _, recs = read_cassette(path)
     assert recs[-1] == Close(8, 0.0, Side.SERVER, 1000)
     path.write_bytes(path.read_bytes()[:-3])
     with pytest.raises(TruncatedCassette):
-        CassetteWriter(path, append=True)
+        CassetteWriter(path, mode=WriteMode.APPEND)
 
 
 def test_refuses_to_overwrite_without_flag(tmp_path: Path) -> None:
     path = tmp_path / "a.msgpack"
     write(path, [sample_open()])
-    with pytest.raises(CassetteError, match="already exists"):
+    with pytest.raises(CassetteExists, match="already exists$"):
         CassetteWriter(path)
     assert read_cassette(path)[1] == [sample_open()]
+
+
+def test_write_mode_from_two_flags() -> None:
+    assert WriteMode.from_flags(False, False) is WriteMode.CREATE
+    assert WriteMode.from_flags(True, False) is WriteMode.APPEND
+    assert WriteMode.from_flags(False, True) is WriteMode.OVERWRITE
+    with pytest.raises(ConfigError):
+        WriteMode.from_flags(True, True)
 
 
 def test_append_refuses_newer_cassette(tmp_path: Path) -> None:
@@ -281,7 +292,7 @@ def test_append_refuses_newer_cassette(tmp_path: Path) -> None:
         )
     )
     with pytest.raises(NewerCassette):
-        CassetteWriter(path, append=True)
+        CassetteWriter(path, mode=WriteMode.APPEND)
 
 
 def test_write_failure_is_loud(tmp_path: Path) -> None:
@@ -298,7 +309,7 @@ def test_write_failure_is_loud(tmp_path: Path) -> None:
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_disk_full_is_loud() -> None:
     with pytest.raises(CassetteWriteError, match="No space left"):
-        CassetteWriter("/dev/full", overwrite=True)
+        CassetteWriter("/dev/full", mode=WriteMode.OVERWRITE)
 
 
 def test_resume_from_offset(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from wstape.cassettes import CassetteWriter
+from wstape.cassettes import CassetteWriter, WriteMode
 from wstape.cli.app import app
 from wstape.core.model import Close, Message, Opcode, Open, Side
 from wstape.core.rules import CATALOGUE
@@ -41,7 +41,7 @@ def chat_open(conn: int, *, referer: bytes | None = None, scheme: str = "wss") -
 
 
 def write(path: Path, *recs: object) -> Path:
-    with CassetteWriter(path, overwrite=True) as w:
+    with CassetteWriter(path, mode=WriteMode.OVERWRITE) as w:
         for r in recs:
             w.write(r)  # type: ignore[arg-type]
     return path
@@ -135,7 +135,7 @@ def test_truncated_cassette_is_refused_with_a_repair_hint(tmp_path: Path) -> Non
 def test_malformed_appid_is_a_usage_error(tmp_path: Path) -> None:
     path = write(tmp_path / "c.msgpack", chat_open(1))
     result = runner.invoke(app, ["check", str(path), "--profile", "wechat", "--appid", "bad"])
-    assert result.exit_code == 2 and "--appid 'bad'" in result.stderr
+    assert result.exit_code == 2 and "--appid: 'bad' is not an appid" in result.stderr
     ok = runner.invoke(
         app, ["check", str(path), "--profile", "wechat", "--appid", "wx0123456789abcdef"]
     )

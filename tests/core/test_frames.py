@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from wstape.core.frames import (
     Frame,
-    FrameError,
     FrameParser,
     OpCode,
+    StreamFailure,
     apply_mask,
     encode_close_body,
     encode_frame,
@@ -52,7 +52,7 @@ def test_partial_input_one_byte_at_a_time() -> None:
         OpCode.PING, b"p", mask_key=MASK
     )
     parser = FrameParser()
-    got: list[Frame | FrameError] = []
+    got: list[Frame | StreamFailure] = []
     for i in range(len(wire)):
         got += parser.feed(wire[i : i + 1])
     assert got == [Frame(OpCode.BINARY, b"x" * 300), Frame(OpCode.PING, b"p")]
@@ -63,7 +63,7 @@ def test_big_frame_in_chunks_is_not_reparsed() -> None:
     payload = b"\x01" * (1 << 20)
     wire = encode_frame(OpCode.BINARY, payload, mask_key=MASK)
     parser = FrameParser()
-    out: list[Frame | FrameError] = []
+    out: list[Frame | StreamFailure] = []
     for i in range(0, len(wire), 4096):
         out += parser.feed(wire[i : i + 4096])
     assert out == [Frame(OpCode.BINARY, payload)]
@@ -89,7 +89,7 @@ def test_everything_the_rules_judge_is_passed_on() -> None:
 def test_top_bit_of_64_bit_length_is_an_error_not_a_crash() -> None:
     wire = bytes((0x82, 0xFF)) + (1 << 63).to_bytes(8, "big") + MASK
     parser = FrameParser()
-    assert parser.feed(wire) == [FrameError(1002, "64-bit payload length with the top bit set")]
+    assert parser.feed(wire) == [StreamFailure(1002, "64-bit payload length with the top bit set")]
     assert parser.failed is not None
     assert parser.feed(encode_frame(OpCode.TEXT, b"later", mask_key=MASK)) == []
 
@@ -97,7 +97,7 @@ def test_top_bit_of_64_bit_length_is_an_error_not_a_crash() -> None:
 def test_frame_over_the_limit_is_1009() -> None:
     parser = FrameParser(max_frame_size=10)
     out = parser.feed(encode_frame(OpCode.BINARY, b"x" * 11, mask_key=MASK)[:4])
-    assert len(out) == 1 and isinstance(out[0], FrameError) and out[0].code == 1009
+    assert len(out) == 1 and isinstance(out[0], StreamFailure) and out[0].code == 1009
 
 
 def test_close_body_helpers() -> None:
@@ -154,7 +154,7 @@ def test_round_trip_under_any_split(frames: list[Frame], cuts: list[int]) -> Non
         for f in frames
     )
     parser = FrameParser()
-    got: list[Frame | FrameError] = []
+    got: list[Frame | StreamFailure] = []
     pos = 0
     for cut in cuts:
         got += parser.feed(wire[pos : pos + cut])
@@ -167,4 +167,4 @@ def test_round_trip_under_any_split(frames: list[Frame], cuts: list[int]) -> Non
 def test_random_bytes_never_crash(data: bytes) -> None:
     parser = FrameParser(max_frame_size=1000)
     for item in parser.feed(data):
-        assert isinstance(item, Frame | FrameError)
+        assert isinstance(item, Frame | StreamFailure)

@@ -7,14 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wstape.core.handshake import (
-    HttpError,
+    BadRequest,
     RequestParser,
     Response,
     accept_response,
     answered,
     error_response,
+    judge_request,
     recorded_refusal,
-    refusal_for,
 )
 from wstape.core.model import Open, TlsInfo
 from wstape.core.rules import RuleConfig, check_response
@@ -103,13 +103,13 @@ def test_incremental_and_leftover_early_data() -> None:
 )
 def test_garbage_is_an_http_error(wire: bytes, status: int) -> None:
     result = RequestParser().feed(wire)
-    assert isinstance(result, HttpError) and result.status == status
+    assert isinstance(result, BadRequest) and result.status == status
 
 
 @given(st.binary(max_size=300))
 def test_random_bytes_never_crash(data: bytes) -> None:
     result = RequestParser(max_size=200).feed(data)
-    assert result is None or isinstance(result, Open | HttpError)
+    assert result is None or isinstance(result, Open | BadRequest)
 
 
 def test_absolute_form_target_and_ipv6_host() -> None:
@@ -155,14 +155,35 @@ def test_recorded_subprotocol_only_if_offered() -> None:
     ],
 )
 def test_refusals_a_server_must_give(old: bytes, new: bytes, status: int) -> None:
-    refusal = refusal_for(parse(REQUEST.replace(old, new)))
+    verdict = judge_request(parse(REQUEST.replace(old, new)), RuleConfig())
+    refusal = verdict.refusal
     assert refusal is not None and refusal.status == status
     if status == 426:
         assert refusal.header("Sec-WebSocket-Version") == "13"
+    # Never a refusal without the rule that says why.
+    assert [v.severity.value for v in verdict.violations] == ["error"]
 
 
 def test_duplicate_subprotocols_are_not_refused() -> None:
-    assert refusal_for(parse(REQUEST.replace(b"chat.v1, chat.v2", b"a, a"))) is None
+    verdict = judge_request(parse(REQUEST.replace(b"chat.v1, chat.v2", b"a, a")), RuleConfig())
+    assert verdict.refusal is None
+    assert [v.rule for v in verdict.violations] == ["RFC-HS-SUBPROTOCOL-SYNTAX"]
+
+
+def test_upgrade_with_a_protocol_version_is_accepted_as_the_rule_says() -> None:
+    # RFC 7230 §6.7: an upgrade token may carry a version ("websocket/13"). The rule
+    # passes it, so the server must accept it too (it used to answer 400 with no rule).
+    verdict = judge_request(
+        parse(REQUEST.replace(b"Upgrade: websocket", b"Upgrade: websocket/13")), RuleConfig()
+    )
+    assert verdict.refusal is None and verdict.violations == []
+
+
+def test_an_ignored_rule_still_refuses_but_is_not_reported() -> None:
+    req = parse(REQUEST.replace(b"Version: 13", b"Version: 12"))
+    verdict = judge_request(req, RuleConfig(ignore=frozenset({"RFC-HS-VERSION"})))
+    assert verdict.refusal is not None and verdict.refusal.status == 426
+    assert verdict.violations == []
 
 
 def test_recorded_refusal_replays_status_and_body() -> None:

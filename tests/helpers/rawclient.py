@@ -14,7 +14,7 @@ import os
 import ssl
 from dataclasses import dataclass
 
-from wstape.core.frames import Frame, FrameError, FrameParser, OpCode, encode_frame
+from wstape.core.frames import Frame, FrameParser, OpCode, StreamFailure, encode_frame
 
 TIMEOUT = 5.0
 
@@ -128,7 +128,7 @@ class RawClient:
                 if not data:
                     return None
                 for item in self.parser.feed(data):
-                    assert not isinstance(item, FrameError), item
+                    assert not isinstance(item, StreamFailure), item
                     self._frames.append(item)
         return self._frames.pop(0)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from wstape.cassettes import CassetteWriter
+from wstape.cassettes import CassetteWriter, WriteMode
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side, TlsInfo
 
 conns = st.integers(min_value=0, max_value=2**31)
@@ -101,6 +101,6 @@ def interleave(groups: list[list[Record]], seed: int) -> list[Record]:
 
 
 def write(path: Path, records: list[Record], *, started_at: float = 1.5) -> None:
-    with CassetteWriter(path, overwrite=True, creator="test", started_at=started_at) as w:
+    with CassetteWriter(path, mode=WriteMode.OVERWRITE, creator="test", started_at=started_at) as w:
         for r in records:
             w.write(r)

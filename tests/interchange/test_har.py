@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers.records import interleave, sessions, write
-from wstape.cassettes import CassetteReader, CassetteWriter, read_cassette
+from wstape.cassettes import CassetteReader, CassetteWriter, WriteMode, read_cassette
 from wstape.core.model import Close, Header, Message, Note, Opcode, Open, Record, Side, TlsInfo
 from wstape.interchange import har as har_module
 from wstape.interchange.har import UNKNOWN_END_NOTE, InterchangeError, export_har, read_har
@@ -35,7 +35,7 @@ def har_round_trip(tmp_path: Path, records: list[Record]) -> tuple[Header, list[
     json.loads(har.read_text(encoding="utf-8"))  # a valid JSON document
     imported = read_har(har)
     with CassetteWriter(
-        back, overwrite=True, creator=imported.creator, started_at=imported.started_at
+        back, mode=WriteMode.OVERWRITE, creator=imported.creator, started_at=imported.started_at
     ) as w:
         for r in imported.records():
             w.write(r)

@@ -103,7 +103,7 @@ async def serve() -> AsyncIterator[Serve]:
         options.setdefault("port", 0)
         options.setdefault("speed", 0)
         options.setdefault("timeout", 3.0)
-        server = ReplayServer(cassette, ReplayOptions(**options))
+        server = ReplayServer(cassette, ReplayOptions.build(**options))
         servers.append(server)
         await server.start()
         return server

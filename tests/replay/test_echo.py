@@ -18,7 +18,7 @@ from wstape.replay import ReplayOptions, ReplayServer
 
 
 async def test_echo_server_with_websockets() -> None:
-    async with ReplayServer(None, ReplayOptions(port=0, echo=True, timeout=3)) as server:
+    async with ReplayServer(None, ReplayOptions.build(port=0, echo=True, timeout=3)) as server:
         big = os.urandom(3 * 1024 * 1024)
         async with websockets.connect(
             f"{server.url}/whatever?x=1", compression=None, max_size=None
@@ -47,7 +47,7 @@ async def test_echo_server_with_websockets() -> None:
 
 
 async def test_echo_reports_rule_violations() -> None:
-    async with ReplayServer(None, ReplayOptions(port=0, echo=True, timeout=3)) as server:
+    async with ReplayServer(None, ReplayOptions.build(port=0, echo=True, timeout=3)) as server:
         assert server.port is not None
         raw = await RawClient.connect(server.port)
         assert (await raw.handshake("/")).status == 101
@@ -66,9 +66,9 @@ async def test_echo_reports_rule_violations() -> None:
 
 def test_echo_takes_no_cassette() -> None:
     with pytest.raises(ValueError, match="echo"):
-        ReplayServer("x.msgpack", ReplayOptions(echo=True))
+        ReplayServer("x.msgpack", ReplayOptions.build(echo=True))
     with pytest.raises(ValueError, match="cassette"):
-        ReplayServer(None, ReplayOptions())
+        ReplayServer(None, ReplayOptions.build())
 
 
 async def _run(*args: str) -> tuple[int, str]:

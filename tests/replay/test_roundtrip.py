@@ -14,7 +14,7 @@ import websockets
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from wstape.cassettes import read_cassette
+from wstape.cassettes import WriteMode, read_cassette
 from wstape.core.model import Close, Message, Side
 from wstape.replay import ReplayOptions, ReplayServer
 
@@ -57,11 +57,13 @@ async def test_record_then_replay(tmp_path: Path) -> None:
             output=cassette,
             mode=f"reverse:ws://127.0.0.1:{port}",
             listen_port=0,
-            overwrite=True,
+            write=WriteMode.OVERWRITE,
             confdir=str(tmp_path / "mitmproxy"),
         )
         task = asyncio.ensure_future(
-            runner.record(config, stop=stop, on_listening=lambda _h, p: listening.set_result(p))
+            runner.record(
+                config, stop=stop, on_listening=lambda rec: listening.set_result(rec.port)
+            )
         )
         try:
             proxy = await asyncio.wait_for(asyncio.shield(listening), 30)
@@ -76,7 +78,7 @@ async def test_record_then_replay(tmp_path: Path) -> None:
     [recorded_close] = [r for r in records if isinstance(r, Close)]
     assert [m.payload.decode() for m in recorded] == original
 
-    replay = ReplayServer(cassette, ReplayOptions(port=0, speed=1, timeout=5))
+    replay = ReplayServer(cassette, ReplayOptions.build(port=0, speed=1, timeout=5))
     await replay.start()
     try:
         received, times, code, reason = await client(f"{replay.url}/live")

@@ -59,7 +59,7 @@ def connect(
     kw.setdefault("ping_interval", None)
     kw.setdefault("open_timeout", 5)
     kw.setdefault("close_timeout", 5)
-    if server.options.uses_tls:
+    if server.options.tls is not None:
         assert client_tls is not None
         headers = {"Referer": REFERER}
         headers.update(kw.pop("additional_headers", {}))

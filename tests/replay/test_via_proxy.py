@@ -54,7 +54,7 @@ async def via_proxy(confdir: Path) -> AsyncIterator[Start]:
     async def start(cassette: Path, **kw: Any) -> tuple[ReplayServer, DeviceProxy]:
         kw.setdefault("speed", 0)
         kw.setdefault("timeout", 3.0)
-        server = ReplayServer(cassette, ReplayOptions(port=0, **kw))
+        server = ReplayServer(cassette, ReplayOptions.build(port=0, **kw))
         await server.start()
         proxy = await start_device_proxy(
             server, DeviceProxyConfig(listen_host="127.0.0.1", listen_port=0, confdir=confdir)
@@ -194,7 +194,7 @@ async def test_raw_tunnel_is_never_opened_upstream(
 async def test_port_in_use_is_a_clear_error(make_cassette: CassetteFactory, confdir: Path) -> None:
     blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = blocker.sockets[0].getsockname()[1]
-    server = ReplayServer(make_cassette(WSS_CHAT), ReplayOptions(port=0, speed=0))
+    server = ReplayServer(make_cassette(WSS_CHAT), ReplayOptions.build(port=0, speed=0))
     await server.start()
     config = DeviceProxyConfig(listen_host="127.0.0.1", listen_port=port, confdir=confdir)
     try:

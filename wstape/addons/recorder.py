@@ -24,6 +24,7 @@ it records what the peers sent, and a length-changing edit can corrupt the relay
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -39,7 +40,14 @@ from mitmproxy.connection import Client
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.websocket import WebSocketMessage
 
-from wstape.cassettes import CassetteError, CassetteWriteError, CassetteWriter
+from wstape.cassettes import (
+    CassetteError,
+    CassetteExists,
+    CassetteWriteError,
+    CassetteWriter,
+    WriteMode,
+)
+from wstape.core.errors import ConfigError
 from wstape.core.model import (
     Close,
     Headers,
@@ -255,15 +263,24 @@ class Recorder:
         self._redact_headers = frozenset(h.lower().encode("ascii") for h in DEFAULT_REDACT_HEADERS)
         self._redact_keys: frozenset[str] = frozenset()
         self._live: dict[str, _Live] = {}
+        self._idle = asyncio.Event()
+        """Set while no recorded WebSocket is open."""
+        self._idle.set()
         self._stopped = False
 
     @property
     def writer(self) -> CassetteWriter | None:
         return self._writer
 
-    @property
-    def live_connections(self) -> int:
-        return len(self._live)
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until every recorded WebSocket has ended (so a
+        connection the client just closed is recorded with its close before a stop).
+        False if some were still open at the timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     # -- options -------------------------------------------------------------------------
 
@@ -359,8 +376,10 @@ class Recorder:
             )
 
     def _configure_cassette(self, path: str | None, append: bool, overwrite: bool) -> None:
-        if append and overwrite:
-            raise _options_error("wstape_append and wstape_overwrite cannot both be set")
+        try:
+            mode = WriteMode.from_flags(append, overwrite)
+        except ConfigError:
+            raise _options_error("wstape_append and wstape_overwrite cannot both be set") from None
         if self._writer is not None and path and Path(path) == self._writer.path:
             return  # the cassette already being written (e.g. handed in by wstape record)
         if self._writer is not None and self._owns_writer:
@@ -370,17 +389,14 @@ class Recorder:
             self._writer = None
             return
         try:
-            self._writer = CassetteWriter(path, append=append, overwrite=overwrite)
+            self._writer = CassetteWriter(path, mode=mode)
+        except CassetteExists as e:
+            raise _options_error(
+                f"wstape_cassette: {e}; set wstape_append=true to add to it or "
+                "wstape_overwrite=true to replace it"
+            ) from None
         except CassetteError as e:
-            detail = (
-                e.detail
-                if "already exists" not in e.detail
-                else (
-                    "already exists; set wstape_append=true to add to it or "
-                    "wstape_overwrite=true to replace it"
-                )
-            )
-            raise _options_error(f"wstape_cassette: {e.path}: {detail}") from None
+            raise _options_error(f"wstape_cassette: {e}") from None
         except CassetteWriteError as e:
             raise _options_error(f"wstape_cassette: {e}") from None
         self._owns_writer = True
@@ -419,6 +435,7 @@ class Recorder:
         record = self._open_record(flow, conn)
         if self._write(writer, record):
             self._live[flow.id] = _Live(conn, record.started_at, writer)
+            self._idle.clear()
             self.stats.open += 1
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
@@ -456,6 +473,8 @@ class Recorder:
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         live = self._live.pop(flow.id, None)
+        if not self._live:
+            self._idle.set()
         ws = flow.websocket
         if live is None or ws is None:
             return
@@ -521,6 +540,7 @@ class Recorder:
         """
         self._stopped = True
         live, self._live = self._live, {}
+        self._idle.set()
         now = time.time()
         for entry in live.values():
             t = max(0.0, now - entry.started_at)

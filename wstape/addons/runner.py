@@ -37,19 +37,31 @@ from mitmproxy.utils import asyncio_utils
 
 from wstape.addons.proxy import bare_master, cancel_connections, format_hostport, listen_error
 from wstape.addons.recorder import DEFAULT_REDACT_HEADERS, Recorder, RecorderStats
-from wstape.cassettes import CassetteError, CassetteWriteError, CassetteWriter
+from wstape.cassettes import (
+    CassetteError,
+    CassetteExists,
+    CassetteWriteError,
+    CassetteWriter,
+    WriteMode,
+)
+from wstape.core.errors import WstapeError
 
 STOP_NOTE = "recording stopped (wstape record shut down) while the connection was open"
 DRAIN_TIMEOUT = 3.0
 """Seconds to wait for cancelled connection handlers before shutting down anyway."""
 
 
-class RecordError(Exception):
+class RecordError(WstapeError):
     """``wstape record`` could not start; the message is one line for the user."""
 
 
 class RecordUsageError(RecordError):
     """A bad option, an output that exists, a port in use (exit code 2)."""
+
+
+class RecordExists(RecordUsageError):
+    """The output cassette exists and the config asks neither to append nor to overwrite
+    (the caller adds how to ask: ``--append``, ``record_mode=``)."""
 
 
 class RecordCassetteError(RecordError):
@@ -64,8 +76,8 @@ class RecordConfig:
     mode: str = "regular"
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
-    append: bool = False
-    overwrite: bool = False
+    write: WriteMode = WriteMode.CREATE
+    """What to do with an existing ``output``: refuse it, append to it, overwrite it."""
     confdir: str | None = None
     """mitmproxy's configuration directory (its CA lives there); None: ``~/.mitmproxy``."""
     ssl_insecure: bool = False
@@ -252,17 +264,14 @@ def _open_writer(config: RecordConfig) -> tuple[CassetteWriter, bool]:
     """The cassette writer, and whether this run created the file."""
     existed = config.output.exists() and config.output.stat().st_size > 0
     try:
-        writer = CassetteWriter(config.output, append=config.append, overwrite=config.overwrite)
+        writer = CassetteWriter(config.output, mode=config.write)
+    except CassetteExists as e:
+        raise RecordExists(str(e)) from None
     except CassetteError as e:
-        if "already exists" in e.detail:
-            raise RecordUsageError(
-                f"{config.output} already exists; use --append to add to it or "
-                "--overwrite to replace it"
-            ) from None
         raise RecordCassetteError(str(e)) from None
     except CassetteWriteError as e:
         raise RecordUsageError(str(e)) from None
-    return writer, not (existed and config.append)
+    return writer, not (existed and config.write is WriteMode.APPEND)
 
 
 def _write_ready_file(path: Path, port: int) -> None:
@@ -293,16 +302,31 @@ def _hint(mode: str, host: str, port: int, confdir: str) -> str:
     return f"wstape: point the client's HTTP proxy at http://{addr}; for wss trust {ca}"
 
 
+@dataclass(frozen=True)
+class Recording:
+    """A recording in progress, as ``record(on_listening=...)`` hands it over."""
+
+    host: str
+    port: int
+    recorder: Recorder
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no recorded WebSocket is open (False at the timeout)."""
+        return await self.recorder.wait_idle(timeout)
+
+
 async def record(
     config: RecordConfig,
     *,
     stop: asyncio.Event | None = None,
-    on_listening: Callable[[str, int], None] | None = None,
+    on_listening: Callable[[Recording], None] | None = None,
     status: TextIO | None = None,
     handle_signals: bool = False,
 ) -> RecordResult:
     """Record through an in-process mitmproxy until ``stop`` is set (or a signal arrives).
 
+    ``on_listening`` is called once the proxy listens, with the :class:`Recording`
+    (where it listens, and a way to wait until the recorded connections have ended).
     ``status`` is the stream for the listening line, the live status line and the summary
     (None: silent). ``handle_signals`` installs SIGINT/SIGTERM handlers that stop recording.
     Raises RecordUsageError / RecordCassetteError when recording cannot start; a write
@@ -314,8 +338,6 @@ async def record(
             validate_filter(config.filter)
     except ValueError as e:
         raise RecordUsageError(str(e)) from None
-    if config.append and config.overwrite:
-        raise RecordUsageError("--append and --overwrite cannot be used together")
     if config.idle_timeout is not None and config.idle_timeout < 1:
         raise RecordUsageError("--idle-timeout must be at least 1 second")
 
@@ -347,7 +369,7 @@ async def _record(
     writer: CassetteWriter,
     *,
     stop: asyncio.Event | None,
-    on_listening: Callable[[str, int], None] | None,
+    on_listening: Callable[[Recording], None] | None,
     status: TextIO | None,
     handle_signals: bool,
 ) -> RecordResult:
@@ -425,7 +447,7 @@ async def _record(
                 )
                 line.print(_hint(mode, host, port, opts.confdir))
                 if on_listening is not None:
-                    on_listening(host, port)
+                    on_listening(Recording(host, port, recorder))
                 status_task = asyncio.ensure_future(line.run(recorder.stats))
 
                 await m.should_exit.wait()

@@ -48,6 +48,7 @@ from mitmproxy.addons import proxyserver
 from mitmproxy.proxy import server_hooks
 
 from wstape.addons.proxy import bare_master, cancel_connections, listen_error
+from wstape.core.errors import WstapeError
 
 NOT_SERVED = "wstape replay: only recorded WebSocket traffic is served"
 """First line of the 502 body for every request that is not a WebSocket upgrade."""
@@ -57,7 +58,7 @@ DRAIN_TIMEOUT = 3.0
 Address = tuple[str, int]
 
 
-class ViaProxyError(Exception):
+class ViaProxyError(WstapeError):
     """The device proxy could not start (a usage problem: port in use, bad option)."""
 
 

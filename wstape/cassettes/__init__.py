@@ -2,21 +2,24 @@
 
 from wstape.cassettes.errors import (
     CassetteError,
+    CassetteExists,
     CassetteWriteError,
     NewerCassette,
     TruncatedCassette,
 )
 from wstape.cassettes.reader import CassetteReader, read_cassette
 from wstape.cassettes.schema import FORMAT_VERSION
-from wstape.cassettes.writer import CassetteWriter
+from wstape.cassettes.writer import CassetteWriter, WriteMode
 
 __all__ = [
     "FORMAT_VERSION",
     "CassetteError",
+    "CassetteExists",
     "CassetteReader",
     "CassetteWriteError",
     "CassetteWriter",
     "NewerCassette",
     "TruncatedCassette",
+    "WriteMode",
     "read_cassette",
 ]

@@ -8,35 +8,51 @@ unusable: recording must stop rather than let traffic through unrecorded.
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
 import msgpack
 
 import wstape
-from wstape.cassettes.errors import CassetteError, CassetteWriteError
+from wstape.cassettes.errors import CassetteError, CassetteExists, CassetteWriteError
 from wstape.cassettes.reader import CassetteReader
 from wstape.cassettes.schema import FORMAT_VERSION, header_to_dict, record_to_dict
+from wstape.core.errors import ConfigError
 from wstape.core.model import Header, Note, Open, Record
 
 
+class WriteMode(StrEnum):
+    """What to do with an output cassette that already exists."""
+
+    CREATE = "create"
+    """Refuse it (CassetteExists): the default, so no recording is lost by accident."""
+    APPEND = "append"
+    """Add to it (same format version), continuing its connection ids; create if missing."""
+    OVERWRITE = "overwrite"
+    """Replace it."""
+
+    @classmethod
+    def from_flags(cls, append: bool, overwrite: bool) -> WriteMode:
+        """The mode two yes/no options ask for; ConfigError if both are set."""
+        if append and overwrite:
+            raise ConfigError("append and overwrite cannot both be asked for")
+        return cls.APPEND if append else cls.OVERWRITE if overwrite else cls.CREATE
+
+
 class CassetteWriter:
-    """Write records to ``path``.
+    """Write records to ``path``, created, appended to or overwritten as ``mode`` says.
 
-    ``append=False`` creates the file (refusing to replace an existing non-empty file
-    unless ``overwrite=True``); ``append=True`` adds to an existing cassette of the same
-    format version, continuing its connection ids, or creates it if missing.
-
-    Raises CassetteError when the existing file cannot be appended to and
-    CassetteWriteError when the file cannot be created or written.
+    Raises CassetteExists for an existing file without ``append`` or ``overwrite``,
+    CassetteError when the existing file cannot be appended to, and CassetteWriteError
+    when the file cannot be created or written.
     """
 
     def __init__(
         self,
         path: str | Path,
         *,
-        append: bool = False,
-        overwrite: bool = False,
+        mode: WriteMode = WriteMode.CREATE,
         creator: str | None = None,
         started_at: float | None = None,
     ) -> None:
@@ -45,21 +61,20 @@ class CassetteWriter:
         self._next_conn = 1
         self._failed: CassetteWriteError | None = None
         self.records_written = 0
+        self.mode = mode
         exists = self.path.exists() and self.path.stat().st_size > 0
-        if exists and append:
+        if exists and mode is WriteMode.APPEND:
             self._next_conn = self._scan_existing() + 1
-            mode = "ab"
-        elif exists and not overwrite:
-            raise CassetteError(
-                self.path, "already exists; use --append to add to it or --overwrite to replace it"
-            )
+            how = "ab"
+        elif exists and mode is WriteMode.CREATE:
+            raise CassetteExists(self.path)
         else:
-            mode = "wb"
+            how = "wb"
         try:
-            self._file: IO[bytes] = open(self.path, mode)
+            self._file: IO[bytes] = open(self.path, how)
         except OSError as e:
             raise CassetteWriteError(self.path, e) from e
-        if mode == "wb":
+        if how == "wb":
             header = Header(
                 version=FORMAT_VERSION,
                 creator=creator or f"wstape {wstape.__version__}",

@@ -17,14 +17,12 @@ from wstape.cli.options import (
     AppidOpt,
     IgnoreOpt,
     MaxSocketsOpt,
-    PlatformChoice,
     PlatformOpt,
-    ProfileChoice,
     ProfileOpt,
     rule_config,
 )
 from wstape.core.report import Report, to_json
-from wstape.core.rules import CATALOGUE, Profile, Severity, rules_for
+from wstape.core.rules import CATALOGUE, Platform, Profile, Severity, rules_for
 from wstape.tools.check import check_file
 
 SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARN: "yellow", Severity.INFO: "cyan"}
@@ -32,10 +30,10 @@ SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARN: "yellow", Severity.INFO:
 
 def check(
     cassette: Annotated[Path, typer.Argument(help="The cassette to check.", show_default=False)],
-    profile: ProfileOpt = ProfileChoice.RFC6455,
+    profile: ProfileOpt = Profile.RFC6455,
     appid: AppidOpt = None,
     allow_host: AllowHostOpt = None,
-    platform: PlatformOpt = PlatformChoice.DEVICE,
+    platform: PlatformOpt = Platform.DEVICE,
     max_sockets: MaxSocketsOpt = 5,
     ignore: IgnoreOpt = None,
     as_json: Annotated[
@@ -87,7 +85,7 @@ def print_report(report: Report) -> None:
 
 def rules(
     profile: Annotated[
-        ProfileChoice | None,
+        Profile | None,
         typer.Option("--profile", help="Only the rules this profile runs (default: all)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from wstape.cassettes import CassetteError, CassetteReader
+from wstape.core.errors import ConfigError
 
 
 class ExitCode(IntEnum):
@@ -33,6 +34,24 @@ def error(message: str) -> None:
 
 def warn(message: str) -> None:
     print(f"wstape: warning: {message}", file=sys.stderr, flush=True)
+
+
+FLAGS = {
+    "allow_hosts": "--allow-host",
+    "ignore_json_paths": "--ignore-json-path",
+    "hostnames": "--hostname",
+}
+"""Library option names whose flag is not ``--`` plus the name with dashes."""
+
+
+def flag(option: str) -> str:
+    """The command-line flag of a library option (``max_sockets`` -> ``--max-sockets``)."""
+    return FLAGS.get(option, "--" + option.replace("_", "-"))
+
+
+def config_error(e: ConfigError) -> NoReturn:
+    """Exit 2 with a ConfigError's message, naming the flag instead of the field."""
+    fail(f"{flag(e.option)}: {e.message}" if e.option else e.message)
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:

@@ -1,30 +1,29 @@
-"""Options shared by ``wstape check`` and ``wstape replay``: which rules, how strict."""
+"""Options shared by ``wstape check`` and ``wstape replay``: which rules, how strict.
+
+The choices come from the library's own enums and registries (profiles, platforms,
+matchers), and every value is validated by the library when the option object is built:
+the CLI only turns a ConfigError into one line and exit 2.
+"""
 
 from __future__ import annotations
 
-from enum import StrEnum
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
-from wstape.cli.common import fail
-from wstape.core.rules import Profile, RuleConfig, unknown_rule_ids
-from wstape.core.rules.handshake import WX_APPID
+from wstape.cli.common import config_error
+from wstape.core.errors import ConfigError
+from wstape.core.rules import Platform, Profile, RuleConfig
 
 
-class ProfileChoice(StrEnum):
-    RFC6455 = "rfc6455"
-    BROWSER = "browser"
-    WECHAT = "wechat"
-
-
-class PlatformChoice(StrEnum):
-    DEVICE = "device"
-    DEVTOOLS = "devtools"
+def choices(names: Sequence[str]) -> str:
+    """A ``--help`` metavar listing a registry's names: ``[exact|json|type|any]``."""
+    return "[" + "|".join(names) + "]"
 
 
 ProfileOpt = Annotated[
-    ProfileChoice,
+    Profile,
     typer.Option(
         "--profile",
         help="Rules to check: rfc6455 (the protocol), browser (+ the WHATWG WebSocket API), "
@@ -33,18 +32,21 @@ ProfileOpt = Annotated[
 ]
 AppidOpt = Annotated[
     str | None,
-    typer.Option("--appid", help="wechat: the appid the Referer must name (wx + 16 hex)."),
+    typer.Option(
+        "--appid", metavar="APPID", help="wechat: the appid the Referer must name (wx + 16 hex)."
+    ),
 ]
 AllowHostOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--allow-host",
+        metavar="HOST",
         help="wechat: a name of the mini-program's socket legal domain list (repeatable). "
         "Exact match, any port.",
     ),
 ]
 PlatformOpt = Annotated[
-    PlatformChoice,
+    Platform,
     typer.Option(
         "--platform",
         help="wechat: device (phone WeChat: a refused close code is a warning) or devtools "
@@ -52,37 +54,34 @@ PlatformOpt = Annotated[
     ),
 ]
 MaxSocketsOpt = Annotated[
-    int, typer.Option("--max-sockets", min=1, help="wechat: concurrent sockets allowed.")
+    int,
+    typer.Option("--max-sockets", metavar="N", help="wechat: concurrent sockets allowed."),
 ]
 IgnoreOpt = Annotated[
     list[str] | None,
-    typer.Option("--ignore", help="A rule ID not to report (repeatable). See `wstape rules`."),
+    typer.Option(
+        "--ignore", metavar="RULE", help="A rule ID not to report (repeatable). See `wstape rules`."
+    ),
 ]
 
 
 def rule_config(
-    profile: ProfileChoice,
+    profile: Profile,
     appid: str | None,
     allow_host: list[str] | None,
-    platform: PlatformChoice,
+    platform: Platform,
     max_sockets: int,
     ignore: list[str] | None,
 ) -> RuleConfig:
-    """Build the RuleConfig, or exit 2 naming an unknown rule ID."""
-    if appid is not None and not WX_APPID.match(appid):
-        fail(f"--appid {appid!r} is not an appid (wx and 16 hex digits, e.g. wx0123456789abcdef)")
-    ignored = [i.upper() for i in ignore or []]
-    unknown = unknown_rule_ids(ignored)
-    if unknown:
-        fail(f"--ignore: unknown rule ID {', '.join(unknown)} (see `wstape rules`)")
+    """Build the RuleConfig, or exit 2 with the library's one-line reason."""
     try:
         return RuleConfig(
-            profile=Profile(profile.value),
+            profile=profile,
             appid=appid,
             allow_hosts=tuple(allow_host or ()),
             max_sockets=max_sockets,
             platform=platform.value,
-            ignore=frozenset(ignored),
+            ignore=frozenset(ignore or ()),
         )
-    except ValueError as e:
-        fail(str(e))
+    except ConfigError as e:
+        config_error(e)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from wstape.cassettes import WriteMode
 from wstape.cli.common import ExitCode, check_writable, error, fail
 
 _RECORD_HELP = """Record WebSocket traffic through an in-process mitmproxy into a cassette.
@@ -127,10 +128,9 @@ def record(
 ) -> None:
     if append and overwrite:
         fail("--append and --overwrite cannot be used together")
+    write = WriteMode.from_flags(append, overwrite)
     if output.exists() and output.is_dir():
         fail(f"{output} is a directory; give a file name")
-    if output.exists() and output.stat().st_size > 0 and not (append or overwrite):
-        fail(f"{output} already exists; use --append to add to it or --overwrite to replace it")
     if ready_file is not None:
         check_writable(ready_file, "--ready-file")
 
@@ -154,8 +154,7 @@ def record(
         mode=mode,
         listen_host=listen_host,
         listen_port=listen_port,
-        append=append,
-        overwrite=overwrite,
+        write=write,
         confdir=confdir,
         ssl_insecure=ssl_insecure,
         idle_timeout=idle_timeout,
@@ -166,6 +165,8 @@ def record(
     )
     try:
         result = runner.run(config)
+    except runner.RecordExists as e:
+        fail(f"{e}; use --append to add to it or --overwrite to replace it")
     except runner.RecordUsageError as e:
         fail(str(e), ExitCode.USAGE)
     except runner.RecordCassetteError as e:

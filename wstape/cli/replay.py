@@ -7,7 +7,6 @@ import contextlib
 import json
 import signal
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,34 +15,36 @@ from rich.table import Table
 
 from wstape.cassettes import CassetteError
 from wstape.cli.check import SEVERITY_STYLE
-from wstape.cli.common import ExitCode, check_writable, console, fail, write_atomically
+from wstape.cli.common import (
+    ExitCode,
+    check_writable,
+    config_error,
+    console,
+    fail,
+    write_atomically,
+)
 from wstape.cli.options import (
     AllowHostOpt,
     AppidOpt,
     IgnoreOpt,
     MaxSocketsOpt,
-    PlatformChoice,
     PlatformOpt,
-    ProfileChoice,
     ProfileOpt,
+    choices,
     rule_config,
 )
+from wstape.core.errors import ConfigError
 from wstape.core.frames import DEFAULT_MAX_FRAME_SIZE
+from wstape.core.matchers import matcher_names
+from wstape.core.replay.connection import LiveConnection
+from wstape.core.replay.options import PlayOptions
 from wstape.core.report import Report, junit_xml, to_json
-from wstape.core.rules import Severity, Violation
-from wstape.core.script import LiveConnection
+from wstape.core.rules import Platform, Profile, Severity, Violation
 from wstape.replay.server import ReplayOptions, ReplayServer
-from wstape.replay.tls import TlsSetupError
+from wstape.replay.tls import TlsOptions, TlsSetupError
 
 if TYPE_CHECKING:
     from wstape.addons.viaproxy import DeviceProxy
-
-
-class MatchChoice(StrEnum):
-    EXACT = "exact"
-    JSON = "json"
-    TYPE = "type"
-    ANY = "any"
 
 
 def _short(value: object, limit: int = 100) -> str:
@@ -68,6 +69,10 @@ def _print_log(live: LiveConnection, text: str) -> None:
     console(stderr=True).print(f"conn {conn}: {text}", markup=False, highlight=False)
 
 
+def _print_internal_error(text: str) -> None:
+    console(stderr=True).print(f"wstape: internal error: {text}", markup=False, highlight=False)
+
+
 def _summary(report: Report) -> None:
     out = console(stderr=True)
     if report.connections:
@@ -87,6 +92,8 @@ def _summary(report: Report) -> None:
                 str(sum(1 for v in mine if v.severity is Severity.WARN)),
             )
         out.print(table)
+    for text in report.internal_errors:
+        out.print(f"wstape: internal error: {text}", markup=False, highlight=False)
     verdict = "passed" if report.passed else "FAILED"
     out.print(
         f"{verdict}: {len(report.connections)} connections played, "
@@ -97,7 +104,7 @@ def _summary(report: Report) -> None:
 
 
 async def _start_device_proxy(
-    server: ReplayServer, listen: tuple[str, int], ready_file: Path | None
+    server: ReplayServer, listen: tuple[str, int], confdir: Path | None, ready_file: Path | None
 ) -> DeviceProxy:
     """``--via-proxy``: a mitmproxy for the device in front of the started server."""
     from wstape.addons.viaproxy import DeviceProxyConfig, ViaProxyError
@@ -107,7 +114,7 @@ async def _start_device_proxy(
     try:
         proxy = await start_device_proxy(
             server,
-            DeviceProxyConfig(listen[0], listen[1], server.options.confdir),
+            DeviceProxyConfig(listen[0], listen[1], confdir),
             on_log=lambda text: out.print(f"wstape: device proxy: {text}", highlight=False),
         )
     except ViaProxyError as e:
@@ -132,6 +139,7 @@ async def _serve(
     max_wait: float | None,
     via_proxy: tuple[str, int] | None = None,
     proxy_ready_file: Path | None = None,
+    confdir: Path | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -150,9 +158,9 @@ async def _serve(
         if ready_file is not None:
             write_atomically(ready_file, f"{server.port}\n", "--ready-file")
         if via_proxy is not None:
-            proxy = await _start_device_proxy(server, via_proxy, proxy_ready_file)
+            proxy = await _start_device_proxy(server, via_proxy, confdir, proxy_ready_file)
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
-        if not server.options.loop and not server.options.echo:
+        if not server.options.play.loop and not server.options.echo:
             waiters.append(asyncio.ensure_future(server.wait_played()))
         await asyncio.wait(waiters, timeout=max_wait, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
@@ -200,16 +208,21 @@ def replay(
         Path | None, typer.Option("--cert", help="With --tls: your own PEM certificate chain.")
     ] = None,
     key: Annotated[Path | None, typer.Option("--key", help="The PEM key for --cert.")] = None,
-    profile: ProfileOpt = ProfileChoice.RFC6455,
+    profile: ProfileOpt = Profile.RFC6455,
     appid: AppidOpt = None,
     allow_host: AllowHostOpt = None,
-    platform: PlatformOpt = PlatformChoice.DEVICE,
+    platform: PlatformOpt = Platform.DEVICE,
     max_sockets: MaxSocketsOpt = 5,
     ignore: IgnoreOpt = None,
     match: Annotated[
-        MatchChoice,
-        typer.Option("--match", help="How client messages are compared with the recording."),
-    ] = MatchChoice.EXACT,
+        str,
+        typer.Option(
+            "--match",
+            metavar=choices(matcher_names()),
+            help="How client messages are compared with the recording.",
+            autocompletion=matcher_names,
+        ),
+    ] = "exact",
     ignore_json_path: Annotated[
         list[str] | None,
         typer.Option(
@@ -349,12 +362,12 @@ def replay(
         fail("missing argument CASSETTE (or --echo to serve an echo server without one)")
     if cassette is not None and echo:
         fail("--echo serves no cassette; drop the CASSETTE argument")
-    if tls and cert is None and not hostname:
-        fail("--tls needs --hostname NAME (or --cert/--key)")
-    if key is not None and cert is None:
-        fail("--key needs --cert")
     if via_proxy is None and (proxy_host or proxy_ready_file is not None):
         fail("--proxy-host and --proxy-ready-file need --via-proxy PORT")
+    if key is not None and cert is None:
+        fail("--key needs --cert")
+    if tls and cert is None and not hostname:
+        fail("--tls needs --hostname NAME (or --cert/--key)")
     for path, option in (
         (ready_file, "--ready-file"),
         (proxy_ready_file, "--proxy-ready-file"),
@@ -364,11 +377,8 @@ def replay(
         if path is not None:
             check_writable(path, option)
     try:
-        options = ReplayOptions(
-            host=host,
-            port=port,
-            rules=cfg,
-            match=match.value,
+        play = PlayOptions(
+            match=match,
             ignore_json_paths=tuple(ignore_json_path or ()),
             speed=speed,
             timeout=timeout,
@@ -378,17 +388,25 @@ def replay(
             fragment_size=fragment_size,
             handshake_delay=handshake_delay,
             connect_timeout=connect_timeout,
-            echo=echo,
             max_size=max_size,
-            tls=tls or cert is not None,
-            hostnames=tuple(hostname or ()),
-            confdir=confdir,
-            cert=cert,
-            key=key,
         )
-        server = ReplayServer(cassette, options, on_violation=_print_violation, on_log=_print_log)
-    except ValueError as e:
-        fail(str(e))
+        tls_options = (
+            TlsOptions(hostnames=tuple(hostname or ()), confdir=confdir, cert=cert, key=key)
+            if tls or cert is not None
+            else None
+        )
+        options = ReplayOptions(
+            host=host, port=port, rules=cfg, play=play, tls=tls_options, echo=echo
+        )
+        server = ReplayServer(
+            cassette,
+            options,
+            on_violation=_print_violation,
+            on_log=_print_log,
+            on_internal_error=_print_internal_error,
+        )
+    except ConfigError as e:
+        config_error(e)
     try:
         if not echo:
             server.load()
@@ -396,7 +414,7 @@ def replay(
         fail(str(e), ExitCode.CASSETTE)
     try:
         listen = (proxy_host, via_proxy) if via_proxy is not None else None
-        asyncio.run(_serve(server, ready_file, max_wait, listen, proxy_ready_file))
+        asyncio.run(_serve(server, ready_file, max_wait, listen, proxy_ready_file, confdir))
     except TlsSetupError as e:
         fail(str(e))
     except OSError as e:

@@ -38,15 +38,13 @@ from wstape.cli.options import (
     AppidOpt,
     IgnoreOpt,
     MaxSocketsOpt,
-    PlatformChoice,
     PlatformOpt,
-    ProfileChoice,
     ProfileOpt,
     rule_config,
 )
 from wstape.core.closecodes import describe
 from wstape.core.model import Close, Header, Message, Note, Opcode, Open, Record, Side
-from wstape.core.rules import Violation
+from wstape.core.rules import Platform, Profile, Violation
 from wstape.interchange.har import InterchangeError, open_input, read_har
 from wstape.interchange.jsonl import iso_utc, iter_jsonl
 from wstape.tools.check import check_file
@@ -841,10 +839,10 @@ def view(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="The HTML file to write.", show_default=False)
     ],
-    profile: ProfileOpt = ProfileChoice.RFC6455,
+    profile: ProfileOpt = Profile.RFC6455,
     appid: AppidOpt = None,
     allow_host: AllowHostOpt = None,
-    platform: PlatformOpt = PlatformChoice.DEVICE,
+    platform: PlatformOpt = Platform.DEVICE,
     max_sockets: MaxSocketsOpt = 5,
     ignore: IgnoreOpt = None,
     no_check: Annotated[

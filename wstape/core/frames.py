@@ -22,10 +22,6 @@ class OpCode(IntEnum):
     PONG = 0xA
 
 
-DATA_OPCODES = frozenset({OpCode.CONTINUATION, OpCode.TEXT, OpCode.BINARY})
-CONTROL_OPCODES = frozenset({OpCode.CLOSE, OpCode.PING, OpCode.PONG})
-
-
 @dataclass(frozen=True)
 class Frame:
     """One frame as it was on the wire (payload already unmasked)."""
@@ -51,8 +47,9 @@ DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class FrameError:
-    """The byte stream cannot be read as frames any more: fail the connection.
+class StreamFailure:
+    """What :class:`FrameParser` yields when the bytes cannot be read as frames any more
+    (not an exception: the parser never raises on client input). Fail the connection.
 
     ``code`` is the close code to fail with (1002 protocol error, 1009 message too big) and
     ``reason`` a short text for the Close frame and the report.
@@ -78,7 +75,7 @@ class FrameParser:
     Feed it whatever arrived (any split, one byte at a time or many frames at once);
     :meth:`feed` returns the frames completed so far. It never raises on bad input: a
     frame it cannot read (a 64-bit length with the top bit set, a payload over
-    ``max_frame_size``) ends the stream with one :class:`FrameError`, after which the
+    ``max_frame_size``) ends the stream with one :class:`StreamFailure`, after which the
     parser ignores further bytes. Everything else the rules judge (mask, RSV bits,
     reserved opcodes, oversized or fragmented control frames) is parsed and passed on.
     """
@@ -88,18 +85,16 @@ class FrameParser:
         self._buf = bytearray()
         self._need = 2
         """Buffered bytes needed before parsing is worth trying again."""
-        self.failed: FrameError | None = None
-        self.bytes_received = 0
+        self.failed: StreamFailure | None = None
 
     @property
     def buffered(self) -> int:
         """Bytes held back because they do not complete a frame yet."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[Frame | FrameError]:
+    def feed(self, data: bytes) -> list[Frame | StreamFailure]:
         if self.failed is not None:
             return []
-        self.bytes_received += len(data)
         if self._buf:
             self._buf += data
             if len(self._buf) < self._need:
@@ -108,7 +103,7 @@ class FrameParser:
             buf = bytes(self._buf)
         else:
             buf = bytes(data)
-        out: list[Frame | FrameError] = []
+        out: list[Frame | StreamFailure] = []
         pos = 0
         end = len(buf)
         need = 2
@@ -165,8 +160,8 @@ class FrameParser:
         self._need = need
         return out
 
-    def _fail(self, out: list[Frame | FrameError], code: int, reason: str) -> None:
-        self.failed = FrameError(code, reason)
+    def _fail(self, out: list[Frame | StreamFailure], code: int, reason: str) -> None:
+        self.failed = StreamFailure(code, reason)
         out.append(self.failed)
         self._buf = bytearray()
 

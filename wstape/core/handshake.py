@@ -1,14 +1,12 @@
 """The HTTP/1.1 side of a WebSocket opening handshake (RFC 6455 §4), without I/O.
 
 The replay server reads the client's upgrade request with :class:`RequestParser` (bytes in,
-an :class:`~wstape.core.model.Open` with ``status`` 0 out, or an :class:`HttpError`), asks
-:func:`refusal_for` whether an RFC 6455 server could accept it at all, and answers with one
-of the :class:`Response` builders: :func:`accept_response` (101 with a fresh
+an :class:`~wstape.core.model.Open` with ``status`` 0 out, or a :class:`BadRequest`), asks
+:func:`judge_request` for the :class:`Verdict` (refuse or go ahead, and the rules the
+request broke, decided together from :func:`wstape.core.rules.check_request`), and answers
+with one of the :class:`Response` builders: :func:`accept_response` (101 with a fresh
 ``Sec-WebSocket-Accept``), :func:`recorded_refusal` (a recorded 403 and the like),
-:func:`error_response` (400, 404, 426).
-
-Whether the client broke a rule is not decided here: :func:`wstape.core.rules.check_request`
-does that on the same ``Open``. This module only decides what a server must answer.
+:func:`error_response` (400, 404, 426). ``wstape check`` runs the same rules offline.
 """
 
 from __future__ import annotations
@@ -18,8 +16,8 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 
 from wstape.core.model import Headers, Open, TlsInfo
-from wstape.core.rules import accept_key, key_problem
-from wstape.core.rules.helpers import header_items, header_tokens, header_values
+from wstape.core.rules import RuleConfig, Severity, Violation, accept_key, check_request
+from wstape.core.rules.helpers import header_items, header_values
 
 MAX_REQUEST_HEAD = 16 * 1024
 """Largest request line plus headers accepted before answering 431."""
@@ -55,8 +53,9 @@ _BAD_VALUE = re.compile(rb"[\x00\r\n]")
 
 
 @dataclass(frozen=True)
-class HttpError:
-    """The bytes are not an HTTP request this server can read; answer ``status`` and close."""
+class BadRequest:
+    """What :class:`RequestParser` returns for bytes that are not an HTTP request this
+    server can read (not an exception): answer ``status`` and close."""
 
     status: int
     message: str
@@ -88,7 +87,7 @@ class RequestParser:
     """Read an upgrade request incrementally.
 
     :meth:`feed` returns None until the header block is complete, then the request as an
-    ``Open`` (``conn`` 0, ``status`` 0) or an :class:`HttpError` for garbage. Bytes that
+    ``Open`` (``conn`` 0, ``status`` 0) or an :class:`BadRequest` for garbage. Bytes that
     came after the header block are in :attr:`leftover`: from a client that does not wait
     for the 101 they are early frames (RFC-HS-EARLY-DATA). After the first result the
     parser is done and ignores further input.
@@ -112,7 +111,7 @@ class RequestParser:
         self.leftover = b""
         self.done = False
 
-    def feed(self, data: bytes) -> Open | HttpError | None:
+    def feed(self, data: bytes) -> Open | BadRequest | None:
         if self.done:
             return None
         self._buf += data
@@ -120,43 +119,43 @@ class RequestParser:
         if end < 0:
             if self._buf and not _could_be_http(bytes(self._buf[:16])):
                 self.done = True
-                return HttpError(400, "not an HTTP request")
+                return BadRequest(400, "not an HTTP request")
             if len(self._buf) > self.max_size:
                 self.done = True
-                return HttpError(431, "request header block too large")
+                return BadRequest(431, "request header block too large")
             return None
         self.done = True
         if end > self.max_size:
-            return HttpError(431, "request header block too large")
+            return BadRequest(431, "request header block too large")
         head = bytes(self._buf[:end])
         self.leftover = bytes(self._buf[end + sep :])
         self._buf = bytearray()
         return self._parse(head)
 
-    def _parse(self, head: bytes) -> Open | HttpError:
+    def _parse(self, head: bytes) -> Open | BadRequest:
         lines = head.replace(b"\r\n", b"\n").split(b"\n")
         parts = lines[0].split(b" ")
         if len(parts) != 3 or not parts[1]:
-            return HttpError(400, "malformed request line")
+            return BadRequest(400, "malformed request line")
         method, target, version = parts
         if not _TOKEN.fullmatch(method):
-            return HttpError(400, "malformed request method")
+            return BadRequest(400, "malformed request method")
         if not _VERSION.fullmatch(version):
-            return HttpError(400, "malformed HTTP version")
+            return BadRequest(400, "malformed HTTP version")
         headers: list[tuple[bytes, bytes]] = []
         for line in lines[1:]:
             if line[:1] in (b" ", b"\t"):
-                return HttpError(400, "obsolete header line folding")
+                return BadRequest(400, "obsolete header line folding")
             name, colon, value = line.partition(b":")
             if not colon or not _TOKEN.fullmatch(name):
-                return HttpError(400, f"malformed header line {line[:40]!r}")
+                return BadRequest(400, f"malformed header line {line[:40]!r}")
             headers.append((name, value.strip(b" \t")))
         text_target = target.decode("latin-1")
         if "://" in text_target:  # absolute-form (a client talking as if to a proxy)
             rest = text_target.split("://", 1)[1]
             text_target = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
         elif not text_target.startswith("/"):
-            return HttpError(400, "request target is not a path")
+            return BadRequest(400, "request target is not a path")
         request_headers = tuple(headers)
         hosts = header_values(request_headers, "Host")
         host, port = _split_host(hosts[0] if hosts else "", 443 if self.scheme == "wss" else 80)
@@ -212,36 +211,61 @@ def _split_host(value: str, default_port: int) -> tuple[str, int]:
     return host, port
 
 
-def refusal_for(req: Open) -> Response | None:
-    """The answer an RFC 6455 server must give instead of a 101, or None to go ahead.
+@dataclass(frozen=True)
+class Verdict:
+    """What a server does with an upgrade request, and which rules the request broke.
+
+    ``refusal`` is the answer to send instead of a 101 (None: go ahead). Both come from
+    one pass over the request (:func:`judge_request`), so the server never refuses a
+    request without a rule saying why, and never accepts one a rule says it must refuse.
+    """
+
+    refusal: Response | None
+    violations: list[Violation]
+
+
+# The rules whose error means no RFC 6455 server can answer 101 (§4.2.1, §4.2.2, §4.4),
+# in the order a server checks them.
+_REFUSING_RULES = ("RFC-HS-METHOD", "RFC-HS-UPGRADE", "RFC-HS-VERSION", "RFC-HS-KEY")
+
+
+def judge_request(
+    req: Open, cfg: RuleConfig, *, seen_keys: frozenset[str] = frozenset()
+) -> Verdict:
+    """Decide whether ``req`` can be upgraded, and report the rules it broke.
 
     §4.2.1 lists what a server requires: GET over HTTP/1.1+, ``Upgrade: websocket``,
     ``Connection: Upgrade``, one valid ``Sec-WebSocket-Key``; a version other than 13 gets
-    426 with the supported version (§4.2.2, §4.4). Independent of ``--ignore``: ignoring a
-    rule silences its report, it does not make the server accept what no server would.
+    426 with the supported version (§4.2.2, §4.4). The refusal does not depend on
+    ``--ignore``: ignoring a rule silences its report, it does not make the server accept
+    what no server would.
     """
-    version = _VERSION.fullmatch(req.http_version.encode("latin-1"))
-    if req.method != "GET" or version is None or (int(version[1]), int(version[2])) < (1, 1):
+    found = check_request(req, replace(cfg, ignore=frozenset()), seen_keys=seen_keys)
+    broken = {v.rule for v in found if v.severity is Severity.ERROR}
+    refusal: Response | None = None
+    for rule in _REFUSING_RULES:
+        if rule in broken:
+            refusal = _refusal(rule, req)
+            break
+    return Verdict(refusal, [v for v in found if v.rule not in cfg.ignore])
+
+
+def _refusal(rule: str, req: Open) -> Response:
+    if rule == "RFC-HS-METHOD":
         return error_response(
             405 if req.method != "GET" else 400,
             f"a WebSocket upgrade must be GET over HTTP/1.1, not {req.method} {req.http_version}",
             extra=((b"Allow", b"GET"),) if req.method != "GET" else (),
         )
-    upgrade = header_tokens(req.request_headers, "Upgrade")
-    connection = header_tokens(req.request_headers, "Connection")
-    if "websocket" not in upgrade or "upgrade" not in connection:
+    if rule == "RFC-HS-UPGRADE":
         return error_response(400, "missing Upgrade: websocket or Connection: Upgrade")
-    versions = header_values(req.request_headers, "Sec-WebSocket-Version")
-    if versions != ["13"]:
+    if rule == "RFC-HS-VERSION":
         return error_response(
             426,
             "unsupported Sec-WebSocket-Version; this server speaks 13",
             extra=((b"Sec-WebSocket-Version", b"13"),),
         )
-    keys = header_values(req.request_headers, "Sec-WebSocket-Key")
-    if len(keys) != 1 or key_problem(keys[0]) is not None:
-        return error_response(400, "Sec-WebSocket-Key must be base64 of 16 bytes")
-    return None
+    return error_response(400, "Sec-WebSocket-Key must be base64 of 16 bytes")
 
 
 def chosen_subprotocol(req: Open, recorded: Open) -> str | None:
@@ -257,7 +281,7 @@ def accept_response(req: Open, recorded: Open) -> Response:
     ``Sec-WebSocket-Accept`` is computed for the live key (never copied); the recorded
     subprotocol is chosen only if the client offered it; no extension is accepted, so
     the client must not set RSV bits; the other recorded response headers are kept,
-    minus hop-by-hop ones. ``req`` must have passed :func:`refusal_for`.
+    minus hop-by-hop ones. ``req`` must have passed :func:`judge_request`.
     """
     key = header_values(req.request_headers, "Sec-WebSocket-Key")[0]
     headers: list[tuple[bytes, bytes]] = [
@@ -333,13 +357,14 @@ def _phrase(status: int) -> str:
 
 __all__ = [
     "MAX_REQUEST_HEAD",
-    "HttpError",
+    "BadRequest",
     "RequestParser",
     "Response",
+    "Verdict",
     "accept_response",
     "answered",
     "chosen_subprotocol",
     "error_response",
+    "judge_request",
     "recorded_refusal",
-    "refusal_for",
 ]

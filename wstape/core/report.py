@@ -8,7 +8,9 @@ The JSON shape is a contract (issue 3; an acceptance check reads it)::
      "violations": [{"rule", "severity", "conn", "message", "expected", "actual"}]}
 
 ``client`` is left out of a connection when it is None (``wstape check`` has no live
-client). ``passed`` is False exactly when some violation has severity ``error``.
+client). ``internal_errors`` (a list of strings) is added only when wstape itself failed
+during the run: a wstape bug never reads as a pass. ``passed`` is False exactly when some
+violation has severity ``error`` or an internal error happened.
 """
 
 from __future__ import annotations
@@ -66,9 +68,13 @@ class Report:
     cassette: str
     connections: tuple[ConnectionResult, ...] = ()
     violations: tuple[Violation, ...] = ()
+    internal_errors: tuple[str, ...] = ()
+    """wstape bugs caught during the run (each fails it)."""
 
     @property
     def passed(self) -> bool:
+        if self.internal_errors:
+            return False
         return not any(v.severity is Severity.ERROR for v in self.violations)
 
     def count(self, severity: Severity) -> int:
@@ -79,19 +85,41 @@ class Report:
         return list(dict.fromkeys(v.rule for v in self.violations))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "passed": self.passed,
             "profile": self.profile,
             "cassette": self.cassette,
             "connections": [c.to_dict() for c in self.connections],
             "violations": [violation_dict(v) for v in self.violations],
         }
+        if self.internal_errors:
+            out["internal_errors"] = list(self.internal_errors)
+        return out
 
 
 def violation_dict(v: Violation) -> dict[str, Any]:
     """Exactly the report keys of a violation, JSON-safe."""
     data = v.to_json()
     return {k: data.get(k) for k in ("rule", "severity", "conn", "message", "expected", "actual")}
+
+
+def _short_json(value: object, limit: int) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def violation_line(v: Violation, *, limit: int = 100) -> str:
+    """One human line for ``v``: severity, rule, connection, message, and the expected and
+    actual values as JSON (each cut to ``limit`` characters)."""
+    data = violation_dict(v)
+    conn = "-" if v.conn is None else str(v.conn)
+    line = f"{v.severity.value:5} {v.rule} conn {conn}: {v.message}"
+    extra = [
+        f"{key} {_short_json(data[key], limit)}"
+        for key in ("expected", "actual")
+        if data[key] is not None
+    ]
+    return line + (f" ({', '.join(extra)})" if extra else "")
 
 
 def build_report(
@@ -122,7 +150,7 @@ def junit_xml(report: Report, *, name: str = "wstape") -> str:
         cases.append((f"conn {c.conn} {c.path}", by_conn.pop(c.conn, [])))
     for conn, rest in sorted(by_conn.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0)):
         cases.append(("session" if conn is None else f"conn {conn}", rest))
-    if not cases:
+    if not cases or report.internal_errors:
         cases.append(("session", []))
 
     suite = ET.Element(
@@ -130,7 +158,7 @@ def junit_xml(report: Report, *, name: str = "wstape") -> str:
         name=name,
         tests=str(len(cases)),
         failures=str(sum(1 for _, f in cases if _errors(f))),
-        errors="0",
+        errors="1" if report.internal_errors else "0",
         skipped="0",
     )
     suite.set("cassette", report.cassette)
@@ -139,6 +167,14 @@ def junit_xml(report: Report, *, name: str = "wstape") -> str:
         case = ET.SubElement(
             suite, "testcase", classname=f"{name}.{report.profile}", name=case_name
         )
+        if case_name == "session" and report.internal_errors:
+            error = ET.SubElement(
+                case,
+                "error",
+                type="wstape-internal-error",
+                message="wstape failed during the run (a wstape bug)",
+            )
+            error.text = _clean("\n".join(report.internal_errors))
         for v in _errors(found):
             failure = ET.SubElement(case, "failure", type=v.rule, message=_clean(v.message))
             failure.text = _clean(_details(v))
@@ -187,4 +223,5 @@ __all__ = [
     "junit_xml",
     "to_json",
     "violation_dict",
+    "violation_line",
 ]

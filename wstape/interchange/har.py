@@ -42,6 +42,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import wstape
 from wstape.cassettes.reader import CassetteReader
+from wstape.core.errors import WstapeError
 from wstape.core.model import (
     Close,
     Headers,
@@ -72,7 +73,7 @@ MAX_HAR_BYTES = 4 * 1024 * 1024 * 1024
 """Largest (decompressed) HAR file read."""
 
 
-class InterchangeError(Exception):
+class InterchangeError(WstapeError):
     """An import source (HAR, mitmproxy flow file) cannot be used.
 
     The message names the file and, when known, the entry (HAR) or flow index (0-based).

@@ -2,7 +2,7 @@
 
 :meth:`CassetteIndex.build` reads the cassette once, start to end, keeping only what the
 replay needs up front: each connection's ``Open``, its ``Close``, message counts and
-heartbeat pairs (:class:`~wstape.core.script.RecordedConnection`), plus, per connection,
+heartbeat pairs (:class:`~wstape.core.replay.recorded.RecordedConnection`), plus, per connection,
 a few *segments* of the file where its records lie. :meth:`CassetteIndex.events` later
 streams one connection's messages from those segments in small batches, so a
 1,000,000-message connection is replayed in constant memory and a thousand concurrent
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from wstape.cassettes import CassetteReader
 from wstape.core.model import Close, Message, Open
-from wstape.core.script import HeartbeatFinder, RecordedConnection
+from wstape.core.replay.recorded import HeartbeatFinder, RecordedConnection
 
 SEGMENT_GAP = 64 * 1024
 """Records of one connection closer than this (in bytes) share a segment: reading a few

@@ -27,17 +27,20 @@ import contextlib
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from wstape.core.frames import DEFAULT_MAX_FRAME_SIZE
+from wstape.core.errors import ConfigError
 from wstape.core.model import TlsInfo
+from wstape.core.options import coerce_fields, field_names
+from wstape.core.replay.connection import LiveConnection
 from wstape.core.replay.echo import ECHO_CASSETTE, EchoSession
+from wstape.core.replay.options import PlayOptions
+from wstape.core.replay.session import ReplaySession
 from wstape.core.report import Report
-from wstape.core.rules import Profile, RuleConfig, Violation
-from wstape.core.script import LiveConnection, ReplaySession, ScriptOptions
+from wstape.core.rules import RuleConfig, Violation
 from wstape.replay.index import CassetteIndex
-from wstape.replay.tls import server_context
+from wstape.replay.tls import TlsOptions
 
 STOP_GRACE = 1.0
 """Seconds :meth:`ReplayServer.stop` lets connections flush their goodbye."""
@@ -45,74 +48,72 @@ STOP_GRACE = 1.0
 
 @dataclass(frozen=True)
 class ReplayOptions:
-    """Everything ``wstape replay`` can be told, as one value. Invalid values raise ValueError."""
+    """Everything ``wstape replay`` can be told, as one value.
+
+    Each option lives in exactly one place: ``rules`` (which rules, how strict), ``play``
+    (how recordings are played), ``tls`` (None: plain ws://) and the listener itself.
+    :meth:`build` takes the flat names the CLI and the pytest marker use. Invalid values
+    raise ConfigError (a ValueError).
+    """
 
     host: str = "127.0.0.1"
     port: int = 8765
     """0 binds any free port (see :attr:`ReplayServer.port`)."""
-    # rules (``rules`` wins over the separate fields when given)
-    rules: RuleConfig | None = None
-    profile: Profile | str = Profile.RFC6455
-    appid: str | None = None
-    allow_hosts: tuple[str, ...] = ()
-    platform: str = "device"
-    max_sockets: int = 5
-    ignore: frozenset[str] = frozenset()
-    # script
-    match: str = "exact"
-    ignore_json_paths: tuple[str, ...] = ()
-    speed: float = 1.0
-    timeout: float = 10.0
-    loop: bool = False
-    ignore_query: bool = False
-    ping_interval: float = 0.0
-    fragment_size: int = 0
-    handshake_delay: float = 0.0
-    connect_timeout: float = 60.0
+    rules: RuleConfig = field(default_factory=RuleConfig)
+    play: PlayOptions = field(default_factory=PlayOptions)
+    tls: TlsOptions | None = None
     echo: bool = False
     """Serve no cassette: accept every upgrade and echo each message (wstape.core.replay.echo)."""
-    max_size: int = DEFAULT_MAX_FRAME_SIZE
-    """Largest client frame and reassembled message, in bytes (1009 above it)."""
-    # TLS
-    tls: bool = False
-    hostnames: tuple[str, ...] = ()
-    confdir: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-    ssl_context: ssl.SSLContext | None = field(default=None, compare=False)
-    """A ready-made server context (library use); implies TLS."""
 
-    def rule_config(self) -> RuleConfig:
-        if self.rules is not None:
-            return self.rules
-        return RuleConfig(
-            profile=Profile(self.profile),
-            appid=self.appid,
-            allow_hosts=tuple(self.allow_hosts),
-            max_sockets=self.max_sockets,
-            platform=self.platform,
-            ignore=frozenset(self.ignore),
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be 0-65535, not {self.port}")
+
+    @classmethod
+    def build(cls, **values: object) -> ReplayOptions:
+        """Options from flat names, each routed to the dataclass that has the field
+        (``ReplayOptions.build(port=0, speed=0, profile="wechat", hostnames=["a.b"])``).
+
+        ``tls=True``, or any TLS field (``hostnames``, ``confdir``, ``cert``, ``key``,
+        ``context``), turns TLS on. Values are coerced to the field's type (``"0"`` for
+        a float is fine).
+        Raises ConfigError for an unknown name or a value that does not fit.
+        """
+        parts: dict[type, dict[str, object]] = {
+            cls: {},
+            RuleConfig: {},
+            PlayOptions: {},
+            TlsOptions: {},
+        }
+        own = field_names(cls) - {"rules", "play", "tls"}
+        tls_on = bool(values.pop("tls", False))
+        for name, value in values.items():
+            for target in (RuleConfig, PlayOptions, TlsOptions):
+                if name in field_names(target):
+                    parts[target][name] = value
+                    break
+            else:
+                if name not in own:
+                    known = sorted(
+                        own
+                        | field_names(RuleConfig)
+                        | field_names(PlayOptions)
+                        | field_names(TlsOptions)
+                    )
+                    raise ConfigError(f"unknown option {name}; known: {', '.join(known)}")
+                parts[cls][name] = value
+        top = parts[cls]
+        tls_fields = parts[TlsOptions]
+        tls = coerce_fields(TlsOptions, tls_fields) if tls_on or tls_fields else None
+        return coerce_fields(
+            cls,
+            {
+                **top,
+                "rules": coerce_fields(RuleConfig, parts[RuleConfig]),
+                "play": coerce_fields(PlayOptions, parts[PlayOptions]),
+                "tls": tls,
+            },
         )
-
-    def script_options(self) -> ScriptOptions:
-        return ScriptOptions(
-            match=self.match,
-            ignore_json_paths=tuple(self.ignore_json_paths),
-            speed=self.speed,
-            timeout=self.timeout,
-            ignore_query=self.ignore_query,
-            loop=self.loop,
-            ping_interval=self.ping_interval,
-            fragment_size=self.fragment_size,
-            handshake_delay=self.handshake_delay,
-            connect_timeout=self.connect_timeout,
-            max_frame_size=self.max_size,
-            max_message_size=self.max_size,
-        )
-
-    @property
-    def uses_tls(self) -> bool:
-        return self.tls or self.ssl_context is not None or self.cert is not None
 
 
 class _Connection(asyncio.Protocol):
@@ -140,14 +141,19 @@ class _Connection(asyncio.Protocol):
             tls = TlsInfo(version=sslobj.version(), alpn=sslobj.selected_alpn_protocol())
         session = self.server.session
         assert session is not None
-        self.live = session.connect(
-            client=client,
-            scheme="wss" if tls is not None else "ws",
-            tls=tls,
-            now=self.loop.time(),
-            wall=time.time(),
-        )
         self.server._protocols.add(self)
+        self.server._idle.clear()
+
+        def connect() -> None:
+            self.live = session.connect(
+                client=client,
+                scheme="wss" if tls is not None else "ws",
+                tls=tls,
+                now=self.loop.time(),
+                wall=time.time(),
+            )
+
+        self._guard(connect)
 
     def data_received(self, data: bytes) -> None:
         live = self.live
@@ -165,8 +171,12 @@ class _Connection(asyncio.Protocol):
         self._cancel_timer()
         self.server._protocols.discard(self)
         live = self.live
-        if live is not None:
-            self._guard(lambda: live.connection_lost(self.loop.time()), flush=False)
+        if live is not None and not self._guard(
+            lambda: live.connection_lost(self.loop.time()), flush=False
+        ):
+            session = self.server.session
+            if session is not None:
+                session.forget(live)
         self.server._connection_ended()
 
     def pause_writing(self) -> None:
@@ -179,17 +189,19 @@ class _Connection(asyncio.Protocol):
 
     # plumbing -----------------------------------------------------------------------
 
-    def _guard(self, step: Callable[[], None], *, flush: bool = True) -> None:
-        """Run a core step; a bug in wstape ends this connection, never the server."""
+    def _guard(self, step: Callable[[], None], *, flush: bool = True) -> bool:
+        """Run a core step; a bug in wstape ends this connection (and fails the run),
+        never the server. False if the step raised."""
         try:
             step()
-        except Exception as e:  # pragma: no cover - a bug, reported loudly
+        except Exception as e:  # a bug in wstape: fail the run, keep serving the others
             self.server._internal_error(self.live, e)
             if self.transport is not None:
                 self.transport.abort()
-            return
+            return False
         if flush:
             self.flush()
+        return True
 
     def flush(self) -> None:
         live, transport = self.live, self.transport
@@ -198,7 +210,7 @@ class _Connection(asyncio.Protocol):
         data = live.data_to_send()
         if data:
             transport.write(data)
-        if live.close_after_flush:
+        if live.hangup:
             self._cancel_timer()
             transport.close()
             return
@@ -250,7 +262,8 @@ class ReplayServer:
     With ``options.echo`` there is no cassette (pass None): every connection echoes.
 
     ``on_violation`` is called with each violation as it happens, ``on_log`` with one
-    line per connection event (open, close, refusal); both run on the event loop.
+    line per connection event (open, close, refusal), ``on_internal_error`` with one line
+    per wstape bug caught (the run then fails); all run on the event loop.
     :meth:`start` raises CassetteError for an unreadable or truncated cassette,
     TlsSetupError for bad TLS settings, OSError when the port cannot be bound.
     """
@@ -262,6 +275,7 @@ class ReplayServer:
         *,
         on_violation: Callable[[Violation], None] | None = None,
         on_log: Callable[[LiveConnection, str], None] | None = None,
+        on_internal_error: Callable[[str], None] | None = None,
         index: CassetteIndex | None = None,
     ) -> None:
         self.options = options or ReplayOptions()
@@ -271,10 +285,10 @@ class ReplayServer:
             raise ValueError("echo mode serves no cassette")
         self.cassette = Path(cassette) if cassette is not None else Path(ECHO_CASSETTE)
         """The cassette (``(echo)`` in echo mode)."""
-        self.cfg = self.options.rule_config()
-        self.script_options = self.options.script_options()
+        self.cfg = self.options.rules
         self.on_violation = on_violation
         self.on_log = on_log
+        self.on_internal_error = on_internal_error
         self.index = index
         self.session: ReplaySession | None = None
         self.port: int | None = None
@@ -282,8 +296,9 @@ class ReplayServer:
         self._extra_servers: list[asyncio.Server] = []
         self._protocols: set[_Connection] = set()
         self._done: asyncio.Event | None = None
-        self._all_closed: asyncio.Event | None = None
-        """Set by the last connection to end while :meth:`stop` waits for them."""
+        self._idle = asyncio.Event()
+        """Set while no client connection is open (by the last one to end)."""
+        self._idle.set()
         self.internal_errors: list[str] = []
 
     @property
@@ -295,7 +310,7 @@ class ReplayServer:
         """``ws://host:port`` (or ``wss://``) once started."""
         if self.port is None:
             raise RuntimeError("the server is not started")
-        scheme = "wss" if self.options.uses_tls else "ws"
+        scheme = "wss" if self.options.tls is not None else "ws"
         host = self.options.host
         if ":" in host:
             host = f"[{host}]"
@@ -316,27 +331,19 @@ class ReplayServer:
         """Index the cassette, bind, and start serving. Returns the bound port."""
         if self.index is None and not self.options.echo:
             self.index = await asyncio.to_thread(CassetteIndex.build, self.cassette)
-        ctx = self.options.ssl_context
-        if ctx is None and self.options.uses_tls:
-            opts = self.options
-            ctx = await asyncio.to_thread(
-                server_context,
-                hostnames=opts.hostnames,
-                confdir=opts.confdir,
-                cert=opts.cert,
-                key=opts.key,
-            )
+        tls = self.options.tls
+        ctx = await asyncio.to_thread(tls.server_context) if tls is not None else None
         index = self.index
         if index is None:
             self.session = EchoSession(
-                self.cfg, self.script_options, on_violation=self.on_violation, on_log=self.on_log
+                self.cfg, self.options.play, on_violation=self.on_violation, on_log=self.on_log
             )
         else:
             self.session = ReplaySession(
                 index.connections,
                 index.events,
                 self.cfg,
-                self.script_options,
+                self.options.play,
                 on_violation=self.on_violation,
                 on_log=self.on_log,
             )
@@ -368,16 +375,26 @@ class ReplayServer:
         return extra
 
     def _connection_ended(self) -> None:
-        if not self._protocols and self._all_closed is not None:
-            self._all_closed.set()
+        if not self._protocols:
+            self._idle.set()
         if self.session is not None and self._done is not None and self.session.all_played():
             self._done.set()
 
     def _internal_error(self, live: LiveConnection | None, error: Exception) -> None:
-        text = f"internal error on connection {live.conn if live else '?'}: {error!r}"
+        where = ""
+        tb = error.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None:
+            where = f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
+        conn = live.conn if live is not None and live.conn is not None else "?"
+        text = (
+            f"wstape bug on connection {conn}: {type(error).__name__}: {error}{where} "
+            "(the connection was aborted; please report this)"
+        )
         self.internal_errors.append(text)
-        if self.on_log is not None and live is not None:
-            self.on_log(live, text)
+        if self.on_internal_error is not None:
+            self.on_internal_error(text)
 
     @property
     def played(self) -> bool:
@@ -394,6 +411,22 @@ class ReplayServer:
             return False
         return True
 
+    async def settle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until no client connection is open.
+
+        True when none is (anymore), False when some still were at the timeout.
+        """
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def unfinished(self) -> list[int]:
+        """Recorded connection ids being played right now with recorded messages not
+        reached yet (a client still connected mid-recording)."""
+        return self.session.unfinished() if self.session is not None else []
+
     async def stop(self) -> None:
         """Stop listening, say goodbye to open connections, settle the report."""
         for extra in self._extra_servers:
@@ -403,11 +436,7 @@ class ReplayServer:
             self._server.close()
             for proto in list(self._protocols):
                 proto.shutdown()
-            if self._protocols:
-                self._all_closed = asyncio.Event()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._all_closed.wait(), STOP_GRACE)
-                self._all_closed = None
+            await self.settle(STOP_GRACE)
             for proto in list(self._protocols):
                 if proto.transport is not None:
                     proto.transport.abort()
@@ -418,10 +447,17 @@ class ReplayServer:
             self.session.finish()
 
     def report(self) -> Report:
-        """The report so far (after :meth:`stop`: final, with unplayed connections)."""
+        """The report so far (after :meth:`stop`: final, with unplayed connections).
+
+        A wstape bug caught during the run is in ``internal_errors`` and fails it.
+        """
         if self.session is None:
-            return Report(Profile(self.cfg.profile).value, str(self.cassette))
-        return self.session.report(str(self.cassette))
+            report = Report(self.cfg.profile.value, str(self.cassette))
+        else:
+            report = self.session.report(str(self.cassette))
+        if self.internal_errors:
+            report = replace(report, internal_errors=tuple(self.internal_errors))
+        return report
 
     async def __aenter__(self) -> ReplayServer:
         await self.start()

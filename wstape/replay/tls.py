@@ -13,12 +13,15 @@ import os
 import ssl
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from wstape.core.errors import ConfigError, WstapeError
 
 DEFAULT_CONFDIR = Path("~/.mitmproxy")
 
 
-class TlsSetupError(Exception):
+class TlsSetupError(WstapeError):
     """The certificate or key could not be made or loaded (a usage problem, exit 2)."""
 
 
@@ -46,7 +49,7 @@ def mint(hostnames: Sequence[str], confdir: Path | None = None) -> tuple[bytes, 
     ``confdir`` (default ``~/.mitmproxy``).
     """
     if not hostnames:
-        raise TlsSetupError("--tls needs at least one --hostname (or --cert/--key)")
+        raise TlsSetupError("a minted certificate needs at least one hostname")
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from mitmproxy.certs import CertStore
@@ -89,26 +92,52 @@ def minted_context(hostnames: Sequence[str], confdir: Path | None = None) -> ssl
         return context_from_files(cert_path, key_path)
 
 
-def server_context(
-    *,
-    hostnames: Sequence[str] = (),
-    confdir: Path | None = None,
-    cert: Path | None = None,
-    key: Path | None = None,
-) -> ssl.SSLContext:
-    """``--cert/--key`` if given, else a certificate minted for ``--hostname``."""
-    if cert is not None:
-        return context_from_files(cert, key)
-    if key is not None:
-        raise TlsSetupError("--key needs --cert")
-    return minted_context(hostnames, confdir)
+@dataclass(frozen=True)
+class TlsOptions:
+    """How ``wss://`` is served: a certificate for ``hostnames`` minted from the mitmproxy
+    CA in ``confdir``, your own ``cert``/``key`` (PEM), or a ready ``context``.
+
+    Raises ConfigError when none of the three is given, or a key without its certificate.
+    """
+
+    hostnames: tuple[str, ...] = ()
+    confdir: Path | None = None
+    """mitmproxy's configuration directory holding the CA (default ``~/.mitmproxy``)."""
+    cert: Path | None = None
+    key: Path | None = None
+    context: ssl.SSLContext | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hostnames", tuple(self.hostnames))
+        if self.key is not None and self.cert is None:
+            raise ConfigError("a TLS key needs its certificate (cert)")
+        if self.context is None and self.cert is None and not self.hostnames:
+            raise ConfigError(
+                "TLS needs a hostname for a certificate minted from the mitmproxy CA, "
+                "or a certificate and key"
+            )
+
+    @property
+    def ca_path(self) -> Path | None:
+        """The CA file a client must trust for a minted certificate (None for your own)."""
+        if self.context is not None or self.cert is not None:
+            return None
+        return (self.confdir or DEFAULT_CONFDIR).expanduser() / "mitmproxy-ca-cert.pem"
+
+    def server_context(self) -> ssl.SSLContext:
+        """The server context (raises TlsSetupError when it cannot be made)."""
+        if self.context is not None:
+            return self.context
+        if self.cert is not None:
+            return context_from_files(self.cert, self.key)
+        return minted_context(self.hostnames, self.confdir)
 
 
 __all__ = [
     "DEFAULT_CONFDIR",
+    "TlsOptions",
     "TlsSetupError",
     "context_from_files",
     "mint",
     "minted_context",
-    "server_context",
 ]

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wstape.cassettes import WriteMode
 from wstape.cassettes.reader import CassetteReader
 from wstape.cassettes.writer import CassetteWriter
 from wstape.core.model import Close, Header, Message, Note, Open, Record
@@ -50,7 +51,7 @@ def rewrite_to(output: str | Path, header: Header) -> Iterator[CassetteWriter]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         with CassetteWriter(
-            tmp, overwrite=True, creator=header.creator, started_at=header.started_at
+            tmp, mode=WriteMode.OVERWRITE, creator=header.creator, started_at=header.started_at
         ) as writer:
             yield writer
         os.replace(tmp, output)

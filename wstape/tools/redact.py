@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from wstape.cassettes.reader import CassetteReader
+from wstape.core.errors import ConfigError
 from wstape.core.model import Close, Headers, Message, Note, Opcode, Open, Record
 from wstape.tools.edit import copy_records
 
@@ -40,7 +41,7 @@ _WS = re.compile(r"[ \t\n\r]*")
 _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null|NaN|-?Infinity")
 
 
-class RedactError(ValueError):
+class RedactError(ConfigError):
     """A redaction rule is invalid (e.g. a pattern that does not compile)."""
 
 

@@ -6,15 +6,15 @@ import time
 
 import pytest
 
-from tests.core.test_script import MASK, FakeClient
+from tests.core.replay.test_session import MASK, FakeClient
 from wstape.core.frames import OpCode, encode_close_body, encode_frame
 from wstape.core.replay.echo import ECHO_CASSETTE, EchoScript, EchoSession
+from wstape.core.replay.options import PlayOptions
 from wstape.core.rules import Profile, RuleConfig, Utf8Stream
-from wstape.core.script import ScriptOptions
 
 
 def echo_session(cfg: RuleConfig | None = None, **options: object) -> EchoSession:
-    return EchoSession(cfg or RuleConfig(), ScriptOptions(**options))  # type: ignore[arg-type]
+    return EchoSession(cfg or RuleConfig(), PlayOptions(**options))  # type: ignore[arg-type]
 
 
 def rules(session: EchoSession) -> list[str]:
@@ -164,7 +164,7 @@ def test_data_after_the_clients_close_is_reported_not_echoed() -> None:
 
 
 def test_message_over_max_size_is_1009() -> None:
-    session = echo_session(max_message_size=1000)
+    session = echo_session(max_size=1000)
     client = FakeClient(session)
     client.handshake("/")
     client.write(frame(OpCode.BINARY, b"x" * 600, fin=False))

@@ -3,7 +3,7 @@
 ``wstape replay --echo`` serves no cassette. Every upgrade (any path) is accepted and its
 connection plays an :class:`EchoScript`: each complete data message comes straight back
 (text as text, binary as binary, reassembled from its fragments), and everything else
-is what :class:`~wstape.core.script.LiveConnection` always does: Pings answered with
+is what :class:`~wstape.core.replay.connection.LiveConnection` always does: Pings answered with
 Pongs, the client's Close echoed (or answered with 1002 / 1007 when it is invalid), every
 frame through the rules of the profile, the connection failed as RFC 6455 §7.1.7 says when
 the client breaks the protocol. That makes it the server Autobahn|Testsuite's
@@ -20,16 +20,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from wstape.core.model import Close, Message, Opcode, Open
+from wstape.core.replay.connection import LiveConnection
+from wstape.core.replay.options import PlayOptions
+from wstape.core.replay.recorded import RecordedConnection
+from wstape.core.replay.script import Action, Script, SendMessage
+from wstape.core.replay.session import ReplaySession
 from wstape.core.rules import RuleConfig, Violation
-from wstape.core.script import (
-    Action,
-    LiveConnection,
-    RecordedConnection,
-    ReplaySession,
-    Script,
-    ScriptOptions,
-    SendMessage,
-)
 
 ECHO_CASSETTE = "(echo)"
 """What the report names as the cassette in echo mode."""
@@ -67,7 +63,7 @@ class EchoScript(Script):
     """
 
     def __init__(
-        self, recorded: RecordedConnection, cfg: RuleConfig, options: ScriptOptions, now: float
+        self, recorded: RecordedConnection, cfg: RuleConfig, options: PlayOptions, now: float
     ) -> None:
         super().__init__(recorded, (), cfg, options, now)
         self.echoed = 0
@@ -98,7 +94,7 @@ class EchoSession(ReplaySession):
     def __init__(
         self,
         cfg: RuleConfig,
-        options: ScriptOptions,
+        options: PlayOptions,
         *,
         on_violation: Callable[[Violation], None] | None = None,
         on_log: Callable[[LiveConnection, str], None] | None = None,

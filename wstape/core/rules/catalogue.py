@@ -13,9 +13,15 @@ into building the record, so a check can build violations unconditionally.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+
+from wstape.core.errors import ConfigError
+
+WX_APPID = re.compile(r"wx[0-9a-fA-F]{16}")
+"""A mini-program appid: ``wx`` and 16 hex digits."""
 
 
 class Severity(StrEnum):
@@ -38,7 +44,17 @@ class Profile(StrEnum):
 # contract applies under the wechat profile too.
 _PROFILE_ORDER: dict[Profile, int] = {Profile.RFC6455: 0, Profile.BROWSER: 1, Profile.WECHAT: 2}
 
-PLATFORMS = ("device", "devtools")
+
+class Platform(StrEnum):
+    """Where a mini-program runs, for the rules that differ (BROWSER-CLOSE-CODE)."""
+
+    DEVICE = "device"
+    """Phone WeChat: a close code Chromium refuses is a warning."""
+    DEVTOOLS = "devtools"
+    """WeChat DevTools / PC WeChat (Chromium): an error."""
+
+
+PLATFORMS = tuple(p.value for p in Platform)
 
 
 def profile_includes(profile: Profile, introduced_in: Profile) -> bool:
@@ -125,13 +141,35 @@ class RuleConfig:
 
     def __post_init__(self) -> None:
         # Accept plain strings and any iterables from callers; store canonical types.
-        object.__setattr__(self, "profile", Profile(self.profile))
+        try:
+            object.__setattr__(self, "profile", Profile(self.profile))
+        except ValueError:
+            raise ConfigError(
+                f"unknown profile {self.profile!r}; choose one of {', '.join(Profile)}",
+                option="profile",
+            ) from None
         object.__setattr__(self, "allow_hosts", tuple(self.allow_hosts))
         object.__setattr__(self, "ignore", frozenset(i.upper() for i in self.ignore))
         if self.platform not in PLATFORMS:
-            raise ValueError(f"platform must be one of {', '.join(PLATFORMS)}: {self.platform!r}")
+            raise ConfigError(
+                f"unknown platform {self.platform!r}; choose one of {', '.join(PLATFORMS)}",
+                option="platform",
+            )
         if self.max_sockets < 1:
-            raise ValueError(f"max_sockets must be at least 1: {self.max_sockets}")
+            raise ConfigError(
+                f"max_sockets must be at least 1, not {self.max_sockets}", option="max_sockets"
+            )
+        if self.appid is not None and not WX_APPID.fullmatch(self.appid):
+            raise ConfigError(
+                f"{self.appid!r} is not an appid (wx and 16 hex digits, e.g. wx0123456789abcdef)",
+                option="appid",
+            )
+        unknown = unknown_rule_ids(self.ignore)
+        if unknown:
+            raise ConfigError(
+                f"unknown rule ID {', '.join(sorted(unknown))} (see `wstape rules`)",
+                option="ignore",
+            )
 
 
 @dataclass(frozen=True)

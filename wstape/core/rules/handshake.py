@@ -15,7 +15,7 @@ import re
 
 from wstape.core.closecodes import SENDABLE_RANGES_TEXT, CloseCode, describe, is_sendable
 from wstape.core.model import Open
-from wstape.core.rules.catalogue import Profile, RuleConfig, Severity, Violation
+from wstape.core.rules.catalogue import WX_APPID, Profile, RuleConfig, Severity, Violation
 from wstape.core.rules.helpers import Report, header_items, header_tokens, header_values, preview
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -28,8 +28,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # appid: "wx" + 16 hex digits (upper case accepted: the shape matters, not the case), or
 # "touristappid" when no appid is set; version: 0 (develop/trial/review), "devtools", or a
 # release number.
-APPID = r"wx[0-9a-fA-F]{16}"
-WX_APPID = re.compile(f"^{APPID}$")
+APPID = WX_APPID.pattern
 WX_REFERER = re.compile(
     rf"^https://servicewechat\.com/({APPID}|touristappid)/(0|devtools|\d+)"
     r"/page-frame\.html$"

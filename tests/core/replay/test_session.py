@@ -13,14 +13,11 @@ from hypothesis import strategies as st
 from wstape.core.frames import Frame, FrameParser, OpCode, encode_close_body, encode_frame
 from wstape.core.matchers import MATCHERS, register
 from wstape.core.model import Close, Message, Opcode, Open, Side
+from wstape.core.replay.connection import LiveConnection
+from wstape.core.replay.options import PlayOptions
+from wstape.core.replay.recorded import HeartbeatFinder, RecordedConnection
+from wstape.core.replay.session import ReplaySession
 from wstape.core.rules import RuleConfig
-from wstape.core.script import (
-    HeartbeatFinder,
-    LiveConnection,
-    RecordedConnection,
-    ReplaySession,
-    ScriptOptions,
-)
 
 MASK = b"\x01\x02\x03\x04"
 REFERER = "https://servicewechat.com/wx0123456789abcdef/0/page-frame.html"
@@ -82,7 +79,7 @@ def session_for(
         recorded,
         lambda conn: iter(events[conn]),  # type: ignore[arg-type]
         cfg or RuleConfig(),
-        ScriptOptions(**options),  # type: ignore[arg-type]
+        PlayOptions(**options),  # type: ignore[arg-type]
     )
 
 
@@ -113,7 +110,7 @@ class FakeClient:
         for item in self._parser.feed(data):
             assert isinstance(item, Frame)
             self.frames.append(item)
-        if self.live.close_after_flush and not self.hung_up:
+        if self.live.hangup and not self.hung_up:
             self.hung_up = True
             self.live.connection_lost(self.now)
 
@@ -612,11 +609,11 @@ def test_any_frame_sequence_is_judged_not_crashed(frames: list[bytes]) -> None:
 
 def test_options_take_their_matcher_names_from_the_registry() -> None:
     for name in MATCHERS:
-        assert ScriptOptions(match=name).match == name
+        assert PlayOptions(match=name).match == name
     with pytest.raises(ValueError, match="unknown matcher 'regex'; choose one of any, exact"):
-        ScriptOptions(match="regex")
+        PlayOptions(match="regex")
     register("regex")(MATCHERS["exact"])
     try:
-        assert ScriptOptions(match="regex").match == "regex"
+        assert PlayOptions(match="regex").match == "regex"
     finally:
         del MATCHERS["regex"]

@@ -1,0 +1,450 @@
+"""One client connection of a replay, from its first byte to the end of TCP, without I/O.
+
+A :class:`LiveConnection` reads the HTTP upgrade, picks the recorded connection to play
+(through its :class:`Session`), answers with the recorded handshake or refusal, then
+hands the open WebSocket to a :class:`~wstape.core.replay.protocol.ServerProtocol`
+(frames, ping/pong, closing) and plays the recorded connection's
+:class:`~wstape.core.replay.script.Script` over it: messages from the client go to the
+script, the script's actions become frames.
+
+Bytes in (:meth:`LiveConnection.receive_data`), bytes out
+(:meth:`LiveConnection.data_to_send`), a deadline (:meth:`LiveConnection.next_deadline`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from enum import Enum
+from typing import Protocol
+
+from wstape.core.closecodes import CloseCode, describe
+from wstape.core.handshake import (
+    BadRequest,
+    RequestParser,
+    Response,
+    accept_response,
+    answered,
+    error_response,
+    judge_request,
+    recorded_refusal,
+)
+from wstape.core.model import Opcode, Open, Side, TlsInfo
+from wstape.core.replay.options import PlayOptions
+from wstape.core.replay.protocol import CloseInfo, ServerProtocol, State
+from wstape.core.replay.recorded import RecordedConnection
+from wstape.core.replay.script import Drop, Script, SendClose, SendMessage, Step
+from wstape.core.report import CloseResult, ConnectionResult
+from wstape.core.rules import (
+    RuleConfig,
+    Severity,
+    Violation,
+    check_close_changed,
+    check_connect_timeout,
+    check_early_data,
+    check_response,
+    check_subprotocol_change,
+    unmatched_connection,
+    unplayed,
+    violation,
+)
+
+
+class Session(Protocol):
+    """What a connection needs from the run it belongs to (:mod:`.session`)."""
+
+    cfg: RuleConfig
+    options: PlayOptions
+
+    def select(self, req: Open) -> RecordedConnection | None:
+        """The recorded connection to play for ``req`` (None: no such path)."""
+
+    def claim(self, rec: RecordedConnection) -> None:
+        """``rec`` is being played now."""
+
+    def new_script(self, rec: RecordedConnection, now: float) -> Script: ...
+
+    def seen_keys(self, req: Open) -> frozenset[str]:
+        """The ``Sec-WebSocket-Key`` of ``req`` if an earlier connection used it."""
+
+    def known_paths(self) -> list[str]: ...
+
+    def connecting(self, live: LiveConnection, req: Open, now: float) -> None:
+        """A request was read."""
+
+    def opened(self, live: LiveConnection, now: float) -> None:
+        """The 101 went out."""
+
+    def ended(self, live: LiveConnection, now: float, *, abnormal: bool) -> None:
+        """TCP is gone."""
+
+    def add_violation(self, v: Violation) -> None: ...
+
+    def log(self, live: LiveConnection, text: str) -> None: ...
+
+
+class Phase(Enum):
+    """Where a connection is; once ``UPGRADED``, :attr:`LiveConnection.protocol` says more."""
+
+    HANDSHAKE = "handshake"
+    """Reading the upgrade request."""
+    HELD = "held"
+    """The 101 is held back (``handshake_delay``)."""
+    UPGRADED = "upgraded"
+    """101 sent: the WebSocket is open or closing."""
+    ANSWERED = "answered"
+    """Refused (or a probe that never sent a request): hang up once the answer is written."""
+    GONE = "gone"
+    """TCP is closed."""
+
+
+class LiveConnection:
+    """One client connection. Also the :class:`~.protocol.Handler` of its WebSocket."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        serial: int,
+        client: str,
+        scheme: str,
+        tls: TlsInfo | None,
+        now: float,
+        wall: float,
+    ) -> None:
+        self.session = session
+        self.cfg = session.cfg
+        self.options = session.options
+        self.serial = serial
+        """Order of arrival in the run (report rows are sorted by it)."""
+        self.client = client
+        self.started = now
+        self.phase = Phase.HANDSHAKE
+        self.request: Open | None = None
+        self.recorded: RecordedConnection | None = None
+        self.played = False
+        """A recorded connection was claimed for this client (answered 101 or its refusal)."""
+        self.status: int | None = None
+        """The HTTP status answered (101, or a refusal)."""
+        self.protocol: ServerProtocol | None = None
+        self.script: Script | None = None
+        self._out: list[bytes] = []
+        self._parser = RequestParser(scheme=scheme, client=client, tls=tls, started_at=wall)
+        self._accept_at: float | None = None
+        self._held: list[bytes] = []
+        """Bytes the client sent while its 101 was held back."""
+
+    @property
+    def conn(self) -> int | None:
+        return self.recorded.conn if self.recorded is not None else None
+
+    @property
+    def path(self) -> str:
+        return self.request.path if self.request is not None else ""
+
+    @property
+    def upgraded(self) -> bool:
+        """The 101 went out."""
+        return self.protocol is not None
+
+    @property
+    def hangup(self) -> bool:
+        """Close the transport once :meth:`data_to_send` has been written."""
+        if self.phase is Phase.UPGRADED:
+            return self.protocol is not None and self.protocol.hangup
+        return self.phase is Phase.ANSWERED
+
+    @property
+    def close(self) -> CloseInfo:
+        return self.protocol.close if self.protocol is not None else CloseInfo()
+
+    # -- the Handler of the WebSocket --------------------------------------------------
+
+    def report(self, found: Iterable[Violation | None]) -> None:
+        for v in found:
+            if v is not None:
+                self.session.add_violation(v)
+
+    def log(self, text: str) -> None:
+        self.session.log(self, text)
+
+    def on_message(self, opcode: Opcode, payload: bytes, now: float) -> None:
+        self._run_script(now, (opcode, payload))
+
+    def on_client_gone(self, code: int, reason: str, now: float) -> None:
+        script = self.script
+        if script is None:
+            return
+        expected = script.recorded.close
+        if expected is not None and expected.by is Side.CLIENT:
+            self.report(check_close_changed(expected, code, reason, self.cfg, self.conn))
+        if not (script.silent or script.state in (Step.DONE, Step.IDLE)):
+            left = script.unplayed_messages()
+            if left:
+                self.report(unplayed(self.conn, f"{left} recorded message(s)", self.cfg))
+
+    # -- output -----------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write now (possibly empty)."""
+        if self.protocol is not None:
+            self._out.append(self.protocol.data_to_send())
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def next_deadline(self) -> float | None:
+        if self.phase is Phase.HELD:
+            return self._accept_at
+        if self.phase is Phase.HANDSHAKE:
+            return self.started + self.options.timeout
+        if self.phase is not Phase.UPGRADED or self.protocol is None:
+            return None
+        times = [self.protocol.next_deadline()]
+        if self.script is not None and self.protocol.state is State.OPEN:
+            times.append(self.script.deadline)
+        found = [t for t in times if t is not None]
+        return min(found) if found else None
+
+    # -- input --------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Bytes from the client."""
+        if self.phase is Phase.HELD:
+            self._held.append(data)  # early data: judged when the 101 goes out
+        elif self.phase is Phase.HANDSHAKE:
+            result = self._parser.feed(data)
+            if result is not None:
+                self._handshake(result, now)
+                if self.upgraded and self._parser.leftover:
+                    self._feed(self._parser.leftover, now)
+        elif self.phase is Phase.UPGRADED:
+            self._feed(data, now)
+
+    def _feed(self, data: bytes, now: float) -> None:
+        assert self.protocol is not None
+        self.protocol.receive_data(data, now)
+
+    def receive_eof(self, now: float) -> None:
+        """The client closed its side of TCP (or the connection broke)."""
+        self.connection_lost(now)
+
+    def tick(self, now: float) -> None:
+        """The clock reached :meth:`next_deadline` (calling early is harmless)."""
+        if self.phase is Phase.HELD:
+            if self._accept_at is not None and now >= self._accept_at:
+                self._accept_at = None
+                self.report(
+                    check_connect_timeout(
+                        self.options.handshake_delay,
+                        None,
+                        self.cfg,
+                        self.conn,
+                        timeout=self.options.connect_timeout,
+                    )
+                )
+                self._accept(now)
+        elif self.phase is Phase.HANDSHAKE:
+            if now >= self.started + self.options.timeout:
+                # No complete request in time (a probe, a preconnect): hang up quietly.
+                self.phase = Phase.ANSWERED
+        elif self.phase is Phase.UPGRADED and self.protocol is not None:
+            self.protocol.tick(now)
+            self._run_script(now, None)
+
+    # -- handshake ----------------------------------------------------------------------
+
+    def _handshake(self, result: Open | BadRequest, now: float) -> None:
+        session = self.session
+        if isinstance(result, BadRequest):
+            self.report(
+                [
+                    violation(
+                        "RFC-HS-METHOD",
+                        Severity.ERROR,
+                        self.cfg,
+                        None,
+                        f"not a WebSocket upgrade request ({result.message}); expected "
+                        "GET over HTTP/1.1",
+                        expected="GET HTTP/1.1",
+                        actual=result.message,
+                    )
+                ]
+            )
+            self._respond(error_response(result.status, result.message))
+            return
+        candidate = session.select(result)
+        conn = candidate.conn if candidate is not None else 0
+        req = replace(result, conn=conn)
+        self.request = req
+        self.recorded = candidate
+        verdict = judge_request(req, self.cfg, seen_keys=session.seen_keys(req))
+        found = verdict.violations
+        found += check_early_data(len(self._parser.leftover), self.cfg, conn)
+        if candidate is not None:
+            found += check_subprotocol_change(req, candidate.open, self.cfg)
+        else:
+            found += unmatched_connection(
+                req.target if not self.options.ignore_query else req.path,
+                self.cfg,
+                None,
+                known_paths=session.known_paths(),
+            )
+            found = [replace(v, conn=None) for v in found]
+        self.report(found)
+        session.connecting(self, req, now)
+
+        if verdict.refusal is not None:
+            self._respond(verdict.refusal)
+            return
+        if candidate is None:
+            self._respond(error_response(404, f"no recorded connection for {req.target}"))
+            return
+        session.claim(candidate)
+        self.played = True
+        if not candidate.open.accepted:
+            self._respond(recorded_refusal(candidate.open))
+            return
+        if self.options.handshake_delay > 0:
+            self.phase = Phase.HELD
+            self._accept_at = now + self.options.handshake_delay
+            if self._parser.leftover:
+                self._held.append(self._parser.leftover)
+            return
+        self._accept(now)
+
+    def _accept(self, now: float) -> None:
+        """Answer 101, open the WebSocket and start the script."""
+        req, candidate = self.request, self.recorded
+        assert req is not None and candidate is not None
+        response = accept_response(req, candidate.open)
+        self.report(check_response(answered(req, response), self.cfg))
+        self._out.append(response.to_bytes())
+        self.status = 101
+        self.phase = Phase.UPGRADED
+        self.started = now
+        options = self.options
+        self.protocol = ServerProtocol(
+            self,
+            self.cfg,
+            conn=candidate.conn,
+            now=now,
+            close_timeout=options.timeout,
+            max_frame_size=options.max_size,
+            max_message_size=options.max_size,
+            ping_interval=options.ping_interval,
+        )
+        self.session.opened(self, now)
+        self.script = self.session.new_script(candidate, now)
+        self._run_script(now, None)
+        if self._held:
+            held = b"".join(self._held)
+            self._held = []
+            self.report(check_early_data(len(held), self.cfg, self.conn))
+            self._feed(held, now)
+
+    def _respond(self, response: Response) -> None:
+        self.status = response.status
+        self._out.append(response.to_bytes())
+        self.phase = Phase.ANSWERED
+
+    # -- the script ---------------------------------------------------------------------
+
+    def _run_script(self, now: float, message: tuple[Opcode, bytes] | None) -> None:
+        script, protocol = self.script, self.protocol
+        if script is None or protocol is None:
+            return
+        before = len(script.violations)
+        if message is not None:
+            actions = script.on_message(message[0], message[1], now)
+        else:
+            actions = script.poll(now)
+        for action in actions:
+            if isinstance(action, SendMessage):
+                protocol.send_message(
+                    action.opcode, action.payload, now, fragment=self.options.fragment_size
+                )
+            elif isinstance(action, SendClose):
+                protocol.send_close(action.code, action.reason, now)
+            elif isinstance(action, Drop):
+                protocol.drop(action.code)
+        self.report(script.violations[before:])
+        if protocol.state is not State.OPEN:
+            return
+        if script.silent and script.state is Step.DONE:
+            protocol.send_close(
+                CloseCode.NORMAL_CLOSURE, "wstape: timed out waiting for the client", now
+            )
+        elif script.state is Step.AWAIT_CLOSE and _due(script.deadline, now):
+            script.give_up(now)
+            self.report(script.violations[-1:])
+            protocol.send_close(
+                CloseCode.NORMAL_CLOSURE, "wstape: timed out waiting for the client's Close", now
+            )
+        elif script.state is Step.IDLE and _due(script.deadline, now):
+            # The recording stopped with the connection open; end it politely.
+            script.state = Step.DONE
+            protocol.send_close(CloseCode.GOING_AWAY, "wstape: end of recording", now)
+
+    # -- the end ------------------------------------------------------------------------
+
+    def result(self) -> ConnectionResult | None:
+        """This connection's line in the report, or None if it played no recording."""
+        if not self.played or self.recorded is None or self.request is None:
+            return None
+        c = self.close
+        script = self.script
+        return ConnectionResult(
+            conn=self.recorded.conn,
+            path=self.request.path,
+            client=self.client,
+            messages_expected=script.messages_expected
+            if script is not None
+            else self.recorded.messages_expected,
+            messages_matched=script.matched if script is not None else 0,
+            close=CloseResult(c.by.value if c.by is not None else None, c.code, c.reason),
+        )
+
+    def shutdown(self, now: float) -> None:
+        """The server is stopping: say goodbye (1001) and hang up without judging the client."""
+        if self.phase is Phase.GONE:
+            return
+        if self.protocol is not None:
+            self.protocol.stop(now)
+        else:
+            self.phase = Phase.ANSWERED
+
+    def connection_lost(self, now: float) -> None:
+        """TCP is gone. Settles the close checks and tells the session."""
+        if self.phase is Phase.GONE:
+            return
+        if self.phase is Phase.HELD:
+            # The client gave up while its 101 was held back.
+            self._accept_at = None
+            self.report(
+                check_connect_timeout(
+                    self.options.handshake_delay,
+                    now - self.started,
+                    self.cfg,
+                    self.conn,
+                    timeout=self.options.connect_timeout,
+                )
+            )
+        protocol = self.protocol
+        if protocol is not None:
+            protocol.connection_lost(now)
+        self.phase = Phase.GONE
+        self.session.ended(self, now, abnormal=protocol.abnormal if protocol else True)
+
+    def describe_close(self) -> str:
+        c = self.close
+        what = describe(c.code, c.reason) if c.code is not None else "no close"
+        who = c.by.value if c.by is not None else "nobody"
+        return f"closed by {who}: {what}"
+
+
+def _due(deadline: float | None, now: float) -> bool:
+    return deadline is not None and now >= deadline
+
+
+__all__ = ["LiveConnection", "Phase", "Session"]

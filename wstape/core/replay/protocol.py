@@ -1,0 +1,453 @@
+"""The server end of an open WebSocket (RFC 6455 §5-§7), as a state machine without I/O.
+
+:class:`ServerProtocol` takes the client's bytes after the 101 and turns them into
+complete messages for its :class:`Handler`; it answers Pings, sends our Pings and checks
+the Pongs, runs the closing handshake from either side, and fails the connection as
+§7.1.7 says when the client breaks the protocol. Every client frame goes through the
+frame rules; violations go to the handler. It knows nothing of recordings: what to do
+with a message is the handler's business (:mod:`.connection` plays a script with it).
+
+One state, :class:`State`, decides what incoming bytes still mean::
+
+    OPEN ──our Close──▶ CLOSING ──client's Close / timeout──▶ CLOSED
+      │                                                         ▲
+      └──client's Close (echoed) / fail / drop ─────────────────┘
+
+In ``CLOSED`` the transport is to be closed once :meth:`ServerProtocol.data_to_send` has
+been written (:attr:`ServerProtocol.hangup`). Frames that came in the same read as the
+client's Close are still judged (RFC-DATA-AFTER-CLOSE) but do nothing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from wstape.core.closecodes import CloseCode, describe
+from wstape.core.frames import (
+    Frame,
+    FrameParser,
+    OpCode,
+    StreamFailure,
+    encode_close_body,
+    encode_frame,
+    split_close_body,
+)
+from wstape.core.model import Opcode, Side
+from wstape.core.rules import (
+    FrameState,
+    RuleConfig,
+    Severity,
+    Utf8Stream,
+    Violation,
+    check_client_close,
+    check_close_handshake,
+    check_frame,
+    check_pong,
+    check_text,
+)
+
+FAIL_CODES: dict[str, CloseCode] = {
+    "RFC-FRAME-MASK": CloseCode.PROTOCOL_ERROR,
+    "RFC-FRAME-RSV": CloseCode.PROTOCOL_ERROR,
+    "RFC-FRAME-OPCODE": CloseCode.PROTOCOL_ERROR,
+    "RFC-FRAME-CONTROL": CloseCode.PROTOCOL_ERROR,
+    "RFC-FRAME-FRAGMENTS": CloseCode.PROTOCOL_ERROR,
+    "RFC-CLOSE-PAYLOAD": CloseCode.PROTOCOL_ERROR,
+    "RFC-CLOSE-CODE": CloseCode.PROTOCOL_ERROR,
+    "RFC-CLOSE-REASON-LENGTH": CloseCode.PROTOCOL_ERROR,
+    "RFC-TEXT-UTF8": CloseCode.INVALID_DATA,
+    "RFC-CLOSE-REASON-UTF8": CloseCode.INVALID_DATA,
+}
+"""A client frame breaking one of these rules fails the connection with this code
+(§7.1.7 "Fail the WebSocket Connection"; 1007 for bad UTF-8, §8.1). Only violations that
+were reported count: ``--ignore RULE`` makes the server tolerant."""
+
+MAX_CLOSE_REASON = 123
+"""A Close reason is at most 123 bytes (§5.5: a control frame carries at most 125)."""
+
+
+class State(Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    """We sent a Close and wait for the client's."""
+    CLOSED = "closed"
+    """Nothing more is read or sent: hang up once the output is written."""
+
+
+@dataclass(frozen=True)
+class CloseInfo:
+    """How a connection ended, for the report: who closed, the code the other saw, the reason."""
+
+    by: Side | None = None
+    code: int | None = None
+    reason: str = ""
+
+
+class Handler(Protocol):
+    """What the endpoint tells the one who drives it (the replay connection)."""
+
+    def report(self, found: Iterable[Violation]) -> None:
+        """Violations found in the client's frames, as they happen."""
+
+    def log(self, text: str) -> None:
+        """One human line (the connection is failed, ...)."""
+
+    def on_message(self, opcode: Opcode, payload: bytes, now: float) -> None:
+        """A complete data message arrived while the connection was open."""
+
+    def on_client_gone(self, code: int, reason: str, now: float) -> None:
+        """The client ended the connection on its own: a Close it started (``code`` as
+        received, 1005 for none) or a TCP drop before any Close (1006)."""
+
+
+def cut_reason(reason: str) -> str:
+    """``reason`` cut to :data:`MAX_CLOSE_REASON` bytes of UTF-8, on a character boundary."""
+    raw = reason.encode("utf-8", "surrogateescape")
+    if len(raw) <= MAX_CLOSE_REASON:
+        return reason
+    return raw[:MAX_CLOSE_REASON].decode("utf-8", "ignore")
+
+
+class ServerProtocol:
+    """The server end of one open connection. Bytes in, bytes out, a deadline.
+
+    ``conn`` names the recorded connection in violations; ``close_timeout`` is how long
+    the client has to answer our Close (and a Ping); ``ping_interval`` > 0 sends a Ping
+    that often.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        cfg: RuleConfig,
+        *,
+        conn: int | None,
+        now: float,
+        close_timeout: float,
+        max_frame_size: int,
+        max_message_size: int,
+        ping_interval: float = 0.0,
+    ) -> None:
+        self.handler = handler
+        self.cfg = cfg
+        self.conn = conn
+        self.opened_at = now
+        self.close_timeout = close_timeout
+        self.max_message_size = max_message_size
+        self.ping_interval = ping_interval
+        self.state = State.OPEN
+        self.close = CloseInfo()
+        """How it ended (or is ending)."""
+        self.failure: CloseCode | None = None
+        """The code we failed the connection with (§7.1.7), if we did."""
+        self.abnormal = True
+        """No clean closing handshake (so far): the client may reconnect in a burst."""
+        self.judging = True
+        """False once the server is stopping: how the client ends is not its fault."""
+        self.hangup = False
+        """Close the transport once :meth:`data_to_send` has been written."""
+        self._out: list[bytes] = []
+        self._frames = FrameParser(max_frame_size)
+        self._frame_state = FrameState()
+        self._msg_opcode: int | None = None
+        self._msg_parts: list[bytes] = []
+        self._msg_size = 0
+        self._msg_utf8: Utf8Stream | None = None
+        """Validates the text message in progress fragment by fragment (fail fast, §8.1)."""
+        self._client_close: bytes | None = None
+        """The body of the client's Close, once seen."""
+        self._server_close: int | None = None
+        self._server_close_sent = False
+        self._close_deadline: float | None = None
+        self._pings: deque[tuple[bytes, float]] = deque()
+        self._ping_count = 0
+        self._next_ping = now + ping_interval if ping_interval > 0 else None
+
+    def _t(self, now: float) -> float:
+        return round(now - self.opened_at, 6)
+
+    @property
+    def closed(self) -> bool:
+        """Nothing more is read or sent (:attr:`State.CLOSED`)."""
+        return self.state is State.CLOSED
+
+    # -- output -------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def next_deadline(self) -> float | None:
+        times = [
+            t
+            for t in (
+                self._close_deadline,
+                self._next_ping if self.state is State.OPEN else None,
+                self._pings[0][1] if self._pings else None,
+            )
+            if t is not None
+        ]
+        return min(times) if times else None
+
+    def _frame_out(self, opcode: int, payload: bytes, *, fin: bool = True) -> None:
+        self._out.append(encode_frame(opcode, payload, fin=fin))
+
+    def send_message(
+        self, opcode: Opcode, payload: bytes, now: float, *, fragment: int = 0
+    ) -> None:
+        """Send a data message; longer than ``fragment`` bytes it goes in fragments of that
+        size with one of our Pings after the first (RULES.md scenario 2)."""
+        if self.state is not State.OPEN:
+            return
+        op = OpCode.TEXT if opcode is Opcode.TEXT else OpCode.BINARY
+        if not fragment or len(payload) <= fragment:
+            self._frame_out(op, payload)
+            return
+        last = (len(payload) - 1) // fragment
+        for i in range(last + 1):
+            chunk = payload[i * fragment : (i + 1) * fragment]
+            self._frame_out(op if i == 0 else OpCode.CONTINUATION, chunk, fin=i == last)
+            if i == 0:
+                self._ping(now)
+
+    def send_close(self, code: int | None, reason: str, now: float) -> None:
+        """Start the closing handshake with ``code`` (None: an empty Close, seen as 1005)."""
+        if self.state is not State.OPEN:
+            return
+        self._out.append(encode_frame(OpCode.CLOSE, encode_close_body(code, cut_reason(reason))))
+        self._server_close = code
+        self._server_close_sent = True
+        self._pings.clear()
+        if self.close.by is None:
+            shown = code if code is not None else CloseCode.NO_STATUS_RCVD
+            self.close = CloseInfo(Side.SERVER, int(shown), cut_reason(reason))
+        self.state = State.CLOSING
+        self._close_deadline = now + self.close_timeout
+
+    def drop(self, code: int) -> None:
+        """Hang up without a Close frame (a recorded 1006): the client sees ``code``."""
+        self.close = CloseInfo(Side.SERVER, code, "")
+        self.abnormal = True
+        self._end()
+
+    def stop(self, now: float) -> None:
+        """The server is stopping: say goodbye (1001) and do not judge how the client ends."""
+        self.judging = False
+        if self.state is State.OPEN:
+            self.send_close(CloseCode.GOING_AWAY, "wstape: server stopping", now)
+        self._end()
+
+    def fail(self, code: CloseCode, reason: str, now: float, *, hangup: bool = False) -> None:
+        """Fail the connection (§7.1.7): Close with ``code``, then hang up — at once with
+        ``hangup`` (the stream cannot be read any more), else once the client answers."""
+        self.failure = code
+        self.handler.log(f"failing the connection: {describe(code, reason)}")
+        if self.state is State.OPEN:
+            self.send_close(code, reason, now)
+        if hangup or self._client_close is not None or self.state is not State.CLOSING:
+            self._end()
+
+    def _end(self) -> None:
+        self.state = State.CLOSED
+        self._close_deadline = None
+        self._next_ping = None
+        self.hangup = True
+
+    # -- input --------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Bytes from the client."""
+        if self.state is State.CLOSED:
+            return
+        for item in self._frames.feed(data):
+            if isinstance(item, StreamFailure):
+                if not self.closed:
+                    self.fail(CloseCode(item.code), item.reason, now, hangup=True)
+                break
+            if self.closed and (self._client_close is None or self.failure):
+                break  # after a failure nothing more is read
+            self._frame(item, now)
+
+    def tick(self, now: float) -> None:
+        """The clock reached :meth:`next_deadline` (calling early is harmless)."""
+        if self.state is State.CLOSED:
+            return
+        if self._close_deadline is not None and now >= self._close_deadline:
+            self._close_deadline = None
+            if self.state is State.CLOSING:
+                # The client never answered our Close.
+                if self.failure is None and self.judging:
+                    self.handler.report(check_close_handshake(True, False, self.cfg, self.conn))
+                self._end()
+                return
+        while self._pings and now >= self._pings[0][1]:
+            payload, _ = self._pings.popleft()
+            self.handler.report(check_pong(payload, None, self.cfg, self.conn, self._t(now)))
+        if self.state is State.OPEN and self._next_ping is not None and now >= self._next_ping:
+            self._ping(now)
+            self._next_ping = now + self.ping_interval
+
+    def connection_lost(self, now: float) -> None:
+        """TCP is gone: settle the closing checks."""
+        closed_cleanly = self._client_close is not None
+        if (
+            not closed_cleanly
+            and self.failure is None
+            and self.judging
+            and not (self.close.by is Side.SERVER and self.close.code in (1006, 1015))
+        ):
+            self.handler.report(
+                check_close_handshake(self._server_close_sent, False, self.cfg, self.conn)
+            )
+            if not self._server_close_sent:
+                self.close = CloseInfo(Side.CLIENT, CloseCode.ABNORMAL_CLOSURE, "")
+                self.handler.on_client_gone(CloseCode.ABNORMAL_CLOSURE, "", now)
+        self._end()
+        self._frames = FrameParser(0)
+        self._msg_parts = []
+        self._pings.clear()
+
+    # -- frames -------------------------------------------------------------------
+
+    def _report_and_fail(self, found: list[Violation], now: float) -> bool:
+        """Report ``found``; fail the connection if one of them calls for it."""
+        self.handler.report(found)
+        return self._fail_for(found, now)
+
+    def _fail_for(self, found: list[Violation], now: float) -> bool:
+        """Fail the connection if a reported error in ``found`` calls for it (FAIL_CODES)."""
+        codes = [
+            FAIL_CODES[v.rule]
+            for v in found
+            if v.severity is Severity.ERROR and v.rule in FAIL_CODES
+        ]
+        if not codes:
+            return False
+        code = CloseCode.PROTOCOL_ERROR if CloseCode.PROTOCOL_ERROR in codes else codes[0]
+        rule = next(v.rule for v in found if FAIL_CODES.get(v.rule) == code)
+        self.fail(code, rule, now)
+        return True
+
+    def _frame(self, frame: Frame, now: float) -> None:
+        t = self._t(now)
+        self._frame_state, found = check_frame(frame, self._frame_state, self.cfg, self.conn, t)
+        opcode = frame.opcode
+        if opcode == OpCode.CLOSE:
+            self._close_frame(frame.payload, found, now)
+            return
+        if self._client_close is not None:
+            self.handler.report(found)  # judged; the connection is closing, nothing more
+            return
+        if self._report_and_fail(found, now):
+            return
+        if opcode == OpCode.PING:
+            if self.state is State.OPEN:
+                self._frame_out(OpCode.PONG, frame.payload)
+            return
+        if opcode == OpCode.PONG:
+            self._pong(frame.payload, now)
+            return
+        if opcode not in (OpCode.TEXT, OpCode.BINARY, OpCode.CONTINUATION):
+            return  # a reserved opcode someone told us to --ignore
+        if opcode == OpCode.CONTINUATION:
+            if self._msg_opcode is None:
+                return
+        else:
+            self._msg_opcode = opcode
+            self._msg_parts = []
+            self._msg_size = 0
+            self._msg_utf8 = Utf8Stream() if opcode == OpCode.TEXT else None
+        self._msg_size += len(frame.payload)
+        if self._msg_size > self.max_message_size:
+            self.fail(CloseCode.MESSAGE_TOO_BIG, f"message over {self.max_message_size} bytes", now)
+            return
+        self._msg_parts.append(frame.payload)
+        utf8 = self._msg_utf8
+        if utf8 is not None and not utf8.feed(frame.payload, final=frame.fin):
+            # Invalid (or cut) UTF-8: judged now, not at the end of a long message.
+            self._msg_utf8 = None
+            if self._report_and_fail(
+                check_text(b"".join(self._msg_parts), self.cfg, self.conn, t), now
+            ):
+                self._msg_opcode = None
+                self._msg_parts = []
+                return
+        if not frame.fin:
+            return
+        parts = self._msg_parts
+        payload = parts[0] if len(parts) == 1 else b"".join(parts)
+        kind = Opcode.TEXT if self._msg_opcode == OpCode.TEXT else Opcode.BINARY
+        self._msg_opcode = None
+        self._msg_parts = []
+        self._msg_utf8 = None
+        if self.state is State.OPEN:
+            self.handler.on_message(kind, payload, now)
+
+    def _pong(self, payload: bytes, now: float) -> None:
+        if not self._pings:
+            return  # unsolicited Pongs are allowed (§5.5.3)
+        for i, (expected, _) in enumerate(self._pings):
+            if payload == expected:
+                # Answering the latest Ping only is allowed; older ones are settled too.
+                for _ in range(i + 1):
+                    self._pings.popleft()
+                return
+        latest, _ = self._pings.pop()
+        self._pings.clear()
+        self.handler.report(check_pong(latest, payload, self.cfg, self.conn, self._t(now)))
+
+    def _ping(self, now: float) -> None:
+        self._ping_count += 1
+        payload = f"wstape {self._ping_count}".encode()
+        self._frame_out(OpCode.PING, payload)
+        self._pings.append((payload, now + self.close_timeout))
+
+    # -- closing ------------------------------------------------------------------
+
+    def _close_frame(self, body: bytes, frame_found: list[Violation], now: float) -> None:
+        if self._client_close is not None:
+            self.handler.report(frame_found)
+            return
+        self._client_close = body
+        self._pings.clear()
+        started_by_client = not self._server_close_sent
+        found = frame_found + check_client_close(
+            body,
+            self.cfg,
+            conn=self.conn,
+            started_by_client=started_by_client,
+            server_code=self._server_close,
+            t=self._t(now),
+        )
+        code, raw_reason = split_close_body(body)
+        reason = raw_reason.decode("utf-8", "replace")
+        self.handler.report(found)
+        if started_by_client and self.failure is None:
+            self.handler.on_client_gone(
+                code if code is not None else CloseCode.NO_STATUS_RCVD, reason, now
+            )
+        if self.state is State.CLOSING:
+            # The client's answer to our Close: the closing handshake is complete.
+            self.abnormal = self.failure is not None
+            self._end()
+            return
+        self.close = CloseInfo(
+            Side.CLIENT, code if code is not None else CloseCode.NO_STATUS_RCVD, reason
+        )
+        self.abnormal = False
+        if self._fail_for(found, now):
+            return
+        # Echo the code (§5.5.1); an empty Close gets an empty Close.
+        self._out.append(encode_frame(OpCode.CLOSE, encode_close_body(code) if code else b""))
+        self._server_close_sent = True
+        self._end()
+
+
+__all__ = ["FAIL_CODES", "CloseInfo", "Handler", "ServerProtocol", "State", "cut_reason"]

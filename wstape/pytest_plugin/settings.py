@@ -1,0 +1,148 @@
+"""What ``@pytest.mark.wstape(...)`` and the ``--wstape-*`` options ask for one test.
+
+The marker takes the plugin's own arguments (the cassette, the record mode, the upstream,
+``allow_unplayed``, ``tls``/``hostnames``) and, under the same names as the library,
+every replay option (:meth:`wstape.replay.ReplayOptions.build`): the library validates
+them, the plugin only words the error for the marker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wstape.core.errors import ConfigError, WstapeError
+from wstape.core.options import field_names
+from wstape.core.replay.options import PlayOptions
+from wstape.core.rules import RuleConfig
+from wstape.replay.server import ReplayOptions
+
+RECORD_MODES = ("none", "once", "new_episodes", "all")
+"""As in VCR.py: never record, record a missing cassette, append a new session, re-record."""
+
+PLUGIN_KWARGS = frozenset(
+    {"cassette", "record_mode", "upstream", "allow_unplayed", "tls", "hostnames"}
+)
+MARKER_KWARGS = PLUGIN_KWARGS | field_names(RuleConfig) | field_names(PlayOptions)
+"""Every argument ``@pytest.mark.wstape`` takes."""
+
+DEFAULT_SPEED = 0.0
+"""Tests replay without the recorded delays unless the marker says ``speed=``."""
+
+
+class WstapeUsageError(WstapeError):
+    """The marker or the command line asks for something impossible (one line of text)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The merged ``wstape`` markers and command-line options of one test."""
+
+    cassette: Path
+    record_mode: str = "none"
+    upstream: str | None = None
+    allow_unplayed: bool = False
+    tls: bool = False
+    hostnames: tuple[str, ...] = ()
+    options: ReplayOptions = field(default_factory=ReplayOptions)
+    """Rules and play options (host, port and TLS are the fixture's)."""
+
+    @property
+    def records(self) -> bool:
+        """Whether this run records instead of replaying."""
+        if self.record_mode == "none":
+            return False
+        if self.record_mode == "once":
+            return not self.cassette.exists()
+        return True
+
+    @property
+    def profile(self) -> str:
+        return self.options.rules.profile.value
+
+
+def _seq(name: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(str(v) for v in value)
+    raise WstapeUsageError(f"{name}= takes a string or a list of strings, not {value!r}")
+
+
+def default_cassette(item: pytest.Item) -> Path:
+    name = re.sub(r"[^\w.-]+", "_", item.name).strip("_") or "test"
+    return Path("cassettes") / item.path.stem / f"{name}.msgpack"
+
+
+def settings_for(item: pytest.Item) -> Settings:
+    """Merge the test's ``wstape`` markers (closest wins) with the command line.
+
+    Raises WstapeUsageError for an unknown argument or value.
+    """
+    cassette: str | Path | None = None
+    kwargs: dict[str, Any] = {}
+    for mark in item.iter_markers("wstape"):  # closest first
+        if len(mark.args) > 1:
+            raise WstapeUsageError(
+                f"@pytest.mark.wstape takes one positional argument (the cassette), "
+                f"got {len(mark.args)}"
+            )
+        unknown = sorted(set(mark.kwargs) - MARKER_KWARGS)
+        if unknown:
+            raise WstapeUsageError(
+                f"@pytest.mark.wstape: unknown argument {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(MARKER_KWARGS))}"
+            )
+        if cassette is None and mark.args:
+            cassette = mark.args[0]
+        for k, v in mark.kwargs.items():
+            kwargs.setdefault(k, v)
+    if cassette is None:
+        cassette = kwargs.pop("cassette", None)
+    else:
+        kwargs.pop("cassette", None)
+    path = Path(cassette) if cassette is not None else default_cassette(item)
+    if not path.is_absolute():
+        path = item.path.parent / path
+
+    config = item.config
+    record_mode = kwargs.pop("record_mode", None) or config.getoption("wstape_record_mode")
+    record_mode = record_mode or "none"
+    if record_mode not in RECORD_MODES:
+        raise WstapeUsageError(
+            f"record_mode={record_mode!r}: choose one of {', '.join(RECORD_MODES)}"
+        )
+    upstream = kwargs.pop("upstream", None) or config.getoption("wstape_upstream")
+    if upstream is not None and not re.match(r"(?i)^(ws|wss|http|https)://[^/]", str(upstream)):
+        raise WstapeUsageError(f"upstream={upstream!r}: expected ws://HOST:PORT or wss://...")
+    allow_unplayed = bool(kwargs.pop("allow_unplayed", False))
+    tls = bool(kwargs.pop("tls", False))
+    hostnames = _seq("hostnames", kwargs.pop("hostnames")) if "hostnames" in kwargs else ()
+    kwargs.setdefault("speed", DEFAULT_SPEED)
+    try:
+        options = ReplayOptions.build(host="127.0.0.1", port=0, **kwargs)
+    except ConfigError as e:
+        raise WstapeUsageError(f"@pytest.mark.wstape: {e}") from None
+    return Settings(
+        cassette=path,
+        record_mode=record_mode,
+        upstream=str(upstream) if upstream is not None else None,
+        allow_unplayed=allow_unplayed,
+        tls=tls,
+        hostnames=hostnames,
+        options=options,
+    )
+
+
+__all__ = [
+    "MARKER_KWARGS",
+    "RECORD_MODES",
+    "Settings",
+    "WstapeUsageError",
+    "default_cassette",
+    "settings_for",
+]
