@@ -265,7 +265,7 @@ def test_append_continues_conn_ids_and_refuses_truncated(tmp_path: Path) -> None
 def test_refuses_to_overwrite_without_flag(tmp_path: Path) -> None:
     path = tmp_path / "a.msgpack"
     write(path, [sample_open()])
-    with pytest.raises(CassetteExists, match="already exists$"):
+    with pytest.raises(CassetteExists, match=r"already exists$"):
         CassetteWriter(path)
     assert read_cassette(path)[1] == [sample_open()]
 
