@@ -62,9 +62,7 @@ async def record_sample(cassette: Path, confdir: Path) -> tuple[RecordResult, li
 
 async def replay_to(cassette: Path, client: str) -> tuple[Report, list[str | bytes]]:
     """Replay ``cassette`` to the sample ``client`` ("clean" or "buggy")."""
-    options = ReplayOptions(
-        port=0, speed=0, timeout=5.0, rules=RuleConfig(profile=DEMO_PROFILE)
-    )
+    options = ReplayOptions(port=0, speed=0, timeout=5.0, rules=RuleConfig(profile=DEMO_PROFILE))
     server = ReplayServer(cassette, options)
     await server.start()
     received: list[str | bytes] = []

@@ -197,9 +197,7 @@ def _offers(request: http.Request, name: str) -> tuple[str, ...]:
     )
 
 
-def open_from_flow(
-    flow: http.HTTPFlow, conn: int, redact: frozenset[bytes] = frozenset()
-) -> Open:
+def open_from_flow(flow: http.HTTPFlow, conn: int, redact: frozenset[bytes] = frozenset()) -> Open:
     """The ``open`` record of a flow that has its response (a 101 or a refusal), with the
     values of the ``redact`` headers (lower-case names) replaced."""
     request = flow.request

@@ -430,7 +430,6 @@ class HarImport:
         for _, note in pending:
             yield note
 
-
     def _order(self) -> list[int]:
         """Entry indexes in the order to import them.
 

@@ -138,9 +138,9 @@ class CassetteReader:
         for _, _, record in self.iter_with_offsets():
             yield record
 
-    def iter_with_offsets(self, start: int | None = None, index: int = 1) -> Iterator[
-        tuple[int, int, Record]
-    ]:
+    def iter_with_offsets(
+        self, start: int | None = None, index: int = 1
+    ) -> Iterator[tuple[int, int, Record]]:
         """Yield ``(record index, byte offset, record)``.
 
         ``start`` is a byte offset of a record boundary to resume from (as yielded by an

@@ -116,9 +116,7 @@ def rules(
     for col in ("id", "side", "from profile", "severity", "source", "description"):
         table.add_column(col, overflow="fold")
     for r in chosen:
-        table.add_row(
-            r.id, r.side, r.introduced_in.value, r.severity, r.source, r.description
-        )
+        table.add_row(r.id, r.side, r.introduced_in.value, r.severity, r.source, r.description)
     console().print(table)
 
 

@@ -107,7 +107,7 @@ def export(
         typer.Option("--output", "-o", help="Write here instead of standard output."),
     ] = None,
     notes: Annotated[
-        bool, typer.Option("--notes", help="Include note records as {\"type\": \"note\"} lines.")
+        bool, typer.Option("--notes", help='Include note records as {"type": "note"} lines.')
     ] = False,
 ) -> None:
     """Export a cassette in a stable text format.

@@ -38,6 +38,7 @@ from wstape.replay.tls import TlsSetupError
 if TYPE_CHECKING:
     from wstape.addons.viaproxy import DeviceProxy
 
+
 class MatchChoice(StrEnum):
     EXACT = "exact"
     JSON = "json"

@@ -101,9 +101,7 @@ class Open:
         default = 443 if self.scheme == "wss" else 80
         hostport = self.host if self.port == default else f"{self.host}:{self.port}"
         if ":" in self.host and not self.host.startswith("["):
-            hostport = (
-                f"[{self.host}]" if self.port == default else f"[{self.host}]:{self.port}"
-            )
+            hostport = f"[{self.host}]" if self.port == default else f"[{self.host}]:{self.port}"
         return f"{self.scheme}://{hostport}{self.target}"
 
     @property

@@ -102,9 +102,7 @@ class ReconnectEpisode:
     times: deque[float] = field(default_factory=lambda: deque(maxlen=RECONNECT_BURST + 1))
     reported: bool = False
 
-    def reconnected(
-        self, t: float, cfg: RuleConfig, conn: int | None = None
-    ) -> list[Violation]:
+    def reconnected(self, t: float, cfg: RuleConfig, conn: int | None = None) -> list[Violation]:
         """The client connected again at ``t`` (seconds, any origin common to the episode)."""
         self.times.append(t)
         recent = [x for x in self.times if t - x <= RECONNECT_WINDOW]

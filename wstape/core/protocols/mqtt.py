@@ -644,7 +644,8 @@ def summarize(value: Mapping[str, Any]) -> str:
 
 
 def _code(code: int) -> str:
-    return str(code) if code < 0x80 else f"0x{code:02x}"
+    """Small codes (granted QoS 0-2, 4) in decimal, the rest in hex as the spec writes them."""
+    return str(code) if code < 0x10 else f"0x{code:02x}"
 
 
 def _reason(code: int, names: Mapping[int, str]) -> str:
