@@ -226,7 +226,7 @@ class StompReassembler(Reassembler):
         if buf[pos] == 0x0D:
             if pos + 1 >= len(buf):
                 return 0
-            return 2 if buf[pos + 1] == 0x0A else _junk(buf, pos)
+            return 2 if buf[pos + 1] == 0x0A else 1  # a stray CR: a unit of its own
         first = _line_end(bytes(buf[pos : pos + _MAX_COMMAND + 2]), 0)
         if first is None:
             head = buf[pos : pos + _MAX_COMMAND + 1].rstrip(b"\r").decode("latin-1")
