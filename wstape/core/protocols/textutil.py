@@ -92,11 +92,12 @@ def show_id(value: Any, limit: int = 12) -> str:
 
 
 def preview(data: bytes, limit: int = 40) -> str:
-    """A binary payload for a summary: quoted text when it is printable UTF-8, else its size."""
+    """A binary payload for a summary: quoted and escaped when it is UTF-8 text (no
+    control characters but tab and line ends), else its size, ``<12 bytes>``."""
     text = utf8(data)
-    if text is not None and text.isprintable():
-        return clip(json.dumps(text, ensure_ascii=False), limit)
-    return f"<{len(data)} bytes>"
+    if text is None or any((ch < " " and ch not in "\t\n\r") or ch == "\x7f" for ch in text):
+        return f"<{len(data)} byte{'' if len(data) == 1 else 's'}>"
+    return clip(printable(json.dumps(text, ensure_ascii=False)), limit)
 
 
 __all__ = [
