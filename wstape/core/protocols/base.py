@@ -189,7 +189,10 @@ class CodecRegistry:
         return list(self.codecs)
 
     def get(self, name: str) -> Codec:
-        """The codec called ``name``; ValueError naming the choices for an unknown one."""
+        """The codec called ``name``; ValueError naming the choices for an unknown one.
+
+        Unbound: for a recorded connection use ``get(name).for_connection(open_, first)``.
+        """
         try:
             return self.codecs[name]
         except KeyError:
@@ -210,10 +213,10 @@ CODECS = CodecRegistry()
 """Every known codec; each protocol module registers its codec on import."""
 
 
-C = TypeVar("C", bound=Codec)
+_CodecT = TypeVar("_CodecT", bound=Codec)
 
 
-def registered(cls: type[C]) -> type[C]:
+def registered(cls: type[_CodecT]) -> type[_CodecT]:
     """Class decorator: instantiate the codec and add it to :data:`CODECS`.
 
     Typed as returning the class itself, so a decorated class can still be

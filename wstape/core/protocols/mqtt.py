@@ -291,6 +291,8 @@ class Packet:
     """A decoded packet and where its correlated fields are in the bytes."""
 
     value: dict[str, Any]
+    body_at: int = 2
+    """Offset of the variable header (after the fixed header)."""
     packet_id_at: int | None = None
     """Offset of the 2-byte packet identifier."""
     client_id_at: tuple[int, int] | None = None
@@ -361,7 +363,7 @@ def _connect(data: bytes, start: int) -> Packet:
     value["username"] = r.string() if has_username else None
     value["password"] = r.binary() if has_password else None
     r.done()
-    return Packet(value, client_id_at=cid_at)
+    return Packet(value, body_at=start, client_id_at=cid_at)
 
 
 def _packet(data: bytes, start: int, ptype: int, v5: bool) -> Packet:
@@ -448,7 +450,7 @@ def _packet(data: bytes, start: int, ptype: int, v5: bool) -> Packet:
             value["properties"] = _properties(r) if r.left() else {}
     # PINGREQ, PINGRESP: nothing after the fixed header
     r.done()
-    return Packet(value, packet_id_at=pid_at)
+    return Packet(value, body_at=start, packet_id_at=pid_at)
 
 
 # -- writing -----------------------------------------------------------------------------
@@ -792,8 +794,7 @@ class MqttCodec(Codec):
         if packet.client_id_at is not None and isinstance(new_cid, str):
             encoded = new_cid.encode("utf-8")
             start, end = packet.client_id_at
-            header_len = fixed_header(payload)[0]  # type: ignore[index]
-            body = out[header_len:start] + _bin(encoded) + out[end:]
+            body = out[packet.body_at : start] + _bin(encoded) + out[end:]
             if len(encoded) <= 0xFFFF and len(body) <= MAX_REMAINING:
                 out = bytearray(out[:1] + varint(len(body)) + body)
         return bytes(out)

@@ -184,7 +184,7 @@ def summarize(value: Mapping[str, Any]) -> str:
             parts.append(short_json(headers["message"], 60))
     if body:
         size = len(body.encode("utf-8") if isinstance(body, str) else body)
-        parts.append(f"({size} bytes)")
+        parts.append(f"({size} byte{'' if size == 1 else 's'})")
     return line(" ".join(parts))
 
 
