@@ -1,9 +1,22 @@
 """Application-protocol codecs for replay (Socket.IO, graphql-ws, MQTT, STOMP, JSON-RPC).
 
-See :mod:`.base` for what a codec tells replay; each protocol is one module here.
+See :mod:`.base` for what a codec tells replay; each protocol is one module here, and
+importing this package registers them all in :data:`CODECS`, in detection order (the
+most specific first: a Socket.IO path, then subprotocols, then JSON-RPC, which only
+needs ``"jsonrpc": "2.0"`` in a message).
 """
 
 from .base import CODECS, Codec, Decoded, Heartbeat, HeartbeatRole, Path, Reassembler, Scalar
+
+# isort: off
+# Registration order is detection order: keep it, do not sort.
+from . import socketio
+from . import graphql
+from . import mqtt
+from . import stomp
+from . import jsonrpc
+
+# isort: on
 
 __all__ = [
     "CODECS",
@@ -14,4 +27,9 @@ __all__ = [
     "Path",
     "Reassembler",
     "Scalar",
+    "graphql",
+    "jsonrpc",
+    "mqtt",
+    "socketio",
+    "stomp",
 ]

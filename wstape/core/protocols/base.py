@@ -33,10 +33,10 @@ steps as :func:`wstape.core.matchers.format_path` prints (``$.payload.id``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from ..model import Message, Opcode, Open, Side
 
@@ -137,6 +137,17 @@ class Codec(ABC):
         chosen = open_.subprotocol or (open_.subprotocols[0] if open_.subprotocols else None)
         return chosen is not None and chosen.lower() in {p.lower() for p in self.subprotocols}
 
+    def for_connection(self, open_: Open, first: Sequence[Message]) -> Codec:
+        """This codec fixed to what one connection negotiated; the default is ``self``.
+
+        For a protocol whose unit layout depends on the session (MQTT: the protocol level
+        in CONNECT decides whether later packets carry properties, and a PUBLISH reads
+        differently as 3.1.1 or 5.0). ``first`` is as for :meth:`detect`;
+        :meth:`CodecRegistry.detect` returns the bound codec, and a codec chosen by name
+        should be bound the same way before use. The result is stateless too.
+        """
+        return self
+
     def reassembler(self, side: Side) -> Reassembler | None:
         """A reassembler for units sent by ``side``, or None when one message is one unit."""
         return None
@@ -178,7 +189,10 @@ class CodecRegistry:
         return list(self.codecs)
 
     def get(self, name: str) -> Codec:
-        """The codec called ``name``; ValueError naming the choices for an unknown one."""
+        """The codec called ``name``; ValueError naming the choices for an unknown one.
+
+        Unbound: for a recorded connection use ``get(name).for_connection(open_, first)``.
+        """
         try:
             return self.codecs[name]
         except KeyError:
@@ -187,10 +201,11 @@ class CodecRegistry:
             ) from None
 
     def detect(self, open_: Open, first: Sequence[Message]) -> Codec | None:
-        """The first registered codec that recognises the connection, or None."""
+        """The first registered codec that recognises the connection, bound to it
+        (:meth:`Codec.for_connection`), or None."""
         for codec in self.codecs.values():
             if codec.detect(open_, first):
-                return codec
+                return codec.for_connection(open_, first)
         return None
 
 
@@ -198,8 +213,15 @@ CODECS = CodecRegistry()
 """Every known codec; each protocol module registers its codec on import."""
 
 
-def registered(cls: Callable[[], Codec]) -> Callable[[], Codec]:
-    """Class decorator: instantiate the codec and add it to :data:`CODECS`."""
+_CodecT = TypeVar("_CodecT", bound=Codec)
+
+
+def registered(cls: type[_CodecT]) -> type[_CodecT]:
+    """Class decorator: instantiate the codec and add it to :data:`CODECS`.
+
+    Typed as returning the class itself, so a decorated class can still be
+    instantiated with arguments (``MqttCodec(version=5)``) under mypy.
+    """
     CODECS.register(cls())
     return cls
 
