@@ -80,20 +80,20 @@ class Flow {
   fail(message) {
     this.failure.set(message);
   }
-  async wait(sig, step) {
+  // Await promise at step; a failure reported meanwhile (flow.fail) wins.
+  async guard(step, promise) {
     this.at(step);
     const failed = this.failure.wait.then((m) => {
       throw new Error(m);
     });
-    return Promise.race([sig.wait, failed]);
+    return Promise.race([promise, failed]);
+  }
+  async wait(sig, step) {
+    return this.guard(step, sig.wait);
   }
   // Stay connected ms milliseconds; fails early if the connection goes.
   async hold(ms) {
-    this.at("hold");
-    const failed = this.failure.wait.then((m) => {
-      throw new Error(m);
-    });
-    await Promise.race([sleep(ms), failed]);
+    await this.guard("hold", sleep(ms));
   }
   result(error) {
     return Object.assign(

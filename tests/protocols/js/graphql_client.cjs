@@ -38,47 +38,55 @@ flow.run(
         closed: (e) => {
           f.event({ closed: describe(e) });
           closed.set();
-          if (!leaving) f.fail("closed: " + describe(e));
+          if (!leaving) f.fail("closed: " + JSON.stringify(describe(e)));
         },
       },
     };
     if (fixedIds) options.generateID = () => String(++nextId);
     client = createClient(options);
     const who = args.variant === "different" ? "someone else" : "node";
-    f.at("query");
-    const query = await first(client.iterate({ query: `{ hello(name: ${JSON.stringify(who)}) }` }));
+    const hello = `{ hello(name: ${JSON.stringify(who)}) }`;
+    const query = await f.guard("query", only(client.iterate({ query: hello })));
     f.event({ query: query });
     if (args.variant === "quit-early") {
       leaving = true;
-      await client.dispose();
+      await f.guard("dispose", client.dispose());
       f.event("quit early");
       return;
     }
-    f.at("subscription");
     const from = args.variant === "different" ? 2 : 3;
-    const values = [];
-    for await (const result of client.iterate({ query: `subscription { countdown(from: ${from}) }` })) {
-      values.push(result.data.countdown);
-    }
+    const countdown = `subscription { countdown(from: ${from}) }`;
+    const values = (await f.guard("subscription", all(client.iterate({ query: countdown })))).map(
+      (data) => data.countdown,
+    );
     f.event({ subscription: values });
     await f.hold(args.hold * 1000);
     f.extra.pongs = pongs;
     if (keepalive && args.hold >= 2.5 && pongs < 2) throw new Error(`only ${pongs} pongs in ${args.hold} s`);
-    f.at("dispose");
     leaving = true;
-    await client.dispose();
+    await f.guard("dispose", client.dispose());
     await f.wait(closed, "closed");
   },
   args.timeout,
   () => client && client.dispose(),
 );
 
-async function first(iterator) {
+// Every result until the server completes the operation. (Leaving the loop early would
+// make the client send its own `complete`, or not, depending on whether the server's
+// `complete` was already read: a flow that differs from run to run.)
+async function all(iterator) {
+  const data = [];
   for await (const result of iterator) {
     if (result.errors) throw new Error("graphql errors: " + JSON.stringify(result.errors));
-    return result.data;
+    data.push(result.data);
   }
-  throw new Error("query completed without a result");
+  return data;
+}
+
+async function only(iterator) {
+  const data = await all(iterator);
+  if (data.length !== 1) throw new Error(`a query with ${data.length} results`);
+  return data[0];
 }
 
 function describe(e) {

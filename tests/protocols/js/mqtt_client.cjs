@@ -56,28 +56,25 @@ flow.run(
     await f.wait(connected, "connack");
     f.extra.clientId = client.options.clientId;
     const topic = args.variant === "different" ? "wstape/other" : "wstape/echo";
-    f.at("subscribe");
-    const granted = await client.subscribeAsync(topic, { qos: 1 });
+    const granted = await f.guard("subscribe", client.subscribeAsync(topic, { qos: 1 }));
     f.event({ suback: granted.map((g) => g.qos) });
     if (args.variant === "quit-early") {
       leaving = true;
-      await client.endAsync();
+      await f.guard("end", client.endAsync());
       f.event("quit early");
       return;
     }
-    f.at("publish");
-    await client.publishAsync(topic, args.variant === "different" ? "other" : "hello", { qos: 1 });
+    const payload = args.variant === "different" ? "other" : "hello";
+    await f.guard("publish", client.publishAsync(topic, payload, { qos: 1 }));
     f.event("puback");
     await f.wait(message, "message");
     await f.hold(args.hold * 1000);
     f.extra.pings = { pingreq: pingreqs, pingresp: pingresps };
     if (args.hold >= 2.5 && pingresps < 2) throw new Error(`only ${pingresps} PINGRESPs in ${args.hold} s`);
-    f.at("unsubscribe");
-    await client.unsubscribeAsync(topic);
+    await f.guard("unsubscribe", client.unsubscribeAsync(topic));
     f.event("unsuback");
-    f.at("end");
     leaving = true;
-    await client.endAsync();
+    await f.guard("end", client.endAsync());
     f.event("end");
   },
   args.timeout,

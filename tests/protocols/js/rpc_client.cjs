@@ -35,8 +35,7 @@ flow.run(
     });
     await f.wait(opened, "open");
     const other = args.variant === "different";
-    f.at("call sum");
-    f.event({ sum: await ws.call("sum", other ? [2, 3] : [1, 2], 10000) });
+    f.event({ sum: await f.guard("call sum", ws.call("sum", other ? [2, 3] : [1, 2], 10000)) });
     if (args.variant === "quit-early") {
       leaving = true;
       ws.close();
@@ -44,22 +43,18 @@ flow.run(
       await f.wait(closed, "close");
       return;
     }
-    f.at("call echo");
-    f.event({ echo: await ws.call("echo", [other ? "other" : "hi"], 10000) });
-    f.at("notify");
-    await ws.notify("log", ["hello"]);
-    f.at("subscribe");
+    f.event({ echo: await f.guard("call echo", ws.call("echo", [other ? "other" : "hi"], 10000)) });
+    await f.guard("notify", ws.notify("log", ["hello"]));
     ws.on("tick", (data) => {
       ticks.push(data.n);
       if (ticks.length === 3) allTicks.set();
     });
-    f.event({ subscribe: await ws.subscribe("tick") });
-    f.at("call startTicks");
-    f.event({ startTicks: await ws.call("startTicks", { count: 3 }, 10000) });
+    f.event({ subscribe: await f.guard("subscribe", ws.subscribe("tick")) });
+    const started = await f.guard("call startTicks", ws.call("startTicks", { count: 3 }, 10000));
+    f.event({ startTicks: started });
     await f.wait(allTicks, "ticks");
     f.event({ ticks: ticks });
-    f.at("unsubscribe");
-    f.event({ unsubscribe: await ws.unsubscribe("tick") });
+    f.event({ unsubscribe: await f.guard("unsubscribe", ws.unsubscribe("tick")) });
     await f.hold(args.hold * 1000);
     f.at("close");
     leaving = true;

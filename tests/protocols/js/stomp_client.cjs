@@ -66,7 +66,7 @@ flow.run(
     f.event("subscribed");
     if (args.variant === "quit-early") {
       leaving = true;
-      await client.deactivate();
+      await f.guard("deactivate", client.deactivate());
       f.event("quit early");
       return;
     }
@@ -81,9 +81,8 @@ flow.run(
     if (args.hold >= 2.5 && sent + received < 2) {
       throw new Error(`only ${sent + received} heart-beats in ${args.hold} s`);
     }
-    f.at("deactivate");
     leaving = true;
-    await client.deactivate();
+    await f.guard("deactivate", client.deactivate());
     await f.wait(receipt, "DISCONNECT receipt");
     await f.wait(closed, "close");
   },

@@ -85,11 +85,19 @@ async def flow(f: Flow, url: str, variant: str, hold: float, binary: bool) -> No
         raise RuntimeError(f"disconnected while holding: {f.events[-1]}")
     done.cancel()
     f.extra["pings"] = pings
-    if hold >= 2.5 and pings < 2:
-        raise RuntimeError(f"only {pings} server pings in {hold:g} s")
+    check_pings(pings, hold, float(eio.ping_interval))
     f.at("disconnect")
     await sio.disconnect()
     await sio.wait()
+
+
+def check_pings(pings: int, hold: float, interval: float) -> None:
+    """Engine.IO v4: the server pings every pingInterval. Several while holding, and not a
+    flood."""
+    if hold >= 2.5 and pings < 2:
+        raise RuntimeError(f"only {pings} server pings in {hold:g} s")
+    if pings > 2 * hold / interval + 3:
+        raise RuntimeError(f"{pings} server pings in {hold:g} s (pingInterval {interval:g} s)")
 
 
 def main() -> int:

@@ -24,11 +24,22 @@ async def flow(f: Flow, url: str, variant: str, hold: float) -> None:
     order: list[str] = []  # the ops, in the order their replies came
 
     async def reader(ws: ClientConnection) -> None:
+        try:
+            await read_replies(ws)
+        finally:  # the connection ended: nothing in flight will be answered
+            for _, waiting in pending.values():
+                if not waiting.done():
+                    waiting.set_exception(RuntimeError(f"connection closed: {ws.close_code}"))
+
+    async def read_replies(ws: ClientConnection) -> None:
         async for message in ws:
             reply = json.loads(message)
             op, future = pending.pop(reply["id"], ("", None))
-            if future is None:
-                raise RuntimeError(f"a reply to an id never sent: {reply}")
+            if future is None:  # fail every call in flight, not only the reader
+                error = RuntimeError(f"a reply to an id never sent: {message[:120]}")
+                for _, waiting in pending.values():
+                    waiting.set_exception(error)
+                raise error
             order.append(op)
             if "error" in reply:
                 future.set_exception(RuntimeError(reply["error"]))
