@@ -36,6 +36,14 @@ if str(REPO) not in sys.path:
 
 from tests.protocols import harness  # noqa: E402
 
+CYCLE_COLUMNS = [
+    "protocol", "client", "recorded", "subprotocol", "conns", "msgs", "exit", "passed",
+    "violations", "completed", "error",
+]  # fmt: skip
+VARIANT_COLUMNS = [
+    "protocol", "client", "variant", "exit", "passed", "violations", "completed", "error",
+]  # fmt: skip
+
 
 def short(text: str | None, width: int = 70) -> str:
     if not text:
@@ -152,24 +160,7 @@ def main() -> int:
         elapsed = time.monotonic() - t0
         rows = [cycle_row(s, cycles[s.id]) for s in sessions]
         print(f"\n## record, then replay --speed 0 to the same client ({elapsed:.0f} s)\n")
-        print(
-            table(
-                rows,
-                [
-                    "protocol",
-                    "client",
-                    "recorded",
-                    "subprotocol",
-                    "conns",
-                    "msgs",
-                    "exit",
-                    "passed",
-                    "violations",
-                    "completed",
-                    "error",
-                ],
-            )  # fmt: skip
-        )
+        print(table(rows, CYCLE_COLUMNS))
         variant_rows: list[dict[str, Any]] = []
         variant_details: list[dict[str, Any]] = []
         if args.variants:
@@ -204,21 +195,7 @@ def main() -> int:
                 "\n## the normal cassette replayed to the negative clients "
                 f"({time.monotonic() - t0:.0f} s)\n"
             )
-            print(
-                table(
-                    variant_rows,
-                    [
-                        "protocol",
-                        "client",
-                        "variant",
-                        "exit",
-                        "passed",
-                        "violations",
-                        "completed",
-                        "error",
-                    ],
-                )  # fmt: skip
-            )
+            print(table(variant_rows, VARIANT_COLUMNS))
         if args.json:
             args.json.write_text(
                 json.dumps(
