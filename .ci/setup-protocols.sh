@@ -6,13 +6,15 @@
 # extra.
 # Idempotent and quiet: does nothing when every pinned version is already installed; prints
 # the installer's output and fails when an install fails (CI must run these tests, not skip).
-# Run after setup-clients.sh: npm prunes what it was not asked for, so ws (the version
-# setup-clients.sh pins) is asked for again here.
+# Run after setup-clients.sh: npm prunes what it was not asked for, so ws is asked for
+# again here, at the version setup-clients.sh pins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+WS_VERSION=$(sed -n 's/^WS_VERSION=//p' .ci/setup-clients.sh)
+[ -n "$WS_VERSION" ] || { echo "setup-protocols: no WS_VERSION in .ci/setup-clients.sh" >&2; exit 1; }
 PACKAGES=(
-    ws@8.23.0
+    "ws@$WS_VERSION"
     socket.io-client@4.8.4
     graphql-ws@6.4.2
     graphql@16.15.0
