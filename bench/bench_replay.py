@@ -184,7 +184,9 @@ def report_of(tmp: Path, cassette: Path) -> dict[str, object]:
 
 async def pairs_client(url: str, n: int) -> float:
     """Send the recorded requests one by one; returns round trips per second."""
-    async with websockets.connect(url, compression=None, ping_interval=None, max_size=None) as ws:
+    async with websockets.connect(
+        url, compression=None, ping_interval=None, max_size=None
+    ) as ws:
         started = time.perf_counter()
         for i in range(n):
             data = request(i).decode()
