@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..model import Message, Opcode, Open, Side
-from . import jsontext
-from .base import Codec, Decoded, Path, Scalar, registered
-from .textutil import line, load_json, printable, short_json, show_id, utf8
+from wstape.core.codecs import jsontext
+from wstape.core.codecs.base import Codec, Decoded, Path, Scalar, registered
+from wstape.core.codecs.textutil import line, load_json, printable, short_json, show_id, utf8
+from wstape.core.model import Message, Opcode, Open, Side
 
 
 def classify(obj: Any) -> str | None:

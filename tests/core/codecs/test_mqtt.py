@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wstape.core.model import Opcode, Side
-from wstape.core.protocols import CODECS
-from wstape.core.protocols.base import Heartbeat, HeartbeatRole
-from wstape.core.protocols.mqtt import (
+from tests.core.codecs.helpers import has_control, make_open, msg
+from wstape.core.codecs import CODECS
+from wstape.core.codecs.base import Heartbeat, HeartbeatRole
+from wstape.core.codecs.mqtt import (
     PROPERTY_IDS,
     PROTOCOL_NAMES,
     REPEATABLE,
@@ -22,8 +22,7 @@ from wstape.core.protocols.mqtt import (
     encode,
     varint,
 )
-
-from .helpers import has_control, make_open, msg
+from wstape.core.model import Opcode, Side
 
 C, S = Side.CLIENT, Side.SERVER
 V4, V5 = MqttCodec(4), MqttCodec(5)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from ..model import Message, Opcode, Open, Side
+from wstape.core.model import Message, Opcode, Open, Side
 
 Path = tuple[str | int, ...]
 """A path into a decoded value: dict keys and list indices."""

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from .base import Path
+from wstape.core.codecs.base import Path
 
 Span = tuple[Path, int, int]
 

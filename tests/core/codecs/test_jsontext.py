@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wstape.core.protocols import jsontext
-from wstape.core.protocols.base import Path
+from wstape.core.codecs import jsontext
+from wstape.core.codecs.base import Path
 
 scalars = (
     st.none()

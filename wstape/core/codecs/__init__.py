@@ -6,15 +6,24 @@ most specific first: a Socket.IO path, then subprotocols, then JSON-RPC, which o
 needs ``"jsonrpc": "2.0"`` in a message).
 """
 
-from .base import CODECS, Codec, Decoded, Heartbeat, HeartbeatRole, Path, Reassembler, Scalar
+from wstape.core.codecs.base import (
+    CODECS,
+    Codec,
+    Decoded,
+    Heartbeat,
+    HeartbeatRole,
+    Path,
+    Reassembler,
+    Scalar,
+)
 
 # isort: off
 # Registration order is detection order: keep it, do not sort.
-from . import socketio
-from . import graphql
-from . import mqtt
-from . import stomp
-from . import jsonrpc
+from wstape.core.codecs import socketio
+from wstape.core.codecs import graphql
+from wstape.core.codecs import mqtt
+from wstape.core.codecs import stomp
+from wstape.core.codecs import jsonrpc
 
 # isort: on
 

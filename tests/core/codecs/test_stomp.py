@@ -8,12 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.core.codecs.helpers import has_control
+from wstape.core.codecs import CODECS
+from wstape.core.codecs.base import Heartbeat, HeartbeatRole
+from wstape.core.codecs.stomp import StompReassembler, escape, unescape
 from wstape.core.model import Opcode, Side
-from wstape.core.protocols import CODECS
-from wstape.core.protocols.base import Heartbeat, HeartbeatRole
-from wstape.core.protocols.stomp import StompReassembler, escape, unescape
-
-from .helpers import has_control
 
 CODEC = CODECS.get("stomp")
 C, S = Side.CLIENT, Side.SERVER

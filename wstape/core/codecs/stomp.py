@@ -28,9 +28,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import Message, Opcode, Open, Side
-from .base import Codec, Decoded, Heartbeat, HeartbeatRole, Path, Reassembler, Scalar, registered
-from .textutil import line, printable, short_json, utf8
+from wstape.core.codecs.base import (
+    Codec,
+    Decoded,
+    Heartbeat,
+    HeartbeatRole,
+    Path,
+    Reassembler,
+    Scalar,
+    registered,
+)
+from wstape.core.codecs.textutil import line, printable, short_json, utf8
+from wstape.core.model import Message, Opcode, Open, Side
 
 CLIENT_COMMANDS = frozenset(
     {

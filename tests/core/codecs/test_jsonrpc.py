@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.core.codecs.helpers import has_control
+from wstape.core.codecs import CODECS
 from wstape.core.model import Opcode, Side
-from wstape.core.protocols import CODECS
-
-from .helpers import has_control
 
 CODEC = CODECS.get("jsonrpc")
 C, S = Side.CLIENT, Side.SERVER
@@ -203,7 +202,7 @@ def test_substitute_keeps_everything_but_the_id() -> None:
 
 
 def test_detection_by_content_or_subprotocol() -> None:
-    from .helpers import make_open, msg
+    from tests.core.codecs.helpers import make_open, msg
 
     assert CODEC.detect(make_open("/rpc"), [msg(C, '{"jsonrpc":"2.0","method":"a","id":1}')])
     assert CODEC.detect(make_open("/rpc"), [msg(C, '[{"jsonrpc":"2.0","method":"a","id":1}]')])

@@ -40,10 +40,26 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..model import Message, Opcode, Open, Side
-from . import jsontext
-from .base import Codec, Decoded, Heartbeat, HeartbeatRole, Path, Scalar, registered
-from .textutil import NOT_JSON, line, load_json, preview, printable, short_json, utf8
+from wstape.core.codecs import jsontext
+from wstape.core.codecs.base import (
+    Codec,
+    Decoded,
+    Heartbeat,
+    HeartbeatRole,
+    Path,
+    Scalar,
+    registered,
+)
+from wstape.core.codecs.textutil import (
+    NOT_JSON,
+    line,
+    load_json,
+    preview,
+    printable,
+    short_json,
+    utf8,
+)
+from wstape.core.model import Message, Opcode, Open, Side
 
 ENGINEIO_TYPES = ("open", "close", "ping", "pong", "message", "upgrade", "noop")
 SOCKETIO_TYPES = (

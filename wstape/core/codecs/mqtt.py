@@ -33,9 +33,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import Message, Opcode, Open, Side
-from .base import Codec, Decoded, Heartbeat, HeartbeatRole, Path, Reassembler, Scalar, registered
-from .textutil import line, preview, printable, short_json
+from wstape.core.codecs.base import (
+    Codec,
+    Decoded,
+    Heartbeat,
+    HeartbeatRole,
+    Path,
+    Reassembler,
+    Scalar,
+    registered,
+)
+from wstape.core.codecs.textutil import line, preview, printable, short_json
+from wstape.core.model import Message, Opcode, Open, Side
 
 PACKET_TYPES = {
     1: "CONNECT",

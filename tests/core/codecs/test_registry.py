@@ -7,11 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.core.codecs.helpers import has_control, make_open, msg
+from wstape.core.codecs import CODECS, Codec
+from wstape.core.codecs.mqtt import MqttCodec
 from wstape.core.model import Message, Opcode, Open, Side
-from wstape.core.protocols import CODECS, Codec
-from wstape.core.protocols.mqtt import MqttCodec
-
-from .helpers import has_control, make_open, msg
 
 C, S = Side.CLIENT, Side.SERVER
 

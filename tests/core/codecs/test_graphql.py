@@ -9,11 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.core.codecs.helpers import has_control
+from wstape.core.codecs import CODECS
+from wstape.core.codecs.base import Heartbeat, HeartbeatRole
 from wstape.core.model import Opcode, Side
-from wstape.core.protocols import CODECS
-from wstape.core.protocols.base import Heartbeat, HeartbeatRole
-
-from .helpers import has_control
 
 NEW = CODECS.get("graphql-transport-ws")
 OLD = CODECS.get("graphql-ws")
