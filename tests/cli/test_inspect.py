@@ -7,10 +7,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.cli.helpers import (
+    V1,
+    invoke,
+    ok,
+    opened,
+    runner,
+    truncated,
+)
+from tests.helpers.records import write
 from wstape.cli.app import app
-
-V1 = Path(__file__).parent.parent / "data" / "cassette-v1.msgpack"
-runner = CliRunner()
+from wstape.core.model import Message, Opcode, Side
 
 
 def test_ls_json_shape() -> None:
@@ -113,3 +120,108 @@ def test_truncated_cassette_warns_and_lists_complete_part(tmp_path: Path) -> Non
     rows = json.loads(result.stdout)
     assert [r["conn"] for r in rows] == [1, 2, 3]
     assert rows[2]["close"] is None
+
+
+def test_show_timeline() -> None:
+    out = ok("show", V1)
+    lines = out.splitlines()
+    assert lines[0].startswith("# cassette-v1.msgpack: wstape-cassette v1")
+    assert "open GET wss://chat.example.com/chat?room=1" in lines[1]
+    assert "101 Switching Protocols subprotocol chat.v1" in lines[1]
+    hello = lines[2]
+    assert "0.010s" in hello and "→" in hello and "text" in hello and "32 B" in hello
+    assert '{"type":"hello","name":"小明"}' in hello
+    assert "←" in lines[3]
+    assert "binary" in lines[4] and "256 B" in lines[4]
+    assert "00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f …" in lines[4]
+    assert "# a note" in lines[5]
+    assert "403 Forbidden (refused, body 2 B: no)" in lines[6]
+    assert "✕ closed by client: 4001" in lines[7]
+    assert "1006 (abnormal closure) (no Close frame on the wire)" in lines[-1]
+    assert "\x1b[" not in out  # plain when not on a terminal
+
+
+def test_show_filters_and_limits() -> None:
+    out = ok("show", V1, "--conn", "3", "--no-color")
+    assert [ln.split()[0] for ln in out.splitlines()[1:]] == ["#3", "#3"]
+    limited = ok("show", V1, "--limit", "2").splitlines()
+    assert len(limited) == 4 and "--limit" in limited[-1]
+
+
+def test_show_json_is_the_export() -> None:
+    shown = ok("show", V1, "--json", "--conn", "1")
+    exported = [json.loads(ln) for ln in ok("export", V1).splitlines()]
+    assert [json.loads(ln) for ln in shown.splitlines()] == [e for e in exported if e["conn"] == 1]
+    assert len(ok("show", V1, "--json", "-n", "2").splitlines()) == 2
+    # the note (record 5) is not a JSON line, so it does not count against the limit
+    assert [json.loads(x)["type"] for x in ok("show", V1, "--json", "-n", "5").splitlines()] == [
+        "connection",
+        "message",
+        "message",
+        "message",
+        "connection",
+    ]
+
+
+def test_show_elides_long_text(tmp_path: Path) -> None:
+    path = tmp_path / "long.msgpack"
+    write(path, [opened(1), Message(1, 0.0, Side.SERVER, Opcode.TEXT, b"x\n" * 5000)])
+    line = ok("show", path).splitlines()[2]
+    assert "10000 B" in line and line.endswith("…")
+    assert "x\\nx\\n" in line and len(line) < 200
+
+
+def test_show_truncated_warns_and_shows_the_rest(tmp_path: Path) -> None:
+    result = invoke("show", truncated(tmp_path))
+    assert result.exit_code == 0  # type: ignore[attr-defined]
+    assert "truncated at byte" in result.stderr  # type: ignore[attr-defined]
+    assert "open GET ws://127.0.0.1:9000/feed" in result.stdout  # type: ignore[attr-defined]
+
+
+def test_stats_json_shape() -> None:
+    doc = json.loads(ok("stats", V1, "--json"))
+    assert set(doc) == {"connections", "total"}
+    conn = doc["connections"][0]
+    assert set(conn) == {
+        "conn",
+        "url",
+        "status",
+        "started_at",
+        "duration",
+        "messages",
+        "bytes",
+        "size",
+        "gap",
+        "close",
+    }
+    assert set(conn["size"]["client"]) == {"p50", "p90", "p99", "max"}
+    assert set(conn["gap"]) == {"p50", "max"}
+    assert set(doc["total"]) == {
+        "connections",
+        "accepted",
+        "refused",
+        "messages",
+        "bytes",
+        "size",
+        "gap",
+        "duration",
+        "close_codes",
+        "unclosed",
+    }
+
+
+def test_stats_table(tmp_path: Path) -> None:
+    out = ok("stats", V1)
+    assert "wss://chat.example.com/chat?room=1" in out and "total" in out
+    assert "1006: 1, 4001: 1" in out
+    result = invoke("stats", truncated(tmp_path), "--json")
+    assert result.exit_code == 0 and "truncated at byte" in result.stderr  # type: ignore[attr-defined]
+
+
+def test_show_warns_about_a_connection_that_is_not_there() -> None:
+    from tests.cli.helpers import V1
+
+    result = CliRunner().invoke(app, ["show", str(V1), "--conn", "99", "--conn", "1"])
+    assert result.exit_code == 0
+    assert "no connection 99" in result.stderr and "no connection 1" not in result.stderr
+    assert "4001" in result.stdout

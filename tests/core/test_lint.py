@@ -1,4 +1,4 @@
-"""check_cassette: the rules over recorded records, streamed."""
+"""check_records: the rules over recorded records, streamed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.core.rules.test_handshake import APPID, KEY, make_open
-from wstape.core.lint import check_cassette, client_group, iter_violations
+from wstape.core.lint import check_records, client_group, iter_violations
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.core.rules import Profile, RuleConfig, Severity, Violation
 
@@ -51,7 +51,7 @@ def chat_session(conn: int = 1, started_at: float = 1000.0, key: str = KEY) -> l
 
 @pytest.mark.parametrize("cfg", [RFC, BROWSER, WECHAT])
 def test_scenario_1_chat_is_clean(cfg: RuleConfig) -> None:
-    assert check_cassette(chat_session(), cfg) == []
+    assert check_records(chat_session(), cfg) == []
 
 
 @pytest.mark.parametrize(
@@ -62,17 +62,17 @@ def test_scenario_1_chat_is_clean(cfg: RuleConfig) -> None:
     ],
 )
 def test_scenario_5_server_close_is_clean(close: Close) -> None:
-    assert check_cassette([make_open(), close], WECHAT) == []
+    assert check_records([make_open(), close], WECHAT) == []
 
 
 def test_server_close_code_rules() -> None:
-    found = check_cassette(
+    found = check_records(
         [make_open(), Close(conn=1, t=3.0, by=Side.SERVER, code=1010, reason="")], RFC
     )
     assert rules(found) == [("RFC-SRV-CLOSE-CODE", "warn", 1)]
     # A server TCP drop (1006, not on the wire) is not a code the server sent.
     dropped = Close(conn=1, t=3.0, by=Side.SERVER, code=1006, on_wire=False)
-    assert check_cassette([make_open(), dropped], RFC) == []
+    assert check_records([make_open(), dropped], RFC) == []
 
 
 @pytest.mark.parametrize(
@@ -102,11 +102,11 @@ def test_server_close_code_rules() -> None:
     ],
 )
 def test_client_close_records(close: Close, cfg: RuleConfig, expected: list[object]) -> None:
-    assert rules(check_cassette([make_open(), close], cfg)) == expected
+    assert rules(check_records([make_open(), close], cfg)) == expected
 
 
 def test_client_text_must_be_utf8_and_server_text_is_not_checked() -> None:
-    found = check_cassette(
+    found = check_records(
         [
             make_open(),
             msg(1, 0.5, Side.SERVER, b"\xff"),
@@ -122,12 +122,12 @@ def test_client_text_must_be_utf8_and_server_text_is_not_checked() -> None:
 def test_handshake_rules_run_on_every_open() -> None:
     bad = make_open(conn=2, method="POST", status=405, set_response={"Sec-WebSocket-Accept": None})
     wrong_accept = make_open(conn=3, key=KEYS[0], set_response={"Sec-WebSocket-Accept": "x"})
-    found = check_cassette([bad, wrong_accept], RFC)
+    found = check_records([bad, wrong_accept], RFC)
     assert rules(found) == [("RFC-HS-METHOD", "error", 2), ("RFC-SRV-ACCEPT", "error", 3)]
 
 
 def test_repeated_key_across_connections() -> None:
-    found = check_cassette([make_open(conn=1), make_open(conn=2), make_open(conn=3)], RFC)
+    found = check_records([make_open(conn=1), make_open(conn=2), make_open(conn=3)], RFC)
     assert rules(found) == [("RFC-HS-KEY", "warn", 2), ("RFC-HS-KEY", "warn", 3)]
 
 
@@ -137,7 +137,7 @@ def sockets(n: int, *, overlap: bool, cfg: RuleConfig = WECHAT) -> list[Violatio
         records.append(make_open(conn=i + 1, started_at=1000.0 + i, key=KEYS[i]))
         if not overlap:
             records.append(Close(conn=i + 1, t=0.5, by=Side.CLIENT, code=1000))
-    return check_cassette(records, cfg)
+    return check_records(records, cfg)
 
 
 def test_scenario_7_six_sockets_at_once() -> None:
@@ -158,7 +158,7 @@ def test_socket_limit_counts_per_client() -> None:
         referer = f"https://servicewechat.com/wx{i:016x}/0/page-frame.html"
         records.append(make_open(conn=i + 1, key=KEYS[i], set_headers={"Referer": referer}))
     records.append(make_open(conn=7, key=KEYS[6], status=403))
-    assert check_cassette(records, RuleConfig(profile=Profile.WECHAT)) == []
+    assert check_records(records, RuleConfig(profile=Profile.WECHAT)) == []
 
 
 def test_client_group() -> None:
@@ -181,7 +181,7 @@ def reconnect_run(gaps: list[float]) -> list[Violation]:
         at += gap
         # Each reconnect is refused: the backend is still down.
         records.append(make_open(conn=i + 2, started_at=at, key=KEYS[i + 1], status=503))
-    return check_cassette(records, RFC)
+    return check_records(records, RFC)
 
 
 def test_scenario_6_backoff_is_clean() -> None:
@@ -198,7 +198,7 @@ def test_reconnects_without_an_abnormal_close_are_not_checked() -> None:
     for i in range(6):
         records.append(make_open(conn=i + 1, started_at=1000.0 + i * 0.1, key=KEYS[i]))
         records.append(Close(conn=i + 1, t=0.05, by=Side.CLIENT, code=1000))
-    assert check_cassette(records, RFC) == []
+    assert check_records(records, RFC) == []
 
 
 def test_lint_streams() -> None:
@@ -224,7 +224,7 @@ def test_lint_keeps_no_messages() -> None:
 
     tracemalloc.start()
     try:
-        assert check_cassette(records(), WECHAT) == []
+        assert check_records(records(), WECHAT) == []
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -11,10 +11,10 @@ from mitmproxy.test import tflow
 from mitmproxy.websocket import WebSocketMessage
 from wsproto.frame_protocol import Opcode as WsOpcode
 
-from wstape.addons.recorder import STOPPED_NOTE
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.interchange.flows import (
     DROPPED_NOTE,
+    STOPPED_NOTE,
     FlowImport,
     iter_flow_records,
     looks_like_flow_file,

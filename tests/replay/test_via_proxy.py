@@ -23,9 +23,14 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from tests.replay.conftest import CassetteFactory, c, close, opening, s
-from wstape.addons.viaproxy import NOT_SERVED, DeviceProxy, DeviceProxyConfig, ViaProxyError
+from wstape.addons.viaproxy import (
+    NOT_SERVED,
+    DeviceProxy,
+    DeviceProxyConfig,
+    ViaProxyError,
+    start_device_proxy,
+)
 from wstape.core.model import Record, Side
-from wstape.device_proxy import start_device_proxy
 from wstape.replay import ReplayOptions, ReplayServer
 
 HOST = "chat.example.com"  # .example.com names do not resolve here, and must not need to

@@ -30,13 +30,12 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
 from mitmproxy import ctx, exceptions, flowfilter, http
 from mitmproxy.addonmanager import Loader
-from mitmproxy.connection import Client
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.websocket import WebSocketMessage
 
@@ -47,6 +46,7 @@ from wstape.cassettes import (
     CassetteWriter,
     WriteMode,
 )
+from wstape.core.closecodes import NEVER_ON_WIRE
 from wstape.core.errors import ConfigError
 from wstape.core.model import (
     Close,
@@ -56,8 +56,12 @@ from wstape.core.model import (
     Open,
     Record,
     Side,
-    TlsInfo,
-    split_header_list,
+)
+from wstape.interchange.flows import (
+    STOPPED_NOTE,
+    format_address,
+    is_upgrade_request,
+    open_from_flow,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,8 +75,6 @@ DEFAULT_REDACT_HEADERS: tuple[str, ...] = (
     "Cookie",
     "Set-Cookie",
 )
-STOPPED_NOTE = "recording stopped while the connection was open; no close was seen"
-NOT_ON_WIRE = frozenset({1005, 1006, 1015})
 """Close codes that RFC 6455 (7.4.1) forbids in a Close frame: they report its absence."""
 
 _HEADER_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -155,23 +157,6 @@ def _mask(value: Any, keys: frozenset[str]) -> tuple[Any, bool]:
     return value, False
 
 
-def format_address(address: Any) -> str | None:
-    """``host:port`` (``[v6]:port``) of a peername tuple, or None."""
-    if not isinstance(address, tuple) or len(address) < 2:
-        return None
-    host, port = str(address[0]), address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def is_upgrade_request(request: http.Request) -> bool:
-    """True when the request asks for a WebSocket upgrade (``Upgrade: websocket``)."""
-    return any(
-        token.lower() == "websocket"
-        for value in request.headers.get_all("upgrade")
-        for token in split_header_list(value)
-    )
-
-
 # mitmproxy leaves these few functions unannotated; wrap them once instead of ignoring
 # no-untyped-call at every use.
 def _options_error(message: str) -> exceptions.OptionsError:
@@ -189,51 +174,6 @@ def _drop(message: WebSocketMessage) -> None:
 
 def _shutdown_master() -> None:
     ctx.master.shutdown()  # type: ignore[no-untyped-call]
-
-
-def _tls_info(client: Client) -> TlsInfo | None:
-    if not client.tls_established:
-        return None
-    alpn = client.alpn.decode("ascii", "replace") if client.alpn else None
-    return TlsInfo(version=client.tls_version, sni=client.sni, alpn=alpn)
-
-
-def _offers(request: http.Request, name: str) -> tuple[str, ...]:
-    """Every comma-separated item of every header called ``name``, in order."""
-    return tuple(
-        item for value in request.headers.get_all(name) for item in split_header_list(value)
-    )
-
-
-def open_from_flow(flow: http.HTTPFlow, conn: int, redact: frozenset[bytes] = frozenset()) -> Open:
-    """The ``open`` record of a flow that has its response (a 101 or a refusal), with the
-    values of the ``redact`` headers (lower-case names) replaced."""
-    request = flow.request
-    response = flow.response
-    assert response is not None  # both hooks that build an Open run after the response
-    started_at = response.timestamp_end or request.timestamp_start or time.time()
-    client = flow.client_conn
-    refused = response.status_code != 101
-    return Open(
-        conn=conn,
-        started_at=float(started_at),
-        method=request.method,
-        scheme="wss" if client.tls_established else "ws",
-        host=request.host,
-        port=request.port,
-        target=request.path,
-        http_version=request.http_version,
-        request_headers=redact_headers(request.headers.fields, redact),
-        status=response.status_code,
-        response_headers=redact_headers(response.headers.fields, redact),
-        subprotocols=_offers(request, "sec-websocket-protocol"),
-        extensions=_offers(request, "sec-websocket-extensions"),
-        subprotocol=None if refused else response.headers.get("sec-websocket-protocol"),
-        client=format_address(client.peername),
-        tls=_tls_info(client),
-        reason=response.reason,
-        body=(response.raw_content or b"") if refused else b"",
-    )
 
 
 class Recorder:
@@ -494,7 +434,7 @@ class Recorder:
                 by=by,
                 code=code,
                 reason=ws.close_reason or "",
-                on_wire=code is not None and code not in NOT_ON_WIRE,
+                on_wire=code is not None and code not in NEVER_ON_WIRE,
             ),
         )
 
@@ -568,7 +508,12 @@ class Recorder:
         return self._filter is None or bool(self._filter(flow))
 
     def _open_record(self, flow: http.HTTPFlow, conn: int) -> Open:
-        return open_from_flow(flow, conn, self._redact_headers)
+        opened = open_from_flow(flow, conn)
+        return replace(
+            opened,
+            request_headers=redact_headers(opened.request_headers, self._redact_headers),
+            response_headers=redact_headers(opened.response_headers, self._redact_headers),
+        )
 
     def _write(self, writer: CassetteWriter, record: Record) -> bool:
         if self.failure is not None:

@@ -14,12 +14,12 @@ from typing import IO
 
 import msgpack
 
-import wstape
 from wstape.cassettes.errors import CassetteError, CassetteExists, CassetteWriteError
 from wstape.cassettes.reader import CassetteReader
 from wstape.cassettes.schema import FORMAT_VERSION, header_to_dict, record_to_dict
 from wstape.core.errors import ConfigError
 from wstape.core.model import Header, Note, Open, Record
+from wstape.core.version import __version__
 
 
 class WriteMode(StrEnum):
@@ -77,7 +77,7 @@ class CassetteWriter:
         if how == "wb":
             header = Header(
                 version=FORMAT_VERSION,
-                creator=creator or f"wstape {wstape.__version__}",
+                creator=creator or f"wstape {__version__}",
                 started_at=time.time() if started_at is None else started_at,
             )
             self._write(self._packer.pack(header_to_dict(header)))

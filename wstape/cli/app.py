@@ -8,7 +8,7 @@ import sys
 import typer
 
 from wstape import __version__
-from wstape.cli import check, demo, inspect, record, replay, tools
+from wstape.cli import check, convert, demo, diff, edit, inspect, record, replay
 
 app = typer.Typer(
     name="wstape",
@@ -42,7 +42,7 @@ def _main(
     """wstape: record, replay and check WebSocket traffic."""
 
 
-for _module in (demo, record, replay, check, inspect, tools):
+for _module in (demo, record, replay, check, inspect, diff, edit, convert):
     _module.register(app)
 
 

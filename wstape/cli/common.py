@@ -1,19 +1,22 @@
-"""What every command shares: exit codes, one-line errors, opening cassettes."""
+"""What every command shares: exit codes, one-line errors, opening cassettes, the common
+arguments and previews of payloads."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from enum import IntEnum
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from wstape.cassettes import CassetteError, CassetteReader
+from wstape.cassettes import CassetteError, CassetteReader, CassetteWriteError, TruncatedCassette
 from wstape.core.errors import ConfigError
+from wstape.tools.edit import same_file
 
 
 class ExitCode(IntEnum):
@@ -111,3 +114,64 @@ def stdout_closed() -> NoReturn:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     raise typer.Exit(0)
+
+
+# -- arguments and output shared by the cassette commands ---------------------------
+
+CassetteArg = Annotated[
+    Path, typer.Argument(help="The cassette file (.msgpack).", show_default=False)
+]
+OutputOpt = Annotated[
+    Path, typer.Option("--output", "-o", help="The cassette to write.", show_default=False)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON object instead of text.")]
+
+PREVIEW_CHARS = 100
+HEX_BYTES = 16
+
+
+def cassette_error(e: CassetteError) -> NoReturn:
+    if isinstance(e, TruncatedCassette):
+        fail(f"{e} (run `wstape repair` to keep the complete part)", ExitCode.CASSETTE)
+    fail(str(e), ExitCode.CASSETTE)
+
+
+def write_error(e: CassetteWriteError | OSError, path: Path) -> NoReturn:
+    if isinstance(e, CassetteWriteError):
+        fail(str(e), ExitCode.USAGE)
+    fail(f"{path}: cannot write: {e.strerror or e}", ExitCode.USAGE)
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def refuse_input(source: Path, output: Path) -> None:
+    if same_file(source, output):
+        fail(f"{output}: refusing to overwrite the input file", ExitCode.USAGE)
+
+
+Segments = list[tuple[str, str]]
+"""A line as (text, rich style) pieces: styled on a terminal, joined when piped."""
+
+_CONTROL = {i: f"\\x{i:02x}" for i in range(32)} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+    0x7F: "\\x7f",
+}
+
+
+def text_preview(text: str, width: int = PREVIEW_CHARS) -> str:
+    """One line of at most ``width`` characters (control characters escaped)."""
+    line = text.translate(_CONTROL)
+    return line if len(line) <= width else line[:width] + "…"
+
+
+def hex_preview(data: bytes, count: int = HEX_BYTES) -> str:
+    """``00 01 02 … |...|``: the first ``count`` bytes in hex and as ASCII."""
+    head = data[:count]
+    ascii_ = "".join(chr(b) if 32 <= b < 127 else "." for b in head)
+    more = " …" if len(data) > count else ""
+    return f"{head.hex(' ')}{more} |{ascii_}|" if head else "(empty)"

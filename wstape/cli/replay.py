@@ -107,8 +107,7 @@ async def _start_device_proxy(
     server: ReplayServer, listen: tuple[str, int], confdir: Path | None, ready_file: Path | None
 ) -> DeviceProxy:
     """``--via-proxy``: a mitmproxy for the device in front of the started server."""
-    from wstape.addons.viaproxy import DeviceProxyConfig, ViaProxyError
-    from wstape.device_proxy import start_device_proxy
+    from wstape.addons.viaproxy import DeviceProxyConfig, ViaProxyError, start_device_proxy
 
     out = console(stderr=True)
     try:

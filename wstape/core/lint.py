@@ -83,7 +83,7 @@ def iter_violations(
             yield from _on_close(record, cfg, conns, reconnects)
 
 
-def check_cassette(
+def check_records(
     records: Iterable[Open | Message | Close | Note], cfg: RuleConfig
 ) -> list[Violation]:
     """All violations of a recorded cassette (see :func:`iter_violations`)."""
@@ -156,4 +156,4 @@ def _on_close(
             reconnects.pop(state.group, None)
 
 
-__all__ = ["check_cassette", "client_group", "iter_violations"]
+__all__ = ["check_records", "client_group", "iter_violations"]

@@ -7,25 +7,102 @@ its messages and a ``close``; an ``Upgrade: websocket`` request the server refus
 an ``open`` with that status and body. Other flows (plain HTTP, TCP, UDP, DNS) are skipped
 and counted.
 
-This module lives in ``addons`` because it imports mitmproxy; ``cassettes`` stays free of
-it (tests/test_layers.py).
+The same conversion from a mitmproxy flow to an ``open`` record serves the recorder addon
+(:func:`open_from_flow`). This is the one module outside ``addons`` that imports
+mitmproxy (tests/test_layers.py), and only ``wstape import`` of a flow file loads it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mitmproxy import http
+from mitmproxy.connection import Client
 from mitmproxy.io import FlowReader
 
-from wstape.addons.recorder import NOT_ON_WIRE, STOPPED_NOTE, is_upgrade_request, open_from_flow
-from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
+from wstape.core.closecodes import NEVER_ON_WIRE
+from wstape.core.model import (
+    Close,
+    Message,
+    Note,
+    Opcode,
+    Open,
+    Record,
+    Side,
+    TlsInfo,
+    split_header_list,
+)
 from wstape.interchange.har import InterchangeError, open_input
 
 DROPPED_NOTE = "mitmproxy dropped this message: it was not relayed to the other side"
 INJECTED_NOTE = "mitmproxy injected this message: the other side never sent it"
+STOPPED_NOTE = "recording stopped while the connection was open; no close was seen"
+
+
+def format_address(address: Any) -> str | None:
+    """``host:port`` (``[v6]:port``) of a peername tuple, or None."""
+    if not isinstance(address, tuple) or len(address) < 2:
+        return None
+    host, port = str(address[0]), address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_upgrade_request(request: http.Request) -> bool:
+    """True when the request asks for a WebSocket upgrade (``Upgrade: websocket``)."""
+    return any(
+        token.lower() == "websocket"
+        for value in request.headers.get_all("upgrade")
+        for token in split_header_list(value)
+    )
+
+
+def _tls_info(client: Client) -> TlsInfo | None:
+    if not client.tls_established:
+        return None
+    alpn = client.alpn.decode("ascii", "replace") if client.alpn else None
+    return TlsInfo(version=client.tls_version, sni=client.sni, alpn=alpn)
+
+
+def _offers(request: http.Request, name: str) -> tuple[str, ...]:
+    """Every comma-separated item of every header called ``name``, in order."""
+    return tuple(
+        item for value in request.headers.get_all(name) for item in split_header_list(value)
+    )
+
+
+def open_from_flow(flow: http.HTTPFlow, conn: int) -> Open:
+    """The ``open`` record of a flow that has its response (a 101 or a refusal), as
+    mitmproxy saw it (the recorder redacts it before writing)."""
+    request = flow.request
+    response = flow.response
+    assert response is not None  # both hooks that build an Open run after the response
+    started_at = response.timestamp_end or request.timestamp_start or time.time()
+    client = flow.client_conn
+    refused = response.status_code != 101
+    return Open(
+        conn=conn,
+        started_at=float(started_at),
+        method=request.method,
+        scheme="wss" if client.tls_established else "ws",
+        host=request.host,
+        port=request.port,
+        target=request.path,
+        http_version=request.http_version,
+        request_headers=tuple(request.headers.fields),
+        status=response.status_code,
+        response_headers=tuple(response.headers.fields),
+        subprotocols=_offers(request, "sec-websocket-protocol"),
+        extensions=_offers(request, "sec-websocket-extensions"),
+        subprotocol=None if refused else response.headers.get("sec-websocket-protocol"),
+        client=format_address(client.peername),
+        tls=_tls_info(client),
+        reason=response.reason,
+        body=(response.raw_content or b"") if refused else b"",
+    )
 
 
 @dataclass
@@ -79,7 +156,7 @@ def records_from_flow(flow: http.HTTPFlow, conn: int) -> Iterator[Record]:
         by=Side.CLIENT if ws.closed_by_client else Side.SERVER,
         code=code,
         reason=ws.close_reason or "",
-        on_wire=code is not None and code not in NOT_ON_WIRE,
+        on_wire=code is not None and code not in NEVER_ON_WIRE,
     )
 
 

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
-import wstape
 from wstape.cassettes.reader import CassetteReader
 from wstape.core.errors import WstapeError
 from wstape.core.model import (
@@ -57,6 +56,7 @@ from wstape.core.model import (
     decode_header_value,
     split_header_list,
 )
+from wstape.core.version import __version__
 from wstape.interchange.jsonl import close_fields, iso_utc
 
 EXT = "_wstape"
@@ -353,7 +353,7 @@ def export_har(reader: CassetteReader, out: IO[str]) -> HarExportResult:
     header = reader.header
     log_head = {
         "version": "1.2",
-        "creator": {"name": "wstape", "version": wstape.__version__},
+        "creator": {"name": "wstape", "version": __version__},
         "pages": [],
         EXT: {
             "version": EXT_VERSION,
@@ -529,7 +529,7 @@ def read_har(path: str | Path) -> HarImport:
         name = who.get("name") if isinstance(who, dict) else None
         version_s = who.get("version") if isinstance(who, dict) else None
         source = " ".join(str(x) for x in (name, version_s) if x) or "an unknown tool"
-        creator = f"wstape {wstape.__version__} (imported from a HAR by {source})"
+        creator = f"wstape {__version__} (imported from a HAR by {source})"
     if started_at is None:
         started_at = _first_start(path, entries)
     return HarImport(

@@ -53,6 +53,9 @@ def _result(s: ConnectionSummary) -> ConnectionResult:
     )
 
 
-def check_path(path: str | Path, cfg: RuleConfig) -> Report:
-    """Check a cassette file; raises CassetteError for unreadable or truncated files."""
-    return check_file(CassetteReader(path), cfg)
+def check_cassette(path: str | Path, rules: RuleConfig | None = None) -> Report:
+    """``wstape check`` from Python: the rules over a recorded cassette, without a server.
+
+    Raises CassetteError for an unreadable file (TruncatedCassette for a cut-off one).
+    """
+    return check_file(CassetteReader(path), rules or RuleConfig())

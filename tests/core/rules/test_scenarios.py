@@ -12,7 +12,7 @@ import pytest
 
 from tests.core.rules.test_handshake import make_open
 from wstape.core.frames import Frame, OpCode
-from wstape.core.lint import check_cassette
+from wstape.core.lint import check_records
 from wstape.core.model import Close, Message, Opcode, Open, Record, Side
 from wstape.core.rules import (
     FrameState,
@@ -62,7 +62,7 @@ def test_1_chat(profile: str) -> None:
         Message(1, 5.0, Side.SERVER, Opcode.TEXT, b'{"type":"pong"}'),
         Close(1, 6.0, Side.CLIENT, 1000, ""),
     ]
-    assert check_cassette(records, cfg) == []
+    assert check_records(records, cfg) == []
     frames = [Frame(OpCode.TEXT, b'{"type":"ping"}'), Frame(OpCode.CLOSE, close_body(1000))]
     assert frames_clean(frames, cfg) == []
 
@@ -90,7 +90,7 @@ def test_2_binary_stream_and_pong_echo(profile: str) -> None:
         Message(1, 0.1, Side.SERVER, Opcode.BINARY, b"\x00" * 70000),
         Message(1, 0.2, Side.CLIENT, Opcode.BINARY, b"\xff\xfe\x00"),  # not UTF-8: fine
     ]
-    assert check_cassette(records, cfg) == []
+    assert check_records(records, cfg) == []
 
 
 # -- 3. close reasons at the 123-byte limit ---------------------------------------------------
@@ -169,7 +169,7 @@ def test_4_close_codes(case: object, profile: str) -> None:
 def test_5_server_close(profile: str, code: int, reason: str) -> None:
     cfg = PROFILES[profile]
     records: list[Record] = [make_open(), Close(1, 2.0, Side.SERVER, code, reason)]
-    assert check_cassette(records, cfg) == []
+    assert check_records(records, cfg) == []
     # The client's answer echoes the server's code: not a client-started close.
     echo = close_body(code, "")
     assert check_client_close(echo, cfg, started_by_client=False, server_code=code) == []
@@ -187,7 +187,7 @@ def dropped_then(times: list[float], cfg: RuleConfig) -> list[Violation]:
     ]
     for i, at in enumerate(times):
         records.append(make_open(conn=i + 2, started_at=at, key=RECONNECT_KEYS[i], status=502))
-    return check_cassette(records, cfg)
+    return check_records(records, cfg)
 
 
 @pytest.mark.parametrize("profile", ALL)
@@ -205,7 +205,7 @@ def test_6_reconnect_backoff(profile: str) -> None:
 def test_7_six_sockets(profile: str) -> None:
     cfg = PROFILES[profile]
     records = [make_open(conn=i + 1, started_at=float(i), key=RECONNECT_KEYS[i]) for i in range(6)]
-    result = [(v.rule, v.severity.value, v.conn) for v in check_cassette(records, cfg)]
+    result = [(v.rule, v.severity.value, v.conn) for v in check_records(records, cfg)]
     if profile in ("wechat", "devtools"):
         assert result[-1] == ("WX-SOCKET-LIMIT", "error", 6)
         assert [r for r in result if r[1] == "error"] == [("WX-SOCKET-LIMIT", "error", 6)]
@@ -279,7 +279,7 @@ def test_9_big_message_and_largest_ping(profile: str) -> None:
     assert frames_clean(frames, cfg) == []
     assert check_pong(b"p" * 125, b"p" * 125, cfg) == []
     records: list[Record] = [make_open(), Message(1, 0.5, Side.CLIENT, Opcode.BINARY, mib)]
-    assert check_cassette(records, cfg) == []
+    assert check_records(records, cfg) == []
     # One byte more and the Ping breaks §5.5.
     assert found(frames_clean([Frame(OpCode.PING, b"p" * 126)], cfg)) == {
         ("RFC-FRAME-CONTROL", "error")

@@ -1,0 +1,106 @@
+"""``redact``, ``cut`` and ``repair`` through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import (
+    SECRET,
+    V1,
+    invoke,
+    ok,
+    secret_cassette,
+    truncated,
+)
+from wstape.cassettes import read_cassette
+
+
+def test_redact_removes_the_secret_and_counts(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.msgpack", tmp_path / "out.msgpack"
+    secret_cassette(src)
+    doc = json.loads(
+        ok(
+            "redact",
+            src,
+            "-o",
+            out,
+            "--header",
+            "X-Token",
+            "--json-key",
+            "token",
+            "--pattern",
+            "sk-[A-Za-z0-9]+",
+            "--json",
+        )
+    )
+    assert doc["replaced"] == {"headers": 2, "json_keys": 1, "patterns": 2, "query": 0}
+    assert doc["total"] == 5 and doc["input"] == str(src) and doc["output"] == str(out)
+    raw = out.read_bytes()
+    # the binary message is never rewritten: everything else is clean
+    assert raw.count(SECRET.encode()) == 1 and b"\x00\x01" + SECRET.encode() in raw
+    human = ok("redact", src, "-o", out, "--pattern", "sk-[A-Za-z0-9]+")
+    assert human.startswith("redacted 5 values in 4 of 7 records")
+    assert "patterns 5 in header 2, message 2, target 1" in human
+
+
+def test_redact_refuses_to_overwrite_its_input(tmp_path: Path) -> None:
+    src = tmp_path / "in.msgpack"
+    secret_cassette(src)
+    before = src.read_bytes()
+    result = invoke("redact", src, "-o", src, "--json-key", "token")
+    assert result.exit_code == 2 and "refusing to overwrite" in result.stderr  # type: ignore[attr-defined]
+    assert src.read_bytes() == before
+    ok("redact", src, "--in-place", "--json-key", "token")
+    assert b'"token":"<redacted>"' in src.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "nothing to redact"),
+        (["--json-key", "token"], "give --output"),
+        (["-o", "x.msgpack", "--pattern", "("], "--pattern"),
+    ],
+)
+def test_redact_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    src = tmp_path / "in.msgpack"
+    secret_cassette(src)
+    result = invoke("redact", src, *args)
+    assert result.exit_code == 2 and message in result.stderr  # type: ignore[attr-defined]
+
+
+def test_redact_truncated_points_to_repair(tmp_path: Path) -> None:
+    result = invoke("redact", truncated(tmp_path), "-o", tmp_path / "o.msgpack", "--json-key", "a")
+    assert result.exit_code == 3  # type: ignore[attr-defined]
+    assert "wstape repair" in result.stderr  # type: ignore[attr-defined]
+    assert not (tmp_path / "o.msgpack").exists()
+
+
+def test_cut(tmp_path: Path) -> None:
+    out = tmp_path / "out.msgpack"
+    doc = json.loads(ok("cut", V1, "-o", out, "--conn", "1", "--conn", "3", "--json"))
+    assert doc == {
+        "input": str(V1),
+        "output": str(out),
+        "connections": [1, 3],
+        "records": 8,
+        "messages": 3,
+    }
+    assert {r.conn for r in read_cassette(out)[1]} == {1, 3}
+    assert "kept 1 connections (2)" in ok("cut", V1, "-o", out, "--path", "/admin")
+    result = invoke("cut", V1, "-o", out)
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+
+
+def test_repair(tmp_path: Path) -> None:
+    out = tmp_path / "fixed.msgpack"
+    src = truncated(tmp_path)
+    doc = json.loads(ok("repair", src, "-o", out, "--json"))
+    assert doc["truncated_at"] is not None and doc["dropped_bytes"] > 0
+    assert doc["closed"] == [3] and doc["records"] == 8
+    _header, records = read_cassette(out)
+    assert records[:8] == read_cassette(V1)[1][:8]
+    assert "not truncated" in ok("repair", V1, "-o", out)

@@ -1,0 +1,218 @@
+"""Editing a cassette into a new one: ``redact``, ``cut``, ``repair``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from wstape.cassettes import CassetteError, CassetteWriteError
+from wstape.cli.common import (
+    CassetteArg,
+    ExitCode,
+    JsonOpt,
+    OutputOpt,
+    cassette_error,
+    fail,
+    open_cassette,
+    print_json,
+    refuse_input,
+    warn,
+    write_error,
+)
+from wstape.tools.edit import (
+    RepairResult,
+    Selection,
+    cut_cassette,
+    repair_cassette,
+    same_file,
+)
+from wstape.tools.redact import RedactError, RedactRules, redact_cassette
+
+
+def redact(
+    cassette: CassetteArg,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="The redacted cassette to write.", show_default=False),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", help="Replace this header's values (repeatable)."),
+    ] = None,
+    json_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--json-key",
+            help="Replace this key's values at any depth in JSON text messages "
+            "(case-insensitive, repeatable).",
+        ),
+    ] = None,
+    pattern: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pattern",
+            help="Replace matches of this regular expression in text messages, the request "
+            "target, header values, close reasons, notes (repeatable).",
+        ),
+    ] = None,
+    query: Annotated[
+        list[str] | None,
+        typer.Option("--query", help="Replace this query parameter's value (repeatable)."),
+    ] = None,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="Rewrite the input cassette itself.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rewrite a cassette with secrets replaced by <redacted>, and report how many values
+    were replaced.
+
+    Header values by name; JSON values by key in text messages (only the value changes,
+    the rest of the message keeps its bytes); regular expression matches in any text
+    (binary messages are never changed). Refuses to overwrite its input unless --in-place.
+
+    --json prints {"input", "output", "replaced": {"headers", "json_keys", "patterns",
+    "query"}, "total", "records", "changed_records"}.
+    """
+    try:
+        rules = RedactRules.build(
+            headers=header or (),
+            json_keys=json_key or (),
+            patterns=pattern or (),
+            query=query or (),
+        )
+    except RedactError as e:
+        fail(str(e), ExitCode.USAGE)
+    if rules.empty:
+        fail("nothing to redact: give --header, --json-key, --pattern or --query")
+    if in_place:
+        if output is not None and not same_file(cassette, output):
+            fail("--in-place rewrites the input; do not give a different --output")
+        output = cassette
+    elif output is None:
+        fail("give --output/-o for the redacted copy, or --in-place")
+    else:
+        refuse_input(cassette, output)
+    reader = open_cassette(cassette, allow_truncated=False)
+    try:
+        counts = redact_cassette(reader, output, rules)
+    except CassetteError as e:
+        cassette_error(e)
+    except (CassetteWriteError, OSError) as e:
+        write_error(e, output)
+    if as_json:
+        print_json({"input": str(cassette), "output": str(output), **counts.to_json()})
+        return
+    where = ", ".join(f"{k} {v}" for k, v in sorted(counts.by_location.items()))
+    print(
+        f"redacted {counts.total} values in {counts.changed_records} of {counts.records} "
+        f"records → {output} (headers {counts.headers}, JSON keys {counts.json_keys}, "
+        f"patterns {counts.patterns}{' in ' + where if where else ''}, query {counts.query})"
+    )
+
+
+# -- cut and repair --------------------------------------------------------------------
+
+
+def cut(
+    cassette: CassetteArg,
+    output: OutputOpt,
+    conn: Annotated[
+        list[int] | None, typer.Option("--conn", "-c", help="Keep this connection id (repeatable).")
+    ] = None,
+    path: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--path",
+            help="Keep connections to this path (repeatable; * matches anything; with "
+            "?query, path and query are compared).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a cassette with only some connections: the header, their records and their
+    notes, and the notes about the whole cassette.
+
+    Several --conn (or several --path) keep any of them; --conn together with --path keeps
+    the connections that match both. Connection ids are kept as they are.
+
+    --json prints {"input", "output", "connections": [ids], "records", "messages"}.
+    """
+    if not conn and not path:
+        fail("nothing to keep: give --conn and/or --path")
+    refuse_input(cassette, output)
+    reader = open_cassette(cassette, allow_truncated=False)
+    try:
+        result = cut_cassette(reader, output, Selection(conn or (), path or ()))
+    except CassetteError as e:
+        cassette_error(e)
+    except (CassetteWriteError, OSError) as e:
+        write_error(e, output)
+    if not result.connections:
+        warn("no connection matched; the output has no connections")
+    if as_json:
+        print_json(
+            {
+                "input": str(cassette),
+                "output": str(output),
+                "connections": result.connections,
+                "records": result.records,
+                "messages": result.messages,
+            }
+        )
+        return
+    ids = ", ".join(str(c) for c in result.connections) or "none"
+    print(
+        f"kept {len(result.connections)} connections ({ids}), {result.records} records, "
+        f"{result.messages} messages → {output}"
+    )
+
+
+def _repair_json(source: Path, output: Path, r: RepairResult) -> dict[str, Any]:
+    return {
+        "input": str(source),
+        "output": str(output),
+        "records": r.records,
+        "truncated_at": r.truncated_at,
+        "dropped_bytes": r.dropped_bytes,
+        "closed": r.closed,
+    }
+
+
+def repair(cassette: CassetteArg, output: OutputOpt, as_json: JsonOpt = False) -> None:
+    """Write the complete part of a truncated cassette (a recorder killed mid-write).
+
+    Every complete record is kept; the incomplete tail is dropped. Connections left open
+    get the close a stopped recorder writes (by nobody, no code, not on the wire) and a
+    note. Other corruption is not repaired (exit 3).
+
+    --json prints {"input", "output", "records", "truncated_at", "dropped_bytes", "closed"}.
+    """
+    refuse_input(cassette, output)
+    reader = open_cassette(cassette, allow_truncated=True)
+    try:
+        result = repair_cassette(reader, output)
+    except CassetteError as e:
+        cassette_error(e)
+    except (CassetteWriteError, OSError) as e:
+        write_error(e, output)
+    if as_json:
+        print_json(_repair_json(cassette, output, result))
+        return
+    if result.truncated_at is None:
+        what = "the cassette was not truncated"
+    else:
+        what = f"dropped {result.dropped_bytes} bytes from byte {result.truncated_at}"
+    closed = f"; closed {len(result.closed)} connections left open" if result.closed else ""
+    print(f"kept {result.records} records, {what}{closed} → {output}")
+
+
+# -- import ----------------------------------------------------------------------------
+
+
+def register(app: typer.Typer) -> None:
+    app.command("redact")(redact)
+    app.command("cut")(cut)
+    app.command("repair")(repair)
