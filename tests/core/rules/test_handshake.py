@@ -600,3 +600,10 @@ def test_early_data() -> None:
     (v,) = check_early_data(6, WECHAT, conn=1)
     assert (v.rule, v.severity, v.actual) == ("RFC-HS-EARLY-DATA", Severity.ERROR, 6)
     assert "6 bytes" in v.message
+
+
+def test_user_agent_warning_names_the_platform() -> None:
+    op = make_open(set_headers={"User-Agent": "Mozilla/5.0 XWEB MiniProgramEnv/android"})
+    [found] = [v for v in check_request(op, WECHAT) if v.rule == "WX-HS-USER-AGENT"]
+    assert found.severity is Severity.WARN
+    assert "MicroMessenger/" in found.message and "platform android" in found.message

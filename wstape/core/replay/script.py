@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from wstape.core.closecodes import CloseCode, describe
-from wstape.core.matchers import match
+from wstape.core.matchers import match, match_all
 from wstape.core.model import Close, Message, Opcode, Side
 from wstape.core.replay.options import PlayOptions
 from wstape.core.replay.recorded import MessageKey, RecordedConnection
@@ -298,8 +298,16 @@ class Script:
             self.options.match, expected, expected.opcode, payload, self.options.ignore_json_paths
         )
         if not result.ok:
+            verdicts = match_all(expected, opcode, payload, self.options.ignore_json_paths)
             found += message_mismatch(
-                self.conn, expected, opcode, payload, result.diff, self.cfg, t
+                self.conn,
+                expected,
+                opcode,
+                payload,
+                result.diff,
+                self.cfg,
+                t,
+                verdicts={name: v.ok for name, v in verdicts.items()},
             )
         elif opcode is expected.opcode:
             self.matched += 1

@@ -361,10 +361,12 @@ def _check_wechat_request(report: Report, req: Open, cfg: RuleConfig) -> None:
     missing = [m for m in ("MicroMessenger/", "MiniProgramEnv/") if m.lower() not in lowered]
     if missing:
         shown = f"User-Agent {preview(ua, 80)} lacks" if ua else "no User-Agent, so no"
+        platform = wechat_platform(ua)
+        on = f" (it names the platform {platform})" if platform else ""
         report.add(
             "WX-HS-USER-AGENT",
             Severity.WARN,
-            f"{shown} {' and '.join(missing)}; expected a WeChat mini-program client",
+            f"{shown} {' and '.join(missing)}{on}; expected a WeChat mini-program client",
             expected="MicroMessenger/ ... MiniProgramEnv/",
             actual=ua,
         )

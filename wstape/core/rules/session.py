@@ -8,7 +8,7 @@ nothing, and these turn that fact into a uniform :class:`Violation`.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wstape.core.model import Message, Opcode
@@ -196,11 +196,17 @@ def message_mismatch(
     diff: str,
     cfg: RuleConfig,
     t: float | None = None,
+    *,
+    verdicts: Mapping[str, bool] | None = None,
 ) -> list[Violation]:
     """REPLAY-MESSAGE-MISMATCH: a client message failed the matcher.
 
     ``diff`` is the matcher's explanation (:func:`wstape.core.matchers.match`); its first
     line goes into the message, all of it into ``actual["diff"]`` for reports.
+    ``verdicts`` (VCR.py style) is every registered matcher's verdict on the same pair:
+    it goes into ``actual["matchers"]``, and the message names the looser matchers that
+    would have accepted the message (``any`` and ``type`` left out: they accept nearly
+    everything).
     """
     report = Report(cfg, conn, t)
     lines = diff.strip().splitlines()
@@ -213,11 +219,18 @@ def message_mismatch(
         first = lines[0]
     actual = message_json(actual_opcode, actual_payload)
     actual["diff"] = diff
+    hint = ""
+    if verdicts:
+        actual["matchers"] = {name: "match" if ok else "differs" for name, ok in verdicts.items()}
+        looser = [name for name, ok in verdicts.items() if ok and name not in ("any", "type")]
+        if looser:
+            plural = "s" if len(looser) > 1 else ""
+            hint = f" (the {', '.join(looser)} matcher{plural} would accept it)"
     report.add(
         "REPLAY-MESSAGE-MISMATCH",
         Severity.ERROR,
         f"client {actual_opcode.value} message differs from the recorded "
-        f"{expected.opcode.value} message at t={expected.t:.3f}s: {first}",
+        f"{expected.opcode.value} message at t={expected.t:.3f}s: {first}{hint}",
         expected=message_json(expected.opcode, expected.payload),
         actual=actual,
     )
