@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+import pytest
 import websockets
 
 from tests.helpers.rawclient import RawClient
@@ -90,6 +91,7 @@ async def test_clean_run_exits_0_by_itself(tmp_path: Path, make_cassette: Casset
     [row] = report["connections"]
     assert list(row) == [
         "conn", "path", "client", "messages_expected", "messages_matched", "close",
+        "protocol", "heartbeats", "correlated",
     ]  # fmt: skip
     assert row["close"] == {"by": "client", "code": 1000, "reason": "done"}
     assert json.loads(out) == report
@@ -120,11 +122,13 @@ async def test_violation_exits_1_and_is_printed(
     assert suite is not None and suite.get("failures") == "1"
 
 
+@pytest.mark.parametrize(("partial", "exit_code"), [(False, 1), (True, 0)])
 async def test_sigterm_still_writes_the_report(
-    tmp_path: Path, make_cassette: CassetteFactory
+    tmp_path: Path, make_cassette: CassetteFactory, partial: bool, exit_code: int
 ) -> None:
     records = [*ECHO, opening(2, "/never"), close(2, 1.0, Side.CLIENT, 1000)]
-    async with Replay(tmp_path, make_cassette(records)) as replay:
+    args = ["--allow-partial"] if partial else []
+    async with Replay(tmp_path, make_cassette(records), *args) as replay:
         async with websockets.connect(f"ws://127.0.0.1:{replay.port}/echo", compression=None) as ws:
             await ws.send("ping?")
             await asyncio.wait_for(ws.recv(), 5)
@@ -133,19 +137,26 @@ async def test_sigterm_still_writes_the_report(
             await asyncio.wait_for(ws.wait_closed(), 5)
             assert ws.close_code == 1001  # the server said goodbye
         code, _, _ = await replay.finish()
-    assert code == 0  # warnings only
+    # A recorded connection no client opened fails the run, unless --allow-partial.
+    assert code == exit_code
     report = replay.report()
-    assert [(v["rule"], v["conn"]) for v in report["violations"]] == [("REPLAY-UNPLAYED", 2)]
+    assert [(v["rule"], v["conn"], v["severity"]) for v in report["violations"]] == [
+        ("REPLAY-UNPLAYED", 2, "warn" if partial else "error")
+    ]
     assert report["connections"][0]["close"]["code"] == 1001
 
 
-async def test_max_wait_ends_an_unplayed_run(
+async def test_max_wait_ends_a_run_no_client_connected_to(
     tmp_path: Path, make_cassette: CassetteFactory
 ) -> None:
-    async with Replay(tmp_path, make_cassette(ECHO), "--max-wait", "0.2") as replay:
+    # A replay nobody used proves nothing: it fails, even with --allow-partial.
+    args = ("--max-wait", "0.2", "--allow-partial")
+    async with Replay(tmp_path, make_cassette(ECHO), *args) as replay:
         code, _, _ = await replay.finish()
-    assert code == 0
-    assert [v["rule"] for v in replay.report()["violations"]] == ["REPLAY-UNPLAYED"]
+    assert code == 1
+    [v] = replay.report()["violations"]
+    assert (v["rule"], v["severity"], v["conn"]) == ("REPLAY-UNPLAYED", "error", None)
+    assert "no client connected" in v["message"]
 
 
 async def test_truncated_cassette_exits_3(tmp_path: Path, make_cassette: CassetteFactory) -> None:

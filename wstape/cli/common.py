@@ -43,6 +43,8 @@ FLAGS = {
     "allow_hosts": "--allow-host",
     "ignore_json_paths": "--ignore-json-path",
     "hostnames": "--hostname",
+    "heartbeats": "--heartbeat",
+    "ignore_query_params": "--ignore-query-param",
 }
 """Library option names whose flag is not ``--`` plus the name with dashes."""
 

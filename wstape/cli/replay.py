@@ -37,7 +37,7 @@ from wstape.core.errors import ConfigError
 from wstape.core.frames import DEFAULT_MAX_FRAME_SIZE
 from wstape.core.matchers import matcher_names
 from wstape.core.replay.connection import LiveConnection
-from wstape.core.replay.options import PlayOptions
+from wstape.core.replay.options import PlayOptions, protocol_names
 from wstape.core.report import Report, junit_xml, to_json
 from wstape.core.rules import Platform, Profile, Severity, Violation
 from wstape.replay.server import ReplayOptions, ReplayServer
@@ -233,6 +233,85 @@ def replay(
         bool,
         typer.Option("--ignore-query", help="Select recorded connections by path only."),
     ] = False,
+    ignore_query_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore-query-param",
+            metavar="NAME",
+            help="A query parameter not compared when a client is matched to a recorded "
+            "connection, e.g. a cache-buster (repeatable). The protocol's own session "
+            "parameters (Engine.IO t, sid) are never compared.",
+        ),
+    ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol",
+            metavar=choices(protocol_names()),
+            help="The application protocol: auto (recognised per connection from the "
+            "subprotocol, path and first messages), none (plain messages), or one by name "
+            "(docs/protocols.md). It decides how messages are split, which values the client "
+            "generates, and which messages are heartbeats.",
+            autocompletion=protocol_names,
+        ),
+    ] = "auto",
+    correlate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--correlate",
+            metavar="PATH",
+            help="A JSON path of a value the client makes up each session, e.g. "
+            "'$.requestId' (repeatable): the live value replaces the recorded one in later "
+            "server messages, and is not compared.",
+        ),
+    ] = None,
+    no_correlate_uuids: Annotated[
+        bool,
+        typer.Option(
+            "--no-correlate-uuids",
+            help="Do not correlate UUID-shaped values that differ between the recording "
+            "and the client (on by default).",
+        ),
+    ] = False,
+    heartbeat: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--heartbeat",
+            metavar="SPEC",
+            help="Declare a heartbeat (repeatable): 'client:PING=>PONG' (answered whenever "
+            "the client sends it), 'server:PING=>PONG' (sent on the recorded clock, the "
+            "client must answer), 'client:BEAT' or 'server:BEAT' (nobody answers). Escapes "
+            "\\n \\t \\xHH; hex:... for binary.",
+        ),
+    ] = None,
+    no_heartbeats: Annotated[
+        bool,
+        typer.Option(
+            "--no-heartbeats",
+            help="Do not find heartbeats in the protocol or the recording's timing; only "
+            "--heartbeat declarations count.",
+        ),
+    ] = False,
+    heartbeat_timeout: Annotated[
+        float,
+        typer.Option(
+            "--heartbeat-timeout",
+            min=0,
+            metavar="SECONDS",
+            help="How long the client has to answer a server heartbeat ping "
+            "(REPLAY-HEARTBEAT-UNANSWERED) [default: --timeout].",
+            show_default=False,
+        ),
+    ] = 0.0,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="A client that leaves before its recorded end, or a recorded connection "
+            "no client opens, is a warning instead of an error (REPLAY-UNPLAYED). A run no "
+            "client connected to still fails.",
+        ),
+    ] = False,
     speed: Annotated[
         float,
         typer.Option(
@@ -352,7 +431,9 @@ def replay(
     With --echo there is no cassette: every connection, on any path, gets each of its
     messages back, with the same rules checked (docs/autobahn.md).
 
-    Exit codes: 0 no error-severity violation (warnings alone pass), 1 violations,
+    Exit codes: 0 exactly when every client did what the recording did (no error-severity
+    violation; warnings alone pass), 1 violations, a client that left half way, or a run
+    no client connected to,
     2 usage error (bad option, port in use, TLS setup), 3 cassette unreadable, truncated
     or from a newer wstape.
     """
@@ -388,6 +469,14 @@ def replay(
             handshake_delay=handshake_delay,
             connect_timeout=connect_timeout,
             max_size=max_size,
+            protocol=protocol,
+            correlate=tuple(correlate or ()),
+            correlate_uuids=not no_correlate_uuids,
+            heartbeats=tuple(heartbeat or ()),
+            detect_heartbeats=not no_heartbeats,
+            heartbeat_timeout=heartbeat_timeout,
+            ignore_query_params=tuple(ignore_query_param or ()),
+            allow_partial=allow_partial,
         )
         tls_options = (
             TlsOptions(hostnames=tuple(hostname or ()), confdir=confdir, cert=cert, key=key)

@@ -49,6 +49,12 @@ class ConnectionResult:
     messages_expected: int
     messages_matched: int
     close: CloseResult = field(default_factory=CloseResult)
+    protocol: str | None = None
+    """The application protocol replay recognised (None: plain messages)."""
+    heartbeats: dict[str, int] | None = None
+    """What the heartbeats did (replay only): answered, pings_sent, pongs, unanswered, ..."""
+    correlated: int = 0
+    """Values the client generated that were put into server messages."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"conn": self.conn, "path": self.path}
@@ -57,6 +63,10 @@ class ConnectionResult:
         out["messages_expected"] = self.messages_expected
         out["messages_matched"] = self.messages_matched
         out["close"] = self.close.to_dict()
+        if self.heartbeats is not None:
+            out["protocol"] = self.protocol
+            out["heartbeats"] = dict(self.heartbeats)
+            out["correlated"] = self.correlated
         return out
 
 

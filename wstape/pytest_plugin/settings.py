@@ -123,6 +123,7 @@ def settings_for(item: pytest.Item) -> Settings:
     tls = bool(kwargs.pop("tls", False))
     hostnames = _seq("hostnames", kwargs.pop("hostnames")) if "hostnames" in kwargs else ()
     kwargs.setdefault("speed", DEFAULT_SPEED)
+    kwargs.setdefault("allow_partial", allow_unplayed)
     try:
         options = ReplayOptions.build(host="127.0.0.1", port=0, **kwargs)
     except ConfigError as e:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from wstape.cassettes import CassetteReader
 from wstape.core.model import Close, Message, Open
-from wstape.core.replay.recorded import HeartbeatFinder, RecordedConnection
+from wstape.core.replay.options import PlayOptions
+from wstape.core.replay.recorded import RecordedBuilder, RecordedConnection
 
 SEGMENT_GAP = 64 * 1024
 """Records of one connection closer than this (in bytes) share a segment: reading a few
@@ -40,7 +41,7 @@ class _Segment:
 @dataclass
 class _Building:
     open: Open
-    finder: HeartbeatFinder = field(default_factory=HeartbeatFinder)
+    builder: RecordedBuilder
     close: Close | None = None
     segments: list[_Segment] = field(default_factory=list)
 
@@ -60,22 +61,34 @@ class CassetteIndex:
         self._segments = segments
 
     @classmethod
-    def build(cls, path: str | Path) -> CassetteIndex:
-        """Index ``path``. Raises CassetteError (TruncatedCassette for a cut-off file)."""
+    def build(cls, path: str | Path, options: PlayOptions | None = None) -> CassetteIndex:
+        """Index ``path``: each connection's protocol and heartbeats as ``options`` say
+        (``--protocol``, ``--heartbeat``, ``--no-heartbeats``). Raises CassetteError
+        (TruncatedCassette for a cut-off file)."""
+        opts = options or PlayOptions()
+        declared = opts.declared_heartbeats()
         reader = CassetteReader(path, allow_truncated=False)
         building: dict[int, _Building] = {}
         for index, offset, record in reader.iter_with_offsets():
             if isinstance(record, Open):
                 if record.conn in building:
                     continue  # a reused id: the first connection wins
-                entry = building[record.conn] = _Building(record)
+                entry = building[record.conn] = _Building(
+                    record,
+                    RecordedBuilder(
+                        record,
+                        protocol=opts.protocol,
+                        declared=declared,
+                        detect_heartbeats=opts.detect_heartbeats,
+                    ),
+                )
             elif isinstance(record, Message | Close):
                 found = building.get(record.conn)
                 if found is None or not found.open.accepted or found.close is not None:
                     continue  # orphans, and anything after the end, are never replayed
                 entry = found
                 if isinstance(record, Message):
-                    entry.finder.add(record)
+                    entry.builder.add(record)
                 else:
                     entry.close = record
             else:
@@ -85,7 +98,7 @@ class CassetteIndex:
                 segments[-1].last = offset
             else:
                 segments.append(_Segment(offset, index, offset))
-        connections = [b.finder.summarise(b.open, b.close) for b in building.values()]
+        connections = [b.builder.finish(b.close) for b in building.values()]
         return cls(reader, connections, {conn: b.segments for conn, b in building.items()})
 
     def events(self, conn: int) -> Iterator[Message | Close]:

@@ -324,13 +324,15 @@ class ReplayServer:
         if self.options.echo:
             raise ValueError("echo mode has no cassette to index")
         if self.index is None:
-            self.index = CassetteIndex.build(self.cassette)
+            self.index = CassetteIndex.build(self.cassette, self.options.play)
         return self.index
 
     async def start(self) -> int:
         """Index the cassette, bind, and start serving. Returns the bound port."""
         if self.index is None and not self.options.echo:
-            self.index = await asyncio.to_thread(CassetteIndex.build, self.cassette)
+            self.index = await asyncio.to_thread(
+                CassetteIndex.build, self.cassette, self.options.play
+            )
         tls = self.options.tls
         ctx = await asyncio.to_thread(tls.server_context) if tls is not None else None
         index = self.index

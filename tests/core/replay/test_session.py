@@ -15,7 +15,7 @@ from wstape.core.matchers import MATCHERS, register
 from wstape.core.model import Close, Message, Opcode, Open, Side
 from wstape.core.replay.connection import LiveConnection
 from wstape.core.replay.options import PlayOptions
-from wstape.core.replay.recorded import HeartbeatFinder, RecordedConnection
+from wstape.core.replay.recorded import RecordedBuilder, RecordedConnection
 from wstape.core.replay.session import ReplaySession
 from wstape.core.rules import RuleConfig
 
@@ -52,34 +52,40 @@ def s(conn: int, t: float, payload: bytes | str, opcode: Opcode = Opcode.TEXT) -
 
 
 def summarise(
-    records: Sequence[object],
+    records: Sequence[object], **build: object
 ) -> tuple[list[RecordedConnection], dict[int, list[object]]]:
     opens = [r for r in records if isinstance(r, Open)]
     events: dict[int, list[object]] = {o.conn: [] for o in opens}
     recorded = []
     for o in opens:
-        finder = HeartbeatFinder()
+        builder = RecordedBuilder(o, **build)  # type: ignore[arg-type]
         close = None
         for r in records:
             if isinstance(r, Message | Close) and r.conn == o.conn:
                 events[o.conn].append(r)
                 if isinstance(r, Message):
-                    finder.add(r)
+                    builder.add(r)
                 else:
                     close = r
-        recorded.append(finder.summarise(o, close))
+        recorded.append(builder.finish(close))
     return recorded, events
 
 
 def session_for(
     records: Sequence[object], cfg: RuleConfig | None = None, **options: object
 ) -> ReplaySession:
-    recorded, events = summarise(records)
+    play = PlayOptions(**options)  # type: ignore[arg-type]
+    recorded, events = summarise(
+        records,
+        protocol=play.protocol,
+        declared=play.declared_heartbeats(),
+        detect_heartbeats=play.detect_heartbeats,
+    )
     return ReplaySession(
         recorded,
         lambda conn: iter(events[conn]),  # type: ignore[arg-type]
         cfg or RuleConfig(),
-        PlayOptions(**options),  # type: ignore[arg-type]
+        play,
     )
 
 
@@ -180,11 +186,13 @@ CHAT = [
 def test_heartbeat_finder() -> None:
     recorded, _ = summarise(CHAT)
     rec = recorded[0]
-    assert rec.heartbeats == {(Opcode.TEXT, b'{"type":"ping"}'): (Opcode.TEXT, b'{"type":"pong"}')}
+    assert rec.heartbeats.client_pings == {
+        (Opcode.TEXT, b'{"type":"ping"}'): (Opcode.TEXT, b'{"type":"pong"}')
+    }
     assert (rec.messages_client, rec.messages_server, rec.messages_expected) == (4, 4, 2)
     # A request answered differently each time is not a heartbeat.
     recorded, _ = summarise([opening(1), c(1, 0, "t"), s(1, 0, "1"), c(1, 1, "t"), s(1, 1, "2")])
-    assert recorded[0].heartbeats == {}
+    assert recorded[0].heartbeats.empty
 
 
 def test_clean_chat_client_passes() -> None:
@@ -217,6 +225,16 @@ def test_clean_chat_client_passes() -> None:
             "messages_expected": 2,
             "messages_matched": 2,
             "close": {"by": "client", "code": 1000, "reason": "bye"},
+            "protocol": None,
+            "heartbeats": {
+                "answered": 3,
+                "pings_sent": 0,
+                "pongs": 0,
+                "unanswered": 0,
+                "server_beats": 0,
+                "client_beats": 0,
+            },
+            "correlated": 0,
         }
     ]
     assert session.all_played()

@@ -158,7 +158,9 @@ def test_client_silent() -> None:
 
 def test_unplayed() -> None:
     (v,) = unplayed(None, "connection 2 (/feed)", RFC)
-    assert (v.rule, v.severity, v.conn) == ("REPLAY-UNPLAYED", Severity.WARN, None)
+    assert (v.rule, v.severity, v.conn) == ("REPLAY-UNPLAYED", Severity.ERROR, None)
+    (w,) = unplayed(None, "connection 2 (/feed)", RFC, allow_partial=True)
+    assert w.severity is Severity.WARN
     assert "connection 2 (/feed)" in v.message
 
 

@@ -178,10 +178,17 @@ class LiveConnection:
         expected = script.recorded.close
         if expected is not None and expected.by is Side.CLIENT:
             self.report(check_close_changed(expected, code, reason, self.cfg, self.conn))
-        if not (script.silent or script.state in (Step.DONE, Step.IDLE)):
-            left = script.unplayed_messages()
-            if left:
-                self.report(unplayed(self.conn, f"{left} recorded message(s)", self.cfg))
+        self._note_unplayed(script, "the client left")
+
+    def _note_unplayed(self, script: Script, why: str) -> None:
+        if script.silent or script.state in (Step.DONE, Step.IDLE):
+            return
+        left = script.unplayed_messages()
+        if left:
+            what = f"{left} recorded message{'s' if left != 1 else ''} ({why})"
+            self.report(
+                unplayed(self.conn, what, self.cfg, allow_partial=self.options.allow_partial)
+            )
 
     # -- output -----------------------------------------------------------------------
 
@@ -375,13 +382,13 @@ class LiveConnection:
             protocol.send_close(
                 CloseCode.NORMAL_CLOSURE, "wstape: timed out waiting for the client", now
             )
-        elif script.state is Step.AWAIT_CLOSE and _due(script.deadline, now):
+        elif script.state is Step.AWAIT_CLOSE and _due(script.ends_at, now):
             script.give_up(now)
             self.report(script.violations[-1:])
             protocol.send_close(
                 CloseCode.NORMAL_CLOSURE, "wstape: timed out waiting for the client's Close", now
             )
-        elif script.state is Step.IDLE and _due(script.deadline, now):
+        elif script.state is Step.IDLE and _due(script.ends_at, now):
             # The recording stopped with the connection open; end it politely.
             script.state = Step.DONE
             protocol.send_close(CloseCode.GOING_AWAY, "wstape: end of recording", now)
@@ -403,12 +410,17 @@ class LiveConnection:
             else self.recorded.messages_expected,
             messages_matched=script.matched if script is not None else 0,
             close=CloseResult(c.by.value if c.by is not None else None, c.code, c.reason),
+            protocol=self.recorded.codec.name if self.recorded.codec is not None else None,
+            heartbeats=script.beats.to_dict() if script is not None else None,
+            correlated=script.correlator.substituted if script is not None else 0,
         )
 
     def shutdown(self, now: float) -> None:
         """The server is stopping: say goodbye (1001) and hang up without judging the client."""
         if self.phase is Phase.GONE:
             return
+        if self.script is not None:
+            self._note_unplayed(self.script, "the server stopped first")
         if self.protocol is not None:
             self.protocol.stop(now)
         else:

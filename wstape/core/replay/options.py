@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wstape.core.codecs import CODECS
 from wstape.core.errors import ConfigError
 from wstape.core.frames import DEFAULT_MAX_FRAME_SIZE
 from wstape.core.matchers import MATCHERS, matcher_names, parse_path
+from wstape.core.replay.heartbeats import DeclaredHeartbeat, parse_heartbeat
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,43 @@ class PlayOptions:
     connect_timeout: float = 60.0
     """The handshake timeout the client promises (wx.connectSocket's ``timeout``, 60 s
     unless the app's ``networkTimeout.connectSocket`` says otherwise)."""
+    protocol: str = "auto"
+    """The application protocol (:mod:`wstape.core.codecs`): ``auto`` (recognised from the
+    subprotocol, path and first messages), ``none``, or a codec name."""
+    correlate: tuple[str, ...] = ()
+    """JSON paths of values the client makes up each session (``$.requestId``): the live
+    value replaces the recorded one in later server messages."""
+    correlate_uuids: bool = True
+    """Correlate every UUID-shaped string that differs between recording and client."""
+    heartbeats: tuple[str, ...] = ()
+    """Declared heartbeats (:func:`wstape.core.replay.heartbeats.parse_heartbeat`):
+    ``client:TEXT=>REPLY``, ``server:TEXT=>REPLY``, ``client:TEXT``, ``server:TEXT``."""
+    detect_heartbeats: bool = True
+    """Find heartbeats from the codec and the recording's timing (False: only declared)."""
+    heartbeat_timeout: float = 0.0
+    """Seconds the client has to answer a server ping (0: ``timeout``)."""
+    ignore_query_params: tuple[str, ...] = ()
+    """Query parameters not compared when a client is matched to a recorded connection
+    (the protocol's own session parameters, e.g. Engine.IO's ``t``, are added)."""
+    allow_partial: bool = False
+    """A connection the client left before its recorded end (or a recorded connection no
+    client opened) is a warning, not an error."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ignore_json_paths", tuple(self.ignore_json_paths))
+        for name in ("ignore_json_paths", "correlate", "heartbeats", "ignore_query_params"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.protocol not in ("auto", "none") and self.protocol not in CODECS.names():
+            raise ConfigError(
+                f"unknown protocol {self.protocol!r}; choose one of {', '.join(protocol_names())}",
+                option="protocol",
+            )
+        for path in self.correlate:
+            try:
+                parse_path(path)
+            except ValueError as e:
+                raise ConfigError(str(e), option="correlate") from None
+        for spec in self.heartbeats:
+            parse_heartbeat(spec)
         if self.match not in MATCHERS:
             raise ConfigError(
                 f"unknown matcher {self.match!r}; choose one of {', '.join(matcher_names())}",
@@ -55,12 +91,31 @@ class PlayOptions:
                 parse_path(path)
             except ValueError as e:
                 raise ConfigError(str(e), option="ignore_json_paths") from None
-        for name in ("speed", "ping_interval", "fragment_size", "handshake_delay"):
+        for name in (
+            "speed",
+            "ping_interval",
+            "fragment_size",
+            "handshake_delay",
+            "heartbeat_timeout",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be 0 or more, not {getattr(self, name)}", option=name)
         for name in ("timeout", "connect_timeout", "max_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"must be positive, not {getattr(self, name)}", option=name)
 
+    @property
+    def heartbeat_wait(self) -> float:
+        """Seconds the client has to answer a server ping."""
+        return self.heartbeat_timeout or self.timeout
 
-__all__ = ["PlayOptions"]
+    def declared_heartbeats(self) -> tuple[DeclaredHeartbeat, ...]:
+        return tuple(parse_heartbeat(spec) for spec in self.heartbeats)
+
+
+def protocol_names() -> list[str]:
+    """What ``--protocol`` takes: ``auto``, ``none`` and every codec's name."""
+    return ["auto", "none", *CODECS.names()]
+
+
+__all__ = ["PlayOptions", "protocol_names"]

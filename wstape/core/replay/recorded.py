@@ -1,121 +1,203 @@
 """What replay knows about a recorded connection before any client connects.
 
-:class:`RecordedConnection` is built in one pass over the cassette (the replay server's
-index feeds each connection's messages through a :class:`HeartbeatFinder`), so a
-connection of millions of messages is summarised in constant memory.
+:class:`RecordedBuilder` reads one connection's messages once, in order (the replay
+server's index feeds it while streaming the cassette), and makes the
+:class:`RecordedConnection`: its protocol codec (chosen from the subprotocol, path and
+first messages, or as ``--protocol`` says), its heartbeat plan, and counts, in memory
+bounded whatever the connection's length.
+
+:func:`units` turns the recorded messages into the protocol's units (one per message for
+most protocols; MQTT packets split over messages are put back together), which is what
+the script walks and matches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
+from wstape.core.codecs import CODECS, Codec, Reassembler
 from wstape.core.model import Close, Message, Opcode, Open, Side
+from wstape.core.replay.heartbeats import (
+    NO_HEARTBEATS,
+    DeclaredHeartbeat,
+    HeartbeatAnalysis,
+    HeartbeatPlan,
+    MessageKey,
+)
 
-HEARTBEAT_MAX_PAYLOAD = 512
-"""Longer messages are never heartbeats (keeps the index small for huge cassettes)."""
-HEARTBEAT_MAX_CANDIDATES = 4096
-HEARTBEAT_MIN_REPEATS = 2
-
-
-MessageKey = tuple[Opcode, bytes]
+FIRST_MESSAGES = 8
+"""How many of a connection's first messages a codec sees to recognise its protocol."""
+FIRST_MAX_BYTES = 4096
+"""Only this much of each of those messages is kept for detection."""
 
 
 @dataclass(frozen=True)
 class RecordedConnection:
     """One recorded connection, as known before replaying it (from one pass of indexing).
 
-    ``heartbeats`` maps a heartbeat request to its reply; ``messages_expected`` counts
-    the client messages that must be matched, heartbeats excluded.
+    ``messages_expected`` counts the client units that must be matched (heartbeats
+    excluded); ``codec`` is the connection's protocol (None: plain messages).
     """
 
     open: Open
     close: Close | None = None
     messages_client: int = 0
     messages_server: int = 0
-    heartbeats: dict[MessageKey, MessageKey] = field(default_factory=dict, hash=False)
     messages_expected: int = 0
+    codec: Codec | None = field(default=None, compare=False)
+    heartbeats: HeartbeatPlan = field(default=NO_HEARTBEATS, compare=False)
 
     @property
     def conn(self) -> int:
         return self.open.conn
 
 
-@dataclass(slots=True)
-class _Candidate:
-    occurrences: int = 0
-    pairs: int = 0
-    reply: MessageKey | None = None
-    consistent: bool = True
+def choose_codec(protocol: str, open_: Open, first: Sequence[Message]) -> Codec | None:
+    """The codec of a recorded connection for ``--protocol`` (``auto``, ``none``, a name)."""
+    if protocol == "none":
+        return None
+    if protocol == "auto":
+        return CODECS.detect(open_, first)
+    return CODECS.get(protocol).for_connection(open_, first)
 
 
-class HeartbeatFinder:
-    """Find the heartbeat pairs of one connection while its messages stream past.
+class RecordedBuilder:
+    """Make one :class:`RecordedConnection` from its messages, streamed in order."""
 
-    A heartbeat is a client message followed, at least :data:`HEARTBEAT_MIN_REPEATS`
-    times, by the same server reply, and never by another one. Memory is bounded: only
-    messages up to :data:`HEARTBEAT_MAX_PAYLOAD` bytes are candidates, and at most
-    :data:`HEARTBEAT_MAX_CANDIDATES` distinct ones are tracked.
-    """
-
-    def __init__(self) -> None:
-        self._candidates: dict[MessageKey, _Candidate] = {}
-        self._pending: _Candidate | None = None
-        self.client_messages = 0
-        self.server_messages = 0
+    def __init__(
+        self,
+        open_: Open,
+        *,
+        protocol: str = "auto",
+        declared: Sequence[DeclaredHeartbeat] = (),
+        detect_heartbeats: bool = True,
+    ) -> None:
+        self.open = open_
+        self.protocol = protocol
+        self.declared = tuple(declared)
+        self.detect_heartbeats = detect_heartbeats
+        self.close: Close | None = None
+        self.messages_client = 0
+        self.messages_server = 0
+        self._first: list[Message] | None = []
+        self._units: _Units | None = None
+        self._analysis: HeartbeatAnalysis | None = None
+        self._client_units = 0
+        self.codec: Codec | None = None
 
     def add(self, message: Message) -> None:
         if message.side is Side.CLIENT:
-            self.client_messages += 1
-            self._pending = None
-            if len(message.payload) > HEARTBEAT_MAX_PAYLOAD:
+            self.messages_client += 1
+        else:
+            self.messages_server += 1
+        first = self._first
+        if first is not None:
+            first.append(message)
+            if len(first) < FIRST_MESSAGES:
                 return
-            key = (message.opcode, message.payload)
-            entry = self._candidates.get(key)
-            if entry is None:
-                if len(self._candidates) >= HEARTBEAT_MAX_CANDIDATES:
-                    return
-                entry = self._candidates[key] = _Candidate()
-            entry.occurrences += 1
-            self._pending = entry
+            self._decide()
             return
-        self.server_messages += 1
-        entry = self._pending
-        if entry is None:
-            return
-        self._pending = None
-        reply = (message.opcode, message.payload)
-        if entry.reply is None:
-            entry.reply = reply
-        elif entry.reply != reply:
-            entry.consistent = False
-        entry.pairs += 1
+        self._feed(message)
 
-    def table(self) -> dict[MessageKey, MessageKey]:
-        """Heartbeat request -> reply."""
-        return {
-            key: c.reply
-            for key, c in self._candidates.items()
-            if c.consistent and c.reply is not None and c.pairs >= HEARTBEAT_MIN_REPEATS
+    def _decide(self) -> None:
+        first = self._first or []
+        self._first = None
+        sample = [replace(m, payload=m.payload[:FIRST_MAX_BYTES]) for m in first]
+        self.codec = choose_codec(self.protocol, self.open, sample)
+        self._units = _Units(self.codec)
+        self._analysis = HeartbeatAnalysis(
+            codec=self.codec, declared=self.declared, detect=self.detect_heartbeats
+        )
+        for message in first:
+            self._feed(message)
+
+    def _feed(self, message: Message) -> None:
+        assert self._units is not None and self._analysis is not None
+        for unit in self._units.feed(message):
+            self._analysis.add(unit)
+            if unit.side is Side.CLIENT:
+                self._client_units += 1
+
+    def finish(self, close: Close | None = None) -> RecordedConnection:
+        if close is not None:
+            self.close = close
+        if self._first is not None:
+            self._decide()
+        assert self._analysis is not None
+        plan = self._analysis.plan()
+        return RecordedConnection(
+            open=self.open,
+            close=self.close,
+            messages_client=self.messages_client,
+            messages_server=self.messages_server,
+            messages_expected=self._client_units - self._counted_heartbeats(plan),
+            codec=self.codec,
+            heartbeats=plan,
+        )
+
+    def _counted_heartbeats(self, plan: HeartbeatPlan) -> int:
+        """The client units the script will not match in order (the plan is known only
+        at the end, so the analysis counts small units by key)."""
+        assert self._analysis is not None
+        return self._analysis.client_count(plan)
+
+
+class _Units:
+    """Reassemble one connection's recorded messages into units, per side."""
+
+    def __init__(self, codec: Codec | None) -> None:
+        self._reassemblers: dict[Side, Reassembler | None] = {
+            side: codec.reassembler(side) if codec is not None else None for side in Side
         }
 
-    def summarise(self, op: Open, close: Close | None) -> RecordedConnection:
-        table = self.table()
-        heartbeat_messages = sum(self._candidates[k].occurrences for k in table)
-        return RecordedConnection(
-            open=op,
-            close=close,
-            messages_client=self.client_messages,
-            messages_server=self.server_messages,
-            heartbeats=table,
-            messages_expected=self.client_messages - heartbeat_messages,
-        )
+    def feed(self, message: Message) -> list[Message]:
+        reassembler = self._reassemblers[message.side]
+        if reassembler is None:
+            return [message]
+        return [
+            replace(message, opcode=opcode, payload=payload)
+            for opcode, payload in reassembler.feed(message.opcode, message.payload)
+        ]
+
+
+def units(events: Iterable[Message | Close], codec: Codec | None) -> Iterator[Message | Close]:
+    """The recorded events with each message turned into its protocol units (in order)."""
+    if codec is None or all(codec.reassembler(side) is None for side in Side):
+        yield from events
+        return
+    splitter = _Units(codec)
+    for event in events:
+        if isinstance(event, Close):
+            yield event
+        else:
+            yield from splitter.feed(event)
+
+
+def live_units(codec: Codec | None) -> LiveUnits:
+    """A splitter for the live client's messages, as :func:`units` splits recorded ones."""
+    return LiveUnits(codec.reassembler(Side.CLIENT) if codec is not None else None)
+
+
+class LiveUnits:
+    """The live client's messages as protocol units."""
+
+    def __init__(self, reassembler: Reassembler | None) -> None:
+        self._reassembler = reassembler
+
+    def feed(self, opcode: Opcode, payload: bytes) -> list[tuple[Opcode, bytes]]:
+        if self._reassembler is None:
+            return [(opcode, payload)]
+        return self._reassembler.feed(opcode, payload)
 
 
 __all__ = [
-    "HEARTBEAT_MAX_CANDIDATES",
-    "HEARTBEAT_MAX_PAYLOAD",
-    "HEARTBEAT_MIN_REPEATS",
-    "HeartbeatFinder",
+    "FIRST_MESSAGES",
+    "LiveUnits",
     "MessageKey",
+    "RecordedBuilder",
     "RecordedConnection",
+    "choose_codec",
+    "live_units",
+    "units",
 ]

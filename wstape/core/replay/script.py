@@ -11,31 +11,36 @@ the recording; so it is never sent before that client message has arrived, and r
 gaps are kept without drift. A recorded client message is awaited until
 ``max(now, due) + timeout``.
 
-Heartbeats: a client message that the recording answers with the same reply every time,
-at least twice (``{"type":"ping"}`` -> ``{"type":"pong"}``), is a heartbeat. A live
-heartbeat is answered whenever it arrives; recorded heartbeat steps are optional: matched
-if the client sends them in place, skipped when something else comes (or nothing, within
-the timeout), and consumed by a heartbeat the client sent early.
+Units: the script walks the protocol's units (:func:`~.recorded.units`): one per message
+for most protocols, whole MQTT packets however MQTT.js split them. Heartbeats
+(:mod:`.heartbeats`) are not part of the ordered walk: a client ping is answered with its
+recorded reply whenever it comes, a client pong or keep-alive is taken whenever it comes,
+and the server's pings and keep-alives go out on their recorded clock, at every speed.
+Values the client generates (:mod:`.correlate`) are put back to the recorded ones before
+a client unit is matched, and the live ones into the server units that echo them.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import Counter, deque
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
 from wstape.core.closecodes import CloseCode, describe
-from wstape.core.matchers import match, match_all
+from wstape.core.matchers import match, match_all, parse_path
 from wstape.core.model import Close, Message, Opcode, Side
+from wstape.core.replay.correlate import Correlator
+from wstape.core.replay.heartbeats import HeartbeatPlan
 from wstape.core.replay.options import PlayOptions
-from wstape.core.replay.recorded import MessageKey, RecordedConnection
+from wstape.core.replay.recorded import RecordedConnection, live_units, units
 from wstape.core.rules import (
     RuleConfig,
     Severity,
     Violation,
     client_silent,
+    heartbeat_unanswered,
     message_json,
     message_mismatch,
     send_type,
@@ -87,7 +92,12 @@ class Script:
 
     The caller feeds live client messages (:meth:`on_message`) and the clock
     (:meth:`poll`), executes the returned actions, and wakes it again at :attr:`deadline`.
-    Violations (mismatch, wrong type, silence) are appended to :attr:`violations`.
+    Violations (mismatch, wrong type, silence, an unanswered server ping) are appended to
+    :attr:`violations`.
+
+    ``timer_events`` opens a second stream of the same recorded events, from which the
+    server's heartbeats are sent on their own clock (:mod:`.heartbeats`); it is only
+    opened when the recording has some.
     """
 
     def __init__(
@@ -97,43 +107,71 @@ class Script:
         cfg: RuleConfig,
         options: PlayOptions,
         now: float,
+        *,
+        timer_events: Callable[[], Iterable[Message | Close]] | None = None,
     ) -> None:
         self.recorded = recorded
         self.conn = recorded.conn
         self.cfg = cfg
         self.options = options
         self.opened_at = now
-        self._events = iter(events)
+        self.plan = recorded.heartbeats
+        codec = recorded.codec
+        self._events = self._ordered(units(events, codec))
+        self._live = live_units(codec)
+        self.correlator = Correlator(
+            codec,
+            paths=tuple(parse_path(p) for p in options.correlate),
+            uuids=options.correlate_uuids,
+        )
         self._ahead: deque[Message | Close] = deque()
         self._anchor_live = now
         self._anchor_rec = 0.0
         self._queue: deque[tuple[Opcode, bytes, float]] = deque()
-        self._credits: Counter[MessageKey] = Counter()
         self._wait_since: float | None = None
         self.state = Step.RUNNING
         self.deadline: float | None = None
+        """When to call :meth:`poll` next (a message due, a timeout, a heartbeat)."""
+        self.ends_at: float | None = None
+        """In ``AWAIT_CLOSE`` / ``IDLE``: when waiting for the client's end is over."""
         self.matched = 0
-        self.heartbeats_answered = 0
         self.violations: list[Violation] = []
         self.expected_close: Close | None = None
         self.silent = False
+        self.beats = HeartbeatCounts()
+        self._timers: _Timers | None = None
+        if timer_events is not None and (self.plan.server_pings or self.plan.server_beats):
+            self._timers = _Timers(
+                self.plan, units(timer_events(), codec), now, options.heartbeat_wait
+            )
+        self._unanswered_reported = False
 
     # -- event stream -------------------------------------------------------------
 
-    def _peek(self, i: int = 0) -> Message | Close | None:
-        while len(self._ahead) <= i:
+    def _ordered(self, events: Iterator[Message | Close]) -> Iterator[Message | Close]:
+        """The recorded units the script plays in order (heartbeats are played apart)."""
+        plan = self.plan
+        if plan.empty:
+            yield from events
+            return
+        for event in events:
+            if isinstance(event, Message) and plan.skipped(
+                event.side, (event.opcode, event.payload)
+            ):
+                continue
+            yield event
+
+    def _peek(self) -> Message | Close | None:
+        if not self._ahead:
             event = next(self._events, None)
             if event is None:
                 return None
             self._ahead.append(event)
-        return self._ahead[i]
+        return self._ahead[0]
 
     def _pop(self) -> Message | Close:
         self._peek()
         return self._ahead.popleft()
-
-    def _is_heartbeat(self, event: Message) -> bool:
-        return (event.opcode, event.payload) in self.recorded.heartbeats
 
     def _due(self, t: float) -> float:
         speed = self.options.speed
@@ -151,45 +189,54 @@ class Script:
 
     @property
     def messages_expected(self) -> int:
-        """The client messages to match (heartbeats excluded), for the report."""
+        """The client units to match (heartbeats excluded), for the report."""
         return self.recorded.messages_expected
+
+    @property
+    def heartbeats_answered(self) -> int:
+        return self.beats.answered
 
     # -- input ----------------------------------------------------------------------
 
     def on_message(self, opcode: Opcode, payload: bytes, now: float) -> list[Action]:
         """A complete client message arrived."""
         actions: list[Action] = []
-        key = (opcode, payload)
-        reply = self.recorded.heartbeats.get(key)
-        if reply is not None and not self._awaiting_exactly(key):
-            # Out of order: answer now; a recorded step for it later is then already done.
-            actions.append(SendMessage(*reply))
-            self._credits[key] += 1
-            self.heartbeats_answered += 1
-            return actions
-        if self.state is Step.IDLE:
-            return actions  # the recording stopped here; what follows was never recorded
-        if self.state is not Step.RUNNING:
-            self._unexpected(opcode, payload, now)
-            return actions
-        self._queue.append((opcode, payload, now))
-        actions += self.poll(now)
+        for unit_opcode, unit in self._live.feed(opcode, payload):
+            actions += self._on_unit(unit_opcode, unit, now)
         return actions
 
-    def _awaiting_exactly(self, key: MessageKey) -> bool:
-        if self._queue or self.state is not Step.RUNNING:
-            return False
-        event = self._peek()
-        return (
-            isinstance(event, Message)
-            and event.side is Side.CLIENT
-            and (event.opcode, event.payload) == key
-        )
+    def _on_unit(self, opcode: Opcode, payload: bytes, now: float) -> list[Action]:
+        key = (opcode, payload)
+        plan = self.plan
+        if not plan.empty:
+            reply = plan.client_pings.get(key)
+            if reply is not None:
+                self.beats.answered += 1
+                return [SendMessage(*reply)]
+            if key in plan.client_pongs:
+                self.beats.pongs += 1
+                if self._timers is not None:
+                    self._timers.answered(now)
+                return []
+            if key in plan.client_beats:
+                self.beats.client_beats += 1
+                return []
+        if self.state is Step.IDLE:
+            return []  # the recording stopped here; what follows was never recorded
+        if self.state is not Step.RUNNING:
+            self._unexpected(opcode, payload, now)
+            return []
+        self._queue.append((opcode, payload, now))
+        return self.poll(now)
 
     def poll(self, now: float) -> list[Action]:
         """Advance as far as the clock and the client's messages allow."""
         actions: list[Action] = []
+        timers = self._timers
+        if timers is not None and self.state is not Step.DONE:
+            actions += self._heartbeats(timers, now)
         if self.state is not Step.RUNNING:
+            self._add_timer_deadline()
             return actions
         self.deadline = None
         budget = SEND_BUDGET
@@ -201,7 +248,7 @@ class Script:
             if event is None:
                 self._flush_unexpected(now)
                 self.state = Step.IDLE
-                self.deadline = now + self.options.timeout
+                self.ends_at = self.deadline = now + self.options.timeout
                 break
             if isinstance(event, Close):
                 if not self._at_close(event, now, actions):
@@ -213,34 +260,46 @@ class Script:
                     self.deadline = due
                     break
                 self._pop()
-                actions.append(SendMessage(event.opcode, event.payload))
+                actions.append(self._send(event))
                 budget -= 1
                 continue
-            if not self._at_client_message(event, now, actions):
+            if not self._at_client_message(event, now):
                 break
+        self._add_timer_deadline()
         return actions
 
-    def _at_client_message(self, event: Message, now: float, actions: list[Action]) -> bool:
+    def _add_timer_deadline(self) -> None:
+        if self.state is not Step.RUNNING:
+            self.deadline = self.ends_at
+        timers = self._timers
+        if timers is None or self.state is Step.DONE:
+            return
+        due = timers.next_due()
+        if due is not None and (self.deadline is None or due < self.deadline):
+            self.deadline = due
+
+    def _heartbeats(self, timers: _Timers, now: float) -> list[Action]:
+        actions: list[Action] = [self._send(unit) for unit in timers.due(now)]
+        self.beats.pings_sent = timers.pings_sent
+        self.beats.server_beats = timers.beats_sent
+        late = timers.expired(now)
+        if late:
+            self.beats.unanswered += late
+            if not self._unanswered_reported:
+                self._unanswered_reported = True
+                self.violations += heartbeat_unanswered(
+                    self.conn, timers.timeout, self.cfg, self._t(now)
+                )
+        return actions
+
+    def _send(self, event: Message) -> SendMessage:
+        payload = self.correlator.rewrite(event.opcode, event.payload)
+        return SendMessage(event.opcode, payload)
+
+    def _at_client_message(self, event: Message, now: float) -> bool:
         """Handle the expected client ``event``; False to wait for the client."""
-        key = (event.opcode, event.payload)
-        if self._is_heartbeat(event):
-            if self._credits[key] > 0:
-                self._credits[key] -= 1
-                self._skip_heartbeat(event)
-                return True
-            if self._queue:
-                opcode, payload, arrived = self._queue[0]
-                if (opcode, payload) == key:
-                    self._queue.popleft()
-                    self._pop()
-                    self._anchor(arrived, event.t)
-                    self.heartbeats_answered += 1
-                else:
-                    self._skip_heartbeat(event)
-                return True
-            return self._wait(event, now, heartbeat=True)
         if not self._queue:
-            return self._wait(event, now, heartbeat=False)
+            return self._wait(event, now)
         opcode, payload, arrived = self._queue.popleft()
         self._pop()
         self._wait_since = None
@@ -248,41 +307,20 @@ class Script:
         self._judge(event, opcode, payload, arrived)
         return True
 
-    def _wait(self, event: Message, now: float, *, heartbeat: bool) -> bool:
+    def _wait(self, event: Message, now: float) -> bool:
         if self._wait_since is None:
             self._wait_since = now
-        if heartbeat:
-            # Heartbeats are answered whenever they come; in place, they hold the script
-            # back only until their recorded time.
-            limit = self._due(event.t)
-        else:
-            limit = max(self._wait_since, self._due(event.t)) + self.options.timeout
+        limit = max(self._wait_since, self._due(event.t)) + self.options.timeout
         if now < limit:
             self.deadline = limit
             return False
         self._wait_since = None
-        if heartbeat:
-            self._skip_heartbeat(event)
-            return True
         self.violations += client_silent(
             self.conn, event, self.options.timeout, self.cfg, self._t(now)
         )
         self.silent = True
         self.state = Step.DONE
         return False
-
-    def _skip_heartbeat(self, event: Message) -> None:
-        """Drop a recorded heartbeat request and the reply that follows it."""
-        self._pop()
-        self._wait_since = None
-        reply = self.recorded.heartbeats[(event.opcode, event.payload)]
-        nxt = self._peek()
-        if (
-            isinstance(nxt, Message)
-            and nxt.side is Side.SERVER
-            and (nxt.opcode, nxt.payload) == reply
-        ):
-            self._pop()
 
     def _anchor(self, live: float, recorded_t: float) -> None:
         self._anchor_live = live
@@ -293,12 +331,13 @@ class Script:
         found: list[Violation] = []
         if opcode is not expected.opcode:
             found += send_type(self.conn, expected, opcode, self.cfg, t)
-        # A changed type is WX-SEND-TYPE alone; the matcher then judges the payload.
-        result = match(
-            self.options.match, expected, expected.opcode, payload, self.options.ignore_json_paths
-        )
+        # A changed type is WX-SEND-TYPE alone; the matcher then judges the payload, with
+        # the values the client generates put back to the recorded ones.
+        compared = self.correlator.learn(expected, opcode, payload)
+        paths = self.options.ignore_json_paths
+        result = match(self.options.match, expected, expected.opcode, compared, paths)
         if not result.ok:
-            verdicts = match_all(expected, opcode, payload, self.options.ignore_json_paths)
+            verdicts = match_all(expected, opcode, compared, paths)
             found += message_mismatch(
                 self.conn,
                 expected,
@@ -320,7 +359,7 @@ class Script:
             self._pop()
             self.expected_close = close
             self.state = Step.AWAIT_CLOSE
-            self.deadline = max(now, self._due(close.t)) + self.options.timeout
+            self.ends_at = self.deadline = max(now, self._due(close.t)) + self.options.timeout
             return False
         due = self._due(close.t)
         if due > now:
@@ -330,7 +369,7 @@ class Script:
         self._pop()
         if close.by is None:
             self.state = Step.IDLE
-            self.deadline = now + self.options.timeout
+            self.ends_at = self.deadline = now + self.options.timeout
             return False
         self.state = Step.DONE
         if close.code in (CloseCode.ABNORMAL_CLOSURE, CloseCode.TLS_HANDSHAKE):
@@ -381,19 +420,125 @@ class Script:
         self.state = Step.DONE
 
     def unplayed_messages(self) -> int:
-        """Count the recorded messages never reached (heartbeats excepted), consuming them."""
-        count = 0
-        for event in itertools.chain(self._ahead, self._events):
-            if isinstance(event, Message) and not (
-                self._is_heartbeat(event)
-                or (
-                    event.side is Side.SERVER
-                    and (event.opcode, event.payload) in self.recorded.heartbeats.values()
-                )
-            ):
-                count += 1
+        """Count the recorded units never reached (heartbeats excepted), consuming them."""
+        count = sum(
+            1 for event in itertools.chain(self._ahead, self._events) if isinstance(event, Message)
+        )
         self._ahead.clear()
         return count
 
 
-__all__ = ["SEND_BUDGET", "Action", "Drop", "Script", "SendClose", "SendMessage", "Step"]
+@dataclass
+class HeartbeatCounts:
+    """What one connection's heartbeats did, for the report."""
+
+    answered: int = 0
+    """Client pings answered."""
+    pings_sent: int = 0
+    """Server pings sent on the server's clock."""
+    pongs: int = 0
+    """Client answers to them."""
+    unanswered: int = 0
+    """Server pings the client did not answer in time."""
+    server_beats: int = 0
+    client_beats: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "answered": self.answered,
+            "pings_sent": self.pings_sent,
+            "pongs": self.pongs,
+            "unanswered": self.unanswered,
+            "server_beats": self.server_beats,
+            "client_beats": self.client_beats,
+        }
+
+
+class _Timers:
+    """The server's heartbeats of one connection, sent on the recorded clock.
+
+    The first is due at its recorded offset from the connection's open, each next one at
+    the recorded spacing after the previous one was sent, whatever ``--speed`` says; past
+    the last recorded one the last spacing is kept while the connection lives. A ping
+    sent is outstanding until the client answers (:meth:`answered`) or ``timeout``
+    passes (:meth:`expired`).
+    """
+
+    def __init__(
+        self,
+        plan: HeartbeatPlan,
+        events: Iterable[Message | Close],
+        opened_at: float,
+        timeout: float,
+    ) -> None:
+        self.plan = plan
+        self._events = (
+            e
+            for e in events
+            if isinstance(e, Message)
+            and e.side is Side.SERVER
+            and plan.timer((e.opcode, e.payload))
+        )
+        self.timeout = timeout
+        self._next: Message | None = next(self._events, None)
+        self._last: Message | None = None
+        self._due = opened_at + self._next.t if self._next is not None else None
+        self._gap: float | None = None
+        self._outstanding: deque[float] = deque()
+        self.pings_sent = 0
+        self.beats_sent = 0
+
+    def next_due(self) -> float | None:
+        due = self._due
+        if self._outstanding:
+            late = self._outstanding[0] + self.timeout
+            due = late if due is None else min(due, late)
+        return due
+
+    def due(self, now: float) -> list[Message]:
+        out: list[Message] = []
+        while self._due is not None and self._due <= now and len(out) < SEND_BUDGET:
+            unit = self._next if self._next is not None else self._last
+            assert unit is not None
+            out.append(unit)
+            if (unit.opcode, unit.payload) in self.plan.server_pings:
+                self.pings_sent += 1
+                self._outstanding.append(now)
+            else:
+                self.beats_sent += 1
+            sent_at, recorded_t = self._due, unit.t
+            self._last = unit
+            following = next(self._events, None) if self._next is not None else None
+            if following is not None:
+                self._gap = max(0.0, following.t - recorded_t)
+                self._next = following
+            else:
+                self._next = None
+            if self._gap is None or self._gap <= 0:
+                self._due = None  # one heartbeat recorded: nothing to keep a clock by
+            else:
+                self._due = sent_at + self._gap
+        return out
+
+    def answered(self, now: float) -> None:
+        if self._outstanding:
+            self._outstanding.popleft()
+
+    def expired(self, now: float) -> int:
+        late = 0
+        while self._outstanding and self._outstanding[0] + self.timeout <= now:
+            self._outstanding.popleft()
+            late += 1
+        return late
+
+
+__all__ = [
+    "SEND_BUDGET",
+    "Action",
+    "Drop",
+    "HeartbeatCounts",
+    "Script",
+    "SendClose",
+    "SendMessage",
+    "Step",
+]

@@ -25,6 +25,7 @@ from wstape.core.rules import (
     Severity,
     Violation,
     check_socket_limit,
+    no_client,
     unplayed,
 )
 
@@ -68,6 +69,8 @@ class ReplaySession:
         self._limit_reported: dict[tuple[str, ...], set[Severity]] = {}
         self._episodes: dict[tuple[str, ...], ReconnectEpisode] = {}
         self._live_count = 0
+        self._connected = 0
+        """TCP connections accepted during the run."""
         self.finished = False
 
     # -- connections ----------------------------------------------------------------
@@ -87,12 +90,20 @@ class ReplaySession:
         )
         self.connections[live.serial] = live
         self._live_count += 1
+        self._connected += 1
         return live
 
     def _matches(self, rec: RecordedConnection, req: Open) -> bool:
+        if rec.open.path != req.path:
+            return False
         if self.options.ignore_query:
-            return rec.open.path == req.path
-        return rec.open.target == req.target
+            return True
+        ignored = set(self.options.ignore_query_params)
+        if rec.codec is not None:
+            ignored |= rec.codec.session_query_params
+        if not ignored:
+            return rec.open.query == req.query
+        return _query_without(rec.open.query, ignored) == _query_without(req.query, ignored)
 
     def select(self, req: Open) -> RecordedConnection | None:
         """The first unplayed recorded connection for ``req``'s path (not claimed yet)."""
@@ -111,7 +122,14 @@ class ReplaySession:
 
     def new_script(self, rec: RecordedConnection, now: float) -> Script:
         """The script a connection that was answered with ``rec``'s 101 plays."""
-        return Script(rec, self.events(rec.conn), self.cfg, self.options, now)
+        return Script(
+            rec,
+            self.events(rec.conn),
+            self.cfg,
+            self.options,
+            now,
+            timer_events=lambda: self.events(rec.conn),
+        )
 
     def known_paths(self) -> list[str]:
         return sorted({rec.open.target for rec in self.recorded})
@@ -218,12 +236,24 @@ class ReplaySession:
         if self.finished:
             return
         self.finished = True
+        if self._connected == 0 and self.recorded:
+            for v in no_client(len(self.recorded), self.cfg):
+                self.add_violation(v)
+            return
         for rec in self.recorded:
             if rec.conn not in self._claimed and rec.conn not in self._played:
                 for v in unplayed(
-                    rec.conn, f"recorded connection {rec.conn} ({rec.open.target})", self.cfg
+                    rec.conn,
+                    f"recorded connection {rec.conn} ({rec.open.target})",
+                    self.cfg,
+                    allow_partial=self.options.allow_partial,
                 ):
                     self.add_violation(v)
+
+
+def _query_without(query: str, names: set[str]) -> list[str]:
+    """The query's ``name=value`` items without the ``names`` (kept in order)."""
+    return [item for item in query.split("&") if item and item.split("=", 1)[0] not in names]
 
 
 __all__ = ["EventSource", "ReplaySession"]

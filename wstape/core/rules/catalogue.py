@@ -538,11 +538,34 @@ CATALOGUE: tuple[Rule, ...] = (
         "REPLAY-UNPLAYED",
         "session",
         _ALL,
-        "warn",
+        "error (warn with --allow-partial)",
         "wstape replay",
-        "Recorded connections or messages were never reached.",
+        "Recorded connections or messages were never reached: a client that left before "
+        "its recorded end, a recorded connection no client opened, a run no client "
+        "connected to (that one is an error even with --allow-partial).",
+    ),
+    Rule(
+        "REPLAY-HEARTBEAT-UNANSWERED",
+        "session",
+        _ALL,
+        "error",
+        "wstape replay; Engine.IO v4 heartbeats, MQTT keep-alive, STOMP heart-beating",
+        "The client answers the server's heartbeat pings (sent on the recorded clock) "
+        "within --heartbeat-timeout; a real server would drop a client that does not.",
     ),
 )
+
+BEYOND_RULES_MD: dict[str, str] = {
+    "REPLAY-HEARTBEAT-UNANSWERED": "issue 9: server-started heartbeats are replayed on "
+    "their clock, so a client that stops answering them is a finding",
+}
+"""Rules wstape has that RULES.md does not list (yet), with why."""
+
+SEVERITY_CHANGES: dict[str, str] = {
+    "REPLAY-UNPLAYED": "issue 9: the exit code alone is a CI gate, so a client that "
+    "left half way fails the run unless --allow-partial",
+}
+"""Rules whose severity differs on purpose from RULES.md's, with why."""
 
 RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in CATALOGUE}
 

@@ -253,17 +253,51 @@ def client_silent(
     return report.items
 
 
-def unplayed(conn: int | None, what: str, cfg: RuleConfig) -> list[Violation]:
+def unplayed(
+    conn: int | None, what: str, cfg: RuleConfig, *, allow_partial: bool = False
+) -> list[Violation]:
     """REPLAY-UNPLAYED: part of the recording was never reached.
 
-    ``what`` names it, e.g. ``"connection 3 (/chat)"`` or ``"4 recorded messages"``.
+    ``what`` names it, e.g. ``"connection 3 (/chat)"`` or ``"4 recorded messages"``. An
+    error, so the exit code alone tells whether the client did what the recording did;
+    a warning with ``allow_partial`` (``--allow-partial``).
     """
     report = Report(cfg, conn)
     report.add(
         "REPLAY-UNPLAYED",
-        Severity.WARN,
+        Severity.WARN if allow_partial else Severity.ERROR,
         f"{what} never reached; expected the client to play the whole recording",
         expected=what,
+        actual=None,
+    )
+    return report.items
+
+
+def no_client(recorded: int, cfg: RuleConfig) -> list[Violation]:
+    """REPLAY-UNPLAYED: no client connected during the whole run (an error always)."""
+    report = Report(cfg, None)
+    what = f"{recorded} recorded connection{'s' if recorded != 1 else ''}"
+    report.add(
+        "REPLAY-UNPLAYED",
+        Severity.ERROR,
+        f"no client connected during the run ({what} waiting); a replay nobody used proves nothing",
+        expected=what,
+        actual=0,
+    )
+    return report.items
+
+
+def heartbeat_unanswered(
+    conn: int | None, timeout: float, cfg: RuleConfig, t: float | None = None
+) -> list[Violation]:
+    """REPLAY-HEARTBEAT-UNANSWERED: a server ping went unanswered for ``timeout`` s."""
+    report = Report(cfg, conn, t)
+    report.add(
+        "REPLAY-HEARTBEAT-UNANSWERED",
+        Severity.ERROR,
+        f"client did not answer the server's heartbeat ping within {timeout:g} s; a real "
+        "server drops such a client",
+        expected="an answer to each server ping",
         actual=None,
     )
     return report.items

@@ -1,0 +1,241 @@
+"""Values the client makes up every session, carried from its messages into the replies.
+
+A live client sends what the recorded one sent, except the values it generates each
+session: graphql operation ids, JSON-RPC ids from a UUID generator, MQTT packet
+identifiers and client ids, STOMP receipts. The recorded replies carry the recorded
+values, which the live client would not recognise. A :class:`Correlator` (one per played
+connection) does two things:
+
+- :meth:`Correlator.learn`, for each live client unit against its recorded one: it finds
+  the generated fields where the two differ, remembers ``recorded value -> live value``,
+  and returns the live unit with the recorded values put back, so the matcher compares
+  what the client meant, not the random part;
+- :meth:`Correlator.rewrite`, for each recorded server unit about to be sent: it puts the
+  live values where the recorded ones are (the fields that echo them).
+
+Which fields: the protocol codec's (``Decoded.generated`` in client units,
+``Decoded.echoes`` in server units); without a codec, for any JSON message, the paths
+given with ``--correlate`` and, unless turned off, every string shaped like a UUID that
+differs between the recording and the live client (then rewritten wherever it appears in
+a later server message). :attr:`Correlator.substituted` counts the values put into server
+units, for the report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from wstape.core.codecs import Codec, Path, Scalar, jsontext
+from wstape.core.matchers import WILDCARD, Segment
+from wstape.core.model import Message, Opcode, Side
+
+UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_TEXT = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+MAX_JSON_BYTES = 256 * 1024
+"""Larger JSON messages are not scanned for generated values (a cost bound)."""
+MAX_VALUES = 100_000
+"""At most this many learned values per connection (a memory bound)."""
+
+
+class Correlator:
+    """Learn generated values from client units; put them into server units."""
+
+    def __init__(
+        self,
+        codec: Codec | None = None,
+        *,
+        paths: Sequence[tuple[Segment, ...]] = (),
+        uuids: bool = True,
+    ) -> None:
+        self.codec = codec
+        self.paths = tuple(paths)
+        self.uuids = uuids
+        self.values: dict[Scalar, Scalar] = {}
+        """Recorded value -> live value."""
+        self.substituted = 0
+
+    @property
+    def active(self) -> bool:
+        return self.codec is not None or bool(self.paths) or self.uuids
+
+    # -- client units -----------------------------------------------------------------
+
+    def learn(self, recorded: Message, opcode: Opcode, payload: bytes) -> bytes:
+        """The live ``payload`` with its generated values replaced by the recorded ones
+        (learning each pair); unchanged when it has none."""
+        if opcode is not recorded.opcode or payload == recorded.payload:
+            return payload
+        codec = self.codec
+        if codec is not None:
+            normal = self._learn_codec(codec, recorded, opcode, payload)
+            if normal is not None:
+                return normal
+        if opcode is Opcode.TEXT and (self.paths or self.uuids):
+            return self._learn_json(recorded.payload, payload)
+        return payload
+
+    def _learn_codec(
+        self, codec: Codec, recorded: Message, opcode: Opcode, payload: bytes
+    ) -> bytes | None:
+        old = codec.decode(Side.CLIENT, recorded.opcode, recorded.payload)
+        new = codec.decode(Side.CLIENT, opcode, payload)
+        if old is None or new is None or old.kind != new.kind:
+            return None
+        back: dict[Path, Scalar] = {}
+        for path in dict.fromkeys((*old.generated, *new.generated)):
+            was, now = _get(old.value, path), _get(new.value, path)
+            if _scalar(was) and _scalar(now) and was != now:
+                self._remember(was, now)
+                back[path] = was
+        if not back:
+            return payload
+        return codec.substitute(Side.CLIENT, opcode, payload, back)
+
+    def _learn_json(self, old_payload: bytes, new_payload: bytes) -> bytes:
+        if self.uuids and not self.paths and UUID.search(old_payload) is None:
+            return new_payload  # the cheap test first: most messages have no UUID
+        old = _scalars(old_payload)
+        new = _scalars(new_payload)
+        if old is None or new is None:
+            return new_payload
+        back: dict[Path, Scalar] = {}
+        for path, now in new.items():
+            was = old.get(path, _MISSING)
+            if was is _MISSING or was == now:
+                continue
+            if (
+                self.uuids
+                and isinstance(was, str)
+                and isinstance(now, str)
+                and _UUID_TEXT.fullmatch(was)
+                and _UUID_TEXT.fullmatch(now)
+            ) or self._named(path):
+                assert _scalar(was)
+                self._remember(was, now)
+                back[path] = was
+        if not back:
+            return new_payload
+        try:
+            text = new_payload.decode("utf-8")
+            return jsontext.replace(text, back).encode("utf-8")
+        except ValueError:
+            return new_payload
+
+    def _named(self, path: Path) -> bool:
+        return any(_path_matches(pattern, path) for pattern in self.paths)
+
+    def _remember(self, was: Scalar, now: Scalar) -> None:
+        if was in self.values or len(self.values) < MAX_VALUES:
+            self.values[was] = now
+
+    # -- server units -----------------------------------------------------------------
+
+    def rewrite(self, opcode: Opcode, payload: bytes) -> bytes:
+        """A recorded server unit with the live values put where recorded ones are."""
+        if not self.values:
+            return payload
+        codec = self.codec
+        if codec is not None:
+            decoded = codec.decode(Side.SERVER, opcode, payload)
+            if decoded is not None and decoded.echoes:
+                changes: dict[Path, Scalar] = {}
+                for path in decoded.echoes:
+                    value = _get(decoded.value, path)
+                    if _scalar(value) and value in self.values:
+                        changes[path] = self.values[value]
+                if changes:
+                    self.substituted += len(changes)
+                    return codec.substitute(Side.SERVER, opcode, payload, changes)
+                return payload
+        if opcode is not Opcode.TEXT:
+            return payload
+        return self._rewrite_json(payload)
+
+    def _rewrite_json(self, payload: bytes) -> bytes:
+        if self.uuids and not self.paths and UUID.search(payload) is None:
+            return payload
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return payload
+        if len(payload) > MAX_JSON_BYTES:
+            return payload
+        try:
+            spans = [(p, s, e) for p, s, e in jsontext.spans(text) if _is_scalar_text(text, s)]
+        except (ValueError, RecursionError):
+            return payload
+        changes: list[tuple[int, int, str]] = []
+        for path, start, end in spans:
+            value = _load_scalar(text[start:end])
+            if not _scalar(value) or value not in self.values:
+                continue
+            uuid_like = isinstance(value, str) and _UUID_TEXT.fullmatch(value) is not None
+            if (self.uuids and uuid_like) or self._named(path):
+                changes.append((start, end, jsontext.encode_scalar(self.values[value])))
+        if not changes:
+            return payload
+        self.substituted += len(changes)
+        return jsontext.apply_edits(text, changes).encode("utf-8")
+
+
+_MISSING: Any = object()
+
+
+def _scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _get(value: Any, path: Path) -> Any:
+    for step in path:
+        if isinstance(step, int) and isinstance(value, list) and 0 <= step < len(value):
+            value = value[step]
+        elif isinstance(step, str) and isinstance(value, dict) and step in value:
+            value = value[step]
+        else:
+            return _MISSING
+    return value
+
+
+def _is_scalar_text(text: str, start: int) -> bool:
+    return text[start] not in "[{"
+
+
+def _load_scalar(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _MISSING
+
+
+def _scalars(payload: bytes) -> dict[Path, Any] | None:
+    """Every scalar value of a JSON text by path; None when it is not (small) JSON."""
+    if len(payload) > MAX_JSON_BYTES or payload[:1] not in (b"{", b"["):
+        return None
+    try:
+        text = payload.decode("utf-8")
+        out: dict[Path, Any] = {}
+        for path, start, end in jsontext.spans(text):
+            if _is_scalar_text(text, start):
+                out[path] = _load_scalar(text[start:end])
+        return out
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+
+
+def _path_matches(pattern: tuple[Segment, ...], path: Path) -> bool:
+    if len(pattern) != len(path):
+        return False
+    for want, step in zip(pattern, path, strict=True):
+        if want is WILDCARD:
+            continue
+        if type(want) is not type(step) or want != step:
+            return False
+    return True
+
+
+__all__ = ["UUID", "Correlator"]

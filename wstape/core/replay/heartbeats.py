@@ -1,0 +1,377 @@
+"""Heartbeats of a recorded connection: which units only keep it alive, who sends them,
+who answers them, and on whose clock.
+
+A :class:`HeartbeatPlan` is decided once per recorded connection, while the index reads
+it (:class:`HeartbeatAnalysis`), from three sources, the first that speaks wins:
+
+1. **declared** (``--heartbeat``, :func:`parse_heartbeat`): ``client:PING=>PONG`` (the
+   client asks, the server answers), ``server:PING=>PONG`` (the server asks on its clock,
+   the client answers), ``client:BEAT`` / ``server:BEAT`` (a keep-alive nobody answers);
+2. **the protocol codec** (``Decoded.heartbeat``): Engine.IO's server ``2`` and client
+   ``3``, MQTT ``PINGREQ``/``PINGRESP``, STOMP's EOL, graphql ``ping``/``pong``/``ka``;
+3. **detection from the recording's timing** (unless turned off): a unit one side sends
+   at least twice, each time followed by the same unit from the other side sooner than
+   half its own spacing, is a request and its reply (a "reply" that comes about one
+   interval later is the other side's timer, not a reply: Engine.IO's client ``3`` is
+   always followed by the server's next ``2``, a second later); a small unit one side
+   sends at least three times at a steady spacing, unanswered, is a keep-alive.
+
+What replay does with each kind (:mod:`.script`): a client ping is answered with its
+recorded reply whenever it comes; a client pong or keep-alive is taken whenever it comes;
+none of them is matched in order. The server's pings and keep-alives are sent on their own
+clock, keeping the recorded spacing at every ``--speed`` (speed scales think time, not
+protocol timers), for as long as the connection lives; a server ping the client does not
+answer in time is a finding (REPLAY-HEARTBEAT-UNANSWERED).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from wstape.core.codecs.base import Codec, HeartbeatRole
+from wstape.core.errors import ConfigError
+from wstape.core.model import Message, Opcode, Side
+
+MessageKey = tuple[Opcode, bytes]
+
+MAX_PAYLOAD = 512
+"""Longer units are never heartbeats (keeps the analysis small for huge cassettes)."""
+MAX_CANDIDATES = 4096
+MIN_REPEATS = 2
+"""A request/reply pair seen this often is a heartbeat."""
+KEEPALIVE_REPEATS = 3
+KEEPALIVE_MAX_PAYLOAD = 32
+"""A keep-alive is tiny (``\\n``, ``2``, ``{"type":"ka"}``): larger repeated messages are data."""
+REPLY_FRACTION = 0.5
+"""A reply comes sooner than this fraction of the request's own spacing."""
+STEADY = 2.0
+"""A keep-alive's longest gap is at most this many times its shortest."""
+MIN_KEEPALIVE_GAP = 0.05
+
+
+@dataclass(frozen=True)
+class HeartbeatPlan:
+    """How one recorded connection's heartbeats are played (see the module docstring)."""
+
+    client_pings: Mapping[MessageKey, MessageKey] = field(default_factory=dict)
+    """A client ping -> the recorded server reply, sent whenever the ping comes."""
+    client_pongs: frozenset[MessageKey] = frozenset()
+    """The client's answers to the server's pings."""
+    client_beats: frozenset[MessageKey] = frozenset()
+    server_pings: frozenset[MessageKey] = frozenset()
+    """Sent on the server's clock; the client must answer each (with a client pong)."""
+    server_beats: frozenset[MessageKey] = frozenset()
+    """Sent on the server's clock; nobody answers."""
+    server_replies: frozenset[MessageKey] = frozenset()
+    """The recorded answers to client pings (sent when the live client pings)."""
+    source: str = "none"
+    """``declared``, the codec's name, ``detected`` or ``none``: for the report and docs."""
+
+    def skipped(self, side: Side, key: MessageKey) -> bool:
+        """Whether a recorded unit is played outside the ordered script."""
+        if side is Side.CLIENT:
+            return key in self.client_pings or key in self.client_pongs or key in self.client_beats
+        return key in self.server_pings or key in self.server_beats or key in self.server_replies
+
+    def timer(self, key: MessageKey) -> bool:
+        """A server unit sent on the server's own clock."""
+        return key in self.server_pings or key in self.server_beats
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.client_pings
+            or self.client_pongs
+            or self.client_beats
+            or self.server_pings
+            or self.server_beats
+            or self.server_replies
+        )
+
+
+NO_HEARTBEATS = HeartbeatPlan()
+
+
+# -- declared heartbeats -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeclaredHeartbeat:
+    """One ``--heartbeat`` declaration."""
+
+    side: Side
+    """Who starts it."""
+    unit: MessageKey
+    reply: MessageKey | None = None
+
+
+_ESCAPES = re.compile(r"\\(x[0-9a-fA-F]{2}|[nrt0\\])")
+
+
+def _unit(text: str, spec: str) -> MessageKey:
+    if text.startswith("hex:"):
+        try:
+            return (Opcode.BINARY, bytes.fromhex(text[4:]))
+        except ValueError:
+            raise ConfigError(f"{spec!r}: {text!r} is not hex", option="heartbeats") from None
+
+    def escape(m: re.Match[str]) -> str:
+        code = m.group(1)
+        if code[0] == "x":
+            return chr(int(code[1:], 16))
+        return {"n": "\n", "r": "\r", "t": "\t", "0": "\0", "\\": "\\"}[code]
+
+    return (Opcode.TEXT, _ESCAPES.sub(escape, text).encode("utf-8"))
+
+
+def parse_heartbeat(spec: str) -> DeclaredHeartbeat:
+    """``client:TEXT=>REPLY``, ``server:TEXT=>REPLY``, ``client:TEXT`` or ``server:TEXT``.
+
+    TEXT and REPLY are text messages (``\\n``, ``\\t``, ``\\xHH`` escapes) or ``hex:...``
+    binary ones. Raises ConfigError for anything else.
+    """
+    side_text, colon, rest = spec.partition(":")
+    if not colon or side_text not in ("client", "server") or not rest:
+        raise ConfigError(
+            f"{spec!r}: expected client:TEXT=>REPLY, server:TEXT=>REPLY, client:TEXT or "
+            "server:TEXT",
+            option="heartbeats",
+        )
+    unit_text, arrow, reply_text = rest.partition("=>")
+    if not unit_text or (arrow and not reply_text):
+        raise ConfigError(f"{spec!r}: a heartbeat and its reply are not empty", option="heartbeats")
+    return DeclaredHeartbeat(
+        Side(side_text),
+        _unit(unit_text, spec),
+        _unit(reply_text, spec) if arrow else None,
+    )
+
+
+# -- analysis ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Candidate:
+    side: Side
+    count: int = 0
+    last_t: float | None = None
+    min_gap: float = math.inf
+    max_gap: float = 0.0
+    follower: MessageKey | None = None
+    followed: int = 0
+    consistent: bool = True
+    max_delay: float = 0.0
+
+
+class HeartbeatAnalysis:
+    """Read one connection's units in order; :meth:`plan` says what its heartbeats are.
+
+    ``codec`` (the connection's protocol, if any) is asked about every small unit;
+    without one, and with ``detect``, the timing rules of the module docstring decide.
+    Memory is bounded: only units up to :data:`MAX_PAYLOAD` bytes are looked at, and at
+    most :data:`MAX_CANDIDATES` distinct ones are tracked.
+    """
+
+    def __init__(
+        self,
+        *,
+        codec: Codec | None = None,
+        declared: Sequence[DeclaredHeartbeat] = (),
+        detect: bool = True,
+    ) -> None:
+        self.codec = codec
+        self.declared = tuple(declared)
+        self.detect = detect and codec is None and not declared
+        self._candidates: dict[tuple[Side, Opcode, bytes], _Candidate] = {}
+        self._pending: tuple[_Candidate, float] | None = None
+        # codec heartbeats
+        self._codec_roles: dict[tuple[Side, MessageKey], HeartbeatRole] = {}
+        self._codec_ping_waiting: dict[str, MessageKey] = {}
+        self._codec_replies: dict[MessageKey, MessageKey] = {}
+        self._client_counts: dict[MessageKey, int] = {}
+
+    def add(self, unit: Message) -> None:
+        if len(unit.payload) > MAX_PAYLOAD:
+            self._pending = None
+            return
+        key = (unit.opcode, unit.payload)
+        if unit.side is Side.CLIENT:
+            counts = self._client_counts
+            if key in counts:
+                counts[key] += 1
+            elif len(counts) < MAX_CANDIDATES:
+                counts[key] = 1
+        if self.codec is not None:
+            self._add_codec(unit, key)
+        if self.detect:
+            self._add_detect(unit, key)
+
+    def _add_codec(self, unit: Message, key: MessageKey) -> None:
+        assert self.codec is not None
+        decoded = self.codec.decode(unit.side, unit.opcode, unit.payload)
+        beat = decoded.heartbeat if decoded is not None else None
+        if beat is None:
+            return
+        self._codec_roles.setdefault((unit.side, key), beat.role)
+        if unit.side is Side.CLIENT and beat.role is HeartbeatRole.PING:
+            self._codec_ping_waiting[beat.name] = key
+        elif unit.side is Side.SERVER and beat.role is HeartbeatRole.PONG:
+            ping = self._codec_ping_waiting.pop(beat.name, None)
+            if ping is not None:
+                self._codec_replies.setdefault(ping, key)
+
+    def _add_detect(self, unit: Message, key: MessageKey) -> None:
+        pending = self._pending
+        if pending is not None:
+            candidate, at = pending
+            if candidate.side is not unit.side:
+                delay = max(0.0, unit.t - at)
+                candidate.max_delay = max(candidate.max_delay, delay)
+                candidate.followed += 1
+                if candidate.follower is None:
+                    candidate.follower = key
+                elif candidate.follower != key:
+                    candidate.consistent = False
+        full = (unit.side, *key)
+        entry = self._candidates.get(full)
+        if entry is None:
+            if len(self._candidates) >= MAX_CANDIDATES:
+                self._pending = None
+                return
+            entry = self._candidates[full] = _Candidate(unit.side)
+        if entry.last_t is not None:
+            gap = max(0.0, unit.t - entry.last_t)
+            entry.min_gap = min(entry.min_gap, gap)
+            entry.max_gap = max(entry.max_gap, gap)
+        entry.last_t = unit.t
+        entry.count += 1
+        self._pending = (entry, unit.t)
+
+    def client_count(self, plan: HeartbeatPlan) -> int:
+        """How many of the client units seen are played outside the script by ``plan``."""
+        return sum(n for key, n in self._client_counts.items() if plan.skipped(Side.CLIENT, key))
+
+    def plan(self) -> HeartbeatPlan:
+        if self.declared:
+            return _declared_plan(self.declared)
+        if self.codec is not None:
+            return self._codec_plan()
+        if self.detect:
+            return self._detected_plan()
+        return NO_HEARTBEATS
+
+    def _codec_plan(self) -> HeartbeatPlan:
+        assert self.codec is not None
+        sets: dict[tuple[Side, HeartbeatRole], set[MessageKey]] = {}
+        for (side, key), role in self._codec_roles.items():
+            sets.setdefault((side, role), set()).add(key)
+
+        def of(side: Side, role: HeartbeatRole) -> frozenset[MessageKey]:
+            return frozenset(sets.get((side, role), ()))
+
+        pings = of(Side.CLIENT, HeartbeatRole.PING)
+        return HeartbeatPlan(
+            client_pings={k: self._codec_replies[k] for k in pings if k in self._codec_replies},
+            client_pongs=of(Side.CLIENT, HeartbeatRole.PONG),
+            # A client ping the recording never answered is just taken, like a keep-alive.
+            client_beats=of(Side.CLIENT, HeartbeatRole.BEAT)
+            | frozenset(k for k in pings if k not in self._codec_replies),
+            server_pings=of(Side.SERVER, HeartbeatRole.PING),
+            server_beats=of(Side.SERVER, HeartbeatRole.BEAT),
+            server_replies=of(Side.SERVER, HeartbeatRole.PONG),
+            source=self.codec.name,
+        )
+
+    def _detected_plan(self) -> HeartbeatPlan:
+        client_pings: dict[MessageKey, MessageKey] = {}
+        client_pongs: set[MessageKey] = set()
+        client_beats: set[MessageKey] = set()
+        server_pings: set[MessageKey] = set()
+        server_beats: set[MessageKey] = set()
+        server_replies: set[MessageKey] = set()
+        for (side, opcode, payload), c in self._candidates.items():
+            key = (opcode, payload)
+            if _is_request(c):
+                assert c.follower is not None
+                if side is Side.CLIENT:
+                    client_pings[key] = c.follower
+                    server_replies.add(c.follower)
+                else:
+                    server_pings.add(key)
+                    client_pongs.add(c.follower)
+            elif _is_keepalive(c, payload):
+                (client_beats if side is Side.CLIENT else server_beats).add(key)
+        # A unit that is both (a server keep-alive the client answers) counts as a ping.
+        server_beats -= server_pings
+        client_beats -= client_pongs | set(client_pings)
+        if not (client_pings or client_beats or server_pings or server_beats):
+            return NO_HEARTBEATS
+        return HeartbeatPlan(
+            client_pings=client_pings,
+            client_pongs=frozenset(client_pongs),
+            client_beats=frozenset(client_beats),
+            server_pings=frozenset(server_pings),
+            server_beats=frozenset(server_beats),
+            server_replies=frozenset(server_replies),
+            source="detected",
+        )
+
+
+def _is_request(c: _Candidate) -> bool:
+    if not c.consistent or c.follower is None or c.count < MIN_REPEATS:
+        return False
+    # Every time, except maybe the last (the recording can end between a ping and its pong).
+    if c.followed < max(MIN_REPEATS, c.count - 1):
+        return False
+    return c.max_delay < REPLY_FRACTION * c.min_gap
+
+
+def _is_keepalive(c: _Candidate, payload: bytes) -> bool:
+    if c.count < KEEPALIVE_REPEATS or len(payload) > KEEPALIVE_MAX_PAYLOAD:
+        return False
+    if c.min_gap < MIN_KEEPALIVE_GAP or math.isinf(c.min_gap):
+        return False
+    return c.max_gap <= STEADY * c.min_gap
+
+
+def _declared_plan(declared: Iterable[DeclaredHeartbeat]) -> HeartbeatPlan:
+    client_pings: dict[MessageKey, MessageKey] = {}
+    client_pongs: set[MessageKey] = set()
+    client_beats: set[MessageKey] = set()
+    server_pings: set[MessageKey] = set()
+    server_beats: set[MessageKey] = set()
+    server_replies: set[MessageKey] = set()
+    for d in declared:
+        if d.side is Side.CLIENT:
+            if d.reply is None:
+                client_beats.add(d.unit)
+            else:
+                client_pings[d.unit] = d.reply
+                server_replies.add(d.reply)
+        elif d.reply is None:
+            server_beats.add(d.unit)
+        else:
+            server_pings.add(d.unit)
+            client_pongs.add(d.reply)
+    return HeartbeatPlan(
+        client_pings=client_pings,
+        client_pongs=frozenset(client_pongs),
+        client_beats=frozenset(client_beats),
+        server_pings=frozenset(server_pings),
+        server_beats=frozenset(server_beats),
+        server_replies=frozenset(server_replies),
+        source="declared",
+    )
+
+
+__all__ = [
+    "NO_HEARTBEATS",
+    "DeclaredHeartbeat",
+    "HeartbeatAnalysis",
+    "HeartbeatPlan",
+    "MessageKey",
+    "parse_heartbeat",
+]
