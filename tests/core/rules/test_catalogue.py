@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from wstape.core.rules.catalogue import BEYOND_RULES_MD, RULES_BY_ID, SEVERITY_CHANGES, Rule
 from wstape.core.rules import (
     CATALOGUE,
     Profile,
@@ -23,6 +22,7 @@ from wstape.core.rules import (
     unknown_rule_ids,
     violation,
 )
+from wstape.core.rules.catalogue import BEYOND_RULES_MD, RULES_BY_ID, SEVERITY_CHANGES, Rule
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs" / "rules.md"
