@@ -635,3 +635,99 @@ def test_options_take_their_matcher_names_from_the_registry() -> None:
         assert PlayOptions(match="regex").match == "regex"
     finally:
         del MATCHERS["regex"]
+
+
+# -- protocols: heartbeats on the server's clock, correlation, the verdict ---------------
+
+SOCKETIO = [
+    opening(1, "/socket.io/?EIO=4&transport=websocket&t=111"),
+    s(1, 0.001, '0{"sid":"x","upgrades":[],"pingInterval":1000,"pingTimeout":1000}'),
+    c(1, 0.002, "40"),
+    s(1, 0.003, '40{"sid":"y"}'),
+    s(1, 1.0, "2"),
+    c(1, 1.001, "3"),
+    s(1, 2.0, "2"),
+    c(1, 2.001, "3"),
+    s(1, 3.0, "2"),
+    c(1, 3.001, "3"),
+    c(1, 3.5, '42["bye"]'),
+    Close(1, 3.6, Side.CLIENT, 1000, ""),
+]
+
+
+def test_server_pings_keep_their_spacing_at_speed_0() -> None:
+    session = session_for(SOCKETIO, speed=0)
+    client = FakeClient(session)
+    # The query's t=<timestamp> is Engine.IO's cache-buster: not compared.
+    assert client.handshake("/socket.io/?EIO=4&transport=websocket&t=999") == 101
+    assert client.texts()[0].startswith("0{")
+    client.send("40")
+    assert client.texts()[-1] == '40{"sid":"y"}'
+    client.wait(0.9)
+    assert "2" not in client.texts()  # not all at once: on the recorded clock
+    for n in range(1, 6):  # and past the recording's three, while the client stays
+        client.wait(1.0)
+        assert client.texts().count("2") == n
+        client.send("3")
+    client.send('42["bye"]')
+    client.close(encode_close_body(1000))
+    assert session.violations == []
+    [row] = session.report("sio").to_dict()["connections"]
+    assert row["protocol"] == "socketio"
+    assert row["heartbeats"]["pings_sent"] == 5 and row["heartbeats"]["pongs"] == 5
+    assert row["messages_expected"] == 2 and row["messages_matched"] == 2
+
+
+def test_a_client_that_stops_answering_pings_is_a_finding() -> None:
+    session = session_for(SOCKETIO, speed=0, heartbeat_timeout=0.5)
+    client = FakeClient(session)
+    client.handshake("/socket.io/?EIO=4&transport=websocket&t=1")
+    client.send("40")
+    client.wait(1.6)  # a ping at 1.0, no pong by 1.5
+    assert rules(session) == ["REPLAY-HEARTBEAT-UNANSWERED"]
+
+
+def test_a_client_that_leaves_early_fails_unless_partial_is_allowed() -> None:
+    for partial, severity in ((False, "error"), (True, "warn")):
+        session = session_for(CHAT, speed=0, allow_partial=partial)
+        client = FakeClient(session)
+        client.handshake()
+        client.send('{"type":"hello"}')
+        client.close(encode_close_body(1000, "bye"))
+        found = [v for v in session.violations if v.rule == "REPLAY-UNPLAYED"]
+        assert [v.severity.value for v in found] == [severity]
+        assert "the client left" in found[0].message
+
+
+def test_a_run_no_client_connected_to_fails() -> None:
+    session = session_for(CHAT, allow_partial=True)
+    session.finish()
+    [v] = session.violations
+    assert (v.rule, v.severity.value, v.conn) == ("REPLAY-UNPLAYED", "error", None)
+    assert not session.report("x").passed
+
+
+def test_ignore_query_param_selects_by_the_rest_of_the_query() -> None:
+    records = [opening(1, "/feed?room=1&cb=123"), Close(1, 1.0, Side.SERVER, 1000, "")]
+    session = session_for(records, speed=0, ignore_query_params=("cb",))
+    assert FakeClient(session).handshake("/feed?room=1&cb=456") == 101
+    session = session_for(records, speed=0, ignore_query_params=("cb",))
+    assert FakeClient(session).handshake("/feed?room=2&cb=456") == 404
+
+
+def test_uuid_request_ids_are_carried_into_the_reply() -> None:
+    rec_id, live_id = "0b5e2a1c-3c11-4d7e-9e7f-5a1b2c3d4e5f", "f7c9d8e1-aaaa-4bbb-8ccc-0123456789ab"
+    records = [
+        opening(1),
+        c(1, 0.1, f'{{"id":"{rec_id}","op":"sum","args":[1,2]}}'),
+        s(1, 0.2, f'{{"id":"{rec_id}","result":3}}'),
+        Close(1, 1.0, Side.CLIENT, 1000, ""),
+    ]
+    session = session_for(records, speed=0)
+    client = FakeClient(session)
+    client.handshake()
+    client.send(f'{{"id":"{live_id}","op":"sum","args":[1,2]}}')
+    assert client.texts() == [f'{{"id":"{live_id}","result":3}}']
+    client.close(encode_close_body(1000))
+    assert session.violations == []
+    assert session.report("x").to_dict()["connections"][0]["correlated"] == 1

@@ -1,0 +1,94 @@
+"""Correlation: values the client makes up, put back for matching and into the replies."""
+
+from __future__ import annotations
+
+import json
+
+from wstape.core.codecs import CODECS
+from wstape.core.codecs.mqtt import encode
+from wstape.core.matchers import parse_path
+from wstape.core.model import Message, Opcode, Open, Side
+from wstape.core.replay.correlate import Correlator
+
+REC_ID = "0b5e2a1c-3c11-4d7e-9e7f-5a1b2c3d4e5f"
+LIVE_ID = "f7c9d8e1-aaaa-4bbb-8ccc-0123456789ab"
+
+
+def client(payload: str | bytes, opcode: Opcode = Opcode.TEXT) -> Message:
+    data = payload.encode() if isinstance(payload, str) else payload
+    return Message(1, 0.0, Side.CLIENT, opcode, data)
+
+
+def test_uuids_are_correlated_without_a_codec() -> None:
+    corr = Correlator()
+    recorded = client(json.dumps({"op": "get", "id": REC_ID}))
+    live = json.dumps({"op": "get", "id": LIVE_ID}).encode()
+    assert corr.learn(recorded, Opcode.TEXT, live) == recorded.payload
+    reply = json.dumps({"id": REC_ID, "result": [1, 2], "note": "not " + REC_ID}).encode()
+    out = json.loads(corr.rewrite(Opcode.TEXT, reply))
+    assert out == {"id": LIVE_ID, "result": [1, 2], "note": "not " + REC_ID}
+    assert corr.substituted == 1
+
+
+def test_other_differences_are_left_for_the_matcher() -> None:
+    corr = Correlator()
+    recorded = client(json.dumps({"op": "get", "id": REC_ID}))
+    live = json.dumps({"op": "put", "id": LIVE_ID}).encode()
+    # The id is put back, the changed op is not: the matcher will see exactly that.
+    assert json.loads(corr.learn(recorded, Opcode.TEXT, live)) == {"op": "put", "id": REC_ID}
+
+
+def test_correlate_paths_for_non_uuid_values() -> None:
+    corr = Correlator(paths=[parse_path("$.seq")], uuids=False)
+    recorded = client('{"seq": 17, "q": "x"}')
+    assert corr.learn(recorded, Opcode.TEXT, b'{"seq": 4242, "q": "x"}') == recorded.payload
+    assert corr.rewrite(Opcode.TEXT, b'{"seq":17,"other":17}') == b'{"seq":4242,"other":17}'
+
+
+def test_uuids_off_leaves_them() -> None:
+    corr = Correlator(uuids=False)
+    recorded = client(json.dumps({"id": REC_ID}))
+    live = json.dumps({"id": LIVE_ID}).encode()
+    assert corr.learn(recorded, Opcode.TEXT, live) == live
+    assert not corr.values
+
+
+def test_graphql_ids_through_the_codec() -> None:
+    op = Open(1, 0.0, "GET", "ws", "h", 80, "/graphql", "HTTP/1.1", (), 101, (),
+              subprotocols=("graphql-transport-ws",), subprotocol="graphql-transport-ws")  # fmt: skip
+    codec = CODECS.detect(op, [])
+    assert codec is not None and codec.name == "graphql-transport-ws"
+    corr = Correlator(codec)
+    recorded = client('{"id":"1","type":"subscribe","payload":{"query":"{ hello }"}}')
+    live = b'{"id":"abc","type":"subscribe","payload":{"query":"{ hello }"}}'
+    assert corr.learn(recorded, Opcode.TEXT, live) == recorded.payload
+    assert corr.rewrite(Opcode.TEXT, b'{"id":"1","type":"next","payload":{"data":1}}') == (
+        b'{"id":"abc","type":"next","payload":{"data":1}}'
+    )
+
+
+def test_mqtt_packet_ids_and_client_id_through_the_codec() -> None:
+    op = Open(1, 0.0, "GET", "ws", "h", 80, "/mqtt", "HTTP/1.1", (), 101, (),
+              subprotocols=("mqtt",), subprotocol="mqtt")  # fmt: skip
+    connect = {"type": "CONNECT", "protocol": "MQTT", "version": 4, "clean_session": True,
+               "keepalive": 60, "client_id": "mqttjs_1111", "will": None,
+               "username": None, "password": None}  # fmt: skip
+    codec = CODECS.detect(op, [client(encode(connect), Opcode.BINARY)])
+    assert codec is not None and codec.name == "mqtt"
+    corr = Correlator(codec)
+    recorded = client(encode(connect), Opcode.BINARY)
+    live = encode({**connect, "client_id": "mqttjs_abcdefgh"})
+    assert corr.learn(recorded, Opcode.BINARY, live) == recorded.payload
+    sub = {"type": "SUBSCRIBE", "packet_id": 100, "subscriptions": [{"topic": "a/b", "qos": 1}]}
+    live_sub = encode({**sub, "packet_id": 9})
+    assert corr.learn(client(encode(sub), Opcode.BINARY), Opcode.BINARY, live_sub) == encode(sub)
+    suback = encode({"type": "SUBACK", "packet_id": 100, "reason_codes": [1]})
+    rewritten = codec.decode(Side.SERVER, Opcode.BINARY, corr.rewrite(Opcode.BINARY, suback))
+    assert rewritten is not None and rewritten.value["packet_id"] == 9
+
+
+def test_nothing_learned_is_the_fast_path() -> None:
+    corr = Correlator()
+    payload = b'{"id":"' + REC_ID.encode() + b'"}'
+    assert corr.rewrite(Opcode.TEXT, payload) is payload
+    assert corr.substituted == 0

@@ -1,0 +1,144 @@
+"""Heartbeat plans: declared, from the codec, and detected from the recording's timing."""
+
+from __future__ import annotations
+
+import pytest
+
+from wstape.core.codecs import CODECS
+from wstape.core.errors import ConfigError
+from wstape.core.model import Message, Opcode, Side
+from wstape.core.replay.heartbeats import (
+    HeartbeatAnalysis,
+    HeartbeatPlan,
+    parse_heartbeat,
+)
+
+T = Opcode.TEXT
+
+
+def msg(t: float, side: Side, payload: str | bytes, opcode: Opcode = T) -> Message:
+    data = payload.encode() if isinstance(payload, str) else payload
+    return Message(1, t, side, opcode, data)
+
+
+def c(t: float, payload: str | bytes, opcode: Opcode = T) -> Message:
+    return msg(t, Side.CLIENT, payload, opcode)
+
+
+def s(t: float, payload: str | bytes, opcode: Opcode = T) -> Message:
+    return msg(t, Side.SERVER, payload, opcode)
+
+
+def plan_of(messages: list[Message], **kw: object) -> HeartbeatPlan:
+    analysis = HeartbeatAnalysis(**kw)  # type: ignore[arg-type]
+    for m in messages:
+        analysis.add(m)
+    return analysis.plan()
+
+
+ENGINEIO = [
+    s(0.0, '0{"sid":"a","pingInterval":1000,"pingTimeout":1000}'),
+    c(0.01, "40"),
+    s(0.02, '40{"sid":"b"}'),
+    s(1.0, "2"),
+    c(1.002, "3"),
+    s(2.0, "2"),
+    c(2.001, "3"),
+    s(3.0, "2"),
+    c(3.003, "3"),
+]
+
+
+def test_a_reply_one_interval_later_is_the_other_sides_timer() -> None:
+    # The client's '3' is always followed by the server's next '2', a second later: that is
+    # the server's clock, not an answer. The server's '2' is answered within milliseconds.
+    plan = plan_of(ENGINEIO)
+    assert plan.source == "detected"
+    assert plan.server_pings == {(T, b"2")}
+    assert plan.client_pongs == {(T, b"3")}
+    assert plan.client_pings == {} and plan.client_beats == frozenset()
+    assert plan.skipped(Side.SERVER, (T, b"2")) and plan.timer((T, b"2"))
+    assert plan.skipped(Side.CLIENT, (T, b"3"))
+    assert not plan.skipped(Side.CLIENT, (T, b"40"))
+
+
+def test_the_codec_says_the_same_for_socketio() -> None:
+    from wstape.core.model import Open
+
+    op = Open(1, 0.0, "GET", "ws", "h", 80, "/socket.io/?EIO=4&transport=websocket",
+              "HTTP/1.1", (), 101, ())  # fmt: skip
+    codec = CODECS.detect(op, ENGINEIO)
+    assert codec is not None and codec.name == "socketio"
+    plan = plan_of(ENGINEIO, codec=codec)
+    assert plan.source == "socketio"
+    assert plan.server_pings == {(T, b"2")} and plan.client_pongs == {(T, b"3")}
+
+
+def test_a_client_ping_answered_at_once_is_a_request() -> None:
+    messages = [
+        c(0.0, '{"type":"hello"}'),
+        s(0.01, '{"type":"welcome"}'),
+        c(30.0, '{"type":"ping"}'),
+        s(30.01, '{"type":"pong"}'),
+        c(60.0, '{"type":"ping"}'),
+        s(60.02, '{"type":"pong"}'),
+    ]
+    plan = plan_of(messages)
+    assert plan.client_pings == {(T, b'{"type":"ping"}'): (T, b'{"type":"pong"}')}
+    assert plan.server_replies == {(T, b'{"type":"pong"}')}
+    assert plan.server_pings == frozenset()
+
+
+def test_a_steady_unanswered_beat_is_a_keepalive() -> None:
+    # STOMP server heart-beats: a bare EOL every second, nobody answers.
+    messages = [c(0.0, "CONNECT\n\n\x00"), s(0.01, "CONNECTED\n\n\x00")]
+    messages += [s(1.0 * i, "\n") for i in range(1, 6)]
+    plan = plan_of(messages)
+    assert plan.server_beats == {(T, b"\n")}
+    assert plan.timer((T, b"\n"))
+
+
+def test_data_is_not_a_heartbeat() -> None:
+    # Different replies to the same request; irregular repeats; big repeated messages.
+    messages = [c(0, "t"), s(0.01, "1"), c(1, "t"), s(1.01, "2")]
+    messages += [s(t, "tick") for t in (2.0, 2.1, 5.0, 9.0)]
+    messages += [s(10.0 + i, "x" * 100) for i in range(5)]
+    assert plan_of(messages).empty
+
+
+def test_detection_can_be_turned_off() -> None:
+    assert plan_of(ENGINEIO, detect=False).empty
+
+
+@pytest.mark.parametrize(
+    ("spec", "side", "unit", "reply"),
+    [
+        ("client:ping=>pong", Side.CLIENT, (T, b"ping"), (T, b"pong")),
+        ("server:2=>3", Side.SERVER, (T, b"2"), (T, b"3")),
+        ("server:\\n", Side.SERVER, (T, b"\n"), None),
+        ("client:hex:c000=>hex:d000", Side.CLIENT, (Opcode.BINARY, b"\xc0\x00"),
+         (Opcode.BINARY, b"\xd0\x00")),
+    ],
+)  # fmt: skip
+def test_declared_heartbeats(
+    spec: str, side: Side, unit: tuple[Opcode, bytes], reply: tuple[Opcode, bytes] | None
+) -> None:
+    declared = parse_heartbeat(spec)
+    assert (declared.side, declared.unit, declared.reply) == (side, unit, reply)
+    plan = plan_of([], declared=[declared])
+    assert plan.source == "declared"
+    assert plan.skipped(side, unit)
+
+
+@pytest.mark.parametrize("spec", ["ping", "browser:ping", "client:", "client:a=>", "server:hex:zz"])
+def test_a_bad_declaration_is_one_config_error(spec: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_heartbeat(spec)
+    assert e.value.option == "heartbeats"
+
+
+def test_memory_is_bounded_by_distinct_small_units() -> None:
+    analysis = HeartbeatAnalysis()
+    for i in range(20_000):
+        analysis.add(c(i * 0.001, f"msg {i}"))
+    assert len(analysis._candidates) <= 4096
