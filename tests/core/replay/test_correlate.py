@@ -54,8 +54,9 @@ def test_uuids_off_leaves_them() -> None:
 
 
 def test_graphql_ids_through_the_codec() -> None:
+    proto = "graphql-transport-ws"
     op = Open(1, 0.0, "GET", "ws", "h", 80, "/graphql", "HTTP/1.1", (), 101, (),
-              subprotocols=("graphql-transport-ws",), subprotocol="graphql-transport-ws")  # fmt: skip
+              subprotocols=(proto,), subprotocol=proto)  # fmt: skip
     codec = CODECS.detect(op, [])
     assert codec is not None and codec.name == "graphql-transport-ws"
     corr = Correlator(codec)
