@@ -38,6 +38,8 @@ from wstape.cli.options import (
     MaxSocketsOpt,
     PlatformOpt,
     ProfileOpt,
+    ProtocolOpt,
+    protocol_option,
     rule_config,
 )
 from wstape.core.model import (
@@ -51,6 +53,7 @@ from wstape.core.rules import Platform, Profile, Violation
 from wstape.interchange.har import InterchangeError, export_har, open_input, read_har
 from wstape.interchange.jsonl import write_jsonl
 from wstape.tools.check import check_file
+from wstape.tools.decoded import protocol_view
 from wstape.tools.edit import (
     rewrite_to,
 )
@@ -270,16 +273,19 @@ def view(
             "--max-messages", min=1, help="Messages drawn per connection (the rest are counted)."
         ),
     ] = MAX_MESSAGES,
+    protocol: ProtocolOpt = "auto",
 ) -> None:
     """Write one self-contained HTML file (no script, no network): per connection a
     sequence diagram with client and server lanes, each message an arrow with its time, a
     preview (click to expand) and its size, then the close. Violations found by `wstape
-    check` (same rule options) are highlighted on the messages they concern.
+    check` (same rule options) are highlighted on the messages they concern. Messages of a
+    known protocol (--protocol) are previewed decoded.
 
     Exit code 0 once the page is written, even when there are violations (use `wstape
     check` to gate on them); 3 when the cassette cannot be read.
     """
     refuse_input(cassette, output)
+    chosen = protocol_option(protocol)
     violations: list[Violation] = []
     if not no_check:
         cfg = rule_config(profile, appid, allow_host, platform, max_sockets, ignore)
@@ -290,8 +296,11 @@ def view(
     reader = open_cassette(cassette)
     tmp = output.with_name(f".{output.name}.tmp")
     try:
+        protocols = protocol_view(open_cassette(cassette), chosen)
         with open(tmp, "w", encoding="utf-8") as f:
-            result = render_html(reader, f, violations, max_messages=max_messages)
+            result = render_html(
+                reader, f, violations, max_messages=max_messages, protocols=protocols
+            )
         os.replace(tmp, output)
     except CassetteError as e:
         tmp.unlink(missing_ok=True)

@@ -18,6 +18,8 @@ from wstape.cli.common import (
     print_json,
     warn_if_truncated,
 )
+from wstape.cli.options import ProtocolOpt, protocol_option
+from wstape.tools.decoded import protocol_view
 from wstape.tools.diff import MAX_DETAILS, CassetteDiff, ConnectionDiff, diff_cassettes
 
 
@@ -120,14 +122,16 @@ def diff(
     max_changes: Annotated[
         int, typer.Option("--max-changes", min=0, help="Changes listed per connection.")
     ] = MAX_DETAILS,
+    protocol: ProtocolOpt = "auto",
 ) -> None:
     """Compare two cassettes connection by connection and message by message.
 
     Connections are paired by path (the n-th connection to a path in a with the n-th in
     b). Messages are aligned, then each difference is listed: added (+), removed (-) or
-    changed (~), with the JSON paths that changed for JSON text, or the first differing
-    byte and the count of differing bytes for binary. Times, client addresses and
-    per-connection handshake headers are not compared.
+    changed (~), with the JSON paths that changed for JSON text, the fields that changed
+    for a message of a known protocol (--protocol: an MQTT packet id, a Socket.IO event
+    argument), or the first differing byte and the count of differing bytes for binary.
+    Times, client addresses and per-connection handshake headers are not compared.
 
     Exit code 0 when the cassettes are the same, 1 when they differ, 3 when one cannot be
     read. --json prints {"same", "a", "b", "connections": [{"status":
@@ -135,6 +139,7 @@ def diff(
     {"a", "b", "same", "changed", "added", "removed"}, "changes": [...],
     "changes_left_out", "close": [...]}]} (docs/interchange.md).
     """
+    chosen = protocol_option(protocol)
     ra = open_cassette(a)
     rb = open_cassette(b)
     try:
@@ -144,6 +149,7 @@ def diff(
             ignore_headers=ignore_header or (),
             compare_volatile=all_headers,
             max_details=max_changes,
+            protocols=protocol_view(open_cassette(a), chosen),
         )
     except CassetteError as e:
         cassette_error(e)

@@ -31,6 +31,7 @@ from wstape.cli.common import (
     warn,
     warn_if_truncated,
 )
+from wstape.cli.options import ProtocolOpt, protocol_option
 from wstape.core.closecodes import describe
 from wstape.core.model import (
     Close,
@@ -43,6 +44,7 @@ from wstape.core.model import (
     Side,
 )
 from wstape.interchange.jsonl import iso_utc, iter_jsonl, summarize, summary_to_json
+from wstape.tools.decoded import ProtocolView, protocol_view
 from wstape.tools.stats import CassetteStats, ConnectionStats, compute_stats
 
 
@@ -123,12 +125,15 @@ def _close_words(c: Close) -> str:
     return f"{who}: {what}{wire}"
 
 
-def record_segments(record: Record) -> Segments:
-    """The ``wstape show`` line of one record."""
+def record_segments(record: Record, view: ProtocolView | None = None) -> Segments:
+    """The ``wstape show`` line of one record (a message decoded when ``view`` can)."""
     if isinstance(record, Message):
         client = record.side is Side.CLIENT
         arrow = "→" if client else "←"
-        if record.opcode is Opcode.TEXT:
+        decoded = view.line(record) if view is not None else None
+        if decoded is not None:
+            body = text_preview(decoded)
+        elif record.opcode is Opcode.TEXT:
             text = record.text()
             body = (
                 text_preview(text)
@@ -143,7 +148,7 @@ def record_segments(record: Record) -> Segments:
             (f"  {arrow} ", "bold cyan" if client else "bold magenta"),
             (f"{record.opcode.value:<6}", "dim"),
             (f" {record.size:>9} B  ", ""),
-            (body, "" if record.opcode is Opcode.TEXT else "yellow"),
+            (body, "" if record.opcode is Opcode.TEXT or decoded else "yellow"),
         ]
     if isinstance(record, Open):
         tail: Segments
@@ -213,13 +218,16 @@ def show(
     no_color: Annotated[
         bool, typer.Option("--no-color", help="Never colour the output (plain text).")
     ] = False,
+    protocol: ProtocolOpt = "auto",
 ) -> None:
     """Print a cassette as a timeline, one line per record.
 
     Each line: connection id, time since the connection opened, direction (→ client to
     server, ← server to client), opcode, size, and a preview: the text (long text elided
     with …) or a hex dump of the first 16 bytes for binary. Opens (⇄), closes (✕) and
-    notes (#) have lines of their own. Colour on a terminal, plain text when piped.
+    notes (#) have lines of their own. Colour on a terminal, plain text when piped. A
+    message of a known protocol (--protocol) is shown decoded instead, e.g. "mqtt
+    SUBSCRIBE id=17 a/b (qos 1)" or 'socketio EVENT / "chat" ["hi"]'.
 
     For reviewing cassettes in git: git config diff.wstape.textconv 'wstape show
     --no-color' and a .gitattributes line: *.msgpack diff=wstape
@@ -231,7 +239,9 @@ def show(
             for line in iter_jsonl(_show_lines(reader, wanted, limit, notes=False)):
                 sys.stdout.write(line + "\n")
         else:
-            _print_timeline(reader, wanted, limit, color=not no_color and sys.stdout.isatty())
+            view = protocol_view(open_cassette(cassette), protocol_option(protocol), limit=limit)
+            color = not no_color and sys.stdout.isatty()
+            _print_timeline(reader, wanted, limit, color=color, view=view)
         sys.stdout.flush()
     except CassetteError as e:
         cassette_error(e)
@@ -241,7 +251,12 @@ def show(
 
 
 def _print_timeline(
-    reader: CassetteReader, conns: set[int] | None, limit: int | None, *, color: bool
+    reader: CassetteReader,
+    conns: set[int] | None,
+    limit: int | None,
+    *,
+    color: bool,
+    view: ProtocolView | None = None,
 ) -> None:
     header = reader.header
     title = (
@@ -262,7 +277,7 @@ def _print_timeline(
             else:
                 sys.stdout.write(more + "\n")
             return
-        segments = record_segments(record)
+        segments = record_segments(record, view)
         if console is not None:
             console.print(Text.assemble(*segments))
         else:

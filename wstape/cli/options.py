@@ -12,8 +12,9 @@ from typing import Annotated
 
 import typer
 
-from wstape.cli.common import config_error
+from wstape.cli.common import config_error, fail
 from wstape.core.errors import ConfigError
+from wstape.core.replay.options import protocol_names
 from wstape.core.rules import Platform, Profile, RuleConfig
 
 
@@ -63,6 +64,25 @@ IgnoreOpt = Annotated[
         "--ignore", metavar="RULE", help="A rule ID not to report (repeatable). See `wstape rules`."
     ),
 ]
+
+
+ProtocolOpt = Annotated[
+    str,
+    typer.Option(
+        "--protocol",
+        metavar=choices(protocol_names()),
+        help="Show messages through the protocol codec: auto (recognised per connection, as "
+        "wstape replay does), none (plain), or a name (docs/protocols.md).",
+        autocompletion=protocol_names,
+    ),
+]
+
+
+def protocol_option(value: str) -> str:
+    """``--protocol``'s value, or exit 2 naming the choices."""
+    if value not in protocol_names():
+        fail(f"--protocol: unknown protocol {value!r}; choose one of {', '.join(protocol_names())}")
+    return value
 
 
 def rule_config(

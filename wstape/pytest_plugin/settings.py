@@ -27,7 +27,11 @@ RECORD_MODES = ("none", "once", "new_episodes", "all")
 PLUGIN_KWARGS = frozenset(
     {"cassette", "record_mode", "upstream", "allow_unplayed", "tls", "hostnames"}
 )
-MARKER_KWARGS = PLUGIN_KWARGS | field_names(RuleConfig) | field_names(PlayOptions)
+ALIASES = {"heartbeat": "heartbeats", "ignore_query_param": "ignore_query_params"}
+"""Singular marker names, as the CLI flags read (``heartbeat=`` for ``--heartbeat``)."""
+MARKER_KWARGS = (
+    PLUGIN_KWARGS | field_names(RuleConfig) | field_names(PlayOptions) | frozenset(ALIASES)
+)
 """Every argument ``@pytest.mark.wstape`` takes."""
 
 DEFAULT_SPEED = 0.0
@@ -100,7 +104,7 @@ def settings_for(item: pytest.Item) -> Settings:
         if cassette is None and mark.args:
             cassette = mark.args[0]
         for k, v in mark.kwargs.items():
-            kwargs.setdefault(k, v)
+            kwargs.setdefault(ALIASES.get(k, k), v)
     if cassette is None:
         cassette = kwargs.pop("cassette", None)
     else:

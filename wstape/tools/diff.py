@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wstape.cassettes.reader import CassetteReader
+from wstape.core.codecs import Codec
 from wstape.core.model import Close, Message, Opcode, Open, headers_as_text
 from wstape.interchange.jsonl import close_fields
+from wstape.tools.decoded import ProtocolView
 
 VOLATILE_HEADERS = frozenset({"sec-websocket-key", "sec-websocket-accept", "date"})
 """Headers that differ between any two recordings; not compared unless asked."""
@@ -288,8 +290,9 @@ def _as_json(text: str | None) -> tuple[bool, Any]:
         return False, None
 
 
-def message_details(a: Message, b: Message) -> list[dict[str, Any]]:
-    """Why two paired messages differ."""
+def message_details(a: Message, b: Message, codec: Codec | None = None) -> list[dict[str, Any]]:
+    """Why two paired messages differ (field by field through ``codec`` when both decode:
+    an MQTT packet id, a Socket.IO event argument)."""
     out: list[dict[str, Any]] = []
     if a.side is not b.side:
         out.append({"kind": "field", "field": "from", "a": a.side.value, "b": b.side.value})
@@ -297,6 +300,15 @@ def message_details(a: Message, b: Message) -> list[dict[str, Any]]:
         out.append({"kind": "field", "field": "opcode", "a": a.opcode.value, "b": b.opcode.value})
     if a.payload == b.payload:
         return out
+    if codec is not None:
+        da = codec.decode(a.side, a.opcode, a.payload)
+        db = codec.decode(b.side, b.opcode, b.payload)
+        if da is not None and db is not None:
+            changes = json_changes(_plain(da.value), _plain(db.value))
+            if changes:
+                if len(changes) > MAX_JSON_CHANGES:
+                    changes = [*changes[:MAX_JSON_CHANGES], {"kind": "json", "more": True}]
+                return out + [{**c, "protocol": codec.name} for c in changes]
     ta, tb = a.text(), b.text()
     ja, va = _as_json(ta)
     jb, vb = _as_json(tb)
@@ -319,6 +331,17 @@ def message_details(a: Message, b: Message) -> list[dict[str, Any]]:
     if change is not None:
         out.append(change)
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A decoded value with bytes as hex, so it diffs and prints as JSON."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 # -- the comparison --------------------------------------------------------------------
@@ -465,6 +488,7 @@ def _diff_connection(
     b: ConnIndex,
     ignore_headers: frozenset[str],
     max_details: int,
+    codec: Codec | None = None,
 ) -> ConnectionDiff:
     d = ConnectionDiff(status="same", a=a, b=b)
     d.open = open_changes(a.open, b.open, ignore_headers)
@@ -501,7 +525,7 @@ def _diff_connection(
                         "from": ma.side.value,
                         "opcode": ma.opcode.value,
                         "size": {"a": ma.size, "b": mb.size},
-                        "details": message_details(ma, mb),
+                        "details": message_details(ma, mb, codec),
                     }
                 )
             else:
@@ -531,11 +555,13 @@ def diff_cassettes(
     ignore_headers: Iterable[str] = (),
     compare_volatile: bool = False,
     max_details: int = MAX_DETAILS,
+    protocols: ProtocolView | None = None,
 ) -> CassetteDiff:
     """Compare two cassettes. Raises CassetteError for an unreadable one.
 
     ``ignore_headers`` adds header names (case-insensitive) not to compare;
-    ``compare_volatile`` compares ``VOLATILE_HEADERS`` too.
+    ``compare_volatile`` compares ``VOLATILE_HEADERS`` too; ``protocols`` (of the first
+    cassette) explains changed messages field by field through their codec.
     """
     ignore = frozenset(h.lower() for h in ignore_headers)
     if not compare_volatile:
@@ -546,7 +572,8 @@ def diff_cassettes(
     result = CassetteDiff(a=str(ra.path), b=str(rb.path), connections=[])
     for ca, cb in _pair(ia, ib):
         if ca is not None and cb is not None:
-            result.connections.append(_diff_connection(ra, rb, ca, cb, ignore, max_details))
+            codec = protocols.codec(ca.open.conn) if protocols is not None else None
+            result.connections.append(_diff_connection(ra, rb, ca, cb, ignore, max_details, codec))
         elif ca is not None:
             result.connections.append(
                 ConnectionDiff(

@@ -26,6 +26,7 @@ from wstape.core.closecodes import describe
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.core.rules import Violation
 from wstape.interchange.jsonl import iso_utc
+from wstape.tools.decoded import ProtocolView
 
 PREVIEW = 120
 """Characters of text in a row's one-line preview."""
@@ -137,10 +138,15 @@ class ViewResult:
     violations: int = 0
 
 
-def _message_html(m: Message, index: int) -> str:
+def _message_html(m: Message, index: int, decoded: str | None = None) -> str:
     client = m.side is Side.CLIENT
     text = m.text()
-    if text is not None:
+    if decoded is not None:
+        preview = _e(_one_line(decoded, PREVIEW))
+        raw = text if text is not None else _hex_dump(m.payload)
+        body = _e(raw if len(raw) <= FULL_TEXT else raw[:FULL_TEXT] + f"\n… ({m.size} bytes)")
+        kind = "decoded " + ("text" if m.opcode is Opcode.TEXT else "binary")
+    elif text is not None:
         preview = _e(_one_line(text, PREVIEW))
         full = text if len(text) <= FULL_TEXT else text[:FULL_TEXT] + f"\n… ({m.size} bytes)"
         body = _e(full)
@@ -237,14 +243,18 @@ def render_html(
     violations: Iterable[Violation] = (),
     *,
     max_messages: int = MAX_MESSAGES,
+    protocols: ProtocolView | None = None,
 ) -> ViewResult:
-    """Write the HTML page of a cassette. Raises CassetteError for a corrupt one."""
+    """Write the HTML page of a cassette. Raises CassetteError for a corrupt one.
+
+    With ``protocols`` (:func:`wstape.tools.decoded.protocol_view`), a message of a known
+    protocol is summarised decoded, its raw payload one click away."""
     result = ViewResult()
     conns: list[_Conn] = []
     current: dict[int, _Conn] = {}
     cassette_notes: list[str] = []
     for record in reader:
-        _collect(record, conns, current, cassette_notes, max_messages, result)
+        _collect(record, conns, current, cassette_notes, max_messages, result, protocols)
     by_id: dict[int, list[_Conn]] = {}
     for c in conns:
         by_id.setdefault(c.open.conn, []).append(c)
@@ -314,6 +324,7 @@ def _collect(
     cassette_notes: list[str],
     max_messages: int,
     result: ViewResult,
+    protocols: ProtocolView | None = None,
 ) -> None:
     if isinstance(record, Open):
         c = _Conn(open=record)
@@ -334,9 +345,9 @@ def _collect(
             result.left_out += 1
             return
         result.messages += 1
-        owner.rows.append(
-            _Row("message", record.t, _message_html(record, owner.messages), record.side)
-        )
+        decoded = protocols.line(record) if protocols is not None else None
+        html_row = _message_html(record, owner.messages, decoded)
+        owner.rows.append(_Row("message", record.t, html_row, record.side))
     elif isinstance(record, Close):
         owner.close = record
         owner.rows.append(_Row("close", record.t, _close_html(record)))

@@ -200,6 +200,15 @@ class CodecRegistry:
                 f"unknown protocol {name!r}; choose one of auto, none, {', '.join(self.codecs)}"
             ) from None
 
+    def choose(self, protocol: str, open_: Open, first: Sequence[Message]) -> Codec | None:
+        """The codec of a recorded connection for ``--protocol``: ``auto`` (detect it),
+        ``none``, or a name (bound to the connection). ValueError for an unknown name."""
+        if protocol == "none":
+            return None
+        if protocol == "auto":
+            return self.detect(open_, first)
+        return self.get(protocol).for_connection(open_, first)
+
     def detect(self, open_: Open, first: Sequence[Message]) -> Codec | None:
         """The first registered codec that recognises the connection, bound to it
         (:meth:`Codec.for_connection`), or None."""

@@ -53,15 +53,6 @@ class RecordedConnection:
         return self.open.conn
 
 
-def choose_codec(protocol: str, open_: Open, first: Sequence[Message]) -> Codec | None:
-    """The codec of a recorded connection for ``--protocol`` (``auto``, ``none``, a name)."""
-    if protocol == "none":
-        return None
-    if protocol == "auto":
-        return CODECS.detect(open_, first)
-    return CODECS.get(protocol).for_connection(open_, first)
-
-
 class RecordedBuilder:
     """Make one :class:`RecordedConnection` from its messages, streamed in order."""
 
@@ -104,7 +95,7 @@ class RecordedBuilder:
         first = self._first or []
         self._first = None
         sample = [replace(m, payload=m.payload[:FIRST_MAX_BYTES]) for m in first]
-        self.codec = choose_codec(self.protocol, self.open, sample)
+        self.codec = CODECS.choose(self.protocol, self.open, sample)
         self._units = _Units(self.codec)
         self._analysis = HeartbeatAnalysis(
             codec=self.codec, declared=self.declared, detect=self.detect_heartbeats
@@ -197,7 +188,6 @@ __all__ = [
     "MessageKey",
     "RecordedBuilder",
     "RecordedConnection",
-    "choose_codec",
     "live_units",
     "units",
 ]
