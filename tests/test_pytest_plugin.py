@@ -478,3 +478,55 @@ def test_page(wstape_server):
     )
     result = pytester.runpytest_subprocess("-v")
     result.assert_outcomes(passed=1)
+
+
+SHARED_ONCE = (
+    ASYNC_CLIENT
+    + """
+@pytest.mark.wstape("cassettes/shared.msgpack")
+@pytest.mark.parametrize("n", range(6))
+async def test_echo(wstape_server, n):
+    got = await chat(wstape_server.url + "/echo", ("a", "b"))
+    assert got == ["echo:a", "echo:b"]
+    print("RECORDING" if wstape_server.recording else "REPLAYING", n)
+"""
+)
+
+
+def test_record_once_under_xdist_records_once_and_the_others_replay(
+    pytester: pytest.Pytester, upstream: str
+) -> None:
+    # Real pytest-xdist workers on one missing cassette: one records it (holding a lock
+    # beside it), the others wait for it and replay; no "already exists", no half file.
+    pytester.makepyfile(SHARED_ONCE)
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "-s", "-p", "no:cacheprovider",
+        "--wstape-record-mode=once", f"--wstape-upstream={upstream}",
+    )  # fmt: skip
+    result.assert_outcomes(passed=6)
+    out = result.stdout.str()
+    assert "already exists" not in out
+    messages = cassette_messages(pytester.path / "cassettes" / "shared.msgpack")
+    assert {conn for conn, _, _ in messages} == {1}  # recorded once
+
+
+def test_replay_under_xdist_reports_the_right_rule_per_test(pytester: pytest.Pytester) -> None:
+    write_cassette(pytester.path / "cassettes" / "chat.msgpack", [*CHAT, *OTHER])
+    pytester.makepyfile(
+        ASYNC_CLIENT
+        + """
+@pytest.mark.wstape("cassettes/chat.msgpack", allow_unplayed=True)
+@pytest.mark.parametrize("n", range(4))
+async def test_ok(wstape_server, n):
+    assert await chat(wstape_server.url + "/chat", ("hello",)) == ["welcome"]
+
+
+@pytest.mark.wstape("cassettes/chat.msgpack")
+@pytest.mark.parametrize("n", range(3))
+async def test_wrong(wstape_server, n):
+    await chat(wstape_server.url + "/chat", ("bonjour",))
+"""
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4, failed=3)
+    assert result.stdout.str().count("REPLAY-MESSAGE-MISMATCH") >= 3

@@ -135,19 +135,25 @@ def wstape_server(request: pytest.FixtureRequest, _wstape_confdir: Path) -> Iter
             "wstape_server needs @pytest.mark.wstape('cassettes/NAME.msgpack', ...) on the test",
             pytrace=False,
         )
+    problem: str | None = None
     try:
         handle = WstapeServer(settings_for(item), _wstape_confdir)
         handle.start()
     except WstapeUsageError as e:
-        pytest.fail(f"wstape: {e}", pytrace=False)
+        problem = f"wstape: {e}"
+    if problem is not None:  # failed outside the except block: one message, not two
+        pytest.fail(problem, pytrace=False)
     item.stash[_SERVER_KEY] = handle
+    lines: list[str] = []
     try:
         yield handle
     finally:
         try:
             lines = handle.stop()
         except WstapeUsageError as e:
-            pytest.fail(f"wstape: {e}", pytrace=False)
+            problem = f"wstape: {e}"
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
     if lines:
         pytest.fail(handle.failure_text(lines), pytrace=False)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from wstape.pytest_plugin.judging import (
     still_open_lines,
     without_fixture_host,
 )
+from wstape.pytest_plugin.lock import CassetteLock
 from wstape.pytest_plugin.loop import LoopThread
 from wstape.pytest_plugin.settings import Settings, WstapeUsageError
 
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from wstape.addons.runner import Recording, RecordResult
     from wstape.replay.server import ReplayServer
 
+RECORD_WAIT = 600.0
+"""How long a worker waits for another one recording the same cassette (``once``)."""
 SETTLE = 1.0
 """Seconds to wait after the test body for the test's connections to end."""
 START_TIMEOUT = 60.0
@@ -61,6 +65,7 @@ class WstapeServer:
         self._record_stop: asyncio.Event | None = None
         self._judged = 0
         self._stopped = False
+        self._lock: CassetteLock | None = None
 
     def __repr__(self) -> str:
         mode = "recording" if self.recording else "replaying"
@@ -69,7 +74,22 @@ class WstapeServer:
     # -- starting -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start replaying (or recording). Raises WstapeUsageError with a readable message."""
+        """Start replaying (or recording). Raises WstapeUsageError with a readable message.
+
+        In record mode ``once`` several processes (pytest-xdist workers) may want the same
+        missing cassette: they take a lock beside it, the first records it while holding
+        the lock, the others wait for it and then replay what it recorded.
+        """
+        if self.settings.record_mode == "once":
+            self._lock = CassetteLock(self.cassette)
+            if not self._lock.acquire(START_TIMEOUT + RECORD_WAIT):
+                raise WstapeUsageError(
+                    f"cassette {self.cassette}: another process has been recording it for "
+                    f"over {START_TIMEOUT + RECORD_WAIT:g} s (lock {self._lock.path})"
+                )
+            self.recording = self.settings.records
+            if not self.recording:
+                self._lock.release()  # it exists now: replay it, let the others read too
         self._thread = LoopThread(f"wstape {self.cassette.name}")
         try:
             if self.recording:
@@ -78,6 +98,8 @@ class WstapeServer:
                 self._start_replay()
         except BaseException:
             self._thread.close()
+            if self._lock is not None:
+                self._lock.release()
             raise
 
     def _start_replay(self) -> None:
@@ -113,7 +135,11 @@ class WstapeServer:
             self.ca_path = options.tls.ca_path
 
     def _start_recording(self) -> None:
-        from wstape.addons.runner import RecordConfig, RecordError, record
+        with warnings.catch_warnings():
+            # mitmproxy's dependencies warn about their own deprecations on import; that is
+            # nothing the test suite using the plugin can act on.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from wstape.addons.runner import RecordConfig, RecordError, record
         from wstape.cassettes import WriteMode
 
         RECORD_WRITE_MODES = {
@@ -250,6 +276,8 @@ class WstapeServer:
         finally:
             self._stopped = True
             thread.close()
+            if self._lock is not None:
+                self._lock.release()
 
     def _stop_recording(self, thread: LoopThread) -> None:
         future, stop, recording = self._record_future, self._record_stop, self._recording
