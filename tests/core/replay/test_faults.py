@@ -1,0 +1,67 @@
+"""The fault grammar: every kind, targets and points, and one clear error per mistake."""
+
+from __future__ import annotations
+
+import pytest
+
+from wstape.core.errors import ConfigError
+from wstape.core.replay.faults import FaultKind, Point, parse_fault
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "fields"),
+    [
+        ("refuse@status=503,times=2", FaultKind.REFUSE, {"status": 503, "times": 2}),
+        ("refuse", FaultKind.REFUSE, {"status": 503, "times": None}),
+        ("stall@times=1", FaultKind.STALL, {"times": 1, "seconds": None}),
+        ("stall@for=5s", FaultKind.STALL, {"seconds": 5.0}),
+        ("drop@conn=1,after=3", FaultKind.DROP, {"conn": 1, "point": Point(server_messages=3)}),
+        ("close@code=1012,reason=restart,after=2s", FaultKind.CLOSE,
+         {"code": 1012, "reason": "restart", "point": Point(seconds=2.0)}),
+        ("mute-heartbeats@after=10s", FaultKind.MUTE_HEARTBEATS, {"point": Point(seconds=10.0)}),
+        ("blackhole@path=/chat,after-client=2", FaultKind.BLACKHOLE,
+         {"path": "/chat", "point": Point(client_messages=2)}),
+        ("delay@ms=200", FaultKind.DELAY, {"ms": 200.0}),
+        ("jitter@ms=100,seed=7", FaultKind.JITTER, {"ms": 100.0, "seed": 7}),
+        ("throttle@rate=2048", FaultKind.THROTTLE, {"rate": 2048}),
+        ("fragment@size=16", FaultKind.FRAGMENT, {"size": 16}),
+        ("drop@after=250ms", FaultKind.DROP, {"point": Point(seconds=0.25)}),
+    ],
+)  # fmt: skip
+def test_specs(spec: str, kind: FaultKind, fields: dict[str, object]) -> None:
+    fault = parse_fault(spec)
+    assert fault.kind is kind and fault.spec == spec
+    for name, value in fields.items():
+        assert getattr(fault, name) == value, name
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("explode", "unknown fault 'explode'"),
+        ("drop@after", "is not key=value"),
+        ("drop@after=soon", "is not a duration"),
+        ("drop@status=503", "drop takes"),
+        ("refuse@after=3", "refuse takes"),
+        ("close@code=1005", "cannot go on the wire"),
+        ("close@code=999", "not in 1000..4999"),
+        ("refuse@status=101", "not a 101"),
+        ("delay", "needs ms=N"),
+        ("throttle@rate=0", "needs rate=N"),
+        ("drop@conn=1,conn=2", "given twice"),
+        ("drop@after=1,after-client=1", "exclude each other"),
+        ("close@reason=" + "x" * 124, "at most 123 bytes"),
+    ],
+)
+def test_mistakes_are_one_line(spec: str, says: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_fault(spec)
+    assert says in str(e.value) and e.value.option == "faults"
+    assert "\n" not in str(e.value)
+
+
+def test_aims_at() -> None:
+    assert parse_fault("drop@conn=2").aims_at(2, "/x")
+    assert not parse_fault("drop@conn=2").aims_at(1, "/x")
+    assert parse_fault("drop@path=/chat*").aims_at(1, "/chatroom")
+    assert parse_fault("drop").aims_at(None, "/anything")

@@ -1,0 +1,240 @@
+"""Faults on demand: one small grammar for what can go wrong, and where.
+
+A fault spec is ``KIND`` or ``KIND@key=value,key=value``::
+
+    refuse@status=503,times=2        the first 2 upgrades get a 503, then they are accepted
+    stall@times=1                    the first upgrade is never answered (TCP stays open)
+    stall@for=5s                     every upgrade is answered 5 s late
+    drop@conn=1,after=3              after the 3rd server message of recorded connection 1:
+                                     TCP is closed with no Close frame (the client sees 1006)
+    close@code=1012,reason=restart,after=2s
+    mute-heartbeats@after=10s        stop answering the client's heartbeats, the rest goes on
+    blackhole@path=/chat,after=5     stop sending and reading; TCP stays open (a dead NAT)
+    delay@ms=200   jitter@ms=100,seed=7   throttle@rate=2048   fragment@size=16
+
+Where: ``conn=ID`` (a recorded connection) or ``path=/p`` (its path, ``*`` wildcards),
+default every connection; when: ``after=N`` (after the Nth server message sent),
+``after=Ns`` / ``after=250ms`` (time since the upgrade), ``after-client=N`` (after the Nth
+client message received), default at once. ``times=K`` makes a fault happen on the first
+K connections it aims at (refuse and stall count upgrades), default every time for the
+per-message faults and once for the others. Specs are checked when they are parsed:
+one :class:`~wstape.core.errors.ConfigError` line naming the spec and what is wrong.
+
+Faults are deterministic: ``jitter`` draws from a generator seeded by ``seed`` (default 0)
+and the connection's serial number, so the same spec on the same recording gives the same
+run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from wstape.core.closecodes import CloseCode, is_sendable
+from wstape.core.errors import ConfigError
+
+
+class FaultKind(StrEnum):
+    REFUSE = "refuse"
+    """Answer the upgrade with ``status`` (default 503) instead of a 101."""
+    STALL = "stall"
+    """Accept TCP and never answer the upgrade (or answer it ``for`` seconds late)."""
+    DROP = "drop"
+    """Close TCP without a Close frame."""
+    CLOSE = "close"
+    """Send a Close with ``code`` (default 1001) and ``reason``, then end as usual."""
+    MUTE_HEARTBEATS = "mute-heartbeats"
+    """Stop answering the client's heartbeat pings (recorded or detected ones)."""
+    BLACKHOLE = "blackhole"
+    """Stop sending and stop reading; TCP stays open."""
+    DELAY = "delay"
+    """Hold every server message back ``ms`` milliseconds more."""
+    JITTER = "jitter"
+    """Hold every server message back a random 0..``ms`` milliseconds more."""
+    THROTTLE = "throttle"
+    """Send at most ``rate`` bytes per second."""
+    FRAGMENT = "fragment"
+    """Send server messages longer than ``size`` bytes in fragments of that size."""
+
+
+HANDSHAKE_FAULTS = frozenset({FaultKind.REFUSE, FaultKind.STALL})
+"""Faults that act on the upgrade, before any message."""
+ONGOING_FAULTS = frozenset(
+    {FaultKind.DELAY, FaultKind.JITTER, FaultKind.THROTTLE, FaultKind.FRAGMENT}
+)
+"""Faults that change every server message from their point on."""
+ENDING_FAULTS = frozenset({FaultKind.DROP, FaultKind.CLOSE, FaultKind.BLACKHOLE})
+"""Faults after which the recording is not played on."""
+
+_KEYS: dict[FaultKind, frozenset[str]] = {
+    FaultKind.REFUSE: frozenset({"status", "times"}),
+    FaultKind.STALL: frozenset({"times", "for"}),
+    FaultKind.DROP: frozenset({"times"}),
+    FaultKind.CLOSE: frozenset({"code", "reason", "times"}),
+    FaultKind.MUTE_HEARTBEATS: frozenset({"times"}),
+    FaultKind.BLACKHOLE: frozenset({"times"}),
+    FaultKind.DELAY: frozenset({"ms", "times"}),
+    FaultKind.JITTER: frozenset({"ms", "seed", "times"}),
+    FaultKind.THROTTLE: frozenset({"rate", "times"}),
+    FaultKind.FRAGMENT: frozenset({"size", "times"}),
+}
+_WHERE = frozenset({"conn", "path"})
+_WHEN = frozenset({"after", "after-client"})
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)$")
+
+
+@dataclass(frozen=True)
+class Point:
+    """When a fault happens in a connection."""
+
+    server_messages: int | None = None
+    """After this many server messages were sent."""
+    client_messages: int | None = None
+    """After this many client messages were received."""
+    seconds: float | None = None
+    """This long after the upgrade."""
+
+    @property
+    def at_once(self) -> bool:
+        return self.server_messages is None and self.client_messages is None and not self.seconds
+
+    def describe(self) -> str:
+        if self.server_messages is not None:
+            return f"after server message {self.server_messages}"
+        if self.client_messages is not None:
+            return f"after client message {self.client_messages}"
+        if self.seconds:
+            return f"{self.seconds:g} s after the upgrade"
+        return "at once"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One parsed ``--fault`` spec."""
+
+    kind: FaultKind
+    spec: str
+    """The spec as written, for reports."""
+    conn: int | None = None
+    path: str | None = None
+    point: Point = Point()
+    times: int | None = None
+    """On the first ``times`` connections it aims at (None: see :func:`parse_fault`)."""
+    status: int = 503
+    code: int = CloseCode.GOING_AWAY
+    reason: str = ""
+    seconds: float | None = None
+    """``stall``: answer this late (None: never)."""
+    ms: float = 0.0
+    seed: int = 0
+    rate: int = 0
+    size: int = 0
+
+    def aims_at(self, conn: int | None, path: str) -> bool:
+        if self.conn is not None and conn != self.conn:
+            return False
+        return self.path is None or fnmatch.fnmatchcase(path, self.path)
+
+
+def _int(spec: str, key: str, text: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(
+            f"{spec!r}: {key}={text!r} is not a whole number", option="faults"
+        ) from None
+    if not low <= value <= high:
+        raise ConfigError(f"{spec!r}: {key}={value} is not in {low}..{high}", option="faults")
+    return value
+
+
+def _seconds(spec: str, key: str, text: str) -> float:
+    found = _DURATION.match(text)
+    if found is None:
+        raise ConfigError(
+            f"{spec!r}: {key}={text!r} is not a duration (e.g. 5s, 250ms)", option="faults"
+        )
+    value = float(found.group(1))
+    return value / 1000 if found.group(2) == "ms" else value
+
+
+def parse_fault(spec: str) -> Fault:
+    """``KIND[@key=value,...]`` (see the module docstring). Raises ConfigError."""
+    kind_text, _, args = spec.strip().partition("@")
+    try:
+        kind = FaultKind(kind_text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{spec!r}: unknown fault {kind_text!r}; choose one of {', '.join(FaultKind)}",
+            option="faults",
+        ) from None
+    values: dict[str, str] = {}
+    for item in (a for a in args.split(",") if a.strip()) if args else ():
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not value.strip():
+            raise ConfigError(f"{spec!r}: {item!r} is not key=value", option="faults")
+        allowed = _KEYS[kind] | _WHERE | (_WHEN if kind not in HANDSHAKE_FAULTS else set())
+        if key not in allowed:
+            raise ConfigError(
+                f"{spec!r}: {kind.value} takes {', '.join(sorted(allowed))}, not {key!r}",
+                option="faults",
+            )
+        if key in values:
+            raise ConfigError(f"{spec!r}: {key} given twice", option="faults")
+        values[key] = value.strip()
+    if "after" in values and "after-client" in values:
+        raise ConfigError(f"{spec!r}: after and after-client exclude each other", option="faults")
+    point = Point()
+    if "after" in values:
+        text = values["after"]
+        if text.isdigit():
+            point = Point(server_messages=_int(spec, "after", text, 0, 2**31))
+        else:
+            point = Point(seconds=_seconds(spec, "after", text))
+    elif "after-client" in values:
+        point = Point(client_messages=_int(spec, "after-client", values["after-client"], 0, 2**31))
+    fault = Fault(
+        kind=kind,
+        spec=spec.strip(),
+        conn=_int(spec, "conn", values["conn"], 0, 2**53) if "conn" in values else None,
+        path=values.get("path"),
+        point=point,
+        times=_int(spec, "times", values["times"], 1, 2**31) if "times" in values else None,
+        status=_int(spec, "status", values.get("status", "503"), 100, 599),
+        code=_int(spec, "code", values.get("code", "1001"), 1000, 4999),
+        reason=values.get("reason", ""),
+        seconds=_seconds(spec, "for", values["for"]) if "for" in values else None,
+        ms=float(_int(spec, "ms", values.get("ms", "0"), 0, 3_600_000)),
+        seed=_int(spec, "seed", values.get("seed", "0"), 0, 2**31),
+        rate=_int(spec, "rate", values.get("rate", "0"), 0, 2**40),
+        size=_int(spec, "size", values.get("size", "0"), 0, 2**31),
+    )
+    if kind is FaultKind.REFUSE and fault.status == 101:
+        raise ConfigError(f"{spec!r}: a refusal is not a 101", option="faults")
+    if kind is FaultKind.CLOSE and not is_sendable(fault.code):
+        raise ConfigError(
+            f"{spec!r}: close code {fault.code} cannot go on the wire", option="faults"
+        )
+    if kind is FaultKind.CLOSE and len(fault.reason.encode("utf-8")) > 123:
+        raise ConfigError(f"{spec!r}: a close reason is at most 123 bytes", option="faults")
+    if kind in (FaultKind.DELAY, FaultKind.JITTER) and fault.ms <= 0:
+        raise ConfigError(f"{spec!r}: {kind.value} needs ms=N (milliseconds)", option="faults")
+    if kind is FaultKind.THROTTLE and fault.rate <= 0:
+        raise ConfigError(f"{spec!r}: throttle needs rate=N (bytes per second)", option="faults")
+    if kind is FaultKind.FRAGMENT and fault.size <= 0:
+        raise ConfigError(f"{spec!r}: fragment needs size=N (bytes)", option="faults")
+    return fault
+
+
+__all__ = [
+    "ENDING_FAULTS",
+    "HANDSHAKE_FAULTS",
+    "ONGOING_FAULTS",
+    "Fault",
+    "FaultKind",
+    "Point",
+    "parse_fault",
+]
