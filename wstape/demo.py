@@ -26,6 +26,7 @@ from wstape.replay.server import ReplayOptions, ReplayServer
 from wstape.sample import run_buggy_client, run_client, sample_server
 
 DEMO_PROFILE = Profile.BROWSER
+"""(``wstape.cli.demo`` names the same profile without importing this module.)"""
 
 
 @dataclass

@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from wstape.addons.runner import RecordError
 from wstape.cassettes.reader import CassetteReader
 from wstape.cli.check import print_report
 from wstape.cli.common import ExitCode, check_writable, console, fail
-from wstape.demo import DEMO_PROFILE, run_demo
+from wstape.core.rules import Profile
 from wstape.interchange.jsonl import summarize
-from wstape.sample import SAMPLE_CASSETTE
 
 EXPECTED_BUGS = {"REPLAY-MESSAGE-MISMATCH", "BROWSER-CLOSE-CODE"}
+SAMPLE_CASSETTE = Path(__file__).parent.parent / "cassettes" / "samples" / "chat.msgpack"
+"""The bundled sample (the same path as wstape.sample.SAMPLE_CASSETTE, without importing
+the sample's websockets clients for ``--sample-path``)."""
+DEMO_PROFILE = Profile.BROWSER
 
 
 def demo(
@@ -36,6 +39,15 @@ def demo(
             "demo's client) and exit.",
         ),
     ] = False,
+    client: Annotated[
+        str | None,
+        typer.Option(
+            "--client",
+            metavar="URL",
+            help="Only run the bundled sample client against URL (a replay of the sample "
+            "cassette, say: ws://127.0.0.1:8765) and print what it received.",
+        ),
+    ] = None,
 ) -> None:
     """Record the bundled sample chat backend through wstape record, then replay the
     cassette as a server: first to the same client (a clean report), then to a client
@@ -46,8 +58,15 @@ def demo(
     if sample_path:
         print(SAMPLE_CASSETTE)
         return
+    if client is not None:
+        _run_client(client)
+        return
     if output is not None:
         check_writable(output, "--output")
+    # Imported here: recording loads mitmproxy, which other commands do not need.
+    from wstape.addons.runner import RecordError
+    from wstape.demo import run_demo
+
     out = console()
     with tempfile.TemporaryDirectory(prefix="wstape-demo-") as tmp:
         try:
@@ -84,21 +103,36 @@ def demo(
             f"{'exactly the recorded' if same else 'DIFFERENT'} server messages",
             highlight=False,
         )
-        print_report(result.clean)
+        shown = str(cassette)
+        print_report(replace(result.clean, cassette=shown))
         out.print(
             "\n3. replayed it to a client with bugs (says something else, closes with 1001):",
             highlight=False,
         )
-        print_report(result.buggy)
+        print_report(replace(result.buggy, cassette=shown))
         found = set(result.buggy.rule_ids())
         ok = same and result.clean.passed and EXPECTED_BUGS <= found
         if output is not None:
             out.print(
-                f"\nTry: wstape ls {output}; wstape replay {output} --port 0 "
-                f"--profile {DEMO_PROFILE.value}",
+                f"\nTry: wstape ls {output}\n"
+                f"     wstape replay {output} --port 8765 --profile {DEMO_PROFILE.value} &\n"
+                "     wstape demo --client ws://127.0.0.1:8765",
                 highlight=False,
             )
     raise typer.Exit(int(ExitCode.OK if ok else ExitCode.VIOLATIONS))
+
+
+def _run_client(url: str) -> None:
+    from wstape.sample import run_client
+
+    try:
+        received = asyncio.run(run_client(url.rstrip("/")))
+    except (OSError, TimeoutError) as e:
+        fail(f"--client {url}: {type(e).__name__}: {e}", ExitCode.VIOLATIONS)
+    except Exception as e:  # the websockets client's own errors (refused handshake, close)
+        fail(f"--client {url}: {type(e).__name__}: {e}", ExitCode.VIOLATIONS)
+    for item in received:
+        print(item if isinstance(item, str) else f"<{len(item)} bytes> {item.hex()}")
 
 
 def register(app: typer.Typer) -> None:
