@@ -389,7 +389,9 @@ class Redactor:
 
     # -- messages (the recorder's hot path) ------------------------------------------
 
-    def payload(self, payload: bytes, text: bool, notes: list[str] | None = None) -> bytes:
+    def payload(
+        self, payload: bytes, text: bool, notes: list[str] | None = None, where: str = "message"
+    ) -> bytes:
         """A message payload redacted; notes (if a list is given) say what was withheld
         or which secret values were found. The cheap checks come first: a message with
         no key name and no secret value in it costs two regular expression searches."""
@@ -399,9 +401,11 @@ class Redactor:
             if self._keys and (self._probe is None or self._probe.search(payload.lower())):
                 out = self._json_bytes(out, notes)
             if self.policy.patterns and out != MARKER_BYTES:
-                out = self._sub_bytes(out, "message")
+                out = self._sub_bytes(out, where)
         if self._secret is not None and self._secret.search(out):
-            out = self._secret_bytes(out, binary=not text, notes=notes, what="message")
+            # A body's secret values are part of the upgrade's note.
+            kept = notes if where == "message" else None
+            out = self._secret_bytes(out, binary=not text, notes=kept, what=where)
         return out
 
     def _json_bytes(self, payload: bytes, notes: list[str] | None) -> bytes:
@@ -639,7 +643,7 @@ class Redactor:
     def _body(self, body: bytes, notes: list[str] | None) -> bytes:
         if not body:
             return body
-        return self.payload(body, True, notes)
+        return self.payload(body, True, notes, "body")
 
     # -- text fields and secret values -----------------------------------------------
 
@@ -707,7 +711,8 @@ class _Items:
         key = item.strip()
         if key not in self.done:
             self.done[key] = self.redact(key)
-        return self.done[key]
+        new = self.done[key]
+        return item if new == key else new  # unchanged items keep their spacing
 
 
 def _header_items(value: bytes, items: _Items) -> bytes:
