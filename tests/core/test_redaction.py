@@ -507,3 +507,16 @@ def test_open_redaction_keeps_everything_else() -> None:
     )
     out = Redactor(Policy.build()).open(op)
     assert replace(out, target=op.target, request_headers=op.request_headers) == op
+
+
+@pytest.mark.parametrize("pad", [0, 300, 5000])
+@pytest.mark.parametrize("spelled", ["TOKEN", "Api-Key", "\\u0074oken"])
+def test_the_cheap_checks_find_keys_and_values_at_any_size(pad: int, spelled: str) -> None:
+    """Short and long payloads take different first checks: both must see everything."""
+    r = Redactor(Policy.build(secrets=[SECRET.encode()]))
+    doc = f'{{"pad": "{"x" * pad}", "{spelled}": "v", "note": "{SECRET}"}}'
+    out, notes = text(r, doc)
+    assert out.decode().endswith(f'"{spelled}": "<redacted>", "note": "<redacted>"}}')
+    assert len(notes) == 1
+    binary = b"\x00" * pad + SECRET.encode()
+    assert SECRET.encode() not in r.payload(binary, False)
