@@ -520,3 +520,22 @@ def test_the_cheap_checks_find_keys_and_values_at_any_size(pad: int, spelled: st
     assert len(notes) == 1
     binary = b"\x00" * pad + SECRET.encode()
     assert SECRET.encode() not in r.payload(binary, False)
+
+
+@given(
+    st.text(alphabet='{}[]":, \\/tokenu0074abcé\n', max_size=120),
+    st.sampled_from(['"token": "S3CRET-v4lue"', '"token":"S3CRET-v4lue"', "S3CRET-v4lue"]),
+    st.integers(0, 120),
+)
+@settings(max_examples=300, deadline=None)
+def test_json_like_noise_never_raises_and_never_keeps_the_planted_pair(
+    noise: str, planted: str, at: int
+) -> None:
+    """Text built from JSON's own characters: every path of the scanner (whole values,
+    values after a prefix, strings that look like JSON, failures) without an exception,
+    and a planted ``"token": value`` never survives as such."""
+    payload = (noise[:at] + planted + noise[at:]).encode()
+    r = Redactor(Policy.build())
+    out = r.payload(payload, True, [])
+    if planted.startswith('"token"'):
+        assert planted.encode() not in out
