@@ -218,4 +218,6 @@ def test_redaction_summary() -> None:
     stats = RecorderStats()
     assert render_redaction(stats) == ""
     stats.redacted.headers, stats.redacted.json_keys, stats.redacted.secrets = 2, 1, 1
-    assert render_redaction(stats) == "; redacted 4 values (2 header, 1 JSON, 1 secret value)"
+    assert (
+        render_redaction(stats) == "; redacted 4 values (headers 2, JSON keys 1, secret values 1)"
+    )

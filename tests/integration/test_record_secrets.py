@@ -133,7 +133,7 @@ def test_default_options_keep_every_planted_secret_but_the_binary_one_out(
     deep = [m for m in texts if m.size > DEEP]
     assert len(deep) == 2  # the client's and the echo: recorded, not relayed unrecorded
     assert all(m.payload.count(b'"<redacted>"') == 1 for m in deep)
-    assert "redacted" in output and "JSON" in output
+    assert "; redacted " in output and "JSON keys " in output
 
 
 def test_secret_env_keeps_even_the_binary_frame_out_and_the_cassette_replays(
@@ -146,7 +146,7 @@ def test_secret_env_keeps_even_the_binary_frame_out_and_the_cassette_replays(
     assert len(binary) == 2 and all(len(m.payload) == len(messages(s)[3]) for m in binary)
     notes = [r for r in records if isinstance(r, Note) and "--secret-env" in r.text]
     assert len(notes) == 2  # one after each binary message
-    assert "2 secret value" in output
+    assert "secret values 2" in output
 
     # The client sends its real secrets again; the recording has <redacted> in their place.
     ready = tmp_path / "port.txt"

@@ -133,19 +133,20 @@ def _redaction(config: RecordConfig) -> dict[str, Any]:
 
 
 def render_redaction(stats: RecorderStats) -> str:
-    """``; redacted 3 values (...)`` for the summary line, or "" when nothing was."""
+    """``; redacted 3 values (headers 2, JSON keys 1)`` for the summary line ("" if none);
+    the kinds are named as ``wstape redact`` names them."""
     counts = stats.redacted
     if not counts.total:
         return ""
     parts = [
-        f"{n} {what}"
-        for n, what in (
-            (counts.headers, "header"),
-            (counts.query, "query"),
-            (counts.subprotocols, "subprotocol"),
-            (counts.json_keys, "JSON"),
-            (counts.secrets, "secret value"),
-            (counts.withheld, "payload withheld"),
+        f"{what} {n}"
+        for what, n in (
+            ("headers", counts.headers),
+            ("subprotocols", counts.subprotocols),
+            ("query", counts.query),
+            ("JSON keys", counts.json_keys),
+            ("secret values", counts.secrets),
+            ("payloads withheld", counts.withheld),
         )
         if n
     ]
