@@ -32,11 +32,6 @@ class RedactError(ConfigError):
     """A redaction rule or secret source that cannot work (``option`` names which)."""
 
 
-RedactRules = Policy
-"""What to redact: :class:`wstape.core.redaction.Policy`."""
-RedactCounts = Counts
-
-
 def load_secrets(
     env: Iterable[str] = (),
     files: Iterable[str | Path] = (),
@@ -143,9 +138,7 @@ def _private(path: Path) -> bool:
 
 __all__ = [
     "REDACTED",
-    "RedactCounts",
     "RedactError",
-    "RedactRules",
     "build_rules",
     "load_secrets",
     "redact_cassette",
