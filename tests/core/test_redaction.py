@@ -154,6 +154,8 @@ def test_any_depth_of_nesting(depth: int) -> None:
         f'42["auth",{{"token":"{SECRET}"]',
         f'{{\\"token\\": \\"{SECRET}\\"',
         "[" * 100_000 + f'"token": "{SECRET}"',
+        f'{{"a": ["token": "{SECRET}"]}}',  # the scan stops right before the colon
+        "[x " * 10_000 + f'"token": "{SECRET}"',
     ],
 )
 def test_unparseable_text_that_may_hold_a_key_is_withheld(payload: str) -> None:

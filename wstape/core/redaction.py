@@ -102,8 +102,6 @@ may hold a key to redact is replaced whole."""
 MIN_SECRET = 4
 """Shortest ``--secret-env`` / ``--secret-file`` value: a shorter one would match
 everywhere (and is no secret)."""
-EMBEDDED_ATTEMPTS = 16
-"""How many ``{`` / ``[`` a text that is not JSON as a whole is tried at."""
 
 SUBPROTOCOL_HEADER = b"sec-websocket-protocol"
 EXTENSIONS_HEADER = b"sec-websocket-extensions"
@@ -449,18 +447,39 @@ class Redactor:
 
     def _json_text(self, text: str, depth: int) -> tuple[list[Edit], int, str | None]:
         """Edits masking the keys in ``text``, how many values they replace, and the key
-        that makes the text unsafe to keep (None when it is safe)."""
-        start = 0
-        while start < len(text) and text[start] in _WS:
-            start += 1
-        if start < len(text) and text[start] in "{[":
+        that makes the text unsafe to keep (None when it is safe).
+
+        Every JSON value in the text is redacted: a whole document, or values after a
+        prefix (``42["ev",{...}]``), or several in a row. Whatever is not inside a value
+        the scanner could parse is searched for a quoted key followed by ``:`` (the net):
+        one there means the text may hold a secret that cannot be masked precisely. The
+        time is linear in the text: after a failed value the scan resumes where it stopped.
+        """
+        edits: list[Edit] = []
+        count = 0
+        outside: list[tuple[int, int]] = []  # the parts not inside a parsed value
+        pos = 0
+        gap = 0  # where the current part outside values started
+        while True:
+            found = _OPENERS.search(text, pos)
+            if found is None:
+                break
             try:
-                edits, count, _ = self._value(text, start, depth, whole=True)
-            except ValueError:
-                pass
-            else:
-                return edits, count, None
-        return self._embedded(text, depth)
+                more, n, end = self._value(text, found.start(), depth, whole=False)
+            except jsontext.ScanError as e:
+                pos = max(found.start() + 1, e.pos)
+                continue
+            outside.append((gap, found.start()))
+            edits += more
+            count += n
+            pos = gap = end
+        outside.append((gap, len(text)))
+        assert self._net is not None
+        for a, b in outside:
+            hit = self._net.search(text, a, b) if a < b else None
+            if hit is not None:
+                return [], 0, hit.group("key")
+        return edits, count, None
 
     def _value(
         self, text: str, start: int, depth: int, *, whole: bool
@@ -511,36 +530,6 @@ class Redactor:
             (s + offsets[a], s + offsets[b], json.dumps(new, ensure_ascii=False)[1:-1])
             for a, b, new in edits
         ], count
-
-    def _embedded(self, text: str, depth: int) -> tuple[list[Edit], int, str | None]:
-        """JSON values inside a text that is not JSON as a whole (``42["ev",{...}]``)."""
-        edits: list[Edit] = []
-        count = 0
-        uncovered: list[tuple[int, int]] = []
-        pos = 0
-        attempts = 0
-        while attempts < EMBEDDED_ATTEMPTS:
-            found = _OPENERS.search(text, pos)
-            if found is None:
-                break
-            attempts += 1
-            try:
-                more, n, end = self._value(text, found.start(), depth, whole=False)
-            except ValueError:
-                uncovered.append((pos, found.start() + 1))
-                pos = found.start() + 1
-                continue
-            uncovered.append((pos, found.start()))
-            edits += more
-            count += n
-            pos = end
-        uncovered.append((pos, len(text)))
-        assert self._net is not None
-        for a, b in uncovered:
-            hit = self._net.search(text, a, b) if a < b else None
-            if hit is not None:
-                return [], 0, hit.group("key")
-        return edits, count, None
 
     # -- the opening handshake --------------------------------------------------------
 

@@ -28,6 +28,14 @@ _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _LITERALS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
 
 
+class ScanError(ValueError):
+    """Not JSON: ``pos`` is where the scanner gave up (a caller may resume after it)."""
+
+    def __init__(self, message: str, pos: int) -> None:
+        super().__init__(message)
+        self.pos = pos
+
+
 def _skip(text: str, pos: int, stop: int) -> int:
     while pos < stop and text[pos] in " \t\n\r":
         pos += 1
@@ -146,8 +154,9 @@ def keyed(
     ``(STRING, start, end)``: a string that holds JSON of its own can then be looked
     into. With ``whole=False`` the value starting at ``start`` may be followed by other
     text and is listed last as ``(ROOT, start, end)``, so the caller learns where it ends.
-    Spans come in text order. Raises :class:`ValueError` like :func:`spans`; iterative,
-    so any depth of nesting works.
+    Spans come in text order. Raises :class:`ScanError` (a :class:`ValueError` telling
+    where the scan stopped) for text that is not JSON; iterative, so any depth of
+    nesting works.
     """
     node = _Keyed(wanted, strings, root=not whole)
     stop = len(text) if end is None else end
@@ -168,7 +177,7 @@ def _scan(
     while True:
         # -- one value starts at pos
         if pos >= stop:
-            raise ValueError(f"JSON value expected at {pos}")
+            raise ScanError(f"JSON value expected at {pos}", pos)
         ch = text[pos]
         if ch == "{" or ch == "[":
             frame = _Frame(ch == "{", pos, node)
@@ -202,11 +211,11 @@ def _scan(
                 if whole:
                     pos = _skip(text, pos, stop)
                     if pos != stop:
-                        raise ValueError(f"extra data after JSON value at {pos}")
+                        raise ScanError(f"extra data after JSON value at {pos}", pos)
                 return
             pos = _skip(text, pos, stop)
             if pos >= stop:
-                raise ValueError("unterminated JSON container")
+                raise ScanError("unterminated JSON container", pos)
             frame = stack[-1]
             ch = text[pos]
             if ch == ",":
@@ -229,19 +238,19 @@ def _scan(
                 elif frame.node is not None and _END in frame.node:
                     yield (frame.node[_END], frame.start, pos)
                 continue
-            raise ValueError(f"',' or a closing bracket expected at {pos}")
+            raise ScanError(f"',' or a closing bracket expected at {pos}", pos)
 
 
 def _key(text: str, pos: int, stop: int, path: list[str | int]) -> int:
     """Read ``"key" :`` at ``pos``, push the key, and return where its value starts."""
     found = _STRING.match(text, pos, stop)
     if found is None:
-        raise ValueError(f"object key expected at {pos}")
+        raise ScanError(f"object key expected at {pos}", pos)
     raw = found.group()
     path.append(json.loads(raw) if "\\" in raw else raw[1:-1])
     pos = _skip(text, found.end(), stop)
     if pos >= stop or text[pos] != ":":
-        raise ValueError(f"':' expected at {pos}")
+        raise ScanError(f"':' expected at {pos}", pos)
     return _skip(text, pos + 1, stop)
 
 
@@ -250,14 +259,14 @@ def _scalar_end(text: str, pos: int, stop: int) -> int:
     if ch == '"':
         found = _STRING.match(text, pos, stop)
         if found is None:
-            raise ValueError(f"bad JSON string at {pos}")
+            raise ScanError(f"bad JSON string at {pos}", pos)
         return found.end()
     for literal in _LITERALS:
         if text.startswith(literal, pos, stop):
             return pos + len(literal)
     number = _NUMBER.match(text, pos, stop)
     if number is None:
-        raise ValueError(f"JSON value expected at {pos}")
+        raise ScanError(f"JSON value expected at {pos}", pos)
     return number.end()
 
 
@@ -317,6 +326,7 @@ __all__ = [
     "KEY",
     "ROOT",
     "STRING",
+    "ScanError",
     "Span",
     "apply_edits",
     "edits",
