@@ -396,6 +396,53 @@ async def test_echo(wstape_server):
     ]
 
 
+def test_marker_redaction_options_for_recording(
+    pytester: pytest.Pytester, upstream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WSTAPE_TEST_SECRET", "S3CRET-value-42")
+    pytester.makepyfile(
+        ASYNC_CLIENT
+        + f"""
+@pytest.mark.wstape(
+    "cassettes/r.msgpack",
+    record_mode="once",
+    upstream={upstream!r},
+    redact_headers=["X-Team"],
+    redact_json_keys="pin",
+    redact_query=["room"],
+    secret_env="WSTAPE_TEST_SECRET",
+)
+async def test_echo(wstape_server):
+    got = await chat(
+        wstape_server.url + "/r?room=42&token=abc",
+        ('{{"pin": 1234, "token": "t0k"}}', "my S3CRET-value-42"),
+        additional_headers={{"X-Team": "blue"}},
+    )
+    assert got[1] == "echo:my S3CRET-value-42"
+
+@pytest.mark.wstape("cassettes/bad.msgpack", record_mode="once", upstream={upstream!r},
+                    redact_headers=["bad name"])
+def test_bad(wstape_server):
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, errors=1)
+    assert "redact_headers=: not a header name: 'bad name'" in result.stdout.str()
+    cassette = pytester.path / "cassettes" / "r.msgpack"
+    assert b"S3CRET-value-42" not in cassette.read_bytes()
+    _, records = read_cassette(cassette)
+    [opened] = [r for r in records if isinstance(r, Open)]
+    assert opened.target == "/r?room=<redacted>&token=<redacted>"
+    assert (b"X-Team", b"<redacted>") in opened.request_headers
+    assert [m for _, _, m in cassette_messages(cassette)] == [
+        '{"pin": "<redacted>", "token": "<redacted>"}',
+        'echo:{"pin": "<redacted>", "token": "<redacted>"}',
+        "my <redacted>",
+        "echo:my <redacted>",
+    ]
+
+
 # -- wss ---------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from wstape.addons.runner import (
     human_bytes,
     normalize_mode,
     record,
+    render_redaction,
     render_stats,
 )
 from wstape.cassettes import WriteMode, read_cassette
@@ -192,3 +193,31 @@ async def test_startup_errors(tmp_path: Path) -> None:
             RecordConfig(output=out, listen_port=0, ready_file=tmp_path / "nowhere" / "port")
         )
     assert not out.exists()  # nothing recorded, nothing left behind
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"secret_env": ["WSTAPE_SURELY_UNSET"]}, "--secret-env: WSTAPE_SURELY_UNSET is not set"),
+        ({"secret_files": [Path("/nonexistent/s.txt")]}, "--secret-file: /nonexistent/s.txt"),
+        ({"redact_headers": ["a b"]}, "--redact-header: not a header name: 'a b'"),
+        ({"redact_json_keys": [""]}, "--redact-json-key: empty name"),
+    ],
+)
+async def test_redaction_errors_are_usage_errors_before_anything_is_written(
+    tmp_path: Path, config: dict[str, object], message: str
+) -> None:
+    out = tmp_path / "x.msgpack"
+    with pytest.raises(RecordUsageError) as info:
+        await record(RecordConfig(output=out, listen_port=0, **config))  # type: ignore[arg-type]
+    assert str(info.value) == message or str(info.value).startswith(message)
+    assert not out.exists()
+
+
+def test_redaction_summary() -> None:
+    stats = RecorderStats()
+    assert render_redaction(stats) == ""
+    stats.redacted.headers, stats.redacted.json_keys, stats.redacted.secrets = 2, 1, 1
+    assert (
+        render_redaction(stats) == "; redacted 4 values (headers 2, JSON keys 1, secret values 1)"
+    )

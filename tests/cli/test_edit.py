@@ -15,7 +15,9 @@ from tests.cli.helpers import (
     secret_cassette,
     truncated,
 )
+from tests.helpers.records import write
 from wstape.cassettes import read_cassette
+from wstape.core.model import Message, Note, Opcode, Side
 
 
 def test_redact_removes_the_secret_and_counts(tmp_path: Path) -> None:
@@ -36,14 +38,56 @@ def test_redact_removes_the_secret_and_counts(tmp_path: Path) -> None:
             "--json",
         )
     )
-    assert doc["replaced"] == {"headers": 2, "json_keys": 1, "patterns": 2, "query": 0}
+    assert doc["replaced"] == {
+        "headers": 2,
+        "subprotocols": 0,
+        "query": 0,
+        "json_keys": 1,
+        "patterns": 2,
+        "secrets": 0,
+        "withheld": 0,
+    }
     assert doc["total"] == 5 and doc["input"] == str(src) and doc["output"] == str(out)
     raw = out.read_bytes()
-    # the binary message is never rewritten: everything else is clean
+    # the binary message is only rewritten for --secret-env/--secret-file: the rest is clean
     assert raw.count(SECRET.encode()) == 1 and b"\x00\x01" + SECRET.encode() in raw
     human = ok("redact", src, "-o", out, "--pattern", "sk-[A-Za-z0-9]+")
     assert human.startswith("redacted 5 values in 4 of 7 records")
-    assert "patterns 5 in header 2, message 2, target 1" in human
+    assert "headers 2," in human and "JSON keys 1," in human  # the defaults
+    assert "patterns 2 in message 1, target 1" in human
+
+
+def test_redact_applies_the_defaults_without_options(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.msgpack", tmp_path / "out.msgpack"
+    secret_cassette(src)
+    doc = json.loads(ok("redact", src, "-o", out, "--json"))
+    assert (doc["replaced"]["headers"], doc["replaced"]["json_keys"]) == (2, 1)
+    assert b'"token":"<redacted>"' in out.read_bytes()
+
+
+def test_redact_secret_env_reaches_binary_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, out = tmp_path / "in.msgpack", tmp_path / "out.msgpack"
+    secret_cassette(src)
+    monkeypatch.setenv("WSTAPE_TEST_SECRET", SECRET)
+    human = ok("redact", src, "-o", out, "--secret-env", "WSTAPE_TEST_SECRET")
+    assert SECRET.encode() not in out.read_bytes()
+    assert "secret values 3" in human  # the target, the text and the binary message
+    _, records = read_cassette(out)
+    binary = next(r for r in records if isinstance(r, Message) and r.opcode is Opcode.BINARY)
+    assert binary.payload == b"\x00\x01<redacted>*****"  # same length as the secret
+    assert any(isinstance(r, Note) and "--secret-env" in r.text for r in records)
+
+
+def test_redact_deep_json(tmp_path: Path) -> None:
+    """Issue 8: 100,000 levels of nesting used to be skipped as "not JSON" (0 redactions)."""
+    src, out = tmp_path / "in.msgpack", tmp_path / "out.msgpack"
+    deep = "[" * 100_000 + f'{{"token":"{SECRET}"}}' + "]" * 100_000
+    write(src, [Message(1, 0.1, Side.CLIENT, Opcode.TEXT, deep.encode())])
+    doc = json.loads(ok("redact", src, "-o", out, "--json"))
+    assert doc["replaced"]["json_keys"] == 1
+    assert SECRET.encode() not in out.read_bytes()
 
 
 def test_redact_refuses_to_overwrite_its_input(tmp_path: Path) -> None:
@@ -60,9 +104,12 @@ def test_redact_refuses_to_overwrite_its_input(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "nothing to redact"),
+        (["--no-default-redaction"], "nothing to redact"),
         (["--json-key", "token"], "give --output"),
         (["-o", "x.msgpack", "--pattern", "("], "--pattern"),
+        (["-o", "x.msgpack", "--header", "a b"], "--header: not a header name"),
+        (["-o", "x.msgpack", "--secret-env", "WSTAPE_UNSET_VAR"], "--secret-env: WSTAPE_UNSET_VAR"),
+        (["-o", "x.msgpack", "--secret-file", "/nonexistent/f"], "--secret-file: /nonexistent/f"),
     ],
 )
 def test_redact_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:

@@ -12,6 +12,7 @@ from wstape.core.handshake import (
     Response,
     accept_response,
     answered,
+    chosen_subprotocol,
     error_response,
     judge_request,
     recorded_refusal,
@@ -141,6 +142,41 @@ def test_recorded_subprotocol_only_if_offered() -> None:
     assert resp.header("Sec-WebSocket-Protocol") is None
     rules = [v.rule for v in check_response(answered(req, resp), RuleConfig(profile="browser"))]
     assert rules == ["BROWSER-SRV-SUBPROTOCOL-ECHO"]
+
+
+@pytest.mark.parametrize(
+    ("offer", "recorded_offers", "recorded_choice", "chosen"),
+    [
+        # The server chose a token the client offered, recorded redacted: the live token
+        # at the same position is chosen, so the client sees its own offer echoed.
+        (b"access_token, T0K3N-live", ("access_token", "<redacted>"), "<redacted>", "T0K3N-live"),
+        (
+            b"chat.v1, bearer.T0K3N",
+            ("chat.v1", "bearer.<redacted>"),
+            "bearer.<redacted>",
+            "bearer.T0K3N",
+        ),
+        # A non-secret choice next to a redacted token is chosen as before.
+        (
+            b"chat.v1, access_token, T0K3N-live",
+            ("chat.v1", "access_token", "<redacted>"),
+            "chat.v1",
+            "chat.v1",
+        ),
+        (b"chat.v2", ("chat.v1", "<redacted>"), "<redacted>", "chat.v2"),
+        (b"chat.v2", ("chat.v1", "bearer.<redacted>"), "bearer.<redacted>", None),
+    ],
+)
+def test_a_redacted_recorded_subprotocol_stands_for_the_live_offer(
+    offer: bytes, recorded_offers: tuple[str, ...], recorded_choice: str, chosen: str | None
+) -> None:
+    req = parse(REQUEST.replace(b"chat.v1, chat.v2", offer))
+    rec = recorded(subprotocols=recorded_offers, subprotocol=recorded_choice)
+    assert chosen_subprotocol(req, rec) == chosen
+    resp = accept_response(req, rec)
+    assert resp.header("Sec-WebSocket-Protocol") == chosen
+    if chosen is not None:
+        assert check_response(answered(req, resp), RuleConfig(profile="browser")) == []
 
 
 @pytest.mark.parametrize(

@@ -180,7 +180,8 @@ def test_secrets_never_reach_the_file(tmp_path: Path, ws_server: ScenarioServer)
     assert (b"X-Api-Key", REDACTED) in opened.request_headers
     first = records[1]
     assert isinstance(first, Message)
-    assert first.payload == '{"op":"login","token":"<redacted>","user":"张三"}'.encode()
+    # only the value changed: the message keeps its spacing
+    assert first.payload == '{"op": "login", "token": "<redacted>", "user": "张三"}'.encode()
 
 
 def test_a_write_failure_stops_recording_loudly(tmp_path: Path, ws_server: ScenarioServer) -> None:

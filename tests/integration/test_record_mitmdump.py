@@ -55,8 +55,8 @@ def test_mitmdump_records_with_the_addon_script(
     assert chat.subprotocol == "chat.v2"
     messages = [r for r in records if isinstance(r, Message) and r.conn == chat.conn]
     assert [(m.side, m.payload) for m in messages] == [
-        (Side.CLIENT, b'{"token":"<redacted>","text":"hi"}'),
-        (Side.SERVER, b'{"token":"<redacted>","text":"hi"}'),
+        (Side.CLIENT, b'{"token": "<redacted>", "text": "hi"}'),
+        (Side.SERVER, b'{"token": "<redacted>", "text": "hi"}'),
         (Side.CLIENT, b"\x01\x02"),
         (Side.SERVER, b"\x01\x02"),
     ]

@@ -13,9 +13,10 @@ from tests.cli.helpers import (
 )
 from wstape.cassettes import CassetteReader, CassetteWriter, read_cassette
 from wstape.core.model import Close, Message, Note, Opcode, Record, Side
+from wstape.core.redaction import Policy
 from wstape.interchange.har import export_har
 from wstape.tools.edit import Selection, cut_cassette, repair_cassette
-from wstape.tools.redact import RedactRules, redact_cassette
+from wstape.tools.redact import redact_cassette
 from wstape.tools.stats import compute_stats
 
 
@@ -47,7 +48,7 @@ def test_commands_stream_in_bounded_memory(tmp_path: Path) -> None:
         "export har": lambda: export_har(CassetteReader(src), har_out),
         "cut": lambda: cut_cassette(CassetteReader(src), tmp_path / "cut.msgpack", Selection([1])),
         "redact": lambda: redact_cassette(
-            CassetteReader(src), tmp_path / "red.msgpack", RedactRules.build(json_keys=["token"])
+            CassetteReader(src), tmp_path / "red.msgpack", Policy.build(json_keys=["token"])
         ),
         "repair": lambda: repair_cassette(
             CassetteReader(src, allow_truncated=True), tmp_path / "rep.msgpack"

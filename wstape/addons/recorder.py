@@ -20,19 +20,26 @@ A write failure (disk full, file removed) stops recording loudly: one error line
 message being relayed is dropped, and the proxy is shut down, so no traffic passes
 unrecorded. Add this addon before any addon that modifies messages (first ``-s`` script):
 it records what the peers sent, and a length-changing edit can corrupt the relayed copy.
+
+Every record goes through :class:`wstape.core.redaction.Redactor` before it is written
+(the engine ``wstape redact`` uses too): the default secret names unless
+``wstape_default_redaction`` is off, the names the options add, and the values of
+``wstape_secret_env`` / ``wstape_secret_file`` wherever they appear. It fails closed: a
+message it cannot redact precisely is written as ``<redacted>`` with a note, and an
+upgrade it cannot redact is refused (the connection is killed), never relayed
+unrecorded. The cassette is created with mode 0600.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
+import os
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from mitmproxy import ctx, exceptions, flowfilter, http
 from mitmproxy.addonmanager import Loader
@@ -48,14 +55,15 @@ from wstape.cassettes import (
 )
 from wstape.core.closecodes import NEVER_ON_WIRE
 from wstape.core.errors import ConfigError
-from wstape.core.model import (
-    Close,
-    Headers,
-    Message,
-    Opcode,
-    Open,
-    Record,
-    Side,
+from wstape.core.model import Close, Message, Opcode, Open, Record, Side
+from wstape.core.redaction import (
+    DEFAULT_HEADERS,
+    DEFAULT_KEYS,
+    MARKER,
+    MARKER_BYTES,
+    Counts,
+    Policy,
+    Redactor,
 )
 from wstape.interchange.flows import (
     STOPPED_NOTE,
@@ -63,22 +71,34 @@ from wstape.interchange.flows import (
     is_upgrade_request,
     open_from_flow,
 )
+from wstape.tools.redact import load_secrets
 
 logger = logging.getLogger(__name__)
 
-REDACTED = b"<redacted>"
+REDACTED = MARKER_BYTES
 """What a redacted header value or JSON value is replaced with."""
-REDACTED_TEXT = REDACTED.decode("ascii")
-DEFAULT_REDACT_HEADERS: tuple[str, ...] = (
-    "Authorization",
-    "Proxy-Authorization",
-    "Cookie",
-    "Set-Cookie",
-)
-"""Close codes that RFC 6455 (7.4.1) forbids in a Close frame: they report its absence."""
+CASSETTE_MODE = 0o600
+"""The permissions a cassette is recorded with: it may hold what redaction missed."""
+FAILED_NOTE = "payload withheld (written as <redacted>): redaction failed ({error})"
 
-_HEADER_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_JSON_START = re.compile(rb"\s*[\[{]")
+_OPTION_NAMES = {
+    "header": "wstape_redact_headers",
+    "json_key": "wstape_redact_json_keys",
+    "query": "wstape_redact_query",
+    "secret_env": "wstape_secret_env",
+    "secret_file": "wstape_secret_file",
+    "secret": "wstape_secret_env/wstape_secret_file",
+}
+_REDACTION_OPTIONS = frozenset(
+    {
+        "wstape_default_redaction",
+        "wstape_redact_headers",
+        "wstape_redact_json_keys",
+        "wstape_redact_query",
+        "wstape_secret_env",
+        "wstape_secret_file",
+    }
+)
 
 
 @dataclass
@@ -94,6 +114,8 @@ class RecorderStats:
     messages_server: int = 0
     bytes_client: int = 0
     bytes_server: int = 0
+    redacted: Counts = field(default_factory=Counts)
+    """What redaction replaced so far."""
 
     @property
     def messages(self) -> int:
@@ -113,48 +135,54 @@ class _Live:
     writer: CassetteWriter
 
 
-def redact_headers(fields: Iterable[tuple[bytes, bytes]], names: frozenset[bytes]) -> Headers:
-    """Header pairs with the value of every header named in ``names`` (lower-case) masked."""
-    return tuple((k, REDACTED if k.lower() in names else v) for k, v in fields)
+def private_writer(path: str | Path, mode: WriteMode) -> CassetteWriter:
+    """A :class:`CassetteWriter` on a file only its owner can read (0600) from the start.
 
-
-def redact_json(payload: bytes, keys: frozenset[str]) -> bytes:
-    """Mask the values of ``keys`` (lower-case, at any depth) in a JSON text message.
-
-    Returns ``payload`` itself when it is not JSON or nothing was masked, so a message is
-    only re-serialized (compactly, UTF-8) when a secret was actually removed.
+    A missing file is created empty with that mode before the writer opens it; an
+    existing one that will be written to is restricted first. Raises what
+    :class:`CassetteWriter` raises (and leaves no file it created behind).
     """
-    if not keys or not _JSON_START.match(payload):
-        return payload
-    lowered = payload.lower()
-    if not any(k.encode() in lowered for k in keys):
-        return payload  # cheap pre-check: no key name anywhere in the bytes
+    target = Path(path)
+    created = False
     try:
-        document = json.loads(payload)
-    except ValueError:  # includes UnicodeDecodeError: not JSON, leave it alone
-        return payload
-    masked, changed = _mask(document, keys)
-    if not changed:
-        return payload
-    return json.dumps(masked, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if not target.exists():
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, CASSETTE_MODE))
+            created = True
+        elif mode is not WriteMode.CREATE or target.stat().st_size == 0:
+            os.chmod(target, CASSETTE_MODE)
+    except OSError:
+        pass  # the writer reports the real problem (no such directory, not allowed) itself
+    try:
+        return CassetteWriter(target, mode=mode)
+    except BaseException:
+        if created:
+            try:
+                target.unlink()
+            except OSError:
+                pass
+        raise
 
 
-def _mask(value: Any, keys: frozenset[str]) -> tuple[Any, bool]:
-    if isinstance(value, dict):
-        changed = False
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            if k.lower() in keys:
-                out[k] = REDACTED_TEXT
-                changed = True
-            else:
-                out[k], sub = _mask(v, keys)
-                changed = changed or sub
-        return out, changed
-    if isinstance(value, list):
-        items = [_mask(v, keys) for v in value]
-        return [v for v, _ in items], any(c for _, c in items)
-    return value, False
+def build_redactor(
+    *,
+    defaults: bool = True,
+    headers: Sequence[str] = (),
+    json_keys: Sequence[str] = (),
+    query: Sequence[str] = (),
+    secret_env: Sequence[str] = (),
+    secret_files: Sequence[str | Path] = (),
+    counts: Counts | None = None,
+) -> Redactor:
+    """The recorder's redaction engine; ConfigError (``option`` set) for a bad setting."""
+    secrets = load_secrets(env=secret_env, files=secret_files)
+    policy = Policy.build(
+        defaults=defaults,
+        headers=[str(h).strip() for h in headers],
+        json_keys=[str(k) for k in json_keys],
+        query=[str(q) for q in query],
+        secrets=secrets,
+    )
+    return Redactor(policy, counts=counts)
 
 
 # mitmproxy leaves these few functions unannotated; wrap them once instead of ignoring
@@ -200,8 +228,7 @@ class Recorder:
         self._trim = bool(trim_messages)
         self._on_failure = on_failure
         self._filter: flowfilter.TFilter | None = None
-        self._redact_headers = frozenset(h.lower().encode("ascii") for h in DEFAULT_REDACT_HEADERS)
-        self._redact_keys: frozenset[str] = frozenset()
+        self._redactor = Redactor(Policy.build(), counts=self.stats.redacted)
         self._live: dict[str, _Live] = {}
         self._idle = asyncio.Event()
         """Set while no recorded WebSocket is open."""
@@ -256,21 +283,56 @@ class Recorder:
             "connection.",
         )
         loader.add_option(
+            "wstape_default_redaction",
+            bool,
+            True,
+            "Redact the common secret names: the values of the headers "
+            + ", ".join(DEFAULT_HEADERS)
+            + " (case-insensitive; the names are kept), of the query parameters and JSON "
+            "keys (at any depth, also in JSON inside JSON strings) "
+            + ", ".join(DEFAULT_KEYS)
+            + ", and credentials among the offered subprotocols. Turn off to redact only "
+            "what the other wstape_redact_* and wstape_secret_* options name.",
+        )
+        loader.add_option(
             "wstape_redact_headers",
             Sequence[str],
-            list(DEFAULT_REDACT_HEADERS),
-            "Request and response headers (case-insensitive) whose values are written as "
-            "'<redacted>' in the cassette; the header names are kept. Setting this replaces "
-            "the default list (Authorization, Proxy-Authorization, Cookie, Set-Cookie).",
+            [],
+            "More request and response headers (case-insensitive, * matches any run, e.g. "
+            "X-*-Key) whose values are written as '<redacted>'; the header names are kept. "
+            "Sec-WebSocket-Protocol is redacted item by item, with the subprotocol fields "
+            "recorded from it.",
         )
         loader.add_option(
             "wstape_redact_json_keys",
             Sequence[str],
             [],
-            "Keys (case-insensitive, at any depth) whose values are written as '<redacted>' "
-            "in JSON text messages, e.g. token, password. A message is re-serialized "
-            "compactly only when something was masked; other messages are kept byte for "
-            "byte. What is relayed to the peers is never changed.",
+            "More JSON keys (case-insensitive, - and _ alike, at any depth) whose values are "
+            "written as '<redacted>' in text messages. Only the value changes; the rest of "
+            "the message keeps its bytes. What is relayed to the peers is never changed.",
+        )
+        loader.add_option(
+            "wstape_redact_query",
+            Sequence[str],
+            [],
+            "More query parameters whose values are written as '<redacted>' in the "
+            "request target (and in Referer/Origin/Location URLs).",
+        )
+        loader.add_option(
+            "wstape_secret_env",
+            Sequence[str],
+            [],
+            "Names of environment variables whose values must never be written: every "
+            "occurrence (headers, query, subprotocols, text and binary payloads, close "
+            "reasons) is redacted, and a note and the summary say so. Binary payloads are "
+            "overwritten in place with as many bytes.",
+        )
+        loader.add_option(
+            "wstape_secret_file",
+            Sequence[str],
+            [],
+            "Files with one secret value per line (line endings stripped, empty lines "
+            "skipped), treated like wstape_secret_env.",
         )
         loader.add_option(
             "wstape_trim_messages",
@@ -293,17 +355,20 @@ class Recorder:
                     raise _options_error(f"wstape_filter: {e}") from e
             else:
                 self._filter = None
-        if "wstape_redact_headers" in updated:
-            names = [str(n).strip() for n in opts.wstape_redact_headers]
-            bad = [n for n in names if not _HEADER_TOKEN.match(n)]
-            if bad:
-                raise _options_error(f"wstape_redact_headers: not a header name: {bad[0]!r}")
-            self._redact_headers = frozenset(n.lower().encode("ascii") for n in names)
-        if "wstape_redact_json_keys" in updated:
-            keys = [str(k) for k in opts.wstape_redact_json_keys]
-            if any(not k for k in keys):
-                raise _options_error("wstape_redact_json_keys: empty key")
-            self._redact_keys = frozenset(k.lower() for k in keys)
+        if updated & _REDACTION_OPTIONS:
+            try:
+                self._redactor = build_redactor(
+                    defaults=bool(opts.wstape_default_redaction),
+                    headers=list(opts.wstape_redact_headers),
+                    json_keys=list(opts.wstape_redact_json_keys),
+                    query=list(opts.wstape_redact_query),
+                    secret_env=list(opts.wstape_secret_env),
+                    secret_files=list(opts.wstape_secret_file),
+                    counts=self.stats.redacted,
+                )
+            except ConfigError as e:
+                name = _OPTION_NAMES.get(e.option or "", "wstape redaction")
+                raise _options_error(f"{name}: {e.message}") from None
         if "wstape_trim_messages" in updated:
             self._trim = (
                 self._trim_override
@@ -329,7 +394,7 @@ class Recorder:
             self._writer = None
             return
         try:
-            self._writer = CassetteWriter(path, mode=mode)
+            self._writer = private_writer(path, mode)
         except CassetteExists as e:
             raise _options_error(
                 f"wstape_cassette: {e}; set wstape_append=true to add to it or "
@@ -364,19 +429,26 @@ class Recorder:
         if writer is None or self._stopped or not self._wanted(flow):
             return
         conn = writer.new_conn_id()
-        if self._write(writer, self._open_record(flow, conn)):
+        notes: list[str] = []
+        record = self._open_record(flow, conn, notes)
+        if record is not None and self._write(writer, record):
             self.stats.refused += 1
+            for text in notes:
+                self._note(writer, text, conn, None)
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         writer = self._writer
         if writer is None or self._stopped or not self._wanted(flow):
             return
         conn = writer.new_conn_id()
-        record = self._open_record(flow, conn)
-        if self._write(writer, record):
+        notes: list[str] = []
+        record = self._open_record(flow, conn, notes)
+        if record is not None and self._write(writer, record):
             self._live[flow.id] = _Live(conn, record.started_at, writer)
             self._idle.clear()
             self.stats.open += 1
+            for text in notes:
+                self._note(writer, text, conn, 0.0)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         ws = flow.websocket
@@ -385,16 +457,14 @@ class Recorder:
         message = ws.messages[-1]
         live = self._live.get(flow.id)
         if live is not None:
-            payload = message.content
             is_text = message.is_text
-            if is_text and self._redact_keys:
-                payload = redact_json(payload, self._redact_keys)
+            notes: list[str] = []
             record = Message(
                 conn=live.conn,
                 t=max(0.0, message.timestamp - live.started_at),
                 side=Side.CLIENT if message.from_client else Side.SERVER,
                 opcode=Opcode.TEXT if is_text else Opcode.BINARY,
-                payload=payload,
+                payload=self._redact_payload(message.content, is_text, notes),
             )
             if self._write(live.writer, record):
                 size = len(message.content)
@@ -404,6 +474,8 @@ class Recorder:
                 else:
                     self.stats.messages_server += 1
                     self.stats.bytes_server += size
+                for text in notes:
+                    self._note(live.writer, text, live.conn, record.t)
             else:
                 _drop(message)
         elif self.failure is not None or (self._stopped and self._writer is not None):
@@ -426,17 +498,23 @@ class Recorder:
             by = None
         else:
             by = Side.CLIENT if ws.closed_by_client else Side.SERVER
-        self._write(
-            live.writer,
-            Close(
-                conn=live.conn,
-                t=max(0.0, end - live.started_at),
-                by=by,
-                code=code,
-                reason=ws.close_reason or "",
-                on_wire=code is not None and code not in NEVER_ON_WIRE,
-            ),
+        close = Close(
+            conn=live.conn,
+            t=max(0.0, end - live.started_at),
+            by=by,
+            code=code,
+            reason=ws.close_reason or "",
+            on_wire=code is not None and code not in NEVER_ON_WIRE,
         )
+        notes: list[str] = []
+        try:
+            redacted, notes = self._redactor.record(close)
+        except Exception as e:  # a wstape bug: write no reason rather than a secret
+            logger.error(f"wstape: redaction failed ({type(e).__name__}: {e})")
+            redacted, notes = replace(close, reason=MARKER), []
+        if self._write(live.writer, redacted):
+            for text in notes:
+                self._note(live.writer, text, live.conn, close.t)
 
     def error(self, flow: http.HTTPFlow) -> None:
         """An upgrade that failed before the server answered: say so, record nothing."""
@@ -507,13 +585,30 @@ class Recorder:
     def _wanted(self, flow: http.HTTPFlow) -> bool:
         return self._filter is None or bool(self._filter(flow))
 
-    def _open_record(self, flow: http.HTTPFlow, conn: int) -> Open:
+    def _open_record(self, flow: http.HTTPFlow, conn: int, notes: list[str]) -> Open | None:
+        """The redacted ``open``; None (and the flow killed) when redaction failed."""
         opened = open_from_flow(flow, conn)
-        return replace(
-            opened,
-            request_headers=redact_headers(opened.request_headers, self._redact_headers),
-            response_headers=redact_headers(opened.response_headers, self._redact_headers),
-        )
+        try:
+            return self._redactor.open(opened, notes)
+        except Exception as e:  # a wstape bug: refuse the connection rather than leak
+            logger.error(
+                f"wstape: redaction of the upgrade to {flow.request.pretty_url} failed "
+                f"({type(e).__name__}: {e}); the connection is refused, nothing recorded"
+            )
+            _kill(flow)
+            return None
+
+    def _redact_payload(self, payload: bytes, text: bool, notes: list[str]) -> bytes:
+        try:
+            return self._redactor.payload(payload, text, notes)
+        except Exception as e:  # a wstape bug: write the marker, never the secret
+            logger.error(
+                f"wstape: redaction failed ({type(e).__name__}: {e}); the message is "
+                "recorded as <redacted>"
+            )
+            self.stats.redacted.withheld += 1
+            notes.append(FAILED_NOTE.format(error=type(e).__name__))
+            return MARKER_BYTES
 
     def _write(self, writer: CassetteWriter, record: Record) -> bool:
         if self.failure is not None:
@@ -525,7 +620,7 @@ class Recorder:
             return False
         return True
 
-    def _note(self, writer: CassetteWriter, text: str, conn: int, t: float) -> None:
+    def _note(self, writer: CassetteWriter, text: str, conn: int, t: float | None) -> None:
         if self.failure is not None:
             return
         try:

@@ -36,7 +36,7 @@ from mitmproxy.proxy import mode_specs
 from mitmproxy.utils import asyncio_utils
 
 from wstape.addons.proxy import bare_master, cancel_connections, format_hostport, listen_error
-from wstape.addons.recorder import DEFAULT_REDACT_HEADERS, Recorder, RecorderStats
+from wstape.addons.recorder import Recorder, RecorderStats, build_redactor, private_writer
 from wstape.cassettes import (
     CassetteError,
     CassetteExists,
@@ -44,7 +44,7 @@ from wstape.cassettes import (
     CassetteWriter,
     WriteMode,
 )
-from wstape.core.errors import WstapeError
+from wstape.core.errors import ConfigError, WstapeError
 
 STOP_NOTE = "recording stopped (wstape record shut down) while the connection was open"
 DRAIN_TIMEOUT = 3.0
@@ -84,8 +84,17 @@ class RecordConfig:
     idle_timeout: int | None = None
     """Seconds without traffic before mitmproxy cuts a connection; None: its 600."""
     filter: str | None = None
-    redact_headers: Sequence[str] = DEFAULT_REDACT_HEADERS
+    default_redaction: bool = True
+    """Redact the common secret names (:mod:`wstape.core.redaction`); False: only the
+    names and values below."""
+    redact_headers: Sequence[str] = ()
+    """Headers redacted on top of the defaults."""
     redact_json_keys: Sequence[str] = ()
+    redact_query: Sequence[str] = ()
+    secret_env: Sequence[str] = ()
+    """Environment variables whose values are never written."""
+    secret_files: Sequence[Path] = ()
+    """Files of values (one a line) never written."""
     ready_file: Path | None = None
     """Written with the listening port (and a newline) once the proxy accepts connections."""
 
@@ -99,6 +108,49 @@ class RecordResult:
     """Connections still open at the stop, ended with ``Close(by=None)``."""
     failure: CassetteWriteError | None = None
     duration: float = 0.0
+
+
+_REDACTION_FLAGS = {
+    "header": "--redact-header",
+    "json_key": "--redact-json-key",
+    "query": "--redact-query",
+    "secret_env": "--secret-env",
+    "secret_file": "--secret-file",
+    "secret": "--secret-env/--secret-file",
+}
+"""The ``wstape record`` flag of each redaction option, for error messages."""
+
+
+def _redaction(config: RecordConfig) -> dict[str, Any]:
+    return {
+        "defaults": config.default_redaction,
+        "headers": list(config.redact_headers),
+        "json_keys": list(config.redact_json_keys),
+        "query": list(config.redact_query),
+        "secret_env": list(config.secret_env),
+        "secret_files": [str(f) for f in config.secret_files],
+    }
+
+
+def render_redaction(stats: RecorderStats) -> str:
+    """``; redacted 3 values (headers 2, JSON keys 1)`` for the summary line ("" if none);
+    the kinds are named as ``wstape redact`` names them."""
+    counts = stats.redacted
+    if not counts.total:
+        return ""
+    parts = [
+        f"{what} {n}"
+        for what, n in (
+            ("headers", counts.headers),
+            ("subprotocols", counts.subprotocols),
+            ("query", counts.query),
+            ("JSON keys", counts.json_keys),
+            ("secret values", counts.secrets),
+            ("payloads withheld", counts.withheld),
+        )
+        if n
+    ]
+    return f"; redacted {counts.total} value{'s' if counts.total != 1 else ''} ({', '.join(parts)})"
 
 
 def normalize_mode(mode: str) -> str:
@@ -264,7 +316,7 @@ def _open_writer(config: RecordConfig) -> tuple[CassetteWriter, bool]:
     """The cassette writer, and whether this run created the file."""
     existed = config.output.exists() and config.output.stat().st_size > 0
     try:
-        writer = CassetteWriter(config.output, mode=config.write)
+        writer = private_writer(config.output, config.write)
     except CassetteExists as e:
         raise RecordExists(str(e)) from None
     except CassetteError as e:
@@ -340,6 +392,11 @@ async def record(
         raise RecordUsageError(str(e)) from None
     if config.idle_timeout is not None and config.idle_timeout < 1:
         raise RecordUsageError("--idle-timeout must be at least 1 second")
+    try:  # the recorder builds it again from the options: this reports a bad one first
+        build_redactor(**_redaction(config))
+    except ConfigError as e:
+        flag = _REDACTION_FLAGS.get(e.option or "")
+        raise RecordUsageError(f"{flag}: {e.message}" if flag else e.message) from None
 
     writer, created = _open_writer(config)
     started = False
@@ -388,8 +445,12 @@ async def _record(
         "ssl_insecure": config.ssl_insecure,
         "wstape_cassette": str(config.output),
         "wstape_filter": config.filter or None,
+        "wstape_default_redaction": config.default_redaction,
         "wstape_redact_headers": list(config.redact_headers),
         "wstape_redact_json_keys": list(config.redact_json_keys),
+        "wstape_redact_query": list(config.redact_query),
+        "wstape_secret_env": list(config.secret_env),
+        "wstape_secret_file": [str(f) for f in config.secret_files],
         "wstape_trim_messages": True,
     }
     if config.confdir:
@@ -482,6 +543,7 @@ async def _record(
     line.print(
         f"wstape: recorded {total} connection{'s' if total != 1 else ''}{refused}{still}; "
         f"{stats.messages} messages, {human_bytes(stats.bytes)} to {config.output}"
+        f"{render_redaction(stats)}"
     )
     return result
 

@@ -28,7 +28,17 @@ from wstape.tools.edit import (
     repair_cassette,
     same_file,
 )
-from wstape.tools.redact import RedactError, RedactRules, redact_cassette
+from wstape.tools.redact import RedactError, build_rules, redact_cassette
+
+_REDACT_FLAGS = {
+    "header": "--header",
+    "json_key": "--json-key",
+    "query": "--query",
+    "pattern": "--pattern",
+    "secret_env": "--secret-env",
+    "secret_file": "--secret-file",
+    "secret": "--secret-env/--secret-file",
+}
 
 
 def redact(
@@ -39,14 +49,17 @@ def redact(
     ] = None,
     header: Annotated[
         list[str] | None,
-        typer.Option("--header", help="Replace this header's values (repeatable)."),
+        typer.Option(
+            "--header",
+            help="Also replace this header's values (repeatable; * matches any run).",
+        ),
     ] = None,
     json_key: Annotated[
         list[str] | None,
         typer.Option(
             "--json-key",
-            help="Replace this key's values at any depth in JSON text messages "
-            "(case-insensitive, repeatable).",
+            help="Also replace this key's values at any depth in JSON text messages "
+            "(case-insensitive, - and _ alike, repeatable).",
         ),
     ] = None,
     pattern: Annotated[
@@ -54,12 +67,36 @@ def redact(
         typer.Option(
             "--pattern",
             help="Replace matches of this regular expression in text messages, the request "
-            "target, header values, close reasons, notes (repeatable).",
+            "target, header values, subprotocols, close reasons, notes (repeatable).",
         ),
     ] = None,
     query: Annotated[
         list[str] | None,
-        typer.Option("--query", help="Replace this query parameter's value (repeatable)."),
+        typer.Option("--query", help="Also replace this query parameter's value (repeatable)."),
+    ] = None,
+    no_default_redaction: Annotated[
+        bool,
+        typer.Option(
+            "--no-default-redaction",
+            help="Do not replace the common secret names; only what the other options name.",
+        ),
+    ] = False,
+    secret_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret-env",
+            metavar="NAME",
+            help="Replace the value of this environment variable wherever it appears, "
+            "binary payloads included (repeatable).",
+        ),
+    ] = None,
+    secret_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--secret-file",
+            metavar="FILE",
+            help="Like --secret-env, for each line of FILE (repeatable).",
+        ),
     ] = None,
     in_place: Annotated[
         bool, typer.Option("--in-place", help="Rewrite the input cassette itself.")
@@ -69,24 +106,37 @@ def redact(
     """Rewrite a cassette with secrets replaced by <redacted>, and report how many values
     were replaced.
 
-    Header values by name; JSON values by key in text messages (only the value changes,
-    the rest of the message keeps its bytes); regular expression matches in any text
-    (binary messages are never changed). Refuses to overwrite its input unless --in-place.
+    The same engine and defaults as wstape record: the values of the common secret
+    headers, query parameters and JSON keys (see wstape record --help) and credentials
+    among the offered subprotocols, unless --no-default-redaction; header values by name;
+    JSON values by key in text messages (only the value changes, the rest of the message
+    keeps its bytes; a message that may hold such a key but cannot be parsed becomes
+    <redacted>, with a note); regular expression matches in any text; and --secret-env /
+    --secret-file values everywhere, binary payloads included (overwritten in place with
+    as many bytes). Refuses to overwrite its input unless --in-place.
 
-    --json prints {"input", "output", "replaced": {"headers", "json_keys", "patterns",
-    "query"}, "total", "records", "changed_records"}.
+    --json prints {"input", "output", "replaced": {"headers", "subprotocols", "query",
+    "json_keys", "patterns", "secrets", "withheld"}, "total", "records",
+    "changed_records"}.
     """
     try:
-        rules = RedactRules.build(
+        rules = build_rules(
+            defaults=not no_default_redaction,
             headers=header or (),
             json_keys=json_key or (),
             patterns=pattern or (),
             query=query or (),
+            secret_env=secret_env or (),
+            secret_files=secret_file or (),
         )
     except RedactError as e:
-        fail(str(e), ExitCode.USAGE)
+        flag = _REDACT_FLAGS.get(e.option or "")
+        fail(f"{flag}: {e.message}" if flag else e.message, ExitCode.USAGE)
     if rules.empty:
-        fail("nothing to redact: give --header, --json-key, --pattern or --query")
+        fail(
+            "nothing to redact: --no-default-redaction without --header, --json-key, "
+            "--pattern, --query, --secret-env or --secret-file"
+        )
     if in_place:
         if output is not None and not same_file(cassette, output):
             fail("--in-place rewrites the input; do not give a different --output")
@@ -108,8 +158,10 @@ def redact(
     where = ", ".join(f"{k} {v}" for k, v in sorted(counts.by_location.items()))
     print(
         f"redacted {counts.total} values in {counts.changed_records} of {counts.records} "
-        f"records → {output} (headers {counts.headers}, JSON keys {counts.json_keys}, "
-        f"patterns {counts.patterns}{' in ' + where if where else ''}, query {counts.query})"
+        f"records → {output} (headers {counts.headers}, subprotocols {counts.subprotocols}, "
+        f"query {counts.query}, JSON keys {counts.json_keys}, "
+        f"patterns {counts.patterns}{' in ' + where if where else ''}, "
+        f"secret values {counts.secrets}, payloads withheld {counts.withheld})"
     )
 
 

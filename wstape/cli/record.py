@@ -9,6 +9,7 @@ import typer
 
 from wstape.cassettes import WriteMode
 from wstape.cli.common import ExitCode, check_writable, error, fail
+from wstape.core.redaction import DEFAULT_HEADERS, DEFAULT_KEYS
 
 _RECORD_HELP = """Record WebSocket traffic through an in-process mitmproxy into a cassette.
 
@@ -33,11 +34,19 @@ Modes (--mode):
   transparent        traffic redirected by the kernel: needs root and
                      iptables rules, see docs/recording.md
 
+Redaction (only the cassette is redacted; the peers get the traffic unchanged): by
+default the values of the headers {headers}, of the query parameters and JSON keys
+{keys} (case-insensitive, - and _ alike; JSON keys at any depth, also in JSON inside JSON
+strings), and credentials among the offered subprotocols are written as <redacted>. A
+message that may hold such a key but cannot be parsed is written as <redacted>, with a
+note. Binary payloads are only touched by --secret-env/--secret-file. The cassette is
+created with mode 0600. See docs/recording.md.
+
 Exit codes: 0 stopped normally; 2 usage error (bad option, existing output without
 --append/--overwrite, port in use); 3 the cassette could not be written while recording
 (disk full, file removed: recording stops at once rather than let traffic through
 unrecorded) or, with --append, the existing cassette is unreadable or newer.
-"""
+""".format(headers=", ".join(DEFAULT_HEADERS), keys=", ".join(DEFAULT_KEYS))
 
 
 def record(
@@ -104,8 +113,8 @@ def record(
         list[str] | None,
         typer.Option(
             "--redact-header",
-            help="Also redact this header's value (repeatable; Authorization, "
-            "Proxy-Authorization, Cookie and Set-Cookie always are).",
+            help="Also redact this header's value (repeatable; case-insensitive, * matches "
+            "any run, e.g. 'X-*-Key').",
             show_default=False,
         ),
     ] = None,
@@ -113,7 +122,43 @@ def record(
         list[str] | None,
         typer.Option(
             "--redact-json-key",
-            help="Mask this key's value, at any depth, in JSON text messages (repeatable).",
+            help="Also mask this key's value, at any depth, in JSON text messages "
+            "(repeatable; case-insensitive, - and _ alike).",
+            show_default=False,
+        ),
+    ] = None,
+    redact_query: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--redact-query",
+            help="Also redact this query parameter's value in the URL (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    no_default_redaction: Annotated[
+        bool,
+        typer.Option(
+            "--no-default-redaction",
+            help="Do not redact the common secret names (see above); only what "
+            "--redact-* and --secret-* name.",
+        ),
+    ] = False,
+    secret_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret-env",
+            metavar="NAME",
+            help="The value of this environment variable must never be written: it is "
+            "redacted wherever it appears, binary payloads included (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    secret_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--secret-file",
+            metavar="FILE",
+            help="Like --secret-env, for each line of FILE (repeatable).",
             show_default=False,
         ),
     ] = None,
@@ -136,7 +181,6 @@ def record(
 
     # Imported here: mitmproxy takes a moment to import, and other commands do not need it.
     from wstape.addons import runner
-    from wstape.addons.recorder import DEFAULT_REDACT_HEADERS
 
     try:
         mode = runner.normalize_mode(mode)
@@ -144,11 +188,6 @@ def record(
             runner.validate_filter(filter_)
     except ValueError as e:
         fail(str(e))
-    extra_headers = [
-        h
-        for h in (redact_header or [])
-        if h.lower() not in {d.lower() for d in DEFAULT_REDACT_HEADERS}
-    ]
     config = runner.RecordConfig(
         output=output,
         mode=mode,
@@ -159,8 +198,12 @@ def record(
         ssl_insecure=ssl_insecure,
         idle_timeout=idle_timeout,
         filter=filter_,
-        redact_headers=[*DEFAULT_REDACT_HEADERS, *extra_headers],
+        default_redaction=not no_default_redaction,
+        redact_headers=list(redact_header or []),
         redact_json_keys=list(redact_json_key or []),
+        redact_query=list(redact_query or []),
+        secret_env=list(secret_env or []),
+        secret_files=list(secret_file or []),
         ready_file=ready_file,
     )
     try:
@@ -186,7 +229,8 @@ def addon_path() -> None:
 
     mitmproxy must run in the Python environment where wstape is installed. Options:
     wstape_cassette, wstape_append, wstape_overwrite, wstape_filter,
-    wstape_redact_headers, wstape_redact_json_keys, wstape_trim_messages (off by default
+    wstape_default_redaction, wstape_redact_headers, wstape_redact_json_keys,
+    wstape_redact_query, wstape_secret_env, wstape_secret_file, wstape_trim_messages (off by default
     inside your own mitmproxy; turn it on for long connections). Give it first among your
     -s scripts, so it records messages before other addons modify them. See
     docs/recording.md.

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 
 from wstape.core.model import Headers, Open, TlsInfo
+from wstape.core.redaction import choose_redacted, is_redacted
 from wstape.core.rules import RuleConfig, Severity, Violation, accept_key, check_request
 from wstape.core.rules.helpers import header_items, header_values
 
@@ -269,9 +270,15 @@ def _refusal(rule: str, req: Open) -> Response:
 
 
 def chosen_subprotocol(req: Open, recorded: Open) -> str | None:
-    """The recorded subprotocol, if the live client offered it (§4.2.2 /subprotocol/)."""
+    """The recorded subprotocol, if the live client offered it (§4.2.2 /subprotocol/).
+
+    A recorded choice that was redacted (a token the server echoed, recorded as
+    ``<redacted>``) stands for the live offer it fits, preferably at the same position.
+    """
     if recorded.subprotocol and recorded.subprotocol in req.subprotocols:
         return recorded.subprotocol
+    if recorded.subprotocol and is_redacted(recorded.subprotocol):
+        return choose_redacted(recorded.subprotocol, req.subprotocols, recorded.subprotocols)
     return None
 
 

@@ -7,6 +7,9 @@ REPLAY-MESSAGE-MISMATCH says *what* differs, not just that something does.
 - ``exact``: same opcode, same bytes.
 - ``json``: same opcode, both payloads parse as JSON and are equal once the ignored paths
   are dropped; if either payload is not JSON, ``exact`` decides.
+
+A value redacted in the recording (``<redacted>``, see :mod:`wstape.core.redaction`)
+matches whatever the client sends in its place, under ``exact`` and ``json``.
 - ``type``: same opcode, any payload.
 - ``any``: always matches.
 
@@ -25,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wstape.core.model import Message, Opcode
+from wstape.core.redaction import MARKER, matches_redacted
 
 MAX_DIFF_LINES = 20
 """Differences listed per diff before the rest is summarised as "... and N more"."""
@@ -143,8 +147,11 @@ def _binary_diff(expected: bytes, actual: bytes) -> str:
 def match_exact(
     expected: Message, opcode: Opcode, payload: bytes, ignore_paths: Sequence[str] = ()
 ) -> MatchResult:
-    """Same opcode and byte-identical payload."""
-    if expected.opcode is opcode and expected.payload == payload:
+    """Same opcode and byte-identical payload; where the recording was redacted
+    (``<redacted>``), any bytes match."""
+    if expected.opcode is opcode and (
+        expected.payload == payload or matches_redacted(expected.payload, payload)
+    ):
         return MatchResult(True)
     lines = _opcode_line(expected.opcode, opcode)
     body = payload_diff(expected.payload, payload, text=expected.opcode is Opcode.TEXT)
@@ -311,8 +318,8 @@ def _compare(
     patterns: list[tuple[Segment, ...]],
     out: list[str],
 ) -> None:
-    if _ignored(path, patterns):
-        return
+    if _ignored(path, patterns) or old == MARKER:
+        return  # a value redacted in the recording matches whatever the client sends
     if isinstance(old, dict) and isinstance(new, dict):
         keys = list(old) + [k for k in new if k not in old]
         for key in keys:

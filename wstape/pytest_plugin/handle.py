@@ -167,6 +167,12 @@ class WstapeServer:
             listen_port=0,
             write=RECORD_WRITE_MODES[s.record_mode],
             confdir=str(self.confdir),
+            default_redaction=s.redaction.default_redaction,
+            redact_headers=s.redaction.redact_headers,
+            redact_json_keys=s.redaction.redact_json_keys,
+            redact_query=s.redaction.redact_query,
+            secret_env=s.redaction.secret_env,
+            secret_files=s.redaction.secret_files,
         )
         listening: concurrent.futures.Future[Recording] = concurrent.futures.Future()
         stop = asyncio.Event()

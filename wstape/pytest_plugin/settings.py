@@ -1,7 +1,9 @@
 """What ``@pytest.mark.wstape(...)`` and the ``--wstape-*`` options ask for one test.
 
 The marker takes the plugin's own arguments (the cassette, the record mode, the upstream,
-``allow_unplayed``, ``tls``/``hostnames``) and, under the same names as the library,
+``allow_unplayed``, ``tls``/``hostnames``, the redaction of a recording run:
+``redact_headers``, ``redact_json_keys``, ``redact_query``, ``default_redaction``,
+``secret_env``, ``secret_files``) and, under the same names as the library,
 every replay option (:meth:`wstape.replay.ReplayOptions.build`): the library validates
 them, the plugin only words the error for the marker.
 """
@@ -17,15 +19,29 @@ import pytest
 
 from wstape.core.errors import ConfigError, WstapeError
 from wstape.core.options import field_names
+from wstape.core.redaction import Policy
 from wstape.core.replay.options import PlayOptions
 from wstape.core.rules import RuleConfig
 from wstape.replay.server import ReplayOptions
+from wstape.tools.redact import load_secrets
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 """As in VCR.py: never record, record a missing cassette, append a new session, re-record."""
 
-PLUGIN_KWARGS = frozenset(
-    {"cassette", "record_mode", "upstream", "allow_unplayed", "tls", "hostnames"}
+REDACTION_KWARGS = frozenset(
+    {
+        "default_redaction",
+        "redact_headers",
+        "redact_json_keys",
+        "redact_query",
+        "secret_env",
+        "secret_files",
+    }
+)
+"""What a recording run redacts (:class:`Redaction`); a replay run ignores them."""
+PLUGIN_KWARGS = (
+    frozenset({"cassette", "record_mode", "upstream", "allow_unplayed", "tls", "hostnames"})
+    | REDACTION_KWARGS
 )
 ALIASES = {"heartbeat": "heartbeats", "ignore_query_param": "ignore_query_params"}
 """Singular marker names, as the CLI flags read (``heartbeat=`` for ``--heartbeat``)."""
@@ -43,6 +59,66 @@ class WstapeUsageError(WstapeError):
 
 
 @dataclass(frozen=True)
+class Redaction:
+    """The marker's redaction arguments, as :class:`~wstape.addons.runner.RecordConfig`
+    takes them (on top of the defaults unless ``default_redaction=False``)."""
+
+    default_redaction: bool = True
+    redact_headers: tuple[str, ...] = ()
+    redact_json_keys: tuple[str, ...] = ()
+    redact_query: tuple[str, ...] = ()
+    secret_env: tuple[str, ...] = ()
+    secret_files: tuple[Path, ...] = ()
+
+
+_POLICY_ARGS = {
+    "header": "redact_headers",
+    "json_key": "redact_json_keys",
+    "query": "redact_query",
+    "secret_env": "secret_env",
+    "secret_file": "secret_files",
+    "secret": "secret_env/secret_files",
+}
+
+
+def _redaction(kwargs: dict[str, Any], base: Path, recording: bool) -> Redaction:
+    """Pop and check the redaction arguments; secret sources only when recording (a
+    replay run need not have the secrets)."""
+    default = kwargs.pop("default_redaction", True)
+    if not isinstance(default, bool):
+        raise WstapeUsageError(f"default_redaction= takes True or False, not {default!r}")
+    lists = {
+        name: _seq(name, kwargs.pop(name)) if name in kwargs else ()
+        for name in ("redact_headers", "redact_json_keys", "redact_query", "secret_env")
+    }
+    files = _seq("secret_files", kwargs.pop("secret_files")) if "secret_files" in kwargs else ()
+    redaction = Redaction(
+        default_redaction=default,
+        redact_headers=lists["redact_headers"],
+        redact_json_keys=lists["redact_json_keys"],
+        redact_query=lists["redact_query"],
+        secret_env=lists["secret_env"],
+        secret_files=tuple(p if Path(p).is_absolute() else base / p for p in map(Path, files)),
+    )
+    try:
+        Policy.build(
+            defaults=redaction.default_redaction,
+            headers=redaction.redact_headers,
+            json_keys=redaction.redact_json_keys,
+            query=redaction.redact_query,
+            secrets=(
+                load_secrets(env=redaction.secret_env, files=redaction.secret_files)
+                if recording
+                else ()
+            ),
+        )
+    except ConfigError as e:
+        arg = _POLICY_ARGS.get(e.option or "", "redaction")
+        raise WstapeUsageError(f"@pytest.mark.wstape: {arg}=: {e.message}") from None
+    return redaction
+
+
+@dataclass(frozen=True)
 class Settings:
     """The merged ``wstape`` markers and command-line options of one test."""
 
@@ -54,6 +130,8 @@ class Settings:
     hostnames: tuple[str, ...] = ()
     options: ReplayOptions = field(default_factory=ReplayOptions)
     """Rules and play options (host, port and TLS are the fixture's)."""
+    redaction: Redaction = field(default_factory=Redaction)
+    """What a recording run keeps out of the cassette."""
 
     @property
     def records(self) -> bool:
@@ -126,6 +204,8 @@ def settings_for(item: pytest.Item) -> Settings:
     allow_unplayed = bool(kwargs.pop("allow_unplayed", False))
     tls = bool(kwargs.pop("tls", False))
     hostnames = _seq("hostnames", kwargs.pop("hostnames")) if "hostnames" in kwargs else ()
+    recording = Settings(cassette=path, record_mode=record_mode).records
+    redaction = _redaction(kwargs, item.path.parent, recording)
     kwargs.setdefault("speed", DEFAULT_SPEED)
     kwargs.setdefault("allow_partial", allow_unplayed)
     try:
@@ -140,12 +220,15 @@ def settings_for(item: pytest.Item) -> Settings:
         tls=tls,
         hostnames=hostnames,
         options=options,
+        redaction=redaction,
     )
 
 
 __all__ = [
     "MARKER_KWARGS",
     "RECORD_MODES",
+    "REDACTION_KWARGS",
+    "Redaction",
     "Settings",
     "WstapeUsageError",
     "default_cassette",

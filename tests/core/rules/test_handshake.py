@@ -473,6 +473,21 @@ def test_subprotocol_change_is_a_warning_in_every_profile(cfg: RuleConfig) -> No
     assert v.expected == ["chat.v1"] and v.actual == ["chat.v2"]
 
 
+def test_a_redacted_recorded_offer_fits_any_live_token() -> None:
+    recorded = make_open(set_headers={"Sec-WebSocket-Protocol": "access_token, <redacted>"})
+    live = make_open(set_headers={"Sec-WebSocket-Protocol": "access_token, eyJhbGciOi.x.y"})
+    assert check_subprotocol_change(live, recorded, RFC) == []
+    fewer = make_open(set_headers={"Sec-WebSocket-Protocol": "access_token"})
+    (v,) = check_subprotocol_change(fewer, recorded, RFC)
+    assert v.rule == "WX-HS-SUBPROTOCOL-CHANGED"
+
+
+def test_redacted_offers_are_not_syntax_errors() -> None:
+    """A cassette whose subprotocol tokens were redacted still passes ``wstape check``."""
+    op = make_open(set_headers={"Sec-WebSocket-Protocol": "<redacted>, <redacted>, chat.v1"})
+    assert "RFC-HS-SUBPROTOCOL-SYNTAX" not in {v.rule for v in check_request(op, RFC)}
+
+
 def test_extension_change_is_reported() -> None:
     live = make_open(add_headers=[("Sec-WebSocket-Extensions", "permessage-deflate")])
     (v,) = check_subprotocol_change(live, make_open(), RFC)

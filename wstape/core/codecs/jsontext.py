@@ -8,14 +8,15 @@ It accepts what :func:`json.loads` accepts (including ``NaN`` and ``Infinity``) 
 :class:`ValueError` for anything else.
 
 :func:`replace` uses it to put new values at some paths while keeping every other byte
-(whitespace, key order, escapes) as it was.
+(whitespace, key order, escapes) as it was. :func:`keyed` finds values by their key at
+any depth instead of by path (what redaction needs), in the same single pass.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from wstape.core.codecs.base import Path
@@ -25,6 +26,14 @@ Span = tuple[Path, int, int]
 _STRING = re.compile(r'"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"')
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _LITERALS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
+
+
+class ScanError(ValueError):
+    """Not JSON: ``pos`` is where the scanner gave up (a caller may resume after it)."""
+
+    def __init__(self, message: str, pos: int) -> None:
+        super().__init__(message)
+        self.pos = pos
 
 
 def _skip(text: str, pos: int, stop: int) -> int:
@@ -95,6 +104,65 @@ def _child(node: _Trie | None, step: str | int) -> _Trie | None:
     return None if node is None else node.get(step)
 
 
+KEY: Path = ("key",)
+"""What :func:`keyed` yields for a value under a wanted key."""
+STRING: Path = ("string",)
+"""What :func:`keyed` yields for a string value (with ``strings=True``)."""
+ROOT: Path = ("root",)
+"""What :func:`keyed` yields last for the whole value (with ``whole=False``)."""
+_STRINGS = object()
+"""Trie entry: yield the string scalars right under this node, as this path."""
+
+
+class _Keyed(dict[object, Any]):
+    """A trie node computed on the fly: every value whose object key ``wanted`` accepts is
+    a hit (:data:`KEY`), and nothing inside a hit is looked at again. Other nodes may ask
+    for string scalars (:data:`STRING`)."""
+
+    def __init__(self, wanted: Callable[[str], bool], strings: bool, *, root: bool) -> None:
+        super().__init__()
+        self.wanted = wanted
+        if strings:
+            self[_STRINGS] = STRING
+        if root:
+            self[_END] = ROOT
+        self.plain = self if not root else _Keyed(wanted, strings, root=False)
+
+    def get(self, step: object, default: Any = None) -> Any:
+        if isinstance(step, str) and self.wanted(step):
+            return _HIT
+        return self.plain
+
+
+_HIT: _Trie = {_END: KEY}
+"""A wanted key's value: yielded whole, with no children (nothing below it is looked at)."""
+
+
+def keyed(
+    text: str,
+    wanted: Callable[[str], bool],
+    start: int = 0,
+    end: int | None = None,
+    *,
+    whole: bool = True,
+    strings: bool = False,
+) -> Iterator[Span]:
+    """The spans of the values of object keys that ``wanted`` accepts, at any depth, as
+    ``(KEY, start, end)``; a value inside such a value is not listed again.
+
+    With ``strings``, every other string value (not a key) is listed too, as
+    ``(STRING, start, end)``: a string that holds JSON of its own can then be looked
+    into. With ``whole=False`` the value starting at ``start`` may be followed by other
+    text and is listed last as ``(ROOT, start, end)``, so the caller learns where it ends.
+    Spans come in text order. Raises :class:`ScanError` (a :class:`ValueError` telling
+    where the scan stopped) for text that is not JSON; iterative, so any depth of
+    nesting works.
+    """
+    node = _Keyed(wanted, strings, root=not whole)
+    stop = len(text) if end is None else end
+    return _scan(text, start, stop, whole=whole, trie=node)
+
+
 def _scan(
     text: str, pos: int, stop: int, *, whole: bool, trie: _Trie | None = None
 ) -> Iterator[Span]:
@@ -109,7 +177,7 @@ def _scan(
     while True:
         # -- one value starts at pos
         if pos >= stop:
-            raise ValueError(f"JSON value expected at {pos}")
+            raise ScanError(f"JSON value expected at {pos}", pos)
         ch = text[pos]
         if ch == "{" or ch == "[":
             frame = _Frame(ch == "{", pos, node)
@@ -134,6 +202,8 @@ def _scan(
                 yield (tuple(path), pos, scalar_end)
             elif node is not None and _END in node:
                 yield (node[_END], pos, scalar_end)
+            elif node is not None and ch == '"' and _STRINGS in node:
+                yield (node[_STRINGS], pos, scalar_end)
             pos = scalar_end
         # -- after a value: a separator, a closing bracket, or the end
         while True:
@@ -141,11 +211,11 @@ def _scan(
                 if whole:
                     pos = _skip(text, pos, stop)
                     if pos != stop:
-                        raise ValueError(f"extra data after JSON value at {pos}")
+                        raise ScanError(f"extra data after JSON value at {pos}", pos)
                 return
             pos = _skip(text, pos, stop)
             if pos >= stop:
-                raise ValueError("unterminated JSON container")
+                raise ScanError("unterminated JSON container", pos)
             frame = stack[-1]
             ch = text[pos]
             if ch == ",":
@@ -168,19 +238,19 @@ def _scan(
                 elif frame.node is not None and _END in frame.node:
                     yield (frame.node[_END], frame.start, pos)
                 continue
-            raise ValueError(f"',' or a closing bracket expected at {pos}")
+            raise ScanError(f"',' or a closing bracket expected at {pos}", pos)
 
 
 def _key(text: str, pos: int, stop: int, path: list[str | int]) -> int:
     """Read ``"key" :`` at ``pos``, push the key, and return where its value starts."""
     found = _STRING.match(text, pos, stop)
     if found is None:
-        raise ValueError(f"object key expected at {pos}")
+        raise ScanError(f"object key expected at {pos}", pos)
     raw = found.group()
     path.append(json.loads(raw) if "\\" in raw else raw[1:-1])
     pos = _skip(text, found.end(), stop)
     if pos >= stop or text[pos] != ":":
-        raise ValueError(f"':' expected at {pos}")
+        raise ScanError(f"':' expected at {pos}", pos)
     return _skip(text, pos + 1, stop)
 
 
@@ -189,14 +259,14 @@ def _scalar_end(text: str, pos: int, stop: int) -> int:
     if ch == '"':
         found = _STRING.match(text, pos, stop)
         if found is None:
-            raise ValueError(f"bad JSON string at {pos}")
+            raise ScanError(f"bad JSON string at {pos}", pos)
         return found.end()
     for literal in _LITERALS:
         if text.startswith(literal, pos, stop):
             return pos + len(literal)
     number = _NUMBER.match(text, pos, stop)
     if number is None:
-        raise ValueError(f"JSON value expected at {pos}")
+        raise ScanError(f"JSON value expected at {pos}", pos)
     return number.end()
 
 
@@ -252,4 +322,18 @@ def replace(text: str, replacements: Mapping[Path, object]) -> str:
     return apply_edits(text, edits(text, replacements))
 
 
-__all__ = ["Span", "apply_edits", "edits", "encode_scalar", "find", "replace", "spans", "value_end"]
+__all__ = [
+    "KEY",
+    "ROOT",
+    "STRING",
+    "ScanError",
+    "Span",
+    "apply_edits",
+    "edits",
+    "encode_scalar",
+    "find",
+    "keyed",
+    "replace",
+    "spans",
+    "value_end",
+]

@@ -15,6 +15,7 @@ import re
 
 from wstape.core.closecodes import SENDABLE_RANGES_TEXT, CloseCode, describe, is_sendable
 from wstape.core.model import Open
+from wstape.core.redaction import is_redacted, matches_redacted
 from wstape.core.rules.catalogue import WX_APPID, Profile, RuleConfig, Severity, Violation
 from wstape.core.rules.helpers import Report, header_items, header_tokens, header_values, preview
 
@@ -282,6 +283,8 @@ def _check_subprotocol_syntax(report: Report, values: list[str]) -> None:
                     expected="token",
                     actual=value,
                 )
+            elif is_redacted(item):
+                pass  # a recorded offer whose token was redacted: nothing left to judge
             elif not _TOKEN.fullmatch(item):
                 report.add(
                     "RFC-HS-SUBPROTOCOL-SYNTAX",
@@ -434,7 +437,7 @@ def check_subprotocol_change(req: Open, recorded: Open, cfg: RuleConfig) -> list
         ("subprotocols", offered_subprotocols(req), offered_subprotocols(recorded)),
         ("extensions", offered_extensions(req), offered_extensions(recorded)),
     ):
-        if live != then:
+        if not _same_offers(live, then):
             report.add(
                 "WX-HS-SUBPROTOCOL-CHANGED",
                 Severity.WARN,
@@ -443,6 +446,13 @@ def check_subprotocol_change(req: Open, recorded: Open, cfg: RuleConfig) -> list
                 actual=list(live),
             )
     return report.items
+
+
+def _same_offers(live: tuple[str, ...], recorded: tuple[str, ...]) -> bool:
+    """Equal offers, a redacted recorded item (``<redacted>``) fitting any live one."""
+    return len(live) == len(recorded) and all(
+        matches_redacted(then, now) for now, then in zip(live, recorded, strict=True)
+    )
 
 
 def _listing(items: tuple[str, ...]) -> str:
