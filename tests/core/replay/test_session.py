@@ -731,3 +731,9 @@ def test_uuid_request_ids_are_carried_into_the_reply() -> None:
     client.close(encode_close_body(1000))
     assert session.violations == []
     assert session.report("x").to_dict()["connections"][0]["correlated"] == 1
+
+
+def test_a_redacted_query_value_matches_any_live_one() -> None:
+    records = [opening(1, "/feed?room=1&token=<redacted>"), Close(1, 1.0, Side.SERVER, 1000, "")]
+    assert FakeClient(session_for(records, speed=0)).handshake("/feed?room=1&token=s3cr3t") == 101
+    assert FakeClient(session_for(records, speed=0)).handshake("/feed?room=2&token=s3cr3t") == 404

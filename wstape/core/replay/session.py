@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 
 from wstape.core.lint import client_group
+from wstape.core.redaction import matches_redacted
 from wstape.core.model import Close, Message, Open, TlsInfo
 from wstape.core.replay.connection import LiveConnection
 from wstape.core.replay.options import PlayOptions
@@ -102,8 +103,12 @@ class ReplaySession:
         if rec.codec is not None:
             ignored |= rec.codec.session_query_params
         if not ignored:
-            return rec.open.query == req.query
-        return _query_without(rec.open.query, ignored) == _query_without(req.query, ignored)
+            # A value redacted at recording (``token=<redacted>``) matches any live one.
+            return matches_redacted(rec.open.query, req.query)
+        return matches_redacted(
+            "&".join(_query_without(rec.open.query, ignored)),
+            "&".join(_query_without(req.query, ignored)),
+        )
 
     def select(self, req: Open) -> RecordedConnection | None:
         """The first unplayed recorded connection for ``req``'s path (not claimed yet)."""
