@@ -45,6 +45,9 @@ from wstape.core.rules import (
 SEND_BUDGET = 256
 """Server messages sent per wake-up before yielding to other connections: a long burst at
 ``--speed 0`` must not starve the others or fill the socket buffer unchecked."""
+SEND_BYTES = 256 * 1024
+"""Payload bytes sent per wake-up, likewise (the message that crosses it still goes): a
+burst of big messages to a client that reads slowly must not pile up in memory."""
 
 
 @dataclass(frozen=True)
@@ -192,9 +195,9 @@ class Script:
         if self.state is not Step.RUNNING:
             return actions
         self.deadline = None
-        budget = SEND_BUDGET
+        budget, budget_bytes = SEND_BUDGET, SEND_BYTES
         while self.state is Step.RUNNING:
-            if budget <= 0:
+            if budget <= 0 or budget_bytes <= 0:
                 self.deadline = now  # more is due: come back after the others had a turn
                 break
             event = self._peek()
@@ -215,6 +218,7 @@ class Script:
                 self._pop()
                 actions.append(SendMessage(event.opcode, event.payload))
                 budget -= 1
+                budget_bytes -= len(event.payload)
                 continue
             if not self._at_client_message(event, now, actions):
                 break
