@@ -246,7 +246,11 @@ class _Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._paused = False
         self._cancel_stall()
-        live = self.live
+        live, transport = self.live, self.transport
+        if transport is not None and transport.is_closing():
+            if transport.get_write_buffer_size():
+                self._arm_stall()  # the rest must drain in time too
+            return
         if live is None:
             return
         # Take the frames that waited; flush() schedules the next deadline.
