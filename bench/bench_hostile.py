@@ -181,6 +181,7 @@ class Bench:
             capture_output=True,
             text=True,
             env=self._env() | {"COLUMNS": "200"},
+            cwd=self.tmp,
             check=False,
         )
         return out.stdout
@@ -206,6 +207,7 @@ class Bench:
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 env=self._env(),
+                cwd=self.tmp,  # python -m puts the cwd first on sys.path: not a checkout
                 preexec_fn=limit,
             )  # fmt: skip
         async with asyncio.timeout(60):
@@ -373,14 +375,14 @@ async def bench_fd_limit(b: Bench, silent: int, nofile: int) -> dict[str, object
 # -- 3./4. echo and ping floods to a client that never reads -------------------------------
 
 
-async def flood(port: int, frame: bytes, total: int, chunk: int) -> int:
+async def flood(port: int, frame: bytes, total: int, chunk: int, stall: float = 5.0) -> int:
     """Send ``frame`` repeatedly (``chunk`` frames per write) until ``total`` bytes were
-    taken or the server pushes back; returns the bytes it took."""
+    taken or the server takes nothing for ``stall`` seconds; returns the bytes it took."""
     _, writer = await upgraded(port)
     data = frame * chunk
     sent = 0
     try:
-        while sent < total and await push(writer, data):
+        while sent < total and await push(writer, data, stall):
             sent += len(data)
     finally:
         closed(writer)

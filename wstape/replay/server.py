@@ -175,6 +175,8 @@ class _Connection(asyncio.Protocol):
         self._timer: asyncio.Handle | None = None
         self._timer_at: float | None = None
         self._stall: asyncio.TimerHandle | None = None
+        self._stall_mark = 0
+        """Bytes waiting in the write buffer when the stall timer was armed."""
         self._more: asyncio.Handle | None = None
         self._paused = False
         self._reading = True
@@ -316,7 +318,8 @@ class _Connection(asyncio.Protocol):
                 transport.pause_reading()
 
     def _arm_stall(self) -> None:
-        if self._stall is None:
+        if self._stall is None and self.transport is not None:
+            self._stall_mark = self.transport.get_write_buffer_size()
             self._stall = self.loop.call_later(self.server.options.play.timeout, self._stalled)
 
     def _cancel_stall(self) -> None:
@@ -331,6 +334,9 @@ class _Connection(asyncio.Protocol):
         if transport is None:
             return
         buffered = transport.get_write_buffer_size()
+        if buffered < self._stall_mark:
+            self._arm_stall()  # it reads, slowly: give it another --timeout
+            return
         if live is not None:
             self._guard(lambda: live.stalled(self.loop.time(), buffered), flush=False)
         transport.abort()
