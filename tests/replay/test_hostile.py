@@ -26,6 +26,7 @@ from tests.replay.conftest import HOST, CassetteFactory, Serve, c, close, openin
 from wstape.cassettes import CassetteWriter
 from wstape.core.frames import OpCode, encode_close_body, encode_frame
 from wstape.core.model import Side
+from wstape.core.replay.connection import QUEUE_MESSAGES
 from wstape.core.replay.script import SEND_BYTES
 from wstape.interchange.har import read_har
 from wstape.replay import ReplayOptions, ReplayServer
@@ -326,6 +327,23 @@ async def test_a_slow_reader_gets_every_message_intact(
 async def _until(predicate: Callable[[], bool]) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
+
+
+async def test_a_client_far_ahead_of_the_recording_is_not_read_further(
+    make_cassette: CassetteFactory, serve: Serve
+) -> None:
+    records = [opening(1, "/early"), s(1, 30.0, "later"), c(1, 31.0, "x")]
+    server = await serve(make_cassette(records), speed=1.0, timeout=60.0)
+    ws = await websockets.connect(f"{server.url}/early", compression=None)
+    for _ in range(1500):
+        await ws.send("x")  # all early: the recording's next message is 30 s away
+    [live] = [p.live for p in server._conns if p.live is not None]
+    assert live.protocol is not None and live.script is not None
+    protocol, script = live.protocol, live.script
+    await asyncio.wait_for(_until(lambda: protocol.input_held), 10)
+    assert script.queued_messages == QUEUE_MESSAGES + 1
+    assert not live.wants_input
+    ws.transport.abort()
 
 
 # -- 4. fragments and unreadable frames ---------------------------------------------------

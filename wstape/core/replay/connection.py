@@ -55,6 +55,10 @@ from wstape.core.rules import (
 
 HELD_LIMIT = 64 * 1024
 """Bytes kept from a client while its 101 is held back; past them it is not read."""
+QUEUE_LIMIT = 1024 * 1024
+QUEUE_MESSAGES = 1024
+"""Bytes and messages a client may send ahead of the recording (its script queues them
+to match in turn); past either, it is not read until the script has caught up."""
 
 
 class Session(Protocol):
@@ -231,14 +235,14 @@ class LiveConnection:
             return self._held_size < HELD_LIMIT
         protocol = self.protocol
         if protocol is not None:
-            return not (protocol.backlogged or protocol.output_paused)
+            return protocol.taking and not protocol.backlogged
         return True
 
     @property
     def backlogged(self) -> bool:
         """Frames wait that can be taken now: call :meth:`receive_data` with no bytes."""
         protocol = self.protocol
-        return protocol is not None and protocol.backlogged and not protocol.output_paused
+        return protocol is not None and protocol.backlogged and protocol.taking
 
     def pause_output(self) -> None:
         """The transport's buffer is full: take no more frames, send nothing new."""
@@ -428,6 +432,12 @@ class LiveConnection:
             elif isinstance(action, Drop):
                 protocol.drop(action.code)
         self.report(script.violations[before:])
+        full = script.queued_bytes > QUEUE_LIMIT or script.queued_messages > QUEUE_MESSAGES
+        if full != protocol.input_held:
+            if full:
+                protocol.hold_input()
+            else:
+                protocol.release_input(now)
         if protocol.state is not State.OPEN:
             return
         if script.silent and script.state is Step.DONE:

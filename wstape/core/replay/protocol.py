@@ -178,6 +178,8 @@ class ServerProtocol:
         """Close the transport once :meth:`data_to_send` has been written."""
         self.output_paused = False
         """The driver's transport is full (:meth:`pause_output`): take no frames."""
+        self.input_held = False
+        """The handler has too much waiting (:meth:`hold_input`): take no frames."""
         self.backlogged = False
         """Frames wait in the parser because the output is full or paused: call
         :meth:`receive_data` (with no bytes) again once it was written or resumed."""
@@ -231,6 +233,19 @@ class ServerProtocol:
         if self.backlogged:
             self.receive_data(b"", now)
 
+    def hold_input(self) -> None:
+        """Take no more frames until :meth:`release_input` (the handler is full)."""
+        self.input_held = True
+
+    def release_input(self, now: float) -> None:
+        """Frames may be taken again; the driver goes on with those that waited."""
+        self.input_held = False
+
+    @property
+    def taking(self) -> bool:
+        """Frames are taken now: neither the output nor the handler is full."""
+        return not (self.output_paused or self.input_held)
+
     def _emit(self, data: bytes) -> None:
         self._out.append(data)
         self._out_size += len(data)
@@ -281,6 +296,7 @@ class ServerProtocol:
         if code is not None and not is_sendable(code):
             code, reason = None, ""
         reason = cut_reason(reason)
+        self.input_held = False  # the client's answer must be read; no message is taken now
         self._emit(encode_frame(OpCode.CLOSE, encode_close_body(code, reason)))
         self._server_close = code
         self._server_close_sent = True
@@ -347,7 +363,7 @@ class ServerProtocol:
         frames.receive(data)
         self.backlogged = False
         while True:
-            if self.output_paused or self._out_size >= self.output_limit:
+            if self.output_paused or self.input_held or self._out_size >= self.output_limit:
                 self.backlogged = frames.buffered > 0
                 return
             item = frames.next_frame()

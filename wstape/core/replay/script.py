@@ -111,6 +111,9 @@ class Script:
         self._anchor_live = now
         self._anchor_rec = 0.0
         self._queue: deque[tuple[Opcode, bytes, float]] = deque()
+        self.queued_bytes = 0
+        """Payload bytes of the client messages that came early and wait their turn (the
+        connection stops reading from a client that piles up too many)."""
         self._credits: Counter[MessageKey] = Counter()
         self._wait_since: float | None = None
         self.state = Step.RUNNING
@@ -148,6 +151,11 @@ class Script:
         return round(now - self.opened_at, 6)
 
     @property
+    def queued_messages(self) -> int:
+        """Client messages that came early and wait their turn to be matched."""
+        return len(self._queue)
+
+    @property
     def running(self) -> bool:
         """Recorded events are still ahead (it has not reached its end)."""
         return self.state is Step.RUNNING
@@ -176,6 +184,7 @@ class Script:
             self._unexpected(opcode, payload, now)
             return actions
         self._queue.append((opcode, payload, now))
+        self.queued_bytes += len(payload)
         actions += self.poll(now)
         return actions
 
@@ -236,6 +245,7 @@ class Script:
                 opcode, payload, arrived = self._queue[0]
                 if (opcode, payload) == key:
                     self._queue.popleft()
+                    self.queued_bytes -= len(payload)
                     self._pop()
                     self._anchor(arrived, event.t)
                     self.heartbeats_answered += 1
@@ -246,6 +256,7 @@ class Script:
         if not self._queue:
             return self._wait(event, now, heartbeat=False)
         opcode, payload, arrived = self._queue.popleft()
+        self.queued_bytes -= len(payload)
         self._pop()
         self._wait_since = None
         self._anchor(arrived, event.t)
@@ -340,6 +351,7 @@ class Script:
     def _flush_unexpected(self, now: float) -> None:
         while self._queue:
             opcode, payload, arrived = self._queue.popleft()
+            self.queued_bytes -= len(payload)
             self._unexpected(opcode, payload, arrived)
 
     def _unexpected(self, opcode: Opcode, payload: bytes, now: float) -> None:
