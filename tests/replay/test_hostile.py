@@ -24,6 +24,7 @@ from tests.helpers.rawclient import RawClient
 from tests.helpers.servers import clean_env, wait_for
 from tests.replay.conftest import HOST, CassetteFactory, Serve, c, close, opening, rule_ids, s
 from wstape.cassettes import CassetteWriter
+from wstape.core.errors import ConfigError
 from wstape.core.frames import OpCode, encode_close_body, encode_frame
 from wstape.core.model import Side
 from wstape.core.replay.connection import QUEUE_MESSAGES
@@ -453,3 +454,18 @@ async def test_a_har_status_text_cannot_add_a_response_header(tmp_path: Path, se
     lines = head.decode("latin-1").split("\r\n")
     assert lines[0].startswith("HTTP/1.1 403 Forbidden ")
     assert not any(line.lower().startswith(("set-cookie", "x-a:")) for line in lines[1:])
+
+
+@pytest.mark.parametrize("name", ["max_connections", "max_fragments"])
+def test_limits_must_be_positive(name: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        ReplayOptions.build(**{name: 0})
+    assert info.value.option == name
+
+
+def test_cli_limits_are_flags() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "wstape", "replay", "--echo", "--max-connections", "0"],
+        capture_output=True, text=True, env=clean_env(), timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 2 and "--max-connections" in out.stderr

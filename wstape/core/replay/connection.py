@@ -437,7 +437,7 @@ class LiveConnection:
             if full:
                 protocol.hold_input()
             else:
-                protocol.release_input(now)
+                protocol.release_input()
         if protocol.state is not State.OPEN:
             return
         if script.silent and script.state is Step.DONE:

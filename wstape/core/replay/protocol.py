@@ -237,8 +237,9 @@ class ServerProtocol:
         """Take no more frames until :meth:`release_input` (the handler is full)."""
         self.input_held = True
 
-    def release_input(self, now: float) -> None:
-        """Frames may be taken again; the driver goes on with those that waited."""
+    def release_input(self) -> None:
+        """Frames may be taken again; the driver goes on with those that waited
+        (:attr:`backlogged`): this may be called while a frame is being handled."""
         self.input_held = False
 
     @property
