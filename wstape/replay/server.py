@@ -1,7 +1,7 @@
-"""The replay server: asyncio plumbing around :mod:`wstape.core.script`.
+"""The replay server: asyncio plumbing around :mod:`wstape.core.replay`.
 
 This module moves bytes and keeps time; it decides nothing. Each accepted connection
-gets a :class:`~wstape.core.script.LiveConnection`; bytes from the socket go to its
+gets a :class:`~wstape.core.replay.connection.LiveConnection`; bytes from the socket go to its
 ``receive_data``, its ``data_to_send`` goes back, and one timer per connection wakes it
 at its ``next_deadline``. Recorded events are streamed from the cassette through a
 :class:`~wstape.replay.index.CassetteIndex`.
