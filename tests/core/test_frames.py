@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wstape.core.frames import (
@@ -89,7 +89,11 @@ def test_everything_the_rules_judge_is_passed_on() -> None:
 def test_top_bit_of_64_bit_length_is_an_error_not_a_crash() -> None:
     wire = bytes((0x82, 0xFF)) + (1 << 63).to_bytes(8, "big") + MASK
     parser = FrameParser()
-    assert parser.feed(wire) == [StreamFailure(1002, "64-bit payload length with the top bit set")]
+    assert parser.feed(wire) == [
+        StreamFailure(
+            1002, "64-bit payload length with the top bit set", "RFC-FRAME-LENGTH", 1 << 63
+        )
+    ]
     assert parser.failed is not None
     assert parser.feed(encode_frame(OpCode.TEXT, b"later", mask_key=MASK)) == []
 
@@ -97,7 +101,52 @@ def test_top_bit_of_64_bit_length_is_an_error_not_a_crash() -> None:
 def test_frame_over_the_limit_is_1009() -> None:
     parser = FrameParser(max_frame_size=10)
     out = parser.feed(encode_frame(OpCode.BINARY, b"x" * 11, mask_key=MASK)[:4])
-    assert len(out) == 1 and isinstance(out[0], StreamFailure) and out[0].code == 1009
+    assert out == [
+        StreamFailure(1009, "frame of 11 bytes is over the limit of 10", "RFC-MESSAGE-TOO-BIG", 11)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "length", "minimal"),
+    [
+        (bytes((0x82, 0x80 | 125)), 125, True),
+        (bytes((0x82, 0x80 | 126)) + (125).to_bytes(2, "big"), 125, False),
+        (bytes((0x82, 0x80 | 126)) + (126).to_bytes(2, "big"), 126, True),
+        (bytes((0x82, 0x80 | 127)) + (65535).to_bytes(8, "big"), 65535, False),
+        (bytes((0x82, 0x80 | 127)) + (65536).to_bytes(8, "big"), 65536, True),
+        (bytes((0x82, 0x80 | 127)) + (5).to_bytes(8, "big"), 5, False),
+    ],
+)
+def test_length_encoding_is_reported_not_refused(header: bytes, length: int, minimal: bool) -> None:
+    payload = bytes(range(256)) * (length // 256 + 1)
+    wire = header + MASK + apply_mask(payload[:length], MASK)
+    [frame] = FrameParser().feed(wire)
+    assert isinstance(frame, Frame)
+    assert frame.payload == payload[:length] and frame.minimal_length is minimal
+
+
+def test_big_masked_frame_is_unmasked_in_pieces() -> None:
+    # Longer than the unmasking chunk, and not a multiple of it or of 4.
+    payload = bytes(range(251)) * 1000 + b"tail!"
+    wire = encode_frame(OpCode.BINARY, payload, mask_key=b"\x9a\x01\xfe\x42")
+    parser = FrameParser()
+    got = []
+    for i in range(0, len(wire), 7919):
+        got += parser.feed(wire[i : i + 7919])
+    assert got == [Frame(OpCode.BINARY, payload)]
+    assert parser.buffered == 0
+    assert apply_mask(apply_mask(payload, MASK), MASK) == payload
+
+
+def test_next_frame_takes_one_frame_at_a_time() -> None:
+    parser = FrameParser()
+    parser.receive(encode_frame(OpCode.PING, b"1", mask_key=MASK) * 3 + b"\x81")
+    assert parser.next_frame() == Frame(OpCode.PING, b"1")
+    assert parser.buffered == 2 * 7 + 1
+    assert [parser.next_frame(), parser.next_frame()] == [Frame(OpCode.PING, b"1")] * 2
+    assert parser.next_frame() is None
+    parser.receive(b"\x80" + MASK)
+    assert parser.next_frame() == Frame(OpCode.TEXT, b"")
 
 
 def test_close_body_helpers() -> None:
@@ -145,6 +194,8 @@ frames_st = st.builds(
 )
 
 
+# Drawing 64 KiB payloads is slow on a busy machine; the test itself is not.
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(frames_st, max_size=5), st.lists(st.integers(1, 5000), max_size=20))
 def test_round_trip_under_any_split(frames: list[Frame], cuts: list[int]) -> None:
     wire = b"".join(

@@ -243,6 +243,38 @@ def test_recorded_refusal_replays_status_and_body() -> None:
     assert recorded_refusal(recorded(status=418, reason="")).reason == "I'm a Teapot"
 
 
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "Forbidden\r\nSet-Cookie: injected=1",
+        "Forbidden\nSet-Cookie: injected=1",
+        "Forbidden\rSet-Cookie: injected=1",
+        "Forbidden\r\n\r\n<html>",
+        "Forbidden\x00\x0bSet-Cookie: injected=1",
+    ],
+)
+def test_a_recorded_reason_phrase_cannot_add_a_header(reason: str) -> None:
+    # A HAR statusText reaches Open.reason through `wstape import`.
+    rec = recorded(status=403, reason=reason, response_headers=(), body=b"no")
+    wire = recorded_refusal(rec).to_bytes()
+    head, _, body = wire.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(b"HTTP/1.1 403 Forbidden ") and b"\n" not in lines[0]
+    assert all(b"\r" not in line and b"\n" not in line for line in lines)
+    assert not any(line.lower().startswith(b"set-cookie") for line in lines[1:])
+    assert [line.split(b":")[0] for line in lines[1:]] == [b"Content-Length", b"Connection"]
+    assert body == b"no"
+
+
+def test_any_response_drops_header_lines_it_could_not_send() -> None:
+    resp = Response(
+        403,
+        "Forbidden",
+        ((b"X-Ok", b"a\tb"), (b"X-Bad", b"a\rb"), (b"Bad Name", b"v"), (b"X-Nul", b"\x00")),
+    )
+    assert resp.to_bytes() == b"HTTP/1.1 403 Forbidden\r\nX-Ok: a\tb\r\n\r\n"
+
+
 def test_error_response() -> None:
     resp = error_response(404, "no recorded connection for /x")
     assert isinstance(resp, Response) and resp.body == b"no recorded connection for /x\n"

@@ -65,6 +65,23 @@ def test_scenario_5_server_close_is_clean(close: Close) -> None:
     assert check_records([make_open(), close], WECHAT) == []
 
 
+def _server_close(code: int, reason: str) -> Close:
+    return Close(conn=1, t=3.0, by=Side.SERVER, code=code, reason=reason)
+
+
+@pytest.mark.parametrize(
+    ("close", "expected"),
+    [
+        (_server_close(4000, "x" * 123), []),
+        (_server_close(4000, "x" * 124), ["RFC-SRV-CLOSE-REASON"]),
+        (_server_close(4000, "é" * 62), ["RFC-SRV-CLOSE-REASON"]),
+        (_server_close(1004, "y" * 1000), ["RFC-SRV-CLOSE-CODE", "RFC-SRV-CLOSE-REASON"]),
+    ],
+)
+def test_server_close_reason_length(close: Close, expected: list[str]) -> None:
+    assert [v.rule for v in check_records([make_open(), close], RFC)] == expected
+
+
 def test_server_close_code_rules() -> None:
     found = check_records(
         [make_open(), Close(conn=1, t=3.0, by=Side.SERVER, code=1010, reason="")], RFC

@@ -118,8 +118,10 @@ async def test_cli_echo_serves_until_sigterm(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    assert proc.returncode == 0, err.decode()
+    # The message over --max-size is a violation of its own (and the only one).
+    assert proc.returncode == 1, err.decode()
     assert "echoing every message" in err.decode()
     report = json.loads(report_path.read_text(encoding="utf-8"))
     assert [c["path"] for c in report["connections"]] == ["/a", "/b", "/big"]
-    assert report["passed"] is True
+    assert report["passed"] is False
+    assert [(v["rule"], v["conn"]) for v in report["violations"]] == [("RFC-MESSAGE-TOO-BIG", 3)]

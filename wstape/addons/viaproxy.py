@@ -49,7 +49,7 @@ from mitmproxy.proxy import server_hooks
 
 from wstape.addons.proxy import bare_master, cancel_connections, listen_error
 from wstape.core.errors import WstapeError
-from wstape.replay.server import ReplayServer
+from wstape.replay.server import Listener, ReplayServer
 from wstape.replay.tls import minted_context
 
 NOT_SERVED = "wstape replay: only recorded WebSocket traffic is served"
@@ -226,7 +226,7 @@ class DeviceProxy:
         *,
         what: str = "a cassette",
         on_log: Callable[[str], None] | None = None,
-        close_with: Sequence[asyncio.Server] = (),
+        close_with: Sequence[Listener] = (),
     ) -> None:
         self.config = config or DeviceProxyConfig()
         self.on_log = on_log

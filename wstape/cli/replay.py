@@ -34,13 +34,13 @@ from wstape.cli.options import (
     rule_config,
 )
 from wstape.core.errors import ConfigError
-from wstape.core.frames import DEFAULT_MAX_FRAME_SIZE
+from wstape.core.frames import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_SIZE
 from wstape.core.matchers import matcher_names
 from wstape.core.replay.connection import LiveConnection
 from wstape.core.replay.options import PlayOptions, protocol_names
 from wstape.core.report import Report, junit_xml, to_json
 from wstape.core.rules import Platform, Profile, Severity, Violation
-from wstape.replay.server import ReplayOptions, ReplayServer
+from wstape.replay.server import DEFAULT_MAX_CONNECTIONS, ReplayOptions, ReplayServer
 from wstape.replay.tls import TlsOptions, TlsSetupError
 
 if TYPE_CHECKING:
@@ -67,6 +67,10 @@ def _print_violation(v: Violation) -> None:
 def _print_log(live: LiveConnection, text: str) -> None:
     conn = "-" if live.conn is None else str(live.conn)
     console(stderr=True).print(f"conn {conn}: {text}", markup=False, highlight=False)
+
+
+def _print_notice(text: str) -> None:
+    console(stderr=True).print(f"wstape: {text}", markup=False, highlight=False)
 
 
 def _print_internal_error(text: str) -> None:
@@ -409,6 +413,25 @@ def replay(
             "failed with 1009.",
         ),
     ] = DEFAULT_MAX_FRAME_SIZE,
+    max_fragments: Annotated[
+        int,
+        typer.Option(
+            "--max-fragments",
+            min=1,
+            help="Most frames one client message may have; over it the connection is "
+            "failed with 1009.",
+        ),
+    ] = DEFAULT_MAX_FRAGMENTS,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            min=1,
+            help="Client connections open at once (fewer if the open-file limit is lower). "
+            "At the limit, connections that sent no request within 1 s are dropped to "
+            "make room; otherwise new ones wait.",
+        ),
+    ] = DEFAULT_MAX_CONNECTIONS,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the JSON report here.")
     ] = None,
@@ -477,6 +500,7 @@ def replay(
             heartbeat_timeout=heartbeat_timeout,
             ignore_query_params=tuple(ignore_query_param or ()),
             allow_partial=allow_partial,
+            max_fragments=max_fragments,
         )
         tls_options = (
             TlsOptions(hostnames=tuple(hostname or ()), confdir=confdir, cert=cert, key=key)
@@ -484,7 +508,13 @@ def replay(
             else None
         )
         options = ReplayOptions(
-            host=host, port=port, rules=cfg, play=play, tls=tls_options, echo=echo
+            host=host,
+            port=port,
+            rules=cfg,
+            play=play,
+            tls=tls_options,
+            echo=echo,
+            max_connections=max_connections,
         )
         server = ReplayServer(
             cassette,
@@ -492,6 +522,7 @@ def replay(
             on_violation=_print_violation,
             on_log=_print_log,
             on_internal_error=_print_internal_error,
+            on_notice=_print_notice,
         )
     except ConfigError as e:
         config_error(e)

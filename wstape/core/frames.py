@@ -34,6 +34,9 @@ class Frame:
     rsv2: bool = False
     rsv3: bool = False
     masked: bool = True
+    minimal_length: bool = True
+    """The payload length was encoded in the fewest bytes (§5.2 "the minimal number of
+    bytes MUST be used"); False for, say, 5 bytes announced with a 16-bit length."""
 
     @property
     def is_control(self) -> bool:
@@ -45,125 +48,183 @@ class Frame:
 DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
 """Largest frame payload :class:`FrameParser` accepts unless told otherwise."""
 
+DEFAULT_MAX_FRAGMENTS = 100_000
+"""Frames one client message may have, unless told otherwise (the replay server's
+``--max-fragments``; Autobahn 9.3.1 and 9.4.1 send 65,536)."""
+
+_MASK_CHUNK = 64 * 1024
+"""Masked payloads longer than this are unmasked in pieces of this size (a multiple of 4),
+so a 64 MiB frame costs a few 64 KiB temporaries instead of several copies of itself."""
+
 
 @dataclass(frozen=True)
 class StreamFailure:
     """What :class:`FrameParser` yields when the bytes cannot be read as frames any more
     (not an exception: the parser never raises on client input). Fail the connection.
 
-    ``code`` is the close code to fail with (1002 protocol error, 1009 message too big) and
-    ``reason`` a short text for the Close frame and the report.
+    ``code`` is the close code to fail with (1002 protocol error, 1009 message too big),
+    ``reason`` a short text for the Close frame, ``rule`` the rule the bytes broke
+    (RFC-FRAME-LENGTH for a length with the top bit set, RFC-MESSAGE-TOO-BIG for a frame
+    over the limit) and ``length`` the payload length the frame header announced.
     """
 
     code: int
     reason: str
+    rule: str
+    length: int = 0
 
 
-def apply_mask(data: bytes, key: bytes) -> bytes:
+def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
     """XOR ``data`` with the 4-byte masking ``key`` (RFC 6455 §5.3); its own inverse."""
     n = len(data)
     if n == 0:
         return b""
+    if n > _MASK_CHUNK:
+        buf = bytearray(data)
+        _unmask_in_place(buf, 0, n, key)
+        return bytes(buf)
     repeated = (key * (n // 4 + 1))[:n]
     # One big-integer XOR is far faster in CPython than a byte loop.
     return (int.from_bytes(data, "big") ^ int.from_bytes(repeated, "big")).to_bytes(n, "big")
 
 
+def _unmask_in_place(buf: bytearray, start: int, n: int, key: bytes) -> None:
+    """XOR ``buf[start:start + n]`` with ``key`` in place, :data:`_MASK_CHUNK` at a time."""
+    full = int.from_bytes(key * (_MASK_CHUNK // 4), "big")
+    end = start + n
+    for pos in range(start, end, _MASK_CHUNK):
+        size = min(_MASK_CHUNK, end - pos)
+        mask = full if size == _MASK_CHUNK else full >> (8 * (_MASK_CHUNK - size))
+        piece = int.from_bytes(buf[pos : pos + size], "big") ^ mask
+        buf[pos : pos + size] = piece.to_bytes(size, "big")
+
+
 class FrameParser:
     """Turn a byte stream into :class:`Frame` objects, without I/O.
 
-    Feed it whatever arrived (any split, one byte at a time or many frames at once);
-    :meth:`feed` returns the frames completed so far. It never raises on bad input: a
-    frame it cannot read (a 64-bit length with the top bit set, a payload over
-    ``max_frame_size``) ends the stream with one :class:`StreamFailure`, after which the
-    parser ignores further bytes. Everything else the rules judge (mask, RSV bits,
-    reserved opcodes, oversized or fragmented control frames) is parsed and passed on.
+    Give it whatever arrived (any split, one byte at a time or many frames at once) with
+    :meth:`receive` and take complete frames one at a time with :meth:`next_frame`, or do
+    both with :meth:`feed`. It never raises on bad input: a frame it cannot read (a
+    64-bit length with the top bit set, a payload over ``max_frame_size``) ends the
+    stream with one :class:`StreamFailure`, after which the parser ignores further bytes.
+    Everything else the rules judge (mask, RSV bits, reserved opcodes, oversized or
+    fragmented control frames, a length not in its minimal form) is parsed and passed on.
+
+    Memory: the bytes not parsed yet, in one buffer; a completed frame's payload is
+    unmasked in that buffer and copied out once.
     """
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self.max_frame_size = max_frame_size
         self._buf = bytearray()
+        self._pos = 0
+        """Where the unparsed bytes start in ``_buf``."""
         self._need = 2
-        """Buffered bytes needed before parsing is worth trying again."""
+        """Unparsed bytes needed before parsing is worth trying again."""
         self.failed: StreamFailure | None = None
 
     @property
     def buffered(self) -> int:
-        """Bytes held back because they do not complete a frame yet."""
-        return len(self._buf)
+        """Bytes held back: not parsed yet, or not completing a frame yet."""
+        return len(self._buf) - self._pos
+
+    def receive(self, data: bytes) -> None:
+        """Append ``data``; then take the frames it completed with :meth:`next_frame`."""
+        if self.failed is not None or not data:
+            return
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
 
     def feed(self, data: bytes) -> list[Frame | StreamFailure]:
-        if self.failed is not None:
-            return []
-        if self._buf:
-            self._buf += data
-            if len(self._buf) < self._need:
-                # A big frame arriving in pieces: don't re-copy it on every read.
-                return []
-            buf = bytes(self._buf)
-        else:
-            buf = bytes(data)
+        """:meth:`receive` ``data`` and return every frame completed so far."""
+        self.receive(data)
         out: list[Frame | StreamFailure] = []
-        pos = 0
-        end = len(buf)
-        need = 2
-        while True:
-            if end - pos < 2:
-                need = 2
+        while (item := self.next_frame()) is not None:
+            out.append(item)
+            if isinstance(item, StreamFailure):
                 break
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            length = b1 & 0x7F
-            head = 2
-            if length == 126:
-                if end - pos < 4:
-                    need = 4
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-                head = 4
-            elif length == 127:
-                if end - pos < 10:
-                    need = 10
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                head = 10
-                if length >> 63:
-                    # §5.2: "the most significant bit MUST be 0".
-                    self._fail(out, 1002, "64-bit payload length with the top bit set")
-                    return out
-            if length > self.max_frame_size:
-                self._fail(
-                    out, 1009, f"frame of {length} bytes is over the limit of {self.max_frame_size}"
-                )
-                return out
-            masked = b1 & 0x80
-            start = pos + head + (4 if masked else 0)
-            if end - start < length:
-                need = start + length - pos
-                break
-            payload = buf[start : start + length]
-            if masked:
-                payload = apply_mask(payload, buf[start - 4 : start])
-            out.append(
-                Frame(
-                    opcode=b0 & 0x0F,
-                    payload=payload,
-                    fin=bool(b0 & 0x80),
-                    rsv1=bool(b0 & 0x40),
-                    rsv2=bool(b0 & 0x20),
-                    rsv3=bool(b0 & 0x10),
-                    masked=bool(masked),
-                )
-            )
-            pos = start + length
-        self._buf = bytearray(buf[pos:]) if pos < end else bytearray()
-        self._need = need
         return out
 
-    def _fail(self, out: list[Frame | StreamFailure], code: int, reason: str) -> None:
-        self.failed = StreamFailure(code, reason)
-        out.append(self.failed)
+    def next_frame(self) -> Frame | StreamFailure | None:
+        """The next complete frame, a :class:`StreamFailure`, or None until more bytes
+        come (always None after a failure)."""
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if self.failed is not None or avail < self._need:
+            return None
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        length = b1 & 0x7F
+        head = 2
+        minimal = True
+        if length == 126:
+            if avail < 4:
+                self._need = 4
+                return None
+            length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+            head = 4
+            minimal = length >= 126
+        elif length == 127:
+            if avail < 10:
+                self._need = 10
+                return None
+            length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            head = 10
+            minimal = length >= 1 << 16
+            if length >> 63:
+                # §5.2: "the most significant bit MUST be 0".
+                return self._fail(
+                    1002, "64-bit payload length with the top bit set", "RFC-FRAME-LENGTH", length
+                )
+        if length > self.max_frame_size:
+            return self._fail(
+                1009,
+                f"frame of {length} bytes is over the limit of {self.max_frame_size}",
+                "RFC-MESSAGE-TOO-BIG",
+                length,
+            )
+        masked = b1 & 0x80
+        start = pos + head + (4 if masked else 0)
+        end = start + length
+        if len(buf) < end:
+            self._need = end - pos
+            return None
+        if length > _MASK_CHUNK:
+            if masked:
+                _unmask_in_place(buf, start, length, bytes(buf[start - 4 : start]))
+            with memoryview(buf) as view:
+                payload = bytes(view[start:end])
+        elif masked and length:
+            # One big-integer XOR (see apply_mask), without a call per frame.
+            key = buf[start - 4 : start] * (length // 4 + 1)
+            data = int.from_bytes(buf[start:end], "big") ^ int.from_bytes(key[:length], "big")
+            payload = data.to_bytes(length, "big")
+        else:
+            payload = bytes(buf[start:end])
+        if end == len(buf):
+            buf.clear()  # frees a big frame's buffer at once
+            self._pos = 0
+        else:
+            self._pos = end
+        self._need = 2
+        return Frame(
+            opcode=b0 & 0x0F,
+            payload=payload,
+            fin=bool(b0 & 0x80),
+            rsv1=bool(b0 & 0x40),
+            rsv2=bool(b0 & 0x20),
+            rsv3=bool(b0 & 0x10),
+            masked=bool(masked),
+            minimal_length=minimal,
+        )
+
+    def _fail(self, code: int, reason: str, rule: str, length: int) -> StreamFailure:
+        self.failed = StreamFailure(code, reason, rule, length)
         self._buf = bytearray()
+        self._pos = 0
+        return self.failed
 
 
 def encode_frame(

@@ -50,7 +50,9 @@ _DROPPED_FROM_REFUSAL = _DROPPED_FROM_101 - {
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(rb"HTTP/(\d)\.(\d)")
-_BAD_VALUE = re.compile(rb"[\x00\r\n]")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+"""Control characters a header value may not carry (RFC 7230 §3.2: only HTAB)."""
+_BAD_PHRASE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,16 @@ class Response:
     body: bytes = b""
 
     def to_bytes(self) -> bytes:
-        lines = [f"HTTP/1.1 {self.status} {self.reason}".encode("latin-1", "replace")]
-        lines += [name + b": " + value for name, value in self.headers]
+        """The response on the wire. Nothing in it can add a line: the reason phrase is
+        :func:`safe_phrase`, and a header whose name is not a token or whose value holds
+        a control character (CR, LF, NUL, ...) is left out."""
+        status = f"HTTP/1.1 {self.status} {safe_phrase(self.reason)}"
+        lines = [status.encode("latin-1", "replace")]
+        lines += [
+            name + b": " + value
+            for name, value in self.headers
+            if _TOKEN.fullmatch(name) and not _BAD_VALUE.search(value)
+        ]
         return b"\r\n".join(lines) + b"\r\n\r\n" + self.body
 
     def header(self, name: str) -> str | None:
@@ -319,7 +329,10 @@ def recorded_refusal(recorded: Open) -> Response:
         (b"Connection", b"close"),
     ]
     return Response(
-        recorded.status, recorded.reason or _phrase(recorded.status), tuple(headers), recorded.body
+        recorded.status,
+        safe_phrase(recorded.reason) or _phrase(recorded.status),
+        tuple(headers),
+        recorded.body,
     )
 
 
@@ -355,6 +368,13 @@ def _kept(headers: Headers, dropped: frozenset[bytes]) -> list[tuple[bytes, byte
     ]
 
 
+def safe_phrase(reason: str) -> str:
+    """``reason`` fit for a status line (RFC 7230 §3.1.2: HTAB, SP, visible characters):
+    every control character, CR and LF included, becomes a space, so a recorded reason
+    (a HAR ``statusText``) cannot start a header line of its own."""
+    return _BAD_PHRASE.sub(" ", reason)
+
+
 def _phrase(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -374,4 +394,5 @@ __all__ = [
     "error_response",
     "judge_request",
     "recorded_refusal",
+    "safe_phrase",
 ]

@@ -144,7 +144,7 @@ def _on_close(
         elif close.code == CloseCode.ABNORMAL_CLOSURE:
             yield from check_close_handshake(False, False, cfg, close.conn)
     elif close.by is Side.SERVER and close.on_wire:
-        yield from check_server_close(close.code, cfg, close.conn)
+        yield from check_server_close(close.code, cfg, close.conn, close.reason)
 
     if state is not None and close.by is not None:
         if close.code == CloseCode.ABNORMAL_CLOSURE:

@@ -1,7 +1,7 @@
-"""The replay server: asyncio plumbing around :mod:`wstape.core.script`.
+"""The replay server: asyncio plumbing around :mod:`wstape.core.replay`.
 
 This module moves bytes and keeps time; it decides nothing. Each accepted connection
-gets a :class:`~wstape.core.script.LiveConnection`; bytes from the socket go to its
+gets a :class:`~wstape.core.replay.connection.LiveConnection`; bytes from the socket go to its
 ``receive_data``, its ``data_to_send`` goes back, and one timer per connection wakes it
 at its ``next_deadline``. Recorded events are streamed from the cassette through a
 :class:`~wstape.replay.index.CassetteIndex`.
@@ -18,12 +18,24 @@ Library use::
 Echo mode (no cassette; every connection echoes its messages, see wstape.core.replay.echo)::
 
     server = ReplayServer(None, ReplayOptions(port=0, echo=True))
+
+Hostile clients: the request is due ``--timeout`` after the accept (TLS handshake
+included); at most ``max_connections`` are open at once (fewer if the open-file limit
+is lower), and at that limit a connection that has sent no request for
+:data:`SHED_AFTER` seconds is dropped to make room, else new ones wait in the backlog;
+running out of file descriptors pauses accepting for :data:`ACCEPT_RETRY` seconds with
+one line said; every connection honours its transport's write buffer (see
+:class:`_Connection`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import logging
+import resource
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -44,6 +56,26 @@ from wstape.replay.tls import TlsOptions
 
 STOP_GRACE = 1.0
 """Seconds :meth:`ReplayServer.stop` lets connections flush their goodbye."""
+DEFAULT_MAX_CONNECTIONS = 1024
+"""Client connections open at once unless told otherwise (``--max-connections``)."""
+BACKLOG = 4096
+ACCEPT_BATCH = 64
+"""Connections accepted per wake-up of a listening socket."""
+ACCEPT_RETRY = 0.5
+"""Seconds without accepting after the process ran out of file descriptors."""
+SHED_AFTER = 1.0
+"""At the connection limit, a connection that has sent no complete request for this many
+seconds is dropped to make room for a new one."""
+FD_RESERVE = 32
+"""File descriptors kept for anything but client sockets (at least; 1/8 of the limit)."""
+NOTICE_INTERVAL = 10.0
+"""Seconds between two lines about the same kind of trouble (the limit, EMFILE)."""
+WRITE_HIGH = 256 * 1024
+WRITE_LOW = 64 * 1024
+"""A connection's write buffer limits: above the high mark it takes no more frames and
+sends nothing new until the buffer is back under the low mark."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,10 +96,16 @@ class ReplayOptions:
     tls: TlsOptions | None = None
     echo: bool = False
     """Serve no cassette: accept every upgrade and echo each message (wstape.core.replay.echo)."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Client connections open at once (fewer if the open-file limit is lower)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0-65535, not {self.port}")
+        if self.max_connections < 1:
+            raise ConfigError(
+                f"must be at least 1, not {self.max_connections}", option="max_connections"
+            )
 
     @classmethod
     def build(cls, **values: object) -> ReplayOptions:
@@ -117,22 +155,38 @@ class ReplayOptions:
 
 
 class _Connection(asyncio.Protocol):
-    """One socket; hands everything to its LiveConnection."""
+    """One socket, from its accept; hands everything to its LiveConnection.
 
-    def __init__(self, server: ReplayServer) -> None:
+    Flow control: while the transport's write buffer is over its high-water mark
+    (``pause_writing``) the connection takes no frames, produces nothing and reads
+    nothing from the client (:attr:`LiveConnection.wants_input`); if the client reads
+    nothing for ``--timeout`` meanwhile, or never drains what a closing connection still
+    has to write, the transport is aborted.
+    """
+
+    def __init__(self, server: ReplayServer, accepted_at: float) -> None:
         self.server = server
         self.loop = server.loop
+        self.accepted_at = accepted_at
         self.transport: asyncio.Transport | None = None
         self.live: LiveConnection | None = None
+        self.task: asyncio.Task[object] | None = None
+        """Setting the transport up (the TLS handshake), until connection_made."""
         self._timer: asyncio.Handle | None = None
         self._timer_at: float | None = None
+        self._stall: asyncio.TimerHandle | None = None
+        self._stall_mark = 0
+        """Bytes waiting in the write buffer when the stall timer was armed."""
+        self._more: asyncio.Handle | None = None
         self._paused = False
+        self._reading = True
 
     # asyncio callbacks -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
         peer = transport.get_extra_info("peername")
         client = _hostport(peer)
         sslobj = transport.get_extra_info("ssl_object")
@@ -141,16 +195,17 @@ class _Connection(asyncio.Protocol):
             tls = TlsInfo(version=sslobj.version(), alpn=sslobj.selected_alpn_protocol())
         session = self.server.session
         assert session is not None
-        self.server._protocols.add(self)
-        self.server._idle.clear()
+        # The request is due --timeout after the accept, TLS handshake included.
+        now = self.loop.time()
+        since = now - self.accepted_at
 
         def connect() -> None:
             self.live = session.connect(
                 client=client,
                 scheme="wss" if tls is not None else "ws",
                 tls=tls,
-                now=self.loop.time(),
-                wall=time.time(),
+                now=self.accepted_at,
+                wall=time.time() - since,
             )
 
         self._guard(connect)
@@ -169,7 +224,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
-        self.server._protocols.discard(self)
+        self._cancel_stall()
+        if self._more is not None:
+            self._more.cancel()
+            self._more = None
         live = self.live
         if live is not None and not self._guard(
             lambda: live.connection_lost(self.loop.time()), flush=False
@@ -177,15 +235,28 @@ class _Connection(asyncio.Protocol):
             session = self.server.session
             if session is not None:
                 session.forget(live)
-        self.server._connection_ended()
+        self.server._connection_ended(self)
 
     def pause_writing(self) -> None:
         self._paused = True
         self._cancel_timer()
+        if self.live is not None:
+            self.live.pause_output()
+        self._arm_stall()
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self._paused = False
-        self._schedule(self.loop.time())
+        self._cancel_stall()
+        live, transport = self.live, self.transport
+        if transport is not None and transport.is_closing():
+            if transport.get_write_buffer_size():
+                self._arm_stall()  # the rest must drain in time too
+            return
+        if live is None:
+            return
+        # Take the frames that waited; flush() schedules the next deadline.
+        self._guard(lambda: live.resume_output(self.loop.time()))
 
     # plumbing -----------------------------------------------------------------------
 
@@ -207,18 +278,68 @@ class _Connection(asyncio.Protocol):
         live, transport = self.live, self.transport
         if live is None or transport is None or transport.is_closing():
             return
+        if not live.waiting_for_request:
+            self.server._waiting.pop(self, None)
         data = live.data_to_send()
         if data:
-            transport.write(data)
+            transport.write(data)  # may call pause_writing at once
         if live.hangup:
             self._cancel_timer()
             transport.close()
+            if transport.get_write_buffer_size():
+                self._arm_stall()  # a client that never reads must not keep it open
             return
+        if live.backlogged and not self._paused and self._more is None:
+            # Frames wait for the output just written: take them on the next turn.
+            self._more = self.loop.call_soon(self._take_more)
+        self._update_reading()
         deadline = live.next_deadline()
         if deadline is None:
             self._cancel_timer()
         elif not self._paused:
             self._schedule(deadline)
+
+    def _take_more(self) -> None:
+        self._more = None
+        live = self.live
+        if live is not None and not self._paused:
+            self._guard(lambda: live.receive_data(b"", self.loop.time()))
+
+    def _update_reading(self) -> None:
+        live, transport = self.live, self.transport
+        if live is None or transport is None:
+            return
+        want = live.wants_input and not self._paused
+        if want != self._reading:
+            self._reading = want
+            if want:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+    def _arm_stall(self) -> None:
+        if self._stall is None and self.transport is not None:
+            self._stall_mark = self.transport.get_write_buffer_size()
+            self._stall = self.loop.call_later(self.server.options.play.timeout, self._stalled)
+
+    def _cancel_stall(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _stalled(self) -> None:
+        """The client read nothing for --timeout while output waited: drop it."""
+        self._stall = None
+        transport, live = self.transport, self.live
+        if transport is None:
+            return
+        buffered = transport.get_write_buffer_size()
+        if buffered < self._stall_mark:
+            self._arm_stall()  # it reads, slowly: give it another --timeout
+            return
+        if live is not None:
+            self._guard(lambda: live.stalled(self.loop.time(), buffered), flush=False)
+        transport.abort()
 
     def _schedule(self, at: float) -> None:
         if self._timer is not None and self._timer_at == at:
@@ -247,6 +368,15 @@ class _Connection(asyncio.Protocol):
         live = self.live
         if live is not None:
             self._guard(lambda: live.shutdown(self.loop.time()))
+        elif self.task is not None:
+            self.task.cancel()  # still in its TLS handshake
+
+    def drop(self) -> None:
+        """Close at once, without a word (shed to make room, or the server is stopping)."""
+        if self.transport is not None:
+            self.transport.abort()
+        elif self.task is not None:
+            self.task.cancel()
 
 
 def _hostport(peer: object) -> str:
@@ -256,6 +386,143 @@ def _hostport(peer: object) -> str:
     return str(peer)
 
 
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class Listener:
+    """Listening sockets with the server's own accept loop (not :class:`asyncio.Server`),
+    so the server decides when to accept: never above its connection limit, and after
+    running out of file descriptors (EMFILE) it pauses a moment and says so in one line,
+    instead of asyncio's traceback per attempt.
+
+    At the limit the socket just accepted is parked (one per listener; its clock runs
+    from that accept) and served first once there is room.
+
+    ``sockets``, :meth:`close` and :meth:`wait_closed` are those of an asyncio.Server.
+    """
+
+    def __init__(
+        self,
+        server: ReplayServer,
+        sockets: list[socket.socket],
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.server = server
+        self.sockets = sockets
+        self.ssl_context = ssl_context
+        self._loop = server.loop
+        self._accepting = False
+        self._closed = False
+        self._retry: asyncio.TimerHandle | None = None
+        self._parked: tuple[socket.socket, float] | None = None
+
+    @classmethod
+    async def bind(
+        cls,
+        server: ReplayServer,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        backlog: int = BACKLOG,
+    ) -> Listener:
+        """Bind every address of ``host`` on ``port`` (as loop.create_server does) and
+        start accepting. Raises OSError when an address cannot be bound."""
+        loop = server.loop
+        infos = await loop.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        sockets: list[socket.socket] = []
+        try:
+            for family, kind, proto, _, address in dict.fromkeys(infos):
+                sock = socket.socket(family, kind, proto)
+                sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                try:
+                    sock.bind(address)
+                except OSError as e:
+                    raise OSError(
+                        e.errno, f"error while attempting to bind on address {address!r}: "
+                        f"{(e.strerror or str(e)).lower()}"
+                    ) from None  # fmt: skip
+                sock.listen(backlog)
+                sock.setblocking(False)
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        if not sockets:
+            raise OSError(f"no address to listen on for {host!r}")
+        listener = cls(server, sockets, ssl_context)
+        listener.resume()
+        return listener
+
+    def resume(self) -> None:
+        """Accept again (idempotent; nothing once closed or while waiting after EMFILE),
+        the parked socket first."""
+        if self._closed or self._accepting or self._retry is not None:
+            return
+        if self._parked is not None:
+            if not self.server._room():
+                self.server._full()
+                return
+            sock, accepted_at = self._parked
+            self._parked = None
+            self.server._accepted(sock, self.ssl_context, accepted_at)
+        self._accepting = True
+        for sock in self.sockets:
+            self._loop.add_reader(sock.fileno(), self._readable, sock)
+
+    def pause(self) -> None:
+        if not self._accepting:
+            return
+        self._accepting = False
+        for sock in self.sockets:
+            self._loop.remove_reader(sock.fileno())
+
+    def close(self) -> None:
+        self.pause()
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        for sock in self.sockets:
+            sock.close()
+        if self._parked is not None:
+            self._parked[0].close()
+            self._parked = None
+
+    async def wait_closed(self) -> None:
+        """For asyncio.Server's callers: nothing is left to wait for after :meth:`close`."""
+
+    def _readable(self, sock: socket.socket) -> None:
+        server = self.server
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as e:
+                self.pause()
+                self._retry = self._loop.call_later(ACCEPT_RETRY, self._retried)
+                server._accept_failed(e)
+                return
+            conn.setblocking(False)
+            now = self._loop.time()
+            if not server._room():
+                self._parked = (conn, now)
+                server._full()
+                return
+            server._accepted(conn, self.ssl_context, now)
+
+    def _retried(self) -> None:
+        self._retry = None
+        self.resume()
+
+
 class ReplayServer:
     """Replay ``cassette`` as a ws:// or wss:// server and check every client.
 
@@ -263,7 +530,10 @@ class ReplayServer:
 
     ``on_violation`` is called with each violation as it happens, ``on_log`` with one
     line per connection event (open, close, refusal), ``on_internal_error`` with one line
-    per wstape bug caught (the run then fails); all run on the event loop.
+    per wstape bug caught (the run then fails), ``on_notice`` with one line about the
+    server itself (the connection limit reached, out of file descriptors; at most one per
+    kind every :data:`NOTICE_INTERVAL` seconds; default: the ``wstape.replay.server``
+    logger); all run on the event loop.
     :meth:`start` raises CassetteError for an unreadable or truncated cassette,
     TlsSetupError for bad TLS settings, OSError when the port cannot be bound.
     """
@@ -276,6 +546,7 @@ class ReplayServer:
         on_violation: Callable[[Violation], None] | None = None,
         on_log: Callable[[LiveConnection, str], None] | None = None,
         on_internal_error: Callable[[str], None] | None = None,
+        on_notice: Callable[[str], None] | None = None,
         index: CassetteIndex | None = None,
     ) -> None:
         self.options = options or ReplayOptions()
@@ -289,12 +560,24 @@ class ReplayServer:
         self.on_violation = on_violation
         self.on_log = on_log
         self.on_internal_error = on_internal_error
+        self.on_notice = on_notice
         self.index = index
         self.session: ReplaySession | None = None
         self.port: int | None = None
-        self._server: asyncio.Server | None = None
-        self._extra_servers: list[asyncio.Server] = []
-        self._protocols: set[_Connection] = set()
+        self.max_connections = self.options.max_connections
+        """The limit in force: ``options.max_connections``, or fewer if the open-file
+        limit is lower (set by :meth:`start`)."""
+        self.shed = 0
+        """Connections dropped at the limit because they had sent no request."""
+        self._listener: Listener | None = None
+        self._extra_listeners: list[Listener] = []
+        self._conns: dict[_Connection, None] = {}
+        """Every accepted connection, oldest first (TLS handshakes included)."""
+        self._waiting: dict[_Connection, None] = {}
+        """Those without a complete request yet, oldest first: sheddable at the limit."""
+        self._full_since: float | None = None
+        self._wake_listeners: asyncio.TimerHandle | None = None
+        self._notices: dict[str, tuple[float, int]] = {}
         self._done: asyncio.Event | None = None
         self._idle = asyncio.Event()
         """Set while no client connection is open (by the last one to end)."""
@@ -352,33 +635,155 @@ class ReplayServer:
         self._done = asyncio.Event()
         if index is not None and not index.connections:
             self._done.set()
-        self._server = await self.loop.create_server(
-            lambda: _Connection(self),
-            self.options.host,
-            self.options.port,
-            ssl=ctx,
-            backlog=4096,
-            reuse_address=True,
-        )
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        self.max_connections = min(self.options.max_connections, _fd_budget())
+        self._listener = await Listener.bind(self, self.options.host, self.options.port, ctx)
+        self.port = int(self._listener.sockets[0].getsockname()[1])
         return self.port
 
     async def listen(
         self, host: str, port: int = 0, ssl_context: ssl.SSLContext | None = None
-    ) -> asyncio.Server:
+    ) -> Listener:
         """Serve this same replay session on one more listener (e.g. a TLS one next to a
-        plain one, for ``--via-proxy``); :meth:`stop` closes it too. Start first."""
+        plain one, for ``--via-proxy``); :meth:`stop` closes it too. Start first. The
+        connection limit counts the connections of every listener."""
         if self.session is None:
             raise RuntimeError("the server is not started")
-        extra = await self.loop.create_server(
-            lambda: _Connection(self), host, port, ssl=ssl_context, reuse_address=True
-        )
-        self._extra_servers.append(extra)
+        extra = await Listener.bind(self, host, port, ssl_context)
+        self._extra_listeners.append(extra)
         return extra
 
-    def _connection_ended(self) -> None:
-        if not self._protocols:
+    # -- connections, and the limit ---------------------------------------------------
+
+    def _listeners(self) -> list[Listener]:
+        main = [self._listener] if self._listener is not None else []
+        return main + self._extra_listeners
+
+    def _accepted(
+        self, sock: socket.socket, ssl_context: ssl.SSLContext | None, accepted_at: float
+    ) -> None:
+        proto = _Connection(self, accepted_at)
+        self._conns[proto] = None
+        self._waiting[proto] = None
+        self._idle.clear()
+        timeout = None
+        if ssl_context is not None:
+            timeout = max(0.001, accepted_at + self.options.play.timeout - self.loop.time())
+        proto.task = self.loop.create_task(self._connect(proto, sock, ssl_context, timeout))
+
+    async def _connect(
+        self,
+        proto: _Connection,
+        sock: socket.socket,
+        ssl_context: ssl.SSLContext | None,
+        timeout: float | None,
+    ) -> None:
+        try:
+            await self.loop.connect_accepted_socket(
+                lambda: proto, sock, ssl=ssl_context, ssl_handshake_timeout=timeout
+            )
+        except (Exception, asyncio.CancelledError):
+            # A failed or timed-out TLS handshake, a client gone already, or shed or
+            # stopped meanwhile: the socket is closed, the connection never existed.
+            sock.close()
+            if proto.transport is None:
+                self._connection_ended(proto)
+        finally:
+            proto.task = None
+
+    def _room(self) -> bool:
+        """May one more connection be accepted now? At the limit, drops the oldest
+        connection that has sent no request for :data:`SHED_AFTER` seconds to make it so."""
+        if len(self._conns) < self.max_connections:
+            return True
+        oldest = next(iter(self._waiting), None)
+        if oldest is None or self.loop.time() - oldest.accepted_at < SHED_AFTER:
+            return False
+        self._forget(oldest)
+        oldest.drop()
+        self.shed += 1
+        self._notice(
+            "shed",
+            f"{self.max_connections} connections open{self._limit_why()}: dropping those "
+            f"that sent no request within {SHED_AFTER:g} s to make room",
+        )
+        return True
+
+    def _full(self) -> None:
+        """No room: stop accepting until a connection ends or one becomes sheddable."""
+        for each in self._listeners():
+            each.pause()
+        if self._full_since is None:
+            self._full_since = self.loop.time()
+            self._notice(
+                "full",
+                f"{len(self._conns)} connections open{self._limit_why()}: new connections "
+                "wait until one ends",
+            )
+        oldest = next(iter(self._waiting), None)
+        if oldest is not None and self._wake_listeners is None:
+            at = oldest.accepted_at + SHED_AFTER
+            self._wake_listeners = self.loop.call_at(at, self._resume_listeners)
+
+    def _resume_listeners(self) -> None:
+        self._wake_listeners = None
+        self._full_since = None
+        for each in self._listeners():
+            each.resume()
+
+    def _limit_why(self) -> str:
+        if self.max_connections < self.options.max_connections:
+            return (
+                f", the most the open-file limit allows (ulimit -n; --max-connections "
+                f"{self.options.max_connections})"
+            )
+        return f" (--max-connections {self.max_connections})"
+
+    def _accept_failed(self, error: OSError) -> None:
+        """accept() failed (out of file descriptors, most likely): one line, and the
+        oldest connection without a request makes room if it has waited long enough."""
+        if error.errno in _OUT_OF_RESOURCES:
+            self._notice(
+                "accept",
+                f"cannot accept: {error.strerror or error} with {len(self._conns)} "
+                f"connections open; pausing new connections for {ACCEPT_RETRY:g} s "
+                "(raise ulimit -n, or lower --max-connections)",
+            )
+            oldest = next(iter(self._waiting), None)
+            if oldest is not None and self.loop.time() - oldest.accepted_at >= SHED_AFTER:
+                self._forget(oldest)
+                oldest.drop()
+                self.shed += 1
+        else:
+            self._notice("accept", f"cannot accept: {error.strerror or error}")
+
+    def _notice(self, kind: str, text: str) -> None:
+        """Say ``text``, at most once per :data:`NOTICE_INTERVAL` per ``kind``; the
+        lines left out are counted in the next one."""
+        now = self.loop.time()
+        last, skipped = self._notices.get(kind, (-NOTICE_INTERVAL, 0))
+        if now - last < NOTICE_INTERVAL:
+            self._notices[kind] = (last, skipped + 1)
+            return
+        self._notices[kind] = (now, 0)
+        if skipped:
+            text += f" (again {skipped} times since the last such line)"
+        if self.on_notice is not None:
+            self.on_notice(text)
+        else:
+            log.warning("%s", text)
+
+    def _forget(self, proto: _Connection) -> None:
+        self._conns.pop(proto, None)
+        self._waiting.pop(proto, None)
+
+    def _connection_ended(self, proto: _Connection) -> None:
+        self._forget(proto)
+        if not self._conns:
             self._idle.set()
+        if self._full_since is not None and len(self._conns) < self.max_connections:
+            if self._wake_listeners is not None:
+                self._wake_listeners.cancel()
+            self._resume_listeners()
         if self.session is not None and self._done is not None and self.session.all_played():
             self._done.set()
 
@@ -431,20 +836,22 @@ class ReplayServer:
 
     async def stop(self) -> None:
         """Stop listening, say goodbye to open connections, settle the report."""
-        for extra in self._extra_servers:
+        if self._wake_listeners is not None:
+            self._wake_listeners.cancel()
+            self._wake_listeners = None
+        for extra in self._extra_listeners:
             extra.close()
-        self._extra_servers = []
-        if self._server is not None:
-            self._server.close()
-            for proto in list(self._protocols):
+        self._extra_listeners = []
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+            for proto in list(self._conns):
                 proto.shutdown()
             await self.settle(STOP_GRACE)
-            for proto in list(self._protocols):
-                if proto.transport is not None:
-                    proto.transport.abort()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), STOP_GRACE)
-            self._server = None
+            for proto in list(self._conns):
+                proto.drop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), STOP_GRACE)
         if self.session is not None:
             self.session.finish()
 
@@ -469,4 +876,15 @@ class ReplayServer:
         await self.stop()
 
 
-__all__ = ["ReplayOptions", "ReplayServer"]
+def _fd_budget() -> int:
+    """Client connections the open-file limit leaves room for (each takes one)."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return DEFAULT_MAX_CONNECTIONS
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return 1 << 30
+    return max(1, soft - max(FD_RESERVE, soft // 8))
+
+
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "Listener", "ReplayOptions", "ReplayServer"]

@@ -169,7 +169,8 @@ def test_message_over_max_size_is_1009() -> None:
     client.handshake("/")
     client.write(frame(OpCode.BINARY, b"x" * 600, fin=False))
     client.write(frame(OpCode.CONTINUATION, b"x" * 600))
-    assert client.close_frame() == (1009, b"message over 1000 bytes")
+    assert client.close_frame() == (1009, b"RFC-MESSAGE-TOO-BIG")
+    assert rules(session) == ["RFC-MESSAGE-TOO-BIG"]
 
 
 def test_utf8_stream() -> None:

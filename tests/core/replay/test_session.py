@@ -134,6 +134,9 @@ class FakeClient:
     def write(self, data: bytes) -> None:
         self.live.receive_data(data, self.now)
         self._pump()
+        while self.live.backlogged:  # frames left for after the output was written
+            self.live.receive_data(b"", self.now)
+            self._pump()
 
     def send(self, payload: bytes | str, opcode: int = OpCode.TEXT, **kw: object) -> None:
         data = payload.encode() if isinstance(payload, str) else payload

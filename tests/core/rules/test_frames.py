@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from wstape.core.frames import Frame, OpCode
+from wstape.core.frames import Frame, OpCode, StreamFailure
 from wstape.core.rules import (
     FrameState,
     Profile,
@@ -15,7 +15,9 @@ from wstape.core.rules import (
     Severity,
     check_frame,
     check_pong,
+    check_stream_failure,
     check_text,
+    message_too_big,
 )
 
 CFG = RuleConfig()
@@ -67,6 +69,8 @@ FRAME_CASES: list[tuple[str, list[Frame], FrameState, list[str]]] = [
         ["RFC-FRAME-RSV"],
     ),
     ("RSV1 on a ping", [f(PI, rsv1=True)], DEFLATE, ["RFC-FRAME-RSV"]),
+    ("length not minimal", [f(T, minimal_length=False)], FrameState(), ["RFC-FRAME-LENGTH"]),
+    ("ping length not minimal", [f(PI, minimal_length=False)], FrameState(), ["RFC-FRAME-LENGTH"]),
     ("RSV2", [f(T, rsv2=True)], DEFLATE, ["RFC-FRAME-RSV"]),
     ("RSV3", [f(B, rsv3=True)], FrameState(), ["RFC-FRAME-RSV"]),
     ("reserved data opcode", [f(0x3)], FrameState(), ["RFC-FRAME-OPCODE"]),
@@ -201,3 +205,25 @@ def test_check_pong() -> None:
     assert v.severity is Severity.WARN
     (v,) = check_pong(b"", b"\x00", CFG)
     assert v.severity is Severity.ERROR
+
+
+def test_stream_failures_and_limits_name_their_rule() -> None:
+    top = StreamFailure(
+        1002, "64-bit payload length with the top bit set", "RFC-FRAME-LENGTH", 1 << 63
+    )
+    [v] = check_stream_failure(top, CFG, conn=3, t=1.0)
+    assert (v.rule, v.severity, v.conn, v.actual) == (
+        "RFC-FRAME-LENGTH",
+        Severity.ERROR,
+        3,
+        1 << 63,
+    )
+    big = StreamFailure(
+        1009, "frame of 99 bytes is over the limit of 10", "RFC-MESSAGE-TOO-BIG", 99
+    )
+    [v] = check_stream_failure(big, CFG, conn=3)
+    assert v.rule == "RFC-MESSAGE-TOO-BIG" and "99 bytes" in v.message
+    [v] = message_too_big("fragments", 101, 100, "--max-fragments", CFG, conn=3)
+    assert "101 fragments" in v.message and "--max-fragments" in v.message
+    ignoring = RuleConfig(ignore=frozenset({"RFC-MESSAGE-TOO-BIG"}))
+    assert message_too_big("bytes", 2, 1, "--max-size", ignoring) == []

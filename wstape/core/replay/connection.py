@@ -8,7 +8,10 @@ hands the open WebSocket to a :class:`~wstape.core.replay.protocol.ServerProtoco
 script, the script's actions become frames.
 
 Bytes in (:meth:`LiveConnection.receive_data`), bytes out
-(:meth:`LiveConnection.data_to_send`), a deadline (:meth:`LiveConnection.next_deadline`).
+(:meth:`LiveConnection.data_to_send`), a deadline (:meth:`LiveConnection.next_deadline`),
+and flow control: the driver says when its transport is full
+(:meth:`LiveConnection.pause_output` / :meth:`LiveConnection.resume_output`) and reads
+from the client only while :attr:`LiveConnection.wants_input` holds.
 """
 
 from __future__ import annotations
@@ -44,10 +47,18 @@ from wstape.core.rules import (
     check_early_data,
     check_response,
     check_subprotocol_change,
+    client_stalled,
     unmatched_connection,
     unplayed,
     violation,
 )
+
+HELD_LIMIT = 64 * 1024
+"""Bytes kept from a client while its 101 is held back; past them it is not read."""
+QUEUE_LIMIT = 1024 * 1024
+QUEUE_MESSAGES = 1024
+"""Bytes and messages a client may send ahead of the recording (its script queues them
+to match in turn); past either, it is not read until the script has caught up."""
 
 
 class Session(Protocol):
@@ -133,6 +144,7 @@ class LiveConnection:
         self._accept_at: float | None = None
         self._held: list[bytes] = []
         """Bytes the client sent while its 101 was held back."""
+        self._held_size = 0
 
     @property
     def conn(self) -> int | None:
@@ -153,6 +165,12 @@ class LiveConnection:
         if self.phase is Phase.UPGRADED:
             return self.protocol is not None and self.protocol.hangup
         return self.phase is Phase.ANSWERED
+
+    @property
+    def waiting_for_request(self) -> bool:
+        """No complete request has come yet (a server at its connection limit may drop
+        such a connection to make room)."""
+        return self.phase is Phase.HANDSHAKE
 
     @property
     def close(self) -> CloseInfo:
@@ -213,12 +231,55 @@ class LiveConnection:
         found = [t for t in times if t is not None]
         return min(found) if found else None
 
+    # -- flow control ---------------------------------------------------------------------
+
+    @property
+    def wants_input(self) -> bool:
+        """Read from the client now? False while its frames wait for the output to drain
+        (:attr:`ServerProtocol.backlogged`, or the transport is full) and once
+        :data:`HELD_LIMIT` bytes came while the 101 is held back."""
+        if self.phase is Phase.HELD:
+            return self._held_size < HELD_LIMIT
+        protocol = self.protocol
+        if protocol is not None:
+            return protocol.taking and not protocol.backlogged
+        return True
+
+    @property
+    def backlogged(self) -> bool:
+        """Frames wait that can be taken now: call :meth:`receive_data` with no bytes."""
+        protocol = self.protocol
+        return protocol is not None and protocol.backlogged and protocol.taking
+
+    def pause_output(self) -> None:
+        """The transport's buffer is full: take no more frames, send nothing new."""
+        if self.protocol is not None:
+            self.protocol.pause_output()
+
+    def resume_output(self, now: float) -> None:
+        """The transport drained: take the frames that waited."""
+        if self.protocol is not None:
+            self.protocol.resume_output(now)
+
+    def stalled(self, now: float, buffered: int) -> None:
+        """The client has read nothing for ``--timeout`` with ``buffered`` bytes waiting:
+        report it (REPLAY-CLIENT-STALLED) and hang up; the driver aborts the transport."""
+        protocol = self.protocol
+        if protocol is None or not protocol.stalled(now):
+            return
+        t = round(now - self.started, 6)
+        self.report(client_stalled(self.conn, self.options.timeout, buffered, self.cfg, t))
+        self.log(f"the client read nothing for {self.options.timeout:g} s: dropping it")
+
     # -- input --------------------------------------------------------------------------
 
     def receive_data(self, data: bytes, now: float) -> None:
-        """Bytes from the client."""
+        """Bytes from the client (none: go on with frames that waited, see
+        :attr:`backlogged`)."""
         if self.phase is Phase.HELD:
-            self._held.append(data)  # early data: judged when the 101 goes out
+            if data:
+                self._held.append(data)  # early data: judged when the 101 goes out
+                self._held_size += len(data)
         elif self.phase is Phase.HANDSHAKE:
             result = self._parser.feed(data)
             if result is not None:
@@ -339,6 +400,7 @@ class LiveConnection:
             close_timeout=options.timeout,
             max_frame_size=options.max_size,
             max_message_size=options.max_size,
+            max_fragments=options.max_fragments,
             ping_interval=options.ping_interval,
         )
         self.session.opened(self, now)
@@ -347,6 +409,7 @@ class LiveConnection:
         if self._held:
             held = b"".join(self._held)
             self._held = []
+            self._held_size = 0
             self.report(check_early_data(len(held), self.cfg, self.conn))
             self._feed(held, now)
 
@@ -376,6 +439,12 @@ class LiveConnection:
             elif isinstance(action, Drop):
                 protocol.drop(action.code)
         self.report(script.violations[before:])
+        full = script.queued_bytes > QUEUE_LIMIT or script.queued_messages > QUEUE_MESSAGES
+        if full != protocol.input_held:
+            if full:
+                protocol.hold_input()
+            else:
+                protocol.release_input()
         if protocol.state is not State.OPEN:
             return
         if script.silent and script.state is Step.DONE:

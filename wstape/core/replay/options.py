@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from wstape.core.codecs import CODECS
 from wstape.core.errors import ConfigError
-from wstape.core.frames import DEFAULT_MAX_FRAME_SIZE
+from wstape.core.frames import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_SIZE
 from wstape.core.matchers import MATCHERS, matcher_names, parse_path
 from wstape.core.replay.heartbeats import DeclaredHeartbeat, parse_heartbeat
 
@@ -38,6 +38,8 @@ class PlayOptions:
     fragment (0 = never fragment)."""
     max_size: int = DEFAULT_MAX_FRAME_SIZE
     """Largest client frame and reassembled message, in bytes (1009 above it)."""
+    max_fragments: int = DEFAULT_MAX_FRAGMENTS
+    """Most frames one client message may have (1009 above it)."""
     handshake_delay: float = 0.0
     """Hold the 101 back this many seconds, to see when the client gives up
     (WX-CONNECT-TIMEOUT); 0 = answer at once."""
@@ -100,7 +102,7 @@ class PlayOptions:
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be 0 or more, not {getattr(self, name)}", option=name)
-        for name in ("timeout", "connect_timeout", "max_size"):
+        for name in ("timeout", "connect_timeout", "max_size", "max_fragments"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"must be positive, not {getattr(self, name)}", option=name)
 

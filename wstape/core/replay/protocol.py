@@ -16,6 +16,15 @@ One state, :class:`State`, decides what incoming bytes still mean::
 In ``CLOSED`` the transport is to be closed once :meth:`ServerProtocol.data_to_send` has
 been written (:attr:`ServerProtocol.hangup`). Frames that came in the same read as the
 client's Close are still judged (RFC-DATA-AFTER-CLOSE) but do nothing.
+
+Flow control: one :meth:`~ServerProtocol.receive_data` call stops taking frames once it
+has produced :attr:`~ServerProtocol.output_limit` bytes of output (Pongs, and whatever
+the handler sends for the messages), and takes none while the driver says its
+transport is full (:meth:`~ServerProtocol.pause_output`); the frames left wait in the
+parser (:attr:`~ServerProtocol.backlogged`) until the output is written or resumed. So a
+client that sends without reading makes the driver stop reading from it, never grows
+the output without bound. A message being reassembled lives in one buffer, bounded by
+``max_message_size`` bytes and ``max_fragments`` frames.
 """
 
 from __future__ import annotations
@@ -26,8 +35,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from wstape.core.closecodes import CloseCode, describe
+from wstape.core.closecodes import CloseCode, describe, is_sendable
 from wstape.core.frames import (
+    DEFAULT_MAX_FRAGMENTS,
     Frame,
     FrameParser,
     OpCode,
@@ -47,7 +57,10 @@ from wstape.core.rules import (
     check_close_handshake,
     check_frame,
     check_pong,
+    check_server_close,
+    check_stream_failure,
     check_text,
+    message_too_big,
 )
 
 FAIL_CODES: dict[str, CloseCode] = {
@@ -56,6 +69,7 @@ FAIL_CODES: dict[str, CloseCode] = {
     "RFC-FRAME-OPCODE": CloseCode.PROTOCOL_ERROR,
     "RFC-FRAME-CONTROL": CloseCode.PROTOCOL_ERROR,
     "RFC-FRAME-FRAGMENTS": CloseCode.PROTOCOL_ERROR,
+    "RFC-FRAME-LENGTH": CloseCode.PROTOCOL_ERROR,
     "RFC-CLOSE-PAYLOAD": CloseCode.PROTOCOL_ERROR,
     "RFC-CLOSE-CODE": CloseCode.PROTOCOL_ERROR,
     "RFC-CLOSE-REASON-LENGTH": CloseCode.PROTOCOL_ERROR,
@@ -68,6 +82,13 @@ were reported count: ``--ignore RULE`` makes the server tolerant."""
 
 MAX_CLOSE_REASON = 123
 """A Close reason is at most 123 bytes (§5.5: a control frame carries at most 125)."""
+
+MAX_CONTROL_PAYLOAD = 125
+"""A control frame carries at most 125 bytes (§5.5): a longer Ping is never answered."""
+
+OUTPUT_LIMIT = 256 * 1024
+"""Bytes of output one :meth:`ServerProtocol.receive_data` call produces at most before
+it leaves the remaining frames in the parser (a little more: the frame that crosses it)."""
 
 
 class State(Enum):
@@ -105,9 +126,10 @@ class Handler(Protocol):
 
 
 def cut_reason(reason: str) -> str:
-    """``reason`` cut to :data:`MAX_CLOSE_REASON` bytes of UTF-8, on a character boundary."""
-    raw = reason.encode("utf-8", "surrogateescape")
-    if len(raw) <= MAX_CLOSE_REASON:
+    """``reason`` as valid UTF-8 of at most :data:`MAX_CLOSE_REASON` bytes: cut on a
+    character boundary, anything that is not encodable (a lone surrogate) replaced."""
+    raw = reason.encode("utf-8", "replace")
+    if len(raw) <= MAX_CLOSE_REASON and raw.decode("utf-8") == reason:
         return reason
     return raw[:MAX_CLOSE_REASON].decode("utf-8", "ignore")
 
@@ -130,7 +152,9 @@ class ServerProtocol:
         close_timeout: float,
         max_frame_size: int,
         max_message_size: int,
+        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         ping_interval: float = 0.0,
+        output_limit: int = OUTPUT_LIMIT,
     ) -> None:
         self.handler = handler
         self.cfg = cfg
@@ -138,7 +162,9 @@ class ServerProtocol:
         self.opened_at = now
         self.close_timeout = close_timeout
         self.max_message_size = max_message_size
+        self.max_fragments = max_fragments
         self.ping_interval = ping_interval
+        self.output_limit = output_limit
         self.state = State.OPEN
         self.close = CloseInfo()
         """How it ended (or is ending)."""
@@ -150,12 +176,24 @@ class ServerProtocol:
         """False once the server is stopping: how the client ends is not its fault."""
         self.hangup = False
         """Close the transport once :meth:`data_to_send` has been written."""
+        self.output_paused = False
+        """The driver's transport is full (:meth:`pause_output`): take no frames."""
+        self.input_held = False
+        """The handler has too much waiting (:meth:`hold_input`): take no frames."""
+        self.backlogged = False
+        """Frames wait in the parser because the output is full or paused: call
+        :meth:`receive_data` (with no bytes) again once it was written or resumed."""
         self._out: list[bytes] = []
+        self._out_size = 0
         self._frames = FrameParser(max_frame_size)
         self._frame_state = FrameState()
         self._msg_opcode: int | None = None
-        self._msg_parts: list[bytes] = []
+        self._msg_first: bytes | None = None
+        """The message's only fragment so far (no copy for an unfragmented message)."""
+        self._msg_buf: bytearray | None = None
+        """The message so far, once it has two fragments."""
         self._msg_size = 0
+        self._msg_frames = 0
         self._msg_utf8: Utf8Stream | None = None
         """Validates the text message in progress fragment by fragment (fail fast, §8.1)."""
         self._client_close: bytes | None = None
@@ -182,7 +220,36 @@ class ServerProtocol:
             return b""
         data = b"".join(self._out)
         self._out.clear()
+        self._out_size = 0
         return data
+
+    def pause_output(self) -> None:
+        """The driver's transport is full: take no more frames until :meth:`resume_output`."""
+        self.output_paused = True
+
+    def resume_output(self, now: float) -> None:
+        """The transport drained: go on with the frames that waited."""
+        self.output_paused = False
+        if self.backlogged:
+            self.receive_data(b"", now)
+
+    def hold_input(self) -> None:
+        """Take no more frames until :meth:`release_input` (the handler is full)."""
+        self.input_held = True
+
+    def release_input(self) -> None:
+        """Frames may be taken again; the driver goes on with those that waited
+        (:attr:`backlogged`): this may be called while a frame is being handled."""
+        self.input_held = False
+
+    @property
+    def taking(self) -> bool:
+        """Frames are taken now: neither the output nor the handler is full."""
+        return not (self.output_paused or self.input_held)
+
+    def _emit(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_size += len(data)
 
     def next_deadline(self) -> float | None:
         times = [
@@ -197,7 +264,7 @@ class ServerProtocol:
         return min(times) if times else None
 
     def _frame_out(self, opcode: int, payload: bytes, *, fin: bool = True) -> None:
-        self._out.append(encode_frame(opcode, payload, fin=fin))
+        self._emit(encode_frame(opcode, payload, fin=fin))
 
     def send_message(
         self, opcode: Opcode, payload: bytes, now: float, *, fragment: int = 0
@@ -218,16 +285,26 @@ class ServerProtocol:
                 self._ping(now)
 
     def send_close(self, code: int | None, reason: str, now: float) -> None:
-        """Start the closing handshake with ``code`` (None: an empty Close, seen as 1005)."""
+        """Start the closing handshake with ``code`` (None: an empty Close, seen as 1005).
+
+        Only a valid Close goes on the wire: a code that may not be sent (1005, 1006,
+        70000, a recording's -1) becomes an empty Close and a reason is cut to 123 bytes
+        of UTF-8; either is reported (RFC-SRV-CLOSE-CODE, RFC-SRV-CLOSE-REASON).
+        """
         if self.state is not State.OPEN:
             return
-        self._out.append(encode_frame(OpCode.CLOSE, encode_close_body(code, cut_reason(reason))))
+        self.handler.report(check_server_close(code, self.cfg, self.conn, reason))
+        if code is not None and not is_sendable(code):
+            code, reason = None, ""
+        reason = cut_reason(reason)
+        self.input_held = False  # the client's answer must be read; no message is taken now
+        self._emit(encode_frame(OpCode.CLOSE, encode_close_body(code, reason)))
         self._server_close = code
         self._server_close_sent = True
         self._pings.clear()
         if self.close.by is None:
             shown = code if code is not None else CloseCode.NO_STATUS_RCVD
-            self.close = CloseInfo(Side.SERVER, int(shown), cut_reason(reason))
+            self.close = CloseInfo(Side.SERVER, int(shown), reason)
         self.state = State.CLOSING
         self._close_deadline = now + self.close_timeout
 
@@ -236,6 +313,23 @@ class ServerProtocol:
         self.close = CloseInfo(Side.SERVER, code, "")
         self.abnormal = True
         self._end()
+
+    def stalled(self, now: float) -> bool:
+        """The client read nothing for ``close_timeout`` while our output waited: hang up
+        without a Close (it would never be read). True if the connection was open and
+        judged (the caller reports REPLAY-CLIENT-STALLED); while closing it counts as no
+        answer to our Close (RFC-CLOSE-HANDSHAKE)."""
+        if self.state is State.CLOSED:
+            return False
+        was_open, judging = self.state is State.OPEN, self.judging and self.failure is None
+        if not was_open and judging:
+            self.handler.report(check_close_handshake(True, False, self.cfg, self.conn))
+        if was_open:
+            self.close = CloseInfo(Side.SERVER, CloseCode.ABNORMAL_CLOSURE, "")
+        self.judging = False
+        self.abnormal = True
+        self._end()
+        return was_open and judging
 
     def stop(self, now: float) -> None:
         """The server is stopping: say goodbye (1001) and do not judge how the client ends."""
@@ -263,16 +357,28 @@ class ServerProtocol:
     # -- input --------------------------------------------------------------------
 
     def receive_data(self, data: bytes, now: float) -> None:
-        """Bytes from the client."""
+        """Bytes from the client (none: go on with the frames that waited)."""
         if self.state is State.CLOSED:
             return
-        for item in self._frames.feed(data):
+        frames = self._frames
+        frames.receive(data)
+        self.backlogged = False
+        while True:
+            if self.output_paused or self.input_held or self._out_size >= self.output_limit:
+                self.backlogged = frames.buffered > 0
+                return
+            item = frames.next_frame()
+            if item is None:
+                return
             if isinstance(item, StreamFailure):
                 if not self.closed:
-                    self.fail(CloseCode(item.code), item.reason, now, hangup=True)
-                break
+                    self.handler.report(
+                        check_stream_failure(item, self.cfg, self.conn, self._t(now))
+                    )
+                    self.fail(CloseCode(item.code), item.rule, now, hangup=True)
+                return
             if self.closed and (self._client_close is None or self.failure):
-                break  # after a failure nothing more is read
+                return  # after a failure nothing more is read
             self._frame(item, now)
 
     def tick(self, now: float) -> None:
@@ -311,7 +417,7 @@ class ServerProtocol:
                 self.handler.on_client_gone(CloseCode.ABNORMAL_CLOSURE, "", now)
         self._end()
         self._frames = FrameParser(0)
-        self._msg_parts = []
+        self._reset_message()
         self._pings.clear()
 
     # -- frames -------------------------------------------------------------------
@@ -348,7 +454,9 @@ class ServerProtocol:
         if self._report_and_fail(found, now):
             return
         if opcode == OpCode.PING:
-            if self.state is State.OPEN:
+            # A Ping over 125 bytes (RFC-FRAME-CONTROL under --ignore) cannot be echoed
+            # in a valid Pong: it goes unanswered.
+            if self.state is State.OPEN and len(frame.payload) <= MAX_CONTROL_PAYLOAD:
                 self._frame_out(OpCode.PONG, frame.payload)
             return
         if opcode == OpCode.PONG:
@@ -360,35 +468,75 @@ class ServerProtocol:
             if self._msg_opcode is None:
                 return
         else:
+            self._reset_message()
             self._msg_opcode = opcode
-            self._msg_parts = []
-            self._msg_size = 0
             self._msg_utf8 = Utf8Stream() if opcode == OpCode.TEXT else None
-        self._msg_size += len(frame.payload)
-        if self._msg_size > self.max_message_size:
-            self.fail(CloseCode.MESSAGE_TOO_BIG, f"message over {self.max_message_size} bytes", now)
+        if not self._add_fragment(frame.payload, now, t):
             return
-        self._msg_parts.append(frame.payload)
         utf8 = self._msg_utf8
         if utf8 is not None and not utf8.feed(frame.payload, final=frame.fin):
             # Invalid (or cut) UTF-8: judged now, not at the end of a long message.
             self._msg_utf8 = None
             if self._report_and_fail(
-                check_text(b"".join(self._msg_parts), self.cfg, self.conn, t), now
+                check_text(self._message_so_far(), self.cfg, self.conn, t), now
             ):
-                self._msg_opcode = None
-                self._msg_parts = []
+                self._reset_message()
                 return
         if not frame.fin:
             return
-        parts = self._msg_parts
-        payload = parts[0] if len(parts) == 1 else b"".join(parts)
+        payload = self._message_so_far()
         kind = Opcode.TEXT if self._msg_opcode == OpCode.TEXT else Opcode.BINARY
-        self._msg_opcode = None
-        self._msg_parts = []
-        self._msg_utf8 = None
+        self._reset_message()
         if self.state is State.OPEN:
             self.handler.on_message(kind, payload, now)
+
+    def _add_fragment(self, payload: bytes, now: float, t: float) -> bool:
+        """Add a frame's payload to the message in progress; False (and the connection
+        failed with 1009, §7.4.1) once the message is over --max-size bytes or
+        --max-fragments frames. The limits hold whether or not the rule is reported."""
+        self._msg_frames += 1
+        self._msg_size += len(payload)
+        if self._msg_size > self.max_message_size:
+            found = message_too_big(
+                "bytes", self._msg_size, self.max_message_size, "--max-size", self.cfg, self.conn, t
+            )
+        elif self._msg_frames > self.max_fragments:
+            found = message_too_big(
+                "fragments",
+                self._msg_frames,
+                self.max_fragments,
+                "--max-fragments",
+                self.cfg,
+                self.conn,
+                t,
+            )
+        else:
+            if self._msg_buf is not None:
+                self._msg_buf += payload
+            elif self._msg_first is None:
+                self._msg_first = payload
+            else:
+                self._msg_buf = bytearray(self._msg_first)
+                self._msg_buf += payload
+                self._msg_first = None
+            return True
+        self.handler.report(found)
+        self._reset_message()
+        self.fail(CloseCode.MESSAGE_TOO_BIG, "RFC-MESSAGE-TOO-BIG", now)
+        return False
+
+    def _message_so_far(self) -> bytes:
+        if self._msg_buf is not None:
+            return bytes(self._msg_buf)
+        return self._msg_first if self._msg_first is not None else b""
+
+    def _reset_message(self) -> None:
+        self._msg_opcode = None
+        self._msg_first = None
+        self._msg_buf = None
+        self._msg_size = 0
+        self._msg_frames = 0
+        self._msg_utf8 = None
 
     def _pong(self, payload: bytes, now: float) -> None:
         if not self._pings:
@@ -444,10 +592,20 @@ class ServerProtocol:
         self.abnormal = False
         if self._fail_for(found, now):
             return
-        # Echo the code (§5.5.1); an empty Close gets an empty Close.
-        self._out.append(encode_frame(OpCode.CLOSE, encode_close_body(code) if code else b""))
+        # Echo the code (§5.5.1); an empty Close gets an empty Close, and so does a code
+        # that may not be sent (a rule about it under --ignore let it through).
+        echo = code if code is not None and is_sendable(code) else None
+        self._emit(encode_frame(OpCode.CLOSE, encode_close_body(echo)))
         self._server_close_sent = True
         self._end()
 
 
-__all__ = ["FAIL_CODES", "CloseInfo", "Handler", "ServerProtocol", "State", "cut_reason"]
+__all__ = [
+    "FAIL_CODES",
+    "OUTPUT_LIMIT",
+    "CloseInfo",
+    "Handler",
+    "ServerProtocol",
+    "State",
+    "cut_reason",
+]

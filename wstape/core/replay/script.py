@@ -50,6 +50,9 @@ from wstape.core.rules import (
 SEND_BUDGET = 256
 """Server messages sent per wake-up before yielding to other connections: a long burst at
 ``--speed 0`` must not starve the others or fill the socket buffer unchecked."""
+SEND_BYTES = 256 * 1024
+"""Payload bytes sent per wake-up, likewise (the message that crosses it still goes): a
+burst of big messages to a client that reads slowly must not pile up in memory."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,9 @@ class Script:
         self._anchor_live = now
         self._anchor_rec = 0.0
         self._queue: deque[tuple[Opcode, bytes, float]] = deque()
+        self.queued_bytes = 0
+        """Payload bytes of the client messages that came early and wait their turn (the
+        connection stops reading from a client that piles up too many)."""
         self._wait_since: float | None = None
         self.state = Step.RUNNING
         self.deadline: float | None = None
@@ -183,6 +189,11 @@ class Script:
         return round(now - self.opened_at, 6)
 
     @property
+    def queued_messages(self) -> int:
+        """Client messages that came early and wait their turn to be matched."""
+        return len(self._queue)
+
+    @property
     def running(self) -> bool:
         """Recorded events are still ahead (it has not reached its end)."""
         return self.state is Step.RUNNING
@@ -227,6 +238,7 @@ class Script:
             self._unexpected(opcode, payload, now)
             return []
         self._queue.append((opcode, payload, now))
+        self.queued_bytes += len(payload)
         return self.poll(now)
 
     def poll(self, now: float) -> list[Action]:
@@ -239,9 +251,9 @@ class Script:
             self._add_timer_deadline()
             return actions
         self.deadline = None
-        budget = SEND_BUDGET
+        budget, budget_bytes = SEND_BUDGET, SEND_BYTES
         while self.state is Step.RUNNING:
-            if budget <= 0:
+            if budget <= 0 or budget_bytes <= 0:
                 self.deadline = now  # more is due: come back after the others had a turn
                 break
             event = self._peek()
@@ -262,6 +274,7 @@ class Script:
                 self._pop()
                 actions.append(self._send(event))
                 budget -= 1
+                budget_bytes -= len(event.payload)
                 continue
             if not self._at_client_message(event, now):
                 break
@@ -301,6 +314,7 @@ class Script:
         if not self._queue:
             return self._wait(event, now)
         opcode, payload, arrived = self._queue.popleft()
+        self.queued_bytes -= len(payload)
         self._pop()
         self._wait_since = None
         self._anchor(arrived, event.t)
@@ -383,6 +397,7 @@ class Script:
     def _flush_unexpected(self, now: float) -> None:
         while self._queue:
             opcode, payload, arrived = self._queue.popleft()
+            self.queued_bytes -= len(payload)
             self._unexpected(opcode, payload, arrived)
 
     def _unexpected(self, opcode: Opcode, payload: bytes, now: float) -> None:

@@ -13,8 +13,8 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 
 from wstape.core.lint import client_group
-from wstape.core.redaction import matches_redacted
 from wstape.core.model import Close, Message, Open, TlsInfo
+from wstape.core.redaction import matches_redacted
 from wstape.core.replay.connection import LiveConnection
 from wstape.core.replay.options import PlayOptions
 from wstape.core.replay.recorded import RecordedConnection

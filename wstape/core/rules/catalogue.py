@@ -185,6 +185,9 @@ class Rule:
     """Human description of the severity per profile, as in RULES.md."""
     source: str
     description: str
+    extra: bool = False
+    """Not a row of RULES.md: a rule wstape adds where a protocol break had none (the
+    catalogue keeps RULES.md's own rules in its order, and these among them)."""
 
     @property
     def introduced_in(self) -> Profile:
@@ -338,6 +341,17 @@ CATALOGUE: tuple[Rule, ...] = (
         "RFC 6455 §7.4.1",
         "A server Close code is sendable; 1010 from a server is a warning (only clients send it).",
     ),
+    Rule(
+        "RFC-SRV-CLOSE-REASON",
+        "server",
+        _ALL,
+        "error",
+        "RFC 6455 §5.5, §5.5.1",
+        "A server Close reason is at most 123 bytes of UTF-8 (a control frame carries at "
+        "most 125); replay cuts a longer recorded reason and sends an unsendable recorded "
+        "code as an empty Close.",
+        extra=True,
+    ),
     # -- client frames -------------------------------------------------------------------
     Rule(
         "RFC-FRAME-MASK",
@@ -373,6 +387,16 @@ CATALOGUE: tuple[Rule, ...] = (
         "Control frames carry at most 125 bytes and are not fragmented.",
     ),
     Rule(
+        "RFC-FRAME-LENGTH",
+        "frame",
+        _ALL,
+        "error",
+        "RFC 6455 §5.2",
+        "The payload length is encoded in the fewest bytes, and a 64-bit length has its "
+        "most significant bit clear.",
+        extra=True,
+    ),
+    Rule(
         "RFC-FRAME-FRAGMENTS",
         "frame",
         _ALL,
@@ -388,6 +412,17 @@ CATALOGUE: tuple[Rule, ...] = (
         "error",
         "RFC 6455 §5.6, §8.1",
         "A text message is valid UTF-8.",
+    ),
+    Rule(
+        "RFC-MESSAGE-TOO-BIG",
+        "frame",
+        _ALL,
+        "error",
+        "RFC 6455 §10.4, §7.4.1 (1009); wstape replay --max-size, --max-fragments",
+        "A frame, and a message reassembled from its fragments, fit the server's limits: "
+        "at most --max-size bytes, at most --max-fragments frames. Over them the server "
+        "fails the connection with 1009.",
+        extra=True,
     ),
     Rule(
         "RFC-PONG-ECHO",
@@ -535,6 +570,16 @@ CATALOGUE: tuple[Rule, ...] = (
         "The client did not send an expected message within the timeout.",
     ),
     Rule(
+        "REPLAY-CLIENT-STALLED",
+        "session",
+        _ALL,
+        "error",
+        "wstape replay",
+        "The client read nothing the server sent for the timeout while the server's send "
+        "buffer was full; the server drops the connection.",
+        extra=True,
+    ),
+    Rule(
         "REPLAY-UNPLAYED",
         "session",
         _ALL,
@@ -552,14 +597,9 @@ CATALOGUE: tuple[Rule, ...] = (
         "wstape replay; Engine.IO v4 heartbeats, MQTT keep-alive, STOMP heart-beating",
         "The client answers the server's heartbeat pings (sent on the recorded clock) "
         "within --heartbeat-timeout; a real server would drop a client that does not.",
+        extra=True,
     ),
 )
-
-BEYOND_RULES_MD: dict[str, str] = {
-    "REPLAY-HEARTBEAT-UNANSWERED": "issue 9: server-started heartbeats are replayed on "
-    "their clock, so a client that stops answering them is a finding",
-}
-"""Rules wstape has that RULES.md does not list (yet), with why."""
 
 SEVERITY_CHANGES: dict[str, str] = {
     "REPLAY-UNPLAYED": "issue 9: the exit code alone is a CI gate, so a client that "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, replace
 
-from wstape.core.frames import Frame, OpCode
+from wstape.core.frames import Frame, OpCode, StreamFailure
 from wstape.core.rules.catalogue import RuleConfig, Severity, Violation
 from wstape.core.rules.helpers import Report, preview, utf8_error
 
@@ -48,9 +48,10 @@ def check_frame(
     """Check one client frame; return the connection's next state and the violations.
 
     Rules: RFC-FRAME-MASK (§5.1, §5.3), RFC-FRAME-RSV (§5.2, RFC 7692 §6),
-    RFC-FRAME-OPCODE (§5.2), RFC-FRAME-CONTROL (§5.5), RFC-FRAME-FRAGMENTS (§5.4) and
-    RFC-DATA-AFTER-CLOSE (§5.5.1). A frame with a reserved opcode leaves the state alone:
-    whether it would have been data or control is unknowable.
+    RFC-FRAME-LENGTH (§5.2), RFC-FRAME-OPCODE (§5.2), RFC-FRAME-CONTROL (§5.5),
+    RFC-FRAME-FRAGMENTS (§5.4) and RFC-DATA-AFTER-CLOSE (§5.5.1). A frame with a reserved
+    opcode leaves the state alone: whether it would have been data or control is
+    unknowable.
     """
     report = Report(cfg, conn, t)
     opcode = frame.opcode
@@ -94,6 +95,16 @@ def check_frame(
                 expected=0,
                 actual=["RSV1"],
             )
+
+    if not frame.minimal_length:
+        report.add(
+            "RFC-FRAME-LENGTH",
+            Severity.ERROR,
+            f"{_name(opcode)} frame announces its {len(frame.payload)} bytes with a longer "
+            "length field than needed; expected the minimal encoding",
+            expected="minimal length encoding",
+            actual=len(frame.payload),
+        )
 
     if opcode not in _KNOWN_OPCODES:
         report.add(
@@ -168,6 +179,55 @@ def check_frame(
     else:
         state = replace(state, in_message=True, message_opcode=opcode)
     return state, report.items
+
+
+def check_stream_failure(
+    failure: StreamFailure, cfg: RuleConfig, conn: int | None = None, t: float | None = None
+) -> list[Violation]:
+    """The rule a frame header broke when the stream cannot be read further: a 64-bit
+    length with the top bit set (RFC-FRAME-LENGTH, §5.2) or a frame over the server's
+    limit (RFC-MESSAGE-TOO-BIG, §10.4)."""
+    report = Report(cfg, conn, t)
+    if failure.rule == "RFC-FRAME-LENGTH":
+        report.add(
+            "RFC-FRAME-LENGTH",
+            Severity.ERROR,
+            f"frame length {failure.length} has the most significant bit set; expected it "
+            "clear (a length below 2^63)",
+            expected="below 2^63",
+            actual=failure.length,
+        )
+    else:
+        report.add(
+            failure.rule,
+            Severity.ERROR,
+            f"client {failure.reason}; expected at most the server's --max-size",
+            expected="--max-size",
+            actual=failure.length,
+        )
+    return report.items
+
+
+def message_too_big(
+    what: str,
+    actual: int,
+    limit: int,
+    option: str,
+    cfg: RuleConfig,
+    conn: int | None = None,
+    t: float | None = None,
+) -> list[Violation]:
+    """RFC-MESSAGE-TOO-BIG: a message grew past a server limit (§10.4): ``what`` names the
+    measure (``bytes``, ``fragments``), ``option`` the flag that sets ``limit``."""
+    report = Report(cfg, conn, t)
+    report.add(
+        "RFC-MESSAGE-TOO-BIG",
+        Severity.ERROR,
+        f"client message reached {actual} {what}; expected at most {limit} ({option})",
+        expected=limit,
+        actual=actual,
+    )
+    return report.items
 
 
 def check_text(
@@ -259,5 +319,7 @@ __all__ = [
     "Utf8Stream",
     "check_frame",
     "check_pong",
+    "check_stream_failure",
     "check_text",
+    "message_too_big",
 ]

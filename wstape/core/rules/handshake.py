@@ -17,6 +17,7 @@ from wstape.core.closecodes import SENDABLE_RANGES_TEXT, CloseCode, describe, is
 from wstape.core.model import Open
 from wstape.core.redaction import is_redacted, matches_redacted
 from wstape.core.rules.catalogue import WX_APPID, Profile, RuleConfig, Severity, Violation
+from wstape.core.rules.close import MAX_REASON_BYTES
 from wstape.core.rules.helpers import Report, header_items, header_tokens, header_values, preview
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -515,12 +516,13 @@ def check_response(op: Open, cfg: RuleConfig) -> list[Violation]:
 
 
 def check_server_close(
-    code: int | None, cfg: RuleConfig, conn: int | None = None
+    code: int | None, cfg: RuleConfig, conn: int | None = None, reason: str = ""
 ) -> list[Violation]:
-    """RFC-SRV-CLOSE-CODE: the code in a server's Close frame (RFC 6455 §7.4.1).
+    """RFC-SRV-CLOSE-CODE and RFC-SRV-CLOSE-REASON: a server's Close (RFC 6455 §7.4.1, §5.5).
 
     ``None`` (a Close without a code) is allowed. 1010 is a warning: it means "the server
-    did not negotiate an extension the client needs", so only a client sends it.
+    did not negotiate an extension the client needs", so only a client sends it. The
+    reason must fit a control frame: at most 123 bytes of UTF-8.
     """
     report = Report(cfg, conn)
     if code is None:
@@ -541,6 +543,16 @@ def check_server_close(
             f"server closed with {describe(code)}; expected {SENDABLE_RANGES_TEXT}",
             expected=SENDABLE_RANGES_TEXT,
             actual=code,
+        )
+    size = len(reason.encode("utf-8", "surrogatepass"))
+    if size > MAX_REASON_BYTES:
+        report.add(
+            "RFC-SRV-CLOSE-REASON",
+            Severity.ERROR,
+            f"server Close reason is {size} bytes of UTF-8; expected at most "
+            f"{MAX_REASON_BYTES} (a control frame carries at most 125 bytes)",
+            expected=MAX_REASON_BYTES,
+            actual=size,
         )
     return report.items
 

@@ -253,6 +253,23 @@ def client_silent(
     return report.items
 
 
+def client_stalled(
+    conn: int | None, seconds: float, buffered: int, cfg: RuleConfig, t: float | None = None
+) -> list[Violation]:
+    """REPLAY-CLIENT-STALLED: the client read nothing for ``seconds`` while ``buffered``
+    bytes waited in the server's full send buffer."""
+    report = Report(cfg, conn, t)
+    report.add(
+        "REPLAY-CLIENT-STALLED",
+        Severity.ERROR,
+        f"client read nothing for {seconds:g} s with {buffered} bytes waiting to be sent; "
+        "expected it to read what the server sends (the connection was dropped)",
+        expected="reading",
+        actual={"seconds": seconds, "buffered": buffered},
+    )
+    return report.items
+
+
 def unplayed(
     conn: int | None, what: str, cfg: RuleConfig, *, allow_partial: bool = False
 ) -> list[Violation]:
@@ -340,6 +357,7 @@ __all__ = [
     "check_reconnects",
     "check_socket_limit",
     "client_silent",
+    "client_stalled",
     "message_json",
     "message_mismatch",
     "send_type",
