@@ -280,7 +280,7 @@ class _Connection(asyncio.Protocol):
             return
         if not live.waiting_for_request:
             self.server._waiting.pop(self, None)
-        data = live.data_to_send()
+        data = live.data_to_send(self.loop.time())
         if data:
             transport.write(data)  # may call pause_writing at once
         if live.hangup:

@@ -90,6 +90,10 @@ def test_extra_rules_are_not_in_rules_md(rules_md: list[tuple[str, str, str]]) -
         "RFC-MESSAGE-TOO-BIG",
         "REPLAY-CLIENT-STALLED",
         "REPLAY-HEARTBEAT-UNANSWERED",
+        "REPLAY-HEARTBEAT-DEAD",
+        "REPLAY-FAULT-NO-RECONNECT",
+        "REPLAY-RECONNECT-TOO-SOON",
+        "REPLAY-RECONNECT-SETUP",
     }
 
 

@@ -16,7 +16,10 @@ from the client only while :attr:`LiveConnection.wants_input` holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import math
+import random
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from enum import Enum
 from typing import Protocol
@@ -33,6 +36,16 @@ from wstape.core.handshake import (
     recorded_refusal,
 )
 from wstape.core.model import Opcode, Open, Side, TlsInfo
+from wstape.core.replay.faults import (
+    ENDING_FAULTS,
+    HANDSHAKE_FAULTS,
+    Fault,
+    FaultBook,
+    FaultEvent,
+    FaultKind,
+    FaultTrack,
+    Throttle,
+)
 from wstape.core.replay.options import PlayOptions
 from wstape.core.replay.protocol import CloseInfo, ServerProtocol, State
 from wstape.core.replay.recorded import RecordedConnection
@@ -55,6 +68,9 @@ from wstape.core.rules import (
 
 HELD_LIMIT = 64 * 1024
 """Bytes kept from a client while its 101 is held back; past them it is not read."""
+THROTTLE_HIGH = 256 * 1024
+"""Bytes held by the throttle fault past which the client is not read (and so the script
+is not asked for more)."""
 QUEUE_LIMIT = 1024 * 1024
 QUEUE_MESSAGES = 1024
 """Bytes and messages a client may send ahead of the recording (its script queues them
@@ -73,7 +89,9 @@ class Session(Protocol):
     def claim(self, rec: RecordedConnection) -> None:
         """``rec`` is being played now."""
 
-    def new_script(self, rec: RecordedConnection, now: float) -> Script: ...
+    def new_script(
+        self, rec: RecordedConnection, now: float, *, reconnect: bool = False
+    ) -> Script: ...
 
     def seen_keys(self, req: Open) -> frozenset[str]:
         """The ``Sec-WebSocket-Key`` of ``req`` if an earlier connection used it."""
@@ -92,6 +110,18 @@ class Session(Protocol):
     def add_violation(self, v: Violation) -> None: ...
 
     def log(self, live: LiveConnection, text: str) -> None: ...
+
+    @property
+    def faults(self) -> FaultBook:
+        """The run's faults (``--fault``, ``inject``)."""
+
+    def fault_happened(
+        self, live: LiveConnection, fault: Fault, what: str, now: float
+    ) -> FaultEvent:
+        """``fault`` struck ``live``: remember it for the report and for the reconnect."""
+
+    def holding(self, live: LiveConnection) -> None:
+        """``live``'s upgrade is held back (a stall): its socket counts as open."""
 
 
 class Phase(Enum):
@@ -145,6 +175,18 @@ class LiveConnection:
         self._held: list[bytes] = []
         """Bytes the client sent while its 101 was held back."""
         self._held_size = 0
+        self._stall: Fault | None = None
+        """The stall fault holding the 101 back (``--handshake-delay`` is one)."""
+        self.faults: FaultTrack | None = None
+        self.fault_event: FaultEvent | None = None
+        """The last fault that struck this connection (its ``then`` says what came next)."""
+        self.broken_by: Fault | None = None
+        """The fault that ended this connection (drop, close, blackhole), if one did."""
+        self.blackholed = False
+        self.is_reconnect = False
+        """This client came back after a fault broke its connection."""
+        self._throttle: Throttle | None = None
+        self._fragment = 0
 
     @property
     def conn(self) -> int | None:
@@ -210,12 +252,17 @@ class LiveConnection:
 
     # -- output -----------------------------------------------------------------------
 
-    def data_to_send(self) -> bytes:
-        """Bytes to write now (possibly empty)."""
+    def data_to_send(self, now: float | None = None) -> bytes:
+        """Bytes to write now (possibly empty); ``now`` paces the throttle fault."""
         if self.protocol is not None:
             self._out.append(self.protocol.data_to_send())
         data = b"".join(self._out)
         self._out.clear()
+        if self.blackholed:
+            return b""  # a dead path: nothing arrives
+        throttle = self._throttle
+        if throttle is not None:
+            return throttle.take(data, now if now is not None else throttle_clock(throttle))
         return data
 
     def next_deadline(self) -> float | None:
@@ -223,11 +270,15 @@ class LiveConnection:
             return self._accept_at
         if self.phase is Phase.HANDSHAKE:
             return self.started + self.options.timeout
-        if self.phase is not Phase.UPGRADED or self.protocol is None:
+        if self.phase is not Phase.UPGRADED or self.protocol is None or self.blackholed:
             return None
         times = [self.protocol.next_deadline()]
         if self.script is not None and self.protocol.state is State.OPEN:
             times.append(self.script.deadline)
+            if self.faults is not None:
+                times.append(self.faults.next_deadline())
+        if self._throttle is not None and self._throttle.pending:
+            times.append(self._throttle.next_deadline(throttle_clock(self._throttle)))
         found = [t for t in times if t is not None]
         return min(found) if found else None
 
@@ -240,6 +291,11 @@ class LiveConnection:
         :data:`HELD_LIMIT` bytes came while the 101 is held back."""
         if self.phase is Phase.HELD:
             return self._held_size < HELD_LIMIT
+        if self.blackholed:
+            return False
+        throttle = self._throttle
+        if throttle is not None and len(throttle.pending) > THROTTLE_HIGH:
+            return False
         protocol = self.protocol
         if protocol is not None:
             return protocol.taking and not protocol.backlogged
@@ -286,7 +342,7 @@ class LiveConnection:
                 self._handshake(result, now)
                 if self.upgraded and self._parser.leftover:
                     self._feed(self._parser.leftover, now)
-        elif self.phase is Phase.UPGRADED:
+        elif self.phase is Phase.UPGRADED and not self.blackholed:
             self._feed(data, now)
 
     def _feed(self, data: bytes, now: float) -> None:
@@ -304,7 +360,7 @@ class LiveConnection:
                 self._accept_at = None
                 self.report(
                     check_connect_timeout(
-                        self.options.handshake_delay,
+                        self._stall_seconds,
                         None,
                         self.cfg,
                         self.conn,
@@ -316,7 +372,7 @@ class LiveConnection:
             if now >= self.started + self.options.timeout:
                 # No complete request in time (a probe, a preconnect): hang up quietly.
                 self.phase = Phase.ANSWERED
-        elif self.phase is Phase.UPGRADED and self.protocol is not None:
+        elif self.phase is Phase.UPGRADED and self.protocol is not None and not self.blackholed:
             self.protocol.tick(now)
             self._run_script(now, None)
 
@@ -368,23 +424,46 @@ class LiveConnection:
         if candidate is None:
             self._respond(error_response(404, f"no recorded connection for {req.target}"))
             return
-        session.claim(candidate)
-        self.played = True
+        fault = session.faults.handshake(candidate.conn, req.path) if session.faults else None
+        if fault is not None and fault.kind is FaultKind.REFUSE:
+            # Not claimed: the client's retry gets the same recorded connection.
+            self._respond(error_response(fault.status, f"wstape: injected fault {fault.spec}"))
+            self.fault_event = session.fault_happened(
+                self, fault, f"refused the upgrade with {fault.status}", now
+            )
+            return
         if not candidate.open.accepted:
+            session.claim(candidate)
+            self.played = True
             self._respond(recorded_refusal(candidate.open))
             return
-        if self.options.handshake_delay > 0:
+        self.played = True
+        if fault is not None:  # a stall: hold the 101 back, claim the recording at accept
+            self._stall = fault
             self.phase = Phase.HELD
-            self._accept_at = now + self.options.handshake_delay
+            self._accept_at = now + fault.seconds if fault.seconds else None
+            held = f"{fault.seconds:g} s" if fault.seconds else "for good"
+            self.fault_event = session.fault_happened(
+                self, fault, f"held the upgrade back {held}", now
+            )
+            session.holding(self)
             if self._parser.leftover:
                 self._held.append(self._parser.leftover)
             return
+        session.claim(candidate)
         self._accept(now)
+
+    @property
+    def _stall_seconds(self) -> float:
+        stall = self._stall
+        return math.inf if stall is None or not stall.seconds else stall.seconds
 
     def _accept(self, now: float) -> None:
         """Answer 101, open the WebSocket and start the script."""
         req, candidate = self.request, self.recorded
         assert req is not None and candidate is not None
+        if self._stall is not None:
+            self.session.claim(candidate)
         response = accept_response(req, candidate.open)
         self.report(check_response(answered(req, response), self.cfg))
         self._out.append(response.to_bytes())
@@ -404,7 +483,9 @@ class LiveConnection:
             ping_interval=options.ping_interval,
         )
         self.session.opened(self, now)
-        self.script = self.session.new_script(candidate, now)
+        self.script = self.session.new_script(candidate, now, reconnect=self.is_reconnect)
+        if self.session.faults:
+            self.faults = FaultTrack(self.session.faults.arm(candidate.conn, req.path), now)
         self._run_script(now, None)
         if self._held:
             held = b"".join(self._held)
@@ -425,19 +506,35 @@ class LiveConnection:
         if script is None or protocol is None:
             return
         before = len(script.violations)
+        faults = self.faults
+        if faults is not None and faults.armed:
+            self._fire(faults.due(now), now)
+            if self.blackholed or protocol.state is not State.OPEN:
+                self.report(script.violations[before:])
+                return
         if message is not None:
+            if faults is not None:
+                faults.client_received += 1
             actions = script.on_message(message[0], message[1], now)
         else:
             actions = script.poll(now)
         for action in actions:
             if isinstance(action, SendMessage):
-                protocol.send_message(
-                    action.opcode, action.payload, now, fragment=self.options.fragment_size
-                )
+                protocol.send_message(action.opcode, action.payload, now, fragment=self._fragment)
+                if faults is not None:
+                    faults.server_sent += 1
+                    if faults.armed:
+                        fired = faults.due(now)
+                        if fired:
+                            self._fire(fired, now)
+                            if self.blackholed or protocol.state is not State.OPEN:
+                                break
             elif isinstance(action, SendClose):
                 protocol.send_close(action.code, action.reason, now)
             elif isinstance(action, Drop):
                 protocol.drop(action.code)
+        if faults is not None and faults.armed and message is not None:
+            self._fire(faults.due(now), now)
         self.report(script.violations[before:])
         full = script.queued_bytes > QUEUE_LIMIT or script.queued_messages > QUEUE_MESSAGES
         if full != protocol.input_held:
@@ -461,6 +558,56 @@ class LiveConnection:
             # The recording stopped with the connection open; end it politely.
             script.state = Step.DONE
             protocol.send_close(CloseCode.GOING_AWAY, "wstape: end of recording", now)
+
+    # -- faults -------------------------------------------------------------------------
+
+    def arm(self, fault: Fault) -> None:
+        """A fault injected while this connection is open: its point counts from now."""
+        if self.faults is None or self.request is None or self.recorded is None:
+            return
+        if fault.kind in HANDSHAKE_FAULTS or not fault.aims_at(self.recorded.conn, self.path):
+            return
+        self.faults.add(fault)
+
+    def _fire(self, faults: list[Fault], now: float) -> None:
+        """Make each fault happen to this open connection (docs/faults.md)."""
+        protocol, script = self.protocol, self.script
+        assert protocol is not None and script is not None
+        for fault in faults:
+            kind = fault.kind
+            if kind is FaultKind.DROP:
+                what = "dropped TCP with no Close"
+                protocol.drop(CloseCode.ABNORMAL_CLOSURE)
+            elif kind is FaultKind.CLOSE:
+                what = f"closed with {describe(fault.code, fault.reason)}"
+                protocol.send_close(fault.code, fault.reason, now)
+            elif kind is FaultKind.BLACKHOLE:
+                what = "stopped sending and reading (TCP left open)"
+                self.blackholed = True
+            elif kind is FaultKind.MUTE_HEARTBEATS:
+                what = "stopped answering the client's heartbeats"
+                script.muted = True
+                protocol.mute_pings = True
+            elif kind is FaultKind.DELAY:
+                what = f"held every server message back {fault.ms:g} ms"
+                script.extra_delay = _fixed(fault.ms / 1000)
+            elif kind is FaultKind.JITTER:
+                what = f"held every server message back 0-{fault.ms:g} ms"
+                rng = random.Random(fault.seed * 1_000_003 + self.serial)
+                script.extra_delay = functools.partial(rng.uniform, 0.0, fault.ms / 1000)
+            elif kind is FaultKind.THROTTLE:
+                what = f"throttled the server to {fault.rate} bytes/s"
+                self._throttle = Throttle(fault.rate, now)
+            else:
+                what = f"fragmented server messages into {fault.size}-byte frames"
+                self._fragment = fault.size
+            if kind in ENDING_FAULTS:
+                self.broken_by = fault
+                script.state = Step.DONE
+            self.fault_event = self.session.fault_happened(self, fault, what, now)
+            self.log(f"fault {fault.spec}: {what}")
+            if kind in ENDING_FAULTS:
+                break
 
     # -- the end ------------------------------------------------------------------------
 
@@ -504,7 +651,7 @@ class LiveConnection:
             self._accept_at = None
             self.report(
                 check_connect_timeout(
-                    self.options.handshake_delay,
+                    self._stall_seconds,
                     now - self.started,
                     self.cfg,
                     self.conn,
@@ -522,6 +669,15 @@ class LiveConnection:
         what = describe(c.code, c.reason) if c.code is not None else "no close"
         who = c.by.value if c.by is not None else "nobody"
         return f"closed by {who}: {what}"
+
+
+def throttle_clock(throttle: Throttle) -> float:
+    """The throttle's own last time: data asked for without a clock goes at that pace."""
+    return throttle.at
+
+
+def _fixed(seconds: float) -> Callable[[], float]:
+    return lambda: seconds
 
 
 def _due(deadline: float | None, now: float) -> bool:

@@ -229,12 +229,158 @@ def parse_fault(spec: str) -> Fault:
     return fault
 
 
+# -- where faults happen: one book per run, one track per connection -----------------------
+
+
+@dataclass
+class FaultEvent:
+    """A fault that happened, and what the client did next (for the report and ``view``)."""
+
+    spec: str
+    conn: int | None
+    at: float
+    """Seconds since the run started."""
+    t: float | None
+    """Seconds since the connection's upgrade (None for a refused or stalled handshake)."""
+    what: str
+    then: str = "nothing yet"
+    """What the client did next: reconnected after N s, closed, kept sending, ..."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "spec": self.spec,
+            "conn": self.conn,
+            "at": round(self.at, 3),
+            "t": None if self.t is None else round(self.t, 3),
+            "what": self.what,
+            "then": self.then,
+        }
+
+
+class FaultBook:
+    """The run's faults, and how often each has struck (``times``)."""
+
+    def __init__(self, faults: tuple[Fault, ...] = ()) -> None:
+        self.faults: list[Fault] = list(faults)
+        self._hits: list[int] = [0] * len(self.faults)
+        self.events: list[FaultEvent] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.faults)
+
+    def inject(self, fault: Fault) -> None:
+        """Add a fault (``ReplayServer.inject``): it aims at connections from now on."""
+        self.faults.append(fault)
+        self._hits.append(0)
+
+    def _take(self, i: int, default_times: int | None) -> bool:
+        limit = self.faults[i].times if self.faults[i].times is not None else default_times
+        if limit is not None and self._hits[i] >= limit:
+            return False
+        self._hits[i] += 1
+        return True
+
+    def handshake(self, conn: int | None, path: str) -> Fault | None:
+        """The refuse or stall fault the next upgrade to ``path`` gets, if any."""
+        for i, fault in enumerate(self.faults):
+            if fault.kind in HANDSHAKE_FAULTS and fault.aims_at(conn, path):
+                if self._take(i, None if fault.kind is FaultKind.STALL and fault.seconds else 1):
+                    return fault
+        return None
+
+    def arm(self, conn: int, path: str) -> list[Fault]:
+        """The in-connection faults a new connection to recorded ``conn`` gets."""
+        out = []
+        for i, fault in enumerate(self.faults):
+            if fault.kind in HANDSHAKE_FAULTS or not fault.aims_at(conn, path):
+                continue
+            if self._take(i, None if fault.kind in ONGOING_FAULTS else 1):
+                out.append(fault)
+        return out
+
+    def record(self, event: FaultEvent) -> FaultEvent:
+        self.events.append(event)
+        return event
+
+
+class FaultTrack:
+    """The armed faults of one connection, fired as their points are reached."""
+
+    def __init__(self, faults: list[Fault], opened_at: float) -> None:
+        self._waiting = list(faults)
+        self.opened_at = opened_at
+        self.server_sent = 0
+        self.client_received = 0
+
+    @property
+    def armed(self) -> bool:
+        return bool(self._waiting)
+
+    def add(self, fault: Fault, now: float | None = None) -> None:
+        """Arm one more fault (injected live; a time point counts from ``opened_at``)."""
+        self._waiting.append(fault)
+
+    def due(self, now: float) -> list[Fault]:
+        """The faults whose point was reached (each fires once)."""
+        fired = [f for f in self._waiting if self._reached(f.point, now)]
+        if fired:
+            self._waiting = [f for f in self._waiting if f not in fired]
+        return fired
+
+    def _reached(self, point: Point, now: float) -> bool:
+        if point.server_messages is not None:
+            return self.server_sent >= point.server_messages
+        if point.client_messages is not None:
+            return self.client_received >= point.client_messages
+        if point.seconds:
+            return now >= self.opened_at + point.seconds
+        return True
+
+    def next_deadline(self) -> float | None:
+        times = [self.opened_at + f.point.seconds for f in self._waiting if f.point.seconds]
+        return min(times) if times else None
+
+
+class Throttle:
+    """At most ``rate`` bytes per second out: a token bucket with a one-second burst."""
+
+    def __init__(self, rate: int, now: float) -> None:
+        self.rate = rate
+        self._tokens = float(rate)
+        self.at = now
+        """When tokens were last counted."""
+        self.pending = bytearray()
+
+    def take(self, data: bytes, now: float) -> bytes:
+        """Queue ``data``; the bytes that may go now."""
+        self.pending += data
+        self._tokens = min(float(self.rate), self._tokens + (now - self.at) * self.rate)
+        self.at = now
+        n = min(len(self.pending), int(self._tokens))
+        if n <= 0:
+            return b""
+        self._tokens -= n
+        out = bytes(self.pending[:n])
+        del self.pending[:n]
+        return out
+
+    def next_deadline(self, now: float) -> float | None:
+        if not self.pending:
+            return None
+        need = max(1.0, min(len(self.pending), self.rate) - self._tokens)
+        return now + need / self.rate
+
+
 __all__ = [
     "ENDING_FAULTS",
     "HANDSHAKE_FAULTS",
     "ONGOING_FAULTS",
     "Fault",
+    "FaultBook",
+    "FaultEvent",
     "FaultKind",
+    "FaultTrack",
     "Point",
+    "Throttle",
     "parse_fault",
 ]

@@ -8,6 +8,7 @@ from wstape.core.codecs import CODECS
 from wstape.core.errors import ConfigError
 from wstape.core.frames import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_SIZE
 from wstape.core.matchers import MATCHERS, matcher_names, parse_path
+from wstape.core.replay.faults import Fault, FaultKind, parse_fault
 from wstape.core.replay.heartbeats import DeclaredHeartbeat, parse_heartbeat
 
 
@@ -59,17 +60,34 @@ class PlayOptions:
     ``client:TEXT=>REPLY``, ``server:TEXT=>REPLY``, ``client:TEXT``, ``server:TEXT``."""
     detect_heartbeats: bool = True
     """Find heartbeats from the codec and the recording's timing (False: only declared)."""
-    heartbeat_timeout: float = 0.0
-    """Seconds the client has to answer a server ping (0: ``timeout``)."""
+    heartbeat_timeout: float = 5.0
+    """Seconds the client has to answer a server ping, and, with its own pings left
+    unanswered (``mute-heartbeats``), to give up on the connection (the wx network guide:
+    5 s after the unanswered ping)."""
     ignore_query_params: tuple[str, ...] = ()
     """Query parameters not compared when a client is matched to a recorded connection
     (the protocol's own session parameters, e.g. Engine.IO's ``t``, are added)."""
+    faults: tuple[str, ...] = ()
+    """Faults to inject (:func:`wstape.core.replay.faults.parse_fault`), e.g.
+    ``drop@conn=1,after=3``, ``refuse@status=503,times=2``."""
+    expect_reconnect: float = 10.0
+    """After a fault that breaks the connection (drop, close, refuse, blackhole), the
+    client reconnects within this many seconds (REPLAY-FAULT-NO-RECONNECT)."""
+    reconnect_delay: float = 1.0
+    """After a close with 1008, 1011 or 1013 ("try again later"), the client waits at
+    least this long before it reconnects (REPLAY-RECONNECT-TOO-SOON)."""
     allow_partial: bool = False
     """A connection the client left before its recorded end (or a recorded connection no
     client opened) is a warning, not an error."""
 
     def __post_init__(self) -> None:
-        for name in ("ignore_json_paths", "correlate", "heartbeats", "ignore_query_params"):
+        for name in (
+            "ignore_json_paths",
+            "correlate",
+            "heartbeats",
+            "ignore_query_params",
+            "faults",
+        ):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.protocol not in ("auto", "none") and self.protocol not in CODECS.names():
             raise ConfigError(
@@ -83,6 +101,8 @@ class PlayOptions:
                 raise ConfigError(str(e), option="correlate") from None
         for spec in self.heartbeats:
             parse_heartbeat(spec)
+        for spec in self.faults:
+            parse_fault(spec)
         if self.match not in MATCHERS:
             raise ConfigError(
                 f"unknown matcher {self.match!r}; choose one of {', '.join(matcher_names())}",
@@ -99,6 +119,8 @@ class PlayOptions:
             "fragment_size",
             "handshake_delay",
             "heartbeat_timeout",
+            "expect_reconnect",
+            "reconnect_delay",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be 0 or more, not {getattr(self, name)}", option=name)
@@ -108,8 +130,30 @@ class PlayOptions:
 
     @property
     def heartbeat_wait(self) -> float:
-        """Seconds the client has to answer a server ping."""
+        """Seconds the client has to answer a server ping (0: ``timeout``)."""
         return self.heartbeat_timeout or self.timeout
+
+    def fault_list(self) -> tuple[Fault, ...]:
+        """The faults to inject: ``faults``, and the two options that are faults too
+        (``handshake_delay`` is ``stall@for=S``, ``fragment_size`` is ``fragment@size=N``)."""
+        out = [parse_fault(spec) for spec in self.faults]
+        if self.handshake_delay > 0:
+            out.append(
+                Fault(
+                    FaultKind.STALL,
+                    f"stall@for={self.handshake_delay:g}s",
+                    seconds=self.handshake_delay,
+                )
+            )
+        if self.fragment_size > 0:
+            out.append(
+                Fault(
+                    FaultKind.FRAGMENT,
+                    f"fragment@size={self.fragment_size}",
+                    size=self.fragment_size,
+                )
+            )
+        return tuple(out)
 
     def declared_heartbeats(self) -> tuple[DeclaredHeartbeat, ...]:
         return tuple(parse_heartbeat(spec) for spec in self.heartbeats)

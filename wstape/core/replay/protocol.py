@@ -176,6 +176,8 @@ class ServerProtocol:
         """False once the server is stopping: how the client ends is not its fault."""
         self.hangup = False
         """Close the transport once :meth:`data_to_send` has been written."""
+        self.mute_pings = False
+        """Leave the client's Pings unanswered (the ``mute-heartbeats`` fault)."""
         self.output_paused = False
         """The driver's transport is full (:meth:`pause_output`): take no frames."""
         self.input_held = False
@@ -456,7 +458,11 @@ class ServerProtocol:
         if opcode == OpCode.PING:
             # A Ping over 125 bytes (RFC-FRAME-CONTROL under --ignore) cannot be echoed
             # in a valid Pong: it goes unanswered.
-            if self.state is State.OPEN and len(frame.payload) <= MAX_CONTROL_PAYLOAD:
+            if (
+                self.state is State.OPEN
+                and len(frame.payload) <= MAX_CONTROL_PAYLOAD
+                and not self.mute_pings
+            ):
                 self._frame_out(OpCode.PONG, frame.payload)
             return
         if opcode == OpCode.PONG:

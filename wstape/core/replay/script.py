@@ -40,9 +40,11 @@ from wstape.core.rules import (
     Severity,
     Violation,
     client_silent,
+    heartbeat_dead,
     heartbeat_unanswered,
     message_json,
     message_mismatch,
+    reconnect_setup,
     send_type,
     violation,
 )
@@ -151,6 +153,18 @@ class Script:
                 self.plan, units(timer_events(), codec), now, options.heartbeat_wait
             )
         self._unanswered_reported = False
+        self.muted = False
+        """The ``mute-heartbeats`` fault: client pings go unanswered from now on."""
+        self._dead_at: float | None = None
+        """When the first ping went unanswered while muted."""
+        self._dead_sent = 0
+        self._dead_reported = False
+        self.reconnect = False
+        """The client reconnected after a fault: its first message must be the setup."""
+        self._judged = 0
+        self.extra_delay: Callable[[], float] | None = None
+        """The ``delay`` / ``jitter`` faults: seconds more for each server message."""
+        self._extra: tuple[int, float] | None = None
 
     # -- event stream -------------------------------------------------------------
 
@@ -222,6 +236,11 @@ class Script:
         if not plan.empty:
             reply = plan.client_pings.get(key)
             if reply is not None:
+                if self.muted:
+                    self.beats.muted += 1
+                    if self._dead_at is None:
+                        self._dead_at = now
+                    return self._after_dead(now)
                 self.beats.answered += 1
                 return [SendMessage(*reply)]
             if key in plan.client_pongs:
@@ -232,6 +251,8 @@ class Script:
             if key in plan.client_beats:
                 self.beats.client_beats += 1
                 return []
+        if self._dead_at is not None and now >= self._dead_at + self.options.heartbeat_wait:
+            self._dead_sent += 1  # sending into a connection whose heartbeat is dead
         if self.state is Step.IDLE:
             return []  # the recording stopped here; what follows was never recorded
         if self.state is not Step.RUNNING:
@@ -241,9 +262,23 @@ class Script:
         self.queued_bytes += len(payload)
         return self.poll(now)
 
+    def _after_dead(self, now: float) -> list[Action]:
+        """With heartbeats muted: the client had ``heartbeat_wait`` to give up; report
+        once when it did not (REPLAY-HEARTBEAT-DEAD)."""
+        dead = self._dead_at
+        if dead is None or self._dead_reported or now < dead + self.options.heartbeat_wait:
+            return []
+        self._dead_reported = True
+        self.violations += heartbeat_dead(
+            self.conn, self.options.heartbeat_wait, self._dead_sent, self.cfg, self._t(now)
+        )
+        return []
+
     def poll(self, now: float) -> list[Action]:
         """Advance as far as the clock and the client's messages allow."""
         actions: list[Action] = []
+        if self._dead_at is not None:
+            self._after_dead(now)
         timers = self._timers
         if timers is not None and self.state is not Step.DONE:
             actions += self._heartbeats(timers, now)
@@ -267,7 +302,7 @@ class Script:
                     break
                 continue
             if event.side is Side.SERVER:
-                due = self._due(event.t)
+                due = self._due(event.t) + self._extra_for(event)
                 if due > now:
                     self.deadline = due
                     break
@@ -281,9 +316,22 @@ class Script:
         self._add_timer_deadline()
         return actions
 
+    def _extra_for(self, event: Message) -> float:
+        """The delay fault's extra seconds for the server message ahead (drawn once)."""
+        if self.extra_delay is None:
+            return 0.0
+        if self._extra is None or self._extra[0] != id(event):
+            self._extra = (id(event), self.extra_delay())
+        return self._extra[1]
+
     def _add_timer_deadline(self) -> None:
         if self.state is not Step.RUNNING:
             self.deadline = self.ends_at
+        dead = self._dead_at
+        if dead is not None and not self._dead_reported:
+            limit = dead + self.options.heartbeat_wait
+            if self.deadline is None or limit < self.deadline:
+                self.deadline = limit
         timers = self._timers
         if timers is None or self.state is Step.DONE:
             return
@@ -350,6 +398,9 @@ class Script:
         compared = self.correlator.learn(expected, opcode, payload)
         paths = self.options.ignore_json_paths
         result = match(self.options.match, expected, expected.opcode, compared, paths)
+        self._judged += 1
+        if not result.ok and self.reconnect and self._judged == 1:
+            found += reconnect_setup(self.conn, expected, opcode, payload, self.cfg, t)
         if not result.ok:
             verdicts = match_all(expected, opcode, compared, paths)
             found += message_mismatch(
@@ -457,9 +508,11 @@ class HeartbeatCounts:
     """Server pings the client did not answer in time."""
     server_beats: int = 0
     client_beats: int = 0
+    muted: int = 0
+    """Client pings left unanswered on purpose (the ``mute-heartbeats`` fault)."""
 
     def to_dict(self) -> dict[str, int]:
-        return {
+        out = {
             "answered": self.answered,
             "pings_sent": self.pings_sent,
             "pongs": self.pongs,
@@ -467,6 +520,9 @@ class HeartbeatCounts:
             "server_beats": self.server_beats,
             "client_beats": self.client_beats,
         }
+        if self.muted:
+            out["muted"] = self.muted
+        return out
 
 
 class _Timers:

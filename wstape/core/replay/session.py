@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 from wstape.core.lint import client_group
 from wstape.core.model import Close, Message, Open, TlsInfo
 from wstape.core.redaction import matches_redacted
 from wstape.core.replay.connection import LiveConnection
+from wstape.core.replay.faults import Fault, FaultBook, FaultEvent, FaultKind
 from wstape.core.replay.options import PlayOptions
 from wstape.core.replay.recorded import RecordedConnection
 from wstape.core.replay.script import Script
@@ -27,6 +29,8 @@ from wstape.core.rules import (
     Violation,
     check_socket_limit,
     no_client,
+    no_reconnect,
+    reconnect_too_soon,
     unplayed,
 )
 
@@ -73,13 +77,47 @@ class ReplaySession:
         self._connected = 0
         """TCP connections accepted during the run."""
         self.finished = False
+        self._faults = FaultBook(options.fault_list())
+        self._started: float | None = None
+        self._again: set[int] = set()
+        """Recorded connections a fault broke: a reconnect plays them again."""
+        self._watches: list[_Watch] = []
+        """Reconnects expected after faults."""
+        self._counted: set[int] = set()
+        """Live connections (serials) counted as open sockets of their client."""
 
     # -- connections ----------------------------------------------------------------
+
+    @property
+    def faults(self) -> FaultBook:
+        return self._faults
+
+    def inject(self, fault: Fault) -> None:
+        """Add a fault while the run goes on (``ReplayServer.inject``)."""
+        self._faults.inject(fault)
+        for live in self.connections.values():
+            live.arm(fault)
+
+    def fault_happened(
+        self, live: LiveConnection, fault: Fault, what: str, now: float
+    ) -> FaultEvent:
+        start = self._started if self._started is not None else now
+        return self._faults.record(
+            FaultEvent(
+                spec=fault.spec,
+                conn=live.conn,
+                at=now - start,
+                t=now - live.started if live.upgraded else None,
+                what=what,
+            )
+        )
 
     def connect(
         self, *, client: str, scheme: str, tls: TlsInfo | None, now: float, wall: float
     ) -> LiveConnection:
         """A TCP (or TLS) connection was accepted."""
+        if self._started is None:
+            self._started = now
         live = LiveConnection(
             self,
             serial=next(self._serial),
@@ -116,6 +154,12 @@ class ReplaySession:
         for rec in candidates:
             if rec.conn not in self._claimed:
                 return rec
+        for rec in candidates:
+            if rec.conn in self._again:
+                # A reconnect after a fault: the same recording again, from its start.
+                self._again.discard(rec.conn)
+                self._claimed.discard(rec.conn)
+                return rec
         if self.options.loop and candidates:
             for rec in candidates:
                 self._claimed.discard(rec.conn)
@@ -125,9 +169,10 @@ class ReplaySession:
     def claim(self, rec: RecordedConnection) -> None:
         self._claimed.add(rec.conn)
 
-    def new_script(self, rec: RecordedConnection, now: float) -> Script:
-        """The script a connection that was answered with ``rec``'s 101 plays."""
-        return Script(
+    def new_script(self, rec: RecordedConnection, now: float, *, reconnect: bool = False) -> Script:
+        """The script a connection that was answered with ``rec``'s 101 plays
+        (``reconnect``: after a fault, so its setup is checked as such)."""
+        script = Script(
             rec,
             self.events(rec.conn),
             self.cfg,
@@ -135,6 +180,8 @@ class ReplaySession:
             now,
             timer_events=lambda: self.events(rec.conn),
         )
+        script.reconnect = reconnect
+        return script
 
     def known_paths(self) -> list[str]:
         return sorted({rec.open.target for rec in self.recorded})
@@ -147,17 +194,34 @@ class ReplaySession:
         return seen
 
     def connecting(self, live: LiveConnection, req: Open, now: float) -> None:
-        """A request was read: track reconnects after an abnormal close."""
+        """A request was read: track reconnects after an abnormal close or a fault."""
         group = client_group(req)
+        for watch in self._watches:
+            if watch.group == group and watch.path == req.path:
+                self._watches.remove(watch)
+                after = now - watch.since
+                watch.event.then = f"reconnected after {after:.3f} s"
+                live.is_reconnect = True
+                if watch.code in WAIT_CODES and after < self.options.reconnect_delay:
+                    for v in reconnect_too_soon(
+                        live.conn, watch.code, after, self.options.reconnect_delay, self.cfg
+                    ):
+                        self.add_violation(v)
+                break
         episode = self._episodes.get(group)
         if episode is None:
             return
         for v in episode.reconnected(now, self.cfg, live.conn):
             self.add_violation(v)
 
-    def opened(self, live: LiveConnection, now: float) -> None:
-        """The 101 went out: count the client's open sockets."""
-        assert live.request is not None
+    def holding(self, live: LiveConnection) -> None:
+        """``live``'s upgrade is held back: its socket counts as open (WX-SOCKET-LIMIT)."""
+        self._count_open(live)
+
+    def _count_open(self, live: LiveConnection) -> None:
+        if live.serial in self._counted or live.request is None:
+            return
+        self._counted.add(live.serial)
         group = client_group(live.request)
         self._open[group] = self._open.get(group, 0) + 1
         reported = self._limit_reported.setdefault(group, set())
@@ -165,6 +229,29 @@ class ReplaySession:
             if v.severity not in reported:
                 reported.add(v.severity)
                 self.add_violation(v)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` has something to settle (a reconnect that may not come)."""
+        return min((w.deadline for w in self._watches), default=None)
+
+    def tick(self, now: float) -> None:
+        """Settle the reconnects that did not come in time."""
+        for watch in [w for w in self._watches if w.deadline <= now]:
+            self._watches.remove(watch)
+            self._missed(watch, stopped=False)
+
+    def _missed(self, watch: _Watch, *, stopped: bool) -> None:
+        wait = self.options.expect_reconnect
+        watch.event.then = "no reconnect" + (
+            " before the server stopped" if stopped else f" within {wait:g} s"
+        )
+        for v in no_reconnect(watch.event.conn, watch.event.spec, wait, self.cfg, stopped=stopped):
+            self.add_violation(v)
+
+    def opened(self, live: LiveConnection, now: float) -> None:
+        """The 101 went out: count the client's open sockets."""
+        assert live.request is not None
+        self._count_open(live)
         self.log(live, f"open {live.path} from {live.client}")
 
     def ended(self, live: LiveConnection, now: float, *, abnormal: bool) -> None:
@@ -173,12 +260,15 @@ class ReplaySession:
         result = live.result()
         if result is not None:
             self._results.append((live.serial, result))
+        if live.request is not None and live.serial in self._counted:
+            self._counted.discard(live.serial)
+            group = client_group(live.request)
+            self._open[group] = max(0, self._open.get(group, 0) - 1)
         if live.recorded is not None and live.request is not None:
-            if live.upgraded:
-                group = client_group(live.request)
-                self._open[group] = max(0, self._open.get(group, 0) - 1)
             if live.recorded.conn in self._claimed:
                 self._played.add(live.recorded.conn)
+        if live.request is not None and live.fault_event is not None:
+            self._after_fault(live, now)
         if live.request is not None:
             group = client_group(live.request)
             if abnormal:
@@ -201,6 +291,39 @@ class ReplaySession:
             if live.conn is not None and live.script is not None and live.script.running
         ]
 
+    def _after_fault(self, live: LiveConnection, now: float) -> None:
+        """A connection a fault struck has ended: expect the client back (a drop, an
+        abnormal close, a refusal, a stall it gave up on), replay its recording again."""
+        assert live.request is not None and live.fault_event is not None
+        event = live.fault_event
+        broken = live.broken_by
+        held = live.status is None or live.status != 101
+        kind = broken.kind if broken is not None else None
+        code = broken.code if kind is FaultKind.CLOSE and broken is not None else None
+        if event.then == "nothing yet":
+            c = live.close
+            event.then = (
+                f"closed by {c.by.value} with {c.code} after {now - live.started:.3f} s"
+                if c.by is not None and not held
+                else f"gave up after {now - live.started:.3f} s"
+            )
+        expects = kind in (FaultKind.DROP, FaultKind.BLACKHOLE) or held
+        if kind is FaultKind.CLOSE and code in RECONNECT_CODES:
+            expects = True
+        if live.recorded is not None and (broken is not None or held):
+            self._again.add(live.recorded.conn)
+        if expects and self.options.expect_reconnect > 0:
+            self._watches.append(
+                _Watch(
+                    client_group(live.request),
+                    live.request.path,
+                    now,
+                    now + self.options.expect_reconnect,
+                    event,
+                    code,
+                )
+            )
+
     def forget(self, live: LiveConnection) -> None:
         """Drop a connection whose handling failed (a wstape bug, reported by the caller),
         so the run can still end."""
@@ -221,8 +344,9 @@ class ReplaySession:
     # -- the end ------------------------------------------------------------------------
 
     def all_played(self) -> bool:
-        """Every recorded connection was played and no client is still connected."""
-        if self.options.loop:
+        """Every recorded connection was played, no client is still connected and no
+        reconnect is expected after a fault."""
+        if self.options.loop or self._watches:
             return False
         return self._live_count == 0 and all(rec.conn in self._played for rec in self.recorded)
 
@@ -241,6 +365,9 @@ class ReplaySession:
         if self.finished:
             return
         self.finished = True
+        for watch in self._watches:
+            self._missed(watch, stopped=True)
+        self._watches = []
         if self._connected == 0 and self.recorded:
             for v in no_client(len(self.recorded), self.cfg):
                 self.add_violation(v)
@@ -254,6 +381,25 @@ class ReplaySession:
                     allow_partial=self.options.allow_partial,
                 ):
                     self.add_violation(v)
+
+
+WAIT_CODES = frozenset({1008, 1011, 1013})
+"""Close codes after which a client waits before reconnecting (1013: try again later)."""
+RECONNECT_CODES = frozenset({1001, 1011, 1012, 1013, 1014})
+"""Close codes after which a client is expected to reconnect (going away, an error on the
+server, a restart, try again later, a bad gateway)."""
+
+
+@dataclass
+class _Watch:
+    """A reconnect expected after a fault."""
+
+    group: tuple[str, ...]
+    path: str
+    since: float
+    deadline: float
+    event: FaultEvent
+    code: int | None
 
 
 def _query_without(query: str, names: set[str]) -> list[str]:

@@ -599,6 +599,47 @@ CATALOGUE: tuple[Rule, ...] = (
         "within --heartbeat-timeout; a real server would drop a client that does not.",
         extra=True,
     ),
+    Rule(
+        "REPLAY-HEARTBEAT-DEAD",
+        "session",
+        _ALL,
+        "error",
+        "wx network guide (close the socket 5 s after an unanswered ping); wstape faults",
+        "With its heartbeats unanswered (the mute-heartbeats fault), the client closes or "
+        "reconnects within --heartbeat-timeout, and does not keep sending into the dead "
+        "connection.",
+        extra=True,
+    ),
+    Rule(
+        "REPLAY-FAULT-NO-RECONNECT",
+        "session",
+        _ALL,
+        "error",
+        "wx network guide (reconnect on onSocketClose); RFC 6455 §7.2.3; wstape faults",
+        "After a fault that breaks the connection (drop, close, refuse, blackhole), the "
+        "client reconnects within --expect-reconnect.",
+        extra=True,
+    ),
+    Rule(
+        "REPLAY-RECONNECT-TOO-SOON",
+        "session",
+        _ALL,
+        "error",
+        "RFC 6455 §7.2.3, §7.4.1 (1013 try again later); wstape faults",
+        "After a close with 1008, 1011 or 1013, the client waits at least "
+        "--reconnect-delay before it reconnects (no tight reconnect loop).",
+        extra=True,
+    ),
+    Rule(
+        "REPLAY-RECONNECT-SETUP",
+        "session",
+        _ALL,
+        "error",
+        "wstape faults",
+        "After a reconnect, the client repeats its recorded setup (authentication, "
+        "subscriptions) before anything else.",
+        extra=True,
+    ),
 )
 
 SEVERITY_CHANGES: dict[str, str] = {

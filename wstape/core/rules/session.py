@@ -364,3 +364,84 @@ __all__ = [
     "unmatched_connection",
     "unplayed",
 ]
+
+
+# -- the client's reaction to faults (issue 13; docs/faults.md) ---------------------------
+
+
+def heartbeat_dead(
+    conn: int | None, timeout: float, sent: int, cfg: RuleConfig, t: float | None = None
+) -> list[Violation]:
+    """REPLAY-HEARTBEAT-DEAD: with its heartbeat unanswered, the client kept the
+    connection open past ``timeout`` s (and sent ``sent`` messages into it)."""
+    report = Report(cfg, conn, t)
+    more = f", and sent {sent} message{'s' if sent != 1 else ''} into it" if sent else ""
+    report.add(
+        "REPLAY-HEARTBEAT-DEAD",
+        Severity.ERROR,
+        f"client kept the connection open {timeout:g} s after its heartbeat went unanswered"
+        f"{more}; expected it to close or reconnect (wx network guide: give up 5 s after "
+        "an unanswered ping)",
+        expected=f"close or reconnect within {timeout:g} s",
+        actual={"open": True, "messages_sent_after": sent},
+    )
+    return report.items
+
+
+def no_reconnect(
+    conn: int | None, fault: str, seconds: float, cfg: RuleConfig, *, stopped: bool = False
+) -> list[Violation]:
+    """REPLAY-FAULT-NO-RECONNECT: after ``fault`` broke the connection, no reconnect
+    within ``seconds`` (or before the server stopped)."""
+    report = Report(cfg, conn)
+    when = "before the server stopped" if stopped else f"within {seconds:g} s"
+    report.add(
+        "REPLAY-FAULT-NO-RECONNECT",
+        Severity.ERROR,
+        f"client did not reconnect {when} after the fault {fault!r}; expected it to "
+        "reconnect after a drop or an abnormal close (onSocketClose -> connectSocket)",
+        expected=f"a reconnect within {seconds:g} s",
+        actual=None,
+    )
+    return report.items
+
+
+def reconnect_too_soon(
+    conn: int | None, code: int, after: float, wait: float, cfg: RuleConfig
+) -> list[Violation]:
+    """REPLAY-RECONNECT-TOO-SOON: a reconnect ``after`` s after a close with ``code``
+    (1008, 1011, 1013) that asks the client to wait (``wait`` s at least)."""
+    report = Report(cfg, conn)
+    report.add(
+        "REPLAY-RECONNECT-TOO-SOON",
+        Severity.ERROR,
+        f"client reconnected {after:.3f} s after the server closed with {code}; expected "
+        f"it to wait at least {wait:g} s (1013 means try again later; 1008 and 1011 will "
+        "not get better at once)",
+        expected=f">= {wait:g} s",
+        actual=round(after, 3),
+    )
+    return report.items
+
+
+def reconnect_setup(
+    conn: int | None,
+    expected: Message,
+    opcode: Opcode,
+    payload: bytes,
+    cfg: RuleConfig,
+    t: float | None = None,
+) -> list[Violation]:
+    """REPLAY-RECONNECT-SETUP: after a reconnect, the client did not start with the
+    recorded setup (its authentication, its subscriptions)."""
+    report = Report(cfg, conn, t)
+    report.add(
+        "REPLAY-RECONNECT-SETUP",
+        Severity.ERROR,
+        f"after the reconnect the client sent {preview(payload)} where the recording starts "
+        f"with {preview(expected.payload)}; expected it to repeat its setup (auth, "
+        "subscribe) before anything else",
+        expected=message_json(expected.opcode, expected.payload),
+        actual=message_json(opcode, payload),
+    )
+    return report.items
