@@ -12,6 +12,7 @@ from mitmproxy.websocket import WebSocketMessage
 from wsproto.frame_protocol import Opcode as WsOpcode
 
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
+from wstape.interchange.errors import InterchangeError
 from wstape.interchange.flows import (
     DROPPED_NOTE,
     STOPPED_NOTE,
@@ -19,7 +20,6 @@ from wstape.interchange.flows import (
     iter_flow_records,
     looks_like_flow_file,
 )
-from wstape.interchange.har import InterchangeError
 
 
 def dump(path: Path, flows: list[object]) -> None:

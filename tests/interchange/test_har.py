@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from tests.helpers.records import interleave, sessions, write
 from wstape.cassettes import CassetteReader, CassetteWriter, WriteMode, read_cassette
 from wstape.core.model import Close, Header, Message, Note, Opcode, Open, Record, Side, TlsInfo
-from wstape.interchange import har as har_module
-from wstape.interchange.har import UNKNOWN_END_NOTE, InterchangeError, export_har, read_har
+from wstape.interchange.errors import InterchangeError
+from wstape.interchange.har import UNKNOWN_END_NOTE, export_har, read_har
+from wstape.interchange.har import export as har_module
 
 DATA = Path(__file__).parent.parent / "data"
 V1 = DATA / "cassette-v1.msgpack"
@@ -365,7 +366,7 @@ def test_not_a_har(tmp_path: Path, content: bytes, message: str) -> None:
         ),
         (_ws_entry(response={"status": "101"}), "response.status must be an integer"),
         (_ws_entry(_wstape={"close": {"t": 1, "by": "both", "on_wire": True}}), "by must be"),
-        (_ws_entry(request="GET /"), "entry.request must be an object"),
+        (_ws_entry(request="GET /"), "request must be an object"),
     ],
 )
 def test_bad_entry_names_file_and_index(tmp_path: Path, entry: object, message: str) -> None:

@@ -1,0 +1,265 @@
+"""Reading a HAR document incrementally: the log's small fields, then one entry at a time.
+
+A HAR is one JSON document whose ``log.entries`` can hold millions of WebSocket messages
+(in ``entries[i]._webSocketMessages``). :func:`walk_har` parses it with ijson's event
+stream (its C backend when installed) and yields ``(kind, key, value)`` in file order:
+
+- ``(LOG, name, value)`` for ``log.version``, ``log.creator`` and ``log._wstape``;
+- ``(START, index, None)`` when entry ``index`` (0-based) begins, ``(END, index, None)``
+  when it ends, ``(OTHER, index, value)`` for an entry that is not an object;
+- ``(FIELD, name, value)`` for each field of the entry that the import reads
+  (:data:`ENTRY_FIELDS`); others (``timings``, ``_initiator``, ``cache``...) are skipped
+  without being built;
+- ``(ITEMS, None, None)`` where the entry's ``_webSocketMessages`` array begins, then
+  ``(ITEM, i, value)`` for each of its items, one at a time.
+
+Values are built with a depth limit (ijson's own prefix-tracking parser needs memory
+quadratic in the nesting depth: 10,000 nested brackets cost 250 MB) and a budget of JSON
+values each; integers must fit in 64 bits and numbers be finite. Every failure, whatever
+the parser raised, is one :class:`InterchangeError` naming the file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import ijson
+
+from wstape.interchange.errors import InterchangeError
+from wstape.interchange.sources import JsonSource
+
+LOG, START, FIELD, ITEMS, ITEM, END, OTHER = range(7)
+LOG_FIELDS = frozenset({"version", "creator", "_wstape"})
+ENTRY_FIELDS = frozenset({"startedDateTime", "request", "response", "_resourceType", "_wstape"})
+MESSAGES = "_webSocketMessages"
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects (a HAR needs about 8)."""
+MAX_VALUES = 250_000
+"""Most JSON values (scalars and containers) one built field or message item may hold."""
+_INT64 = 2**63
+
+Event = tuple[int, Any, Any]
+
+
+class _Walker:
+    def __init__(self, source: JsonSource) -> None:
+        self.source = source
+        self.events: Iterator[tuple[str, Any]] = ijson.basic_parse(
+            source, use_float=True, buf_size=64 * 1024
+        )
+
+    def fail(self, message: str) -> InterchangeError:
+        return InterchangeError(self.source.path, message)
+
+    def next(self) -> tuple[str, Any]:
+        try:
+            return next(self.events)
+        except StopIteration:
+            raise self.fail("not a HAR file (the JSON document ends too early)") from None
+
+    def scalar(self, event: str, value: Any) -> Any:
+        if event == "number":
+            if isinstance(value, int):
+                if not -_INT64 <= value < _INT64:
+                    raise self.fail(f"not a HAR file (an integer near byte {self.at} is too big)")
+            elif not math.isfinite(value):
+                raise self.fail(f"not a HAR file (a number near byte {self.at} is not finite)")
+        return value
+
+    @property
+    def at(self) -> int:
+        return self.source.position
+
+    def build(self, event: str, value: Any, depth: int) -> Any:
+        """The value that starts with ``(event, value)``, at nesting ``depth``."""
+        if event == "start_map":
+            root: Any = {}
+        elif event == "start_array":
+            root = []
+        else:
+            return self.scalar(event, value)
+        if depth + 1 > MAX_DEPTH:
+            raise self.fail(f"not a HAR file (nested deeper than {MAX_DEPTH} near byte {self.at})")
+        stack: list[Any] = [root]
+        top = root
+        in_list = type(root) is list
+        key: Any = None
+        budget = MAX_VALUES
+        for event, value in self.events:
+            if event == "map_key":
+                key = value
+                continue
+            budget -= 1
+            if event == "string" or event == "number" or event == "boolean" or event == "null":
+                if event == "number" and (
+                    (type(value) is int and not -_INT64 <= value < _INT64)
+                    or (type(value) is float and not math.isfinite(value))
+                ):
+                    self.scalar(event, value)  # raises
+                if in_list:
+                    top.append(value)
+                else:
+                    top[key] = value
+            elif event == "start_map" or event == "start_array":
+                child: Any = {} if event == "start_map" else []
+                if in_list:
+                    top.append(child)
+                else:
+                    top[key] = child
+                stack.append(child)
+                top = child
+                in_list = event == "start_array"
+                if depth + len(stack) > MAX_DEPTH:
+                    raise self.fail(
+                        f"not a HAR file (nested deeper than {MAX_DEPTH} near byte {self.at})"
+                    )
+            else:  # end_map, end_array
+                stack.pop()
+                if not stack:
+                    return root
+                top = stack[-1]
+                in_list = type(top) is list
+            if budget < 0:
+                raise self.fail(
+                    f"not a HAR file (a value near byte {self.at} holds more than "
+                    f"{MAX_VALUES} JSON values)"
+                )
+        raise self.fail("not a HAR file (the JSON document ends too early)")
+
+    def skip(self, event: str) -> None:
+        """Consume the value that starts with ``event`` without building it."""
+        if event != "start_map" and event != "start_array":
+            return
+        depth = 1
+        for event, _ in self.events:
+            if event == "start_map" or event == "start_array":
+                depth += 1
+            elif event == "end_map" or event == "end_array":
+                depth -= 1
+                if depth == 0:
+                    return
+        raise self.fail("not a HAR file (the JSON document ends too early)")
+
+    def walk(self) -> Iterator[Event]:
+        event, _ = self.next()
+        if event != "start_map":
+            raise self.fail('not a HAR file (no "log" object)')
+        seen_log = False
+        while True:
+            event, key = self.next()
+            if event == "end_map":
+                break
+            event, _ = self.next()
+            if key == "log" and event == "start_map" and not seen_log:
+                seen_log = True
+                yield from self.log()
+            else:
+                self.skip(event)
+        for _ in self.events:  # the parser reports trailing garbage when drained
+            pass
+        if not seen_log:
+            raise self.fail('not a HAR file (no "log" object)')
+
+    def log(self) -> Iterator[Event]:
+        seen_entries = False
+        while True:
+            event, key = self.next()
+            if event == "end_map":
+                break
+            event, value = self.next()
+            if key == "entries":
+                if seen_entries:
+                    raise self.fail("not a HAR file (two log.entries arrays)")
+                if event != "start_array":
+                    raise self.fail('not a HAR file (no "log.entries" array)')
+                seen_entries = True
+                yield from self.entries()
+            elif key in LOG_FIELDS:
+                yield (LOG, key, self.build(event, value, 2))
+            else:
+                self.skip(event)
+        if not seen_entries:
+            raise self.fail('not a HAR file (no "log.entries" array)')
+
+    def entries(self) -> Iterator[Event]:
+        index = 0
+        while True:
+            event, value = self.next()
+            if event == "end_array":
+                return
+            if event != "start_map":
+                yield (OTHER, index, self.build(event, value, 3))
+            else:
+                yield (START, index, None)
+                yield from self.entry()
+                yield (END, index, None)
+            index += 1
+
+    def entry(self) -> Iterator[Event]:
+        while True:
+            event, key = self.next()
+            if event == "end_map":
+                return
+            event, value = self.next()
+            if key == MESSAGES and event == "start_array":
+                yield (ITEMS, None, None)
+                i = 0
+                while True:
+                    event, value = self.next()
+                    if event == "end_array":
+                        break
+                    yield (ITEM, i, self.build(event, value, 5))
+                    i += 1
+            elif key in ENTRY_FIELDS or key == MESSAGES:
+                yield (FIELD, key, self.build(event, value, 4))
+            else:
+                self.skip(event)
+
+
+_JSON_ERRORS = (ijson.JSONError, ValueError)
+
+
+def _describe(e: Exception, source: JsonSource) -> str:
+    """One line for a parser error (yajl's messages span lines and may be bytes)."""
+    arg = e.args[0] if e.args else ""
+    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+    detail = (text.strip().splitlines() or [type(e).__name__])[0].strip()[:200]
+    head = source.head
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:4]:
+        return "not UTF-8 text: UTF-16 or UTF-32? save it as UTF-8"
+    if isinstance(e, UnicodeError) or "UTF8" in detail or "UTF-8" in detail:
+        return f"not UTF-8 text near byte {source.position}: {detail}"
+    return f"invalid JSON near byte {source.position}: {detail}"
+
+
+def walk_har(source: JsonSource) -> Iterator[Event]:
+    """The events of the HAR document ``source`` reads (see the module doc).
+
+    Raises InterchangeError for a document that is not a HAR's shape or not JSON.
+    """
+    walker = _Walker(source)
+    try:
+        yield from walker.walk()
+    except _JSON_ERRORS as e:
+        raise InterchangeError(source.path, f"not a HAR file ({_describe(e, source)})") from e
+    except RecursionError as e:  # a backend that recurses: refuse, never crash
+        raise InterchangeError(source.path, "not a HAR file (nested too deeply)") from e
+
+
+__all__ = [
+    "END",
+    "ENTRY_FIELDS",
+    "FIELD",
+    "ITEM",
+    "ITEMS",
+    "LOG",
+    "MAX_DEPTH",
+    "MAX_VALUES",
+    "MESSAGES",
+    "OTHER",
+    "START",
+    "Event",
+    "walk_har",
+]
