@@ -40,6 +40,7 @@ from wstape.interchange.errors import InterchangeError
 from wstape.interchange.sources import looks_like_flow_file, open_input
 from wstape.interchange.values import (
     MAX_CLOSE_CODE,
+    MAX_OFFSET,
     MAX_PORT,
     MAX_STATUS,
     MIN_STATUS,
@@ -215,6 +216,8 @@ def records_from_flow(
         if t < 0:
             early += 1
             t = 0.0
+        elif t > MAX_OFFSET:
+            fail(f"message {i}: timestamp is more than 10 years after the connection opened")
         last_t = max(last_t, t)
         yield Message(
             conn=conn,
@@ -234,6 +237,8 @@ def records_from_flow(
         if not is_number(ws.timestamp_end):
             fail(f"the WebSocket end timestamp {str(ws.timestamp_end)[:40]} is not finite")
         end = max(last_t, float(ws.timestamp_end) - start)
+        if end > MAX_OFFSET:
+            fail("the WebSocket end timestamp is more than 10 years after it opened")
     if ws.closed_by_client is None:
         # The dump was written while the connection was still open: its end is unknown.
         yield Close(conn=conn, t=end, by=None, code=None, reason="", on_wire=False)

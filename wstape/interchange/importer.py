@@ -36,6 +36,7 @@ from wstape.core.model import Header, Message, Note, Open, Record
 from wstape.core.version import __version__
 from wstape.interchange.errors import InterchangeError
 from wstape.interchange.sources import (
+    FORMAT_NAMES,
     ImportFormat,
     detect_format,
     is_cassette,
@@ -43,11 +44,6 @@ from wstape.interchange.sources import (
     sniff_format,
 )
 
-FORMAT_NAMES = {
-    ImportFormat.HAR: "a HAR file",
-    ImportFormat.JSONL: "a wstape JSONL export",
-    ImportFormat.MITM: "a mitmproxy flow dump",
-}
 FLOW_CREATOR = f"wstape {__version__} (imported from a mitmproxy flow file)"
 
 
@@ -227,4 +223,4 @@ def _count(result: ImportResult, record: Record) -> None:
         result.notes += 1
 
 
-__all__ = ["FORMAT_NAMES", "ImportFormat", "ImportResult", "choose_format", "import_file"]
+__all__ = ["ImportFormat", "ImportResult", "choose_format", "import_file"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -67,6 +67,10 @@ MAX_LINE = MAX_STRING + 1024 * 1024
 LOOKAHEAD = 10_000
 """Lines searched for the first connection, whose start becomes the header's."""
 
+REUSED_NOTE = (
+    "imported from JSONL: connection id {value} was opened on an earlier line; numbered {conn}"
+)
+
 _HOSTPORT = re.compile(r"^(\[[^\]]*\]|[^/?#\[\]]*)(.*)$", re.DOTALL)
 
 
@@ -89,16 +93,42 @@ class JsonlImport:
     """The file starts with a header line (an exact export)."""
 
     def records(self) -> Iterator[Record]:
-        """The records, line by line. Raises InterchangeError naming the line."""
+        """The records, line by line. Raises InterchangeError naming the line.
+
+        A connection line with an id an earlier one had (the cassette reader refuses a
+        reused id) gets a fresh id, a note says so, and the lines after it that name
+        that id follow the new one.
+        """
+        renamed: dict[int, int] = {}
+        opened: set[int] = set()
+        highest = 0
         with open_input(self.path) as f:
             for number, obj in _lines(self.path, f):
                 if number == 1 and obj.get("type") == "header":
                     continue
                 record = _record(self.path, number, obj)
-                problem = record_problem(record)
-                if problem is not None:
-                    raise InterchangeError(self.path, problem, index=number, what="line")
-                yield record
+                note = None
+                conn = record.conn
+                if conn is not None:
+                    highest = max(highest, conn)
+                    if isinstance(record, Open):
+                        if conn in opened:
+                            fresh = highest = highest + 1
+                            note = Note(conn=fresh, text=REUSED_NOTE.format(value=conn, conn=fresh))
+                            renamed[conn] = fresh
+                        else:
+                            renamed.pop(conn, None)
+                    if conn in renamed:
+                        record = replace(record, conn=renamed[conn])
+                    if isinstance(record, Open):
+                        opened.add(record.conn)
+                for out in (record, note):
+                    if out is None:
+                        continue
+                    problem = record_problem(out)
+                    if problem is not None:
+                        raise InterchangeError(self.path, problem, index=number, what="line")
+                    yield out
 
 
 def _lines(path: Path, f: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -383,4 +413,4 @@ def read_jsonl(path: str | Path) -> JsonlImport:
     return JsonlImport(path=path, creator=creator, started_at=started_at, exact=exact)
 
 
-__all__ = ["LOOKAHEAD", "MAX_LINE", "JsonlImport", "read_jsonl"]
+__all__ = ["LOOKAHEAD", "MAX_LINE", "REUSED_NOTE", "JsonlImport", "read_jsonl"]

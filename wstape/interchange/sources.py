@@ -37,6 +37,13 @@ class ImportFormat(StrEnum):
     """A mitmproxy flow dump (``mitmdump -w``)."""
 
 
+FORMAT_NAMES = {
+    ImportFormat.HAR: "a HAR file",
+    ImportFormat.JSONL: "a wstape JSONL export",
+    ImportFormat.MITM: "a mitmproxy flow dump",
+}
+"""How messages name each format."""
+
 HEAD_BYTES = 4096
 """How much of a file :func:`sniff_format` looks at."""
 SUFFIXES = {
@@ -130,6 +137,16 @@ def sniff_format(head: bytes) -> ImportFormat | None:
     return None
 
 
+def sniff_file(path: str | Path) -> ImportFormat | None:
+    """The format the start of the file at ``path`` shows; None when it shows none, is a
+    cassette, or cannot be read (never raises)."""
+    try:
+        head = read_head(path)
+    except InterchangeError:
+        return None
+    return None if is_cassette(head) else sniff_format(head)
+
+
 def detect_format(path: str | Path, head: bytes | None = None) -> ImportFormat:
     """The format of an import source: by content first, then by its name.
 
@@ -176,7 +193,7 @@ class JsonSource:
         path: str | Path,
         *,
         max_inflated: int | None = None,
-        max_string: int = MAX_STRING,
+        max_string: int | None = None,
     ) -> None:
         self.path = str(path)
         self._raw = raw
@@ -186,7 +203,7 @@ class JsonSource:
         if max_inflated is None:
             max_inflated = default_inflate_limit(raw)
         self.max_inflated = max_inflated
-        self.max_string = max_string
+        self.max_string = MAX_STRING if max_string is None else max_string
         self.position = 0
         """Bytes handed to the parser so far (inflated bytes for a ``.zhar``)."""
         self.head = b""
@@ -267,6 +284,7 @@ _QUOTE_REVERSED = re.compile(rb'"(?!\\)')
 
 
 __all__ = [
+    "FORMAT_NAMES",
     "HEAD_BYTES",
     "MAX_STRING",
     "ImportFormat",
@@ -277,5 +295,6 @@ __all__ = [
     "looks_like_flow_file",
     "open_input",
     "read_head",
+    "sniff_file",
     "sniff_format",
 ]

@@ -199,6 +199,10 @@ def record_problem(record: Record) -> str | None:
                     return f"a header name or value is longer than {MAX_TEXT_BYTES} bytes"
         if not is_epoch(record.started_at):
             return f"started_at {record.started_at!r} is not a date from 1970 to 2200"
+        if not is_port(record.port):
+            return f"port {str(record.port)[:40]} is out of range (0 to {MAX_PORT})"
+        if not is_status(record.status):
+            return f"status {str(record.status)[:40]} is not an HTTP status (100 to 999)"
         if len(record.body) > MAX_PAYLOAD:
             return f"a body of {len(record.body)} bytes is larger than a cassette holds"
     elif isinstance(record, Close | Note) and record.t is not None and not is_offset(record.t):

@@ -50,22 +50,33 @@ class _Walker:
             source, use_float=True, buf_size=64 * 1024
         )
 
-    def fail(self, message: str) -> InterchangeError:
-        return InterchangeError(self.source.path, message)
+        self.entry: int | None = None
+        """The entry being read, for error messages (with ``field`` and ``item``)."""
+        self.field: str | None = None
+        self.item: int | None = None
+
+    def fail(self, problem: str) -> InterchangeError:
+        """The error for ``problem``, naming the entry and field being read, if any."""
+        if self.entry is None:
+            return InterchangeError(self.source.path, f"not a HAR file ({problem})")
+        where = self.field or "the entry"
+        if self.item is not None:
+            where = f"{where}[{self.item}]"
+        return InterchangeError(self.source.path, f"{where}: {problem}", index=self.entry)
 
     def next(self) -> tuple[str, Any]:
         try:
             return next(self.events)
         except StopIteration:
-            raise self.fail("not a HAR file (the JSON document ends too early)") from None
+            raise self.fail("the JSON document ends too early") from None
 
     def scalar(self, event: str, value: Any) -> Any:
         if event == "number":
             if isinstance(value, int):
                 if not -_INT64 <= value < _INT64:
-                    raise self.fail(f"not a HAR file (an integer near byte {self.at} is too big)")
+                    raise self.fail(f"an integer near byte {self.at} is out of range")
             elif not math.isfinite(value):
-                raise self.fail(f"not a HAR file (a number near byte {self.at} is not finite)")
+                raise self.fail(f"a number near byte {self.at} is not finite")
         return value
 
     @property
@@ -81,7 +92,7 @@ class _Walker:
         else:
             return self.scalar(event, value)
         if depth + 1 > MAX_DEPTH:
-            raise self.fail(f"not a HAR file (nested deeper than {MAX_DEPTH} near byte {self.at})")
+            raise self.fail(f"nested deeper than {MAX_DEPTH} near byte {self.at}")
         stack: list[Any] = [root]
         top = root
         in_list = type(root) is list
@@ -112,9 +123,7 @@ class _Walker:
                 top = child
                 in_list = event == "start_array"
                 if depth + len(stack) > MAX_DEPTH:
-                    raise self.fail(
-                        f"not a HAR file (nested deeper than {MAX_DEPTH} near byte {self.at})"
-                    )
+                    raise self.fail(f"nested deeper than {MAX_DEPTH} near byte {self.at}")
             else:  # end_map, end_array
                 stack.pop()
                 if not stack:
@@ -122,11 +131,8 @@ class _Walker:
                 top = stack[-1]
                 in_list = type(top) is list
             if budget < 0:
-                raise self.fail(
-                    f"not a HAR file (a value near byte {self.at} holds more than "
-                    f"{MAX_VALUES} JSON values)"
-                )
-        raise self.fail("not a HAR file (the JSON document ends too early)")
+                raise self.fail(f"holds more than {MAX_VALUES} JSON values (near byte {self.at})")
+        raise self.fail("the JSON document ends too early")
 
     def skip(self, event: str) -> None:
         """Consume the value that starts with ``event`` without building it."""
@@ -140,12 +146,12 @@ class _Walker:
                 depth -= 1
                 if depth == 0:
                     return
-        raise self.fail("not a HAR file (the JSON document ends too early)")
+        raise self.fail("the JSON document ends too early")
 
     def walk(self) -> Iterator[Event]:
         event, _ = self.next()
         if event != "start_map":
-            raise self.fail('not a HAR file (no "log" object)')
+            raise self.fail('no "log" object')
         seen_log = False
         while True:
             event, key = self.next()
@@ -160,7 +166,7 @@ class _Walker:
         for _ in self.events:  # the parser reports trailing garbage when drained
             pass
         if not seen_log:
-            raise self.fail('not a HAR file (no "log" object)')
+            raise self.fail('no "log" object')
 
     def log(self) -> Iterator[Event]:
         seen_entries = False
@@ -171,9 +177,9 @@ class _Walker:
             event, value = self.next()
             if key == "entries":
                 if seen_entries:
-                    raise self.fail("not a HAR file (two log.entries arrays)")
+                    raise self.fail("two log.entries arrays")
                 if event != "start_array":
-                    raise self.fail('not a HAR file (no "log.entries" array)')
+                    raise self.fail('no "log.entries" array')
                 seen_entries = True
                 yield from self.entries()
             elif key in LOG_FIELDS:
@@ -181,32 +187,38 @@ class _Walker:
             else:
                 self.skip(event)
         if not seen_entries:
-            raise self.fail('not a HAR file (no "log.entries" array)')
+            raise self.fail('no "log.entries" array')
 
     def entries(self) -> Iterator[Event]:
         index = 0
         while True:
+            self.entry = None
             event, value = self.next()
             if event == "end_array":
                 return
+            self.entry, self.field, self.item = index, None, None
             if event != "start_map":
                 yield (OTHER, index, self.build(event, value, 3))
             else:
                 yield (START, index, None)
-                yield from self.entry()
+                yield from self.entry_fields()
+                self.field = self.item = None
                 yield (END, index, None)
             index += 1
 
-    def entry(self) -> Iterator[Event]:
+    def entry_fields(self) -> Iterator[Event]:
         while True:
+            self.field = self.item = None
             event, key = self.next()
             if event == "end_map":
                 return
+            self.field = key if isinstance(key, str) and len(key) <= 40 else "a field"
             event, value = self.next()
             if key == MESSAGES and event == "start_array":
                 yield (ITEMS, None, None)
                 i = 0
                 while True:
+                    self.item = i
                     event, value = self.next()
                     if event == "end_array":
                         break
@@ -226,26 +238,30 @@ def _describe(e: Exception, source: JsonSource) -> str:
     arg = e.args[0] if e.args else ""
     text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
     detail = (text.strip().splitlines() or [type(e).__name__])[0].strip()[:200]
+    detail = detail.removeprefix("parse error: ").removeprefix("lexical error: ")
     head = source.head
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:4]:
         return "not UTF-8 text: UTF-16 or UTF-32? save it as UTF-8"
-    if isinstance(e, UnicodeError) or "UTF8" in detail or "UTF-8" in detail:
-        return f"not UTF-8 text near byte {source.position}: {detail}"
+    if isinstance(e, UnicodeError):
+        return f"not UTF-8 text, or a lone surrogate escape, near byte {source.position}"
+    if "UTF8" in detail or "UTF-8" in detail:
+        return f"not UTF-8 text near byte {source.position}"
     return f"invalid JSON near byte {source.position}: {detail}"
 
 
 def walk_har(source: JsonSource) -> Iterator[Event]:
     """The events of the HAR document ``source`` reads (see the module doc).
 
-    Raises InterchangeError for a document that is not a HAR's shape or not JSON.
+    Raises InterchangeError for a document that is not a HAR's shape or not JSON, naming
+    the entry and field being read when there is one.
     """
     walker = _Walker(source)
     try:
         yield from walker.walk()
     except _JSON_ERRORS as e:
-        raise InterchangeError(source.path, f"not a HAR file ({_describe(e, source)})") from e
+        raise walker.fail(_describe(e, source)) from e
     except RecursionError as e:  # a backend that recurses: refuse, never crash
-        raise InterchangeError(source.path, "not a HAR file (nested too deeply)") from e
+        raise walker.fail("nested too deeply") from e
 
 
 __all__ = [
