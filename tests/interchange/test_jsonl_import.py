@@ -22,7 +22,7 @@ from wstape.interchange.jsonl_import import read_jsonl
 DATA = Path(__file__).parent.parent / "data"
 V1 = DATA / "cassette-v1.msgpack"
 SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 

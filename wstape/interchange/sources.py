@@ -210,6 +210,7 @@ class JsonSource:
         """The first bytes handed to the parser (for error messages)."""
         self._gap = 0
         self._escaped = False
+        self._tail = b""
 
     def _fail(self, message: str) -> InterchangeError:
         return InterchangeError(self.path, message)
@@ -250,11 +251,30 @@ class JsonSource:
                 f"inflates to more than {self.max_inflated} bytes (a zip bomb?); "
                 "raise the limit with --max-inflated if the file is genuine"
             )
-        if data:
-            self._scan(data)
+        self._scan(data)
         return data
 
     def _scan(self, data: bytes) -> None:
+        if data:
+            self._scan_quotes(data)
+        # JSON can spell a lone surrogate (\ud800), which no cassette can hold; parsers
+        # differ (yajl turns some into "?"), so refuse it here, before any of them. The
+        # last bytes of a chunk are checked again with the next one (an escape can be cut).
+        window = self._tail + data
+        if _SURROGATE.search(window) is not None:
+            first = max(0, len(self._tail) - _MARGIN)  # where the last check stopped
+            last = len(window) - _MARGIN if data else len(window)
+            for lone in _LONE_SURROGATE.finditer(window):
+                escape = lone.start(1 if lone.group(1) else 2) - 1
+                if first <= escape < last:
+                    code = (lone.group(1) or lone.group(2)).decode("ascii", "replace")
+                    raise self._fail(
+                        f"a lone surrogate escape (\\{code}) near byte {self.position}: "
+                        "not valid Unicode"
+                    )
+        self._tail = window[-_KEEP:]
+
+    def _scan_quotes(self, data: bytes) -> None:
         # A quote not preceded by a backslash ends or starts a JSON string; a long run
         # without one is a long string (or padding) that the parser would buffer whole.
         start = 1 if self._escaped and data[:1] == b'"' else 0
@@ -279,6 +299,16 @@ class JsonSource:
 
 
 _QUOTE = re.compile(rb'(?<!\\)"')
+_KEEP, _MARGIN = 32, 12
+"""Bytes of a chunk kept for the next one's check, and how many of them are checked
+only then (an escape and what follows it are at most 12 bytes)."""
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile(
+    # an escape (a backslash after an even run of backslashes) of a high surrogate not
+    # followed by a low one, or of a low surrogate not preceded by a high one
+    rb"(?:^|[^\\])(?:\\\\)*\\(u[dD][89abAB][0-9a-fA-F]{2})(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?:^|[^\\])(?:\\\\)*(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\(u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
 _QUOTE_REVERSED = re.compile(rb'"(?!\\)')
 """In the reversed bytes: a quote not followed (so, originally not preceded) by ``\\``."""
 

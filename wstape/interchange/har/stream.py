@@ -21,6 +21,7 @@ the parser raised, is one :class:`InterchangeError` naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -258,10 +259,20 @@ def walk_har(source: JsonSource) -> Iterator[Event]:
     walker = _Walker(source)
     try:
         yield from walker.walk()
+    except InterchangeError as e:
+        if e.index is None and walker.entry is not None and e.path == source.path:
+            raise walker.fail(e.detail) from e  # the source's limits: name the entry too
+        raise
     except _JSON_ERRORS as e:
         raise walker.fail(_describe(e, source)) from e
     except RecursionError as e:  # a backend that recurses: refuse, never crash
         raise walker.fail("nested too deeply") from e
+    finally:
+        # ijson's pure-Python parser raises again when closed after an error
+        close = getattr(walker.events, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
 
 
 __all__ = [
