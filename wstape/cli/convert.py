@@ -149,8 +149,8 @@ def import_(
             "--max-inflated",
             min=1,
             metavar="MIB",
-            help="How far a zlib .zhar may inflate, in MiB (default: the larger of 256 MiB "
-            "and 100 times its size).",
+            help="How far a zlib .zhar may inflate, in MiB (default: the larger of 64 MiB "
+            "and 50 times its size).",
         ),
     ] = None,
     as_json: JsonOpt = False,

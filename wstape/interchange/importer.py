@@ -162,7 +162,7 @@ def import_file(
 
     ``format`` is ``"auto"`` (detected), ``"har"``, ``"jsonl"`` or ``"mitm"``;
     ``max_inflated`` caps how far a zlib ``.zhar`` may inflate (bytes; default
-    ``max(256 MiB, 100 x its size)``). An existing ``output`` is replaced, once the new
+    ``max(64 MiB, 50 x its size)``). An existing ``output`` is replaced, once the new
     cassette is complete. See the module doc for what it raises.
     """
     source, output = Path(source), Path(output)

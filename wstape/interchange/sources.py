@@ -63,10 +63,10 @@ JSONL_TYPES = frozenset({"header", "connection", "message", "close", "note"})
 CHUNK = 64 * 1024
 MAX_STRING = 128 * 1024 * 1024
 """Longest run of bytes without a quote (so, longest JSON string) a HAR may have."""
-MIN_INFLATED_LIMIT = 256 * 1024 * 1024
-INFLATE_RATIO = 100
+MIN_INFLATED_LIMIT = 64 * 1024 * 1024
+INFLATE_RATIO = 50
 """A ``.zhar`` may inflate to ``max(MIN_INFLATED_LIMIT, INFLATE_RATIO * its size)``
-unless told otherwise: HAR JSON compresses about 5-30 times, a zip bomb about 1000."""
+unless told otherwise: HAR JSON compresses about 3-15 times, a zip bomb about 1000."""
 
 _BOM = b"\xef\xbb\xbf"
 _HAR_START = re.compile(rb'\{\s*"log"\s*:')
@@ -170,6 +170,15 @@ def detect_format(path: str | Path, head: bytes | None = None) -> ImportFormat:
     )
 
 
+class StreamError(InterchangeError):
+    """What :class:`JsonSource` refuses: a corrupt or too big zlib stream, or a value (a
+    too long string, a lone surrogate) when ``about_value``."""
+
+    def __init__(self, path: str | Path, message: str, *, about_value: bool = False) -> None:
+        super().__init__(path, message)
+        self.about_value = about_value
+
+
 def default_inflate_limit(raw: BinaryIO) -> int:
     """How far a ``.zhar`` may inflate unless told: see ``INFLATE_RATIO``."""
     try:
@@ -212,8 +221,8 @@ class JsonSource:
         self._escaped = False
         self._tail = b""
 
-    def _fail(self, message: str) -> InterchangeError:
-        return InterchangeError(self.path, message)
+    def _fail(self, message: str, *, about_value: bool = False) -> StreamError:
+        return StreamError(self.path, message, about_value=about_value)
 
     def _source(self, size: int) -> bytes:
         data = self._pending + self._raw.read(max(size - len(self._pending), 0))
@@ -270,7 +279,8 @@ class JsonSource:
                     code = (lone.group(1) or lone.group(2)).decode("ascii", "replace")
                     raise self._fail(
                         f"a lone surrogate escape (\\{code}) near byte {self.position}: "
-                        "not valid Unicode"
+                        "not valid Unicode",
+                        about_value=True,
                     )
         self._tail = window[-_KEEP:]
 
@@ -294,7 +304,8 @@ class JsonSource:
     def _too_long(self) -> None:
         raise self._fail(
             f"a JSON string (or a run of bytes without a quote) near byte {self.position} "
-            f"is longer than {self.max_string // (1024 * 1024)} MiB"
+            f"is longer than {self.max_string // (1024 * 1024)} MiB",
+            about_value=True,
         )
 
 
@@ -319,6 +330,7 @@ __all__ = [
     "MAX_STRING",
     "ImportFormat",
     "JsonSource",
+    "StreamError",
     "detect_format",
     "is_cassette",
     "is_zlib",
