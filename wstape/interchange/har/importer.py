@@ -119,8 +119,6 @@ class _EntryState:
     """What :func:`read_har` tracks while one entry streams by."""
 
     index: int
-    head: dict[str, Any] = field(default_factory=dict)
-    has_messages: bool = False
     items: int = -1
     count: int = 0
     messages: int = 0
@@ -750,18 +748,14 @@ def _spool(har: HarImport, source: JsonSource) -> None:
                     state.messages += 1
                 spool.write(packer.pack(item))
             state.count += 1
-        elif kind == stream.FIELD:
-            assert state is not None
-            state.head[key] = value
-        elif kind == stream.ITEMS:
-            assert state is not None
-            state.has_messages = True
-        elif kind == stream.START:
-            state = _EntryState(index=key)
-        elif kind == stream.END:
-            assert state is not None
-            _entry_done(har, state, packer)
+        elif kind == stream.ENTRY:
+            head, has_messages = value
+            if state is None or state.index != key:
+                state = _EntryState(index=key)
+            _entry_done(har, state, head, has_messages, packer)
             state = None
+        elif kind == stream.ITEMS:
+            state = _EntryState(index=key)
         elif kind == stream.OTHER:
             Fields(path, key, value, "entry")  # raises: an entry must be an object
         elif kind == stream.LOG:
@@ -771,10 +765,27 @@ def _spool(har: HarImport, source: JsonSource) -> None:
     _log_done(har, log)
 
 
-def _entry_done(har: HarImport, state: _EntryState, packer: Any) -> None:
-    if stream.MESSAGES in state.head and not isinstance(state.head[stream.MESSAGES], list):
-        Fields(har.path, state.index, state.head, "entry").req_list(stream.MESSAGES)
-    entry = _Entry(har.path, state.index, state.head, has_messages=state.has_messages)
+def _maybe_websocket(head: dict[str, Any], has_messages: bool) -> bool:
+    """False for an entry that is plainly no WebSocket (most of a page's HAR), cheaply;
+    :meth:`_Entry.is_websocket` decides the rest."""
+    if has_messages or EXT in head or stream.MESSAGES in head:
+        return True
+    kind = head.get("_resourceType")
+    if isinstance(kind, str) and kind.lower() == "websocket":
+        return True
+    request = head.get("request")
+    return isinstance(request, dict) and ("url" in request or "headers" in request)
+
+
+def _entry_done(
+    har: HarImport, state: _EntryState, head: dict[str, Any], has_messages: bool, packer: Any
+) -> None:
+    if not _maybe_websocket(head, has_messages):
+        har.skipped += 1
+        return
+    if stream.MESSAGES in head and not isinstance(head[stream.MESSAGES], list):
+        Fields(har.path, state.index, head, "entry").req_list(stream.MESSAGES)
+    entry = _Entry(har.path, state.index, head, has_messages=has_messages)
     if not entry.is_websocket():
         har.skipped += 1
         return
@@ -784,14 +795,14 @@ def _entry_done(har: HarImport, state: _EntryState, packer: Any) -> None:
     start = entry.started_at()
     conn, bad = entry.conn()
     spool = har._spool
-    head = spool.tell()
-    spool.write(packer.pack(state.head))
+    offset = spool.tell()
+    spool.write(packer.pack(head))
     har._entries.append(
         _Spooled(
             index=state.index,
             start=start,
-            head=head,
-            items=state.items if state.items >= 0 else head,
+            head=offset,
+            items=state.items if state.items >= 0 else offset,
             count=state.count,
             messages=state.messages,
             extras=state.extras,

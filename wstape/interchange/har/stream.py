@@ -5,13 +5,13 @@ A HAR is one JSON document whose ``log.entries`` can hold millions of WebSocket 
 stream (its C backend when installed) and yields ``(kind, key, value)`` in file order:
 
 - ``(LOG, name, value)`` for ``log.version``, ``log.creator`` and ``log._wstape``;
-- ``(START, index, None)`` when entry ``index`` (0-based) begins, ``(END, index, None)``
-  when it ends, ``(OTHER, index, value)`` for an entry that is not an object;
-- ``(FIELD, name, value)`` for each field of the entry that the import reads
-  (:data:`ENTRY_FIELDS`); others (``timings``, ``_initiator``, ``cache``...) are skipped
-  without being built;
-- ``(ITEMS, None, None)`` where the entry's ``_webSocketMessages`` array begins, then
-  ``(ITEM, i, value)`` for each of its items, one at a time.
+- ``(ITEMS, index, None)`` where the ``_webSocketMessages`` array of entry ``index``
+  (0-based) begins, then ``(ITEM, i, value)`` for each of its items, one at a time;
+- ``(ENTRY, index, (fields, has_messages))`` when the entry ends: ``fields`` holds the
+  fields the import reads (:data:`ENTRY_FIELDS`; others, such as ``timings``,
+  ``_initiator`` or ``cache``, are skipped without being built), ``has_messages`` whether
+  it had a ``_webSocketMessages`` array;
+- ``(OTHER, index, value)`` for an entry that is not an object.
 
 Values are built with a depth limit (ijson's own prefix-tracking parser needs memory
 quadratic in the nesting depth: 10,000 nested brackets cost 250 MB) and a budget of JSON
@@ -31,7 +31,8 @@ import ijson
 from wstape.interchange.errors import InterchangeError
 from wstape.interchange.sources import JsonSource, StreamError
 
-LOG, START, FIELD, ITEMS, ITEM, END, OTHER = range(7)
+LOG, ITEMS, ITEM, ENTRY, OTHER = range(5)
+_EOF = ("eof", None)
 LOG_FIELDS = frozenset({"version", "creator", "_wstape"})
 ENTRY_FIELDS = frozenset({"startedDateTime", "request", "response", "_resourceType", "_wstape"})
 MESSAGES = "_webSocketMessages"
@@ -55,6 +56,8 @@ class _Walker:
             source, use_float=True, buf_size=READ_SIZE
         )
 
+        self.left = MAX_VALUES
+        """JSON values the value being built may still hold."""
         self.entry: int | None = None
         """The entry being read, for error messages (with ``field`` and ``item``)."""
         self.field: str | None = None
@@ -77,7 +80,7 @@ class _Walker:
 
     def scalar(self, event: str, value: Any) -> Any:
         if event == "number":
-            if isinstance(value, int):
+            if type(value) is int:
                 if not -_INT64 <= value < _INT64:
                     raise self.fail(f"an integer near byte {self.at} is out of range")
             elif not math.isfinite(value):
@@ -89,54 +92,64 @@ class _Walker:
         return self.source.position
 
     def build(self, event: str, value: Any, depth: int) -> Any:
-        """The value that starts with ``(event, value)``, at nesting ``depth``."""
+        """The value that starts with ``(event, value)``, at nesting ``depth``, holding at
+        most MAX_VALUES JSON values."""
+        self.left = MAX_VALUES
         if event == "start_map":
-            root: Any = {}
-        elif event == "start_array":
-            root = []
-        else:
-            return self.scalar(event, value)
-        if depth + 1 > MAX_DEPTH:
-            raise self.fail(f"nested deeper than {MAX_DEPTH} near byte {self.at}")
-        stack: list[Any] = [root]
-        top = root
-        in_list = type(root) is list
-        key: Any = None
-        budget = MAX_VALUES
+            return self._map(depth + 1)
+        if event == "start_array":
+            return self._list(depth + 1)
+        return self.scalar(event, value)
+
+    def _spend(self) -> None:
+        raise self.fail(f"holds more than {MAX_VALUES} JSON values (near byte {self.at})")
+
+    def _deep(self) -> None:
+        raise self.fail(f"nested deeper than {MAX_DEPTH} near byte {self.at}")
+
+    def _map(self, depth: int) -> dict[str, Any]:
+        if depth > MAX_DEPTH:
+            self._deep()
+        obj: dict[str, Any] = {}
+        key = ""
         for event, value in self.events:
             if event == "map_key":
                 key = value
                 continue
-            budget -= 1
-            if event == "string" or event == "number" or event == "boolean" or event == "null":
-                if event == "number" and (
-                    (type(value) is int and not -_INT64 <= value < _INT64)
-                    or (type(value) is float and not math.isfinite(value))
-                ):
-                    self.scalar(event, value)  # raises
-                if in_list:
-                    top.append(value)
-                else:
-                    top[key] = value
-            elif event == "start_map" or event == "start_array":
-                child: Any = {} if event == "start_map" else []
-                if in_list:
-                    top.append(child)
-                else:
-                    top[key] = child
-                stack.append(child)
-                top = child
-                in_list = event == "start_array"
-                if depth + len(stack) > MAX_DEPTH:
-                    raise self.fail(f"nested deeper than {MAX_DEPTH} near byte {self.at}")
-            else:  # end_map, end_array
-                stack.pop()
-                if not stack:
-                    return root
-                top = stack[-1]
-                in_list = type(top) is list
-            if budget < 0:
-                raise self.fail(f"holds more than {MAX_VALUES} JSON values (near byte {self.at})")
+            if event == "end_map":
+                return obj
+            self.left -= 1
+            if self.left < 0:
+                self._spend()
+            if event == "start_map":
+                obj[key] = self._map(depth + 1)
+            elif event == "start_array":
+                obj[key] = self._list(depth + 1)
+            elif event == "number":
+                obj[key] = self.scalar(event, value)
+            else:
+                obj[key] = value
+        raise self.fail("the JSON document ends too early")
+
+    def _list(self, depth: int) -> list[Any]:
+        if depth > MAX_DEPTH:
+            self._deep()
+        items: list[Any] = []
+        append = items.append
+        for event, value in self.events:
+            if event == "end_array":
+                return items
+            self.left -= 1
+            if self.left < 0:
+                self._spend()
+            if event == "start_map":
+                append(self._map(depth + 1))
+            elif event == "start_array":
+                append(self._list(depth + 1))
+            elif event == "number":
+                append(self.scalar(event, value))
+            else:
+                append(value)
         raise self.fail("the JSON document ends too early")
 
     def skip(self, event: str) -> None:
@@ -195,44 +208,49 @@ class _Walker:
             raise self.fail('no "log.entries" array')
 
     def entries(self) -> Iterator[Event]:
+        events = self.events
         index = 0
         while True:
-            self.entry = None
-            event, value = self.next()
+            self.entry = self.field = self.item = None
+            event, value = next(events, _EOF)
             if event == "end_array":
                 return
-            self.entry, self.field, self.item = index, None, None
+            self.entry = index
             if event != "start_map":
+                if event == "eof":
+                    raise self.fail("the JSON document ends too early")
                 yield (OTHER, index, self.build(event, value, 3))
-            else:
-                yield (START, index, None)
-                yield from self.entry_fields()
+                index += 1
+                continue
+            head: dict[str, Any] = {}
+            has_messages = False
+            while True:
                 self.field = self.item = None
-                yield (END, index, None)
-            index += 1
-
-    def entry_fields(self) -> Iterator[Event]:
-        while True:
+                event, key = next(events, _EOF)
+                if event == "end_map":
+                    break
+                if event == "eof":
+                    raise self.fail("the JSON document ends too early")
+                self.field = key if isinstance(key, str) and len(key) <= 40 else "a field"
+                event, value = next(events, _EOF)
+                if key == MESSAGES and event == "start_array":
+                    has_messages = True
+                    yield (ITEMS, index, None)
+                    i = 0
+                    while True:
+                        self.item = i
+                        event, value = next(events, _EOF)
+                        if event == "end_array":
+                            break
+                        yield (ITEM, i, self.build(event, value, 5))
+                        i += 1
+                elif key in ENTRY_FIELDS or key == MESSAGES:
+                    head[key] = self.build(event, value, 4)
+                else:
+                    self.skip(event)
             self.field = self.item = None
-            event, key = self.next()
-            if event == "end_map":
-                return
-            self.field = key if isinstance(key, str) and len(key) <= 40 else "a field"
-            event, value = self.next()
-            if key == MESSAGES and event == "start_array":
-                yield (ITEMS, None, None)
-                i = 0
-                while True:
-                    self.item = i
-                    event, value = self.next()
-                    if event == "end_array":
-                        break
-                    yield (ITEM, i, self.build(event, value, 5))
-                    i += 1
-            elif key in ENTRY_FIELDS or key == MESSAGES:
-                yield (FIELD, key, self.build(event, value, 4))
-            else:
-                self.skip(event)
+            yield (ENTRY, index, (head, has_messages))
+            index += 1
 
 
 _JSON_ERRORS = (ijson.JSONError, ValueError)
@@ -283,9 +301,8 @@ def walk_har(source: JsonSource) -> Iterator[Event]:
 
 
 __all__ = [
-    "END",
+    "ENTRY",
     "ENTRY_FIELDS",
-    "FIELD",
     "ITEM",
     "ITEMS",
     "LOG",
@@ -293,7 +310,6 @@ __all__ = [
     "MAX_VALUES",
     "MESSAGES",
     "OTHER",
-    "START",
     "Event",
     "walk_har",
 ]
