@@ -176,3 +176,15 @@ def test_hostile_imports_in_a_real_process(tmp_path: Path) -> None:
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
         assert f"{source}, entry 1: " in proc.stderr or f"{source}, entry 0: " in proc.stderr
         assert not out.exists()
+
+
+def test_a_failed_export_leaves_no_half_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.msgpack"
+    broken.write_bytes(V1.read_bytes() + b"\xc1")  # a byte msgpack never uses, at the end
+    out = tmp_path / "out.har"
+    result = invoke("export", broken, "--format", "har", "-o", out)
+    assert result.exit_code == 3  # type: ignore[attr-defined]
+    assert "corrupt record" in result.stderr  # type: ignore[attr-defined]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.msgpack"]
+    same = invoke("export", V1, "-o", V1)
+    assert same.exit_code == 2 and "refusing to overwrite" in same.stderr  # type: ignore[attr-defined]

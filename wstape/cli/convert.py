@@ -106,22 +106,38 @@ def export(
         else:
             write_jsonl(reader, stream, notes=notes, exact=exact, header=reader.header)
 
+    if output is not None:
+        refuse_input(cassette, output)
+    tmp = None if output is None else output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         if out is None:
-            assert output is not None
-            with open(output, "w", encoding="utf-8") as f:
+            assert output is not None and tmp is not None
+            # written whole or not at all: a failed export leaves no half file behind
+            with open(tmp, "w", encoding="utf-8") as f:
                 write(f)
+            os.replace(tmp, output)
         else:
             write(out)
     except CassetteError as e:
-        fail(str(e), ExitCode.CASSETTE)
+        _unlink(tmp)
+        cassette_error(e)
     except BrokenPipeError:
         if output is not None:
+            _unlink(tmp)
             raise
         stdout_closed()
     except OSError as e:
+        _unlink(tmp)
         fail(f"{output}: cannot write: {e.strerror or e}", ExitCode.USAGE)
+    except BaseException:
+        _unlink(tmp)
+        raise
     warn_if_truncated(reader)
+
+
+def _unlink(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 def import_(
