@@ -26,6 +26,7 @@ import binascii
 import os
 import re
 import tempfile
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,7 @@ _SIDES = (Side.CLIENT, Side.SERVER)
 _OPCODES = {1: Opcode.TEXT, 2: Opcode.BINARY}
 
 
-@dataclass
+@dataclass(slots=True)
 class _Spooled:
     """One WebSocket entry of the HAR, as the spool holds it."""
 
@@ -106,15 +107,16 @@ class _Spooled:
     count: int
     messages: int
     """Data messages among the items."""
-    extras: dict[int, list[tuple[int, int]]] | None
-    """Continuation frames: message position -> ``(offset, length)`` in the spool."""
+    extras: dict[int, array[int]] | None
+    """Continuation frames: message position -> their spool offsets and lengths, in
+    pairs (an array: a HAR of tiny frames must not cost a tuple each)."""
     conn: int | None
     """``_wstape.conn`` when it is a valid connection id."""
     bad_conn: Any = None
     """A ``_wstape.conn`` that had to be replaced (for the note saying so)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _EntryState:
     """What :func:`read_har` tracks while one entry streams by."""
 
@@ -124,7 +126,7 @@ class _EntryState:
     messages: int = 0
     last: dict[int, tuple[int, bool]] = field(default_factory=dict)
     """Side -> (position, is text) of its last data message, for continuation frames."""
-    extras: dict[int, list[tuple[int, int]]] | None = None
+    extras: dict[int, array[int]] | None = None
 
 
 class HarImport:
@@ -252,10 +254,16 @@ class HarImport:
                 last_t = t
             if kind == _DATA:
                 if position in extras:
-                    for offset, length in extras[position]:
-                        payload += self._read_at(offset, length)[5]
-                    if len(payload) > MAX_PAYLOAD:
-                        entry.fail(f"{stream.MESSAGES}: a message is larger than a cassette holds")
+                    parts, size = [payload], len(payload)
+                    pairs = extras[position]
+                    for j in range(0, len(pairs), 2):
+                        parts.append(self._read_at(pairs[j], pairs[j + 1])[5])
+                        size += len(parts[-1])
+                        if size > MAX_PAYLOAD:
+                            break
+                    payload = b"".join(parts)
+                if len(payload) > MAX_PAYLOAD:
+                    entry.fail(f"{stream.MESSAGES}[{i}] is larger than a cassette holds")
                 if plan is not None:
                     yield from plan.before_message(position)
                 position += 1
@@ -742,7 +750,11 @@ def _spool(har: HarImport, source: JsonSource) -> None:
                 spool.write(data)
                 if state.extras is None:
                     state.extras = {}
-                state.extras.setdefault(item[4], []).append((offset, len(data)))
+                pairs = state.extras.get(item[4])
+                if pairs is None:
+                    pairs = state.extras[item[4]] = array("q")
+                pairs.append(offset)
+                pairs.append(len(data))
             else:
                 if item[0] == _DATA:
                     state.messages += 1
