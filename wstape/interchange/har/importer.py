@@ -4,7 +4,8 @@
 ``_webSocketMessages`` item at a time) and checks each item as it comes, writing what it
 will need to a temporary spool file: each WebSocket entry's message items (decoded, with
 their raw times) and then its other fields. Memory does not grow with the number of
-entries or messages. :meth:`HarImport.records` then yields the cassette records from the
+messages, nor with ordinary entries; it keeps about 100 bytes per WebSocket entry (where
+its records are in the spool). :meth:`HarImport.records` then yields the cassette records from the
 spool, one connection after the other, in the order the connections started (a wstape
 HAR keeps its own order); the spool is needed because the fields that say when an entry
 started, which connection id it had and how it ended may come after its messages, and
