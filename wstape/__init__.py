@@ -15,6 +15,9 @@ The public API, importable from ``wstape`` directly (each name is loaded on firs
     # the same rules over the recording, without a server
     report = wstape.check_cassette("chat.msgpack", wstape.RuleConfig(profile="wechat"))
 
+    # convert a HAR, a JSONL export or a mitmproxy flow dump into a cassette
+    result = wstape.import_file("session.har", "chat.msgpack")   # result.connections, ...
+
     # read and write cassettes
     header, records = wstape.read_cassette("chat.msgpack")
     for record in wstape.CassetteReader("chat.msgpack"):   # streams, constant memory
@@ -45,7 +48,7 @@ _EXPORTS: dict[str, str] = {
     "NewerCassette": "wstape.cassettes.errors",
     "CassetteWriteError": "wstape.cassettes.errors",
     "CassetteExists": "wstape.cassettes.errors",
-    "InterchangeError": "wstape.interchange.har",
+    "InterchangeError": "wstape.interchange.errors",
     "TlsSetupError": "wstape.replay.tls",
     "RecordError": "wstape.addons.runner",
     # the data model
@@ -69,6 +72,9 @@ _EXPORTS: dict[str, str] = {
     "Violation": "wstape.core.rules",
     "Report": "wstape.core.report",
     "check_cassette": "wstape.tools.check",
+    # import (HAR, JSONL, mitmproxy flow dumps)
+    "import_file": "wstape.interchange.importer",
+    "ImportResult": "wstape.interchange.importer",
     # replay
     "ReplayServer": "wstape.replay.server",
     "ReplayOptions": "wstape.replay.server",
@@ -91,6 +97,7 @@ __all__ = [
     "Close",
     "ConfigError",
     "Header",
+    "ImportResult",
     "InterchangeError",
     "InternalError",
     "Message",
@@ -119,6 +126,7 @@ __all__ = [
     "WstapeError",
     "__version__",
     "check_cassette",
+    "import_file",
     "read_cassette",
     "record",
     "start_device_proxy",
@@ -155,7 +163,8 @@ if TYPE_CHECKING:
     from wstape.core.replay.options import PlayOptions
     from wstape.core.report import Report
     from wstape.core.rules import Platform, Profile, RuleConfig, Severity, Violation
-    from wstape.interchange.har import InterchangeError
+    from wstape.interchange.errors import InterchangeError
+    from wstape.interchange.importer import ImportResult, import_file
     from wstape.replay.server import ReplayOptions, ReplayServer
     from wstape.replay.tls import TlsOptions
     from wstape.tools.check import check_cassette

@@ -95,3 +95,96 @@ def test_import_errors_name_the_entry(tmp_path: Path) -> None:
     junk.write_bytes(b"\x00garbage")
     third = invoke("import", junk, "-o", tmp_path / "o.msgpack")
     assert third.exit_code == 3 and "--format" in third.stderr  # type: ignore[attr-defined]
+
+
+def test_a_forced_format_that_does_not_fit_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "chat.msgpack"
+    result = invoke("import", CHROME, "-o", out, "--format", "mitm")
+    assert result.exit_code == 3  # type: ignore[attr-defined]
+    err = result.stderr  # type: ignore[attr-defined]
+    assert err.strip().splitlines() == [
+        f"wstape: error: {CHROME}: is a HAR file, not a mitmproxy flow dump (--format mitm); "
+        "leave out --format to import it as har"
+    ]
+    assert not out.exists()
+
+
+def test_a_har_given_as_a_cassette_points_to_import(tmp_path: Path) -> None:
+    for command in ("ls", "show", "check", "stats"):
+        result = invoke(command, CHROME)
+        assert result.exit_code == 3  # type: ignore[attr-defined]
+        err = result.stderr  # type: ignore[attr-defined]
+        assert len(err.strip().splitlines()) == 1
+        assert "it looks like a HAR file: convert it with `wstape import" in err, command
+    jsonl = tmp_path / "chat.jsonl"
+    ok("export", V1, "-o", jsonl)
+    err = invoke("ls", jsonl).stderr  # type: ignore[attr-defined]
+    assert f"a wstape JSONL export: convert it with `wstape import {jsonl} -o" in err
+    junk = tmp_path / "junk.msgpack"
+    junk.write_bytes(b"\x00junk")
+    assert "wstape import" not in invoke("ls", junk).stderr  # type: ignore[attr-defined]
+
+
+def test_jsonl_export_imports_back(tmp_path: Path) -> None:
+    exact, plain = tmp_path / "exact.jsonl", tmp_path / "plain.jsonl"
+    ok("export", V1, "--format", "jsonl", "--exact", "-o", exact)
+    ok("export", V1, "-o", plain)
+    assert json.loads(exact.read_text(encoding="utf-8").splitlines()[0])["type"] == "header"
+    back = tmp_path / "back.msgpack"
+    doc = json.loads(ok("import", exact, "-o", back, "--json"))
+    assert doc["format"] == "jsonl" and doc["connections"] == 2 and doc["messages"] == 3
+    assert read_cassette(back) == read_cassette(V1)
+    assert "imported 2 connections (1 refused), 3 messages" in ok("import", plain, "-o", back)
+    # a plain export leaves out the reason phrase, TLS facts and bodies: only those differ
+    diff = invoke("diff", V1, back).stdout  # type: ignore[attr-defined]
+    assert "messages: 3 → 3 (3 same, 0 changed" in diff and "open reason" in diff
+    bad = invoke("export", V1, "--format", "har", "--exact")
+    assert bad.exit_code == 2 and "--exact is for --format jsonl" in bad.stderr  # type: ignore[attr-defined]
+
+
+def test_max_inflated(tmp_path: Path) -> None:
+    import zlib
+
+    zhar = tmp_path / "chat.zhar"
+    zhar.write_bytes(zlib.compress(CHROME.read_bytes() + b" " * 3_000_000))
+    result = invoke("import", zhar, "-o", tmp_path / "o.msgpack", "--max-inflated", "1")
+    assert result.exit_code == 3  # type: ignore[attr-defined]
+    assert "inflates to more than 1048576 bytes" in result.stderr  # type: ignore[attr-defined]
+    assert invoke("import", zhar, "-o", tmp_path / "o.msgpack").exit_code == 0  # type: ignore[attr-defined]
+
+
+def test_hostile_imports_in_a_real_process(tmp_path: Path) -> None:
+    """No traceback, one line, exit 3, no output: as a user runs it."""
+    import subprocess
+    import sys
+
+    status = tmp_path / "status.har"
+    har = json.loads(CHROME.read_text(encoding="utf-8"))
+    har["log"]["entries"][1]["response"]["status"] = 10**40
+    status.write_text(json.dumps(har), encoding="utf-8")
+    deep = tmp_path / "deep.har"
+    deep.write_bytes(b'{"log": {"entries": [{"request": ' + b"[" * 10**6 + b"]" * 10**6 + b"}]}}")
+    for source in (status, deep):
+        out = tmp_path / "out.msgpack"
+        proc = subprocess.run(
+            [sys.executable, "-m", "wstape", "import", str(source), "-o", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 3, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert f"{source}, entry 1: " in proc.stderr or f"{source}, entry 0: " in proc.stderr
+        assert not out.exists()
+
+
+def test_a_failed_export_leaves_no_half_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.msgpack"
+    broken.write_bytes(V1.read_bytes() + b"\xc1")  # a byte msgpack never uses, at the end
+    out = tmp_path / "out.har"
+    result = invoke("export", broken, "--format", "har", "-o", out)
+    assert result.exit_code == 3  # type: ignore[attr-defined]
+    assert "corrupt record" in result.stderr  # type: ignore[attr-defined]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.msgpack"]
+    same = invoke("export", V1, "-o", V1)
+    assert same.exit_code == 2 and "refusing to overwrite" in same.stderr  # type: ignore[attr-defined]

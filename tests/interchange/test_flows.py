@@ -12,14 +12,16 @@ from mitmproxy.websocket import WebSocketMessage
 from wsproto.frame_protocol import Opcode as WsOpcode
 
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
+from wstape.interchange.errors import InterchangeError
 from wstape.interchange.flows import (
     DROPPED_NOTE,
+    EARLY_NOTE,
+    REPAIRED_NOTE,
     STOPPED_NOTE,
     FlowImport,
     iter_flow_records,
     looks_like_flow_file,
 )
-from wstape.interchange.har import InterchangeError
 
 
 def dump(path: Path, flows: list[object]) -> None:
@@ -161,3 +163,63 @@ def test_flow_file_sniffing(tmp_path: Path) -> None:
     dump(path, [chat_flow()])
     assert looks_like_flow_file(path.read_bytes()[:64])
     assert not looks_like_flow_file(b'{"log": {}}')
+
+
+def test_a_har_is_not_read_as_flows(tmp_path: Path) -> None:
+    """mitmproxy's reader turns a HAR into plain HTTP flows, dropping every message."""
+    path = tmp_path / "chat.mitm"
+    path.write_text('\n  {"log": {"entries": []}}', encoding="utf-8")
+    with pytest.raises(InterchangeError, match="is a JSON \\(HAR\\) file, not a mitmproxy"):
+        read(path)
+
+
+def test_bytes_that_are_not_utf8_are_repaired_with_a_note(tmp_path: Path) -> None:
+    flow = tflow.twebsocketflow()
+    flow.request.data.path = b"/chat\xff?q=\xc3\xa9"
+    assert flow.response is not None
+    flow.response.data.reason = b"\xffOK"  # mitmproxy reads reasons as Latin-1: fine
+    flow.request.data.method = b"G\xffT"
+    path = tmp_path / "bytes.mitm"
+    dump(path, [flow])
+    records, _ = read(path)
+    opened, note = records[:2]
+    assert isinstance(opened, Open)
+    assert opened.target == "/chat%FF?q=é" and opened.method == "G\ufffdT"
+    assert opened.reason == "ÿOK"
+    assert note == Note(
+        1, REPAIRED_NOTE.format(what="the request path (percent-encoded), the method")
+    )
+
+
+def test_a_message_before_the_connection_opened(tmp_path: Path) -> None:
+    flow = tflow.twebsocketflow()
+    assert flow.websocket is not None and flow.response is not None
+    flow.websocket.messages[0].timestamp = flow.response.timestamp_end - 5  # type: ignore[operator]
+    path = tmp_path / "early.mitm"
+    dump(path, [flow])
+    records, _ = read(path)
+    assert next(r for r in records if isinstance(r, Message)).t == 0.0
+    assert Note(1, EARLY_NOTE.format(n=1), 0.0) in records
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: setattr(f.request.data, "port", 2**70), "request port 1180591620717411303424"),
+        (lambda f: setattr(f.response.data, "status_code", 10**40), "response status 1000"),
+        (lambda f: setattr(f.response, "timestamp_end", 1e308), "response timestamp 1e+308"),
+        (lambda f: setattr(f.websocket.messages[1], "timestamp", float("inf")), "message 1"),
+        (lambda f: setattr(f.websocket, "close_code", 70000), "close code 70000"),
+        (lambda f: setattr(f.websocket, "timestamp_end", float("nan")), "end timestamp nan"),
+    ],
+)
+def test_values_no_cassette_can_hold_name_the_flow(
+    tmp_path: Path, change: object, message: str
+) -> None:
+    flow = tflow.twebsocketflow()
+    change(flow)  # type: ignore[operator]
+    path = tmp_path / "bad.mitm"
+    dump(path, [tflow.tflow(resp=True), flow])
+    with pytest.raises(InterchangeError, match=message.replace("+", r"\+")) as e:
+        read(path)
+    assert str(e.value).startswith(f"{path}, flow 1: ")

@@ -14,8 +14,15 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from wstape.cassettes import CassetteError, CassetteReader, CassetteWriteError, TruncatedCassette
+from wstape.cassettes import (
+    CassetteError,
+    CassetteReader,
+    CassetteWriteError,
+    NewerCassette,
+    TruncatedCassette,
+)
 from wstape.core.errors import ConfigError
+from wstape.interchange.sources import FORMAT_NAMES, sniff_file
 from wstape.tools.edit import same_file
 
 
@@ -92,7 +99,7 @@ def open_cassette(path: Path, *, allow_truncated: bool = True) -> CassetteReader
     try:
         return CassetteReader(path, allow_truncated=allow_truncated)
     except CassetteError as e:
-        fail(str(e), ExitCode.CASSETTE)
+        cassette_error(e)
 
 
 def warn_if_truncated(reader: CassetteReader) -> None:
@@ -133,9 +140,28 @@ HEX_BYTES = 16
 
 
 def cassette_error(e: CassetteError) -> NoReturn:
+    """Exit 3 with the error's line, and what to run when that is clear: ``repair`` for a
+    truncated cassette, ``import`` for a HAR, JSONL or flow file given as a cassette."""
     if isinstance(e, TruncatedCassette):
         fail(f"{e} (run `wstape repair` to keep the complete part)", ExitCode.CASSETTE)
-    fail(str(e), ExitCode.CASSETTE)
+    fail(f"{e}{import_hint(e)}", ExitCode.CASSETTE)
+
+
+def import_hint(e: CassetteError) -> str:
+    """``"; it is a HAR file: convert it with `wstape import ...`"`` when the file that is
+    not a cassette shows the content of something ``wstape import`` reads, else ``""``."""
+    if isinstance(e, NewerCassette) or e.record not in (0, None):
+        return ""
+    found = sniff_file(e.path)
+    if found is None:
+        return ""
+    path = Path(e.path)
+    out = (
+        path.with_suffix(".msgpack")
+        if path.suffix != ".msgpack"
+        else path.with_name(f"{path.stem}-imported.msgpack")
+    )
+    return f"; it looks like {FORMAT_NAMES[found]}: convert it with `wstape import {path} -o {out}`"
 
 
 def write_error(e: CassetteWriteError | OSError, path: Path) -> NoReturn:

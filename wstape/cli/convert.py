@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, TextIO
 
 import typer
 
-import wstape
 from wstape.cassettes import CassetteError, CassetteWriteError
-from wstape.cassettes.schema import FORMAT_NAME, FORMAT_VERSION
 from wstape.cli.common import (
     CassetteArg,
     ExitCode,
     JsonOpt,
     OutputOpt,
     cassette_error,
+    config_error,
     error,
     fail,
     open_cassette,
@@ -42,21 +40,15 @@ from wstape.cli.options import (
     protocol_option,
     rule_config,
 )
-from wstape.core.model import (
-    Header,
-    Message,
-    Note,
-    Open,
-    Record,
-)
+from wstape.core.errors import ConfigError
 from wstape.core.rules import Platform, Profile, Violation
-from wstape.interchange.har import InterchangeError, export_har, open_input, read_har
+from wstape.interchange.errors import InterchangeError
+from wstape.interchange.har import export_har
+from wstape.interchange.importer import import_file
 from wstape.interchange.jsonl import write_jsonl
+from wstape.interchange.sources import ImportFormat
 from wstape.tools.check import check_file
 from wstape.tools.decoded import protocol_view
-from wstape.tools.edit import (
-    rewrite_to,
-)
 from wstape.tools.view import MAX_MESSAGES, render_html
 
 
@@ -77,6 +69,14 @@ def export(
     notes: Annotated[
         bool, typer.Option("--notes", help='Include note records as {"type": "note"} lines.')
     ] = False,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help='jsonl: add a {"type": "header"} line, the notes and "_wstape" objects with '
+            "what the other keys leave out, so `wstape import` gives back the same records.",
+        ),
+    ] = False,
 ) -> None:
     """Export a cassette in a stable text format.
 
@@ -85,7 +85,8 @@ def export(
     "subprotocol", "request_headers", "response_headers", "started_at"}; messages:
     {"type": "message", "conn", "t", "from", "opcode", "text" (text) or "base64" (binary),
     "size"}; closes: {"type": "close", "conn", "t", "by", "code", "reason", "on_wire"}.
-    See docs/cassette-format.md.
+    See docs/cassette-format.md. --exact adds what those keys leave out (see
+    docs/interchange.md), so that `wstape import` gives back the same cassette.
 
     har: HAR 1.2, one entry per connection as Chrome DevTools writes a WebSocket
     ("_resourceType": "websocket", "_webSocketMessages": [{"type": "send"|"receive",
@@ -93,6 +94,8 @@ def export(
     reason and who closed, connection id, exact times, notes) so that `wstape import` gives
     the same cassette back. See docs/interchange.md.
     """
+    if exact and fmt is not ExportFormat.JSONL:
+        fail("--exact is for --format jsonl (a HAR export is always exact)")
     reader = open_cassette(cassette)
     out = sys.stdout if output is None else None
 
@@ -104,150 +107,110 @@ def export(
             if result.extra_closes:
                 warn(f"kept only the last of several close records ({result.extra_closes})")
         else:
-            write_jsonl(reader, stream, notes=notes)
+            write_jsonl(reader, stream, notes=notes, exact=exact, header=reader.header)
 
+    if output is not None:
+        refuse_input(cassette, output)
+    tmp = None if output is None else output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         if out is None:
-            assert output is not None
-            with open(output, "w", encoding="utf-8") as f:
+            assert output is not None and tmp is not None
+            # written whole or not at all: a failed export leaves no half file behind
+            with open(tmp, "w", encoding="utf-8") as f:
                 write(f)
+            os.replace(tmp, output)
         else:
             write(out)
     except CassetteError as e:
-        fail(str(e), ExitCode.CASSETTE)
+        _unlink(tmp)
+        cassette_error(e)
     except BrokenPipeError:
         if output is not None:
+            _unlink(tmp)
             raise
         stdout_closed()
     except OSError as e:
+        _unlink(tmp)
         fail(f"{output}: cannot write: {e.strerror or e}", ExitCode.USAGE)
+    except BaseException:
+        _unlink(tmp)
+        raise
     warn_if_truncated(reader)
 
 
-class ImportFormat(StrEnum):
-    HAR = "har"
-    MITM = "mitm"
-
-
-def detect_format(path: Path) -> ImportFormat:
-    """HAR (JSON, or mitmproxy's zlib .zhar) or a mitmproxy flow dump, by content first."""
-    with open_input(path) as f:
-        head = f.read(64)
-    if FORMAT_NAME.encode() in head:
-        raise InterchangeError(path, "is already a wstape cassette")
-    body = head.removeprefix(b"\xef\xbb\xbf").lstrip()
-    if body.startswith(b"{"):
-        return ImportFormat.HAR
-    digits = head.split(b":", 1)[0]
-    if digits.isdigit() and b":" in head[:12]:
-        return ImportFormat.MITM
-    suffix = path.suffix.lower()
-    if suffix in (".har", ".zhar", ".json"):
-        return ImportFormat.HAR
-    if suffix in (".mitm", ".flows", ".dump"):
-        return ImportFormat.MITM
-    raise InterchangeError(
-        path, "neither a HAR file nor a mitmproxy flow dump (use --format to force one)"
-    )
-
-
-def _import_records(source: Path, fmt: ImportFormat) -> tuple[Header, Iterator[Record], Any]:
-    if fmt is ImportFormat.HAR:
-        har = read_har(source)
-        header = Header(version=FORMAT_VERSION, creator=har.creator, started_at=har.started_at)
-        return header, har.records(), har
-    from wstape.interchange.flows import FlowImport, iter_flow_records
-
-    counters = FlowImport(source)
-    records = iter_flow_records(source, counters)
-    first = next(records, None)
-    started = first.started_at if isinstance(first, Open) else 0.0
-    header = Header(
-        version=FORMAT_VERSION,
-        creator=f"wstape {wstape.__version__} (imported from a mitmproxy flow file)",
-        started_at=started,
-    )
-
-    def chained() -> Iterator[Record]:
-        if first is not None:
-            yield first
-        yield from records
-
-    return header, chained(), counters
-
-
-def _counting(records: Iterable[Record], totals: dict[str, int]) -> Iterator[Record]:
-    for record in records:
-        if isinstance(record, Open):
-            totals["connections" if record.accepted else "refused"] += 1
-        elif isinstance(record, Message):
-            totals["messages"] += 1
-        elif isinstance(record, Note):
-            totals["notes"] += 1
-        yield record
+def _unlink(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 def import_(
     source: Annotated[
         Path,
         typer.Argument(
-            help="A HAR file (Chrome, Playwright, mitmproxy, wstape) or a mitmproxy flow "
-            "dump (mitmdump -w).",
+            help="A HAR file (Chrome, Playwright, mitmproxy, wstape), a wstape JSONL export "
+            "or a mitmproxy flow dump (mitmdump -w).",
             show_default=False,
         ),
     ],
     output: OutputOpt,
     fmt: Annotated[
         ImportFormat | None,
-        typer.Option("--format", "-f", help="The input format (default: detected)."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="The input format (default: detected). A format the content contradicts "
+            "is refused.",
+        ),
+    ] = None,
+    max_inflated: Annotated[
+        int | None,
+        typer.Option(
+            "--max-inflated",
+            min=1,
+            metavar="MIB",
+            help="How far a zlib .zhar may inflate, in MiB (default: the larger of 64 MiB "
+            "and 50 times its size).",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Convert a HAR file or a mitmproxy flow dump into a cassette.
+    """Convert a HAR file, a wstape JSONL export or a mitmproxy flow dump into a cassette.
 
     Every WebSocket in the input becomes a connection with its messages and close; a
     refused upgrade becomes a refused connection; other requests are skipped. What the
     input does not record (a HAR has no close code) stays unknown: the connection gets a
-    close by nobody with no code, and a note saying so.
+    close by nobody with no code, and a note saying so. A value no cassette can hold is
+    refused (exit 3, one line naming the entry and field) or, where a valid one is
+    obvious, mapped with a note saying so. The output is written only when complete.
 
     --json prints {"input", "output", "format", "connections", "refused", "messages",
     "skipped"}.
     """
     refuse_input(source, output)
-    totals = {"connections": 0, "refused": 0, "messages": 0, "notes": 0}
     try:
-        chosen = fmt or detect_format(source)
-        header, records, counters = _import_records(source, chosen)
-        with rewrite_to(output, header) as writer:
-            for record in _counting(records, totals):
-                writer.write(record)
+        result = import_file(
+            source,
+            output,
+            fmt or "auto",
+            max_inflated=None if max_inflated is None else max_inflated * 1024 * 1024,
+        )
     except InterchangeError as e:
         fail(str(e), ExitCode.CASSETTE)
+    except ConfigError as e:
+        config_error(e)
     except (CassetteWriteError, OSError) as e:
         write_error(e, output)
-    skipped = int(getattr(counters, "skipped", 0))
-    failed = int(getattr(counters, "failed", 0))
     if as_json:
-        print_json(
-            {
-                "input": str(source),
-                "output": str(output),
-                "format": chosen.value,
-                "connections": totals["connections"],
-                "refused": totals["refused"],
-                "messages": totals["messages"],
-                "skipped": skipped + failed,
-            }
-        )
+        print_json(result.to_dict())
         return
     print(
-        f"imported {totals['connections']} connections ({totals['refused']} refused), "
-        f"{totals['messages']} messages from {source} ({chosen.value}) → {output}"
+        f"imported {result.connections} connections ({result.refused} refused), "
+        f"{result.messages} messages from {source} ({result.format.value}) → {output}"
     )
-    if skipped:
-        print(f"skipped {skipped} entries that are not WebSocket upgrades")
-    if failed:
-        error(f"skipped {failed} WebSocket upgrades that got no response")
+    if result.skipped:
+        print(f"skipped {result.skipped} entries that are not WebSocket upgrades")
+    if result.failed:
+        error(f"skipped {result.failed} WebSocket upgrades that got no response")
 
 
 # -- view ------------------------------------------------------------------------------

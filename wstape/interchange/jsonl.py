@@ -2,6 +2,13 @@
 
 The keys are a public interface (docs/cassette-format.md, "JSONL export"); scripts and
 acceptance checks compare against them, so change them only with a deprecation.
+
+``exact=True`` (``wstape export --format jsonl --exact``) adds what those keys leave out,
+so that ``wstape import`` gives back the same records: a first ``{"type": "header"}``
+line, the notes, and a ``"_wstape"`` object on the lines that need one (exact times, the
+connection's scheme, host, port and target, HTTP version, offered extensions, client
+address, TLS facts, reason, body, and header bytes that are not UTF-8). Without it the
+keys are exactly the documented ones.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from typing import IO, Any
 from wstape.core.model import (
     Close,
     ConnectionSummary,
+    Header,
+    Headers,
     Message,
     Note,
     Open,
@@ -21,6 +30,7 @@ from wstape.core.model import (
     b64,
     headers_as_text,
 )
+from wstape.interchange.fields import EXT
 
 
 def iso_utc(epoch: float) -> str:
@@ -28,12 +38,33 @@ def iso_utc(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
+def utf8(data: bytes) -> str | None:
+    """``data`` decoded as UTF-8, or None when it is not valid UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def headers_are_text(headers: Headers) -> bool:
+    """True when every header name and value is valid UTF-8 (text views keep them)."""
+    return all(utf8(k) is not None and utf8(v) is not None for k, v in headers)
+
+
+def raw_headers(headers: Headers) -> list[list[str]]:
+    """Headers byte for byte: ``[[base64 name, base64 value], ...]``."""
+    return [[b64(k), b64(v)] for k, v in headers]
+
+
 def _t(t: float) -> float:
     return round(t, 6)
 
 
-def record_to_json(record: Record) -> dict[str, Any] | None:
-    """The export object of one record, or None for records the export leaves out (notes)."""
+def record_to_json(record: Record, *, exact: bool = False) -> dict[str, Any] | None:
+    """The export object of one record, or None for records the export leaves out (notes).
+
+    ``exact`` adds a ``"_wstape"`` object where the documented keys lose something.
+    """
     if isinstance(record, Message):
         out: dict[str, Any] = {
             "type": "message",
@@ -49,9 +80,11 @@ def record_to_json(record: Record) -> dict[str, Any] | None:
             # Binary, or a text message that is not valid UTF-8 (kept byte for byte).
             out["base64"] = b64(record.payload)
         out["size"] = record.size
+        if exact and _t(record.t) != record.t:
+            out[EXT] = {"t": record.t}
         return out
     if isinstance(record, Open):
-        return {
+        out = {
             "type": "connection",
             "conn": record.conn,
             "url": record.url,
@@ -63,9 +96,50 @@ def record_to_json(record: Record) -> dict[str, Any] | None:
             "response_headers": headers_as_text(record.response_headers),
             "started_at": iso_utc(record.started_at),
         }
+        if exact:
+            out[EXT] = _open_exact(record)
+        return out
     if isinstance(record, Close):
-        return {"type": "close", "conn": record.conn, "t": _t(record.t), **close_fields(record)}
+        out = {"type": "close", "conn": record.conn, "t": _t(record.t), **close_fields(record)}
+        if exact and _t(record.t) != record.t:
+            out[EXT] = {"t": record.t}
+        return out
+    if exact:
+        return note_to_json(record)
     return None
+
+
+def _open_exact(o: Open) -> dict[str, Any]:
+    ext: dict[str, Any] = {
+        "started_at": o.started_at,
+        "scheme": o.scheme,
+        "host": o.host,
+        "port": o.port,
+        "target": o.target,
+        "http_version": o.http_version,
+        "extensions": list(o.extensions),
+        "client": o.client,
+        "tls": None
+        if o.tls is None
+        else {"version": o.tls.version, "sni": o.tls.sni, "alpn": o.tls.alpn},
+        "reason": o.reason,
+        "body": b64(o.body),
+    }
+    if not headers_are_text(o.request_headers):
+        ext["request_headers"] = raw_headers(o.request_headers)
+    if not headers_are_text(o.response_headers):
+        ext["response_headers"] = raw_headers(o.response_headers)
+    return ext
+
+
+def header_to_json(header: Header) -> dict[str, Any]:
+    """The first line of an exact export: the cassette header."""
+    return {
+        "type": "header",
+        "creator": header.creator,
+        "started_at": iso_utc(header.started_at),
+        EXT: {"started_at": header.started_at},
+    }
 
 
 def close_fields(close: Close) -> dict[str, Any]:
@@ -82,18 +156,46 @@ def note_to_json(note: Note) -> dict[str, Any]:
     return {"type": "note", "conn": note.conn, "t": note.t, "text": note.text}
 
 
-def iter_jsonl(records: Iterable[Record], *, notes: bool = False) -> Iterator[str]:
-    """Yield one JSON line (without newline) per exported record."""
+def iter_jsonl(
+    records: Iterable[Record],
+    *,
+    notes: bool = False,
+    exact: bool = False,
+    header: Header | None = None,
+) -> Iterator[str]:
+    """Yield one JSON line (without newline) per exported record.
+
+    ``notes`` includes the notes; ``exact`` includes them too, and the ``header`` line
+    first when one is given.
+    """
+    if exact and header is not None:
+        yield _dumps(header_to_json(header))
     for record in records:
-        obj = note_to_json(record) if notes and isinstance(record, Note) else record_to_json(record)
+        if exact:
+            obj = record_to_json(record, exact=True)
+        elif notes and isinstance(record, Note):
+            obj = note_to_json(record)
+        else:
+            obj = record_to_json(record)
         if obj is not None:
-            yield json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+            yield _dumps(obj)
 
 
-def write_jsonl(records: Iterable[Record], out: IO[str], *, notes: bool = False) -> int:
+def _dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def write_jsonl(
+    records: Iterable[Record],
+    out: IO[str],
+    *,
+    notes: bool = False,
+    exact: bool = False,
+    header: Header | None = None,
+) -> int:
     """Write the JSONL export to ``out``; returns the number of lines."""
     count = 0
-    for line in iter_jsonl(records, notes=notes):
+    for line in iter_jsonl(records, notes=notes, exact=exact, header=header):
         out.write(line)
         out.write("\n")
         count += 1

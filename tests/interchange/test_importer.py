@@ -1,0 +1,133 @@
+"""``import_file``: the import pipeline as a library function."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import pytest
+
+import wstape
+from tests.cli.helpers import CHROME, V1
+from wstape.cassettes import read_cassette
+from wstape.core.errors import ConfigError
+from wstape.interchange.errors import InterchangeError
+from wstape.interchange.importer import ImportResult, import_file
+from wstape.interchange.sources import ImportFormat
+
+
+def flow_file(path: Path) -> Path:
+    from mitmproxy.io import FlowWriter
+    from mitmproxy.test import tflow
+
+    with open(path, "wb") as f:
+        FlowWriter(f).add(tflow.twebsocketflow())
+    return path
+
+
+def test_public_api(tmp_path: Path) -> None:
+    out = tmp_path / "chrome.msgpack"
+    result = wstape.import_file(CHROME, out)
+    assert isinstance(result, wstape.ImportResult)
+    assert result.to_dict() == {
+        "input": str(CHROME),
+        "output": str(out),
+        "format": "har",
+        "connections": 1,
+        "refused": 1,
+        "messages": 4,
+        "skipped": 1,
+    }
+    assert result.notes == 2  # the unknown close, the refusal's error
+    assert len(read_cassette(out)[1]) == 9
+
+
+def test_every_format(tmp_path: Path) -> None:
+    jsonl = tmp_path / "v1.jsonl"
+    from wstape.cassettes import CassetteReader
+    from wstape.interchange.jsonl import write_jsonl
+
+    with open(jsonl, "w", encoding="utf-8") as f:
+        write_jsonl(CassetteReader(V1), f)
+    flows = flow_file(tmp_path / "flows.bin")
+    for source, fmt in ((CHROME, "har"), (jsonl, "jsonl"), (flows, "mitm")):
+        out = tmp_path / f"{fmt}.msgpack"
+        assert import_file(source, out).format is ImportFormat(fmt)
+        assert import_file(source, out, fmt).format is ImportFormat(fmt)
+        read_cassette(out)
+
+
+@pytest.mark.parametrize(
+    ("make", "forced", "message"),
+    [
+        (lambda p: CHROME, "mitm", "is a HAR file, not a mitmproxy flow dump (--format mitm)"),
+        (flow_file, "har", "is a mitmproxy flow dump, not a HAR file (--format har)"),
+        (
+            lambda p: (p.write_text('{"type":"note","text":"x"}\n'), p)[1],
+            "har",
+            "is a wstape JSONL export, not a HAR file",
+        ),
+        (lambda p: CHROME, "jsonl", "leave out --format to import it as har"),
+    ],
+)
+def test_a_forced_format_the_content_contradicts_is_refused(
+    tmp_path: Path, make: object, forced: str, message: str
+) -> None:
+    source = make(tmp_path / "input.x")  # type: ignore[operator]
+    out = tmp_path / "out.msgpack"
+    with pytest.raises(InterchangeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        import_file(source, out, forced)
+    assert not out.exists()
+
+
+def test_a_forced_format_wins_when_the_content_shows_none(tmp_path: Path) -> None:
+    source = tmp_path / "junk"
+    source.write_bytes(b"\x00\x01\x02")
+    with pytest.raises(InterchangeError, match="not a readable mitmproxy flow file"):
+        import_file(source, tmp_path / "out.msgpack", "mitm")
+
+
+def test_options_that_cannot_work(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        import_file(CHROME, tmp_path / "o.msgpack", "xml")
+    assert e.value.option == "format"
+    copy = tmp_path / "c.har"
+    copy.write_bytes(CHROME.read_bytes())
+    with pytest.raises(ConfigError) as e:
+        import_file(copy, copy)
+    assert e.value.option == "output" and copy.read_bytes() == CHROME.read_bytes()
+    with pytest.raises(ConfigError) as e:
+        import_file(CHROME, tmp_path / "o.msgpack", max_inflated=0)
+    assert e.value.option == "max_inflated"
+    with pytest.raises(InterchangeError, match="already a wstape cassette"):
+        import_file(V1, tmp_path / "o.msgpack")
+
+
+def test_a_failed_import_leaves_the_old_output_and_no_temporary_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.msgpack"
+    out.write_bytes(V1.read_bytes())
+    har = json.loads(CHROME.read_text(encoding="utf-8"))
+    har["log"]["entries"][1]["_webSocketMessages"][2]["data"] = "%%% not base64"
+    bad = tmp_path / "bad.har"
+    bad.write_text(json.dumps(har), encoding="utf-8")
+    with pytest.raises(InterchangeError, match=r"bad.har, entry 1: _webSocketMessages\[2\]"):
+        import_file(bad, out)
+    assert out.read_bytes() == V1.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.har", "out.msgpack"]
+    result = import_file(CHROME, out)
+    assert isinstance(result, ImportResult) and read_cassette(out)[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.har", "out.msgpack"]
+
+
+def test_a_zip_bomb_stops_at_the_limit(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.zhar"
+    entry = b'{"_resourceType": "other"},'
+    bomb.write_bytes(zlib.compress(b'{"log": {"entries": [' + entry * 40_000 + b"{}]}}", 9))
+    assert bomb.stat().st_size < 20_000
+    out = tmp_path / "out.msgpack"
+    with pytest.raises(InterchangeError, match="inflates to more than 100000 bytes"):
+        import_file(bomb, out, max_inflated=100_000)
+    assert not out.exists()
+    result = import_file(bomb, out)  # within the default limit: 1 MB of plain entries
+    assert result.skipped == 40_001 and result.connections == 0
