@@ -96,6 +96,12 @@ def _summary(report: Report) -> None:
                 str(sum(1 for v in mine if v.severity is Severity.WARN)),
             )
         out.print(table)
+    for f in report.faults:
+        out.print(
+            f"fault {f['spec']} on conn {f['conn']} at {f['at']} s: {f['what']}; then {f['then']}",
+            markup=False,
+            highlight=False,
+        )
     for text in report.internal_errors:
         out.print(f"wstape: internal error: {text}", markup=False, highlight=False)
     verdict = "passed" if report.passed else "FAILED"
@@ -303,10 +309,42 @@ def replay(
             min=0,
             metavar="SECONDS",
             help="How long the client has to answer a server heartbeat ping "
-            "(REPLAY-HEARTBEAT-UNANSWERED) [default: --timeout].",
-            show_default=False,
+            "(REPLAY-HEARTBEAT-UNANSWERED), and to give up on a connection whose own pings "
+            "go unanswered (REPLAY-HEARTBEAT-DEAD, with the mute-heartbeats fault); the wx "
+            "network guide's 5 s.",
         ),
-    ] = 0.0,
+    ] = 5.0,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            metavar="SPEC",
+            help="Inject a fault (repeatable): refuse, stall, drop, close, mute-heartbeats, "
+            "blackhole, delay, jitter, throttle, fragment, aimed with conn=ID / path=P and "
+            "timed with after=N (server messages), after=5s, after-client=N, e.g. "
+            "'drop@conn=1,after=3', 'refuse@status=503,times=2' (docs/faults.md).",
+        ),
+    ] = None,
+    expect_reconnect: Annotated[
+        float,
+        typer.Option(
+            "--expect-reconnect",
+            min=0,
+            metavar="SECONDS",
+            help="After a fault that breaks the connection, the client must reconnect "
+            "within this long (REPLAY-FAULT-NO-RECONNECT; 0 = do not expect it).",
+        ),
+    ] = 10.0,
+    reconnect_delay: Annotated[
+        float,
+        typer.Option(
+            "--reconnect-delay",
+            min=0,
+            metavar="SECONDS",
+            help="After a close with 1008, 1011 or 1013 the client waits at least this long "
+            "before it reconnects (REPLAY-RECONNECT-TOO-SOON).",
+        ),
+    ] = 1.0,
     allow_partial: Annotated[
         bool,
         typer.Option(
@@ -501,6 +539,9 @@ def replay(
             ignore_query_params=tuple(ignore_query_param or ()),
             allow_partial=allow_partial,
             max_fragments=max_fragments,
+            faults=tuple(fault or ()),
+            expect_reconnect=expect_reconnect,
+            reconnect_delay=reconnect_delay,
         )
         tls_options = (
             TlsOptions(hostnames=tuple(hostname or ()), confdir=confdir, cert=cert, key=key)

@@ -80,6 +80,8 @@ class Report:
     violations: tuple[Violation, ...] = ()
     internal_errors: tuple[str, ...] = ()
     """wstape bugs caught during the run (each fails it)."""
+    faults: tuple[dict[str, object], ...] = ()
+    """Faults injected during the run, each with what the client did next (docs/faults.md)."""
 
     @property
     def passed(self) -> bool:
@@ -102,6 +104,8 @@ class Report:
             "connections": [c.to_dict() for c in self.connections],
             "violations": [violation_dict(v) for v in self.violations],
         }
+        if self.faults:
+            out["faults"] = [dict(f) for f in self.faults]
         if self.internal_errors:
             out["internal_errors"] = list(self.internal_errors)
         return out
@@ -160,7 +164,7 @@ def junit_xml(report: Report, *, name: str = "wstape") -> str:
         cases.append((f"conn {c.conn} {c.path}", by_conn.pop(c.conn, [])))
     for conn, rest in sorted(by_conn.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0)):
         cases.append(("session" if conn is None else f"conn {conn}", rest))
-    if not cases or report.internal_errors:
+    if not cases or report.internal_errors or report.faults:
         cases.append(("session", []))
 
     suite = ET.Element(
@@ -177,6 +181,13 @@ def junit_xml(report: Report, *, name: str = "wstape") -> str:
         case = ET.SubElement(
             suite, "testcase", classname=f"{name}.{report.profile}", name=case_name
         )
+        if case_name == "session" and report.faults:
+            lines = [
+                f"fault {f['spec']} on conn {f['conn']} at {f['at']} s: {f['what']}; "
+                f"then {f['then']}"
+                for f in report.faults
+            ]
+            ET.SubElement(case, "system-out").text = _clean("\n".join(lines))
         if case_name == "session" and report.internal_errors:
             error = ET.SubElement(
                 case,

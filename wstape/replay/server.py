@@ -47,6 +47,7 @@ from wstape.core.model import TlsInfo
 from wstape.core.options import coerce_fields, field_names
 from wstape.core.replay.connection import LiveConnection
 from wstape.core.replay.echo import ECHO_CASSETTE, EchoSession
+from wstape.core.replay.faults import parse_fault
 from wstape.core.replay.options import PlayOptions
 from wstape.core.replay.session import ReplaySession
 from wstape.core.report import Report
@@ -579,6 +580,7 @@ class ReplayServer:
         self._wake_listeners: asyncio.TimerHandle | None = None
         self._notices: dict[str, tuple[float, int]] = {}
         self._done: asyncio.Event | None = None
+        self._session_timer: asyncio.TimerHandle | None = None
         self._idle = asyncio.Event()
         """Set while no client connection is open (by the last one to end)."""
         self._idle.set()
@@ -784,8 +786,42 @@ class ReplayServer:
             if self._wake_listeners is not None:
                 self._wake_listeners.cancel()
             self._resume_listeners()
-        if self.session is not None and self._done is not None and self.session.all_played():
+        self._session_changed()
+
+    def _session_changed(self) -> None:
+        """After a connection ended: wake the session when it has something to settle
+        (a reconnect that may not come), and say when every recording was played."""
+        session = self.session
+        if session is None:
+            return
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+            self._session_timer = None
+        deadline = session.next_deadline()
+        if deadline is not None:
+            self._session_timer = self.loop.call_at(deadline, self._session_tick)
+        if self._done is not None and session.all_played():
             self._done.set()
+
+    def _session_tick(self) -> None:
+        self._session_timer = None
+        session = self.session
+        if session is not None:
+            try:
+                session.tick(self.loop.time())
+            except Exception as e:  # a wstape bug: fail the run, keep serving
+                self._internal_error(None, e)
+        self._session_changed()
+
+    def inject(self, spec: str) -> None:
+        """Inject a fault now (the ``--fault`` grammar, docs/faults.md), on the open
+        connections it aims at and on the ones to come. Call it on the server's loop.
+
+        Raises ConfigError for a spec that does not parse, RuntimeError before start.
+        """
+        if self.session is None:
+            raise RuntimeError("the server is not started")
+        self.session.inject(parse_fault(spec))
 
     def _internal_error(self, live: LiveConnection | None, error: Exception) -> None:
         where = ""
@@ -852,6 +888,9 @@ class ReplayServer:
                 proto.drop()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), STOP_GRACE)
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+            self._session_timer = None
         if self.session is not None:
             self.session.finish()
 

@@ -740,3 +740,153 @@ def test_a_redacted_query_value_matches_any_live_one() -> None:
     records = [opening(1, "/feed?room=1&token=<redacted>"), Close(1, 1.0, Side.SERVER, 1000, "")]
     assert FakeClient(session_for(records, speed=0)).handshake("/feed?room=1&token=s3cr3t") == 101
     assert FakeClient(session_for(records, speed=0)).handshake("/feed?room=2&token=s3cr3t") == 404
+
+
+# -- faults (docs/faults.md) --------------------------------------------------------------
+
+FEED = [
+    opening(1, "/feed"),
+    c(1, 0.1, '{"op":"auth","token":"t"}'),
+    s(1, 0.2, '{"ok":true}'),
+    c(1, 0.3, '{"op":"sub","topic":"a"}'),
+    s(1, 0.4, '{"n":1}'),
+    s(1, 0.5, '{"n":2}'),
+    s(1, 0.6, '{"n":3}'),
+    Close(1, 1.0, Side.CLIENT, 1000, ""),
+]
+
+
+def play_feed(client: FakeClient) -> None:
+    client.send('{"op":"auth","token":"t"}')
+    client.send('{"op":"sub","topic":"a"}')
+
+
+def test_refuse_fault_then_the_same_recording() -> None:
+    session = session_for(FEED, speed=0, faults=("refuse@status=503,times=2",))
+    assert FakeClient(session).handshake("/feed") == 503
+    assert FakeClient(session, now=0.5).handshake("/feed") == 503
+    client = FakeClient(session, now=1.5)
+    assert client.handshake("/feed") == 101  # the recording was not used up
+    play_feed(client)
+    client.close(encode_close_body(1000))
+    assert session.violations == [] and session.all_played()
+    spec = [f["spec"] for f in session.report("x").to_dict()["faults"]]
+    assert spec == ["refuse@status=503,times=2"] * 2
+
+
+def test_drop_fault_and_the_reconnect_replays_the_recording_again() -> None:
+    session = session_for(FEED, speed=0, faults=("drop@after=2",))
+    first = FakeClient(session)
+    first.handshake("/feed")
+    play_feed(first)
+    assert first.texts() == ['{"ok":true}', '{"n":1}']  # dropped after the 2nd server message
+    assert first.hung_up and first.close_frame() is None  # no Close: the client sees 1006
+    assert not session.all_played()  # a reconnect is expected
+    again = FakeClient(session, now=first.now + 0.5)
+    assert again.handshake("/feed") == 101
+    play_feed(again)
+    assert again.texts() == ['{"ok":true}', '{"n":1}', '{"n":2}', '{"n":3}']
+    again.close(encode_close_body(1000))
+    session.tick(100.0)
+    assert session.violations == []
+    [fault] = session.report("x").to_dict()["faults"]
+    assert fault["what"] == "dropped TCP with no Close"
+    assert fault["then"].startswith("reconnected after 0.5")
+
+
+def test_no_reconnect_after_a_drop_is_a_finding() -> None:
+    session = session_for(FEED, speed=0, faults=("drop@after=1",), expect_reconnect=3)
+    client = FakeClient(session)
+    client.handshake("/feed")
+    play_feed(client)
+    assert session.next_deadline() == pytest.approx(client.now + 3)
+    session.tick(client.now + 3)
+    assert rules(session) == ["REPLAY-FAULT-NO-RECONNECT"]
+
+
+def test_reconnecting_at_once_after_try_again_later_is_too_soon() -> None:
+    session = session_for(FEED, speed=0, faults=("close@code=1013,after=1",))
+    client = FakeClient(session)
+    client.handshake("/feed")
+    play_feed(client)
+    assert client.close_frame() == (1013, b"")
+    client.close(encode_close_body(1013))
+    again = FakeClient(session, now=client.now + 0.2)
+    again.handshake("/feed")
+    assert "REPLAY-RECONNECT-TOO-SOON" in rules(session)
+
+
+def test_a_reconnect_that_skips_the_setup_is_a_finding() -> None:
+    session = session_for(FEED, speed=0, faults=("drop@after=1",))
+    client = FakeClient(session)
+    client.handshake("/feed")
+    play_feed(client)
+    again = FakeClient(session, now=client.now + 1)
+    again.handshake("/feed")
+    again.send('{"op":"sub","topic":"a"}')  # forgot to authenticate again
+    assert "REPLAY-RECONNECT-SETUP" in rules(session)
+
+
+def test_muted_heartbeats_and_a_client_that_keeps_the_dead_socket_open() -> None:
+    session = session_for(CHAT, speed=0, faults=("mute-heartbeats",), heartbeat_timeout=5)
+    client = FakeClient(session)
+    client.handshake()
+    client.send('{"type":"hello"}')
+    client.send('{"type":"ping"}')
+    assert client.texts() == ['{"type":"welcome"}']  # no pong
+    client.wait(4.9)
+    assert session.violations == []
+    client.wait(0.2)
+    assert rules(session) == ["REPLAY-HEARTBEAT-DEAD"]
+
+
+def test_muted_heartbeats_and_a_client_that_gives_up_passes() -> None:
+    session = session_for(CHAT, speed=0, faults=("mute-heartbeats",), allow_partial=True)
+    client = FakeClient(session)
+    client.handshake()
+    client.send('{"type":"hello"}')
+    client.send('{"type":"ping"}')
+    client.wait(1.0)
+    client.close(encode_close_body(1000))
+    assert [v.rule for v in session.violations if v.severity.value == "error"] == []
+
+
+def test_delay_and_jitter_are_deterministic() -> None:
+    def times(spec: str) -> list[float]:
+        session = session_for(FEED, speed=0, faults=(spec,))
+        client = FakeClient(session)
+        client.handshake("/feed")
+        client.send('{"op":"auth","token":"t"}')
+        got = []
+        for _ in range(50):
+            client.wait(0.01)
+            if client.texts():
+                got.append(round(client.now, 2))
+                break
+        return got
+
+    assert times("delay@ms=200") == [0.2]
+    assert times("jitter@ms=500,seed=3") == times("jitter@ms=500,seed=3")
+
+
+def test_stall_once_then_accept() -> None:
+    session = session_for(FEED, speed=0, faults=("stall@times=1",))
+    first = FakeClient(session)
+    first.write(
+        b"GET /feed HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    assert first.status is None  # held: no answer at all
+    first.live.connection_lost(2.0)  # the client gives up
+    assert FakeClient(session, now=2.5).handshake("/feed") == 101
+
+
+def test_blackhole_sends_and_reads_nothing() -> None:
+    session = session_for(FEED, speed=0, faults=("blackhole@after=1",))
+    client = FakeClient(session)
+    client.handshake("/feed")
+    play_feed(client)
+    assert client.texts() == ['{"ok":true}']
+    assert client.live.blackholed and not client.live.wants_input
+    client.send("anything")
+    assert client.texts() == ['{"ok":true}'] and not client.hung_up

@@ -183,6 +183,7 @@ class LiveConnection:
         self.broken_by: Fault | None = None
         """The fault that ended this connection (drop, close, blackhole), if one did."""
         self.blackholed = False
+        self._before_blackhole = b""
         self.is_reconnect = False
         """This client came back after a fault broke its connection."""
         self._throttle: Throttle | None = None
@@ -259,7 +260,9 @@ class LiveConnection:
         data = b"".join(self._out)
         self._out.clear()
         if self.blackholed:
-            return b""  # a dead path: nothing arrives
+            # A dead path: what was sent before the fault still goes, nothing after.
+            sent, self._before_blackhole = self._before_blackhole, b""
+            return sent
         throttle = self._throttle
         if throttle is not None:
             return throttle.take(data, now if now is not None else throttle_clock(throttle))
@@ -583,6 +586,9 @@ class LiveConnection:
                 protocol.send_close(fault.code, fault.reason, now)
             elif kind is FaultKind.BLACKHOLE:
                 what = "stopped sending and reading (TCP left open)"
+                self._out.append(protocol.data_to_send())
+                self._before_blackhole = b"".join(self._out)
+                self._out.clear()
                 self.blackholed = True
             elif kind is FaultKind.MUTE_HEARTBEATS:
                 what = "stopped answering the client's heartbeats"

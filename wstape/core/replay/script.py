@@ -240,6 +240,9 @@ class Script:
                     self.beats.muted += 1
                     if self._dead_at is None:
                         self._dead_at = now
+                        limit = now + self.options.heartbeat_wait
+                        if self.deadline is None or limit < self.deadline:
+                            self.deadline = limit
                     return self._after_dead(now)
                 self.beats.answered += 1
                 return [SendMessage(*reply)]

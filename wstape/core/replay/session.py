@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from wstape.core.lint import client_group
 from wstape.core.model import Close, Message, Open, TlsInfo
@@ -358,7 +358,12 @@ class ReplaySession:
             if result is not None:
                 rows.append((live.serial, result))
         rows.sort(key=lambda row: row[0])
-        return build_report(self.cfg.profile.value, cassette, (r for _, r in rows), self.violations)
+        report = build_report(
+            self.cfg.profile.value, cassette, (r for _, r in rows), self.violations
+        )
+        if self._faults.events:
+            report = replace(report, faults=tuple(e.to_dict() for e in self._faults.events))
+        return report
 
     def finish(self) -> None:
         """End of the run: report what was never reached. Idempotent."""
