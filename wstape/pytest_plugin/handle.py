@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wstape.core.errors import ConfigError
 from wstape.core.report import Report
 from wstape.pytest_plugin.judging import (
     failure_text,
@@ -211,6 +212,21 @@ class WstapeServer:
             return server.report()
 
         return without_fixture_host(self._thread.run(snapshot(), STOP_TIMEOUT))
+
+    def inject(self, spec: str) -> None:
+        """Inject a fault now (``drop@after=1``, ``mute-heartbeats``; docs/faults.md) on
+        the connections it aims at, open ones included. Replay only."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            raise WstapeUsageError("inject() works while replaying, not while recording")
+
+        async def go() -> None:
+            server.inject(spec)
+
+        try:
+            thread.run(go(), STOP_TIMEOUT)
+        except ConfigError as e:
+            raise WstapeUsageError(f"inject({spec!r}): {e}") from None
 
     def wait_played(self, timeout: float = 10.0) -> bool:
         """Wait until every recorded connection was played (replay only)."""

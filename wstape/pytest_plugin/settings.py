@@ -43,7 +43,11 @@ PLUGIN_KWARGS = (
     frozenset({"cassette", "record_mode", "upstream", "allow_unplayed", "tls", "hostnames"})
     | REDACTION_KWARGS
 )
-ALIASES = {"heartbeat": "heartbeats", "ignore_query_param": "ignore_query_params"}
+ALIASES = {
+    "heartbeat": "heartbeats",
+    "ignore_query_param": "ignore_query_params",
+    "fault": "faults",
+}
 """Singular marker names, as the CLI flags read (``heartbeat=`` for ``--heartbeat``)."""
 MARKER_KWARGS = (
     PLUGIN_KWARGS | field_names(RuleConfig) | field_names(PlayOptions) | frozenset(ALIASES)
