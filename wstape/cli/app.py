@@ -8,8 +8,27 @@ import sys
 import typer
 
 from wstape import __version__
-from wstape.cli import check, convert, demo, diff, edit, inspect, record, replay
+from wstape.cli import check, convert, demo, diff, edit, inspect, output, record, replay
 
+
+def _plain_argument_names() -> None:
+    """Arguments read as their metavar, ``CASSETTE`` (``[CASSETTE]`` when optional), in the
+    usage line and the argument list: typer 0.29 writes ``{CASSETTE}`` and ``CASSETTE
+    <path>``. Left alone on a typer without these methods."""
+    from typer.core import TyperArgument
+
+    if hasattr(TyperArgument, "_usage_display_name"):
+
+        def usage(self: TyperArgument) -> str:
+            name = self.metavar or self.name or ""
+            return name if self.required else f"[{name}]"
+
+        TyperArgument._usage_display_name = usage  # type: ignore[method-assign]
+    if hasattr(TyperArgument, "display_type_rich"):
+        TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+
+
+_plain_argument_names()
 app = typer.Typer(
     name="wstape",
     help=(
@@ -22,7 +41,8 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
 )
 
@@ -38,8 +58,15 @@ def _main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    no_color: bool = typer.Option(
+        False,
+        "--no-color",
+        help="Plain output without colour (also NO_COLOR=1; piped output is always plain). "
+        "Taken after any command too.",
+    ),
 ) -> None:
     """wstape: record, replay and check WebSocket traffic."""
+    output.no_color(no_color)
 
 
 for _module in (demo, record, replay, check, inspect, diff, edit, convert):
@@ -47,6 +74,10 @@ for _module in (demo, record, replay, check, inspect, diff, edit, convert):
 
 
 def main() -> None:
+    # --no-color is a global option that every command also takes, wherever it stands.
+    if "--no-color" in sys.argv[2:]:
+        sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != "--no-color")]
+        output.no_color()
     try:
         app()
     except SystemExit as e:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from wstape.cassettes import CassetteError, TruncatedCassette
 from wstape.cli.common import ExitCode, console, fail, open_cassette
@@ -21,6 +21,7 @@ from wstape.cli.options import (
     ProfileOpt,
     rule_config,
 )
+from wstape.cli.output import Column, plural, print_table, safe
 from wstape.core.report import Report, to_json
 from wstape.core.rules import CATALOGUE, Platform, Profile, Severity, rules_for
 from wstape.tools.check import check_file
@@ -29,7 +30,10 @@ SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARN: "yellow", Severity.INFO:
 
 
 def check(
-    cassette: Annotated[Path, typer.Argument(help="The cassette to check.", show_default=False)],
+    cassette: Annotated[
+        Path,
+        typer.Argument(metavar="CASSETTE", help="The cassette to check.", show_default=False),
+    ],
     profile: ProfileOpt = Profile.RFC6455,
     appid: AppidOpt = None,
     allow_host: AllowHostOpt = None,
@@ -68,18 +72,18 @@ def print_report(report: Report) -> None:
     out = console()
     for v in report.violations:
         conn = "-" if v.conn is None else str(v.conn)
-        style = SEVERITY_STYLE[v.severity]
         out.print(
-            f"[{style}]{v.severity.value:5}[/{style}] {v.rule:28} conn {conn:>4}  {v.message}",
-            markup=True,
-            highlight=False,
+            Text.assemble(
+                (f"{v.severity.value:5}", SEVERITY_STYLE[v.severity]),
+                f" {v.rule:28} conn {conn:>4}  {safe(v.message)}",
+            )
         )
     errors, warns = report.count(Severity.ERROR), report.count(Severity.WARN)
     verdict = "passed" if report.passed else "FAILED"
     out.print(
-        f"{report.cassette}: {verdict} under {report.profile}: {len(report.connections)} "
-        f"connections, {errors} errors, {warns} warnings, {report.count(Severity.INFO)} info",
-        highlight=False,
+        f"{safe(report.cassette)}: {verdict} under {report.profile}: "
+        f"{plural(len(report.connections), 'connection')}, {plural(errors, 'error')}, "
+        f"{plural(warns, 'warning')}, {report.count(Severity.INFO)} info"
     )
 
 
@@ -110,14 +114,20 @@ def rules(
         json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
         return
-    table = Table(title=f"{len(chosen)} rules", title_justify="left")
-    for col in ("id", "side", "from profile", "severity", "source", "description"):
-        table.add_column(col, overflow="fold")
-    for r in chosen:
-        table.add_row(r.id, r.side, r.introduced_in.value, r.severity, r.source, r.description)
-    console().print(table)
+    columns = (
+        Column("id", keep=9, whole=True),
+        Column("side", keep=3, whole=True),
+        Column("from profile", keep=2),
+        Column("severity", keep=4),
+        Column("source", keep=1, min_width=12),
+        Column("description", keep=5, min_width=24),
+    )
+    table = [
+        (r.id, r.side, r.introduced_in.value, r.severity, r.source, r.description) for r in chosen
+    ]
+    print_table(console(), plural(len(chosen), "rule"), columns, table)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("check")(check)
-    app.command("rules")(rules)
+    app.command("check", short_help="Run the rules over a recorded cassette, no server.")(check)
+    app.command("rules", short_help="List the rule catalogue (--json for tools).")(rules)

@@ -21,6 +21,7 @@ from wstape.cassettes import (
     NewerCassette,
     TruncatedCassette,
 )
+from wstape.cli import output
 from wstape.core.errors import ConfigError
 from wstape.interchange.sources import FORMAT_NAMES, sniff_file
 from wstape.tools.edit import same_file
@@ -111,11 +112,9 @@ def warn_if_truncated(reader: CassetteReader) -> None:
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A rich console: colour on a terminal; plain and never wrapped when piped."""
-    stream = sys.stderr if stderr else sys.stdout
-    if stream.isatty():
-        return Console(file=stream)
-    return Console(file=stream, width=10_000, no_color=True, highlight=False)
+    """A rich console: colour only on a terminal without NO_COLOR or --no-color, as wide
+    as the output (docs in :mod:`wstape.cli.output`)."""
+    return output.console(stderr=stderr)
 
 
 def stdout_closed() -> NoReturn:
@@ -128,10 +127,14 @@ def stdout_closed() -> NoReturn:
 # -- arguments and output shared by the cassette commands ---------------------------
 
 CassetteArg = Annotated[
-    Path, typer.Argument(help="The cassette file (.msgpack).", show_default=False)
+    Path,
+    typer.Argument(metavar="CASSETTE", help="The cassette file (.msgpack).", show_default=False),
 ]
 OutputOpt = Annotated[
-    Path, typer.Option("--output", "-o", help="The cassette to write.", show_default=False)
+    Path,
+    typer.Option(
+        "--output", "-o", metavar="FILE", help="The cassette to write.", show_default=False
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON object instead of text.")]
 
@@ -183,17 +186,10 @@ def refuse_input(source: Path, output: Path) -> None:
 Segments = list[tuple[str, str]]
 """A line as (text, rich style) pieces: styled on a terminal, joined when piped."""
 
-_CONTROL = {i: f"\\x{i:02x}" for i in range(32)} | {
-    ord("\n"): "\\n",
-    ord("\r"): "\\r",
-    ord("\t"): "\\t",
-    0x7F: "\\x7f",
-}
-
 
 def text_preview(text: str, width: int = PREVIEW_CHARS) -> str:
-    """One line of at most ``width`` characters (control characters escaped)."""
-    line = text.translate(_CONTROL)
+    """One line of at most ``width`` characters (control and bidi characters escaped)."""
+    line = output.safe(text)
     return line if len(line) <= width else line[:width] + "…"
 
 

@@ -64,7 +64,9 @@ def export(
     ] = ExportFormat.JSONL,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write here instead of standard output."),
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write here instead of standard output."
+        ),
     ] = None,
     notes: Annotated[
         bool, typer.Option("--notes", help='Include note records as {"type": "note"} lines.')
@@ -147,6 +149,7 @@ def import_(
     source: Annotated[
         Path,
         typer.Argument(
+            metavar="SOURCE",
             help="A HAR file (Chrome, Playwright, mitmproxy, wstape), a wstape JSONL export "
             "or a mitmproxy flow dump (mitmdump -w).",
             show_default=False,
@@ -219,7 +222,10 @@ def import_(
 def view(
     cassette: CassetteArg,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="The HTML file to write.", show_default=False)
+        Path,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="The HTML file to write.", show_default=False
+        ),
     ],
     profile: ProfileOpt = Profile.RFC6455,
     appid: AppidOpt = None,
@@ -233,7 +239,10 @@ def view(
     max_messages: Annotated[
         int,
         typer.Option(
-            "--max-messages", min=1, help="Messages drawn per connection (the rest are counted)."
+            "--max-messages",
+            metavar="N",
+            min=1,
+            help="Messages drawn per connection (the rest are counted).",
         ),
     ] = MAX_MESSAGES,
     protocol: ProtocolOpt = "auto",
@@ -280,6 +289,10 @@ def view(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export")(export)
-    app.command("import")(import_)
-    app.command("view")(view)
+    app.command("export", short_help="Export a cassette as JSONL, HAR or a mitmproxy flow dump.")(
+        export
+    )
+    app.command("import", short_help="Make a cassette from a HAR, JSONL export or flow dump.")(
+        import_
+    )
+    app.command("view", short_help="Write a cassette as one self-contained HTML page.")(view)

@@ -28,7 +28,10 @@ def demo(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Keep the recorded cassette here (default: a temporary file)."
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Keep the recorded cassette here (default: a temporary file).",
         ),
     ] = None,
     sample_path: Annotated[
@@ -136,4 +139,4 @@ def _run_client(url: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+    app.command("demo", short_help="Record, replay and check the bundled sample: a tour.")(demo)

@@ -105,12 +105,20 @@ def _print_diff(d: CassetteDiff) -> None:
 
 
 def diff(
-    a: Annotated[Path, typer.Argument(help="The old cassette.", show_default=False)],
-    b: Annotated[Path, typer.Argument(help="The new cassette.", show_default=False)],
+    a: Annotated[
+        Path,
+        typer.Argument(metavar="A", help="The old cassette (a in --json).", show_default=False),
+    ],
+    b: Annotated[
+        Path,
+        typer.Argument(metavar="B", help="The new cassette (b in --json).", show_default=False),
+    ],
     as_json: JsonOpt = False,
     ignore_header: Annotated[
         list[str] | None,
-        typer.Option("--ignore-header", help="Do not compare this header (repeatable)."),
+        typer.Option(
+            "--ignore-header", metavar="NAME", help="Do not compare this header (repeatable)."
+        ),
     ] = None,
     all_headers: Annotated[
         bool,
@@ -120,7 +128,8 @@ def diff(
         ),
     ] = False,
     max_changes: Annotated[
-        int, typer.Option("--max-changes", min=0, help="Changes listed per connection.")
+        int,
+        typer.Option("--max-changes", metavar="N", min=0, help="Changes listed per connection."),
     ] = MAX_DETAILS,
     protocol: ProtocolOpt = "auto",
 ) -> None:
@@ -167,4 +176,4 @@ def diff(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("diff")(diff)
+    app.command("diff", short_help="Compare two cassettes connection by connection.")(diff)

@@ -45,12 +45,19 @@ def redact(
     cassette: CassetteArg,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="The redacted cassette to write.", show_default=False),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="The redacted cassette to write.",
+            show_default=False,
+        ),
     ] = None,
     header: Annotated[
         list[str] | None,
         typer.Option(
             "--header",
+            metavar="NAME",
             help="Also replace this header's values (repeatable; * matches any run).",
         ),
     ] = None,
@@ -58,6 +65,7 @@ def redact(
         list[str] | None,
         typer.Option(
             "--json-key",
+            metavar="KEY",
             help="Also replace this key's values at any depth in JSON text messages "
             "(case-insensitive, - and _ alike, repeatable).",
         ),
@@ -66,13 +74,18 @@ def redact(
         list[str] | None,
         typer.Option(
             "--pattern",
+            metavar="REGEX",
             help="Replace matches of this regular expression in text messages, the request "
             "target, header values, subprotocols, close reasons, notes (repeatable).",
         ),
     ] = None,
     query: Annotated[
         list[str] | None,
-        typer.Option("--query", help="Also replace this query parameter's value (repeatable)."),
+        typer.Option(
+            "--query",
+            metavar="NAME",
+            help="Also replace this query parameter's value (repeatable).",
+        ),
     ] = None,
     no_default_redaction: Annotated[
         bool,
@@ -172,12 +185,14 @@ def cut(
     cassette: CassetteArg,
     output: OutputOpt,
     conn: Annotated[
-        list[int] | None, typer.Option("--conn", "-c", help="Keep this connection id (repeatable).")
+        list[int] | None,
+        typer.Option("--conn", "-c", metavar="ID", help="Keep this connection id (repeatable)."),
     ] = None,
     path: Annotated[
         list[str] | None,
         typer.Option(
             "--path",
+            metavar="PATTERN",
             help="Keep connections to this path (repeatable; * matches anything; with "
             "?query, path and query are compared).",
         ),
@@ -265,6 +280,8 @@ def repair(cassette: CassetteArg, output: OutputOpt, as_json: JsonOpt = False) -
 
 
 def register(app: typer.Typer) -> None:
-    app.command("redact")(redact)
-    app.command("cut")(cut)
-    app.command("repair")(repair)
+    app.command("redact", short_help="Rewrite a cassette with secrets replaced by <redacted>.")(
+        redact
+    )
+    app.command("cut", short_help="Write a cassette with only some connections.")(cut)
+    app.command("repair", short_help="Write the complete part of a truncated cassette.")(repair)

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from wstape.cassettes import CassetteError, CassetteReader
 from wstape.cassettes.schema import FORMAT_NAME
+from wstape.cli import output
 from wstape.cli.common import (
     CassetteArg,
     ExitCode,
@@ -32,6 +32,7 @@ from wstape.cli.common import (
     warn_if_truncated,
 )
 from wstape.cli.options import ProtocolOpt, protocol_option
+from wstape.cli.output import Column
 from wstape.core.closecodes import describe
 from wstape.core.model import (
     Close,
@@ -67,7 +68,12 @@ def _close_text(s: ConnectionSummary) -> str:
         return "recording stopped"
     if c.code is None:
         return f"by {c.by.value}"
-    return f"by {c.by.value}: {describe(c.code, c.reason)}"
+    reason = c.reason if len(c.reason) <= LS_REASON_CHARS else c.reason[:LS_REASON_CHARS] + "…"
+    return f"by {c.by.value}: {describe(c.code, reason)}"
+
+
+LS_REASON_CHARS = 24
+"""``ls`` is a summary: a longer close reason is elided (``show`` prints it whole)."""
 
 
 def ls(
@@ -92,12 +98,17 @@ def ls(
         json.dump([summary_to_json(s) for s in summaries], sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
         return
-    table = Table(title=f"{cassette} ({len(summaries)} connections)", title_justify="left")
-    for col in ("id", "url", "subprotocol", "msgs c→s / s→c", "bytes c→s / s→c", "duration"):
-        table.add_column(col, justify="right" if col in ("id", "duration") else "left")
-    table.add_column("close")
-    for s in summaries:
-        table.add_row(
+    columns = (
+        Column("id", keep=9, whole=True, justify="right"),
+        Column("url", keep=8, whole=True),
+        Column("subprotocol", keep=2),
+        Column("msgs c→s / s→c", keep=5, whole=True),
+        Column("bytes c→s / s→c", keep=4, whole=True),
+        Column("duration", keep=3, whole=True, justify="right"),
+        Column("close", keep=6, min_width=14),
+    )
+    rows = [
+        (
             str(s.open.conn),
             s.open.url,
             s.open.subprotocol or "-",
@@ -106,7 +117,10 @@ def ls(
             f"{s.duration:.3f}s",
             _close_text(s),
         )
-    console().print(table)
+        for s in summaries
+    ]
+    title = f"{cassette} ({output.plural(len(summaries), 'connection')})"
+    output.print_table(console(), title, columns, rows)
 
 
 def _when(t: float | None) -> str:
@@ -178,6 +192,17 @@ def record_segments(record: Record, view: ProtocolView | None = None) -> Segment
     return [(conn, "dim"), (_when(record.t), "dim"), ("  # ", "dim"), (record.text, "italic")]
 
 
+def header_segments(record: Open) -> list[Segments]:
+    """``show --headers``: one line per handshake header, request (>) then response (<)."""
+    indent = f"#{record.conn:<4}" + " " * 11
+    lines: list[Segments] = []
+    for mark, pairs in ((">", record.request_headers), ("<", record.response_headers)):
+        for name, value in pairs:
+            text = f"{name.decode('latin-1')}: {value.decode('utf-8', 'replace')}"
+            lines.append([(indent, "dim"), (f"  {mark} ", "dim"), (text, "")])
+    return lines
+
+
 def _show_lines(
     reader: CassetteReader, conns: set[int] | None, limit: int | None, *, notes: bool = True
 ) -> Iterator[Record]:
@@ -203,10 +228,13 @@ def show(
     cassette: CassetteArg,
     conn: Annotated[
         list[int] | None,
-        typer.Option("--conn", "-c", help="Show only this connection id (repeatable)."),
+        typer.Option(
+            "--conn", "-c", metavar="ID", help="Show only this connection id (repeatable)."
+        ),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", "-n", min=0, help="Show at most N records.")
+        int | None,
+        typer.Option("--limit", "-n", metavar="N", min=0, help="Show at most N records."),
     ] = None,
     as_json: Annotated[
         bool,
@@ -219,6 +247,14 @@ def show(
         bool, typer.Option("--no-color", help="Never colour the output (plain text).")
     ] = False,
     protocol: ProtocolOpt = "auto",
+    headers: Annotated[
+        bool,
+        typer.Option(
+            "--headers",
+            help="Also print each handshake's request (>) and response (<) headers, under "
+            "its open line.",
+        ),
+    ] = False,
 ) -> None:
     """Print a cassette as a timeline, one line per record.
 
@@ -230,7 +266,7 @@ def show(
     SUBSCRIBE id=17 a/b (qos 1)" or 'socketio EVENT / "chat" ["hi"]'.
 
     For reviewing cassettes in git: git config diff.wstape.textconv 'wstape show
-    --no-color' and a .gitattributes line: *.msgpack diff=wstape
+    --no-color --headers' and a .gitattributes line: *.msgpack diff=wstape
     """
     reader = open_cassette(cassette)
     wanted = set(conn) if conn else None
@@ -240,8 +276,9 @@ def show(
                 sys.stdout.write(line + "\n")
         else:
             view = protocol_view(open_cassette(cassette), protocol_option(protocol), limit=limit)
-            color = not no_color and sys.stdout.isatty()
-            _print_timeline(reader, wanted, limit, color=color, view=view)
+            output.no_color(no_color)
+            color = output.color_enabled(sys.stdout)
+            _print_timeline(reader, wanted, limit, color=color, view=view, headers=headers)
         sys.stdout.flush()
     except CassetteError as e:
         cassette_error(e)
@@ -257,6 +294,7 @@ def _print_timeline(
     *,
     color: bool,
     view: ProtocolView | None = None,
+    headers: bool = False,
 ) -> None:
     header = reader.header
     title = (
@@ -277,11 +315,15 @@ def _print_timeline(
             else:
                 sys.stdout.write(more + "\n")
             return
-        segments = record_segments(record, view)
-        if console is not None:
-            console.print(Text.assemble(*segments))
-        else:
-            sys.stdout.write("".join(s for s, _ in segments) + "\n")
+        lines = [record_segments(record, view)]
+        if headers and isinstance(record, Open):
+            lines += header_segments(record)
+        for segments in lines:
+            safe_segments = [(output.safe(text), style) for text, style in segments]
+            if console is not None:
+                console.print(Text.assemble(*safe_segments))
+            else:
+                sys.stdout.write("".join(s for s, _ in safe_segments) + "\n")
         shown += 1
 
 
@@ -319,17 +361,25 @@ def _stats_close(c: ConnectionStats) -> str:
 def _print_stats(path: Path, s: CassetteStats) -> None:
     doc = s.to_json()
     total = doc["total"]
-    table = Table(
-        title=f"{path}: {total['connections']} connections "
-        f"({total['accepted']} accepted, {total['refused']} refused); sizes in bytes, "
-        "client→server / server→client",
-        title_justify="left",
+    title = (
+        f"{path}: {output.plural(total['connections'], 'connection')} "
+        f"({total['accepted']} accepted, {total['refused']} refused)"
     )
-    for col in ("id", "url", "msgs", "bytes", "p50", "p90", "p99", "max", "gap p50 / max",
-                "duration", "close"):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("url", "close") else "right")
-    for c, j in zip(s.connections, doc["connections"], strict=True):
-        table.add_row(
+    columns = (
+        Column("id", keep=9, whole=True, justify="right"),
+        Column("url", keep=8, whole=True),
+        Column("msgs", keep=7, whole=True, justify="right"),
+        Column("bytes", keep=6, whole=True, justify="right"),
+        Column("p50", keep=3, whole=True, justify="right"),
+        Column("p90", keep=1, whole=True, justify="right"),
+        Column("p99", keep=1, whole=True, justify="right"),
+        Column("max", keep=3, whole=True, justify="right"),
+        Column("gap p50 / max", keep=2, whole=True, justify="right"),
+        Column("duration", keep=4, whole=True, justify="right"),
+        Column("close", keep=5, min_width=14),
+    )
+    rows = [
+        (
             str(c.open.conn),
             c.open.url,
             _pair(j["messages"]),
@@ -339,23 +389,27 @@ def _print_stats(path: Path, s: CassetteStats) -> None:
             f"{j['duration']:.3f}s",
             _stats_close(c),
         )
+        for c, j in zip(s.connections, doc["connections"], strict=True)
+    ]
     codes = ", ".join(f"{k}: {v}" for k, v in total["close_codes"].items()) or "-"
     if total["unclosed"]:
         codes += f"; {total['unclosed']} without a close record"
-    table.add_section()
-    table.add_row(
-        "total",
-        "",
-        _pair(total["messages"]),
-        _pair(total["bytes"]),
-        *_percentile_cells(total["size"]),
-        _gap_cell(total["gap"]),
-        f"{total['duration']:.3f}s",
-        f"close codes {codes}",
-    )
-    from wstape.cli.common import console
-
-    console().print(table)
+    footer = [
+        (
+            "total",
+            "",
+            _pair(total["messages"]),
+            _pair(total["bytes"]),
+            *_percentile_cells(total["size"]),
+            _gap_cell(total["gap"]),
+            f"{total['duration']:.3f}s",
+            "",
+        )
+    ]
+    out = console()
+    output.print_table(out, title, columns, rows, footer)
+    out.print("sizes in bytes, client→server / server→client", soft_wrap=False)
+    out.print(f"close codes: {codes}", soft_wrap=False)
 
 
 def stats(cassette: CassetteArg, as_json: JsonOpt = False) -> None:
@@ -386,6 +440,6 @@ def stats(cassette: CassetteArg, as_json: JsonOpt = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("ls")(ls)
-    app.command("show")(show)
-    app.command("stats")(stats)
+    app.command("ls", short_help="List the connections of a cassette.")(ls)
+    app.command("show", short_help="Print a cassette as a timeline, one line per record.")(show)
+    app.command("stats", short_help="Messages, bytes, sizes and timing per connection.")(stats)

@@ -53,24 +53,34 @@ def record(
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="Cassette file to write (.msgpack).", show_default=False
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Cassette file to write (.msgpack).",
+            show_default=False,
         ),
     ],
     mode: Annotated[
         str,
         typer.Option(
             "--mode",
+            metavar="MODE",
             help="regular | reverse:ws://HOST:PORT | reverse:wss://HOST:PORT | "
             "upstream:URL | socks5 | transparent (see above).",
         ),
     ] = "regular",
     listen_host: Annotated[
-        str, typer.Option("--listen-host", help="Address to listen on ('' for all).")
+        str,
+        typer.Option("--listen-host", metavar="HOST", help="Address to listen on ('' for all)."),
     ] = "127.0.0.1",
     listen_port: Annotated[
         int,
         typer.Option(
-            "--listen-port", min=0, max=65535, help="Port to listen on; 0 picks a free one."
+            "--listen-port",
+            metavar="PORT",
+            min=0,
+            max=65535,
+            help="Port to listen on; 0 picks a free one.",
         ),
     ] = 8080,
     append: Annotated[bool, typer.Option("--append", help="Add to an existing cassette.")] = False,
@@ -81,6 +91,7 @@ def record(
         str | None,
         typer.Option(
             "--confdir",
+            metavar="DIR",
             help="mitmproxy configuration directory, where its CA is created and kept "
             "[default: ~/.mitmproxy].",
             show_default=False,
@@ -96,6 +107,7 @@ def record(
         int | None,
         typer.Option(
             "--idle-timeout",
+            metavar="SECONDS",
             min=1,
             help="Seconds without traffic before a connection is cut [default: mitmproxy's 600].",
             show_default=False,
@@ -105,6 +117,7 @@ def record(
         str | None,
         typer.Option(
             "--filter",
+            metavar="EXPR",
             help="Record only upgrades matching this mitmproxy filter, e.g. '~u /chat'.",
             show_default=False,
         ),
@@ -113,6 +126,7 @@ def record(
         list[str] | None,
         typer.Option(
             "--redact-header",
+            metavar="NAME",
             help="Also redact this header's value (repeatable; case-insensitive, * matches "
             "any run, e.g. 'X-*-Key').",
             show_default=False,
@@ -122,6 +136,7 @@ def record(
         list[str] | None,
         typer.Option(
             "--redact-json-key",
+            metavar="KEY",
             help="Also mask this key's value, at any depth, in JSON text messages "
             "(repeatable; case-insensitive, - and _ alike).",
             show_default=False,
@@ -131,6 +146,7 @@ def record(
         list[str] | None,
         typer.Option(
             "--redact-query",
+            metavar="NAME",
             help="Also redact this query parameter's value in the URL (repeatable).",
             show_default=False,
         ),
@@ -166,6 +182,7 @@ def record(
         Path | None,
         typer.Option(
             "--ready-file",
+            metavar="FILE",
             help="Write the listening port to this file once the proxy accepts connections.",
             show_default=False,
         ),
@@ -242,5 +259,9 @@ def addon_path() -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-    app.command("record", help=_RECORD_HELP)(record)
-    app.command("addon-path")(addon_path)
+    app.command(
+        "record", help=_RECORD_HELP, short_help="Record WebSocket traffic through mitmproxy."
+    )(record)
+    app.command("addon-path", short_help="Print the addon script's path for your own mitmdump.")(
+        addon_path
+    )

@@ -186,21 +186,33 @@ async def _serve(
 def replay(
     cassette: Annotated[
         Path | None,
-        typer.Argument(help="The cassette to replay (none with --echo).", show_default=False),
+        typer.Argument(
+            metavar="CASSETTE",
+            help="The cassette to replay (none with --echo).",
+            show_default=False,
+        ),
     ] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", metavar="HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="Port to listen on; 0 = any free.")
+        int,
+        typer.Option(
+            "--port", metavar="PORT", min=0, max=65535, help="Port to listen on; 0 = any free."
+        ),
     ] = 8765,
     ready_file: Annotated[
         Path | None,
-        typer.Option("--ready-file", help="Write the bound port here once listening."),
+        typer.Option(
+            "--ready-file", metavar="FILE", help="Write the bound port here once listening."
+        ),
     ] = None,
     tls: Annotated[bool, typer.Option("--tls", help="Serve wss:// (TLS 1.2 or newer).")] = False,
     hostname: Annotated[
         list[str] | None,
         typer.Option(
             "--hostname",
+            metavar="NAME",
             help="With --tls: a name for the certificate minted from the mitmproxy CA "
             "(repeatable).",
         ),
@@ -209,14 +221,18 @@ def replay(
         Path | None,
         typer.Option(
             "--confdir",
+            metavar="DIR",
             help="mitmproxy configuration directory holding the CA [default: ~/.mitmproxy].",
             show_default=False,
         ),
     ] = None,
     cert: Annotated[
-        Path | None, typer.Option("--cert", help="With --tls: your own PEM certificate chain.")
+        Path | None,
+        typer.Option("--cert", metavar="PEM", help="With --tls: your own PEM certificate chain."),
     ] = None,
-    key: Annotated[Path | None, typer.Option("--key", help="The PEM key for --cert.")] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", metavar="PEM", help="The PEM key for --cert.")
+    ] = None,
     profile: ProfileOpt = Profile.RFC6455,
     appid: AppidOpt = None,
     allow_host: AllowHostOpt = None,
@@ -236,6 +252,7 @@ def replay(
         list[str] | None,
         typer.Option(
             "--ignore-json-path",
+            metavar="PATH",
             help="With --match json: a path to ignore, e.g. '$.ts' (repeatable).",
         ),
     ] = None,
@@ -357,13 +374,19 @@ def replay(
     speed: Annotated[
         float,
         typer.Option(
-            "--speed", min=0, help="1 = recorded timing, 2 = twice as fast, 0 = no delays."
+            "--speed",
+            metavar="FACTOR",
+            min=0,
+            help="1 = recorded timing, 2 = twice as fast, 0 = no delays.",
         ),
     ] = 1.0,
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", min=0.001, help="Seconds to wait for an expected client message."
+            "--timeout",
+            metavar="SECONDS",
+            min=0.001,
+            help="Seconds to wait for an expected client message.",
         ),
     ] = 10.0,
     loop: Annotated[
@@ -373,6 +396,7 @@ def replay(
         float | None,
         typer.Option(
             "--max-wait",
+            metavar="SECONDS",
             min=0,
             help="Stop after this many seconds even if recorded connections are unplayed.",
         ),
@@ -380,13 +404,17 @@ def replay(
     ping_interval: Annotated[
         float,
         typer.Option(
-            "--ping-interval", min=0, help="Send a Ping every N seconds and check the Pong."
+            "--ping-interval",
+            metavar="SECONDS",
+            min=0,
+            help="Send a Ping every N seconds and check the Pong.",
         ),
     ] = 0.0,
     fragment_size: Annotated[
         int,
         typer.Option(
             "--fragment-size",
+            metavar="BYTES",
             min=0,
             help="Send server messages longer than N bytes in fragments, with a Ping after "
             "the first (0 = never).",
@@ -396,6 +424,7 @@ def replay(
         float,
         typer.Option(
             "--handshake-delay",
+            metavar="SECONDS",
             min=0,
             help="Hold every 101 back this many seconds, to see when the client gives up "
             "(wechat: WX-CONNECT-TIMEOUT).",
@@ -405,6 +434,7 @@ def replay(
         float,
         typer.Option(
             "--connect-timeout",
+            metavar="SECONDS",
             min=0.001,
             help="The handshake timeout the client is configured with (wx.connectSocket "
             "timeout, networkTimeout.connectSocket); checked with --handshake-delay.",
@@ -426,13 +456,18 @@ def replay(
         str,
         typer.Option(
             "--proxy-host",
+            metavar="HOST",
             help="With --via-proxy: the address to listen on [default: every interface].",
             show_default=False,
         ),
     ] = "",
     proxy_ready_file: Annotated[
         Path | None,
-        typer.Option("--proxy-ready-file", help="With --via-proxy: write its bound port here."),
+        typer.Option(
+            "--proxy-ready-file",
+            metavar="FILE",
+            help="With --via-proxy: write its bound port here.",
+        ),
     ] = None,
     echo: Annotated[
         bool,
@@ -446,6 +481,7 @@ def replay(
         int,
         typer.Option(
             "--max-size",
+            metavar="BYTES",
             min=1,
             help="Largest client frame and message in bytes; over it the connection is "
             "failed with 1009.",
@@ -455,6 +491,7 @@ def replay(
         int,
         typer.Option(
             "--max-fragments",
+            metavar="N",
             min=1,
             help="Most frames one client message may have; over it the connection is "
             "failed with 1009.",
@@ -464,6 +501,7 @@ def replay(
         int,
         typer.Option(
             "--max-connections",
+            metavar="N",
             min=1,
             help="Client connections open at once (fewer if the open-file limit is lower). "
             "At the limit, connections that sent no request within 1 s are dropped to "
@@ -471,10 +509,10 @@ def replay(
         ),
     ] = DEFAULT_MAX_CONNECTIONS,
     report: Annotated[
-        Path | None, typer.Option("--report", help="Write the JSON report here.")
+        Path | None, typer.Option("--report", metavar="FILE", help="Write the JSON report here.")
     ] = None,
     junit: Annotated[
-        Path | None, typer.Option("--junit", help="Write a JUnit XML report here.")
+        Path | None, typer.Option("--junit", metavar="FILE", help="Write a JUnit XML report here.")
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the JSON report on stdout at the end.")
@@ -594,4 +632,6 @@ def replay(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("replay")(replay)
+    app.command("replay", short_help="Replay a cassette as a WebSocket server; check the client.")(
+        replay
+    )

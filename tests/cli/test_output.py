@@ -1,0 +1,209 @@
+"""Human output: tables that fit 80 columns, plain text in a pipe, no terminal control
+from recorded data, plain metavars and singulars (issue 11 "Output that fits")."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.cells import cell_len
+from typer.testing import CliRunner
+
+from tests.cli.helpers import V1, opened
+from tests.helpers.records import write
+from wstape.cli import output
+from wstape.cli.app import app
+from wstape.core.model import Close, Message, Note, Opcode, Open, Side
+from wstape.core.rules import CATALOGUE
+
+runner = CliRunner()
+WIDTH = 80
+
+
+def run80(*args: str | Path, code: int = 0) -> str:
+    result = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": str(WIDTH)})
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    return result.stdout
+
+
+def assert_fits(text: str) -> None:
+    wide = [line for line in text.splitlines() if cell_len(line) > WIDTH]
+    assert not wide, wide
+
+
+def test_rules_fit_80_columns_and_never_split_an_id() -> None:
+    out = run80("rules")
+    assert_fits(out)
+    words = set(re.findall(r"[A-Z][A-Z0-9-]+[A-Z0-9]", out))
+    missing = [r.id for r in CATALOGUE if r.id not in words]
+    assert not missing
+    assert "\x1b" not in out  # piped: no colour
+
+
+def long_cassette(path: Path) -> str:
+    url_target = "/api/v2/stream?room=general"
+    write(
+        path,
+        [
+            opened(1, url_target),
+            Message(1, 0.1, Side.CLIENT, Opcode.TEXT, b"hi"),
+            Close(1, 1.0, Side.SERVER, 4000, "session expired: please sign in again, " * 2),
+        ],
+    )
+    return "wss://chat.example.com" + url_target
+
+
+def test_ls_fits_80_columns_with_the_url_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (a title line holds the cassette path whole, to copy: keep it short here)
+    monkeypatch.chdir(tmp_path)
+    url = long_cassette(Path("long.msgpack"))
+    out = run80("ls", "long.msgpack")
+    assert_fits(out)
+    assert url in out
+    assert "(1 connection)" in out
+    assert "left out to fit 80 columns" in out
+    shutil.copy(V1, "v1.msgpack")
+    out = run80("ls", "v1.msgpack")
+    assert_fits(out)
+    for url in ("wss://chat.example.com/chat?room=1", "ws://127.0.0.1:9000/admin"):
+        assert url in out
+
+
+def test_stats_fits_80_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = long_cassette(Path("long.msgpack"))
+    out = run80("stats", "long.msgpack")
+    assert_fits(out)
+    assert url in out
+    assert "1 connection (1 accepted" in out
+    assert "close codes: 4000: 1" in out
+
+
+def test_a_url_wider_than_the_terminal_is_folded_not_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    target = "/stream?" + "&".join(f"param{i}=value{i}" for i in range(12))
+    write(tmp_path / "wide.msgpack", [opened(1, target)])
+    out = run80("ls", "wide.msgpack")
+    assert_fits(out)
+    assert "…" not in out
+    cells = [line.split("│")[2].strip() for line in out.splitlines() if line.count("│") > 3]
+    assert "".join(cells).startswith("wss://chat.example.com" + target)
+
+
+def test_a_wide_terminal_gets_every_column() -> None:
+    result = runner.invoke(app, ["ls", str(V1)], env={"COLUMNS": "200"})
+    assert "left out" not in result.stdout
+    assert "subprotocol" in result.stdout and "duration" in result.stdout
+
+
+def test_colour_only_on_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr(output, "_NO_COLOR", False)
+    assert output.color_enabled(Tty())
+    assert not output.color_enabled(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not output.color_enabled(Tty())
+    monkeypatch.delenv("NO_COLOR")
+    output.no_color()
+    assert not output.color_enabled(Tty())
+
+
+def test_no_color_is_taken_before_and_after_the_command() -> None:
+    for args in (["--no-color", "ls", str(V1)], ["ls", str(V1), "--no-color"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code in (0, 2)
+    # after the command, main() moves it; the typer app takes it before the command
+    assert runner.invoke(app, ["--no-color", "rules"]).exit_code == 0
+
+
+HOSTILE = "\x1b]0;PWNED\x07\x1b[2J\u202egnp.exe\x9b31m"
+
+
+def hostile_cassette(path: Path) -> None:
+    o = opened(1, "/chat")
+    o = Open(**{**o.__dict__, "request_headers": ((b"X-Evil", HOSTILE.encode()),)})
+    write(
+        path,
+        [
+            o,
+            Message(1, 0.1, Side.SERVER, Opcode.TEXT, HOSTILE.encode()),
+            Note(1, "note " + HOSTILE, 0.2),
+            Close(1, 1.0, Side.SERVER, 4000, HOSTILE[:20]),
+        ],
+    )
+
+
+@pytest.mark.parametrize("command", [["show"], ["show", "--headers"], ["ls"], ["stats"], ["check"]])
+def test_recorded_text_cannot_drive_the_terminal(tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "hostile.msgpack"
+    hostile_cassette(path)
+    result = runner.invoke(app, [*command, str(path)], env={"COLUMNS": "200"})
+    assert result.exit_code in (0, 1), result.stdout
+    out = result.stdout
+    for ch in ("\x1b", "\x07", "\u202e", "\x9b"):
+        assert ch not in out, (command, out)
+    if command[0] == "show":
+        assert "\\x1b]0;PWNED\\x07" in out
+    if command == ["show", "--headers"]:
+        assert "> X-Evil: \\x1b]0;PWNED" in out
+
+
+def test_safe_escapes_controls_and_bidi_but_keeps_text() -> None:
+    assert output.safe("小明 ok") == "小明 ok"
+    assert output.safe("a\x1bb\u202ec\x85") == "a\\x1bb\\u202ec\\x85"
+    assert output.safe("line\nbreak") == "line\\nbreak"
+    assert output.safe("line\nbreak", newlines=True) == "line\nbreak"
+
+
+def test_singular_and_plural(tmp_path: Path) -> None:
+    path = tmp_path / "one.msgpack"
+    write(path, [opened(1), Close(1, 1.0, Side.CLIENT, 1000, "")])
+    assert "(1 connection)" in run80("ls", path)
+    out = run80("check", path, code=1)
+    summary = out.splitlines()[-1]
+    assert "1 connection," in summary and "connections" not in summary, summary
+    assert output.plural(1, "error") == "1 error"
+    assert output.plural(2, "error") == "2 errors"
+    assert output.plural(0, "warning") == "0 warnings"
+
+
+def test_show_headers_prints_the_handshake() -> None:
+    out = run80("show", "--headers", V1)
+    assert "> Authorization: <redacted>" in out
+    assert "< Sec-WebSocket-Protocol: chat.v1" in out
+    assert "> Authorization" not in run80("show", V1)
+
+
+COMMANDS = [
+    "demo", "record", "addon-path", "replay", "check", "rules", "ls", "show", "stats",
+    "diff", "redact", "cut", "repair", "export", "import", "view",
+]  # fmt: skip
+
+
+def test_top_level_help_lists_every_command_uncut() -> None:
+    out = run80("--help")
+    listed = re.findall(r"^  ([a-z-]+)\s{2,}(.+)$", out, re.M)
+    names = [name for name, _ in listed if not name.startswith("-")]
+    assert sorted(names) == sorted(COMMANDS)
+    for name, summary in listed:
+        assert not summary.endswith("..."), (name, summary)
+    assert run80("-h") == out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_metavars_are_plain_names(command: str) -> None:
+    out = run80(command, "--help")
+    for bad in ("<list", "<int", "<float", "<text>", "<path>", "{cassette}", "<integer"):
+        assert bad not in out, (command, bad)
+    assert "-h, --help" in out

@@ -1,0 +1,185 @@
+"""How human output looks: colour only on a terminal, tables that fit, text that cannot
+drive the terminal.
+
+- :func:`console` gives a rich console for stdout or stderr: coloured only when the stream
+  is a terminal, ``NO_COLOR`` is unset and ``--no-color`` was not given; as wide as the
+  terminal (``COLUMNS`` counts when piped, else 80) for tables, never wrapping a line of
+  text (a path or a command stays whole, to copy), never interpreting rich markup in data.
+- :func:`print_table` drops the least important columns until the table fits that width,
+  folds long text, and never splits an identifier.
+- :func:`safe` escapes every control character (C0, C1, DEL) and bidi control of text
+  that came from a cassette or a client, so a recorded ``ESC]0;PWNED`` or a request line
+  from the network prints as ``\\x1b]0;PWNED`` and cannot retitle or clear the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+_NO_COLOR = False
+"""Set by ``--no-color`` on any command."""
+
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_WITH_NEWLINES = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def no_color(value: bool = True) -> None:
+    """``--no-color``: plain output for the rest of the process."""
+    global _NO_COLOR
+    _NO_COLOR = _NO_COLOR or value
+
+
+def color_enabled(stream: TextIO) -> bool:
+    if _NO_COLOR or os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def width(stream: TextIO) -> int:
+    """The width output must fit: the terminal's, else ``COLUMNS``, else 80."""
+    try:
+        if stream.isatty():
+            return shutil.get_terminal_size((80, 24)).columns
+    except (AttributeError, ValueError):
+        pass
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 20 else 80
+
+
+def console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    color = color_enabled(stream)
+    return Console(
+        file=stream,
+        width=width(stream),
+        no_color=not color,
+        color_system="auto" if color else None,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=True,
+    )
+
+
+def _escape(m: re.Match[str]) -> str:
+    ch = m.group(0)
+    code = ord(ch)
+    if ch == "\n":
+        return "\\n"
+    if ch == "\r":
+        return "\\r"
+    if ch == "\t":
+        return "\\t"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe(text: object, *, newlines: bool = False) -> str:
+    """``text`` with control and bidi characters escaped (``newlines=True`` keeps line
+    breaks and tabs, for multi-line text such as a diff)."""
+    s = str(text)
+    pattern = _UNSAFE if newlines else _UNSAFE_WITH_NEWLINES
+    return pattern.sub(_escape, s)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 connection``, ``2 connections`` (``many`` for irregular plurals)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: ``keep`` higher for columns dropped last; ``whole`` never folded
+    (identifiers); ``min_width`` the narrowest a folding column may get."""
+
+    name: str
+    keep: int = 1
+    whole: bool = False
+    justify: str = "left"
+    min_width: int = 8
+
+
+def print_table(
+    out: Console,
+    title: str,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    footer: Sequence[Sequence[str]] = (),
+) -> None:
+    """Print ``rows`` under ``columns`` (and ``footer`` rows below a rule, for totals),
+    dropping the least kept columns until the table fits the console's width."""
+    kept = list(range(len(columns)))
+    body = [[safe(cell) for cell in row] for row in rows]
+    tail = [[safe(cell) for cell in row] for row in footer]
+    rows = body + tail
+
+    # An identifier column wider than two thirds of the table folds rather than push
+    # every other column out (a 200-character URL); the rest stay whole.
+    whole = [
+        col.whole and max((len(r[i]) for r in rows), default=0) <= out.width * 2 // 3
+        for i, col in enumerate(columns)
+    ]
+
+    def need(indices: list[int]) -> int:
+        total = 1  # the left border
+        for i in indices:
+            col = columns[i]
+            cells = [len(col.name)] + [len(r[i]) for r in rows]
+            longest = max(cells)
+            total += (longest if whole[i] else min(longest, max(col.min_width, 8))) + 3
+        return total
+
+    dropped: list[str] = []
+    while len(kept) > 1 and need(kept) > out.width:
+        victim = min(kept[1:], key=lambda i: (columns[i].keep, -i))
+        kept.remove(victim)
+        dropped.append(columns[victim].name)
+    table = Table(title=safe(title), title_justify="left", expand=False)
+    for i in kept:
+        col = columns[i]
+        table.add_column(
+            col.name,
+            justify=col.justify,  # type: ignore[arg-type]
+            no_wrap=whole[i],
+            overflow="fold",
+            min_width=max(len(r[i]) for r in rows) if whole[i] and rows else None,
+        )
+    for row in body:
+        table.add_row(*(Text(row[i]) for i in kept))
+    if tail:
+        table.add_section()
+    for row in tail:
+        table.add_row(*(Text(row[i]) for i in kept))
+    out.print(table)
+    if dropped:
+        out.print(
+            f"(left out to fit {out.width} columns: {', '.join(dropped)}; "
+            "widen the terminal, set COLUMNS, or use --json)",
+            soft_wrap=False,
+        )
+
+
+__all__ = [
+    "Column",
+    "color_enabled",
+    "console",
+    "no_color",
+    "plural",
+    "print_table",
+    "safe",
+    "width",
+]
