@@ -41,7 +41,7 @@ def test_export_har_to_stdout_and_truncated(tmp_path: Path) -> None:
 def test_import_chrome_har(tmp_path: Path) -> None:
     out = tmp_path / "chrome.msgpack"
     text = ok("import", CHROME, "-o", out)
-    assert "imported 1 connections (1 refused)" in text and "skipped 1 entries" in text
+    assert "imported 1 connection (1 refused)" in text and "skipped 1 entry that" in text
     rows = json.loads(ok("ls", out, "--json"))
     assert [r["url"] for r in rows] == [
         "wss://chat.example.com/chat?room=1",
@@ -61,7 +61,7 @@ def test_import_mitm_flows(tmp_path: Path) -> None:
     doc = json.loads(ok("import", flows, "-o", out, "--json"))
     assert doc["format"] == "mitm" and doc["connections"] == 1 and doc["messages"] == 3
     assert read_cassette(out)[0].creator.endswith("(imported from a mitmproxy flow file)")
-    forced = invoke("import", flows, "-o", out, "--format", "har")
+    forced = invoke("import", flows, "-o", out, "--format", "har", "--overwrite")
     assert forced.exit_code == 3 and "not a HAR file" in forced.stderr  # type: ignore[attr-defined]
 
 
@@ -134,7 +134,8 @@ def test_jsonl_export_imports_back(tmp_path: Path) -> None:
     doc = json.loads(ok("import", exact, "-o", back, "--json"))
     assert doc["format"] == "jsonl" and doc["connections"] == 2 and doc["messages"] == 3
     assert read_cassette(back) == read_cassette(V1)
-    assert "imported 2 connections (1 refused), 3 messages" in ok("import", plain, "-o", back)
+    again = ok("import", plain, "-o", back, "--overwrite")
+    assert "imported 2 connections (1 refused), 3 messages" in again
     # a plain export leaves out the reason phrase, TLS facts and bodies: only those differ
     diff = invoke("diff", V1, back).stdout  # type: ignore[attr-defined]
     assert "messages: 3 → 3 (3 same, 0 changed" in diff and "open reason" in diff

@@ -51,7 +51,7 @@ def test_redact_removes_the_secret_and_counts(tmp_path: Path) -> None:
     raw = out.read_bytes()
     # the binary message is only rewritten for --secret-env/--secret-file: the rest is clean
     assert raw.count(SECRET.encode()) == 1 and b"\x00\x01" + SECRET.encode() in raw
-    human = ok("redact", src, "-o", out, "--pattern", "sk-[A-Za-z0-9]+")
+    human = ok("redact", src, "-o", out, "--pattern", "sk-[A-Za-z0-9]+", "--overwrite")
     assert human.startswith("redacted 5 values in 4 of 7 records")
     assert "headers 2," in human and "JSON keys 1," in human  # the defaults
     assert "patterns 2 in message 1, target 1" in human
@@ -137,7 +137,7 @@ def test_cut(tmp_path: Path) -> None:
         "messages": 3,
     }
     assert {r.conn for r in read_cassette(out)[1]} == {1, 3}
-    assert "kept 1 connections (2)" in ok("cut", V1, "-o", out, "--path", "/admin")
+    assert "kept 1 connection (2)" in ok("cut", V1, "-o", out, "--path", "/admin", "--overwrite")
     result = invoke("cut", V1, "-o", out)
     assert result.exit_code == 2  # type: ignore[attr-defined]
 
@@ -150,4 +150,4 @@ def test_repair(tmp_path: Path) -> None:
     assert doc["closed"] == [3] and doc["records"] == 8
     _header, records = read_cassette(out)
     assert records[:8] == read_cassette(V1)[1][:8]
-    assert "not truncated" in ok("repair", V1, "-o", out)
+    assert "not truncated" in ok("repair", V1, "-o", out, "--overwrite")

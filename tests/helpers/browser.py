@@ -386,8 +386,8 @@ class Wstape:
 
 
 def record(tmp: Path, cassette: Path, *args: str | Path) -> Wstape:
-    """``wstape record -o CASSETTE --listen-port 0 ARGS`` (stop it with :meth:`Wstape.stop`)."""
-    return Wstape(tmp, "record", "-o", cassette, "--listen-port", "0", "--overwrite", *args)
+    """``wstape record -o CASSETTE --port 0 ARGS`` (stop it with :meth:`Wstape.stop`)."""
+    return Wstape(tmp, "record", "-o", cassette, "--port", "0", "--overwrite", *args)
 
 
 def replay(tmp: Path, cassette: Path, report: Path, *args: str | Path) -> Wstape:

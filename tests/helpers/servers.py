@@ -332,7 +332,7 @@ class RecorderProcess:
     ) -> None:
         self.output = output
         cmd = [python, "-m", "wstape", "record", "-o", str(output)]
-        cmd += ["--listen-port", str(listen_port)]
+        cmd += ["--port", str(listen_port)]
         if confdir is not None:
             cmd += ["--confdir", str(confdir)]
         cmd += list(args)

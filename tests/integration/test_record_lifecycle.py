@@ -22,6 +22,7 @@ from tests.helpers.servers import (
     clean_env,
     read_records,
     recorder,
+    wait_for,
     wait_for_records,
 )
 from wstape.addons.recorder import REDACTED
@@ -292,7 +293,7 @@ def test_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"wstape: error: cannot listen on 127.0.0.1:{port}: address already in use "
-        "(another proxy running? choose another --listen-port, or 0 for any free port)"
+        "(another proxy running? choose another --port, or 0 for any free port)"
     ]
     assert not out.exists()
 
@@ -368,3 +369,53 @@ def test_status_goes_to_stderr_as_plain_lines(tmp_path: Path, ws_server: Scenari
         assert rec.stop() == 0
     assert "\r" not in rec.output_text and "\x1b" not in rec.output_text
     assert read_records(out)
+
+
+def test_verbose_prints_one_line_per_record(tmp_path: Path, ws_server: ScenarioServer) -> None:
+    out = tmp_path / "verbose.msgpack"
+    with recorder(out, *reverse(ws_server), "-v") as rec:
+
+        async def talk() -> None:
+            ws = await open_and_talk(rec.url("/v"), "hello \x1b]0;title\x07")
+            await ws.close()
+
+        asyncio.run(talk())
+        assert rec.stderr is not None
+        rec.stderr.wait_for(r"#1 .*✕ closed by client: 1000", 10)
+        assert rec.stop() == 0
+    text = rec.output_text
+    assert "⇄ open GET ws://127.0.0.1" in text and "/v at " in text
+    assert "→ text" in text and "← text" in text
+    assert "hello \\x1b]0;title\\x07" in text  # escaped: the terminal title is left alone
+    assert "\x1b]" not in text
+
+
+def test_quiet_prints_nothing_but_problems(tmp_path: Path, ws_server: ScenarioServer) -> None:
+    out, ready = tmp_path / "quiet.msgpack", tmp_path / "ready"
+    rec = RecorderProcess(out, *reverse(ws_server), "-q", "--ready-file", str(ready))
+    rec.spawn()
+    try:
+        port = int(wait_for(lambda: ready.exists() and ready.read_text().strip(), 20))
+
+        async def talk() -> None:
+            ws = await open_and_talk(f"ws://127.0.0.1:{port}/q")
+            await ws.close()
+
+        asyncio.run(talk())
+        wait_for_records(out, lambda rs: any(isinstance(r, Close) for r in rs))
+        assert rec.stop() == 0
+    finally:
+        rec.kill()
+    assert rec.output_text == ""
+    assert sum(isinstance(r, Message) for r in read_records(out)) == 2
+
+
+def test_an_unusable_confdir_is_refused_up_front(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    out = tmp_path / "never.msgpack"
+    result = wstape("record", "-o", str(out), "--port", "0", "--confdir", str(not_a_dir / "ca"))
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"wstape: error: --confdir {not_a_dir / 'ca'}: cannot create or load")
+    assert not out.exists()

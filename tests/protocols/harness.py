@@ -689,7 +689,7 @@ class Replay:
 def record_session(
     s: Session, workdir: Path, confdir: Path, *, variant: str = "normal"
 ) -> Recording:
-    """Real server -> ``wstape record --mode reverse:ws://127.0.0.1:PORT --listen-port 0``
+    """Real server -> ``wstape record --mode reverse:ws://127.0.0.1:PORT --port 0``
     -> the client through it -> SIGINT to the recorder (and wait for its exit) -> server
     stopped -> ``wstape ls --json``."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -701,7 +701,7 @@ def record_session(
             "-o", cassette,
             "--overwrite",
             "--mode", f"reverse:ws://127.0.0.1:{server.port}",
-            "--listen-port", "0",
+            "--port", "0",
             "--confdir", confdir,
         )  # fmt: skip
         try:

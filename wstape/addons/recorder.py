@@ -55,7 +55,7 @@ from wstape.cassettes import (
 )
 from wstape.core.closecodes import NEVER_ON_WIRE
 from wstape.core.errors import ConfigError
-from wstape.core.model import Close, Message, Opcode, Open, Record, Side
+from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.core.redaction import (
     DEFAULT_HEADERS,
     DEFAULT_KEYS,
@@ -219,8 +219,12 @@ class Recorder:
         writer: CassetteWriter | None = None,
         trim_messages: bool | None = None,
         on_failure: Callable[[CassetteWriteError], None] | None = None,
+        on_record: Callable[[Record], None] | None = None,
     ) -> None:
+        """``on_record`` is called with every record once it is written (``wstape record
+        -v`` prints them)."""
         self.stats = RecorderStats()
+        self._on_record = on_record
         self.failure: CassetteWriteError | None = None
         self._writer = writer
         self._owns_writer = writer is None
@@ -618,15 +622,14 @@ class Recorder:
         except CassetteWriteError as e:
             self._fail(e)
             return False
+        if self._on_record is not None:
+            self._on_record(record)
         return True
 
     def _note(self, writer: CassetteWriter, text: str, conn: int, t: float | None) -> None:
         if self.failure is not None:
             return
-        try:
-            writer.note(text, conn, t)
-        except CassetteWriteError as e:
-            self._fail(e)
+        self._write(writer, Note(conn=conn, text=text, t=t))
 
     def _fail(self, error: CassetteWriteError) -> None:
         if self.failure is not None:

@@ -45,6 +45,8 @@ from wstape.cassettes import (
     WriteMode,
 )
 from wstape.core.errors import ConfigError, WstapeError
+from wstape.core.model import Record
+from wstape.tools.timeline import plain, record_segments
 
 STOP_NOTE = "recording stopped (wstape record shut down) while the connection was open"
 DRAIN_TIMEOUT = 3.0
@@ -97,6 +99,9 @@ class RecordConfig:
     """Files of values (one a line) never written."""
     ready_file: Path | None = None
     """Written with the listening port (and a newline) once the proxy accepts connections."""
+    verbosity: int = 0
+    """-1 (``-q``): only warnings and errors; 0: the listening line, a live status and a
+    summary; 1 (``-v``): also one line per record written, as ``wstape show`` prints it."""
 
 
 @dataclass
@@ -208,8 +213,12 @@ class StatusLine:
     collide with the status.
     """
 
-    def __init__(self, stream: TextIO | None, *, plain_interval: float = 2.0) -> None:
+    def __init__(
+        self, stream: TextIO | None, *, plain_interval: float = 2.0, quiet: bool = False
+    ) -> None:
         self.stream = stream
+        self.quiet = quiet
+        """Only :meth:`print` (warnings, errors) writes: no status, no :meth:`info`."""
         self.tty = bool(stream is not None and stream.isatty())
         self.interval = 0.25 if self.tty else plain_interval
         self._drawn = False
@@ -225,8 +234,13 @@ class StatusLine:
         self.stream.write(line + "\n")
         self.stream.flush()
 
+    def info(self, line: str) -> None:
+        """A line that ``-q`` leaves out."""
+        if not self.quiet:
+            self.print(line)
+
     def update(self, stats: RecorderStats, *, force: bool = False) -> None:
-        if self.stream is None:
+        if self.stream is None or self.quiet:
             return
         text = f"wstape: {render_stats(stats)}"
         now = time.monotonic()
@@ -326,6 +340,23 @@ def _open_writer(config: RecordConfig) -> tuple[CassetteWriter, bool]:
     return writer, not (existed and config.write is WriteMode.APPEND)
 
 
+def check_confdir(confdir: str | None) -> None:
+    """Refuse, before anything listens, a ``--confdir`` where mitmproxy's CA can be
+    neither created nor loaded (mitmproxy would only log an addon error, then reset every
+    wss client). Creates the CA when missing, as mitmproxy would."""
+    from mitmproxy.certs import CertStore
+
+    directory = Path(os.path.expanduser(confdir or "~/.mitmproxy"))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        CertStore.from_store(directory, "mitmproxy", 2048)
+    except (OSError, ValueError, TypeError) as e:
+        detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise RecordUsageError(
+            f"--confdir {directory}: cannot create or load mitmproxy's CA there: {detail}"
+        ) from None
+
+
 def _write_ready_file(path: Path, port: int) -> None:
     """Write the port so a poller never sees half of it; RecordUsageError if it cannot."""
     tmp = path.with_name(path.name + ".tmp")
@@ -398,6 +429,7 @@ async def record(
         flag = _REDACTION_FLAGS.get(e.option or "")
         raise RecordUsageError(f"{flag}: {e.message}" if flag else e.message) from None
 
+    check_confdir(config.confdir)
     writer, created = _open_writer(config)
     started = False
     try:
@@ -432,10 +464,16 @@ async def _record(
 ) -> RecordResult:
     loop = asyncio.get_running_loop()
     opts = options.Options()
+    line = StatusLine(status, quiet=config.verbosity < 0)
+
+    def show(record: Record) -> None:
+        line.print(plain(record_segments(record)))
+
     recorder = Recorder(
         writer=writer,
         trim_messages=True,
         on_failure=lambda _e: m.shutdown(),  # type: ignore[no-untyped-call]
+        on_record=show if config.verbosity > 0 else None,
     )
     m, ps = bare_master(opts, loop, recorder)
     updates: dict[str, Any] = {
@@ -457,7 +495,6 @@ async def _record(
         updates["confdir"] = config.confdir
     if config.idle_timeout is not None and "tcp_timeout" in opts:
         updates["tcp_timeout"] = config.idle_timeout
-    line = StatusLine(status)
     try:
         opts.update(**updates)  # type: ignore[no-untyped-call]
     except exceptions.OptionsError as e:
@@ -491,9 +528,7 @@ async def _record(
                 ok = await ps.setup_servers()
                 addrs = ps.listen_addrs()
                 if not ok or not addrs:
-                    message = listen_error(
-                        ps, config.listen_host, config.listen_port, "--listen-port"
-                    )
+                    message = listen_error(ps, config.listen_host, config.listen_port, "--port")
                     await ps.servers.update([])  # logs a bare AssertionError: keep muted
                     raise RecordUsageError(message)
                 relay.muted = False
@@ -502,11 +537,11 @@ async def _record(
                 host, port = str(addrs[0][0]), int(addrs[0][1])
                 if config.ready_file is not None:
                     _write_ready_file(config.ready_file, port)
-                line.print(
+                line.info(
                     f"wstape: recording to {config.output}, proxy listening on "
                     f"{format_hostport(host, port)}"
                 )
-                line.print(_hint(mode, host, port, opts.confdir))
+                line.info(_hint(mode, host, port, opts.confdir))
                 if on_listening is not None:
                     on_listening(Recording(host, port, recorder))
                 status_task = asyncio.ensure_future(line.run(recorder.stats))
@@ -540,7 +575,7 @@ async def _record(
     total = stats.closed + stats.open + stats.refused
     still = f", {closed_out} still open at the stop" if closed_out else ""
     refused = f", {stats.refused} refused" if stats.refused else ""
-    line.print(
+    line.info(
         f"wstape: recorded {total} connection{'s' if total != 1 else ''}{refused}{still}; "
         f"{stats.messages} messages, {human_bytes(stats.bytes)} to {config.output}"
         f"{render_redaction(stats)}"

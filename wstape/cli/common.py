@@ -137,9 +137,9 @@ OutputOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON object instead of text.")]
-
-PREVIEW_CHARS = 100
-HEX_BYTES = 16
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the --output file if it exists.")
+]
 
 
 def cassette_error(e: CassetteError) -> NoReturn:
@@ -183,19 +183,22 @@ def refuse_input(source: Path, output: Path) -> None:
         fail(f"{output}: refusing to overwrite the input file", ExitCode.USAGE)
 
 
-Segments = list[tuple[str, str]]
-"""A line as (text, rich style) pieces: styled on a terminal, joined when piped."""
+STDOUT = "-"
+"""``-o -``: standard output, for the commands whose output is text."""
 
 
-def text_preview(text: str, width: int = PREVIEW_CHARS) -> str:
-    """One line of at most ``width`` characters (control and bidi characters escaped)."""
-    line = output.safe(text)
-    return line if len(line) <= width else line[:width] + "…"
-
-
-def hex_preview(data: bytes, count: int = HEX_BYTES) -> str:
-    """``00 01 02 … |...|``: the first ``count`` bytes in hex and as ASCII."""
-    head = data[:count]
-    ascii_ = "".join(chr(b) if 32 <= b < 127 else "." for b in head)
-    more = " …" if len(data) > count else ""
-    return f"{head.hex(' ')}{more} |{ascii_}|" if head else "(empty)"
+def output_target(output: Path, *, source: Path | None, overwrite: bool, text: bool) -> Path | None:
+    """The one policy for every command that writes a file: ``None`` for ``-o -``
+    (standard output; only where the output is text), else ``output`` once it is known
+    writable, not the input, and not an existing file unless ``--overwrite``. Exits 2
+    with one line otherwise, before any work is done."""
+    if str(output) == STDOUT:
+        if not text:
+            fail("-o -: this command writes a cassette (binary); give a file name")
+        return None
+    if source is not None:
+        refuse_input(source, output)
+    check_writable(output, "--output")
+    if output.exists() and not overwrite:
+        fail(f"--output {output}: exists; give --overwrite to replace it")
+    return output

@@ -17,13 +17,14 @@ from wstape.cli.common import (
     ExitCode,
     JsonOpt,
     OutputOpt,
+    OverwriteOpt,
     cassette_error,
     config_error,
     error,
     fail,
     open_cassette,
+    output_target,
     print_json,
-    refuse_input,
     stdout_closed,
     warn,
     warn_if_truncated,
@@ -40,6 +41,7 @@ from wstape.cli.options import (
     protocol_option,
     rule_config,
 )
+from wstape.cli.output import plural
 from wstape.core.errors import ConfigError
 from wstape.core.rules import Platform, Profile, Violation
 from wstape.interchange.errors import InterchangeError
@@ -65,9 +67,13 @@ def export(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", metavar="FILE", help="Write here instead of standard output."
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write here instead of standard output (- is standard output).",
         ),
     ] = None,
+    overwrite: OverwriteOpt = False,
     notes: Annotated[
         bool, typer.Option("--notes", help='Include note records as {"type": "note"} lines.')
     ] = False,
@@ -98,6 +104,8 @@ def export(
     """
     if exact and fmt is not ExportFormat.JSONL:
         fail("--exact is for --format jsonl (a HAR export is always exact)")
+    if output is not None:
+        output = output_target(output, source=cassette, overwrite=overwrite, text=True)
     reader = open_cassette(cassette)
     out = sys.stdout if output is None else None
 
@@ -111,8 +119,6 @@ def export(
         else:
             write_jsonl(reader, stream, notes=notes, exact=exact, header=reader.header)
 
-    if output is not None:
-        refuse_input(cassette, output)
     tmp = None if output is None else output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         if out is None:
@@ -175,6 +181,7 @@ def import_(
             "and 50 times its size).",
         ),
     ] = None,
+    overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert a HAR file, a wstape JSONL export or a mitmproxy flow dump into a cassette.
@@ -189,7 +196,7 @@ def import_(
     --json prints {"input", "output", "format", "connections", "refused", "messages",
     "skipped"}.
     """
-    refuse_input(source, output)
+    output_target(output, source=source, overwrite=overwrite, text=False)
     try:
         result = import_file(
             source,
@@ -207,11 +214,13 @@ def import_(
         print_json(result.to_dict())
         return
     print(
-        f"imported {result.connections} connections ({result.refused} refused), "
-        f"{result.messages} messages from {source} ({result.format.value}) → {output}"
+        f"imported {plural(result.connections, 'connection')} ({result.refused} refused), "
+        f"{plural(result.messages, 'message')} from {source} ({result.format.value}) → {output}"
     )
     if result.skipped:
-        print(f"skipped {result.skipped} entries that are not WebSocket upgrades")
+        print(
+            f"skipped {plural(result.skipped, 'entry', 'entries')} that are not WebSocket upgrades"
+        )
     if result.failed:
         error(f"skipped {result.failed} WebSocket upgrades that got no response")
 
@@ -224,9 +233,14 @@ def view(
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", metavar="FILE", help="The HTML file to write.", show_default=False
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="The HTML file to write (- is standard output).",
+            show_default=False,
         ),
     ],
+    overwrite: OverwriteOpt = False,
     profile: ProfileOpt = Profile.RFC6455,
     appid: AppidOpt = None,
     allow_host: AllowHostOpt = None,
@@ -256,7 +270,7 @@ def view(
     Exit code 0 once the page is written, even when there are violations (use `wstape
     check` to gate on them); 3 when the cassette cannot be read.
     """
-    refuse_input(cassette, output)
+    target = output_target(output, source=cassette, overwrite=overwrite, text=True)
     chosen = protocol_option(protocol)
     violations: list[Violation] = []
     if not no_check:
@@ -266,32 +280,41 @@ def view(
         except CassetteError as e:
             cassette_error(e)
     reader = open_cassette(cassette)
-    tmp = output.with_name(f".{output.name}.tmp")
+    tmp = None if target is None else target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         protocols = protocol_view(open_cassette(cassette), chosen)
-        with open(tmp, "w", encoding="utf-8") as f:
+        if tmp is None:
             result = render_html(
-                reader, f, violations, max_messages=max_messages, protocols=protocols
+                reader, sys.stdout, violations, max_messages=max_messages, protocols=protocols
             )
-        os.replace(tmp, output)
+            sys.stdout.flush()
+        else:
+            with open(tmp, "w", encoding="utf-8") as f:
+                result = render_html(
+                    reader, f, violations, max_messages=max_messages, protocols=protocols
+                )
+            os.replace(tmp, output)
     except CassetteError as e:
-        tmp.unlink(missing_ok=True)
+        _unlink(tmp)
         cassette_error(e)
+    except BrokenPipeError:
+        stdout_closed()
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        _unlink(tmp)
         write_error(e, output)
     warn_if_truncated(reader)
     left = f" ({result.left_out} not drawn)" if result.left_out else ""
-    print(
-        f"wrote {output}: {result.connections} connections, {result.messages} messages{left}, "
-        f"{result.violations} violations"
+    summary = (
+        f"wrote {'standard output' if target is None else output}: "
+        f"{plural(result.connections, 'connection')}, "
+        f"{plural(result.messages, 'message')}{left}, {plural(result.violations, 'violation')}"
     )
+    # with the page on standard output, the summary goes to standard error
+    print(summary, file=sys.stdout if target is not None else sys.stderr)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export", short_help="Export a cassette as JSONL, HAR or a mitmproxy flow dump.")(
-        export
-    )
+    app.command("export", short_help="Export a cassette as JSONL or HAR (text).")(export)
     app.command("import", short_help="Make a cassette from a HAR, JSONL export or flow dump.")(
         import_
     )

@@ -13,7 +13,7 @@ import typer
 
 from wstape.cassettes.reader import CassetteReader
 from wstape.cli.check import print_report
-from wstape.cli.common import ExitCode, check_writable, console, fail
+from wstape.cli.common import ExitCode, OverwriteOpt, console, fail, output_target
 from wstape.core.rules import Profile
 from wstape.interchange.jsonl import summarize
 
@@ -34,6 +34,7 @@ def demo(
             help="Keep the recorded cassette here (default: a temporary file).",
         ),
     ] = None,
+    overwrite: OverwriteOpt = False,
     sample_path: Annotated[
         bool,
         typer.Option(
@@ -65,7 +66,7 @@ def demo(
         _run_client(client)
         return
     if output is not None:
-        check_writable(output, "--output")
+        output_target(output, source=None, overwrite=overwrite, text=False)
     # Imported here: recording loads mitmproxy, which other commands do not need.
     from wstape.addons.runner import RecordError
     from wstape.demo import run_demo

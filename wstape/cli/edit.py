@@ -13,14 +13,16 @@ from wstape.cli.common import (
     ExitCode,
     JsonOpt,
     OutputOpt,
+    OverwriteOpt,
     cassette_error,
     fail,
     open_cassette,
+    output_target,
     print_json,
-    refuse_input,
     warn,
     write_error,
 )
+from wstape.cli.output import plural
 from wstape.tools.edit import (
     RepairResult,
     Selection,
@@ -53,6 +55,7 @@ def redact(
             show_default=False,
         ),
     ] = None,
+    overwrite: OverwriteOpt = False,
     header: Annotated[
         list[str] | None,
         typer.Option(
@@ -157,7 +160,7 @@ def redact(
     elif output is None:
         fail("give --output/-o for the redacted copy, or --in-place")
     else:
-        refuse_input(cassette, output)
+        output_target(output, source=cassette, overwrite=overwrite, text=False)
     reader = open_cassette(cassette, allow_truncated=False)
     try:
         counts = redact_cassette(reader, output, rules)
@@ -197,6 +200,7 @@ def cut(
             "?query, path and query are compared).",
         ),
     ] = None,
+    overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a cassette with only some connections: the header, their records and their
@@ -209,7 +213,7 @@ def cut(
     """
     if not conn and not path:
         fail("nothing to keep: give --conn and/or --path")
-    refuse_input(cassette, output)
+    output_target(output, source=cassette, overwrite=overwrite, text=False)
     reader = open_cassette(cassette, allow_truncated=False)
     try:
         result = cut_cassette(reader, output, Selection(conn or (), path or ()))
@@ -232,8 +236,8 @@ def cut(
         return
     ids = ", ".join(str(c) for c in result.connections) or "none"
     print(
-        f"kept {len(result.connections)} connections ({ids}), {result.records} records, "
-        f"{result.messages} messages → {output}"
+        f"kept {plural(len(result.connections), 'connection')} ({ids}), "
+        f"{plural(result.records, 'record')}, {plural(result.messages, 'message')} → {output}"
     )
 
 
@@ -248,7 +252,12 @@ def _repair_json(source: Path, output: Path, r: RepairResult) -> dict[str, Any]:
     }
 
 
-def repair(cassette: CassetteArg, output: OutputOpt, as_json: JsonOpt = False) -> None:
+def repair(
+    cassette: CassetteArg,
+    output: OutputOpt,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Write the complete part of a truncated cassette (a recorder killed mid-write).
 
     Every complete record is kept; the incomplete tail is dropped. Connections left open
@@ -257,7 +266,7 @@ def repair(cassette: CassetteArg, output: OutputOpt, as_json: JsonOpt = False) -
 
     --json prints {"input", "output", "records", "truncated_at", "dropped_bytes", "closed"}.
     """
-    refuse_input(cassette, output)
+    output_target(output, source=cassette, overwrite=overwrite, text=False)
     reader = open_cassette(cassette, allow_truncated=True)
     try:
         result = repair_cassette(reader, output)
@@ -272,8 +281,10 @@ def repair(cassette: CassetteArg, output: OutputOpt, as_json: JsonOpt = False) -
         what = "the cassette was not truncated"
     else:
         what = f"dropped {result.dropped_bytes} bytes from byte {result.truncated_at}"
-    closed = f"; closed {len(result.closed)} connections left open" if result.closed else ""
-    print(f"kept {result.records} records, {what}{closed} → {output}")
+    closed = (
+        f"; closed {plural(len(result.closed), 'connection')} left open" if result.closed else ""
+    )
+    print(f"kept {plural(result.records, 'record')}, {what}{closed} → {output}")
 
 
 # -- import ----------------------------------------------------------------------------

@@ -19,15 +19,12 @@ from wstape.cli.common import (
     CassetteArg,
     ExitCode,
     JsonOpt,
-    Segments,
     cassette_error,
     console,
     fail,
-    hex_preview,
     open_cassette,
     print_json,
     stdout_closed,
-    text_preview,
     warn,
     warn_if_truncated,
 )
@@ -35,18 +32,21 @@ from wstape.cli.options import ProtocolOpt, protocol_option
 from wstape.cli.output import Column
 from wstape.core.closecodes import describe
 from wstape.core.model import (
-    Close,
     ConnectionSummary,
-    Message,
     Note,
-    Opcode,
     Open,
     Record,
-    Side,
 )
 from wstape.interchange.jsonl import iso_utc, iter_jsonl, summarize, summary_to_json
 from wstape.tools.decoded import ProtocolView, protocol_view
 from wstape.tools.stats import CassetteStats, ConnectionStats, compute_stats
+from wstape.tools.timeline import (
+    close_words,
+    escaped,
+    header_segments,
+    plain,
+    record_segments,
+)
 
 
 def _human_bytes(n: int) -> str:
@@ -121,86 +121,6 @@ def ls(
     ]
     title = f"{cassette} ({output.plural(len(summaries), 'connection')})"
     output.print_table(console(), title, columns, rows)
-
-
-def _when(t: float | None) -> str:
-    return " " * 11 if t is None else f"{t:10.3f}s"
-
-
-def _close_words(c: Close) -> str:
-    if c.by is None and c.code is None:
-        return "recording stopped (no close seen)"
-    who = "close" if c.by is None else f"closed by {c.by.value}"
-    if c.code is None:
-        what = "no code"
-    else:
-        what = describe(c.code, c.reason)
-    wire = "" if c.on_wire else " (no Close frame on the wire)"
-    return f"{who}: {what}{wire}"
-
-
-def record_segments(record: Record, view: ProtocolView | None = None) -> Segments:
-    """The ``wstape show`` line of one record (a message decoded when ``view`` can)."""
-    if isinstance(record, Message):
-        client = record.side is Side.CLIENT
-        arrow = "→" if client else "←"
-        decoded = view.line(record) if view is not None else None
-        if decoded is not None:
-            body = text_preview(decoded)
-        elif record.opcode is Opcode.TEXT:
-            text = record.text()
-            body = (
-                text_preview(text)
-                if text is not None
-                else "(not UTF-8) " + hex_preview(record.payload)
-            )
-        else:
-            body = hex_preview(record.payload)
-        return [
-            (f"#{record.conn:<4}", "dim"),
-            (_when(record.t), "dim"),
-            (f"  {arrow} ", "bold cyan" if client else "bold magenta"),
-            (f"{record.opcode.value:<6}", "dim"),
-            (f" {record.size:>9} B  ", ""),
-            (body, "" if record.opcode is Opcode.TEXT or decoded else "yellow"),
-        ]
-    if isinstance(record, Open):
-        tail: Segments
-        if record.accepted:
-            sub = f" subprotocol {record.subprotocol}" if record.subprotocol else ""
-            tail = [(f"{record.status} {record.reason}".rstrip() + sub, "green")]
-        else:
-            body = record.body.decode("utf-8", "replace")
-            extra = f", body {len(record.body)} B: {text_preview(body, 60)}" if record.body else ""
-            tail = [(f"{record.status} {record.reason}".rstrip() + f" (refused{extra})", "red")]
-        return [
-            (f"#{record.conn:<4}", "bold"),
-            (_when(0.0), "dim"),
-            ("  ⇄ ", "bold"),
-            (f"open {record.method} {record.url} at {iso_utc(record.started_at)} → ", "bold"),
-            *tail,
-        ]
-    if isinstance(record, Close):
-        good = record.code in (1000, None) and record.by is not None
-        return [
-            (f"#{record.conn:<4}", "dim"),
-            (_when(record.t), "dim"),
-            ("  ✕ ", "bold"),
-            (_close_words(record), "green" if good else "red"),
-        ]
-    conn = "#-   " if record.conn is None else f"#{record.conn:<4}"
-    return [(conn, "dim"), (_when(record.t), "dim"), ("  # ", "dim"), (record.text, "italic")]
-
-
-def header_segments(record: Open) -> list[Segments]:
-    """``show --headers``: one line per handshake header, request (>) then response (<)."""
-    indent = f"#{record.conn:<4}" + " " * 11
-    lines: list[Segments] = []
-    for mark, pairs in ((">", record.request_headers), ("<", record.response_headers)):
-        for name, value in pairs:
-            text = f"{name.decode('latin-1')}: {value.decode('utf-8', 'replace')}"
-            lines.append([(indent, "dim"), (f"  {mark} ", "dim"), (text, "")])
-    return lines
 
 
 def _show_lines(
@@ -319,11 +239,10 @@ def _print_timeline(
         if headers and isinstance(record, Open):
             lines += header_segments(record)
         for segments in lines:
-            safe_segments = [(output.safe(text), style) for text, style in segments]
             if console is not None:
-                console.print(Text.assemble(*safe_segments))
+                console.print(Text.assemble(*escaped(segments)))
             else:
-                sys.stdout.write("".join(s for s, _ in safe_segments) + "\n")
+                sys.stdout.write(plain(segments) + "\n")
         shown += 1
 
 
@@ -355,7 +274,7 @@ def _stats_close(c: ConnectionStats) -> str:
         return f"refused {c.open.status}"
     if c.close is None:
         return "(no close record)"
-    return _close_words(c.close)
+    return close_words(c.close)
 
 
 def _print_stats(path: Path, s: CassetteStats) -> None:

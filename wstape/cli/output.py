@@ -15,7 +15,6 @@ drive the terminal.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -26,13 +25,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from wstape.core.terminal import safe
+
 _NO_COLOR = False
 """Set by ``--no-color`` on any command."""
-
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_WITH_NEWLINES = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
 
 
 def no_color(value: bool = True) -> None:
@@ -74,26 +70,6 @@ def console(*, stderr: bool = False) -> Console:
         emoji=False,
         soft_wrap=True,
     )
-
-
-def _escape(m: re.Match[str]) -> str:
-    ch = m.group(0)
-    code = ord(ch)
-    if ch == "\n":
-        return "\\n"
-    if ch == "\r":
-        return "\\r"
-    if ch == "\t":
-        return "\\t"
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def safe(text: object, *, newlines: bool = False) -> str:
-    """``text`` with control and bidi characters escaped (``newlines=True`` keeps line
-    breaks and tabs, for multi-line text such as a diff)."""
-    s = str(text)
-    pattern = _UNSAFE if newlines else _UNSAFE_WITH_NEWLINES
-    return pattern.sub(_escape, s)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

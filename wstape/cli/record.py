@@ -25,7 +25,7 @@ Modes (--mode):
                      mitmproxy's CA, CONFDIR/mitmproxy-ca-cert.pem
   reverse:ws://HOST:PORT, reverse:wss://HOST:PORT
                      in front of one backend: clients connect to
-                     ws://LISTEN_HOST:LISTEN_PORT/path as if it were the
+                     ws://127.0.0.1:PORT/path (--host, --port) as if it were the
                      backend (ws/wss mean mitmproxy's http/https); add
                      --ssl-insecure for a self-signed wss backend
   upstream:http://PROXY:PORT
@@ -69,20 +69,28 @@ def record(
             "upstream:URL | socks5 | transparent (see above).",
         ),
     ] = "regular",
-    listen_host: Annotated[
+    host: Annotated[
         str,
-        typer.Option("--listen-host", metavar="HOST", help="Address to listen on ('' for all)."),
+        typer.Option("--host", metavar="HOST", help="Address to listen on ('' for all)."),
     ] = "127.0.0.1",
-    listen_port: Annotated[
+    port: Annotated[
         int,
         typer.Option(
-            "--listen-port",
+            "--port",
+            "-p",
             metavar="PORT",
             min=0,
             max=65535,
             help="Port to listen on; 0 picks a free one.",
         ),
     ] = 8080,
+    listen_host: Annotated[
+        str | None, typer.Option("--listen-host", hidden=True, help="Old name of --host.")
+    ] = None,
+    listen_port: Annotated[
+        int | None,
+        typer.Option("--listen-port", hidden=True, min=0, max=65535, help="Old name of --port."),
+    ] = None,
     append: Annotated[bool, typer.Option("--append", help="Add to an existing cassette.")] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing cassette.")
@@ -187,7 +195,21 @@ def record(
             show_default=False,
         ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Print one line per record written, as `wstape show` does."
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print only warnings and errors (no status, no summary)."
+        ),
+    ] = False,
 ) -> None:
+    if verbose and quiet:
+        fail("--verbose and --quiet cannot be used together")
     if append and overwrite:
         fail("--append and --overwrite cannot be used together")
     write = WriteMode.from_flags(append, overwrite)
@@ -208,8 +230,8 @@ def record(
     config = runner.RecordConfig(
         output=output,
         mode=mode,
-        listen_host=listen_host,
-        listen_port=listen_port,
+        listen_host=host if listen_host is None else listen_host,
+        listen_port=port if listen_port is None else listen_port,
         write=write,
         confdir=confdir,
         ssl_insecure=ssl_insecure,
@@ -222,6 +244,7 @@ def record(
         secret_env=list(secret_env or []),
         secret_files=list(secret_file or []),
         ready_file=ready_file,
+        verbosity=1 if verbose else -1 if quiet else 0,
     )
     try:
         result = runner.run(config)

@@ -198,7 +198,12 @@ def replay(
     port: Annotated[
         int,
         typer.Option(
-            "--port", metavar="PORT", min=0, max=65535, help="Port to listen on; 0 = any free."
+            "--port",
+            "-p",
+            metavar="PORT",
+            min=0,
+            max=65535,
+            help="Port to listen on; 0 = any free.",
         ),
     ] = 8765,
     ready_file: Annotated[

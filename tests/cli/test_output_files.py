@@ -1,0 +1,90 @@
+"""One policy for every command that writes a file: an existing --output needs
+--overwrite, the input is never the output, ``-o -`` is standard output for text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import V1, invoke, ok
+from wstape.cassettes import read_cassette
+
+# command, arguments before -o (the input first), whether the output is text
+WRITERS = [
+    ("export", [V1], True),
+    ("export", [V1, "--format", "har"], True),
+    ("view", [V1], True),
+    ("import", [V1.parent / "chrome-websocket.har"], False),
+    ("redact", [V1], False),
+    ("cut", [V1, "--conn", "1"], False),
+    ("repair", [V1], False),
+]
+IDS = [" ".join(str(a) for a in [c, *args[1:]]) for c, args, _ in WRITERS]
+
+
+@pytest.mark.parametrize(("command", "args", "text"), WRITERS, ids=IDS)
+def test_an_existing_output_needs_overwrite(
+    tmp_path: Path, command: str, args: list[object], text: bool
+) -> None:
+    out = tmp_path / "out"
+    out.write_bytes(b"keep me")
+    refused = invoke(command, *args, "-o", out)
+    assert refused.exit_code == 2  # type: ignore[attr-defined]
+    assert refused.stderr.strip().splitlines() == [  # type: ignore[attr-defined]
+        f"wstape: error: --output {out}: exists; give --overwrite to replace it"
+    ]
+    assert out.read_bytes() == b"keep me"
+    ok(command, *args, "-o", out, "--overwrite")
+    assert out.read_bytes() != b"keep me"
+    if not text:
+        read_cassette(out)
+
+
+@pytest.mark.parametrize(("command", "args", "text"), WRITERS, ids=IDS)
+def test_dash_is_standard_output_for_text_only(
+    tmp_path: Path, command: str, args: list[object], text: bool
+) -> None:
+    result = invoke(command, *args, "-o", "-")
+    if text:
+        assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
+        out = result.stdout  # type: ignore[attr-defined]
+        assert out.startswith(("{", "<!doctype html", "<!DOCTYPE html")), out[:80]
+        assert not (tmp_path / "-").exists() and not Path("-").exists()
+    else:
+        assert result.exit_code == 2  # type: ignore[attr-defined]
+        assert "-o -: this command writes a cassette" in result.stderr  # type: ignore[attr-defined]
+
+
+def test_view_to_standard_output_keeps_the_summary_off_the_page() -> None:
+    result = invoke("view", V1, "-o", "-")
+    assert result.stdout.rstrip().endswith("</html>")  # type: ignore[attr-defined]
+    assert "wrote standard output: 3 connections" in result.stderr  # type: ignore[attr-defined]
+
+
+def test_export_to_standard_output_is_the_default() -> None:
+    assert ok("export", V1) == ok("export", V1, "-o", "-")
+    first = json.loads(ok("export", V1).splitlines()[0])
+    assert first["type"] == "connection"
+
+
+@pytest.mark.parametrize(("command", "args", "text"), WRITERS, ids=IDS)
+def test_the_input_is_never_the_output(
+    tmp_path: Path, command: str, args: list[object], text: bool
+) -> None:
+    source = tmp_path / Path(str(args[0])).name
+    source.write_bytes(Path(str(args[0])).read_bytes())
+    result = invoke(command, source, *args[1:], "-o", source, "--overwrite")
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    assert "refusing to overwrite the input file" in result.stderr  # type: ignore[attr-defined]
+    assert source.read_bytes() == Path(str(args[0])).read_bytes()
+
+
+def test_demo_refuses_an_existing_output_before_recording(tmp_path: Path) -> None:
+    out = tmp_path / "demo.msgpack"
+    out.write_bytes(b"keep me")
+    result = invoke("demo", "-o", out)
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    assert "exists; give --overwrite" in result.stderr  # type: ignore[attr-defined]
+    assert out.read_bytes() == b"keep me"
