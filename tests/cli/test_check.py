@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.cli.helpers import V1, invoke
 from wstape.cassettes import CassetteWriter, WriteMode
 from wstape.cli.app import app
 from wstape.core.model import Close, Message, Opcode, Open, Side
@@ -140,3 +142,18 @@ def test_malformed_appid_is_a_usage_error(tmp_path: Path) -> None:
         app, ["check", str(path), "--profile", "wechat", "--appid", "wx0123456789abcdef"]
     )
     assert ok.exit_code in (0, 1), ok.output
+
+
+def test_check_writes_report_and_junit_like_replay(tmp_path: Path) -> None:
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    result = invoke("check", V1, "--report", report, "--junit", junit)
+    assert result.exit_code == 1  # type: ignore[attr-defined]
+    doc = json.loads(report.read_text(encoding="utf-8"))
+    assert doc["passed"] is False and {c["conn"] for c in doc["connections"]} == {1, 2, 3}
+    # messages_expected counts the client's messages, as in a replay report
+    assert [c["messages_expected"] for c in doc["connections"]] == [1, 0, 0]
+    cases = ET.parse(junit).getroot().findall(".//testcase")
+    assert [c.get("name") for c in cases][-1] == "session"
+    bad = invoke("check", V1, "--junit", tmp_path / "no" / "such" / "dir.xml")
+    assert bad.exit_code == 2  # type: ignore[attr-defined]
+    assert "--junit" in bad.stderr  # type: ignore[attr-defined]

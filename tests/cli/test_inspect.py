@@ -225,3 +225,18 @@ def test_show_warns_about_a_connection_that_is_not_there() -> None:
     assert result.exit_code == 0
     assert "no connection 99" in result.stderr and "no connection 1" not in result.stderr
     assert "4001" in result.stdout
+
+
+def test_conn_selects_connections_in_ls_stats_and_export() -> None:
+    rows = json.loads(ok("ls", V1, "--json", "--conn", "1", "-c", "3"))
+    assert [r["conn"] for r in rows] == [1, 3]
+    doc = json.loads(ok("stats", V1, "--json", "--conn", "2"))
+    assert [c["conn"] for c in doc["connections"]] == [2]
+    assert doc["total"]["connections"] == 1
+    lines = [json.loads(line) for line in ok("export", V1, "--conn", "3").splitlines()]
+    assert {line["conn"] for line in lines} == {3}
+    har = json.loads(ok("export", V1, "--format", "har", "--conn", "1"))
+    assert [e["_wstape"]["conn"] for e in har["log"]["entries"]] == [1]
+    missing = invoke("ls", V1, "--conn", "9")
+    assert missing.exit_code == 0  # type: ignore[attr-defined]
+    assert "no connection 9 in this cassette" in missing.stderr  # type: ignore[attr-defined]

@@ -115,9 +115,11 @@ def test_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"wrote {out}: 3 connections, 3 messages" in result.stdout
     assert "WX-HS-USER-AGENT" in out.read_text(encoding="utf-8")
-    result = CliRunner().invoke(app, ["view", str(V1), "-o", str(out), "--no-check"])
+    result = CliRunner().invoke(app, ["view", str(V1), "-o", str(out), "--no-check", "--overwrite"])
     assert "0 violations" in result.stdout
-    missing = CliRunner().invoke(app, ["view", str(tmp_path / "nope.msgpack"), "-o", str(out)])
+    missing = CliRunner().invoke(
+        app, ["view", str(tmp_path / "nope.msgpack"), "-o", str(out), "--overwrite"]
+    )
     assert missing.exit_code == 3 and len(missing.stderr.strip().splitlines()) == 1
 
 

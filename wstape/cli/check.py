@@ -11,18 +11,27 @@ import typer
 from rich.text import Text
 
 from wstape.cassettes import CassetteError, TruncatedCassette
-from wstape.cli.common import ExitCode, console, fail, open_cassette
+from wstape.cli.common import (
+    ExitCode,
+    check_writable,
+    console,
+    fail,
+    open_cassette,
+    write_atomically,
+)
 from wstape.cli.options import (
     AllowHostOpt,
     AppidOpt,
     IgnoreOpt,
+    JunitOpt,
     MaxSocketsOpt,
     PlatformOpt,
     ProfileOpt,
+    ReportOpt,
     rule_config,
 )
 from wstape.cli.output import Column, plural, print_table, safe
-from wstape.core.report import Report, to_json
+from wstape.core.report import Report, junit_xml, to_json
 from wstape.core.rules import CATALOGUE, Platform, Profile, Severity, rules_for
 from wstape.tools.check import check_file
 
@@ -40,6 +49,8 @@ def check(
     platform: PlatformOpt = Platform.DEVICE,
     max_sockets: MaxSocketsOpt = 5,
     ignore: IgnoreOpt = None,
+    report_file: ReportOpt = None,
+    junit: JunitOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON (the replay report shape).")
     ] = False,
@@ -51,6 +62,9 @@ def check(
     cassette cannot be read or is truncated (as replay, check refuses half a recording).
     """
     cfg = rule_config(profile, appid, allow_host, platform, max_sockets, ignore)
+    for path, option in ((report_file, "--report"), (junit, "--junit")):
+        if path is not None:
+            check_writable(path, option)
     # A truncated cassette is refused, as replay refuses it: a check that passes on half a
     # recording would let CI pass on a recorder that was killed.
     reader = open_cassette(cassette, allow_truncated=False)
@@ -60,6 +74,10 @@ def check(
         truncated = isinstance(e, TruncatedCassette)
         hint = "; `wstape repair` writes its complete part" if truncated else ""
         fail(f"{e}{hint}", ExitCode.CASSETTE)
+    if report_file is not None:
+        write_atomically(report_file, to_json(report) + "\n", "--report")
+    if junit is not None:
+        write_atomically(junit, junit_xml(report), "--junit")
     if as_json:
         sys.stdout.write(to_json(report) + "\n")
     else:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Collection, Iterable, Iterator
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -23,6 +24,7 @@ from wstape.cassettes import (
 )
 from wstape.cli import output
 from wstape.core.errors import ConfigError
+from wstape.core.model import Open, Record
 from wstape.interchange.sources import FORMAT_NAMES, sniff_file
 from wstape.tools.edit import same_file
 
@@ -137,6 +139,10 @@ OutputOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON object instead of text.")]
+ConnOpt = Annotated[
+    list[int] | None,
+    typer.Option("--conn", "-c", metavar="ID", help="Only this connection id (repeatable)."),
+]
 OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help="Replace the --output file if it exists.")
 ]
@@ -176,6 +182,31 @@ def write_error(e: CassetteWriteError | OSError, path: Path) -> NoReturn:
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+def only_conns(
+    records: Iterable[Record], conns: Collection[int] | None, path: Path
+) -> Iterator[Record]:
+    """``--conn``: the records of these connections and the notes about the whole cassette
+    (all records when ``conns`` is None); a warning afterwards for ids the cassette lacks."""
+    if conns is None:
+        yield from records
+        return
+    wanted = set(conns)
+    opened: set[int] = set()
+    for record in records:
+        if record.conn is None:
+            yield record
+        elif record.conn in wanted:
+            if isinstance(record, Open):
+                opened.add(record.conn)
+            yield record
+    missing_ids(path, wanted - opened)
+
+
+def missing_ids(path: Path, missing: Collection[int]) -> None:
+    if missing:
+        warn(f"{path}: no connection {', '.join(map(str, sorted(missing)))} in this cassette")
 
 
 def refuse_input(source: Path, output: Path) -> None:

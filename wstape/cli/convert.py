@@ -14,6 +14,7 @@ import typer
 from wstape.cassettes import CassetteError, CassetteWriteError
 from wstape.cli.common import (
     CassetteArg,
+    ConnOpt,
     ExitCode,
     JsonOpt,
     OutputOpt,
@@ -22,6 +23,7 @@ from wstape.cli.common import (
     config_error,
     error,
     fail,
+    only_conns,
     open_cassette,
     output_target,
     print_json,
@@ -74,6 +76,7 @@ def export(
         ),
     ] = None,
     overwrite: OverwriteOpt = False,
+    conn: ConnOpt = None,
     notes: Annotated[
         bool, typer.Option("--notes", help='Include note records as {"type": "note"} lines.')
     ] = False,
@@ -111,13 +114,14 @@ def export(
 
     def write(stream: TextIO) -> None:
         if fmt is ExportFormat.HAR:
-            result = export_har(reader, stream)
+            result = export_har(reader, stream, only=conn)
             if result.orphans:
                 warn(f"left out {result.orphans} records of connections with no open record")
             if result.extra_closes:
                 warn(f"kept only the last of several close records ({result.extra_closes})")
         else:
-            write_jsonl(reader, stream, notes=notes, exact=exact, header=reader.header)
+            records = only_conns(reader, conn, cassette)
+            write_jsonl(records, stream, notes=notes, exact=exact, header=reader.header)
 
     tmp = None if output is None else output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:

@@ -17,15 +17,17 @@ from wstape.cassettes.schema import FORMAT_NAME
 from wstape.cli import output
 from wstape.cli.common import (
     CassetteArg,
+    ConnOpt,
     ExitCode,
     JsonOpt,
     cassette_error,
     console,
     fail,
+    missing_ids,
+    only_conns,
     open_cassette,
     print_json,
     stdout_closed,
-    warn,
     warn_if_truncated,
 )
 from wstape.cli.options import ProtocolOpt, protocol_option
@@ -78,6 +80,7 @@ LS_REASON_CHARS = 24
 
 def ls(
     cassette: CassetteArg,
+    conn: ConnOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON array, one object per connection.")
     ] = False,
@@ -90,7 +93,7 @@ def ls(
     """
     reader = open_cassette(cassette)
     try:
-        summaries = summarize(reader)
+        summaries = summarize(only_conns(reader, conn, cassette))
     except CassetteError as e:
         fail(str(e), ExitCode.CASSETTE)
     warn_if_truncated(reader)
@@ -139,19 +142,12 @@ def _show_lines(
             return
         shown += 1
         yield record
-    missing = sorted((conns or set()) - opened)
-    if missing:
-        warn(f"{reader.path}: no connection {', '.join(map(str, missing))} in this cassette")
+    missing_ids(reader.path, (conns or set()) - opened)
 
 
 def show(
     cassette: CassetteArg,
-    conn: Annotated[
-        list[int] | None,
-        typer.Option(
-            "--conn", "-c", metavar="ID", help="Show only this connection id (repeatable)."
-        ),
-    ] = None,
+    conn: ConnOpt = None,
     limit: Annotated[
         int | None,
         typer.Option("--limit", "-n", metavar="N", min=0, help="Show at most N records."),
@@ -331,7 +327,7 @@ def _print_stats(path: Path, s: CassetteStats) -> None:
     out.print(f"close codes: {codes}", soft_wrap=False)
 
 
-def stats(cassette: CassetteArg, as_json: JsonOpt = False) -> None:
+def stats(cassette: CassetteArg, conn: ConnOpt = None, as_json: JsonOpt = False) -> None:
     """Statistics per connection and in total: messages and bytes each way, message
     size percentiles (p50/p90/p99/max), duration, gaps between messages (p50/max) and
     close codes.
@@ -345,7 +341,7 @@ def stats(cassette: CassetteArg, as_json: JsonOpt = False) -> None:
     """
     reader = open_cassette(cassette)
     try:
-        result = compute_stats(reader)
+        result = compute_stats(only_conns(reader, conn, cassette))
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(reader)

@@ -8,6 +8,7 @@ the CLI only turns a ConfigError into one line and exit 2.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -66,6 +67,14 @@ IgnoreOpt = Annotated[
 ]
 
 
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option("--report", metavar="FILE", help="Write the JSON report here (replaced)."),
+]
+JunitOpt = Annotated[
+    Path | None,
+    typer.Option("--junit", metavar="FILE", help="Write a JUnit XML report here (replaced)."),
+]
 ProtocolOpt = Annotated[
     str,
     typer.Option(

@@ -27,9 +27,11 @@ from wstape.cli.options import (
     AllowHostOpt,
     AppidOpt,
     IgnoreOpt,
+    JunitOpt,
     MaxSocketsOpt,
     PlatformOpt,
     ProfileOpt,
+    ReportOpt,
     choices,
     rule_config,
 )
@@ -513,12 +515,8 @@ def replay(
             "make room; otherwise new ones wait.",
         ),
     ] = DEFAULT_MAX_CONNECTIONS,
-    report: Annotated[
-        Path | None, typer.Option("--report", metavar="FILE", help="Write the JSON report here.")
-    ] = None,
-    junit: Annotated[
-        Path | None, typer.Option("--junit", metavar="FILE", help="Write a JUnit XML report here.")
-    ] = None,
+    report: ReportOpt = None,
+    junit: JunitOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the JSON report on stdout at the end.")
     ] = False,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import parse_qsl
@@ -260,8 +261,11 @@ class _Groups:
     """Notes about the whole cassette, as ``log._wstape.notes`` items."""
 
 
-def _group(reader: CassetteReader, result: HarExportResult) -> _Groups:
-    """Each connection's open, close, notes and message count, in the order they opened.
+def _group(
+    reader: CassetteReader, result: HarExportResult, only: Collection[int] | None = None
+) -> _Groups:
+    """Each connection's open, close, notes and message count, in the order they opened
+    (only the connections ``only`` names, when given).
 
     Records of a connection whose open is not in the cassette are counted in
     ``result.orphans``; the second and later closes of one connection in
@@ -269,7 +273,11 @@ def _group(reader: CassetteReader, result: HarExportResult) -> _Groups:
     """
     groups = _Groups()
     current: dict[int, _Conn] = {}
+    left_out: set[int] = set()
     for index, offset, record in reader.iter_with_offsets():
+        if only is not None and record.conn is not None and record.conn not in only:
+            left_out.add(record.conn)
+            continue
         if isinstance(record, Open):
             conn = _Conn(open=record, offset=offset, index=index, last_offset=offset)
             current[record.conn] = conn
@@ -297,14 +305,17 @@ def _group(reader: CassetteReader, result: HarExportResult) -> _Groups:
     return groups
 
 
-def export_har(reader: CassetteReader, out: IO[str]) -> HarExportResult:
-    """Write the cassette as a HAR 1.2 document to ``out``, streaming.
+def export_har(
+    reader: CassetteReader, out: IO[str], *, only: Collection[int] | None = None
+) -> HarExportResult:
+    """Write the cassette as a HAR 1.2 document to ``out``, streaming (only the
+    connections ``only`` names, when given).
 
     Raises CassetteError when the cassette is corrupt; a truncated tail is left out and
     reported in ``truncated_at`` when the reader allows truncation.
     """
     result = HarExportResult()
-    groups = _group(reader, result)
+    groups = _group(reader, result, only)
     truncated_at = reader.truncated_at
     header = reader.header
     log_head = {
