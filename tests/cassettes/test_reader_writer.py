@@ -56,9 +56,9 @@ def write(path: Path, recs: list[Record]) -> None:
 def test_round_trip(tmp_path: Path, recs: list[Record]) -> None:
     path = tmp_path / "c.msgpack"
     write(path, recs)
-    header, back = read_cassette(path)
-    assert back == recs
-    assert header.started_at == 1.0
+    reader = CassetteReader(path, allow_reused_ids=True)  # random ids may repeat
+    assert list(reader) == recs
+    assert reader.header.started_at == 1.0
 
 
 @given(data=st.binary(max_size=400))

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers.records import interleave, sessions, write
-from wstape.cassettes import CassetteReader, TruncatedCassette, read_cassette
+from wstape.cassettes import CassetteReader, DuplicateConnection, TruncatedCassette, read_cassette
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.tools.edit import REPAIR_NOTE, Selection, cut_cassette, repair_cassette
 
@@ -98,7 +98,7 @@ def test_cut_keeps_notes_of_kept_connections_and_of_the_cassette(tmp_path: Path)
     assert (result.connections, result.messages) == ([1], 0)
 
 
-def test_a_reused_connection_id_follows_its_latest_open(tmp_path: Path) -> None:
+def test_cut_refuses_a_reused_connection_id(tmp_path: Path) -> None:
     records: list[Record] = [
         opened(1, "/a"),
         Message(1, 0.1, Side.CLIENT, Opcode.TEXT, b"a"),
@@ -107,8 +107,11 @@ def test_a_reused_connection_id_follows_its_latest_open(tmp_path: Path) -> None:
     ]
     src, out = tmp_path / "in.msgpack", tmp_path / "out.msgpack"
     write(src, records)
-    cut_cassette(CassetteReader(src), out, Selection(paths=["/b"]))
-    assert read_cassette(out)[1] == records[2:]
+    with pytest.raises(
+        DuplicateConnection, match=r"record 3, byte \d+: connection id 1 .*record 1"
+    ):
+        cut_cassette(CassetteReader(src), out, Selection(paths=["/b"]))
+    assert not out.exists()
 
 
 def test_cut_refuses_a_truncated_cassette(tmp_path: Path) -> None:

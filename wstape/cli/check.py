@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from wstape.cassettes import CassetteError, TruncatedCassette
-from wstape.cli.common import ExitCode, console, fail, open_cassette
+from wstape.cassettes import CassetteError
+from wstape.cli.common import ExitCode, cassette_error, console, open_cassette, warn_strays
 from wstape.cli.options import (
     AllowHostOpt,
     AppidOpt,
@@ -23,7 +23,7 @@ from wstape.cli.options import (
 )
 from wstape.core.report import Report, to_json
 from wstape.core.rules import CATALOGUE, Platform, Profile, Severity, rules_for
-from wstape.tools.check import check_file
+from wstape.tools.check import check_reader
 
 SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARN: "yellow", Severity.INFO: "cyan"}
 
@@ -51,11 +51,10 @@ def check(
     # recording would let CI pass on a recorder that was killed.
     reader = open_cassette(cassette, allow_truncated=False)
     try:
-        report = check_file(reader, cfg)
+        report, strays = check_reader(reader, cfg)
     except CassetteError as e:
-        truncated = isinstance(e, TruncatedCassette)
-        hint = "; `wstape repair` writes its complete part" if truncated else ""
-        fail(f"{e}{hint}", ExitCode.CASSETTE)
+        cassette_error(e)
+    warn_strays(cassette, strays)
     if as_json:
         sys.stdout.write(to_json(report) + "\n")
     else:

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from wstape.cassettes import CassetteError, CassetteReader, CassetteWriteError, TruncatedCassette
+from wstape.core.connections import Strays
 from wstape.core.errors import ConfigError
 from wstape.tools.edit import same_file
 
@@ -85,10 +86,14 @@ def write_atomically(path: Path, text: str, option: str) -> None:
         fail(f"{option} {path}: cannot write: {e.strerror or e}")
 
 
-def open_cassette(path: Path, *, allow_truncated: bool = True) -> CassetteReader:
+def open_cassette(
+    path: Path, *, allow_truncated: bool = True, allow_reused_ids: bool = False
+) -> CassetteReader:
     """Open a cassette for a command, or exit 3 with one line naming the problem."""
     try:
-        return CassetteReader(path, allow_truncated=allow_truncated)
+        return CassetteReader(
+            path, allow_truncated=allow_truncated, allow_reused_ids=allow_reused_ids
+        )
     except CassetteError as e:
         fail(str(e), ExitCode.CASSETTE)
 
@@ -99,6 +104,13 @@ def warn_if_truncated(reader: CassetteReader) -> None:
             f"{reader.path}: truncated at byte {reader.truncated_at} (the recorder was "
             "stopped mid-write); showing the complete records before it"
         )
+
+
+def warn_strays(path: Path, strays: Strays) -> None:
+    """Say on stderr that some records belong to no connection (every tool leaves them out
+    the same way: :mod:`wstape.core.connections`)."""
+    if strays.count:
+        warn(f"{path}: {strays.describe()}")
 
 
 def console(*, stderr: bool = False) -> Console:

@@ -29,6 +29,7 @@ from wstape.cli.common import (
     stdout_closed,
     warn,
     warn_if_truncated,
+    warn_strays,
     write_error,
 )
 from wstape.cli.options import (
@@ -300,6 +301,7 @@ def view(
         tmp.unlink(missing_ok=True)
         write_error(e, output)
     warn_if_truncated(reader)
+    warn_strays(cassette, result.strays)
     left = f" ({result.left_out} not drawn)" if result.left_out else ""
     print(
         f"wrote {output}: {result.connections} connections, {result.messages} messages{left}, "

@@ -19,6 +19,7 @@ from wstape.cli.common import (
     print_json,
     refuse_input,
     warn,
+    warn_strays,
     write_error,
 )
 from wstape.tools.edit import (
@@ -150,6 +151,7 @@ def cut(
         cassette_error(e)
     except (CassetteWriteError, OSError) as e:
         write_error(e, output)
+    warn_strays(cassette, result.strays)
     if not result.connections:
         warn("no connection matched; the output has no connections")
     if as_json:
@@ -178,20 +180,27 @@ def _repair_json(source: Path, output: Path, r: RepairResult) -> dict[str, Any]:
         "truncated_at": r.truncated_at,
         "dropped_bytes": r.dropped_bytes,
         "closed": r.closed,
+        "renumbered": [{"conn": old, "new": new, "record": at} for old, new, at in r.renumbered],
+        "dropped_records": r.strays.count,
     }
 
 
 def repair(cassette: CassetteArg, output: OutputOpt, as_json: JsonOpt = False) -> None:
-    """Write the complete part of a truncated cassette (a recorder killed mid-write).
+    """Write the complete part of a truncated cassette (a recorder killed mid-write), or
+    of one that two recorders appended to at once.
 
     Every complete record is kept; the incomplete tail is dropped. Connections left open
     get the close a stopped recorder writes (by nobody, no code, not on the wire) and a
-    note. Other corruption is not repaired (exit 3).
+    note. A connection id opened a second time gets a fresh id (above every id in the
+    file), and so do the records up to that connection's close. Records that belong to no
+    open connection (ids never opened, after a close or a refusal) are dropped. Other
+    corruption is not repaired (exit 3).
 
-    --json prints {"input", "output", "records", "truncated_at", "dropped_bytes", "closed"}.
+    --json prints {"input", "output", "records", "truncated_at", "dropped_bytes", "closed",
+    "renumbered": [{"conn", "new", "record"}], "dropped_records"}.
     """
     refuse_input(cassette, output)
-    reader = open_cassette(cassette, allow_truncated=True)
+    reader = open_cassette(cassette, allow_truncated=True, allow_reused_ids=True)
     try:
         result = repair_cassette(reader, output)
     except CassetteError as e:
@@ -206,7 +215,16 @@ def repair(cassette: CassetteArg, output: OutputOpt, as_json: JsonOpt = False) -
     else:
         what = f"dropped {result.dropped_bytes} bytes from byte {result.truncated_at}"
     closed = f"; closed {len(result.closed)} connections left open" if result.closed else ""
-    print(f"kept {result.records} records, {what}{closed} → {output}")
+    renumbered = "".join(
+        f"; connection {old} opened again at record {at}: renumbered {new}"
+        for old, new, at in result.renumbered
+    )
+    dropped = (
+        f"; dropped {result.strays.count} records of no open connection"
+        if result.strays.count
+        else ""
+    )
+    print(f"kept {result.records} records, {what}{closed}{renumbered}{dropped} → {output}")
 
 
 # -- import ----------------------------------------------------------------------------

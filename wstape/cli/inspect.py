@@ -17,12 +17,10 @@ from wstape.cassettes import CassetteError, CassetteReader
 from wstape.cassettes.schema import FORMAT_NAME
 from wstape.cli.common import (
     CassetteArg,
-    ExitCode,
     JsonOpt,
     Segments,
     cassette_error,
     console,
-    fail,
     hex_preview,
     open_cassette,
     print_json,
@@ -30,8 +28,10 @@ from wstape.cli.common import (
     text_preview,
     warn,
     warn_if_truncated,
+    warn_strays,
 )
 from wstape.core.closecodes import describe
+from wstape.core.connections import summarize_connections
 from wstape.core.model import (
     Close,
     ConnectionSummary,
@@ -42,7 +42,7 @@ from wstape.core.model import (
     Record,
     Side,
 )
-from wstape.interchange.jsonl import iso_utc, iter_jsonl, summarize, summary_to_json
+from wstape.interchange.jsonl import iso_utc, iter_jsonl, summary_to_json
 from wstape.tools.stats import CassetteStats, ConnectionStats, compute_stats
 
 
@@ -82,10 +82,12 @@ def ls(
     """
     reader = open_cassette(cassette)
     try:
-        summaries = summarize(reader)
+        folded = summarize_connections(reader)
     except CassetteError as e:
-        fail(str(e), ExitCode.CASSETTE)
+        cassette_error(e)
     warn_if_truncated(reader)
+    warn_strays(cassette, folded.strays)
+    summaries = folded.connections
     if as_json:
         json.dump([summary_to_json(s) for s in summaries], sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -361,6 +363,7 @@ def stats(cassette: CassetteArg, as_json: JsonOpt = False) -> None:
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(reader)
+    warn_strays(cassette, result.strays)
     if as_json:
         print_json(result.to_json())
     else:
