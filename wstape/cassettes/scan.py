@@ -166,7 +166,8 @@ class RecordScanner:
             tokens += 1
             if tokens > MAX_TOKENS:
                 raise ShapeError(f"more than {MAX_TOKENS} values in one record")
-            first = self._data[self._at(pos, 1)]
+            p = self._at(pos, 1)  # (may move the window: index self._data after it)
+            first = self._data[p]
             if depth == 0 and not (
                 0x80 <= first <= 0x8F or first in (0xDE, 0xDF) or first in _EXT_TYPE_AT
             ):

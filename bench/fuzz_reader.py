@@ -1,0 +1,246 @@
+"""Every command that reads a cassette, over hostile cassettes: tracebacks, hangs, errors
+that are not one line, exit codes, and peak RSS.
+
+    python bench/fuzz_reader.py             # ~1,400 hand-made files, 3,000 mutations and
+                                            # every truncation of the sample (minutes)
+    python bench/fuzz_reader.py --quick     # 300 mutations, every 10th truncation
+    PYTHONPATH=/some/other/checkout python bench/fuzz_reader.py   # the same corpus, another wstape
+
+Not a test: it prints a table. The corpus (``tests/helpers/hostile.py``) is built with
+msgpack directly, so it runs against any wstape version: nested 2 to 100,000 levels, empty
+array and map bombs up to 16.8 MB, length claims up to 4 GiB, extension types (msgpack
+timestamps included), bytes msgpack never uses, every field of every record type given
+two dozen wrong values (NaN, 1e308, 2**64-1, a 2 MiB string, ...), 95 MB records of the
+wrong type, reused connection ids, orphans; then seeded random mutations of a small valid
+cassette and every truncation of it.
+
+Each file goes through ``ls``, ``ls --json``, ``show``, ``stats --json``, ``check``,
+``export --format jsonl``, ``export --format har``, ``diff`` (against the sample),
+``redact``, ``cut``, ``repair``, ``view`` (in-process, through the typer app, as a user
+runs them) and the replay index build (``CassetteIndex.build``). A worker process runs
+them; it resets its peak RSS (``/proc/self/clear_refs``) before each file and reports
+VmHWM after, so the figure is that file's. A file that takes longer than its timeout is
+a hang (the worker is killed and restarted). The baseline is the valid sample, measured in
+the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+
+from tests.helpers import hostile
+
+GOAL_MIB = 150
+SMALL_INPUT = 100_000_000
+"""The RSS goal holds for inputs under this many bytes."""
+
+
+def _commands(path: str, out: str, sample: str) -> list[tuple[str, list[str]]]:
+    return [
+        ("ls", ["ls", path]),
+        ("ls --json", ["ls", "--json", path]),
+        ("show", ["show", path]),
+        ("stats", ["stats", "--json", path]),
+        ("check", ["check", path]),
+        ("export jsonl", ["export", path, "--format", "jsonl", "-o", out + ".jsonl"]),
+        ("export har", ["export", path, "--format", "har", "-o", out + ".har"]),
+        ("diff", ["diff", sample, path]),
+        ("redact", ["redact", path, "-o", out + ".redacted", "--header", "Host"]),
+        ("cut", ["cut", path, "-o", out + ".cut", "--conn", "1"]),
+        ("repair", ["repair", path, "-o", out + ".repaired"]),
+        ("view", ["view", path, "-o", out + ".html"]),
+    ]
+
+
+def _peak_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def worker(listing: str, sample: str, scratch: str, start: int) -> None:
+    """Run every command over each file named in ``listing``; one JSON line per file."""
+    import typer.testing
+    from typer.testing import CliRunner
+
+    from wstape.cli.app import app
+    from wstape.core.errors import WstapeError
+    from wstape.replay.index import CassetteIndex
+
+    # typer builds the click command again on every invoke (40 ms); build it once.
+    built = typer.testing._get_command(app)
+    typer.testing._get_command = lambda _app: built  # type: ignore[assignment]
+    runner = CliRunner()
+    names = json.loads(Path(listing).read_text())
+    for n in range(start, len(names)):
+        _, path = names[n]
+        Path("/proc/self/clear_refs").write_text("5")
+        problems: list[dict[str, str]] = []
+        out = os.path.join(scratch, "out")
+        for command, args in _commands(path, out, sample):
+            result = runner.invoke(app, args)
+            exc = result.exception
+            if exc is not None and not isinstance(exc, SystemExit):
+                problems.append(
+                    {"command": command, "kind": "traceback", "what": f"{type(exc).__name__}"}
+                )
+                continue
+            if result.exit_code not in (0, 1, 3):
+                problems.append({"command": command, "kind": "exit", "what": str(result.exit_code)})
+            if result.exit_code == 3:
+                lines = [x for x in result.stderr.splitlines() if x.strip()]
+                errors = [x for x in lines if x.startswith("wstape: error:")]
+                if len(errors) != 1 or any(not x.startswith("wstape: ") for x in lines):
+                    problems.append({"command": command, "kind": "lines", "what": lines[-1][:80]})
+        try:
+            CassetteIndex.build(path)
+        except WstapeError:
+            pass
+        except Exception as e:  # the figure this bench exists for
+            problems.append(
+                {"command": "replay index", "kind": "traceback", "what": type(e).__name__}
+            )
+        print(json.dumps({"n": n, "peak_kib": _peak_kib(), "problems": problems}), flush=True)
+
+
+def _write_corpus(directory: Path, quick: bool) -> list[tuple[str, str, int, str]]:
+    """Write the corpus; return (name, path, size, group) per file."""
+    groups = [
+        ("hand-made", hostile.hand_made()),
+        ("mutation", hostile.mutations(300 if quick else 3000)),
+        ("truncation", hostile.truncations()),
+    ]
+    files = []
+    for group, items in groups:
+        for i, (name, data) in enumerate(items):
+            if group == "truncation" and quick and i % 10:
+                continue
+            path = directory / (hashlib.sha1(name.encode()).hexdigest()[:16] + ".msgpack")
+            path.write_bytes(data)
+            files.append((name, str(path), len(data), group))
+    return files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer mutations and truncations")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per small file")
+    parser.add_argument("--worker", nargs=3, metavar=("LISTING", "SAMPLE", "SCRATCH"))
+    parser.add_argument("--from", dest="start", type=int, default=0)
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker, args.start)
+        return
+
+    import wstape
+
+    where = Path(wstape.__file__).parent
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="wstape-fuzz-") as tmp:
+        directory = Path(tmp)
+        corpus = directory / "corpus"
+        corpus.mkdir()
+        scratch = directory / "scratch"
+        scratch.mkdir()
+        sample = directory / "sample.msgpack"
+        sample.write_bytes(hostile.sample())
+        files = [("baseline: the valid sample", str(sample), sample.stat().st_size, "baseline")]
+        files += _write_corpus(corpus, args.quick)
+        listing = directory / "files.json"
+        listing.write_text(json.dumps([(name, path) for name, path, _, _ in files]))
+        print(f"wstape from {where}; {len(files) - 1} files, 13 commands each", flush=True)
+        results: dict[int, dict[str, Any]] = {}
+        n = 0
+        while n < len(files):
+            proc = subprocess.Popen(
+                [sys.executable, __file__, "--worker", str(listing), str(sample), str(scratch),
+                 "--from", str(n)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            assert proc.stdout is not None
+            while n < len(files):
+                timeout = args.timeout + files[n][2] / 1e6 * 3
+                ready, _, _ = select.select([proc.stdout], [], [], timeout)
+                line = proc.stdout.readline() if ready else ""
+                if not line:  # no answer in time (a hang), or the worker died (a crash)
+                    kind = "crash" if ready else "hang"
+                    proc.kill()
+                    proc.wait()
+                    results[n] = {"peak_kib": 0, "problems": [{"kind": kind, "command": "?"}]}
+                    n += 1
+                    break
+                got = json.loads(line)
+                results[got["n"]] = got
+                n = got["n"] + 1
+                if n % 500 == 0:
+                    print(f"  {n} files, {time.monotonic() - began:.0f} s", flush=True)
+            else:
+                proc.wait()
+        _report(files, results, time.monotonic() - began)
+
+
+def _report(
+    files: list[tuple[str, str, int, str]],
+    results: dict[int, dict[str, Any]],
+    seconds: float,
+) -> None:
+    kinds: dict[str, dict[str, int]] = {}
+    examples: dict[str, list[str]] = {}
+    peaks: dict[str, tuple[int, str]] = {}
+    over: list[str] = []
+    for n, (name, _, size, group) in enumerate(files):
+        got = results.get(n, {"peak_kib": 0, "problems": []})
+        for p in got["problems"]:
+            kind = p["kind"]
+            kinds.setdefault(kind, {})
+            kinds[kind][p["command"]] = kinds[kind].get(p["command"], 0) + 1
+            examples.setdefault(kind, [])
+            if len(examples[kind]) < 8:
+                examples[kind].append(f"{name}: {p['command']}: {p.get('what', '')}")
+        peak = got["peak_kib"] // 1024
+        if peak > peaks.get(group, (-1, ""))[0]:
+            peaks[group] = (peak, name)
+        if size < SMALL_INPUT and peak >= GOAL_MIB:
+            over.append(f"{name} ({size / 1e6:.1f} MB): {peak} MiB")
+    counts = {}
+    for _, _, _, group in files:
+        counts[group] = counts.get(group, 0) + 1
+    print()
+    print(f"files: {', '.join(f'{k} {v:,}' for k, v in counts.items())}; {seconds:.0f} s")
+    labels = {
+        "traceback": "tracebacks",
+        "hang": "hangs",
+        "crash": "worker crashes (killed, out of memory)",
+        "lines": "exit 3 without exactly one error line",
+        "exit": "exit codes other than 0, 1, 3",
+    }
+    for kind, label in labels.items():
+        by = kinds.get(kind, {})
+        detail = ", ".join(f"{c} {k}" for k, c in sorted(by.items(), key=lambda x: -x[1]))
+        print(f"{label:42} {sum(by.values()):6,}  {detail}")
+        for e in examples.get(kind, [])[:5]:
+            print(f"    e.g. {e}")
+    print("peak RSS per file (VmHWM, MiB), the largest of each group:")
+    for group, (peak, name) in peaks.items():
+        print(f"    {group:12} {peak:6}  ({name})")
+    print(f"inputs under {SMALL_INPUT / 1e6:.0f} MB at or over {GOAL_MIB} MiB: {len(over)}")
+    for line in over[:10]:
+        print(f"    {line}")
+
+
+if __name__ == "__main__":
+    main()
