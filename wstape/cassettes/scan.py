@@ -217,12 +217,11 @@ class RecordScanner:
                     )
                 limit = 2 * MAX_FIELDS if is_map else MAX_ITEMS
                 if count > limit:
-                    what = "map of" if is_map else "array of"
-                    n = count // 2 if is_map else count
-                    raise ShapeError(
-                        f"a {what} {n} entries; at most {limit // 2 if is_map else limit} fit "
-                        "in a cassette record"
+                    what = (
+                        f"a map of {count // 2} entries" if is_map else f"an array of {count} items"
                     )
+                    most = limit // 2 if is_map else limit
+                    raise ShapeError(f"{what}; at most {most} fit in a cassette record")
                 todo.append(count)
                 keyed.append(is_map)
             elif length >= 0:
