@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from wstape.cassettes import (
     WriteMode,
     read_cassette,
 )
+from wstape.cassettes import reader as reader_module
 from wstape.cassettes.schema import FORMAT_NAME, MAX_OFFSET, describe_value, record_to_dict
 from wstape.core.errors import ConfigError
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
@@ -469,3 +471,34 @@ def test_describe_value_is_short() -> None:
     assert describe_value(2**100) == "int of 101 bits"
     assert describe_value(1e308) == "float 1e+308"
     assert describe_value(None) == "nil" and describe_value(True) == "bool True"
+
+
+@given(recs=st.lists(records, min_size=1, max_size=10))
+@SETTINGS
+def test_big_records_are_built_field_by_field_to_the_same_records(
+    tmp_path: Path, recs: list[Record]
+) -> None:
+    # Records over BIG_RECORD bytes are built without the Unpacker (each big payload read
+    # straight into its bytes): lowered to 0 here, every record goes that way.
+    path = tmp_path / "big.msgpack"
+    write(path, recs)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(reader_module, "BIG_RECORD", 0)
+        mp.setattr(reader_module, "DIRECT_READ", 0)
+        got = list(CassetteReader(path, allow_reused_ids=True).iter_with_offsets())
+    assert got == list(CassetteReader(path, allow_reused_ids=True).iter_with_offsets())
+
+
+def test_a_big_message_is_read_in_about_its_own_size(tmp_path: Path) -> None:
+    path = tmp_path / "big.msgpack"
+    payload = bytes(range(256)) * (48 * 1024)  # 12 MiB, over BIG_RECORD
+    assert len(payload) > reader_module.BIG_RECORD
+    write(path, [sample_open(), Message(1, 1.0, Side.SERVER, Opcode.BINARY, payload)])
+    tracemalloc.start()
+    try:
+        _, (_, message) = read_cassette(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(message, Message) and message.payload == payload
+    assert peak < 1.5 * len(payload)  # the Unpacker alone would need twice its size

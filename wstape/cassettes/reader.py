@@ -49,6 +49,11 @@ from wstape.core.model import Header, Open, Record
 __all__ = ["MAX_RECORD_BYTES", "CassetteReader", "read_cassette"]
 
 _READ_SIZE = 64 * 1024
+BIG_RECORD = 8 * 1024 * 1024
+"""Records longer than this are built field by field, each payload read straight into its
+bytes object: the Unpacker would hold the record in its buffer as well (twice the memory)."""
+DIRECT_READ = 64 * 1024
+"""In a big record, binary values longer than this are read straight from the file."""
 
 _UNPACK_ERRORS = (
     msgpack.UnpackException,
@@ -99,6 +104,35 @@ def unpack_reason(e: BaseException) -> str:
     if not text:
         return _REASONS.get(type(e).__name__, type(e).__name__)
     return text if len(text) <= 120 else text[:120] + "..."
+
+
+_UNPACK_LIMITS: dict[str, Any] = {
+    "raw": False,
+    "strict_map_key": True,
+    "max_str_len": MAX_TEXT_BYTES,
+    "max_bin_len": MAX_RECORD_BYTES,
+    "max_array_len": MAX_ITEMS,
+    "max_map_len": MAX_FIELDS,
+    "max_ext_len": 0,
+    "ext_hook": _reject_ext,
+    "timestamp": 0,
+}
+_BIN_LENGTH = {0xC4: 1, 0xC5: 2, 0xC6: 4}
+
+
+def _build_big(scanner: RecordScanner, start: int) -> dict[str, Any]:
+    """A big record (already scanned) built field by field; a big binary value is read
+    straight into its bytes object."""
+    out: dict[str, Any] = {}
+    for key_at, value_at, value_end in scanner.fields(start):
+        key = msgpack.unpackb(scanner.read(key_at, value_at), **_UNPACK_LIMITS)
+        head = scanner.read(value_at, min(value_end, value_at + 5))
+        size = _BIN_LENGTH.get(head[0], 0)
+        if size and value_end - value_at > DIRECT_READ:
+            out[key] = scanner.read(value_at + 1 + size, value_end)
+        else:
+            out[key] = msgpack.unpackb(scanner.read(value_at, value_end), **_UNPACK_LIMITS)
+    return out
 
 
 class CassetteReader:
@@ -226,7 +260,13 @@ class CassetteReader:
                         self.path, f"corrupt record: {e}", record=index, offset=offset
                     ) from None
                 try:
-                    obj = unpacker.unpack()
+                    if end - offset > BIG_RECORD:  # (a module constant: tests lower it)
+                        obj = _build_big(scanner, offset)
+                        f.seek(end)
+                        unpacker = _unpacker(f)
+                        base = end
+                    else:
+                        obj = unpacker.unpack()
                 except _UNPACK_ERRORS as e:
                     raise CassetteError(
                         self.path,

@@ -145,8 +145,16 @@ class RecordScanner:
             raise RecordTruncated
         return end
 
-    def _scan_any(self, start: int) -> int:
+    def fields(self, start: int) -> list[tuple[int, int, int]]:
+        """Where each entry of the record map at ``start`` lies: ``(key start, value
+        start, value end)`` offsets, in order (for building a big record piece by piece)."""
+        entries: list[tuple[int, int, int]] = []
+        self._scan_any(start, entries)
+        return entries
+
+    def _scan_any(self, start: int, entries: list[tuple[int, int, int]] | None = None) -> int:
         pos = start
+        key_at = value_at = -1
         todo = [1]
         """Values still to read in each open container, innermost last."""
         keyed = [False]
@@ -168,6 +176,13 @@ class RecordScanner:
                 raise ShapeError(f"more than {MAX_TOKENS} values in one record")
             p = self._at(pos, 1)  # (may move the window: index self._data after it)
             first = self._data[p]
+            if entries is not None and depth == 1:
+                if is_key:
+                    if key_at >= 0:
+                        entries.append((key_at, value_at, pos))
+                    key_at = pos
+                else:
+                    value_at = pos
             if depth == 0 and not (
                 0x80 <= first <= 0x8F or first in (0xDE, 0xDF) or first in _EXT_TYPE_AT
             ):
@@ -244,7 +259,16 @@ class RecordScanner:
                     raise ShapeError(_too_long(what, length, MAX_RECORD_BYTES))
         if pos > self._size:
             raise RecordTruncated
+        if entries is not None and key_at >= 0:
+            entries.append((key_at, value_at, pos))
         return pos
+
+    def read(self, start: int, end: int) -> bytes:
+        """The file's bytes from ``start`` to ``end`` (read directly, not windowed)."""
+        data = os.pread(self._fd, end - start, start)
+        if len(data) < end - start:  # the file shrank under us
+            raise RecordTruncated
+        return data
 
 
 def _too_long(what: str, length: int, limit: int) -> str:
