@@ -17,11 +17,11 @@ cassette and every truncation of it.
 Each file goes through ``ls``, ``ls --json``, ``show``, ``stats --json``, ``check``,
 ``export --format jsonl``, ``export --format har``, ``diff`` (against the sample),
 ``redact``, ``cut``, ``repair``, ``view`` (in-process, through the typer app, as a user
-runs them) and the replay index build (``CassetteIndex.build``). A worker process runs
-them; it resets its peak RSS (``/proc/self/clear_refs``) before each file and reports
-VmHWM after, so the figure is that file's. A file that takes longer than its timeout is
-a hang (the worker is killed and restarted). The baseline is the valid sample, measured in
-the same run.
+runs them) and the replay index build (``CassetteIndex.build``), in a child forked for
+that file from a process with everything imported, so the child's peak RSS (VmHWM) is
+that file's, interpreter and imports included. A file that takes longer than its timeout
+is a hang (the child is killed). The baseline is the valid sample, measured in the same
+run.
 """
 
 from __future__ import annotations
@@ -71,49 +71,73 @@ def _peak_kib() -> int:
     return 0
 
 
-def worker(listing: str, sample: str, scratch: str, start: int) -> None:
-    """Run every command over each file named in ``listing``; one JSON line per file."""
-    import typer.testing
+def _run_one(path: str, sample: str, scratch: str) -> dict[str, Any]:
+    """Every command over one file (in a forked child): what went wrong, and the peak."""
     from typer.testing import CliRunner
 
     from wstape.cli.app import app
     from wstape.core.errors import WstapeError
     from wstape.replay.index import CassetteIndex
 
-    # typer builds the click command again on every invoke (40 ms); build it once.
-    built = typer.testing._get_command(app)
-    typer.testing._get_command = lambda _app: built  # type: ignore[assignment]
     runner = CliRunner()
-    names = json.loads(Path(listing).read_text())
-    for n in range(start, len(names)):
-        _, path = names[n]
-        Path("/proc/self/clear_refs").write_text("5")
-        problems: list[dict[str, str]] = []
-        out = os.path.join(scratch, "out")
-        for command, args in _commands(path, out, sample):
-            result = runner.invoke(app, args)
-            exc = result.exception
-            if exc is not None and not isinstance(exc, SystemExit):
-                problems.append(
-                    {"command": command, "kind": "traceback", "what": f"{type(exc).__name__}"}
-                )
-                continue
-            if result.exit_code not in (0, 1, 3):
-                problems.append({"command": command, "kind": "exit", "what": str(result.exit_code)})
-            if result.exit_code == 3:
-                lines = [x for x in result.stderr.splitlines() if x.strip()]
-                errors = [x for x in lines if x.startswith("wstape: error:")]
-                if len(errors) != 1 or any(not x.startswith("wstape: ") for x in lines):
-                    problems.append({"command": command, "kind": "lines", "what": lines[-1][:80]})
+    problems: list[dict[str, str]] = []
+    out = os.path.join(scratch, "out")
+    for command, args in _commands(path, out, sample):
+        result = runner.invoke(app, args)
+        exc = result.exception
+        if exc is not None and not isinstance(exc, SystemExit):
+            problems.append({"command": command, "kind": "traceback", "what": type(exc).__name__})
+            continue
+        if result.exit_code not in (0, 1, 3):
+            problems.append({"command": command, "kind": "exit", "what": str(result.exit_code)})
+        if result.exit_code == 3:
+            lines = [x for x in result.stderr.splitlines() if x.strip()]
+            errors = [x for x in lines if x.startswith("wstape: error:")]
+            if len(errors) != 1 or any(not x.startswith("wstape: ") for x in lines):
+                problems.append({"command": command, "kind": "lines", "what": lines[-1][:80]})
+    try:
+        CassetteIndex.build(path)
+    except WstapeError:
+        pass
+    except Exception as e:  # the figure this bench exists for
+        problems.append({"command": "replay index", "kind": "traceback", "what": type(e).__name__})
+    return {"peak_kib": _peak_kib(), "problems": problems}
+
+
+def _fork_one(path: str, sample: str, scratch: str, timeout: float) -> dict[str, Any]:
+    """:func:`_run_one` in a child forked from this process (imports done, memory small),
+    so each file's peak RSS is its own; killed after ``timeout`` seconds (a hang)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read)
         try:
-            CassetteIndex.build(path)
-        except WstapeError:
-            pass
-        except Exception as e:  # the figure this bench exists for
-            problems.append(
-                {"command": "replay index", "kind": "traceback", "what": type(e).__name__}
-            )
-        print(json.dumps({"n": n, "peak_kib": _peak_kib(), "problems": problems}), flush=True)
+            got = _run_one(path, sample, scratch)
+        except BaseException as e:
+            problem = {"command": "?", "kind": "traceback", "what": type(e).__name__}
+            got = {"peak_kib": _peak_kib(), "problems": [problem]}
+        os.write(write, json.dumps(got).encode())
+        os._exit(0)
+    os.close(write)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while True:
+        ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(read)
+            return {"peak_kib": 0, "problems": [{"command": "?", "kind": "hang"}]}
+        chunk = os.read(read, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read)
+    _, status = os.waitpid(pid, 0)
+    if not chunks:
+        return {"peak_kib": 0, "problems": [{"command": "?", "kind": "crash", "what": status}]}
+    result: dict[str, Any] = json.loads(b"".join(chunks))
+    return result
 
 
 def _write_corpus(directory: Path, quick: bool) -> list[tuple[str, str, int, str]]:
@@ -137,59 +161,51 @@ def _write_corpus(directory: Path, quick: bool) -> list[tuple[str, str, int, str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer mutations and truncations")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per small file")
-    parser.add_argument("--worker", nargs=3, metavar=("LISTING", "SAMPLE", "SCRATCH"))
-    parser.add_argument("--from", dest="start", type=int, default=0)
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds per file, plus 13 s per MB"
+    )
+    parser.add_argument("--write-corpus", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        worker(*args.worker, args.start)
+    if args.write_corpus:  # in a process of its own, so the big files leave no memory behind
+        directory = Path(args.write_corpus)
+        (directory / "sample.msgpack").write_bytes(hostile.sample())
+        files = _write_corpus(directory / "corpus", args.quick)
+        (directory / "files.json").write_text(json.dumps(files))
         return
 
-    import wstape
-
-    where = Path(wstape.__file__).parent
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wstape-fuzz-") as tmp:
         directory = Path(tmp)
-        corpus = directory / "corpus"
-        corpus.mkdir()
+        (directory / "corpus").mkdir()
         scratch = directory / "scratch"
         scratch.mkdir()
-        sample = directory / "sample.msgpack"
-        sample.write_bytes(hostile.sample())
-        files = [("baseline: the valid sample", str(sample), sample.stat().st_size, "baseline")]
-        files += _write_corpus(corpus, args.quick)
-        listing = directory / "files.json"
-        listing.write_text(json.dumps([(name, path) for name, path, _, _ in files]))
-        print(f"wstape from {where}; {len(files) - 1} files, 13 commands each", flush=True)
+        quick = ["--quick"] if args.quick else []
+        subprocess.run([sys.executable, __file__, "--write-corpus", tmp, *quick], check=True)
+        sample = str(directory / "sample.msgpack")
+        files: list[tuple[str, str, int, str]] = [
+            ("baseline: the valid sample", sample, os.path.getsize(sample), "baseline")
+        ]
+        files += [tuple(f) for f in json.loads((directory / "files.json").read_text())]
+        import typer.testing
+
+        import wstape
+        from wstape.cli.app import app
+        from wstape.replay.index import CassetteIndex  # noqa: F401 - imported before forking
+
+        # typer builds the click command again on every invoke (40 ms); build it once.
+        built = typer.testing._get_command(app)
+        typer.testing._get_command = lambda _app: built
+        print(
+            f"wstape from {Path(wstape.__file__).parent}; {len(files) - 1} files, 13 commands "
+            f"each; corpus written in {time.monotonic() - began:.0f} s",
+            flush=True,
+        )
+        _run_one(sample, sample, str(scratch))  # every lazy import and cache, before forking
         results: dict[int, dict[str, Any]] = {}
-        n = 0
-        while n < len(files):
-            proc = subprocess.Popen(
-                [sys.executable, __file__, "--worker", str(listing), str(sample), str(scratch),
-                 "--from", str(n)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )  # fmt: skip
-            assert proc.stdout is not None
-            while n < len(files):
-                timeout = args.timeout + files[n][2] / 1e6 * 3
-                ready, _, _ = select.select([proc.stdout], [], [], timeout)
-                line = proc.stdout.readline() if ready else ""
-                if not line:  # no answer in time (a hang), or the worker died (a crash)
-                    kind = "crash" if ready else "hang"
-                    proc.kill()
-                    proc.wait()
-                    results[n] = {"peak_kib": 0, "problems": [{"kind": kind, "command": "?"}]}
-                    n += 1
-                    break
-                got = json.loads(line)
-                results[got["n"]] = got
-                n = got["n"] + 1
-                if n % 500 == 0:
-                    print(f"  {n} files, {time.monotonic() - began:.0f} s", flush=True)
-            else:
-                proc.wait()
+        for n, (_, path, size, _) in enumerate(files):
+            results[n] = _fork_one(path, sample, str(scratch), args.timeout + size / 1e6 * 13)
+            if n and n % 500 == 0:
+                print(f"  {n} files, {time.monotonic() - began:.0f} s", flush=True)
         _report(files, results, time.monotonic() - began)
 
 
