@@ -215,6 +215,8 @@ def _report(
     seconds: float,
 ) -> None:
     kinds: dict[str, dict[str, int]] = {}
+    errors: dict[str, int] = {}
+    """Exception class -> tracebacks."""
     examples: dict[str, list[str]] = {}
     peaks: dict[str, tuple[int, str]] = {}
     over: list[str] = []
@@ -224,6 +226,8 @@ def _report(
             kind = p["kind"]
             kinds.setdefault(kind, {})
             kinds[kind][p["command"]] = kinds[kind].get(p["command"], 0) + 1
+            if kind == "traceback":
+                errors[p["what"]] = errors.get(p["what"], 0) + 1
             examples.setdefault(kind, [])
             if len(examples[kind]) < 8:
                 examples[kind].append(f"{name}: {p['command']}: {p.get('what', '')}")
@@ -248,6 +252,9 @@ def _report(
         by = kinds.get(kind, {})
         detail = ", ".join(f"{c} {k}" for k, c in sorted(by.items(), key=lambda x: -x[1]))
         print(f"{label:42} {sum(by.values()):6,}  {detail}")
+        if kind == "traceback" and errors:
+            ranked = sorted(errors.items(), key=lambda x: -x[1])
+            print(f"    by exception: {', '.join(f'{k} {v}' for k, v in ranked)}")
         for e in examples.get(kind, [])[:5]:
             print(f"    e.g. {e}")
     print("peak RSS per file (VmHWM, MiB), the largest of each group:")
