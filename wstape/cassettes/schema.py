@@ -334,25 +334,40 @@ def header_from_dict(d: Any) -> Header:
     )
 
 
-def record_from_dict(d: Any) -> Record:
-    """Validate one record map into a model object; raises SchemaError."""
-    # The common case first, without a call per field: a well-formed message record.
-    if type(d) is dict and d.get("type") == "message":
-        conn, t, side, opcode, data = (d.get(k) for k in ("conn", "t", "from", "opcode", "data"))
-        if (
-            type(conn) is int
-            and 0 <= conn <= MAX_CONN
-            and type(t) is float
-            and 0.0 <= t <= MAX_OFFSET
-            and type(side) is str
-            and type(opcode) is str
-            and type(data) is bytes
-            and len(data) <= MAX_RECORD_BYTES
-        ):
+def _plain_message(d: Any) -> tuple[Side, Opcode] | None:
+    """The common case, checked without a call per field: a well-formed message record
+    (its side and opcode), or None to take the long way."""
+    if type(d) is not dict or d.get("type") != "message":
+        return None
+    conn, t, data = d.get("conn"), d.get("t"), d.get("data")
+    if (
+        type(conn) is int
+        and 0 <= conn <= MAX_CONN
+        and type(t) is float
+        and 0.0 <= t <= MAX_OFFSET
+        and type(data) is bytes
+        and len(data) <= MAX_RECORD_BYTES
+    ):
+        side, opcode = d.get("from"), d.get("opcode")
+        if type(side) is str and type(opcode) is str:
             s, o = _SIDES.get(side), _OPCODES.get(opcode)
             if s is not None and o is not None:
-                return Message(conn, t, s, o, data)
+                return s, o
+    return None
+
+
+def record_from_dict(d: Any) -> Record:
+    """Validate one record map into a model object; raises SchemaError."""
+    plain = _plain_message(d)
+    if plain is not None:
+        return Message(d["conn"], d["t"], plain[0], plain[1], d["data"])
     return _record_from_dict(d)
+
+
+def check_record_dict(d: Any) -> None:
+    """:func:`record_from_dict`'s check, without building the record (for the writer)."""
+    if _plain_message(d) is None:
+        _record_from_dict(d)
 
 
 def _record_from_dict(d: Any) -> Record:

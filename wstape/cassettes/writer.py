@@ -5,13 +5,14 @@ truncated. Any write failure raises :class:`CassetteWriteError` and leaves the w
 unusable: recording must stop rather than let traffic through unrecorded.
 
 Every record is first held to the reader's own schema check
-(:func:`~wstape.cassettes.schema.record_from_dict` on the map about to be packed, and the
+(:func:`~wstape.cassettes.schema.check_record_dict` on the map about to be packed, and the
 record cap on the packed bytes): wstape never writes what it cannot read back. A record
 that fails raises :class:`UnreadableRecord` and nothing is written; the writer stays usable.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -30,9 +31,9 @@ from wstape.cassettes.schema import (
     FORMAT_VERSION,
     MAX_RECORD_BYTES,
     SchemaError,
+    check_record_dict,
     header_from_dict,
     header_to_dict,
-    record_from_dict,
     record_label,
     record_to_dict,
 )
@@ -101,9 +102,9 @@ class CassetteWriter:
             fields = header_to_dict(header)
             try:
                 header_from_dict(fields)
-            except SchemaError as e:
+                header_bytes = self._packer.pack(fields)
+            except (SchemaError, TypeError, ValueError, OverflowError) as e:
                 raise UnreadableRecord(self.path, "the header", 0, str(e)) from None
-            header_bytes = self._pack(fields, "the header", 0)
         try:
             self._file: IO[bytes] = open(self.path, how)
         except OSError as e:
@@ -139,26 +140,22 @@ class CassetteWriter:
         Raises UnreadableRecord (nothing written) for a record the reader would refuse,
         CassetteWriteError when writing fails.
         """
-        number = self._next_index
         try:
             fields = record_to_dict(record)
-            record_from_dict(fields)
+            check_record_dict(fields)  # the reader's own check, so it can read this back
+            data = self._packer.pack(fields)
         except (SchemaError, TypeError, AttributeError) as e:
-            raise UnreadableRecord(self.path, record_label(record), number, str(e)) from None
-        self._write(self._pack(fields, record_label(record), number))
+            raise self._unreadable(record, str(e)) from None
+        except (ValueError, OverflowError) as e:  # UnicodeEncodeError is a ValueError
+            raise self._unreadable(record, f"cannot pack it: {e}") from None
+        if len(data) > MAX_RECORD_BYTES:
+            raise self._unreadable(record, f"{len(data)} bytes, over the {MAX_RECORD_BYTES} cap")
+        self._write(data)
         self.records_written += 1
         self._next_index += 1
 
-    def _pack(self, fields: dict[str, object], what: str, number: int) -> bytes:
-        try:
-            data: bytes = self._packer.pack(fields)
-        except (ValueError, TypeError, OverflowError, UnicodeEncodeError) as e:
-            raise UnreadableRecord(self.path, what, number, f"cannot pack it: {e}") from None
-        if len(data) > MAX_RECORD_BYTES:
-            raise UnreadableRecord(
-                self.path, what, number, f"{len(data)} bytes, over the {MAX_RECORD_BYTES} cap"
-            )
-        return data
+    def _unreadable(self, record: Record, reason: str) -> UnreadableRecord:
+        return UnreadableRecord(self.path, record_label(record), self._next_index, reason)
 
     def note(self, text: str, conn: int | None = None, t: float | None = None) -> None:
         self.write(Note(conn=conn, text=text, t=t))
@@ -169,8 +166,10 @@ class CassetteWriter:
         try:
             self._file.write(data)
             self._file.flush()
-            # A file removed under us still accepts writes on Linux; notice it.
-            if not self.path.exists():
+            # A file removed under us still accepts writes on Linux; notice it (fstat of
+            # the open file: no path lookup on the hot path, and a file renamed over ours
+            # is noticed too).
+            if os.fstat(self._file.fileno()).st_nlink == 0:
                 raise FileNotFoundError(2, "the cassette file was removed while recording")
         except (OSError, ValueError) as e:
             self._failed = CassetteWriteError(self.path, e)
