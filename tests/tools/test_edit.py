@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers.records import interleave, sessions, write
-from wstape.cassettes import CassetteReader, TruncatedCassette, read_cassette
+from wstape.cassettes import CassetteReader, DuplicateConnection, TruncatedCassette, read_cassette
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.tools.edit import REPAIR_NOTE, Selection, cut_cassette, repair_cassette
 
@@ -98,7 +98,7 @@ def test_cut_keeps_notes_of_kept_connections_and_of_the_cassette(tmp_path: Path)
     assert (result.connections, result.messages) == ([1], 0)
 
 
-def test_a_reused_connection_id_follows_its_latest_open(tmp_path: Path) -> None:
+def test_cut_refuses_a_reused_connection_id(tmp_path: Path) -> None:
     records: list[Record] = [
         opened(1, "/a"),
         Message(1, 0.1, Side.CLIENT, Opcode.TEXT, b"a"),
@@ -107,8 +107,11 @@ def test_a_reused_connection_id_follows_its_latest_open(tmp_path: Path) -> None:
     ]
     src, out = tmp_path / "in.msgpack", tmp_path / "out.msgpack"
     write(src, records)
-    cut_cassette(CassetteReader(src), out, Selection(paths=["/b"]))
-    assert read_cassette(out)[1] == records[2:]
+    with pytest.raises(
+        DuplicateConnection, match=r"record 3, byte \d+: connection id 1 .*record 1"
+    ):
+        cut_cassette(CassetteReader(src), out, Selection(paths=["/b"]))
+    assert not out.exists()
 
 
 def test_cut_refuses_a_truncated_cassette(tmp_path: Path) -> None:
@@ -182,3 +185,34 @@ def test_repair_closes_a_connection_at_its_last_time(tmp_path: Path) -> None:
     ]
     assert result.closed == [5]
     assert replace(back[1]) == Message(5, 2.5, Side.SERVER, Opcode.BINARY, b"\x00" * 300)
+
+
+def test_repair_gives_a_reused_id_a_fresh_one_above_every_id(tmp_path: Path) -> None:
+    records: list[Record] = [
+        opened(5, "/a"),
+        opened(5, "/b"),  # record 2: the id again; fresh ids start above 9
+        Message(5, 0.1, Side.CLIENT, Opcode.TEXT, b"b"),
+        opened(9, "/c"),
+        Message(9, 0.2, Side.CLIENT, Opcode.TEXT, b"c"),
+        Close(5, 0.3, Side.CLIENT, 1000),  # ends /b
+        Message(5, 0.4, Side.CLIENT, Opcode.TEXT, b"a"),  # /a again; it never closes
+        Close(9, 0.5, Side.CLIENT, 1000),
+        Message(9, 0.6, Side.CLIENT, Opcode.TEXT, b"stray"),  # after its close: dropped
+    ]
+    src, out = tmp_path / "in.msgpack", tmp_path / "out.msgpack"
+    write(src, records)
+    result = repair_cassette(CassetteReader(src, allow_truncated=True, allow_reused_ids=True), out)
+    assert result.renumbered == [(5, 10, 2)]
+    assert result.closed == [5] and result.strays.count == 1
+    _, back = read_cassette(out)
+    what = [(r.conn, getattr(r, "target", None) or getattr(r, "payload", None)) for r in back]
+    assert what[:7] == [
+        (5, "/a"),
+        (10, "/b"),
+        (10, b"b"),
+        (9, "/c"),
+        (9, b"c"),
+        (10, None),
+        (5, b"a"),
+    ]
+    assert back[-2] == Close(5, 0.4, None, None, "", False)

@@ -4,8 +4,10 @@ from wstape.cassettes.errors import (
     CassetteError,
     CassetteExists,
     CassetteWriteError,
+    DuplicateConnection,
     NewerCassette,
     TruncatedCassette,
+    UnreadableRecord,
 )
 from wstape.cassettes.reader import CassetteReader, read_cassette
 from wstape.cassettes.schema import FORMAT_VERSION
@@ -18,8 +20,10 @@ __all__ = [
     "CassetteReader",
     "CassetteWriteError",
     "CassetteWriter",
+    "DuplicateConnection",
     "NewerCassette",
     "TruncatedCassette",
+    "UnreadableRecord",
     "WriteMode",
     "read_cassette",
 ]

@@ -2,9 +2,11 @@
 
 CassetteError                 anything wrong with reading a cassette (exit code 3)
 ├── TruncatedCassette         the file ends inside a record (a recorder was killed)
+├── DuplicateConnection       a connection id is opened twice (concurrent appends)
 └── NewerCassette             written by a newer wstape ("upgrade wstape")
 CassetteWriteError            a record could not be written (disk full, file removed)
-└── CassetteExists            the file exists and neither append nor overwrite was asked
+├── CassetteExists            the file exists and neither append nor overwrite was asked
+└── UnreadableRecord          the record breaks the schema: the reader would refuse it
 """
 
 from __future__ import annotations
@@ -41,6 +43,25 @@ class TruncatedCassette(CassetteError):
     """The cassette ends in the middle of a record; everything before ``offset`` is whole."""
 
 
+class DuplicateConnection(CassetteError):
+    """A second ``open`` with a connection id already used in the cassette (two recorders
+    appended to it at once). ``record``/``offset`` are the second open's, ``first`` the
+    record index of the first; ``wstape repair`` gives the later connection a new id."""
+
+    def __init__(
+        self, path: str | Path, conn: int, *, first: int, record: int, offset: int
+    ) -> None:
+        self.conn = conn
+        self.first = first
+        super().__init__(
+            path,
+            f"connection id {conn} is opened a second time (first opened at record {first}); "
+            "two recorders appended at once? `wstape repair` gives the later one a new id",
+            record=record,
+            offset=offset,
+        )
+
+
 class NewerCassette(CassetteError):
     """The cassette's format version is newer than this wstape reads."""
 
@@ -60,3 +81,20 @@ class CassetteExists(CassetteWriteError):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         WstapeError.__init__(self, f"{self.path} already exists")
+
+
+class UnreadableRecord(CassetteWriteError):
+    """A record the reader would refuse (a value out of the schema's range, a string that
+    cannot be encoded, a record over the size cap). Nothing was written: the cassette is
+    still whole and the writer still usable."""
+
+    def __init__(self, path: str | Path, what: str, number: int, reason: str) -> None:
+        self.path = str(path)
+        self.what = what
+        self.number = number
+        self.reason = reason
+        WstapeError.__init__(
+            self,
+            f"{self.path}: refusing to write record {number} ({what}): {reason}; "
+            "the cassette reader would refuse it",
+        )

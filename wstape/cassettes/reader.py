@@ -2,10 +2,17 @@
 
 A cassette can be many gigabytes: records are unpacked one at a time from a bounded
 ``msgpack.Unpacker``, validated into model objects and handed out, so memory stays flat.
+Before the Unpacker builds a record, :class:`~wstape.cassettes.scan.RecordScanner` checks
+its bytes against the schema's limits (depth, list and string lengths, value count, no
+extension types), so no record can cost more memory than a valid one of its size, and a
+length that reaches past the record cap is reported as corruption, not as truncation.
+
 Every failure, whatever msgpack raised, becomes one :class:`CassetteError` naming the file,
 the record index and the byte offset. A file that ends inside a record (a recorder killed
 mid-write) raises :class:`TruncatedCassette`, or, for readers that can show what is whole,
-ends the iteration and sets ``truncated_at``.
+ends the iteration and sets ``truncated_at``. A connection id opened twice (two recorders
+appending at once) raises :class:`DuplicateConnection`, unless the reader is asked to let
+it through (``wstape repair`` renumbers it).
 """
 
 from __future__ import annotations
@@ -18,20 +25,35 @@ from typing import IO, Any, NoReturn
 import msgpack
 
 from wstape.cassettes import compat
-from wstape.cassettes.errors import CassetteError, NewerCassette, TruncatedCassette
+from wstape.cassettes.errors import (
+    CassetteError,
+    DuplicateConnection,
+    NewerCassette,
+    TruncatedCassette,
+)
+from wstape.cassettes.scan import NotAMap, RecordScanner, RecordTruncated, ShapeError
 from wstape.cassettes.schema import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    MAX_FIELDS,
+    MAX_ITEMS,
+    MAX_RECORD_BYTES,
+    MAX_TEXT_BYTES,
     SchemaError,
+    describe_value,
     header_from_dict,
     record_from_dict,
 )
-from wstape.core.model import Header, Record
+from wstape.core.model import Header, Open, Record
 
-MAX_RECORD_BYTES = 256 * 1024 * 1024
-"""Largest record the reader accepts (a WebSocket message plus its envelope)."""
-_MAX_ARRAY = 100_000
-_MAX_MAP = 1_000
+__all__ = ["MAX_RECORD_BYTES", "CassetteReader", "read_cassette"]
+
+_READ_SIZE = 64 * 1024
+BIG_RECORD = 8 * 1024 * 1024
+"""Records longer than this are built field by field, each payload read straight into its
+bytes object: the Unpacker would hold the record in its buffer as well (twice the memory)."""
+DIRECT_READ = 64 * 1024
+"""In a big record, binary values longer than this are read straight from the file."""
 
 _UNPACK_ERRORS = (
     msgpack.UnpackException,
@@ -40,25 +62,77 @@ _UNPACK_ERRORS = (
     UnicodeDecodeError,
     OverflowError,
     RecursionError,
+    MemoryError,
 )
+_REASONS = {
+    "StackError": "nested too deep",
+    "FormatError": "not msgpack",
+    "BufferFull": "a record larger than the record cap",
+    "OutOfData": "the record ends early",
+}
 
 
 def _reject_ext(code: int, data: bytes) -> NoReturn:
-    raise ValueError(f"unknown msgpack extension type {code}")
+    raise ValueError(f"msgpack extension type {code}: cassettes use no extension types")
 
 
 def _unpacker(stream: IO[bytes]) -> Any:
+    # The limits repeat the scanner's, so even a record it let through by mistake could not
+    # be built into something bigger.
     return msgpack.Unpacker(
         stream,
         raw=False,
         strict_map_key=True,
-        max_buffer_size=MAX_RECORD_BYTES,
-        max_array_len=_MAX_ARRAY,
-        max_map_len=_MAX_MAP,
+        read_size=_READ_SIZE,
+        max_buffer_size=MAX_RECORD_BYTES + 2 * _READ_SIZE,
+        max_str_len=MAX_TEXT_BYTES,
+        max_bin_len=MAX_RECORD_BYTES,
+        max_array_len=MAX_ITEMS,
+        max_map_len=MAX_FIELDS,
+        max_ext_len=0,
         ext_hook=_reject_ext,
         timestamp=0,
         use_list=True,
     )
+
+
+def unpack_reason(e: BaseException) -> str:
+    """What a msgpack failure means, in a few words (some of its errors say nothing)."""
+    text = str(e).strip()
+    if isinstance(e, UnicodeDecodeError):
+        return "a string that is not UTF-8"
+    if not text:
+        return _REASONS.get(type(e).__name__, type(e).__name__)
+    return text if len(text) <= 120 else text[:120] + "..."
+
+
+_UNPACK_LIMITS: dict[str, Any] = {
+    "raw": False,
+    "strict_map_key": True,
+    "max_str_len": MAX_TEXT_BYTES,
+    "max_bin_len": MAX_RECORD_BYTES,
+    "max_array_len": MAX_ITEMS,
+    "max_map_len": MAX_FIELDS,
+    "max_ext_len": 0,
+    "ext_hook": _reject_ext,
+    "timestamp": 0,
+}
+_BIN_LENGTH = {0xC4: 1, 0xC5: 2, 0xC6: 4}
+
+
+def _build_big(scanner: RecordScanner, start: int) -> dict[str, Any]:
+    """A big record (already scanned) built field by field; a big binary value is read
+    straight into its bytes object."""
+    out: dict[str, Any] = {}
+    for key_at, value_at, value_end in scanner.fields(start):
+        key = msgpack.unpackb(scanner.read(key_at, value_at), **_UNPACK_LIMITS)
+        head = scanner.read(value_at, min(value_end, value_at + 5))
+        size = _BIN_LENGTH.get(head[0], 0)
+        if size and value_end - value_at > DIRECT_READ:
+            out[key] = scanner.read(value_at + 1 + size, value_end)
+        else:
+            out[key] = msgpack.unpackb(scanner.read(value_at, value_end), **_UNPACK_LIMITS)
+    return out
 
 
 class CassetteReader:
@@ -68,13 +142,17 @@ class CassetteReader:
     a missing file, a non-cassette or a newer format); iterating yields records. With
     ``allow_truncated=True`` a truncated tail ends the iteration quietly and sets
     ``truncated_at`` to the byte offset where the incomplete record starts; otherwise it
-    raises TruncatedCassette. A reader can be iterated more than once; each pass re-reads
-    the file.
+    raises TruncatedCassette. A second ``open`` of a connection id raises
+    DuplicateConnection unless ``allow_reused_ids=True``. A reader can be iterated more than
+    once; each pass re-reads the file.
     """
 
-    def __init__(self, path: str | Path, *, allow_truncated: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, allow_truncated: bool = False, allow_reused_ids: bool = False
+    ) -> None:
         self.path = Path(path)
         self.allow_truncated = allow_truncated
+        self.allow_reused_ids = allow_reused_ids
         self.truncated_at: int | None = None
         self.size = 0
         self.header, self._version, self._body_offset = self._read_header()
@@ -100,16 +178,22 @@ class CassetteReader:
         with self._open() as f:
             if self.size == 0:
                 self._fail("empty file, not a wstape cassette", record=0, offset=0)
-            unpacker = _unpacker(f)
             try:
-                obj = unpacker.unpack()
-            except msgpack.OutOfData:
+                end = RecordScanner(f.fileno(), self.size).scan(0)
+            except RecordTruncated:
                 raise TruncatedCassette(
                     self.path, "file ends inside the header record", record=0, offset=0
                 ) from None
+            except NotAMap:
+                self._fail("not a wstape cassette (no wstape header)", record=0, offset=0)
+            except ShapeError as e:
+                self._fail(f"not a wstape cassette ({e})", record=0, offset=0)
+            unpacker = _unpacker(f)
+            try:
+                obj = unpacker.unpack()
             except _UNPACK_ERRORS as e:
                 raise CassetteError(
-                    self.path, f"not a wstape cassette ({e})", record=0, offset=0
+                    self.path, f"not a wstape cassette ({unpack_reason(e)})", record=0, offset=0
                 ) from e
             if (
                 not isinstance(obj, dict)
@@ -119,7 +203,7 @@ class CassetteReader:
                 self._fail("not a wstape cassette (no wstape header)", record=0, offset=0)
             version = obj.get("version")
             if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-                self._fail(f"bad format version {version!r}", record=0, offset=0)
+                self._fail(f"bad format version ({describe_value(version)})", record=0, offset=0)
             if version > FORMAT_VERSION:
                 raise NewerCassette(
                     self.path,
@@ -132,7 +216,9 @@ class CassetteReader:
                 header = header_from_dict(obj)
             except SchemaError as e:
                 self._fail(str(e), record=0, offset=0)
-            return header, version, int(unpacker.tell())
+            if unpacker.tell() != end:  # pragma: no cover - the scanner and msgpack disagree
+                self._fail("corrupt header record (its length is ambiguous)", record=0, offset=0)
+            return header, version, end
 
     def __iter__(self) -> Iterator[Record]:
         for _, _, record in self.iter_with_offsets():
@@ -145,36 +231,82 @@ class CassetteReader:
 
         ``start`` is a byte offset of a record boundary to resume from (as yielded by an
         earlier pass) and ``index`` that record's index, for seeking into big cassettes.
+        Connection ids are checked for reuse only on a pass from the start.
         """
+        check_ids = start is None and not self.allow_reused_ids
+        return self._records(start, index, check_ids=check_ids)
+
+    def _records(
+        self, start: int | None, index: int, *, check_ids: bool
+    ) -> Iterator[tuple[int, int, Record]]:
         self.truncated_at = None
+        opened: set[int] | None = set() if check_ids else None
         with self._open() as f:
             offset = self._body_offset if start is None else start
             f.seek(offset)
+            base = offset
+            scanner = RecordScanner(f.fileno(), self.size)
             unpacker = _unpacker(f)
-            while True:
+            size = self.size
+            migrate = self._version != FORMAT_VERSION
+            while offset < size:
                 try:
-                    obj = unpacker.unpack()
-                except msgpack.OutOfData:
-                    if offset < self.size:
-                        self._truncated(index, offset)
+                    end = scanner.scan(offset)
+                except RecordTruncated:
+                    self._truncated(index, offset)
                     return
+                except ShapeError as e:
+                    raise CassetteError(
+                        self.path, f"corrupt record: {e}", record=index, offset=offset
+                    ) from None
+                try:
+                    if end - offset > BIG_RECORD:  # (a module constant: tests lower it)
+                        obj = _build_big(scanner, offset)
+                        f.seek(end)
+                        unpacker = _unpacker(f)
+                        base = end
+                    else:
+                        obj = unpacker.unpack()
                 except _UNPACK_ERRORS as e:
                     raise CassetteError(
-                        self.path, f"corrupt record ({e})", record=index, offset=offset
-                    ) from e
+                        self.path,
+                        f"corrupt record ({unpack_reason(e)})",
+                        record=index,
+                        offset=offset,
+                    ) from None
+                if base + unpacker.tell() != end:  # pragma: no cover - a scanner bug
+                    raise CassetteError(
+                        self.path,
+                        "corrupt record (its length is ambiguous)",
+                        record=index,
+                        offset=offset,
+                    )
                 try:
-                    if self._version != FORMAT_VERSION:
+                    if migrate:
                         obj = compat.migrate(obj, self._version)
                     record = record_from_dict(obj)
                 except SchemaError as e:
-                    raise CassetteError(self.path, str(e), record=index, offset=offset) from e
+                    raise CassetteError(self.path, str(e), record=index, offset=offset) from None
+                if opened is not None and type(record) is Open:
+                    if record.conn in opened:
+                        raise DuplicateConnection(
+                            self.path,
+                            record.conn,
+                            first=self._first_open(record.conn),
+                            record=index,
+                            offset=offset,
+                        )
+                    opened.add(record.conn)
                 yield index, offset, record
                 index += 1
-                offset = self._body_offset_after(start, unpacker)
+                offset = end
 
-    def _body_offset_after(self, start: int | None, unpacker: Any) -> int:
-        base = self._body_offset if start is None else start
-        return base + int(unpacker.tell())
+    def _first_open(self, conn: int) -> int:
+        """The record index of the first ``open`` of ``conn`` (for an error message)."""
+        for index, _, record in self._records(None, 1, check_ids=False):
+            if type(record) is Open and record.conn == conn:
+                return index
+        raise AssertionError("the first open vanished")  # pragma: no cover
 
     def _truncated(self, index: int, offset: int) -> None:
         if not self.allow_truncated:

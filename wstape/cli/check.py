@@ -10,13 +10,14 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from wstape.cassettes import CassetteError, TruncatedCassette
+from wstape.cassettes import CassetteError
 from wstape.cli.common import (
     ExitCode,
+    cassette_error,
     check_writable,
     console,
-    fail,
     open_cassette,
+    warn_strays,
     write_atomically,
 )
 from wstape.cli.options import (
@@ -33,7 +34,7 @@ from wstape.cli.options import (
 from wstape.cli.output import Column, plural, print_table, safe
 from wstape.core.report import Report, junit_xml, to_json
 from wstape.core.rules import CATALOGUE, Platform, Profile, Severity, rules_for
-from wstape.tools.check import check_file
+from wstape.tools.check import check_reader
 
 SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARN: "yellow", Severity.INFO: "cyan"}
 
@@ -69,11 +70,10 @@ def check(
     # recording would let CI pass on a recorder that was killed.
     reader = open_cassette(cassette, allow_truncated=False)
     try:
-        report = check_file(reader, cfg)
+        report, strays = check_reader(reader, cfg)
     except CassetteError as e:
-        truncated = isinstance(e, TruncatedCassette)
-        hint = "; `wstape repair` writes its complete part" if truncated else ""
-        fail(f"{e}{hint}", ExitCode.CASSETTE)
+        cassette_error(e)
+    warn_strays(cassette, strays)
     if report_file is not None:
         write_atomically(report_file, to_json(report) + "\n", "--report")
     if junit is not None:

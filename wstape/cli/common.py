@@ -23,6 +23,7 @@ from wstape.cassettes import (
     TruncatedCassette,
 )
 from wstape.cli import output
+from wstape.core.connections import Strays
 from wstape.core.errors import ConfigError
 from wstape.core.model import Open, Record
 from wstape.interchange.sources import FORMAT_NAMES, sniff_file
@@ -97,10 +98,14 @@ def write_atomically(path: Path, text: str, option: str) -> None:
         fail(f"{option} {path}: cannot write: {e.strerror or e}")
 
 
-def open_cassette(path: Path, *, allow_truncated: bool = True) -> CassetteReader:
+def open_cassette(
+    path: Path, *, allow_truncated: bool = True, allow_reused_ids: bool = False
+) -> CassetteReader:
     """Open a cassette for a command, or exit 3 with one line naming the problem."""
     try:
-        return CassetteReader(path, allow_truncated=allow_truncated)
+        return CassetteReader(
+            path, allow_truncated=allow_truncated, allow_reused_ids=allow_reused_ids
+        )
     except CassetteError as e:
         cassette_error(e)
 
@@ -111,6 +116,13 @@ def warn_if_truncated(reader: CassetteReader) -> None:
             f"{reader.path}: truncated at byte {reader.truncated_at} (the recorder was "
             "stopped mid-write); showing the complete records before it"
         )
+
+
+def warn_strays(path: Path, strays: Strays) -> None:
+    """Say on stderr that some records belong to no connection (every tool leaves them out
+    the same way: :mod:`wstape.core.connections`)."""
+    if strays.count:
+        warn(f"{path}: {strays.describe()}")
 
 
 def console(*, stderr: bool = False) -> Console:

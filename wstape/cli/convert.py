@@ -30,6 +30,7 @@ from wstape.cli.common import (
     stdout_closed,
     warn,
     warn_if_truncated,
+    warn_strays,
     write_error,
 )
 from wstape.cli.options import (
@@ -307,6 +308,7 @@ def view(
         _unlink(tmp)
         write_error(e, output)
     warn_if_truncated(reader)
+    warn_strays(cassette, result.strays)
     left = f" ({result.left_out} not drawn)" if result.left_out else ""
     summary = (
         f"wrote {'standard output' if target is None else output}: "

@@ -17,6 +17,7 @@ from wstape.cli.common import (
     open_cassette,
     print_json,
     warn_if_truncated,
+    warn_strays,
 )
 from wstape.cli.options import ProtocolOpt, protocol_option
 from wstape.tools.decoded import protocol_view
@@ -164,6 +165,8 @@ def diff(
         cassette_error(e)
     warn_if_truncated(ra)
     warn_if_truncated(rb)
+    warn_strays(a, result.strays[0])
+    warn_strays(b, result.strays[1])
     if as_json:
         print_json(result.to_json())
     else:

@@ -20,6 +20,7 @@ from wstape.cli.common import (
     output_target,
     print_json,
     warn,
+    warn_strays,
     write_error,
 )
 from wstape.cli.output import plural
@@ -221,6 +222,7 @@ def cut(
         cassette_error(e)
     except (CassetteWriteError, OSError) as e:
         write_error(e, output)
+    warn_strays(cassette, result.strays)
     if not result.connections:
         warn("no connection matched; the output has no connections")
     if as_json:
@@ -249,6 +251,8 @@ def _repair_json(source: Path, output: Path, r: RepairResult) -> dict[str, Any]:
         "truncated_at": r.truncated_at,
         "dropped_bytes": r.dropped_bytes,
         "closed": r.closed,
+        "renumbered": [{"conn": old, "new": new, "record": at} for old, new, at in r.renumbered],
+        "dropped_records": r.strays.count,
     }
 
 
@@ -258,16 +262,21 @@ def repair(
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the complete part of a truncated cassette (a recorder killed mid-write).
+    """Write the complete part of a truncated cassette (a recorder killed mid-write), or
+    of one that two recorders appended to at once.
 
     Every complete record is kept; the incomplete tail is dropped. Connections left open
     get the close a stopped recorder writes (by nobody, no code, not on the wire) and a
-    note. Other corruption is not repaired (exit 3).
+    note. A connection id opened a second time gets a fresh id (above every id in the
+    file), and so do the records up to that connection's close. Records that belong to no
+    open connection (ids never opened, after a close or a refusal) are dropped. Other
+    corruption is not repaired (exit 3).
 
-    --json prints {"input", "output", "records", "truncated_at", "dropped_bytes", "closed"}.
+    --json prints {"input", "output", "records", "truncated_at", "dropped_bytes", "closed",
+    "renumbered": [{"conn", "new", "record"}], "dropped_records"}.
     """
     output_target(output, source=cassette, overwrite=overwrite, text=False)
-    reader = open_cassette(cassette, allow_truncated=True)
+    reader = open_cassette(cassette, allow_truncated=True, allow_reused_ids=True)
     try:
         result = repair_cassette(reader, output)
     except CassetteError as e:
@@ -284,7 +293,18 @@ def repair(
     closed = (
         f"; closed {plural(len(result.closed), 'connection')} left open" if result.closed else ""
     )
-    print(f"kept {plural(result.records, 'record')}, {what}{closed} → {output}")
+    renumbered = "".join(
+        f"; connection {old} opened again at record {at}: renumbered {new}"
+        for old, new, at in result.renumbered
+    )
+    dropped = (
+        f"; dropped {plural(result.strays.count, 'record')} of no open connection"
+        if result.strays.count
+        else ""
+    )
+    print(
+        f"kept {plural(result.records, 'record')}, {what}{closed}{renumbered}{dropped} → {output}"
+    )
 
 
 # -- import ----------------------------------------------------------------------------

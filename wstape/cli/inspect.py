@@ -18,28 +18,28 @@ from wstape.cli import output
 from wstape.cli.common import (
     CassetteArg,
     ConnOpt,
-    ExitCode,
     JsonOpt,
     cassette_error,
     console,
-    fail,
     missing_ids,
     only_conns,
     open_cassette,
     print_json,
     stdout_closed,
     warn_if_truncated,
+    warn_strays,
 )
 from wstape.cli.options import ProtocolOpt, protocol_option
 from wstape.cli.output import Column
 from wstape.core.closecodes import describe
+from wstape.core.connections import summarize_connections
 from wstape.core.model import (
     ConnectionSummary,
     Note,
     Open,
     Record,
 )
-from wstape.interchange.jsonl import iso_utc, iter_jsonl, summarize, summary_to_json
+from wstape.interchange.jsonl import iso_utc, iter_jsonl, summary_to_json
 from wstape.tools.decoded import ProtocolView, protocol_view
 from wstape.tools.stats import CassetteStats, ConnectionStats, compute_stats
 from wstape.tools.timeline import (
@@ -93,10 +93,12 @@ def ls(
     """
     reader = open_cassette(cassette)
     try:
-        summaries = summarize(only_conns(reader, conn, cassette))
+        folded = summarize_connections(only_conns(reader, conn, cassette))
     except CassetteError as e:
-        fail(str(e), ExitCode.CASSETTE)
+        cassette_error(e)
     warn_if_truncated(reader)
+    warn_strays(cassette, folded.strays)
+    summaries = folded.connections
     if as_json:
         json.dump([summary_to_json(s) for s in summaries], sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -345,6 +347,7 @@ def stats(cassette: CassetteArg, conn: ConnOpt = None, as_json: JsonOpt = False)
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(reader)
+    warn_strays(cassette, result.strays)
     if as_json:
         print_json(result.to_json())
     else:

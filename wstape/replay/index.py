@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wstape.cassettes import CassetteReader
-from wstape.core.model import Close, Message, Open
+from wstape.core.connections import ConnectionTracker, Strays
+from wstape.core.model import Close, Message, Note, Open
 from wstape.core.replay.options import PlayOptions
 from wstape.core.replay.recorded import RecordedBuilder, RecordedConnection
 
@@ -54,26 +55,32 @@ class CassetteIndex:
         reader: CassetteReader,
         connections: list[RecordedConnection],
         segments: dict[int, list[_Segment]],
+        strays: Strays | None = None,
     ) -> None:
         self.reader = reader
         self.path = reader.path
         self.connections = connections
         self._segments = segments
+        self.strays = strays or Strays()
+        """Records of no connection (:mod:`wstape.core.connections`): never replayed."""
 
     @classmethod
     def build(cls, path: str | Path, options: PlayOptions | None = None) -> CassetteIndex:
         """Index ``path``: each connection's protocol and heartbeats as ``options`` say
         (``--protocol``, ``--heartbeat``, ``--no-heartbeats``). Raises CassetteError
-        (TruncatedCassette for a cut-off file)."""
+        (TruncatedCassette for a cut-off file, DuplicateConnection for a connection id
+        opened twice)."""
         opts = options or PlayOptions()
         declared = opts.declared_heartbeats()
         reader = CassetteReader(path, allow_truncated=False)
-        building: dict[int, _Building] = {}
+        building: list[_Building] = []
+        tracker = ConnectionTracker()
         for index, offset, record in reader.iter_with_offsets():
+            slot = tracker.route(record)
+            if slot < 0 or isinstance(record, Note):
+                continue
             if isinstance(record, Open):
-                if record.conn in building:
-                    continue  # a reused id: the first connection wins
-                entry = building[record.conn] = _Building(
+                entry = _Building(
                     record,
                     RecordedBuilder(
                         record,
@@ -82,24 +89,22 @@ class CassetteIndex:
                         detect_heartbeats=opts.detect_heartbeats,
                     ),
                 )
-            elif isinstance(record, Message | Close):
-                found = building.get(record.conn)
-                if found is None or not found.open.accepted or found.close is not None:
-                    continue  # orphans, and anything after the end, are never replayed
-                entry = found
+                building.append(entry)
+            else:
+                entry = building[slot]
                 if isinstance(record, Message):
                     entry.builder.add(record)
                 else:
                     entry.close = record
-            else:
-                continue
             segments = entry.segments
             if segments and offset - segments[-1].last <= SEGMENT_GAP:
                 segments[-1].last = offset
             else:
                 segments.append(_Segment(offset, index, offset))
-        connections = [b.builder.finish(b.close) for b in building.values()]
-        return cls(reader, connections, {conn: b.segments for conn, b in building.items()})
+        connections = [b.builder.finish(b.close) for b in building]
+        # The reader refuses a reused id, so each connection id names one connection.
+        by_conn = {b.open.conn: b.segments for b in building}
+        return cls(reader, connections, by_conn, tracker.strays)
 
     def events(self, conn: int) -> Iterator[Message | Close]:
         """The messages and close of connection ``conn``, in order, streamed from disk."""

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from wstape.cassettes.reader import CassetteReader
+from wstape.core.connections import CASSETTE, ConnectionTracker, Strays
 from wstape.core.lint import iter_violations
 from wstape.core.model import ConnectionSummary, Open, Record
 from wstape.core.report import CloseResult, ConnectionResult, Report, build_report
@@ -17,23 +18,35 @@ def check_file(reader: CassetteReader, cfg: RuleConfig) -> Report:
 
     Raises CassetteError (TruncatedCassette only when the reader does not allow it).
     """
-    summaries: dict[int, ConnectionSummary] = {}
+    return check_reader(reader, cfg)[0]
+
+
+def check_reader(reader: CassetteReader, cfg: RuleConfig) -> tuple[Report, Strays]:
+    """:func:`check_file`, and the records that belong to no connection
+    (:mod:`wstape.core.connections`), which are not checked."""
+    tracker = ConnectionTracker()
+    summaries: list[ConnectionSummary] = []
 
     def counted() -> Iterator[Record]:
         for record in reader:
-            if isinstance(record, Open):
-                summaries[record.conn] = ConnectionSummary(open=record)
-            elif record.conn is not None and record.conn in summaries:
-                summaries[record.conn].add(record)
+            slot = tracker.route(record)
+            if slot >= 0:
+                if isinstance(record, Open):
+                    summaries.append(ConnectionSummary(open=record))
+                else:
+                    summaries[slot].add(record)
+            elif slot != CASSETTE:
+                continue
             yield record
 
     violations = list(iter_violations(counted(), cfg))
-    return build_report(
+    report = build_report(
         cfg.profile.value,
         str(reader.path),
-        (_result(s) for s in summaries.values()),
+        (_result(s) for s in summaries),
         violations,
     )
+    return report, tracker.strays
 
 
 def _result(s: ConnectionSummary) -> ConnectionResult:

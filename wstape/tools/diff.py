@@ -30,6 +30,7 @@ from typing import Any
 
 from wstape.cassettes.reader import CassetteReader
 from wstape.core.codecs import Codec
+from wstape.core.connections import ConnectionTracker, Strays
 from wstape.core.model import Close, Message, Opcode, Open, headers_as_text
 from wstape.interchange.jsonl import close_fields
 from wstape.tools.decoded import ProtocolView
@@ -64,26 +65,25 @@ class ConnIndex:
     indices: array[int] = field(default_factory=lambda: array("Q"))
 
 
-def index_cassette(reader: CassetteReader) -> list[ConnIndex]:
-    """One pass over the cassette: the index of every connection, in opening order."""
+def index_cassette(reader: CassetteReader) -> tuple[list[ConnIndex], Strays]:
+    """One pass over the cassette: the index of every connection, in opening order, and
+    the records of no connection (:mod:`wstape.core.connections`), which are left out."""
     conns: list[ConnIndex] = []
-    current: dict[int, ConnIndex] = {}
+    tracker = ConnectionTracker()
     for index, offset, record in reader.iter_with_offsets():
+        slot = tracker.route(record)
+        if slot < 0:
+            continue
         if isinstance(record, Open):
-            c = ConnIndex(open=record)
-            current[record.conn] = c
-            conns.append(c)
+            conns.append(ConnIndex(open=record))
         elif isinstance(record, Message):
-            owner = current.get(record.conn)
-            if owner is not None:
-                owner.digests.append(_digest(record))
-                owner.offsets.append(offset)
-                owner.indices.append(index)
+            owner = conns[slot]
+            owner.digests.append(_digest(record))
+            owner.offsets.append(offset)
+            owner.indices.append(index)
         elif isinstance(record, Close):
-            owner = current.get(record.conn)
-            if owner is not None:
-                owner.close = record
-    return conns
+            conns[slot].close = record
+    return conns, tracker.strays
 
 
 def _fetch(reader: CassetteReader, conn: ConnIndex, i: int) -> Message:
@@ -446,6 +446,8 @@ class CassetteDiff:
     a: str
     b: str
     connections: list[ConnectionDiff]
+    strays: tuple[Strays, Strays] = field(default_factory=lambda: (Strays(), Strays()))
+    """Records of no connection in a and in b (not compared)."""
 
     @property
     def same(self) -> bool:
@@ -566,10 +568,12 @@ def diff_cassettes(
     ignore = frozenset(h.lower() for h in ignore_headers)
     if not compare_volatile:
         ignore |= VOLATILE_HEADERS
-    ia = index_cassette(ra)
-    ib = index_cassette(rb)
+    ia, strays_a = index_cassette(ra)
+    ib, strays_b = index_cassette(rb)
     truncated = ra.truncated_at, rb.truncated_at
-    result = CassetteDiff(a=str(ra.path), b=str(rb.path), connections=[])
+    result = CassetteDiff(
+        a=str(ra.path), b=str(rb.path), connections=[], strays=(strays_a, strays_b)
+    )
     for ca, cb in _pair(ia, ib):
         if ca is not None and cb is not None:
             codec = protocols.codec(ca.open.conn) if protocols is not None else None

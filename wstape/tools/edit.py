@@ -12,12 +12,13 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from wstape.cassettes import WriteMode
 from wstape.cassettes.reader import CassetteReader
 from wstape.cassettes.writer import CassetteWriter
+from wstape.core.connections import CASSETTE, STRAY, ConnectionTracker, Strays
 from wstape.core.model import Close, Header, Message, Note, Open, Record
 
 REPAIR_NOTE = (
@@ -94,6 +95,8 @@ class CutResult:
     """Ids of the connections kept, in the order they opened."""
     records: int = 0
     messages: int = 0
+    strays: Strays = field(default_factory=Strays)
+    """Records of no connection (:mod:`wstape.core.connections`): never kept."""
 
 
 class Selection:
@@ -119,24 +122,22 @@ def select_records(
     records: Iterable[Record], keep: Callable[[Open], bool], result: CutResult
 ) -> Iterator[Record]:
     """The records of the connections ``keep`` accepts, their notes, and cassette notes."""
-    kept: set[int] = set()
+    tracker = ConnectionTracker()
+    kept: list[bool] = []
     for record in records:
+        slot = tracker.route(record)
         if isinstance(record, Open):
-            if keep(record):
-                kept.add(record.conn)
-                result.connections.append(record.conn)
-            else:
-                kept.discard(record.conn)  # a reused id: this open decides from here on
+            kept.append(keep(record))
+            if not kept[slot]:
                 continue
-        elif record.conn is None:
-            if not isinstance(record, Note):  # pragma: no cover - only notes lack a conn
-                continue
-        elif record.conn not in kept:
+            result.connections.append(record.conn)
+        elif slot == STRAY or (slot != CASSETTE and not kept[slot]):
             continue
         if isinstance(record, Message):
             result.messages += 1
         result.records += 1
         yield record
+    result.strays = tracker.strays
 
 
 def cut_cassette(
@@ -164,42 +165,72 @@ class RepairResult:
     dropped_bytes: int = 0
     closed: list[int] = field(default_factory=list)
     """Connections that had no close record and got ``Close(by=None, code=None)``."""
+    renumbered: list[tuple[int, int, int]] = field(default_factory=list)
+    """``(old id, new id, record index of its open)`` of each connection whose id an
+    earlier connection already used."""
+    strays: Strays = field(default_factory=Strays)
+    """Records of no connection (:mod:`wstape.core.connections`): dropped."""
+
+
+class _Renumber(Exception):
+    """A reused connection id: the pass must start again, knowing the highest id."""
 
 
 def repair_cassette(reader: CassetteReader, output: str | Path) -> RepairResult:
-    """Write every complete record of ``reader`` (opened with ``allow_truncated=True``).
+    """Write every complete record of ``reader`` that belongs to a connection.
 
+    Open ``reader`` with ``allow_truncated=True`` and ``allow_reused_ids=True``.
     Connections still open at the end (accepted, no close record) are ended the way the
     recorder ends them when it stops: ``Close(by=None, code=None, on_wire=False)`` at the
-    time of their last record, and a note. Raises CassetteError for corruption other than
-    a truncated tail.
+    time of their last record, and a note. A connection whose id an earlier one already
+    used (two recorders appended at once) gets a fresh id, above every id in the file, and
+    so do the records it owns (:mod:`wstape.core.connections`). Records of no connection
+    are dropped. Raises CassetteError for corruption other than a truncated tail.
     """
-    result = RepairResult()
-    last_t: dict[int, float] = {}
-    open_conns: dict[int, None] = {}
-
-    def records() -> Iterator[Record]:
-        for record in reader:
-            if isinstance(record, Open):
-                if record.accepted:
-                    open_conns[record.conn] = None
-                else:
-                    open_conns.pop(record.conn, None)
-                last_t[record.conn] = 0.0
-            elif isinstance(record, Message | Close) and record.conn in last_t:
-                last_t[record.conn] = max(last_t[record.conn], record.t)
-                if isinstance(record, Close):
-                    open_conns.pop(record.conn, None)
-            result.records += 1
-            yield record
-        for conn in open_conns:
-            t = last_t.get(conn, 0.0)
-            yield Close(conn=conn, t=t, by=None, code=None, reason="", on_wire=False)
-            yield Note(conn=conn, text=REPAIR_NOTE, t=t)
-            result.closed.append(conn)
-
-    copy_records(records(), output, reader.header)
+    try:
+        result = RepairResult()
+        copy_records(_repaired(reader, result, None), output, reader.header)
+    except _Renumber:
+        highest = max(
+            (r.conn for r in reader if isinstance(r, Open)), default=0
+        )  # a second pass over the file, only for a cassette that needs it
+        result = RepairResult()
+        copy_records(_repaired(reader, result, highest + 1), output, reader.header)
     result.truncated_at = reader.truncated_at
     if reader.truncated_at is not None:
         result.dropped_bytes = reader.size - reader.truncated_at
     return result
+
+
+def _repaired(reader: CassetteReader, result: RepairResult, fresh: int | None) -> Iterator[Record]:
+    """The records to write; raises _Renumber at a reused id when ``fresh`` is None."""
+    tracker = ConnectionTracker()
+    ids: list[int] = []
+    last_t: list[float] = []
+    for record in reader:
+        slot = tracker.route(record)
+        if isinstance(record, Open):
+            conn = record.conn
+            if tracker.reused and tracker.reused[-1] == slot:
+                if fresh is None:
+                    raise _Renumber
+                conn, fresh = fresh, fresh + 1
+                result.renumbered.append((record.conn, conn, tracker.position))
+                record = replace(record, conn=conn)
+            ids.append(conn)
+            last_t.append(0.0)
+        elif slot == STRAY:
+            continue
+        elif slot != CASSETTE:
+            if isinstance(record, Message | Close):
+                last_t[slot] = max(last_t[slot], record.t)
+            if record.conn != ids[slot]:
+                record = replace(record, conn=ids[slot])
+        result.records += 1
+        yield record
+    for slot in tracker.unclosed():
+        conn, t = ids[slot], last_t[slot]
+        yield Close(conn=conn, t=t, by=None, code=None, reason="", on_wire=False)
+        yield Note(conn=conn, text=REPAIR_NOTE, t=t)
+        result.closed.append(conn)
+    result.strays = tracker.strays

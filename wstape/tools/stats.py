@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wstape.core.connections import Strays, fold_connections
 from wstape.core.model import Close, Message, Open, Record, Side
 from wstape.interchange.jsonl import close_fields, iso_utc
 
@@ -145,6 +146,8 @@ class ConnectionStats:
 @dataclass
 class CassetteStats:
     connections: list[ConnectionStats] = field(default_factory=list)
+    strays: Strays = field(default_factory=Strays)
+    """Records that belong to no connection (left out of every figure)."""
 
     def total_json(self) -> dict[str, Any]:
         sizes = {Side.CLIENT: Histogram(), Side.SERVER: Histogram()}
@@ -191,15 +194,5 @@ class CassetteStats:
 
 def compute_stats(records: Iterable[Record]) -> CassetteStats:
     """Statistics of every connection, streaming the records once."""
-    stats = CassetteStats()
-    current: dict[int, ConnectionStats] = {}
-    for record in records:
-        if isinstance(record, Open):
-            c = ConnectionStats(open=record)
-            current[record.conn] = c
-            stats.connections.append(c)
-        elif record.conn is not None:
-            owner = current.get(record.conn)
-            if owner is not None:
-                owner.add(record)
-    return stats
+    folded = fold_connections(records, ConnectionStats, ConnectionStats.add)
+    return CassetteStats(folded.connections, folded.strays)

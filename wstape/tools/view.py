@@ -23,6 +23,7 @@ from typing import IO
 
 from wstape.cassettes.reader import CassetteReader
 from wstape.core.closecodes import describe
+from wstape.core.connections import CASSETTE, ConnectionTracker, Strays
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.core.rules import Violation
 from wstape.interchange.jsonl import iso_utc
@@ -136,6 +137,8 @@ class ViewResult:
     left_out: int = 0
     """Messages counted but not drawn (over ``max_messages`` for their connection)."""
     violations: int = 0
+    strays: Strays = field(default_factory=Strays)
+    """Records of no connection (:mod:`wstape.core.connections`): not drawn."""
 
 
 def _message_html(m: Message, index: int, decoded: str | None = None) -> str:
@@ -251,10 +254,15 @@ def render_html(
     protocol is summarised decoded, its raw payload one click away."""
     result = ViewResult()
     conns: list[_Conn] = []
-    current: dict[int, _Conn] = {}
     cassette_notes: list[str] = []
+    tracker = ConnectionTracker()
     for record in reader:
-        _collect(record, conns, current, cassette_notes, max_messages, result, protocols)
+        slot = tracker.route(record)
+        if slot >= 0:
+            _collect(record, slot, conns, max_messages, result, protocols)
+        elif slot == CASSETTE and isinstance(record, Note):
+            cassette_notes.append(record.text)
+    result.strays = tracker.strays
     by_id: dict[int, list[_Conn]] = {}
     for c in conns:
         by_id.setdefault(c.open.conn, []).append(c)
@@ -319,25 +327,16 @@ def render_html(
 
 def _collect(
     record: Record,
+    slot: int,
     conns: list[_Conn],
-    current: dict[int, _Conn],
-    cassette_notes: list[str],
     max_messages: int,
     result: ViewResult,
     protocols: ProtocolView | None = None,
 ) -> None:
     if isinstance(record, Open):
-        c = _Conn(open=record)
-        current[record.conn] = c
-        conns.append(c)
+        conns.append(_Conn(open=record))
         return
-    if record.conn is None:
-        if isinstance(record, Note):
-            cassette_notes.append(record.text)
-        return
-    owner = current.get(record.conn)
-    if owner is None:
-        return
+    owner = conns[slot]
     if isinstance(record, Message):
         owner.messages += 1
         if owner.messages > max_messages:

@@ -1,0 +1,127 @@
+"""The one fold over records: which connection each record belongs to."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.helpers.records import interleave, sessions
+from wstape.core.connections import (
+    CASSETTE,
+    STRAY,
+    ConnectionTracker,
+    StrayKind,
+    fold_connections,
+    summarize_connections,
+)
+from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
+
+
+def opened(conn: int, status: int = 101) -> Open:
+    return Open(conn, 10.0, "GET", "ws", "h", 80, f"/{conn}", "HTTP/1.1", (), status, ())
+
+
+def msg(conn: int, t: float = 0.1) -> Message:
+    return Message(conn, t, Side.CLIENT, Opcode.TEXT, b"x")
+
+
+def closed(conn: int, t: float = 1.0) -> Close:
+    return Close(conn, t, Side.CLIENT, 1000)
+
+
+def routes(records: list[Record]) -> tuple[list[int], ConnectionTracker]:
+    tracker = ConnectionTracker()
+    return [tracker.route(r) for r in records], tracker
+
+
+def test_records_follow_their_connection_until_it_closes() -> None:
+    got, tracker = routes(
+        [
+            Note(None, "about the cassette"),
+            opened(7),
+            opened(3),
+            msg(3),
+            msg(7),
+            closed(7),
+            Note(7, "closed by the recorder"),  # a note after the close still belongs
+            msg(3),
+            closed(3),
+        ]
+    )
+    assert got == [CASSETTE, 0, 1, 1, 0, 0, 0, 1, 1]
+    assert tracker.strays.count == 0 and tracker.unclosed() == []
+
+
+def test_one_policy_for_strays() -> None:
+    got, tracker = routes(
+        [
+            msg(9),  # never opened
+            opened(1),
+            closed(1),
+            msg(1),  # after its close
+            closed(1),  # a second close
+            opened(2, status=403),
+            Note(2, "refused"),  # notes of a refused upgrade belong to it
+            msg(2),  # nothing follows a refusal
+            Note(5, "who?"),  # a note of an id never opened
+        ]
+    )
+    assert got == [STRAY, 0, 0, STRAY, STRAY, 1, 1, STRAY, STRAY]
+    strays = tracker.strays
+    assert strays.count == 5
+    assert strays.by_kind == {
+        StrayKind.ORPHAN: 2,
+        StrayKind.AFTER_CLOSE: 2,
+        StrayKind.REFUSED: 1,
+    }
+    assert strays.first == (1, "a message of connection 9", StrayKind.ORPHAN)
+    assert strays.describe() == (
+        "5 records belong to no open connection and are left out "
+        "(first: record 1, a message of connection 9 which was never opened)"
+    )
+
+
+def test_a_reused_id_owns_the_records_up_to_its_close() -> None:
+    got, tracker = routes(
+        [
+            opened(1),  # slot 0
+            msg(1),
+            opened(1),  # slot 1: the same id again (two recorders appended at once)
+            msg(1),
+            closed(1),  # ends slot 1
+            msg(1),  # slot 0 is still open: it owns them again
+            closed(1),
+            msg(1),  # both closed
+        ]
+    )
+    assert got == [0, 0, 1, 1, 1, 0, 0, STRAY]
+    assert tracker.reused == [1] and tracker.ids == [1, 1]
+    assert tracker.strays.by_kind == {StrayKind.AFTER_CLOSE: 1}
+
+
+def test_unclosed_connections_in_opening_order() -> None:
+    _, tracker = routes([opened(5), opened(2), opened(9, status=404), opened(4), closed(4)])
+    assert tracker.unclosed() == [0, 1]
+    assert tracker.is_open(0) and not tracker.is_open(2) and not tracker.is_open(3)
+
+
+@given(groups=sessions(max_conns=5), seed=st.integers(0, 1000))
+@settings(max_examples=60, deadline=None)
+def test_fold_gives_back_each_connection(groups: list[list[Record]], seed: int) -> None:
+    records = [*groups[0], *interleave(groups[1:], seed)]
+    folded = fold_connections(records, lambda o: [o], lambda state, r: state.append(r))
+    in_opening_order = sorted(groups[1:], key=lambda g: records.index(g[0]))
+    assert folded.connections == in_opening_order
+    assert folded.notes == groups[0]
+    assert folded.strays.count == 0 and folded.reused == []
+
+
+def test_summaries_count_only_what_belongs() -> None:
+    folded = summarize_connections(
+        [opened(1), msg(1, 0.5), closed(1, 2.0), msg(1, 9.0), replace(msg(1), side=Side.SERVER)]
+    )
+    (s,) = folded.connections
+    assert (s.messages_client, s.messages_server, s.duration) == (1, 0, 2.0)
+    assert folded.strays.count == 2

@@ -1,0 +1,207 @@
+"""Which connection each record belongs to: the one fold every tool and the replay use.
+
+A cassette interleaves the records of many connections, tied together only by their
+connection id. :class:`ConnectionTracker` is the one place that decides, record by record,
+which connection a record belongs to; ``ls``, ``stats``, ``check``, ``diff``, ``view``,
+``cut``, ``repair`` and the replay index all route records through it, so they agree on
+every cassette. It streams: each record is decided when it arrives, in constant time, and
+the tracker keeps a few integers per connection, never a record.
+
+The policy:
+
+- An ``open`` starts a connection. Connections are numbered 0, 1, 2, ... in the order they
+  open (their *slot*), whatever their ids.
+- A ``message`` or ``close`` belongs to the open, accepted (status 101), not yet closed
+  connection with its id. A ``close`` ends that connection.
+- A ``note`` belongs to the latest connection opened with its id, even a closed or refused
+  one (the recorder notes why it closed a connection after the close); a note without an
+  id is about the whole cassette.
+- Anything else is a *stray* and belongs to no connection: a message or close of an id
+  that was never opened (an orphan), of a connection that already closed, or of a refused
+  upgrade, and a note of an id never opened. Every tool leaves strays out and counts
+  them (:class:`Strays`); ``repair`` drops them.
+- An ``open`` of an id already used (two recorders appended to one cassette at once; the
+  reader refuses such a cassette unless asked) starts a new connection, which owns the
+  records of that id up to its close; then the id's earlier connection, if still open,
+  owns them again. ``repair`` gives each such connection a fresh id (``reused``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from wstape.core.model import Close, ConnectionSummary, Message, Note, Open, Record
+
+CASSETTE = -1
+"""What :meth:`ConnectionTracker.route` returns for a note about the whole cassette."""
+STRAY = -2
+"""What :meth:`ConnectionTracker.route` returns for a record of no connection."""
+
+
+class StrayKind(StrEnum):
+    """Why a record belongs to no connection."""
+
+    ORPHAN = "orphan"
+    """Its connection id was never opened."""
+    AFTER_CLOSE = "after close"
+    """Its connection had already closed."""
+    REFUSED = "refused"
+    """Its connection's upgrade was refused: nothing follows a refusal."""
+
+
+@dataclass
+class Strays:
+    """The records that belong to no connection, counted (they are never kept)."""
+
+    count: int = 0
+    by_kind: dict[StrayKind, int] = field(default_factory=dict)
+    first: tuple[int, str, StrayKind] | None = None
+    """Position (1 = the first record after the header), what it was, and why."""
+
+    def add(self, position: int, record: Record, kind: StrayKind) -> None:
+        self.count += 1
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+        if self.first is None:
+            what = type(record).__name__.lower()
+            self.first = (position, f"a {what} of connection {record.conn}", kind)
+
+    def describe(self) -> str:
+        """One line, e.g. ``2 records belong to no open connection (first: record 7, a
+        message of connection 3 after its close)``."""
+        plural = "record belongs" if self.count == 1 else "records belong"
+        if self.first is None:
+            return f"{self.count} {plural} to no open connection"
+        position, what, kind = self.first
+        why = {
+            StrayKind.ORPHAN: "which was never opened",
+            StrayKind.AFTER_CLOSE: "after its close",
+            StrayKind.REFUSED: "whose upgrade was refused",
+        }[kind]
+        return (
+            f"{self.count} {plural} to no open connection and "
+            f"{'is' if self.count == 1 else 'are'} left out "
+            f"(first: record {position}, {what} {why})"
+        )
+
+
+class ConnectionTracker:
+    """Route each record of a cassette, in order, to the connection it belongs to."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        """Connections opened so far (the next slot)."""
+        self.strays = Strays()
+        self.reused: list[int] = []
+        """Slots of connections whose id an earlier connection already used."""
+        self.ids: list[int] = []
+        """The connection id of each slot."""
+        self.position = 0
+        """Records routed so far (the reader's record index of the last one)."""
+        self._live: dict[int, list[int]] = {}
+        """Connection id -> slots of open, accepted connections with it (latest last)."""
+        self._latest: dict[int, int] = {}
+        """Connection id -> the latest slot opened with it."""
+        self._refused: set[int] = set()
+        """Slots whose upgrade was refused."""
+
+    def route(self, record: Record) -> int:
+        """The slot ``record`` belongs to, or CASSETTE for a cassette note, or STRAY."""
+        self.position += 1
+        if isinstance(record, Message | Close):
+            live = self._live.get(record.conn)
+            if live:
+                slot = live[-1]
+                if isinstance(record, Close):
+                    live.pop()
+                    if not live:
+                        del self._live[record.conn]
+                return slot
+            return self._stray(record)
+        if isinstance(record, Open):
+            conn = record.conn
+            slot = self.connections
+            self.connections += 1
+            self.ids.append(conn)
+            if conn in self._latest:
+                self.reused.append(slot)
+            self._latest[conn] = slot
+            if record.accepted:
+                self._live.setdefault(conn, []).append(slot)
+            else:
+                self._refused.add(slot)
+            return slot
+        if record.conn is None:
+            return CASSETTE
+        slot = self._latest.get(record.conn, STRAY)
+        if slot == STRAY:
+            self.strays.add(self.position, record, StrayKind.ORPHAN)
+        return slot
+
+    def _stray(self, record: Message | Close) -> int:
+        latest = self._latest.get(record.conn)
+        if latest is None:
+            kind = StrayKind.ORPHAN
+        elif latest in self._refused:
+            kind = StrayKind.REFUSED
+        else:
+            kind = StrayKind.AFTER_CLOSE
+        self.strays.add(self.position, record, kind)
+        return STRAY
+
+    def is_open(self, slot: int) -> bool:
+        """Whether the connection in ``slot`` is accepted and has not closed yet."""
+        live = self._live.get(self.ids[slot])
+        return live is not None and slot in live
+
+    def unclosed(self) -> list[int]:
+        """Slots of accepted connections that never closed, in opening order."""
+        return sorted(slot for slots in self._live.values() for slot in slots)
+
+
+S = TypeVar("S")
+
+
+@dataclass
+class Folded(Generic[S]):
+    """What :func:`fold_connections` built: one state per connection, in opening order."""
+
+    connections: list[S]
+    notes: list[Note]
+    """Notes about the whole cassette, in order."""
+    strays: Strays
+    reused: list[int]
+    """Slots (indices into ``connections``) whose connection id was already used."""
+
+
+def fold_connections(
+    records: Iterable[Record],
+    start: Callable[[Open], S],
+    add: Callable[[S, Message | Close | Note], object],
+) -> Folded[S]:
+    """Fold the records into one state per connection: ``start(open)`` when a connection
+    opens, then ``add(state, record)`` for each of its messages, its close and its notes.
+
+    Streams ``records`` once; memory is the states plus the cassette's notes.
+    """
+    tracker = ConnectionTracker()
+    states: list[S] = []
+    notes: list[Note] = []
+    route = tracker.route
+    for record in records:
+        slot = route(record)
+        if slot >= 0:
+            if isinstance(record, Open):
+                states.append(start(record))
+            else:
+                add(states[slot], record)
+        elif slot == CASSETTE and isinstance(record, Note):
+            notes.append(record)
+    return Folded(states, notes, tracker.strays, tracker.reused)
+
+
+def summarize_connections(records: Iterable[Record]) -> Folded[ConnectionSummary]:
+    """Per-connection totals (``wstape ls``), in the order the connections opened."""
+    return fold_connections(records, ConnectionSummary, ConnectionSummary.add)
