@@ -8,6 +8,8 @@ must let ``async def`` tests marked ``wstape`` run.
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -555,6 +557,31 @@ def test_record_once_under_xdist_records_once_and_the_others_replay(
     assert "already exists" not in out
     messages = cassette_messages(pytester.path / "cassettes" / "shared.msgpack")
     assert {conn for conn, _, _ in messages} == {1}  # recorded once
+
+
+def test_new_episodes_under_xdist_appends_every_test_with_unique_ids(
+    pytester: pytest.Pytester, upstream: str
+) -> None:
+    # Four real workers appending to one cassette at once: each connection id is taken
+    # under a lock on the cassette, so none is used twice and no record is lost.
+    pytester.makepyfile(SHARED_ONCE.replace("range(6)", "range(12)"))
+    result = pytester.runpytest_subprocess(
+        "-n", "4", "-p", "no:cacheprovider",
+        "--wstape-record-mode=new_episodes", f"--wstape-upstream={upstream}",
+    )  # fmt: skip
+    result.assert_outcomes(passed=12)
+    path = pytester.path / "cassettes" / "shared.msgpack"
+    _, records = read_cassette(path)  # refuses a reused id
+    opens = [r.conn for r in records if isinstance(r, Open)]
+    assert sorted(opens) == list(range(1, 13))
+    messages = cassette_messages(path)
+    assert len(messages) == 12 * 4
+    for conn in opens:
+        assert [(side, text) for c, side, text in messages if c == conn] == [
+            ("client", "a"), ("server", "echo:a"), ("client", "b"), ("server", "echo:b"),
+        ]  # fmt: skip
+    listing = pytester.run(sys.executable, "-m", "wstape", "stats", str(path), "--json")
+    assert json.loads(listing.stdout.str())["total"]["connections"] == 12
 
 
 def test_replay_under_xdist_reports_the_right_rule_per_test(pytester: pytest.Pytester) -> None:

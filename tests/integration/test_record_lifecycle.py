@@ -419,3 +419,30 @@ def test_an_unusable_confdir_is_refused_up_front(tmp_path: Path) -> None:
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"wstape: error: --confdir {not_a_dir / 'ca'}: cannot create or load")
     assert not out.exists()
+
+
+def test_two_recorders_appending_to_one_cassette_at_once(
+    tmp_path: Path, ws_server: ScenarioServer
+) -> None:
+    out = tmp_path / "shared.msgpack"
+    per_recorder = 12
+    with (
+        recorder(out, *reverse(ws_server), "--append") as one,
+        recorder(out, *reverse(ws_server), "--append") as two,
+    ):
+
+        async def talk(rec: RecorderProcess, n: int) -> None:
+            ws = await open_and_talk(rec.url(f"/r{rec.port}"), f"m{n}")
+            await ws.close()
+
+        async def everyone() -> None:
+            await asyncio.gather(*(talk(rec, n) for n in range(per_recorder) for rec in (one, two)))
+
+        asyncio.run(everyone())
+        total = 2 * per_recorder
+        wait_for_records(out, lambda rs: sum(isinstance(r, Close) for r in rs) == total)
+        assert one.stop() == 0 and two.stop() == 0
+    _, records = read_cassette(out)  # refuses a reused connection id or a second header
+    opens = [r for r in records if isinstance(r, Open)]
+    assert sorted(r.conn for r in opens) == list(range(1, total + 1))
+    assert sum(isinstance(r, Message) for r in records) == 2 * total

@@ -432,10 +432,16 @@ class Recorder:
         writer = self._writer
         if writer is None or self._stopped or not self._wanted(flow):
             return
-        conn = writer.new_conn_id()
         notes: list[str] = []
-        record = self._open_record(flow, conn, notes)
-        if record is not None and self._write(writer, record):
+        try:
+            # the id is held against other processes appending until its open is written
+            with writer.reserve_conn() as conn:
+                record = self._open_record(flow, conn, notes)
+                written = record is not None and self._write(writer, record)
+        except CassetteWriteError as e:
+            self._fail(e)
+            return
+        if written:
             self.stats.refused += 1
             for text in notes:
                 self._note(writer, text, conn, None)
@@ -444,10 +450,17 @@ class Recorder:
         writer = self._writer
         if writer is None or self._stopped or not self._wanted(flow):
             return
-        conn = writer.new_conn_id()
         notes: list[str] = []
-        record = self._open_record(flow, conn, notes)
-        if record is not None and self._write(writer, record):
+        try:
+            # the id is held against other processes appending until its open is written
+            with writer.reserve_conn() as conn:
+                record = self._open_record(flow, conn, notes)
+                written = record is not None and self._write(writer, record)
+        except CassetteWriteError as e:
+            self._fail(e)
+            return
+        if written:
+            assert record is not None
             self._live[flow.id] = _Live(conn, record.started_at, writer)
             self._idle.clear()
             self.stats.open += 1
