@@ -168,7 +168,57 @@ async def test_truncated_cassette_exits_3(tmp_path: Path, make_cassette: Cassett
     )  # fmt: skip
     _, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 3
-    assert b"truncated" in err
+    (line,) = err.decode().strip().splitlines()
+    assert "truncated" in line and "wstape repair" in line
+
+
+async def test_port_in_use_is_one_line(make_cassette: CassetteFactory) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "wstape", "replay", str(make_cassette(ECHO)),
+            "--port", str(port), stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 2
+    assert err.decode().strip().splitlines() == [
+        f"wstape: error: cannot listen on 127.0.0.1:{port}: address already in use (another "
+        "replay running? choose another --port, or 0 for any free port)"
+    ]
+
+
+async def test_listening_lines_name_the_paths_and_the_ca(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    cassette = make_cassette(
+        [*ECHO, opening(2, "/echo"), close(2, 0.1, Side.CLIENT, 1000), opening(3, "/feed?x=1")]
+    )
+    replay = Replay(tmp_path, cassette, "--tls", "--hostname", "localhost",
+                    "--confdir", str(tmp_path / "ca"), "--max-wait", "0.5")  # fmt: skip
+    async with replay:
+        code, _, err = await replay.finish()
+    url = f"wss://127.0.0.1:{replay.port}"
+    lines = err.splitlines()
+    assert f"wstape: replaying {cassette} (3 recorded connections) on {url}" in lines
+    assert f"wstape: connect to {url}/echo (2x), {url}/feed?x=1" in lines
+    ca = tmp_path / "ca" / "mitmproxy-ca-cert.pem"
+    assert f"wstape: clients must trust the CA {ca} (--tls)" in lines
+    assert ca.exists() and code == 1  # nobody connected
+
+
+async def test_client_text_in_a_violation_is_neither_markup_nor_terminal_control(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    async with Replay(tmp_path, make_cassette(ECHO)) as replay:
+        async with websockets.connect(f"ws://127.0.0.1:{replay.port}/echo", proxy=None) as ws:
+            await ws.send("[/red][bold]\x1b]0;owned\x07")
+            await ws.close()
+        code, _, err = await replay.finish()
+    assert code == 1
+    assert "REPLAY-MESSAGE-MISMATCH" in err and "internal error" not in err
+    assert "[/red][bold]" in err and "\x1b" not in err and "\\x1b]0;owned" in err
 
 
 async def test_usage_errors_exit_2(tmp_path: Path, make_cassette: CassetteFactory) -> None:

@@ -293,7 +293,10 @@ def test_cli_via_proxy_port_in_use(make_cassette: CassetteFactory, tmp_path: Pat
         )  # fmt: skip
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
-    assert f"--via-proxy: cannot listen on 127.0.0.1:{port}" in err
+    assert err.strip().splitlines() == [
+        f"wstape: error: --via-proxy: cannot listen on 127.0.0.1:{port}: address already in "
+        "use (another proxy running? choose another --via-proxy port, or 0 for any free port)"
+    ]
 
 
 # -- the addon alone -------------------------------------------------------------------

@@ -10,15 +10,13 @@ relaying: close the listeners, cancel the live connection handlers, then run ``d
 from __future__ import annotations
 
 import asyncio
-import errno
 import time
 
 from mitmproxy import master, options
 from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
 
-
-def format_hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+from wstape.core.listening import format_hostport
+from wstape.core.listening import listen_error as core_listen_error
 
 
 def bare_master(
@@ -37,24 +35,14 @@ def bare_master(
 def listen_error(ps: proxyserver.Proxyserver, host: str, port: int, port_option: str) -> str:
     """One line saying why ``ps.setup_servers()`` could not listen on ``host:port``;
     ``port_option`` is the option that chooses another port (named in the hint)."""
-    where = format_hostport(host or "*", port)
     for instance in ps.servers:
         exc = instance.last_exception
         if exc is None:
             continue
+        detail = str(exc) or type(exc).__name__
         code = getattr(exc, "errno", None)
-        if code == errno.EADDRINUSE:
-            return (
-                f"cannot listen on {where}: address already in use (another proxy running? "
-                f"choose another {port_option}, or 0 for any free port)"
-            )
-        if code == errno.EACCES:
-            return f"cannot listen on {where}: permission denied (ports below 1024 need root)"
-        if code == errno.EADDRNOTAVAIL:
-            return f"cannot listen on {where}: no such local address"
-        first = str(exc).strip().splitlines()
-        return f"cannot listen on {where}: {first[0] if first else type(exc).__name__}"
-    return f"cannot listen on {where}"
+        return core_listen_error(host, port, code, detail, port_option=port_option, who="proxy")
+    return f"cannot listen on {format_hostport(host or '*', port)}"
 
 
 async def cancel_connections(ps: proxyserver.Proxyserver, reason: str, timeout: float) -> None:

@@ -35,7 +35,7 @@ from mitmproxy import exceptions, flowfilter, options
 from mitmproxy.proxy import mode_specs
 from mitmproxy.utils import asyncio_utils
 
-from wstape.addons.proxy import bare_master, cancel_connections, format_hostport, listen_error
+from wstape.addons.proxy import bare_master, cancel_connections, listen_error
 from wstape.addons.recorder import Recorder, RecorderStats, build_redactor, private_writer
 from wstape.cassettes import (
     CassetteError,
@@ -45,6 +45,7 @@ from wstape.cassettes import (
     WriteMode,
 )
 from wstape.core.errors import ConfigError, WstapeError
+from wstape.core.listening import format_hostport
 from wstape.core.model import Record
 from wstape.tools.timeline import plain, record_segments
 

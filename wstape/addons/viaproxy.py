@@ -279,9 +279,7 @@ class DeviceProxy:
         except exceptions.OptionsError as e:
             await m.done()
             raise ViaProxyError(str(e).strip().splitlines()[0]) from None
-        logs = contextlib.ExitStack()
-        logs.enter_context(_relay_logs(self.on_log))
-        ok = await ps.setup_servers()
+        ok = await ps.setup_servers()  # its failure is reported below, in one line
         addrs = ps.listen_addrs()
         if not ok or not addrs:
             cfg = self.config
@@ -290,8 +288,9 @@ class DeviceProxy:
             )
             await ps.servers.update([])
             await m.done()
-            logs.close()
             raise ViaProxyError(message)
+        logs = contextlib.ExitStack()
+        logs.enter_context(_relay_logs(self.on_log))
         await m.running()
         self._master, self._proxyserver, self._logs = m, ps, logs
         self.host, self.port = str(addrs[0][0]), int(addrs[0][1])

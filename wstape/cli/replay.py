@@ -7,16 +7,18 @@ import contextlib
 import json
 import signal
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from wstape.cassettes import CassetteError
 from wstape.cli.check import SEVERITY_STYLE
 from wstape.cli.common import (
     ExitCode,
+    cassette_error,
     check_writable,
     config_error,
     console,
@@ -35,8 +37,10 @@ from wstape.cli.options import (
     choices,
     rule_config,
 )
+from wstape.cli.output import Column, plural, print_table, safe
 from wstape.core.errors import ConfigError
 from wstape.core.frames import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_SIZE
+from wstape.core.listening import listen_error
 from wstape.core.matchers import matcher_names
 from wstape.core.replay.connection import LiveConnection
 from wstape.core.replay.options import PlayOptions, protocol_names
@@ -57,61 +61,72 @@ def _short(value: object, limit: int = 100) -> str:
 def _print_violation(v: Violation) -> None:
     data = v.to_json()
     conn = "-" if v.conn is None else str(v.conn)
-    style = SEVERITY_STYLE[v.severity]
+    # Text pieces, never markup: the message quotes what the client sent ("[/red]" ...).
+    line = (
+        f" {v.rule} conn {conn}: {v.message} "
+        f"(expected {_short(data['expected'])}, actual {_short(data['actual'])})"
+    )
     console(stderr=True).print(
-        f"[{style}]{v.severity.value:5}[/{style}] {v.rule} conn {conn}: {v.message} "
-        f"(expected {_short(data['expected'])}, actual {_short(data['actual'])})",
-        markup=True,
-        highlight=False,
+        Text.assemble((f"{v.severity.value:5}", SEVERITY_STYLE[v.severity]), safe(line))
     )
 
 
 def _print_log(live: LiveConnection, text: str) -> None:
     conn = "-" if live.conn is None else str(live.conn)
-    console(stderr=True).print(f"conn {conn}: {text}", markup=False, highlight=False)
+    console(stderr=True).print(f"conn {conn}: {safe(text)}")
 
 
 def _print_notice(text: str) -> None:
-    console(stderr=True).print(f"wstape: {text}", markup=False, highlight=False)
+    console(stderr=True).print(f"wstape: {safe(text)}")
 
 
 def _print_internal_error(text: str) -> None:
-    console(stderr=True).print(f"wstape: internal error: {text}", markup=False, highlight=False)
+    console(stderr=True).print(f"wstape: internal error: {safe(text)}")
 
 
 def _summary(report: Report) -> None:
     out = console(stderr=True)
     if report.connections:
-        table = Table(title=f"{report.cassette} under {report.profile}", title_justify="left")
-        for col in ("conn", "path", "client", "matched", "close", "errors", "warnings"):
-            table.add_column(col, overflow="fold")
+        columns = (
+            Column("conn", keep=9, whole=True, justify="right"),
+            Column("path", keep=8, min_width=16),
+            Column("client", keep=2, whole=True),
+            Column("matched", keep=7, whole=True, justify="right"),
+            Column("close", keep=4, min_width=12),
+            Column("errors", keep=6, whole=True, justify="right"),
+            Column("warnings", keep=5, whole=True, justify="right"),
+        )
+        rows = []
         for c in report.connections:
             mine = [v for v in report.violations if v.conn == c.conn]
             close = "-" if c.close.by is None else f"{c.close.by} {c.close.code} {c.close.reason}"
-            table.add_row(
-                str(c.conn),
-                c.path,
-                c.client or "",
-                f"{c.messages_matched}/{c.messages_expected}",
-                close.strip(),
-                str(sum(1 for v in mine if v.severity is Severity.ERROR)),
-                str(sum(1 for v in mine if v.severity is Severity.WARN)),
+            rows.append(
+                (
+                    str(c.conn),
+                    c.path,
+                    c.client or "",
+                    f"{c.messages_matched}/{c.messages_expected}",
+                    close.strip(),
+                    str(sum(1 for v in mine if v.severity is Severity.ERROR)),
+                    str(sum(1 for v in mine if v.severity is Severity.WARN)),
+                )
             )
-        out.print(table)
+        print_table(out, f"{report.cassette} under {report.profile}", columns, rows)
     for f in report.faults:
         out.print(
-            f"fault {f['spec']} on conn {f['conn']} at {f['at']} s: {f['what']}; then {f['then']}",
-            markup=False,
-            highlight=False,
+            safe(
+                f"fault {f['spec']} on conn {f['conn']} at {f['at']} s: {f['what']}; "
+                f"then {f['then']}"
+            )
         )
     for text in report.internal_errors:
-        out.print(f"wstape: internal error: {text}", markup=False, highlight=False)
+        out.print(f"wstape: internal error: {safe(text)}")
     verdict = "passed" if report.passed else "FAILED"
     out.print(
-        f"{verdict}: {len(report.connections)} connections played, "
-        f"{report.count(Severity.ERROR)} errors, {report.count(Severity.WARN)} warnings, "
-        f"{report.count(Severity.INFO)} info; rules: {', '.join(report.rule_ids()) or 'none'}",
-        highlight=False,
+        f"{verdict}: {plural(len(report.connections), 'connection')} played, "
+        f"{plural(report.count(Severity.ERROR), 'error')}, "
+        f"{plural(report.count(Severity.WARN), 'warning')}, "
+        f"{report.count(Severity.INFO)} info; rules: {', '.join(report.rule_ids()) or 'none'}"
     )
 
 
@@ -144,6 +159,38 @@ async def _start_device_proxy(
     return proxy
 
 
+def _listening_lines(server: ReplayServer) -> list[str]:
+    """What ``wstape replay`` says once every listener is up: where, what to connect to,
+    and for ``--tls`` which CA the client must trust."""
+    url = server.url
+    if server.options.echo:
+        lines = [f"wstape: echoing every message (--echo, no cassette) on {url}"]
+    else:
+        recorded = server.index.connections if server.index is not None else []
+        lines = [
+            f"wstape: replaying {server.cassette} "
+            f"({plural(len(recorded), 'recorded connection')}) on {url}"
+        ]
+        counts = Counter(r.open.target for r in recorded)
+        if counts:
+            shown = [
+                f"{url}{target}" + (f" ({n}x)" if n > 1 else "")
+                for target, n in list(counts.items())[:LISTED_PATHS]
+            ]
+            more = len(counts) - LISTED_PATHS
+            tail = f", and {more} more (wstape ls {server.cassette})" if more > 0 else ""
+            lines.append(f"wstape: connect to {', '.join(map(safe, shown))}{tail}")
+    tls = server.options.tls
+    ca = tls.ca_path if tls is not None else None
+    if ca is not None:
+        lines.append(f"wstape: clients must trust the CA {ca} (--tls)")
+    return lines
+
+
+LISTED_PATHS = 5
+"""Recorded paths the listening line names (``wstape ls`` lists them all)."""
+
+
 async def _serve(
     server: ReplayServer,
     ready_file: Path | None,
@@ -158,18 +205,17 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    serving = False
     try:
         await server.start()
-        if server.options.echo:
-            what = "echoing every message (--echo, no cassette)"
-        else:
-            count = len(server.index.connections) if server.index else 0
-            what = f"replaying {server.cassette} ({count} recorded connections)"
-        console(stderr=True).print(f"wstape: {what} on {server.url}", highlight=False)
-        if ready_file is not None:
-            write_atomically(ready_file, f"{server.port}\n", "--ready-file")
         if via_proxy is not None:
             proxy = await _start_device_proxy(server, via_proxy, confdir, proxy_ready_file)
+        serving = True
+        out = console(stderr=True)
+        for line in _listening_lines(server):
+            out.print(line, highlight=False)
+        if ready_file is not None:
+            write_atomically(ready_file, f"{server.port}\n", "--ready-file")
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
         if not server.options.play.loop and not server.options.echo:
             waiters.append(asyncio.ensure_future(server.wait_played()))
@@ -179,7 +225,7 @@ async def _serve(
     finally:
         if proxy is not None:
             await proxy.stop()
-        await server.stop()
+        await server.stop(judge=serving)
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
@@ -612,14 +658,15 @@ def replay(
         if not echo:
             server.load()
     except CassetteError as e:
-        fail(str(e), ExitCode.CASSETTE)
+        cassette_error(e)
     try:
         listen = (proxy_host, via_proxy) if via_proxy is not None else None
         asyncio.run(_serve(server, ready_file, max_wait, listen, proxy_ready_file, confdir))
     except TlsSetupError as e:
         fail(str(e))
     except OSError as e:
-        fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
+        detail = e.strerror or str(e)
+        fail(listen_error(host, port, e.errno, detail, port_option="--port", who="replay"))
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         pass
     result = server.report()

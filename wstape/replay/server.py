@@ -440,13 +440,7 @@ class Listener:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                try:
-                    sock.bind(address)
-                except OSError as e:
-                    raise OSError(
-                        e.errno, f"error while attempting to bind on address {address!r}: "
-                        f"{(e.strerror or str(e)).lower()}"
-                    ) from None  # fmt: skip
+                sock.bind(address)
                 sock.listen(backlog)
                 sock.setblocking(False)
         except BaseException:
@@ -638,7 +632,11 @@ class ReplayServer:
         if index is not None and not index.connections:
             self._done.set()
         self.max_connections = min(self.options.max_connections, _fd_budget())
-        self._listener = await Listener.bind(self, self.options.host, self.options.port, ctx)
+        try:
+            self._listener = await Listener.bind(self, self.options.host, self.options.port, ctx)
+        except OSError:
+            self.session = None  # nothing was served: there is nothing to judge at the stop
+            raise
         self.port = int(self._listener.sockets[0].getsockname()[1])
         return self.port
 
@@ -870,8 +868,10 @@ class ReplayServer:
         reached yet (a client still connected mid-recording)."""
         return self.session.unfinished() if self.session is not None else []
 
-    async def stop(self) -> None:
-        """Stop listening, say goodbye to open connections, settle the report."""
+    async def stop(self, *, judge: bool = True) -> None:
+        """Stop listening, say goodbye to open connections, settle the report
+        (``judge=False``: the run never got going, e.g. a second listener could not bind;
+        nothing is judged, not even that no client came)."""
         if self._wake_listeners is not None:
             self._wake_listeners.cancel()
             self._wake_listeners = None
@@ -891,7 +891,7 @@ class ReplayServer:
         if self._session_timer is not None:
             self._session_timer.cancel()
             self._session_timer = None
-        if self.session is not None:
+        if self.session is not None and judge:
             self.session.finish()
 
     def report(self) -> Report:

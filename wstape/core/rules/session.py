@@ -140,7 +140,7 @@ def check_connect_timeout(
             f"client gave up on the handshake after {gave_up_after:.1f} s; expected about "
             f"{timeout:g} s (its connectSocket timeout)",
             expected=timeout,
-            actual=gave_up_after,
+            actual=round(gave_up_after, 3),
         )
     elif not gave_up and delay > timeout + slack:
         report.add(
