@@ -68,22 +68,6 @@ def test_demo_refuses_an_unwritable_output_before_running(tmp_path: Path) -> Non
         assert "recorded" not in proc.stdout  # refused before the demo ran
 
 
-def test_no_command_but_record_and_demo_imports_mitmproxy() -> None:
-    import subprocess
-    import sys
-
-    from wstape.cli.demo import SAMPLE_CASSETTE
-
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "wstape", "ls", str(SAMPLE_CASSETTE)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "mitmproxy" not in result.stderr
-    assert "wstape.addons" not in result.stderr
-
-
 def test_sample_path_is_the_samples_own() -> None:
     from wstape import sample
     from wstape.cli.demo import SAMPLE_CASSETTE

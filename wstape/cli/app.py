@@ -8,43 +8,73 @@ import sys
 import typer
 
 from wstape import __version__
-from wstape.cli import check, convert, demo, diff, edit, inspect, output, record, replay
+from wstape.cli import output
 
 
 def _plain_argument_names() -> None:
     """Arguments read as their metavar, ``CASSETTE`` (``[CASSETTE]`` when optional), in the
-    usage line and the argument list: typer 0.29 writes ``{CASSETTE}`` and ``CASSETTE
-    <path>``. Left alone on a typer without these methods."""
+    usage line and the argument list: typer writes ``{CASSETTE}`` (and 0.29 ``CASSETTE
+    <path>``)."""
     from typer.core import TyperArgument
 
-    if hasattr(TyperArgument, "_usage_display_name"):
+    def usage(self: TyperArgument, ctx: object) -> list[str]:
+        name = self.metavar or (self.name or "").upper()
+        return [name if self.required else f"[{name}]"]
 
-        def usage(self: TyperArgument) -> str:
-            name = self.metavar or self.name or ""
-            return name if self.required else f"[{name}]"
-
-        TyperArgument._usage_display_name = usage  # type: ignore[method-assign]
+    setattr(TyperArgument, "get_usage_pieces", usage)  # noqa: B010 - patched on the class
     if hasattr(TyperArgument, "display_type_rich"):
-        TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+        setattr(TyperArgument, "display_type_rich", lambda self, ctx: None)  # noqa: B010
 
 
 _plain_argument_names()
-app = typer.Typer(
-    name="wstape",
-    help=(
-        "Record WebSocket traffic through mitmproxy into msgpack cassettes, replay a "
-        "cassette offline as a real ws:// or wss:// server, and check the client against "
-        "RFC 6455, the browser WebSocket API and the WeChat mini-program socket API.\n\n"
-        "Exit codes: 0 ok, 1 rule violations or replay mismatches (for diff: differences), "
-        "2 usage error, 3 cassette unreadable, truncated where that matters, or from a newer "
-        "wstape."
-    ),
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
-)
+COMMANDS: dict[str, str] = {
+    "demo": "demo",
+    "record": "record",
+    "addon-path": "record",
+    "replay": "replay",
+    "check": "check",
+    "rules": "check",
+    "ls": "inspect",
+    "show": "inspect",
+    "stats": "inspect",
+    "diff": "diff",
+    "redact": "edit",
+    "cut": "edit",
+    "repair": "edit",
+    "export": "convert",
+    "import": "convert",
+    "view": "convert",
+}
+"""Each command and the module that defines it, in the order ``--help`` lists them."""
+
+
+def build_app(command: str | None = None) -> typer.Typer:
+    """The typer application: every command, or only the module of ``command`` (what
+    :func:`main` runs, so ``wstape ls`` does not import replay, recording or HAR code)."""
+    import importlib
+
+    app = typer.Typer(
+        name="wstape",
+        help=(
+            "Record WebSocket traffic through mitmproxy into msgpack cassettes, replay a "
+            "cassette offline as a real ws:// or wss:// server, and check the client "
+            "against RFC 6455, the browser WebSocket API and the WeChat mini-program socket "
+            "API.\n\n"
+            "Exit codes: 0 ok, 1 rule violations or replay mismatches (for diff: "
+            "differences), 2 usage error, 3 cassette unreadable, truncated where that "
+            "matters, or from a newer wstape."
+        ),
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,
+        add_completion=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        rich_markup_mode=None,
+    )
+    app.callback()(_main)
+    wanted = COMMANDS.values() if command not in COMMANDS else [COMMANDS[command]]
+    for name in dict.fromkeys(wanted):
+        importlib.import_module(f"wstape.cli.{name}").register(app)
+    return app
 
 
 def _version(value: bool) -> None:
@@ -53,7 +83,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -69,8 +98,19 @@ def _main(
     output.no_color(no_color)
 
 
-for _module in (demo, record, replay, check, inspect, diff, edit, convert):
-    _module.register(app)
+def __getattr__(name: str) -> typer.Typer:
+    # ``from wstape.cli.app import app``: the whole application (tests, typer's CLI runner).
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command ``argv`` runs (the first word after the global options), if any."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
 def main() -> None:
@@ -79,7 +119,7 @@ def main() -> None:
         sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != "--no-color")]
         output.no_color()
     try:
-        app()
+        build_app(_command(sys.argv[1:]))()
     except SystemExit as e:
         code = e.code
     else:
