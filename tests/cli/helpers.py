@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.helpers.records import write
+from tests.helpers.records import make_open, write
 from wstape.cli.app import app
 from wstape.core.model import Close, Message, Opcode, Open, Side
 
@@ -28,18 +28,14 @@ def ok(*args: str | Path) -> str:
 
 
 def opened(conn: int, target: str = "/chat", status: int = 101) -> Open:
-    return Open(
-        conn=conn,
-        started_at=1_790_000_000.0 + conn,
-        method="GET",
+    return make_open(
+        conn,
+        target,
+        status=status,
         scheme="wss",
         host="chat.example.com",
-        port=443,
-        target=target,
-        http_version="HTTP/1.1",
+        started_at=1_790_000_000.0 + conn,
         request_headers=((b"Host", b"chat.example.com"), (b"X-Token", SECRET.encode())),
-        status=status,
-        response_headers=(),
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers.records import interleave, sessions
+from tests.helpers.records import interleave, make_open, sessions
 from wstape.core.connections import (
     CASSETTE,
     STRAY,
@@ -20,7 +20,7 @@ from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 
 
 def opened(conn: int, status: int = 101) -> Open:
-    return Open(conn, 10.0, "GET", "ws", "h", 80, f"/{conn}", "HTTP/1.1", (), status, ())
+    return make_open(conn, f"/{conn}", status=status, started_at=10.0)
 
 
 def msg(conn: int, t: float = 0.1) -> Message:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.records import make_open
 from wstape.core.errors import ConfigError
 from wstape.core.model import Close, Message, Note, Opcode, Open, Side
 from wstape.core.redaction import (
@@ -37,21 +38,7 @@ def text(r: Redactor, payload: str | bytes) -> tuple[bytes, list[str]]:
 
 
 def opened(**kw: Any) -> Open:
-    base: dict[str, Any] = {
-        "conn": 1,
-        "started_at": 1.0,
-        "method": "GET",
-        "scheme": "ws",
-        "host": "h",
-        "port": 80,
-        "target": "/chat",
-        "http_version": "HTTP/1.1",
-        "request_headers": (),
-        "status": 101,
-        "response_headers": (),
-    }
-    base.update(kw)
-    return Open(**base)
+    return make_open(**{"started_at": 1.0, **kw})
 
 
 # -- JSON keys -------------------------------------------------------------------------

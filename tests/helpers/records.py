@@ -104,3 +104,34 @@ def write(path: Path, records: list[Record], *, started_at: float = 1.5) -> None
     with CassetteWriter(path, mode=WriteMode.OVERWRITE, creator="test", started_at=started_at) as w:
         for r in records:
             w.write(r)
+
+
+def make_open(
+    conn: int = 1,
+    target: str = "/chat",
+    *,
+    status: int = 101,
+    scheme: str = "ws",
+    host: str = "h",
+    port: int | None = None,
+    started_at: float = 100.0,
+    request_headers: tuple[tuple[bytes, bytes], ...] = (),
+    response_headers: tuple[tuple[bytes, bytes], ...] = (),
+    **fields: object,
+) -> Open:
+    """The one ``Open`` factory of the tests: a GET upgrade of ``target`` answered with
+    ``status``; any other field by keyword (``subprotocol=``, ``client=``, ``tls=``...)."""
+    record = Open(
+        conn=conn,
+        started_at=started_at,
+        method="GET",
+        scheme=scheme,
+        host=host,
+        port=port if port is not None else (443 if scheme == "wss" else 80),
+        target=target,
+        http_version="HTTP/1.1",
+        request_headers=request_headers,
+        status=status,
+        response_headers=response_headers,
+    )
+    return replace(record, **fields)  # type: ignore[arg-type]

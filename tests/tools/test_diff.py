@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers.records import write
+from tests.helpers.records import make_open, write
 from wstape.cassettes import CassetteReader
 from wstape.core.model import Close, Message, Opcode, Open, Record, Side
 from wstape.tools.diff import (
@@ -27,21 +27,10 @@ MIB = 1024 * 1024
 
 
 def opened(conn: int, target: str = "/chat", **over: object) -> Open:
-    o = Open(
-        conn=conn,
-        started_at=100.0,
-        method="GET",
-        scheme="ws",
-        host="h",
-        port=80,
-        target=target,
-        http_version="HTTP/1.1",
-        request_headers=((b"Host", b"h"), (b"Sec-WebSocket-Key", f"k{conn}".encode())),
-        status=101,
-        response_headers=(),
-        client=f"127.0.0.1:{5000 + conn}",
+    headers = ((b"Host", b"h"), (b"Sec-WebSocket-Key", f"k{conn}".encode()))
+    return make_open(
+        conn, target, request_headers=headers, client=f"127.0.0.1:{5000 + conn}", **over
     )
-    return replace(o, **over)  # type: ignore[arg-type]
 
 
 def text(conn: int, t: float, body: str, side: Side = Side.CLIENT) -> Message:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers.records import interleave, sessions, write
+from tests.helpers.records import interleave, make_open, sessions, write
 from wstape.cassettes import CassetteReader, DuplicateConnection, TruncatedCassette, read_cassette
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.tools.edit import REPAIR_NOTE, Selection, cut_cassette, repair_cassette
@@ -21,19 +21,7 @@ V1 = Path(__file__).parent.parent / "data" / "cassette-v1.msgpack"
 
 
 def opened(conn: int, target: str, status: int = 101) -> Open:
-    return Open(
-        conn=conn,
-        started_at=100.0 + conn,
-        method="GET",
-        scheme="ws",
-        host="h",
-        port=80,
-        target=target,
-        http_version="HTTP/1.1",
-        request_headers=(),
-        status=status,
-        response_headers=(),
-    )
+    return make_open(conn, target, status=status, started_at=100.0 + conn)
 
 
 @given(groups=sessions(), seed=st.integers(), data=st.data())

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.records import make_open
 from wstape.core.frames import Frame, FrameParser, OpCode, encode_close_body, encode_frame
 from wstape.core.matchers import MATCHERS, register
 from wstape.core.model import Close, Message, Opcode, Open, Side
@@ -24,21 +25,7 @@ REFERER = "https://servicewechat.com/wx0123456789abcdef/0/page-frame.html"
 
 
 def opening(conn: int, target: str = "/chat", status: int = 101, **kw: object) -> Open:
-    fields: dict[str, object] = {
-        "conn": conn,
-        "started_at": 1000.0,
-        "method": "GET",
-        "scheme": "ws",
-        "host": "chat.example.com",
-        "port": 80,
-        "target": target,
-        "http_version": "HTTP/1.1",
-        "request_headers": (),
-        "status": status,
-        "response_headers": (),
-    }
-    fields.update(kw)
-    return Open(**fields)  # type: ignore[arg-type]
+    return make_open(conn, target, status=status, host="chat.example.com", started_at=1000.0, **kw)
 
 
 def c(conn: int, t: float, payload: bytes | str, opcode: Opcode = Opcode.TEXT) -> Message:
