@@ -341,6 +341,10 @@ class FaultTrack:
         return min(times) if times else None
 
 
+THROTTLE_STEPS = 20
+"""Wake-ups per second of a throttled connection (at most)."""
+
+
 class Throttle:
     """At most ``rate`` bytes per second out: a token bucket with a one-second burst."""
 
@@ -365,10 +369,17 @@ class Throttle:
         return out
 
     def next_deadline(self, now: float) -> float | None:
+        """When the next chunk may go: 1/:data:`THROTTLE_STEPS` of a second's worth
+        (at least a byte), so the output is paced, not sent in bursts once a second."""
         if not self.pending:
             return None
-        need = max(1.0, min(len(self.pending), self.rate) - self._tokens)
+        chunk = min(len(self.pending), max(1, self.rate // THROTTLE_STEPS))
+        need = max(1.0, chunk - self._tokens)
         return now + need / self.rate
+
+    def drained_at(self, now: float) -> float:
+        """When the bytes held now will all have gone."""
+        return now + max(0.0, len(self.pending) - self._tokens) / self.rate
 
 
 __all__ = [
