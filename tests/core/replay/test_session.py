@@ -928,18 +928,31 @@ def test_a_pong_sent_as_steadily_as_the_pings_is_no_server_keepalive() -> None:
     assert '{"type":"pong"}' not in client.texts()
 
 
+def give_up_on_a_dead_heartbeat(client: FakeClient) -> None:
+    """Set up at the recorded pace, ping (unanswered), give up 0.5 s later: before the
+    recording's last server message (at 3.5 s)."""
+    client.handshake("/feed")
+    client.send('{"op":"auth","token":"t"}')
+    client.wait(0.15)
+    client.send('{"op":"sub","topic":"a"}')
+    client.wait(0.15)
+    client.send('{"type":"ping"}')
+    client.wait(0.5)
+    assert client.texts() == ['{"ok":true}', '{"n":1}']  # no pong
+    client.close(encode_close_body(1000))
+
+
 def test_a_client_that_gives_up_a_dead_heartbeat_gets_its_recording_again() -> None:
-    session = session_for(HEARTBEAT_FEED, speed=0, faults=("mute-heartbeats",), heartbeat_timeout=1)
+    session = session_for(HEARTBEAT_FEED, faults=("mute-heartbeats",), heartbeat_timeout=1)
     first = FakeClient(session)
-    first.handshake("/feed")
-    play_feed(first)
-    first.send('{"type":"ping"}')
-    first.wait(0.5)
-    first.close(encode_close_body(1000))  # gave up: not REPLAY-UNPLAYED
+    give_up_on_a_dead_heartbeat(first)  # not REPLAY-UNPLAYED: it did right
     assert session.violations == [] and not session.all_played()
     again = FakeClient(session, now=first.now + 0.3)
     assert again.handshake("/feed") == 101  # the recording again, from its start
-    play_feed(again)
+    again.send('{"op":"auth","token":"t"}')
+    again.wait(0.15)
+    again.send('{"op":"sub","topic":"a"}')
+    again.wait(3.5)
     assert again.texts() == ['{"ok":true}', '{"n":1}', '{"n":2}']
     again.close(encode_close_body(1000))
     session.tick(100.0)
@@ -950,16 +963,24 @@ def test_a_client_that_gives_up_a_dead_heartbeat_gets_its_recording_again() -> N
 
 def test_a_client_that_gives_up_a_dead_heartbeat_must_come_back() -> None:
     session = session_for(
-        HEARTBEAT_FEED, speed=0, faults=("mute-heartbeats",), heartbeat_timeout=1,
-        expect_reconnect=2,
-    )  # fmt: skip
+        HEARTBEAT_FEED, faults=("mute-heartbeats",), heartbeat_timeout=1, expect_reconnect=2
+    )
+    client = FakeClient(session)
+    give_up_on_a_dead_heartbeat(client)
+    session.tick(client.now + 2)
+    assert rules(session) == ["REPLAY-FAULT-NO-RECONNECT"]
+
+
+def test_a_client_that_plays_on_past_a_dead_heartbeat_is_not_expected_back() -> None:
+    session = session_for(HEARTBEAT_FEED, speed=0, faults=("mute-heartbeats",), heartbeat_timeout=1)
     client = FakeClient(session)
     client.handshake("/feed")
     play_feed(client)
     client.send('{"type":"ping"}')
-    client.close(encode_close_body(1000))
-    session.tick(client.now + 2)
-    assert rules(session) == ["REPLAY-FAULT-NO-RECONNECT"]
+    client.wait(1.5)
+    client.close(encode_close_body(1000))  # at the recorded end, the heartbeat long dead
+    assert rules(session) == ["REPLAY-HEARTBEAT-DEAD"]
+    assert session.next_deadline() is None and session.all_played()
 
 
 def test_a_blackholed_client_reconnects_while_the_dead_connection_is_open() -> None:
@@ -1105,3 +1126,33 @@ def test_a_client_giving_up_on_every_upgrade_held_back_is_not_expected_back() ->
     assert session.next_deadline() is None and session.all_played()
     session.finish()
     assert rules(session) == []
+
+
+def test_a_fault_injected_into_an_open_connection_strikes_once_and_counts_from_now() -> None:
+    from wstape.core.replay.faults import parse_fault
+
+    session = session_for(FEED, speed=0)  # no fault when the connection opens
+    client = FakeClient(session)
+    client.handshake("/feed")
+    client.send('{"op":"auth","token":"t"}')
+    assert client.texts() == ['{"ok":true}']
+    armed = session.inject(parse_fault("drop@after=2"), client.now)
+    assert armed == [client.live]
+    client.wait(0)  # the driver wakes what it armed
+    assert not client.hung_up  # after=2 counts from now: 1 server message was sent before
+    client.send('{"op":"sub","topic":"a"}')
+    assert client.texts() == ['{"ok":true}', '{"n":1}', '{"n":2}'] and client.hung_up
+    # drop strikes once (times=1): the open connection had it, the reconnect does not.
+    again = FakeClient(session, now=client.now + 0.5)
+    assert again.handshake("/feed") == 101
+    play_feed(again)
+    assert again.texts()[-1] == '{"n":3}' and not again.hung_up
+    again.close(encode_close_body(1000))
+    assert session.violations == []
+    # An injected fault that strikes at once fires on the wake-up.
+    session = session_for(FEED, speed=0)
+    client = FakeClient(session)
+    client.handshake("/feed")
+    session.inject(parse_fault("drop"), client.now)
+    client.wait(0)
+    assert client.hung_up and client.close_frame() is None

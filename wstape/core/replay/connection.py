@@ -590,13 +590,23 @@ class LiveConnection:
 
     # -- faults -------------------------------------------------------------------------
 
-    def arm(self, fault: Fault) -> None:
-        """A fault injected while this connection is open: its point counts from now."""
-        if self.faults is None or self.request is None or self.recorded is None:
+    def aimed_at_by(self, fault: Fault) -> bool:
+        """Would ``fault``, injected now, strike this open connection?"""
+        if self.phase is not Phase.UPGRADED or self.recorded is None or self.script is None:
+            return False
+        if self.protocol is None or self.protocol.state is not State.OPEN:
+            return False
+        return fault.kind not in HANDSHAKE_FAULTS and fault.aims_at(self.recorded.conn, self.path)
+
+    def arm(self, fault: Fault, now: float) -> None:
+        """A fault injected while this connection is open (:meth:`aimed_at_by`): its
+        point counts from ``now``. It fires on the next :meth:`tick` (the driver wakes
+        the connection after an injection)."""
+        if not self.aimed_at_by(fault):
             return
-        if fault.kind in HANDSHAKE_FAULTS or not fault.aims_at(self.recorded.conn, self.path):
-            return
-        self.faults.add(fault)
+        if self.faults is None:  # opened before the run had any fault
+            self.faults = FaultTrack([], self.started)
+        self.faults.add(fault, now)
 
     def _fire(self, faults: list[Fault], now: float) -> None:
         """Make each fault happen to this open connection (docs/faults.md)."""

@@ -92,11 +92,18 @@ class ReplaySession:
     def faults(self) -> FaultBook:
         return self._faults
 
-    def inject(self, fault: Fault) -> None:
-        """Add a fault while the run goes on (``ReplayServer.inject``)."""
-        self._faults.inject(fault)
-        for live in self.connections.values():
-            live.arm(fault)
+    def inject(self, fault: Fault, now: float) -> list[LiveConnection]:
+        """Add a fault while the run goes on (``ReplayServer.inject``): it strikes the
+        open connections it aims at (as many as its ``times`` allow, oldest first; its
+        point counts from ``now``) and the ones to come. Returns the connections armed:
+        the driver wakes them (:meth:`LiveConnection.tick`) so that it fires."""
+        i = self._faults.inject(fault)
+        armed = []
+        for live in sorted(self.connections.values(), key=lambda live: live.serial):
+            if live.aimed_at_by(fault) and self._faults.take_open(i):
+                live.arm(fault, now)
+                armed.append(live)
+        return armed
 
     def fault_happened(
         self, live: LiveConnection, fault: Fault, what: str, now: float
@@ -330,9 +337,11 @@ class ReplaySession:
             if live.recorded is not None:
                 self._played.add(live.recorded.conn)
             return
-        # A client that gave up on a connection whose heartbeat the mute-heartbeats fault
-        # killed did right: it is expected back, to its recording from the start.
-        dead = live.script is not None and live.script.heartbeat_dead
+        # A client that gave up (before the recorded end) on a connection whose heartbeat
+        # the mute-heartbeats fault killed did right: it is expected back, to its
+        # recording from the start.
+        script = live.script
+        dead = script is not None and script.heartbeat_dead and script.running
         if broken is not None or held or dead:
             self._expect_back(live, event, now, code=code)
 

@@ -1,0 +1,208 @@
+"""A ``websockets`` client that copes with faults the way the wx network guide says, and
+switches to turn each of its good habits off (tests/replay/test_faults.py).
+
+The app: connect, authenticate (``{"type":"auth"}``, wait for ``authed``), subscribe
+(``{"type":"sub"}``, wait for ``subbed``), then read the feed (``{"n":1}`` ...) until
+``{"n":LAST}``, and close with 1000. Meanwhile it sends ``{"type":"ping"}`` every
+``ping_every`` seconds and gives up on the connection (closes it) when no
+``{"type":"pong"}`` came within ``pong_timeout``. When the connection breaks it
+reconnects after ``backoff`` seconds, doubling each time (RFC 6455 §7.2.3), and starts
+over with its setup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+AUTH = {"type": "auth", "token": "t0k3n"}
+AUTHED = {"type": "authed"}
+SUB = {"type": "sub", "topic": "prices"}
+SUBBED = {"type": "subbed"}
+PING = {"type": "ping"}
+PONG = {"type": "pong"}
+BYE_N = 3
+"""The last feed message: the client closes after it."""
+
+
+def dumps(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass
+class Habits:
+    """What the client does right (each False is one of the bad clients)."""
+
+    reconnect: bool = True
+    backoff: float = 0.2
+    """Seconds before the first reconnect (0: a tight loop); doubled each time."""
+    resubscribe: bool = True
+    """Subscribe again after a reconnect (False: authenticate, then only listen)."""
+    reauth: bool = True
+    """Authenticate again after a reconnect (False: subscribe straight away)."""
+    heartbeat: bool = True
+    """Give up on a connection whose ping got no pong within ``pong_timeout``."""
+    ping_every: float = 0.3
+    pong_timeout: float = 0.2
+    open_timeout: float = 1.0
+    """How long an unanswered upgrade may take before the client gives up on it."""
+    close_timeout: float = 0.3
+    attempts: int = 8
+    last: int = BYE_N
+    give_up_after: float = 8.0
+    """Seconds for the whole run (a test never hangs on a client)."""
+
+
+@dataclass
+class Attempt:
+    """One connection attempt, from the client's side."""
+
+    started: float
+    outcome: str = ""
+    """``done``, ``refused 503``, ``closed 1006``, ``heartbeat dead``, ``timeout``..."""
+    received: list[str] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    """When each of ``received`` came (time.monotonic())."""
+
+
+@dataclass
+class Run:
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return bool(self.attempts) and self.attempts[-1].outcome == "done"
+
+    @property
+    def outcomes(self) -> list[str]:
+        return [a.outcome for a in self.attempts]
+
+    def feed(self) -> list[int]:
+        """The feed numbers the last attempt received."""
+        return [json.loads(m)["n"] for m in self.attempts[-1].received if '"n"' in m]
+
+
+class _Dead(Exception):
+    """The heartbeat went unanswered."""
+
+
+class _Closed(Exception):
+    """The server ended the connection (``code``: what the client saw)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+async def run_client(url: str, habits: Habits | None = None) -> Run:
+    """Play the app against ``url`` until it got the whole feed once, or gave up."""
+    habits = habits or Habits()
+    run = Run()
+    async with asyncio.timeout(habits.give_up_after):
+        delay = habits.backoff
+        for n in range(habits.attempts):
+            attempt = Attempt(time.monotonic())
+            run.attempts.append(attempt)
+            try:
+                await _session(url, habits, attempt, again=n > 0)
+            except InvalidStatus as e:
+                attempt.outcome = f"refused {e.response.status_code}"
+            except TimeoutError:
+                attempt.outcome = "timeout"
+            except _Dead:
+                attempt.outcome = "heartbeat dead"
+            except _Closed as e:
+                attempt.outcome = f"closed {e.code}"
+            except ConnectionClosed as e:
+                rcvd = e.rcvd
+                attempt.outcome = f"closed {rcvd.code if rcvd is not None else 1006}"
+            except OSError as e:
+                attempt.outcome = f"error {e}"
+            if attempt.outcome == "done" or not habits.reconnect:
+                break
+            await asyncio.sleep(delay)
+            delay *= 2
+    return run
+
+
+async def _session(url: str, habits: Habits, attempt: Attempt, *, again: bool) -> None:
+    async with websockets.connect(
+        url,
+        compression=None,
+        ping_interval=None,
+        open_timeout=habits.open_timeout,
+        close_timeout=habits.close_timeout,
+        proxy=None,
+    ) as ws:
+        inbox: asyncio.Queue[str] = asyncio.Queue()
+        pongs = asyncio.Event()
+
+        async def reader() -> None:
+            async for message in ws:
+                assert isinstance(message, str)
+                if json.loads(message) == PONG:
+                    pongs.set()
+                else:
+                    attempt.received.append(message)
+                    attempt.arrivals.append(time.monotonic())
+                    await inbox.put(message)
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(habits.ping_every)
+                pongs.clear()
+                await ws.send(dumps(PING))
+                if not habits.heartbeat:
+                    continue
+                try:
+                    await asyncio.wait_for(pongs.wait(), habits.pong_timeout)
+                except TimeoutError:
+                    raise _Dead from None
+
+        async def app() -> None:
+            if habits.reauth or not again:
+                await ws.send(dumps(AUTH))
+                await _expect(inbox, AUTHED)
+            if habits.resubscribe or not again:
+                await ws.send(dumps(SUB))
+                await _expect(inbox, SUBBED)
+            while True:
+                message = json.loads(await inbox.get())
+                if message.get("n") == habits.last:
+                    return
+
+        tasks = [asyncio.ensure_future(f()) for f in (reader, heartbeat, app)]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finished = [t for t in done if not t.cancelled()]
+        for task in finished:
+            error = task.exception()
+            if isinstance(error, _Dead):
+                await ws.close(1000)
+                raise error
+        for task in finished:
+            error = task.exception()
+            if error is not None:
+                raise error
+        if tasks[0] in done:  # the server ended the connection
+            await ws.wait_closed()
+            rcvd = ws.protocol.close_rcvd
+            raise _Closed(rcvd.code if rcvd is not None else 1006)
+        await ws.close(1000)
+        attempt.outcome = "done"
+
+
+async def _expect(inbox: asyncio.Queue[str], wanted: dict[str, Any]) -> None:
+    """Wait for ``wanted`` (what else comes first is not the app's business here)."""
+    while json.loads(await inbox.get()) != wanted:
+        pass
