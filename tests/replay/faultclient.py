@@ -21,6 +21,9 @@ from typing import Any
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.replay.conftest import c, close, opening, s
+from wstape.core.model import Record, Side
+
 AUTH = {"type": "auth", "token": "t0k3n"}
 AUTHED = {"type": "authed"}
 SUB = {"type": "sub", "topic": "prices"}
@@ -29,6 +32,33 @@ PING = {"type": "ping"}
 PONG = {"type": "pong"}
 BYE_N = 3
 """The last feed message: the client closes after it."""
+
+
+def feed_records(pad: int = 0, extensions: tuple[str, ...] = ()) -> list[Record]:
+    """Authenticate, subscribe, three feed messages, the client's app-level heartbeat
+    three times (so replay detects it: ping answered by pong at once), client closes.
+    ``extensions``: what the recorded client offered (browsers offer permessage-deflate)."""
+
+    def n(i: int) -> dict[str, Any]:
+        return {"n": i, "pad": "x" * pad} if pad else {"n": i}
+
+    return [
+        opening(1, "/feed", extensions=extensions),
+        c(1, 0.05, AUTH),
+        s(1, 0.06, AUTHED),
+        c(1, 0.07, SUB),
+        s(1, 0.08, SUBBED),
+        s(1, 0.10, n(1)),
+        c(1, 0.30, PING),
+        s(1, 0.301, PONG),
+        s(1, 0.50, n(2)),
+        c(1, 0.60, PING),
+        s(1, 0.601, PONG),
+        c(1, 0.90, PING),
+        s(1, 0.901, PONG),
+        s(1, 0.95, n(3)),
+        close(1, 1.0, Side.CLIENT, 1000),
+    ]
 
 
 def dumps(value: dict[str, Any]) -> str:

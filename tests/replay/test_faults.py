@@ -24,40 +24,13 @@ import pytest
 
 from tests.helpers.browser import read_report, replay
 from tests.helpers.rawclient import RawClient, request_bytes
-from tests.replay.conftest import CassetteFactory, c, close, opening, s
-from tests.replay.faultclient import AUTH, AUTHED, PING, PONG, SUB, SUBBED, Habits, Run, run_client
+from tests.replay.conftest import CassetteFactory
+from tests.replay.faultclient import AUTH, AUTHED, SUB, Habits, Run, feed_records, run_client
 from wstape.core.frames import OpCode
-from wstape.core.model import Record, Side
 from wstape.replay import ReplayOptions, ReplayServer
 
 WAIT = 6.0
 """Seconds a server may take to see every recording played once the client is done."""
-
-
-def feed_records(pad: int = 0) -> list[Record]:
-    """Authenticate, subscribe, three feed messages, the client's app-level heartbeat
-    three times (so replay detects it: ping answered by pong at once), client closes."""
-
-    def n(i: int) -> dict[str, Any]:
-        return {"n": i, "pad": "x" * pad} if pad else {"n": i}
-
-    return [
-        opening(1, "/feed"),
-        c(1, 0.05, AUTH),
-        s(1, 0.06, AUTHED),
-        c(1, 0.07, SUB),
-        s(1, 0.08, SUBBED),
-        s(1, 0.10, n(1)),
-        c(1, 0.30, PING),
-        s(1, 0.301, PONG),
-        s(1, 0.50, n(2)),
-        c(1, 0.60, PING),
-        s(1, 0.601, PONG),
-        c(1, 0.90, PING),
-        s(1, 0.901, PONG),
-        s(1, 0.95, n(3)),
-        close(1, 1.0, Side.CLIENT, 1000),
-    ]
 
 
 @pytest.fixture
