@@ -82,6 +82,9 @@ class Habits:
     pong_timeout: float = 0.2
     open_timeout: float = 1.0
     """How long an unanswered upgrade may take before the client gives up on it."""
+    reply_timeout: float | None = None
+    """How long to wait for ``authed`` and ``subbed`` before giving up on the
+    connection (None: as long as it stays open)."""
     close_timeout: float = 0.3
     attempts: int = 8
     last: int = BYE_N
@@ -122,6 +125,10 @@ class _Dead(Exception):
     """The heartbeat went unanswered."""
 
 
+class _Slow(Exception):
+    """``authed`` or ``subbed`` came later than ``reply_timeout``."""
+
+
 class _Closed(Exception):
     """The server ended the connection (``code``: what the client saw)."""
 
@@ -134,6 +141,14 @@ async def run_client(url: str, habits: Habits | None = None) -> Run:
     """Play the app against ``url`` until it got the whole feed once, or gave up."""
     habits = habits or Habits()
     run = Run()
+    try:
+        await _attempts(url, habits, run)
+    except TimeoutError:
+        run.attempts.append(Attempt(time.monotonic(), "out of time"))
+    return run
+
+
+async def _attempts(url: str, habits: Habits, run: Run) -> None:
     async with asyncio.timeout(habits.give_up_after):
         delay = habits.backoff
         for n in range(habits.attempts):
@@ -145,6 +160,8 @@ async def run_client(url: str, habits: Habits | None = None) -> Run:
                 attempt.outcome = f"refused {e.response.status_code}"
             except TimeoutError:
                 attempt.outcome = "timeout"
+            except _Slow:
+                attempt.outcome = "reply too slow"
             except _Dead:
                 attempt.outcome = "heartbeat dead"
             except _Closed as e:
@@ -153,12 +170,11 @@ async def run_client(url: str, habits: Habits | None = None) -> Run:
                 rcvd = e.rcvd
                 attempt.outcome = f"closed {rcvd.code if rcvd is not None else 1006}"
             except OSError as e:
-                attempt.outcome = f"error {e}"
+                attempt.outcome = f"error {type(e).__name__}"
             if attempt.outcome == "done" or not habits.reconnect:
                 break
             await asyncio.sleep(delay)
             delay *= 2
-    return run
 
 
 async def _session(url: str, habits: Habits, attempt: Attempt, *, again: bool) -> None:
@@ -198,10 +214,10 @@ async def _session(url: str, habits: Habits, attempt: Attempt, *, again: bool) -
         async def app() -> None:
             if habits.reauth or not again:
                 await ws.send(dumps(AUTH))
-                await _expect(inbox, AUTHED)
+                await _expect(inbox, AUTHED, habits.reply_timeout)
             if habits.resubscribe or not again:
                 await ws.send(dumps(SUB))
-                await _expect(inbox, SUBBED)
+                await _expect(inbox, SUBBED, habits.reply_timeout)
             while True:
                 message = json.loads(await inbox.get())
                 if message.get("n") == habits.last:
@@ -217,7 +233,7 @@ async def _session(url: str, habits: Habits, attempt: Attempt, *, again: bool) -
         finished = [t for t in done if not t.cancelled()]
         for task in finished:
             error = task.exception()
-            if isinstance(error, _Dead):
+            if isinstance(error, _Dead | _Slow):
                 await ws.close(1000)
                 raise error
         for task in finished:
@@ -232,7 +248,66 @@ async def _session(url: str, habits: Habits, attempt: Attempt, *, again: bool) -
         attempt.outcome = "done"
 
 
-async def _expect(inbox: asyncio.Queue[str], wanted: dict[str, Any]) -> None:
+async def _expect(
+    inbox: asyncio.Queue[str], wanted: dict[str, Any], timeout: float | None = None
+) -> None:
     """Wait for ``wanted`` (what else comes first is not the app's business here)."""
-    while json.loads(await inbox.get()) != wanted:
-        pass
+    try:
+        async with asyncio.timeout(timeout):
+            while json.loads(await inbox.get()) != wanted:
+                pass
+    except TimeoutError:
+        raise _Slow from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.replay.faultclient cassette FILE`` writes the recording;
+    ``python -m tests.replay.faultclient run URL [--no-reconnect ...]`` runs the client
+    (the examples of docs/faults.md). Prints what each connection attempt came to."""
+    import argparse
+    from pathlib import Path
+
+    from wstape.cassettes import CassetteWriter
+
+    parser = argparse.ArgumentParser(prog="python -m tests.replay.faultclient")
+    sub = parser.add_subparsers(dest="command", required=True)
+    write = sub.add_parser("cassette", help="write the feed recording to FILE")
+    write.add_argument("file", type=Path)
+    write.add_argument("--pad", type=int, default=0, help="make each feed message N bytes more")
+    client = sub.add_parser("run", help="run the client against URL (ws://HOST:PORT/feed)")
+    client.add_argument("url")
+    client.add_argument("--no-reconnect", action="store_true", help="give up after a break")
+    client.add_argument("--backoff", type=float, default=0.2, help="first reconnect delay")
+    client.add_argument("--no-heartbeat", action="store_true", help="ignore missing pongs")
+    client.add_argument("--no-resubscribe", action="store_true", help="no sub after reconnect")
+    client.add_argument("--no-reauth", action="store_true", help="no auth after reconnect")
+    client.add_argument("--ping-every", type=float, default=0.3)
+    client.add_argument("--open-timeout", type=float, default=1.0)
+    client.add_argument("--reply-timeout", type=float, help="give up on a slow reply")
+    client.add_argument("--attempts", type=int, default=8)
+    args = parser.parse_args(argv)
+    if args.command == "cassette":
+        with CassetteWriter(args.file) as writer:
+            for record in feed_records(pad=args.pad):
+                writer.write(record)
+        print(f"wrote {args.file}")
+        return 0
+    habits = Habits(
+        reconnect=not args.no_reconnect,
+        backoff=args.backoff,
+        heartbeat=not args.no_heartbeat,
+        resubscribe=not args.no_resubscribe,
+        reauth=not args.no_reauth,
+        ping_every=args.ping_every,
+        open_timeout=args.open_timeout,
+        reply_timeout=args.reply_timeout,
+        attempts=args.attempts,
+        give_up_after=30.0,
+    )
+    run = asyncio.run(run_client(args.url, habits))
+    print("client:", ", ".join(run.outcomes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

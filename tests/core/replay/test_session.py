@@ -1092,6 +1092,10 @@ def test_throttle_paces_in_small_steps_and_the_client_is_not_blamed_for_the_wait
     client.wait(3.0)
     assert client.hung_up and len(client.texts()) == 2
     assert client.close_frame() == (1000, b"")
+    # It left before it had the whole recording (the script had sent it all, the
+    # throttle had not).
+    [v] = session.violations
+    assert v.rule == "REPLAY-UNPLAYED" and "bytes the throttle still held" in v.message
 
 
 UPGRADE = (

@@ -249,6 +249,17 @@ class LiveConnection:
         if expected is not None and expected.by is Side.CLIENT:
             self.report(check_close_changed(expected, code, reason, self.cfg, self.conn))
         self._note_unplayed(script, "the client left")
+        throttle = self._throttle
+        if throttle is not None and throttle.pending and not script.running:
+            # The script sent everything, but the throttle still held some of it: the
+            # client left before it had the whole recording.
+            what = (
+                f"recorded server messages ({len(throttle.pending)} bytes the throttle "
+                "still held when the client left)"
+            )
+            self.report(
+                unplayed(self.conn, what, self.cfg, allow_partial=self.options.allow_partial)
+            )
 
     def _note_unplayed(self, script: Script, why: str) -> None:
         if script.silent or script.state in (Step.DONE, Step.IDLE):
