@@ -1160,3 +1160,14 @@ def test_a_fault_injected_into_an_open_connection_strikes_once_and_counts_from_n
     session.inject(parse_fault("drop"), client.now)
     client.wait(0)
     assert client.hung_up and client.close_frame() is None
+
+
+def test_after_a_policy_violation_the_run_waits_only_the_reconnect_delay() -> None:
+    session = session_for(FEED, speed=0, faults=("close@code=1008,after=1",), reconnect_delay=1)
+    client = FakeClient(session)
+    client.handshake("/feed")
+    play_feed(client)
+    client.close(encode_close_body(1008))
+    assert session.next_deadline() == pytest.approx(client.now + 1)
+    session.tick(client.now + 1)
+    assert session.all_played() and session.violations == []

@@ -121,7 +121,9 @@ class ReplaySession:
         if fault.kind is FaultKind.BLACKHOLE and live.request is not None:
             # The path is dead from here on, but the server never learns when the client
             # gives up on it (nothing is read): expect it back now, and serve its
-            # recording again while the dead connection is still open.
+            # recording again while the dead connection is still open. (The dead
+            # connection is dropped at the watch's deadline, and its end wakes the
+            # driver's session timer.)
             self._expect_back(live, event, now, code=None)
         return event
 
@@ -361,7 +363,9 @@ class ReplaySession:
         if required and options.expect_reconnect > 0:
             wait = options.expect_reconnect
         elif code in WAIT_CODES and options.reconnect_delay > 0:
-            required, wait = False, max(options.expect_reconnect, options.reconnect_delay)
+            # Not expected back (1008), but one that comes is judged: until the delay is
+            # over (later, there is nothing to judge, and the run need not wait).
+            required, wait = False, options.reconnect_delay
         else:
             return
         self._watches.append(
