@@ -604,3 +604,85 @@ async def test_wrong(wstape_server, n):
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4, failed=3)
     assert result.stdout.str().count("REPLAY-MESSAGE-MISMATCH") >= 3
+
+
+FAULT_CLIENT = """
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+def chat_again(url):
+    with connect(url, proxy=None, compression=None) as ws:
+        ws.send("hello")
+        assert ws.recv(5) == "welcome"
+        ws.send("more")
+        assert ws.recv(5) == "done"
+"""
+
+
+def test_marker_faults_a_client_that_reconnects_passes(
+    pytester: pytest.Pytester, chat_cassette: Path
+) -> None:
+    pytester.makepyfile(
+        FAULT_CLIENT
+        + """
+@pytest.mark.wstape("cassettes/chat.msgpack", faults=["drop@path=/chat,after=1"])
+def test_reconnects(wstape_server):
+    with connect(wstape_server.url + "/chat", proxy=None, compression=None) as ws:
+        ws.send("hello")
+        assert ws.recv(5) == "welcome"
+        with pytest.raises(ConnectionClosed):  # dropped after the first server message
+            ws.recv(5)
+    chat_again(wstape_server.url + "/chat")  # the recording again, from its start
+    [fault] = wstape_server.report().faults
+    assert fault["then"].startswith("reconnected after")
+
+@pytest.mark.wstape(
+    "cassettes/chat.msgpack", faults=["drop@path=/chat,after=1"], expect_reconnect=0.3
+)
+def test_gives_up(wstape_server):
+    with connect(wstape_server.url + "/chat", proxy=None, compression=None) as ws:
+        ws.send("hello")
+        assert ws.recv(5) == "welcome"
+        with pytest.raises(ConnectionClosed):
+            ws.recv(5)
+"""
+    )
+    result = pytester.runpytest_subprocess("-v")
+    # The reconnect it owed is settled when the server stops: an error at teardown, as
+    # for a connection left open.
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_reconnects PASSED*",
+            "*ERROR at teardown of test_gives_up*",
+            "*REPLAY-FAULT-NO-RECONNECT conn 1: client did not reconnect before the server*",
+        ]
+    )
+
+
+def test_inject_a_fault_mid_test(pytester: pytest.Pytester, chat_cassette: Path) -> None:
+    pytester.makepyfile(
+        FAULT_CLIENT
+        + """
+@pytest.mark.wstape("cassettes/chat.msgpack")
+def test_drop_mid_test(wstape_server):
+    with connect(wstape_server.url + "/chat", proxy=None, compression=None) as ws:
+        ws.send("hello")
+        assert ws.recv(5) == "welcome"
+        wstape_server.inject("drop")  # the open connection, now
+        with pytest.raises(ConnectionClosed):
+            ws.recv(5)
+    chat_again(wstape_server.url + "/chat")
+    [fault] = wstape_server.report().faults
+    assert (fault["spec"], fault["what"]) == ("drop", "dropped TCP with no Close")
+
+@pytest.mark.wstape("cassettes/chat.msgpack")
+def test_bad_spec(wstape_server):
+    with pytest.raises(Exception, match="unknown fault 'explode'"):
+        wstape_server.inject("explode")
+    chat_again(wstape_server.url + "/chat")
+"""
+    )
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=2)

@@ -365,6 +365,15 @@ class _Connection(asyncio.Protocol):
         if live is not None:
             self._guard(lambda: live.tick(self.loop.time()))
 
+    def wake(self) -> None:
+        """Let the connection act now (a fault was injected into it)."""
+        live, transport = self.live, self.transport
+        if self._paused:
+            return  # resume_writing flushes, and schedules the fault's deadline
+        if live is not None and transport is not None and not transport.is_closing():
+            self._cancel_timer()
+            self._guard(lambda: live.tick(self.loop.time()))
+
     def shutdown(self) -> None:
         live = self.live
         if live is not None:
@@ -819,7 +828,10 @@ class ReplayServer:
         """
         if self.session is None:
             raise RuntimeError("the server is not started")
-        self.session.inject(parse_fault(spec))
+        armed = self.session.inject(parse_fault(spec), self.loop.time())
+        for proto in list(self._conns):
+            if proto.live in armed:
+                proto.wake()  # fire it now, or schedule its point
 
     def _internal_error(self, live: LiveConnection | None, error: Exception) -> None:
         where = ""

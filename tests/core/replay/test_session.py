@@ -93,7 +93,7 @@ class FakeClient:
         self.hung_up = False
 
     def _pump(self) -> None:
-        data = self.live.data_to_send()
+        data = self.live.data_to_send(self.now)
         if self.status is None:
             self._raw += data
             data = b""
@@ -877,3 +877,284 @@ def test_blackhole_sends_and_reads_nothing() -> None:
     assert client.live.blackholed and not client.live.wants_input
     client.send("anything")
     assert client.texts() == ['{"ok":true}'] and not client.hung_up
+
+
+# -- faults: fixes found with real clients (tests/replay/test_faults.py) ------------------
+
+HEARTBEAT_FEED = [
+    opening(1, "/feed"),
+    c(1, 0.1, '{"op":"auth","token":"t"}'),
+    s(1, 0.2, '{"ok":true}'),
+    c(1, 0.3, '{"op":"sub","topic":"a"}'),
+    s(1, 0.4, '{"n":1}'),
+    c(1, 1.0, '{"type":"ping"}'),
+    s(1, 1.01, '{"type":"pong"}'),
+    c(1, 2.0, '{"type":"ping"}'),
+    s(1, 2.01, '{"type":"pong"}'),
+    c(1, 3.0, '{"type":"ping"}'),
+    s(1, 3.01, '{"type":"pong"}'),
+    s(1, 3.5, '{"n":2}'),
+    Close(1, 4.0, Side.CLIENT, 1000, ""),
+]
+
+
+def test_a_pong_sent_as_steadily_as_the_pings_is_no_server_keepalive() -> None:
+    """Three ping/pong pairs a second apart: the pong is the answer, not also a server
+    keep-alive sent on its own clock (which a muted server would go on sending)."""
+    recorded, _ = summarise(HEARTBEAT_FEED)
+    plan = recorded[0].heartbeats
+    pong = (Opcode.TEXT, b'{"type":"pong"}')
+    assert plan.client_pings == {(Opcode.TEXT, b'{"type":"ping"}'): pong}
+    assert plan.server_beats == frozenset() and not plan.timer(pong)
+    session = session_for(HEARTBEAT_FEED, speed=0, faults=("mute-heartbeats",))
+    client = FakeClient(session)
+    client.handshake("/feed")
+    play_feed(client)
+    client.send('{"type":"ping"}')
+    client.wait(3.0)
+    assert '{"type":"pong"}' not in client.texts()
+
+
+def give_up_on_a_dead_heartbeat(client: FakeClient) -> None:
+    """Set up at the recorded pace, ping (unanswered), give up 0.5 s later: before the
+    recording's last server message (at 3.5 s)."""
+    client.handshake("/feed")
+    client.send('{"op":"auth","token":"t"}')
+    client.wait(0.15)
+    client.send('{"op":"sub","topic":"a"}')
+    client.wait(0.15)
+    client.send('{"type":"ping"}')
+    client.wait(0.5)
+    assert client.texts() == ['{"ok":true}', '{"n":1}']  # no pong
+    client.close(encode_close_body(1000))
+
+
+def test_a_client_that_gives_up_a_dead_heartbeat_gets_its_recording_again() -> None:
+    session = session_for(HEARTBEAT_FEED, faults=("mute-heartbeats",), heartbeat_timeout=1)
+    first = FakeClient(session)
+    give_up_on_a_dead_heartbeat(first)  # not REPLAY-UNPLAYED: it did right
+    assert session.violations == [] and not session.all_played()
+    again = FakeClient(session, now=first.now + 0.3)
+    assert again.handshake("/feed") == 101  # the recording again, from its start
+    again.send('{"op":"auth","token":"t"}')
+    again.wait(0.15)
+    again.send('{"op":"sub","topic":"a"}')
+    again.wait(3.5)
+    assert again.texts() == ['{"ok":true}', '{"n":1}', '{"n":2}']
+    again.close(encode_close_body(1000))
+    session.tick(100.0)
+    assert session.violations == [] and session.all_played()
+    [fault] = session.report("x").to_dict()["faults"]
+    assert fault["then"].startswith("reconnected after 0.3")
+
+
+def test_a_client_that_gives_up_a_dead_heartbeat_must_come_back() -> None:
+    session = session_for(
+        HEARTBEAT_FEED, faults=("mute-heartbeats",), heartbeat_timeout=1, expect_reconnect=2
+    )
+    client = FakeClient(session)
+    give_up_on_a_dead_heartbeat(client)
+    session.tick(client.now + 2)
+    assert rules(session) == ["REPLAY-FAULT-NO-RECONNECT"]
+
+
+def test_a_client_that_plays_on_past_a_dead_heartbeat_is_not_expected_back() -> None:
+    session = session_for(HEARTBEAT_FEED, speed=0, faults=("mute-heartbeats",), heartbeat_timeout=1)
+    client = FakeClient(session)
+    client.handshake("/feed")
+    play_feed(client)
+    client.send('{"type":"ping"}')
+    client.wait(1.5)
+    client.close(encode_close_body(1000))  # at the recorded end, the heartbeat long dead
+    assert rules(session) == ["REPLAY-HEARTBEAT-DEAD"]
+    assert session.next_deadline() is None and session.all_played()
+
+
+def test_a_blackholed_client_reconnects_while_the_dead_connection_is_open() -> None:
+    """The server reads nothing from a blackholed connection, so it never learns the
+    client gave up: the reconnect is expected from the fault on, and served."""
+    session = session_for(FEED, speed=0, faults=("blackhole@after=1",), expect_reconnect=3)
+    dead = FakeClient(session)
+    dead.handshake("/feed")
+    play_feed(dead)
+    assert dead.live.blackholed and not dead.hung_up
+    assert session.next_deadline() == pytest.approx(dead.now + 3)
+    again = FakeClient(session, now=dead.now + 1.0, client="10.0.0.1:4001")
+    assert again.handshake("/feed") == 101
+    play_feed(again)
+    assert again.texts() == ['{"ok":true}', '{"n":1}', '{"n":2}', '{"n":3}']
+    again.close(encode_close_body(1000))
+    assert not session.all_played()  # the dead connection is still open
+    dead.wait(3.0)  # the server gives up on it at the fault + --expect-reconnect
+    assert dead.hung_up and dead.close_frame() is None
+    session.tick(dead.now)
+    assert session.violations == [] and session.all_played()
+    [fault] = session.report("x").to_dict()["faults"]
+    assert fault["then"].startswith("reconnected after 1.0")
+
+
+def test_a_blackholed_client_that_never_comes_back_is_a_finding() -> None:
+    session = session_for(FEED, speed=0, faults=("blackhole@after=1",), expect_reconnect=3)
+    dead = FakeClient(session)
+    dead.handshake("/feed")
+    play_feed(dead)
+    session.tick(dead.now + 3)
+    assert rules(session) == ["REPLAY-FAULT-NO-RECONNECT"]
+
+
+def test_reconnecting_at_once_after_a_policy_violation_is_too_soon() -> None:
+    """1008 asks for no reconnect, but one that comes must not come at once."""
+    for wait, found in ((0.1, ["REPLAY-RECONNECT-TOO-SOON"]), (1.5, [])):
+        session = session_for(FEED, speed=0, faults=("close@code=1008,after=1",))
+        client = FakeClient(session)
+        client.handshake("/feed")
+        play_feed(client)
+        client.close(encode_close_body(1008))
+        again = FakeClient(session, now=client.now + wait)
+        assert again.handshake("/feed") == 101
+        assert rules(session) == found
+    session = session_for(FEED, speed=0, faults=("close@code=1008,after=1",))
+    client = FakeClient(session)
+    client.handshake("/feed")
+    play_feed(client)
+    client.close(encode_close_body(1008))
+    session.tick(100.0)
+    session.finish()
+    assert rules(session) == []  # not coming back after 1008 is fine
+
+
+def test_a_reconnect_that_authenticates_but_does_not_subscribe_is_a_finding() -> None:
+    for rest in ("silent", '{"op":"get","what":"history"}'):
+        session = session_for(FEED, speed=0, faults=("drop@after=2",), timeout=2)
+        client = FakeClient(session)
+        client.handshake("/feed")
+        play_feed(client)  # auth and sub, then the drop: both are its setup
+        again = FakeClient(session, now=client.now + 1)
+        again.handshake("/feed")
+        again.send('{"op":"auth","token":"t"}')
+        if rest == "silent":
+            again.wait(2.1)
+        else:
+            again.send(rest)
+        assert "REPLAY-RECONNECT-SETUP" in rules(session), rest
+        [v] = [v for v in session.violations if v.rule == "REPLAY-RECONNECT-SETUP"]
+        assert "topic" in v.message
+
+
+def test_throttle_paces_in_small_steps_and_the_client_is_not_blamed_for_the_wait() -> None:
+    big = "x" * 4000
+    records = [
+        opening(1, "/bulk"),
+        c(1, 0.1, "go"),
+        s(1, 0.2, big),
+        s(1, 0.3, big),
+        Close(1, 1.0, Side.CLIENT, 1000, ""),
+    ]
+    session = session_for(records, speed=0, faults=("throttle@rate=2000",), timeout=1)
+    client = FakeClient(session)
+    client.handshake("/bulk")
+    client.send("go")
+    # The first 2,000 bytes (the one-second burst) at once, then a chunk every 20th of a
+    # second: the 6,000 more take 3 s, longer than --timeout.
+    deadline = client.live.next_deadline()
+    assert deadline is not None and deadline - client.now <= 1 / 20 + 1e-9
+    arrived = []
+    for _ in range(40):
+        client.wait(0.1)
+        arrived.append(len(client.texts()))
+    # 2,000 bytes a second after the burst: the first message is whole at about 1 s, the
+    # second at about 3 s.
+    assert (arrived[8], arrived[11], arrived[27], arrived[31]) == (0, 1, 1, 2)
+    assert session.violations == []  # not REPLAY-CLIENT-SILENT while bytes were held
+    # A Close while throttled bytes still wait: its echo goes after them, the
+    # connection is not hung up with them unsent.
+    session = session_for(records, speed=0, faults=("throttle@rate=2000",), timeout=1)
+    client = FakeClient(session)
+    client.handshake("/bulk")
+    client.send("go")
+    client.wait(1.5)
+    assert len(client.texts()) == 1
+    client.close(encode_close_body(1000))
+    assert not client.hung_up
+    client.wait(3.0)
+    assert client.hung_up and len(client.texts()) == 2
+    assert client.close_frame() == (1000, b"")
+    # It left before it had the whole recording (the script had sent it all, the
+    # throttle had not).
+    [v] = session.violations
+    assert v.rule == "REPLAY-UNPLAYED" and "bytes the throttle still held" in v.message
+
+
+UPGRADE = (
+    b"GET /feed HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+)
+
+
+def test_a_refused_or_stalled_client_that_never_retries_ends_the_run() -> None:
+    """Its recording was never played, but nobody is coming for it: the run ends (for
+    wait_played and a replay without --loop) with REPLAY-FAULT-NO-RECONNECT alone."""
+    for spec in ("refuse", "stall"):
+        session = session_for(FEED, speed=0, faults=(spec,), expect_reconnect=2)
+        client = FakeClient(session)
+        client.write(UPGRADE)
+        client.live.connection_lost(0.5)  # refused and hung up, or gave up on the stall
+        assert not session.all_played()
+        session.tick(2.5)
+        assert session.all_played(), spec
+        session.finish()
+        assert rules(session) == ["REPLAY-FAULT-NO-RECONNECT"], spec
+
+
+def test_a_client_giving_up_on_every_upgrade_held_back_is_not_expected_back() -> None:
+    """``stall@for=S`` (``--handshake-delay``) holds every 101 back: a retry would wait
+    again, so giving up is WX-CONNECT-TIMEOUT's business, not a missed reconnect."""
+    session = session_for(FEED, speed=0, faults=("stall@for=5s",))
+    client = FakeClient(session)
+    client.write(UPGRADE)
+    assert client.status is None
+    client.live.connection_lost(0.5)
+    assert session.next_deadline() is None and session.all_played()
+    session.finish()
+    assert rules(session) == []
+
+
+def test_a_fault_injected_into_an_open_connection_strikes_once_and_counts_from_now() -> None:
+    from wstape.core.replay.faults import parse_fault
+
+    session = session_for(FEED, speed=0)  # no fault when the connection opens
+    client = FakeClient(session)
+    client.handshake("/feed")
+    client.send('{"op":"auth","token":"t"}')
+    assert client.texts() == ['{"ok":true}']
+    armed = session.inject(parse_fault("drop@after=2"), client.now)
+    assert armed == [client.live]
+    client.wait(0)  # the driver wakes what it armed
+    assert not client.hung_up  # after=2 counts from now: 1 server message was sent before
+    client.send('{"op":"sub","topic":"a"}')
+    assert client.texts() == ['{"ok":true}', '{"n":1}', '{"n":2}'] and client.hung_up
+    # drop strikes once (times=1): the open connection had it, the reconnect does not.
+    again = FakeClient(session, now=client.now + 0.5)
+    assert again.handshake("/feed") == 101
+    play_feed(again)
+    assert again.texts()[-1] == '{"n":3}' and not again.hung_up
+    again.close(encode_close_body(1000))
+    assert session.violations == []
+    # An injected fault that strikes at once fires on the wake-up.
+    session = session_for(FEED, speed=0)
+    client = FakeClient(session)
+    client.handshake("/feed")
+    session.inject(parse_fault("drop"), client.now)
+    client.wait(0)
+    assert client.hung_up and client.close_frame() is None
+
+
+def test_after_a_policy_violation_the_run_waits_only_the_reconnect_delay() -> None:
+    session = session_for(FEED, speed=0, faults=("close@code=1008,after=1",), reconnect_delay=1)
+    client = FakeClient(session)
+    client.handshake("/feed")
+    play_feed(client)
+    client.close(encode_close_body(1008))
+    assert session.next_deadline() == pytest.approx(client.now + 1)
+    session.tick(client.now + 1)
+    assert session.all_played() and session.violations == []

@@ -89,9 +89,8 @@ class Session(Protocol):
     def claim(self, rec: RecordedConnection) -> None:
         """``rec`` is being played now."""
 
-    def new_script(
-        self, rec: RecordedConnection, now: float, *, reconnect: bool = False
-    ) -> Script: ...
+    def new_script(self, rec: RecordedConnection, now: float, *, setup: int = 0) -> Script:
+        """The script to play ``rec`` (``setup``: a reconnect's units to check as its setup)."""
 
     def seen_keys(self, req: Open) -> frozenset[str]:
         """The ``Sec-WebSocket-Key`` of ``req`` if an earlier connection used it."""
@@ -184,8 +183,16 @@ class LiveConnection:
         """The fault that ended this connection (drop, close, blackhole), if one did."""
         self.blackholed = False
         self._before_blackhole = b""
+        self._blackhole_until: float | None = None
+        """When the server gives up on a blackholed connection (drops it, no Close)."""
         self.is_reconnect = False
         """This client came back after a fault broke its connection."""
+        self.setup = 0
+        """For a reconnect: the client units it must start with (its setup)."""
+        self.setup_done = 0
+        """Client units judged before the first fault that broke this connection struck
+        (what a reconnect must repeat)."""
+        self._broke = False
         self._throttle: Throttle | None = None
         self._fragment = 0
 
@@ -205,6 +212,8 @@ class LiveConnection:
     @property
     def hangup(self) -> bool:
         """Close the transport once :meth:`data_to_send` has been written."""
+        if self._throttle is not None and self._throttle.pending and not self.blackholed:
+            return False  # the throttled bytes go first (a drop after them, a Close)
         if self.phase is Phase.UPGRADED:
             return self.protocol is not None and self.protocol.hangup
         return self.phase is Phase.ANSWERED
@@ -240,10 +249,23 @@ class LiveConnection:
         if expected is not None and expected.by is Side.CLIENT:
             self.report(check_close_changed(expected, code, reason, self.cfg, self.conn))
         self._note_unplayed(script, "the client left")
+        throttle = self._throttle
+        if throttle is not None and throttle.pending and not script.running:
+            # The script sent everything, but the throttle still held some of it: the
+            # client left before it had the whole recording.
+            what = (
+                f"recorded server messages ({len(throttle.pending)} bytes the throttle "
+                "still held when the client left)"
+            )
+            self.report(
+                unplayed(self.conn, what, self.cfg, allow_partial=self.options.allow_partial)
+            )
 
     def _note_unplayed(self, script: Script, why: str) -> None:
         if script.silent or script.state in (Step.DONE, Step.IDLE):
             return
+        if script.heartbeat_dead:
+            return  # it gave up on a dead heartbeat (mute-heartbeats), as it should
         left = script.unplayed_messages()
         if left:
             what = f"{left} recorded message{'s' if left != 1 else ''} ({why})"
@@ -265,7 +287,10 @@ class LiveConnection:
             return sent
         throttle = self._throttle
         if throttle is not None:
-            return throttle.take(data, now if now is not None else throttle_clock(throttle))
+            at = now if now is not None else throttle_clock(throttle)
+            data = throttle.take(data, at)
+            if throttle.pending and self.script is not None:
+                self.script.postpone(throttle.drained_at(at))
         return data
 
     def next_deadline(self) -> float | None:
@@ -273,7 +298,9 @@ class LiveConnection:
             return self._accept_at
         if self.phase is Phase.HANDSHAKE:
             return self.started + self.options.timeout
-        if self.phase is not Phase.UPGRADED or self.protocol is None or self.blackholed:
+        if self.blackholed:
+            return self._blackhole_until if self.phase is Phase.UPGRADED else None
+        if self.phase is not Phase.UPGRADED or self.protocol is None:
             return None
         times = [self.protocol.next_deadline()]
         if self.script is not None and self.protocol.state is State.OPEN:
@@ -375,9 +402,14 @@ class LiveConnection:
             if now >= self.started + self.options.timeout:
                 # No complete request in time (a probe, a preconnect): hang up quietly.
                 self.phase = Phase.ANSWERED
-        elif self.phase is Phase.UPGRADED and self.protocol is not None and not self.blackholed:
-            self.protocol.tick(now)
-            self._run_script(now, None)
+        elif self.phase is Phase.UPGRADED and self.protocol is not None:
+            if not self.blackholed:
+                self.protocol.tick(now)
+                self._run_script(now, None)
+            elif _due(self._blackhole_until, now) and not self.protocol.hangup:
+                # The server's side of the dead path gives up too: TCP goes, no Close.
+                self.log("dropping the blackholed connection")
+                self.protocol.drop(CloseCode.ABNORMAL_CLOSURE)
 
     # -- handshake ----------------------------------------------------------------------
 
@@ -457,6 +489,11 @@ class LiveConnection:
         self._accept(now)
 
     @property
+    def stall(self) -> Fault | None:
+        """The stall fault that held this connection's 101 back, if one did."""
+        return self._stall
+
+    @property
     def _stall_seconds(self) -> float:
         stall = self._stall
         return math.inf if stall is None or not stall.seconds else stall.seconds
@@ -486,7 +523,7 @@ class LiveConnection:
             ping_interval=options.ping_interval,
         )
         self.session.opened(self, now)
-        self.script = self.session.new_script(candidate, now, reconnect=self.is_reconnect)
+        self.script = self.session.new_script(candidate, now, setup=self.setup)
         if self.session.faults:
             self.faults = FaultTrack(self.session.faults.arm(candidate.conn, req.path), now)
         self._run_script(now, None)
@@ -564,13 +601,23 @@ class LiveConnection:
 
     # -- faults -------------------------------------------------------------------------
 
-    def arm(self, fault: Fault) -> None:
-        """A fault injected while this connection is open: its point counts from now."""
-        if self.faults is None or self.request is None or self.recorded is None:
+    def aimed_at_by(self, fault: Fault) -> bool:
+        """Would ``fault``, injected now, strike this open connection?"""
+        if self.phase is not Phase.UPGRADED or self.recorded is None or self.script is None:
+            return False
+        if self.protocol is None or self.protocol.state is not State.OPEN:
+            return False
+        return fault.kind not in HANDSHAKE_FAULTS and fault.aims_at(self.recorded.conn, self.path)
+
+    def arm(self, fault: Fault, now: float) -> None:
+        """A fault injected while this connection is open (:meth:`aimed_at_by`): its
+        point counts from ``now``. It fires on the next :meth:`tick` (the driver wakes
+        the connection after an injection)."""
+        if not self.aimed_at_by(fault):
             return
-        if fault.kind in HANDSHAKE_FAULTS or not fault.aims_at(self.recorded.conn, self.path):
-            return
-        self.faults.add(fault)
+        if self.faults is None:  # opened before the run had any fault
+            self.faults = FaultTrack([], self.started)
+        self.faults.add(fault, now)
 
     def _fire(self, faults: list[Fault], now: float) -> None:
         """Make each fault happen to this open connection (docs/faults.md)."""
@@ -590,6 +637,8 @@ class LiveConnection:
                 self._before_blackhole = b"".join(self._out)
                 self._out.clear()
                 self.blackholed = True
+                wait = self.options.expect_reconnect or self.options.timeout
+                self._blackhole_until = now + wait
             elif kind is FaultKind.MUTE_HEARTBEATS:
                 what = "stopped answering the client's heartbeats"
                 script.muted = True
@@ -607,6 +656,9 @@ class LiveConnection:
             else:
                 what = f"fragmented server messages into {fault.size}-byte frames"
                 self._fragment = fault.size
+            if (kind in ENDING_FAULTS or kind is FaultKind.MUTE_HEARTBEATS) and not self._broke:
+                self._broke = True
+                self.setup_done = script.judged
             if kind in ENDING_FAULTS:
                 self.broken_by = fault
                 script.state = Step.DONE

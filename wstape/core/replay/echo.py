@@ -112,7 +112,7 @@ class EchoSession(ReplaySession):
     def known_paths(self) -> list[str]:
         return []
 
-    def new_script(self, rec: RecordedConnection, now: float, *, reconnect: bool = False) -> Script:
+    def new_script(self, rec: RecordedConnection, now: float, *, setup: int = 0) -> Script:
         return EchoScript(rec, self.cfg, self.options, now)
 
     def all_played(self) -> bool:

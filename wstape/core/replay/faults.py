@@ -268,10 +268,20 @@ class FaultBook:
     def __bool__(self) -> bool:
         return bool(self.faults)
 
-    def inject(self, fault: Fault) -> None:
-        """Add a fault (``ReplayServer.inject``): it aims at connections from now on."""
+    def inject(self, fault: Fault) -> int:
+        """Add a fault (``ReplayServer.inject``): it aims at connections from now on.
+        Returns its index, for :meth:`take_open`."""
         self.faults.append(fault)
         self._hits.append(0)
+        return len(self.faults) - 1
+
+    def take_open(self, i: int) -> bool:
+        """An open connection the injected fault ``i`` aims at: may it strike there?
+        (It counts against ``times``, as a new connection would.)"""
+        fault = self.faults[i]
+        if fault.kind in HANDSHAKE_FAULTS:
+            return False
+        return self._take(i, None if fault.kind in ONGOING_FAULTS else 1)
 
     def _take(self, i: int, default_times: int | None) -> bool:
         limit = self.faults[i].times if self.faults[i].times is not None else default_times
@@ -307,38 +317,52 @@ class FaultTrack:
     """The armed faults of one connection, fired as their points are reached."""
 
     def __init__(self, faults: list[Fault], opened_at: float) -> None:
-        self._waiting = list(faults)
         self.opened_at = opened_at
         self.server_sent = 0
         self.client_received = 0
+        self._waiting: list[tuple[Fault, int, int, float]] = [(f, 0, 0, opened_at) for f in faults]
+        """Each fault with where its point counts from (server messages sent, client
+        messages received, time)."""
 
     @property
     def armed(self) -> bool:
         return bool(self._waiting)
 
-    def add(self, fault: Fault, now: float | None = None) -> None:
-        """Arm one more fault (injected live; a time point counts from ``opened_at``)."""
-        self._waiting.append(fault)
+    def add(self, fault: Fault, now: float) -> None:
+        """Arm one more fault, injected live: its point counts from now (``after=1`` is
+        after the next server message, ``after=2s`` two seconds from now)."""
+        self._waiting.append((fault, self.server_sent, self.client_received, now))
 
     def due(self, now: float) -> list[Fault]:
         """The faults whose point was reached (each fires once)."""
-        fired = [f for f in self._waiting if self._reached(f.point, now)]
+        fired = [w for w in self._waiting if self._reached(w, now)]
         if fired:
-            self._waiting = [f for f in self._waiting if f not in fired]
-        return fired
+            self._waiting = [w for w in self._waiting if w not in fired]
+        return [w[0] for w in fired]
 
-    def _reached(self, point: Point, now: float) -> bool:
+    def _reached(self, waiting: tuple[Fault, int, int, float], now: float) -> bool:
+        fault, sent, received, since = waiting
+        point = fault.point
         if point.server_messages is not None:
-            return self.server_sent >= point.server_messages
+            return self.server_sent - sent >= point.server_messages
         if point.client_messages is not None:
-            return self.client_received >= point.client_messages
+            return self.client_received - received >= point.client_messages
         if point.seconds:
-            return now >= self.opened_at + point.seconds
+            return now >= since + point.seconds
         return True
 
     def next_deadline(self) -> float | None:
-        times = [self.opened_at + f.point.seconds for f in self._waiting if f.point.seconds]
+        """When a time point is reached (a fault armed to strike at once: when armed)."""
+        times = [
+            since + (f.point.seconds or 0.0)
+            for f, _, _, since in self._waiting
+            if f.point.seconds or f.point.at_once
+        ]
         return min(times) if times else None
+
+
+THROTTLE_STEPS = 20
+"""Wake-ups per second of a throttled connection (at most)."""
 
 
 class Throttle:
@@ -365,10 +389,17 @@ class Throttle:
         return out
 
     def next_deadline(self, now: float) -> float | None:
+        """When the next chunk may go: 1/:data:`THROTTLE_STEPS` of a second's worth
+        (at least a byte), so the output is paced, not sent in bursts once a second."""
         if not self.pending:
             return None
-        need = max(1.0, min(len(self.pending), self.rate) - self._tokens)
+        chunk = min(len(self.pending), max(1, self.rate // THROTTLE_STEPS))
+        need = max(1.0, chunk - self._tokens)
         return now + need / self.rate
+
+    def drained_at(self, now: float) -> float:
+        """When the bytes held now will all have gone."""
+        return now + max(0.0, len(self.pending) - self._tokens) / self.rate
 
 
 __all__ = [

@@ -304,8 +304,9 @@ class HeartbeatAnalysis:
                     client_pongs.add(c.follower)
             elif _is_keepalive(c, payload):
                 (client_beats if side is Side.CLIENT else server_beats).add(key)
-        # A unit that is both (a server keep-alive the client answers) counts as a ping.
-        server_beats -= server_pings
+        # A unit that is both (a server keep-alive the client answers) counts as a ping;
+        # an answer to the other side's pings, sent as steadily as they come, is an answer.
+        server_beats -= server_pings | server_replies
         client_beats -= client_pongs | set(client_pings)
         if not (client_pings or client_beats or server_pings or server_beats):
             return NO_HEARTBEATS

@@ -159,8 +159,10 @@ class Script:
         """When the first ping went unanswered while muted."""
         self._dead_sent = 0
         self._dead_reported = False
-        self.reconnect = False
-        """The client reconnected after a fault: its first message must be the setup."""
+        self.setup = 0
+        """The client reconnected after a fault: its first ``setup`` units must be the
+        recorded ones (its authentication, its subscriptions; REPLAY-RECONNECT-SETUP)."""
+        self._setup_reported = False
         self._judged = 0
         self.extra_delay: Callable[[], float] | None = None
         """The ``delay`` / ``jitter`` faults: seconds more for each server message."""
@@ -220,6 +222,27 @@ class Script:
     @property
     def heartbeats_answered(self) -> int:
         return self.beats.answered
+
+    @property
+    def judged(self) -> int:
+        """Client units compared with the recording so far."""
+        return self._judged
+
+    @property
+    def heartbeat_dead(self) -> bool:
+        """With heartbeats muted, a client ping went unanswered: the client has reason
+        to give up on the connection."""
+        return self._dead_at is not None
+
+    def postpone(self, until: float) -> None:
+        """Output the client has not been able to read yet (a throttled link) leaves at
+        ``until``: the waits for the client's next message or Close count from then."""
+        if self._wait_since is not None and self._wait_since < until:
+            self._wait_since = until
+        if self.state in (Step.AWAIT_CLOSE, Step.IDLE) and self.ends_at is not None:
+            self.ends_at = max(self.ends_at, until + self.options.timeout)
+            if self.deadline is not None and self.deadline < self.ends_at:
+                self.deadline = self.ends_at
 
     # -- input ----------------------------------------------------------------------
 
@@ -380,6 +403,9 @@ class Script:
             self.deadline = limit
             return False
         self._wait_since = None
+        if self._judged < self.setup and not self._setup_reported:
+            self._setup_reported = True
+            self.violations += reconnect_setup(self.conn, event, None, None, self.cfg, self._t(now))
         self.violations += client_silent(
             self.conn, event, self.options.timeout, self.cfg, self._t(now)
         )
@@ -402,7 +428,8 @@ class Script:
         paths = self.options.ignore_json_paths
         result = match(self.options.match, expected, expected.opcode, compared, paths)
         self._judged += 1
-        if not result.ok and self.reconnect and self._judged == 1:
+        if not result.ok and self._judged <= self.setup and not self._setup_reported:
+            self._setup_reported = True
             found += reconnect_setup(self.conn, expected, opcode, payload, self.cfg, t)
         if not result.ok:
             verdicts = match_all(expected, opcode, compared, paths)

@@ -92,17 +92,24 @@ class ReplaySession:
     def faults(self) -> FaultBook:
         return self._faults
 
-    def inject(self, fault: Fault) -> None:
-        """Add a fault while the run goes on (``ReplayServer.inject``)."""
-        self._faults.inject(fault)
-        for live in self.connections.values():
-            live.arm(fault)
+    def inject(self, fault: Fault, now: float) -> list[LiveConnection]:
+        """Add a fault while the run goes on (``ReplayServer.inject``): it strikes the
+        open connections it aims at (as many as its ``times`` allow, oldest first; its
+        point counts from ``now``) and the ones to come. Returns the connections armed:
+        the driver wakes them (:meth:`LiveConnection.tick`) so that it fires."""
+        i = self._faults.inject(fault)
+        armed = []
+        for live in sorted(self.connections.values(), key=lambda live: live.serial):
+            if live.aimed_at_by(fault) and self._faults.take_open(i):
+                live.arm(fault, now)
+                armed.append(live)
+        return armed
 
     def fault_happened(
         self, live: LiveConnection, fault: Fault, what: str, now: float
     ) -> FaultEvent:
         start = self._started if self._started is not None else now
-        return self._faults.record(
+        event = self._faults.record(
             FaultEvent(
                 spec=fault.spec,
                 conn=live.conn,
@@ -111,6 +118,14 @@ class ReplaySession:
                 what=what,
             )
         )
+        if fault.kind is FaultKind.BLACKHOLE and live.request is not None:
+            # The path is dead from here on, but the server never learns when the client
+            # gives up on it (nothing is read): expect it back now, and serve its
+            # recording again while the dead connection is still open. (The dead
+            # connection is dropped at the watch's deadline, and its end wakes the
+            # driver's session timer.)
+            self._expect_back(live, event, now, code=None)
+        return event
 
     def connect(
         self, *, client: str, scheme: str, tls: TlsInfo | None, now: float, wall: float
@@ -169,9 +184,10 @@ class ReplaySession:
     def claim(self, rec: RecordedConnection) -> None:
         self._claimed.add(rec.conn)
 
-    def new_script(self, rec: RecordedConnection, now: float, *, reconnect: bool = False) -> Script:
-        """The script a connection that was answered with ``rec``'s 101 plays
-        (``reconnect``: after a fault, so its setup is checked as such)."""
+    def new_script(self, rec: RecordedConnection, now: float, *, setup: int = 0) -> Script:
+        """The script a connection that was answered with ``rec``'s 101 plays (``setup``:
+        a reconnect after a fault, whose first ``setup`` client units are checked as its
+        setup)."""
         script = Script(
             rec,
             self.events(rec.conn),
@@ -180,7 +196,7 @@ class ReplaySession:
             now,
             timer_events=lambda: self.events(rec.conn),
         )
-        script.reconnect = reconnect
+        script.setup = setup
         return script
 
     def known_paths(self) -> list[str]:
@@ -202,6 +218,7 @@ class ReplaySession:
                 after = now - watch.since
                 watch.event.then = f"reconnected after {after:.3f} s"
                 live.is_reconnect = True
+                live.setup = watch.setup
                 if watch.code in WAIT_CODES and after < self.options.reconnect_delay:
                     for v in reconnect_too_soon(
                         live.conn, watch.code, after, self.options.reconnect_delay, self.cfg
@@ -238,9 +255,14 @@ class ReplaySession:
         """Settle the reconnects that did not come in time."""
         for watch in [w for w in self._watches if w.deadline <= now]:
             self._watches.remove(watch)
-            self._missed(watch, stopped=False)
+            if watch.required:
+                self._missed(watch, stopped=False)
 
     def _missed(self, watch: _Watch, *, stopped: bool) -> None:
+        if watch.event.conn is not None:
+            # Its client is not coming back: the run can end (a refused or stalled
+            # upgrade never played its recording; the finding says why).
+            self._played.add(watch.event.conn)
         wait = self.options.expect_reconnect
         watch.event.then = "no reconnect" + (
             " before the server stopped" if stopped else f" within {wait:g} s"
@@ -307,22 +329,57 @@ class ReplaySession:
                 if c.by is not None and not held
                 else f"gave up after {now - live.started:.3f} s"
             )
-        expects = kind in (FaultKind.DROP, FaultKind.BLACKHOLE) or held
-        if kind is FaultKind.CLOSE and code in RECONNECT_CODES:
-            expects = True
-        if live.recorded is not None and (broken is not None or held):
+        if kind is FaultKind.BLACKHOLE:
+            return  # expected back since the fault (fault_happened)
+        stall = live.stall
+        if held and stall is not None and stall.seconds and stall.times is None:
+            # Every upgrade is held back (``stall@for=S``, ``--handshake-delay``): when the
+            # client gives up is WX-CONNECT-TIMEOUT's business, a retry would wait again.
+            # The recording had its client (a retry still gets it).
+            if live.recorded is not None:
+                self._played.add(live.recorded.conn)
+            return
+        # A client that gave up (before the recorded end) on a connection whose heartbeat
+        # the mute-heartbeats fault killed did right: it is expected back, to its
+        # recording from the start.
+        script = live.script
+        dead = script is not None and script.heartbeat_dead and script.running
+        if broken is not None or held or dead:
+            self._expect_back(live, event, now, code=code)
+
+    def _expect_back(
+        self, live: LiveConnection, event: FaultEvent, now: float, *, code: int | None
+    ) -> None:
+        """A fault broke ``live``: its recording is played again to the client's
+        reconnect, which must come within ``expect_reconnect`` (after a drop, a
+        blackhole, a refusal, a stall, a dead heartbeat, or a close with one of
+        :data:`RECONNECT_CODES`) and not before ``reconnect_delay`` (after a close with
+        one of :data:`WAIT_CODES`)."""
+        assert live.request is not None
+        if live.recorded is not None:
             self._again.add(live.recorded.conn)
-        if expects and self.options.expect_reconnect > 0:
-            self._watches.append(
-                _Watch(
-                    client_group(live.request),
-                    live.request.path,
-                    now,
-                    now + self.options.expect_reconnect,
-                    event,
-                    code,
-                )
+        required = code is None or code in RECONNECT_CODES
+        options = self.options
+        if required and options.expect_reconnect > 0:
+            wait = options.expect_reconnect
+        elif code in WAIT_CODES and options.reconnect_delay > 0:
+            # Not expected back (1008), but one that comes is judged: until the delay is
+            # over (later, there is nothing to judge, and the run need not wait).
+            required, wait = False, options.reconnect_delay
+        else:
+            return
+        self._watches.append(
+            _Watch(
+                client_group(live.request),
+                live.request.path,
+                now,
+                now + wait,
+                event,
+                code,
+                required=required,
+                setup=max(1, live.setup, live.setup_done),
             )
+        )
 
     def forget(self, live: LiveConnection) -> None:
         """Drop a connection whose handling failed (a wstape bug, reported by the caller),
@@ -371,7 +428,8 @@ class ReplaySession:
             return
         self.finished = True
         for watch in self._watches:
-            self._missed(watch, stopped=True)
+            if watch.required:
+                self._missed(watch, stopped=True)
         self._watches = []
         if self._connected == 0 and self.recorded:
             for v in no_client(len(self.recorded), self.cfg):
@@ -405,6 +463,11 @@ class _Watch:
     deadline: float
     event: FaultEvent
     code: int | None
+    required: bool = True
+    """False: only judged if it comes (REPLAY-RECONNECT-TOO-SOON), not missed if not."""
+    setup: int = 1
+    """The client units the reconnect must start with (what the broken connection had
+    sent before the fault struck, at least its first)."""
 
 
 def _query_without(query: str, names: set[str]) -> list[str]:

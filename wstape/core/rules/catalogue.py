@@ -606,8 +606,8 @@ CATALOGUE: tuple[Rule, ...] = (
         "error",
         "wx network guide (close the socket 5 s after an unanswered ping); wstape faults",
         "With its heartbeats unanswered (the mute-heartbeats fault), the client closes or "
-        "reconnects within --heartbeat-timeout, and does not keep sending into the dead "
-        "connection.",
+        "reconnects within --heartbeat-timeout (default 5 s) of its first unanswered "
+        "ping, and does not keep sending into the dead connection.",
         extra=True,
     ),
     Rule(
@@ -616,8 +616,9 @@ CATALOGUE: tuple[Rule, ...] = (
         _ALL,
         "error",
         "wx network guide (reconnect on onSocketClose); RFC 6455 §7.2.3; wstape faults",
-        "After a fault that breaks the connection (drop, close, refuse, blackhole), the "
-        "client reconnects within --expect-reconnect.",
+        "After a fault that breaks the connection (a drop, a blackhole, a refused or "
+        "stalled upgrade, a close with 1001, 1011, 1012, 1013 or 1014, a dead heartbeat it "
+        "gave up on), the client reconnects within --expect-reconnect (default 10 s).",
         extra=True,
     ),
     Rule(
@@ -627,7 +628,7 @@ CATALOGUE: tuple[Rule, ...] = (
         "error",
         "RFC 6455 §7.2.3, §7.4.1 (1013 try again later); wstape faults",
         "After a close with 1008, 1011 or 1013, the client waits at least "
-        "--reconnect-delay before it reconnects (no tight reconnect loop).",
+        "--reconnect-delay (default 1 s) before it reconnects (no tight reconnect loop).",
         extra=True,
     ),
     Rule(
@@ -637,7 +638,8 @@ CATALOGUE: tuple[Rule, ...] = (
         "error",
         "wstape faults",
         "After a reconnect, the client repeats its recorded setup (authentication, "
-        "subscriptions) before anything else.",
+        "subscriptions: what it had sent on the broken connection before the fault, at "
+        "least its first message) before anything else.",
         extra=True,
     ),
 )

@@ -427,21 +427,24 @@ def reconnect_too_soon(
 def reconnect_setup(
     conn: int | None,
     expected: Message,
-    opcode: Opcode,
-    payload: bytes,
+    opcode: Opcode | None,
+    payload: bytes | None,
     cfg: RuleConfig,
     t: float | None = None,
 ) -> list[Violation]:
-    """REPLAY-RECONNECT-SETUP: after a reconnect, the client did not start with the
-    recorded setup (its authentication, its subscriptions)."""
+    """REPLAY-RECONNECT-SETUP: after a reconnect, the client did not repeat the recorded
+    setup (its authentication, its subscriptions: what it had sent on the broken
+    connection before the fault); ``payload`` None: it sent nothing in its place."""
     report = Report(cfg, conn, t)
+    sent = f"sent {preview(payload)}" if payload is not None else "sent nothing"
+    actual = message_json(opcode, payload) if opcode is not None and payload is not None else None
     report.add(
         "REPLAY-RECONNECT-SETUP",
         Severity.ERROR,
-        f"after the reconnect the client sent {preview(payload)} where the recording starts "
-        f"with {preview(expected.payload)}; expected it to repeat its setup (auth, "
-        "subscribe) before anything else",
+        f"after the reconnect the client {sent} where the recording has "
+        f"{preview(expected.payload)}; expected it to repeat its setup (auth, subscribe) "
+        "before anything else",
         expected=message_json(expected.opcode, expected.payload),
-        actual=message_json(opcode, payload),
+        actual=actual,
     )
     return report.items
