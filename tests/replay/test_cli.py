@@ -267,3 +267,23 @@ async def test_unwritable_output_paths_exit_2_in_one_line(
         lines = err.decode().strip().splitlines()
         assert proc.returncode == 2, (args, err)
         assert len(lines) == 1 and lines[0].startswith("wstape: error: " + named), lines
+
+
+async def test_loop_summary_counts_each_play_on_its_own(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    replay = Replay(tmp_path, make_cassette(ECHO), "--loop")
+    async with replay:
+        for text in ("ping?", "wrong", "ping?"):
+            async with websockets.connect(f"ws://127.0.0.1:{replay.port}/echo", proxy=None) as ws:
+                await ws.send(text)
+                if text == "ping?":
+                    assert await ws.recv() == "pong!"
+                await ws.close(1000, "done")
+        assert replay.proc is not None
+        replay.proc.send_signal(signal.SIGTERM)
+        code, _, err = await replay.finish()
+    assert code == 1
+    rows = [line.split("│") for line in err.splitlines() if line.count("│") >= 7]
+    counts = [(r[1].strip(), r[6].strip()) for r in rows if r[1].strip().isdigit()]
+    assert counts == [("1", "0"), ("1", "1"), ("1", "0")], err

@@ -97,8 +97,14 @@ def _summary(report: Report) -> None:
             Column("warnings", keep=5, whole=True, justify="right"),
         )
         rows = []
+        plays = Counter(c.conn for c in report.connections)
         for c in report.connections:
             mine = [v for v in report.violations if v.conn == c.conn]
+            errors = sum(1 for v in mine if v.severity is Severity.ERROR)
+            warnings = sum(1 for v in mine if v.severity is Severity.WARN)
+            if plays[c.conn] > 1 and c.errors is not None and c.warnings is not None:
+                # played more than once: each play's own count, not the recording's total
+                errors, warnings = c.errors, c.warnings
             close = "-" if c.close.by is None else f"{c.close.by} {c.close.code} {c.close.reason}"
             rows.append(
                 (
@@ -107,8 +113,8 @@ def _summary(report: Report) -> None:
                     c.client or "",
                     f"{c.messages_matched}/{c.messages_expected}",
                     close.strip(),
-                    str(sum(1 for v in mine if v.severity is Severity.ERROR)),
-                    str(sum(1 for v in mine if v.severity is Severity.WARN)),
+                    str(errors),
+                    str(warnings),
                 )
             )
         print_table(out, f"{report.cassette} under {report.profile}", columns, rows)

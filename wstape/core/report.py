@@ -55,6 +55,11 @@ class ConnectionResult:
     """What the heartbeats did (replay only): answered, pings_sent, pongs, unanswered, ..."""
     correlated: int = 0
     """Values the client generated that were put into server messages."""
+    errors: int | None = field(default=None, compare=False)
+    warnings: int | None = field(default=None, compare=False)
+    """Violations this play of the connection reported itself (replay only; not in the
+    JSON, whose violations name the recorded id): the summary's counts when a recording
+    is played more than once (``--loop``, reconnects)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"conn": self.conn, "path": self.path}

@@ -157,6 +157,8 @@ class LiveConnection:
         self.options = session.options
         self.serial = serial
         """Order of arrival in the run (report rows are sorted by it)."""
+        self.found: dict[Severity, int] = {}
+        """Violations this connection reported, by severity (one play of a recording)."""
         self.client = client
         self.started = now
         self.phase = Phase.HANDSHAKE
@@ -233,6 +235,7 @@ class LiveConnection:
     def report(self, found: Iterable[Violation | None]) -> None:
         for v in found:
             if v is not None:
+                self.found[v.severity] = self.found.get(v.severity, 0) + 1
                 self.session.add_violation(v)
 
     def log(self, text: str) -> None:
@@ -687,6 +690,8 @@ class LiveConnection:
             protocol=self.recorded.codec.name if self.recorded.codec is not None else None,
             heartbeats=script.beats.to_dict() if script is not None else None,
             correlated=script.correlator.substituted if script is not None else 0,
+            errors=self.found.get(Severity.ERROR, 0),
+            warnings=self.found.get(Severity.WARN, 0),
         )
 
     def shutdown(self, now: float) -> None:
