@@ -287,3 +287,48 @@ async def test_loop_summary_counts_each_play_on_its_own(
     rows = [line.split("│") for line in err.splitlines() if line.count("│") >= 7]
     counts = [(r[1].strip(), r[6].strip()) for r in rows if r[1].strip().isdigit()]
     assert counts == [("1", "0"), ("1", "1"), ("1", "0")], err
+
+
+async def test_view_marks_the_faults_of_a_replay_report(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    cassette = make_cassette(
+        [
+            opening(1, "/feed"),
+            s(1, 0.01, "one"),
+            s(1, 0.02, "two"),
+            close(1, 0.5, Side.SERVER, 1000),
+        ]
+    )
+    replay = Replay(tmp_path, cassette, "--fault", "drop@after=1", "--expect-reconnect", "1")
+    async with replay:
+        async with websockets.connect(f"ws://127.0.0.1:{replay.port}/feed", proxy=None) as ws:
+            assert await ws.recv() == "one"
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+        code, _, _ = await replay.finish()
+    assert code == 1  # the client never reconnected
+    page = tmp_path / "page.html"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wstape", "view", str(cassette), "-o", str(page),
+        "--report", str(replay.report_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err
+    assert b", 1 fault" in out
+    html = page.read_text(encoding="utf-8")
+    section = html[html.index('id="conn-1"') :]
+    assert 'class="row fault"' in section and "fault drop@after=1" in section
+    assert "REPLAY-FAULT-NO-RECONNECT" in html
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"passed": true}')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wstape", "view", str(cassette), "-o", str(tmp_path / "x.html"),
+        "--report", str(bad), stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert err.decode().strip().splitlines() == [
+        f'wstape: error: --report {bad}: not a wstape report (no "violations" list)'
+    ]

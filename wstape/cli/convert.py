@@ -7,7 +7,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -46,6 +46,7 @@ from wstape.cli.options import (
 )
 from wstape.cli.output import plural
 from wstape.core.errors import ConfigError
+from wstape.core.report import ReportFormatError, read_report_json
 from wstape.core.rules import Platform, Profile, Violation
 from wstape.interchange.errors import InterchangeError
 from wstape.interchange.har import export_har
@@ -255,6 +256,16 @@ def view(
     no_check: Annotated[
         bool, typer.Option("--no-check", help="Do not run the rules (no violations shown).")
     ] = False,
+    from_report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            help="Show the violations and faults of this replay report (wstape replay "
+            "--report FILE) instead of running the rules: each fault a marked row.",
+            show_default=False,
+        ),
+    ] = None,
     max_messages: Annotated[
         int,
         typer.Option(
@@ -269,8 +280,9 @@ def view(
     """Write one self-contained HTML file (no script, no network): per connection a
     sequence diagram with client and server lanes, each message an arrow with its time, a
     preview (click to expand) and its size, then the close. Violations found by `wstape
-    check` (same rule options) are highlighted on the messages they concern. Messages of a
-    known protocol (--protocol) are previewed decoded.
+    check` (same rule options), or those of a replay report (--report), are highlighted on
+    the messages they concern, and a report's faults are marked rows. Messages of a known
+    protocol (--protocol) are previewed decoded.
 
     Exit code 0 once the page is written, even when there are violations (use `wstape
     check` to gate on them); 3 when the cassette cannot be read.
@@ -278,7 +290,15 @@ def view(
     target = output_target(output, source=cassette, overwrite=overwrite, text=True)
     chosen = protocol_option(protocol)
     violations: list[Violation] = []
-    if not no_check:
+    faults: list[dict[str, Any]] = []
+    if from_report is not None:
+        try:
+            violations, faults = read_report_json(from_report.read_text(encoding="utf-8"))
+        except OSError as e:
+            fail(f"--report {from_report}: cannot read: {e.strerror or e}")
+        except (ReportFormatError, UnicodeDecodeError) as e:
+            fail(f"--report {from_report}: {e}")
+    elif not no_check:
         cfg = rule_config(profile, appid, allow_host, platform, max_sockets, ignore)
         try:
             violations = list(check_file(open_cassette(cassette), cfg).violations)
@@ -290,13 +310,23 @@ def view(
         protocols = protocol_view(open_cassette(cassette), chosen)
         if tmp is None:
             result = render_html(
-                reader, sys.stdout, violations, max_messages=max_messages, protocols=protocols
+                reader,
+                sys.stdout,
+                violations,
+                max_messages=max_messages,
+                protocols=protocols,
+                faults=faults,
             )
             sys.stdout.flush()
         else:
             with open(tmp, "w", encoding="utf-8") as f:
                 result = render_html(
-                    reader, f, violations, max_messages=max_messages, protocols=protocols
+                    reader,
+                    f,
+                    violations,
+                    max_messages=max_messages,
+                    protocols=protocols,
+                    faults=faults,
                 )
             os.replace(tmp, output)
     except CassetteError as e:
@@ -314,6 +344,7 @@ def view(
         f"wrote {'standard output' if target is None else output}: "
         f"{plural(result.connections, 'connection')}, "
         f"{plural(result.messages, 'message')}{left}, {plural(result.violations, 'violation')}"
+        + (f", {plural(result.faults, 'fault')}" if result.faults else "")
     )
     # with the page on standard output, the summary goes to standard error
     print(summary, file=sys.stdout if target is not None else sys.stderr)

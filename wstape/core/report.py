@@ -155,6 +155,43 @@ def to_json(report: Report, *, indent: int | None = 2) -> str:
     return json.dumps(report.to_dict(), indent=indent, ensure_ascii=False)
 
 
+class ReportFormatError(ValueError):
+    """A file given as a wstape report that is not one (one line saying why)."""
+
+
+def read_report_json(text: str) -> tuple[list[Violation], list[dict[str, Any]]]:
+    """The violations and faults of a JSON report (``wstape replay --report``, ``check
+    --report``), for ``wstape view --report``. Raises ReportFormatError."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ReportFormatError(f"not JSON ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("violations"), list):
+        raise ReportFormatError('not a wstape report (no "violations" list)')
+    violations = []
+    for i, v in enumerate(doc["violations"]):
+        try:
+            conn = v["conn"]
+            if conn is not None and type(conn) is not int:
+                raise TypeError("conn")
+            violations.append(
+                Violation(
+                    str(v["rule"]),
+                    Severity(v["severity"]),
+                    conn,
+                    str(v["message"]),
+                    v.get("expected"),
+                    v.get("actual"),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ReportFormatError(f"violation {i} is not rule/severity/conn/message") from None
+    faults = doc.get("faults", [])
+    if not isinstance(faults, list) or not all(isinstance(f, dict) for f in faults):
+        raise ReportFormatError('"faults" is not a list of objects')
+    return violations, faults
+
+
 def junit_xml(report: Report, *, name: str = "wstape") -> str:
     """The report as JUnit XML: one test case per connection, plus one for the session.
 

@@ -17,7 +17,7 @@ bounded size.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -78,6 +78,9 @@ pre.full { white-space: pre-wrap; word-break: break-all; background: #f1f3f5;
 .binary .preview { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
 li.close .lane, li.note .lane, li.more .lane { text-align: center; color: var(--muted); }
 li.close .lane { font-weight: 600; color: #495057; }
+li.fault .lane { text-align: center; background: #fff4e6; outline: 2px dashed #e8590c;
+                 color: #d9480f; font-weight: 600; }
+p.fault { color: #d9480f; font-weight: 600; }
 li.violation > .lane { background: #fff5f5; outline: 2px solid var(--bad); }
 li.violation.warn-only > .lane { background: #fff9db; outline-color: var(--warn); }
 ul.violations { margin: 4px 0; padding-left: 18px; text-align: left; font-weight: normal; }
@@ -110,7 +113,7 @@ def _hex_dump(data: bytes) -> str:
 @dataclass
 class _Row:
     kind: str
-    """``message``, ``close`` or ``note``."""
+    """``message``, ``close``, ``note`` or ``fault`` (from a replay report)."""
     t: float | None
     html: str
     """The row up to the end of its lane's content; violations and ``</div></li>`` follow."""
@@ -137,6 +140,7 @@ class ViewResult:
     left_out: int = 0
     """Messages counted but not drawn (over ``max_messages`` for their connection)."""
     violations: int = 0
+    faults: int = 0
     strays: Strays = field(default_factory=Strays)
     """Records of no connection (:mod:`wstape.core.connections`): not drawn."""
 
@@ -187,6 +191,21 @@ def _close_html(c: Close) -> str:
 def _note_html(n: Note) -> str:
     t = "" if n.t is None else f"{n.t:.3f}s"
     return f'<li class="row note"><span class="time">{t}</span><div class="lane"># {_e(n.text)}'
+
+
+def _fault_text(f: Mapping[str, object]) -> str:
+    at = f.get("t")
+    when = f" at {at} s" if isinstance(at, int | float) else ""
+    return f"⚡ fault {f.get('spec')}{when}: {f.get('what')}; then {f.get('then')}"
+
+
+def _fault_html(f: Mapping[str, object]) -> str:
+    t = f.get("t")
+    shown = f"{t:.3f}s" if isinstance(t, int | float) else ""
+    return (
+        f'<li class="row fault"><span class="time">{shown}</span><div class="lane">'
+        f"{_e(_fault_text(f))}"
+    )
 
 
 def _violations_html(violations: Iterable[Violation]) -> str:
@@ -247,11 +266,15 @@ def render_html(
     *,
     max_messages: int = MAX_MESSAGES,
     protocols: ProtocolView | None = None,
+    faults: Iterable[Mapping[str, object]] = (),
 ) -> ViewResult:
     """Write the HTML page of a cassette. Raises CassetteError for a corrupt one.
 
     With ``protocols`` (:func:`wstape.tools.decoded.protocol_view`), a message of a known
-    protocol is summarised decoded, its raw payload one click away."""
+    protocol is summarised decoded, its raw payload one click away. ``faults`` are the
+    ``faults`` of a replay report: each a marked row on its connection's timeline, placed
+    by its time since the upgrade (replay time: at ``--speed 0`` that is early), or at
+    the top for a fault on a handshake."""
     result = ViewResult()
     conns: list[_Conn] = []
     cassette_notes: list[str] = []
@@ -266,6 +289,19 @@ def render_html(
     by_id: dict[int, list[_Conn]] = {}
     for c in conns:
         by_id.setdefault(c.open.conn, []).append(c)
+    loose_faults: list[Mapping[str, object]] = []
+    for f in faults:
+        result.faults += 1
+        conn = f.get("conn")
+        targets = by_id.get(conn) if isinstance(conn, int) else None
+        if not targets:
+            loose_faults.append(f)
+            continue
+        rows = targets[-1].rows
+        t = f.get("t")
+        when = float(t) if isinstance(t, int | float) else -1.0
+        at = next((i for i, r in enumerate(rows) if r.t is not None and r.t > when), len(rows))
+        rows.insert(at, _Row("fault", when if when >= 0 else None, _fault_html(f)))
     loose: list[Violation] = []
     for v in violations:
         result.violations += 1
@@ -289,6 +325,8 @@ def render_html(
     for text in cassette_notes:
         out.write(f'<p class="meta note"># {_e(text)}</p>')
     out.write(_violations_html(loose))
+    for f in loose_faults:
+        out.write(f'<p class="fault">{_e(_fault_text(f))}</p>')
     out.write("</header><main>")
     for c in conns:
         has = bool(c.violations or any(r.violations for r in c.rows))
