@@ -157,3 +157,26 @@ def test_check_writes_report_and_junit_like_replay(tmp_path: Path) -> None:
     bad = invoke("check", V1, "--junit", tmp_path / "no" / "such" / "dir.xml")
     assert bad.exit_code == 2  # type: ignore[attr-defined]
     assert "--junit" in bad.stderr  # type: ignore[attr-defined]
+
+
+def test_check_names_each_connections_protocol(tmp_path: Path) -> None:
+    from tests.helpers.records import make_open, write
+
+    path = tmp_path / "sio.msgpack"
+    write(
+        path,
+        [
+            make_open(1, "/socket.io/?EIO=4&transport=websocket"),
+            Message(1, 0.01, Side.SERVER, Opcode.TEXT, b'0{"sid":"abc","pingInterval":25000}'),
+            Message(1, 0.02, Side.CLIENT, Opcode.TEXT, b"40"),
+            Close(1, 1.0, Side.CLIENT, 1000),
+            make_open(2, "/plain"),
+            Close(2, 1.0, Side.CLIENT, 1000),
+        ],
+    )
+    doc = json.loads(invoke("check", path, "--json").stdout)  # type: ignore[attr-defined]
+    assert [c.get("protocol") for c in doc["connections"]] == ["socketio", None]
+    human = invoke("check", path).stdout  # type: ignore[attr-defined]
+    assert "protocols: conn 1 socketio" in human
+    plain = json.loads(invoke("check", path, "--json", "--protocol", "none").stdout)  # type: ignore[attr-defined]
+    assert all("protocol" not in c for c in plain["connections"])

@@ -29,9 +29,12 @@ from wstape.cli.options import (
     PlatformOpt,
     ProfileOpt,
     ReportOpt,
+    choices,
+    protocol_option,
     rule_config,
 )
 from wstape.cli.output import Column, plural, print_table, safe
+from wstape.core.replay.options import protocol_names
 from wstape.core.report import Report, junit_xml, to_json
 from wstape.core.rules import CATALOGUE, Platform, Profile, Severity, rules_for
 from wstape.tools.check import check_reader
@@ -50,6 +53,16 @@ def check(
     platform: PlatformOpt = Platform.DEVICE,
     max_sockets: MaxSocketsOpt = 5,
     ignore: IgnoreOpt = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol",
+            metavar=choices(protocol_names()),
+            help="Name each connection's protocol in the report, recognised as wstape "
+            "replay does (auto), or as the codec named (docs/protocols.md); none: plain.",
+            autocompletion=protocol_names,
+        ),
+    ] = "auto",
     report_file: ReportOpt = None,
     junit: JunitOpt = None,
     as_json: Annotated[
@@ -70,7 +83,7 @@ def check(
     # recording would let CI pass on a recorder that was killed.
     reader = open_cassette(cassette, allow_truncated=False)
     try:
-        report, strays = check_reader(reader, cfg)
+        report, strays = check_reader(reader, cfg, protocol=protocol_option(protocol))
     except CassetteError as e:
         cassette_error(e)
     warn_strays(cassette, strays)
@@ -96,6 +109,9 @@ def print_report(report: Report) -> None:
                 f" {v.rule:28} conn {conn:>4}  {safe(v.message)}",
             )
         )
+    recognised = [f"conn {c.conn} {c.protocol}" for c in report.connections if c.protocol]
+    if recognised:
+        out.print(safe("protocols: " + ", ".join(recognised)))
     errors, warns = report.count(Severity.ERROR), report.count(Severity.WARN)
     verdict = "passed" if report.passed else "FAILED"
     out.print(

@@ -72,6 +72,8 @@ class ConnectionResult:
             out["protocol"] = self.protocol
             out["heartbeats"] = dict(self.heartbeats)
             out["correlated"] = self.correlated
+        elif self.protocol is not None:  # wstape check --protocol
+            out["protocol"] = self.protocol
         return out
 
 

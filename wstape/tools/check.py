@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from wstape.cassettes.reader import CassetteReader
+from wstape.core.codecs import CODECS
 from wstape.core.connections import CASSETTE, ConnectionTracker, Strays
 from wstape.core.lint import iter_violations
-from wstape.core.model import ConnectionSummary, Open, Record
+from wstape.core.model import ConnectionSummary, Message, Open, Record
+from wstape.core.replay.recorded import FIRST_MESSAGES
 from wstape.core.report import CloseResult, ConnectionResult, Report, build_report
 from wstape.core.rules import RuleConfig
 
@@ -21,11 +24,16 @@ def check_file(reader: CassetteReader, cfg: RuleConfig) -> Report:
     return check_reader(reader, cfg)[0]
 
 
-def check_reader(reader: CassetteReader, cfg: RuleConfig) -> tuple[Report, Strays]:
+def check_reader(
+    reader: CassetteReader, cfg: RuleConfig, *, protocol: str = "none"
+) -> tuple[Report, Strays]:
     """:func:`check_file`, and the records that belong to no connection
-    (:mod:`wstape.core.connections`), which are not checked."""
+    (:mod:`wstape.core.connections`), which are not checked. ``protocol`` (``auto``, a
+    codec's name, or ``none``) names each connection's protocol in the report, recognised
+    as replay recognises it (``wstape check --protocol``)."""
     tracker = ConnectionTracker()
     summaries: list[ConnectionSummary] = []
+    firsts: list[list[Message]] = []
 
     def counted() -> Iterator[Record]:
         for record in reader:
@@ -33,17 +41,26 @@ def check_reader(reader: CassetteReader, cfg: RuleConfig) -> tuple[Report, Stray
             if slot >= 0:
                 if isinstance(record, Open):
                     summaries.append(ConnectionSummary(open=record))
+                    firsts.append([])
                 else:
                     summaries[slot].add(record)
+                    first = firsts[slot]
+                    if isinstance(record, Message) and len(first) < FIRST_MESSAGES:
+                        first.append(record)
             elif slot != CASSETTE:
                 continue
             yield record
 
     violations = list(iter_violations(counted(), cfg))
+    names: list[str | None] = [None] * len(summaries)
+    if protocol != "none":
+        for i, (s, first) in enumerate(zip(summaries, firsts, strict=True)):
+            codec = CODECS.choose(protocol, s.open, first)
+            names[i] = None if codec is None else codec.name
     report = build_report(
         cfg.profile.value,
         str(reader.path),
-        (_result(s) for s in summaries),
+        (replace(_result(s), protocol=name) for s, name in zip(summaries, names, strict=True)),
         violations,
     )
     return report, tracker.strays
