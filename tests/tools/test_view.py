@@ -176,3 +176,26 @@ def test_rendered_in_headless_chromium(tmp_path: Path) -> None:
             browser.close()
     assert all(url.startswith("file://") for url in requests), requests
     assert (tmp_path / "view.png").stat().st_size > 0
+
+
+def test_bidi_and_control_characters_are_visible_and_the_page_has_a_csp(tmp_path: Path) -> None:
+    from tests.helpers.records import make_open
+
+    evil = "invoice\u202egnp.exe \x1b[2J\x07"
+    text = page(
+        tmp_path,
+        [
+            make_open(1, "/chat"),
+            Message(1, 0.1, Side.SERVER, Opcode.TEXT, evil.encode()),
+            Note(1, "note " + evil, 0.2),
+            Close(1, 1.0, Side.CLIENT, 4000, "\u202ebye"),
+        ],
+        check=False,
+    )
+    for raw in ("\u202e", "\x1b", "\x07"):
+        assert raw not in text
+    assert "invoice\\u202egnp.exe \\x1b[2J\\x07" in text
+    assert (
+        '<meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; style-src 'unsafe-inline'\">" in text
+    )

@@ -26,6 +26,7 @@ from wstape.core.closecodes import describe
 from wstape.core.connections import CASSETTE, ConnectionTracker, Strays
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.core.rules import Violation
+from wstape.core.terminal import safe
 from wstape.interchange.jsonl import iso_utc
 from wstape.tools.decoded import ProtocolView
 
@@ -91,7 +92,9 @@ ul.violations li.warn { color: var(--warn); } ul.violations li.info { color: var
 
 
 def _e(text: str) -> str:
-    return html.escape(text, quote=True)
+    """Escaped for HTML, with control and bidi characters made visible (``\\u202e``): a
+    recorded right-to-left override cannot reorder what the page shows."""
+    return html.escape(safe(text, newlines=True), quote=True)
 
 
 def _one_line(text: str, width: int) -> str:
@@ -315,6 +318,8 @@ def render_html(
     title = reader.path.name
     out.write(
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)} · wstape</title><style>{_STYLE}</style></head><body>"
         f'<header class="page"><h1>{_e(title)}</h1>'
