@@ -49,6 +49,7 @@ from wstape.core.rules.frames import (
     check_pong,
     check_stream_failure,
     check_text,
+    deflate_failure,
     message_too_big,
 )
 from wstape.core.rules.handshake import (
@@ -145,6 +146,7 @@ __all__ = [
     "key_problem",
     "message_json",
     "message_mismatch",
+    "deflate_failure",
     "message_too_big",
     "no_client",
     "no_reconnect",
