@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from wstape.core.frames import Frame, OpCode
@@ -42,7 +42,7 @@ COMPRESS_SETTINGS = {"memLevel": 5}
 """zlib settings of our compressor (websockets' defaults: about 40 KiB per connection)."""
 
 
-class Compression(str, Enum):
+class Compression(StrEnum):
     """When replay negotiates permessage-deflate (``--compression``)."""
 
     AUTO = "auto"

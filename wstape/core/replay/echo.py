@@ -6,8 +6,9 @@ connection plays an :class:`EchoScript`: each complete data message comes straig
 is what :class:`~wstape.core.replay.connection.LiveConnection` always does: Pings answered with
 Pongs, the client's Close echoed (or answered with 1002 / 1007 when it is invalid), every
 frame through the rules of the profile, the connection failed as RFC 6455 §7.1.7 says when
-the client breaks the protocol; permessage-deflate is negotiated whenever it is offered. That makes it the server Autobahn|Testsuite's
-``fuzzingclient`` expects (docs/autobahn.md), and an echo backend for smoke tests.
+the client breaks the protocol; permessage-deflate is negotiated whenever it is offered.
+That makes it the server Autobahn|Testsuite's ``fuzzingclient`` expects (docs/autobahn.md),
+and an echo backend for smoke tests.
 
 The report has one connection per client, numbered 1, 2, ... in the order they
 connected; ``messages_expected`` and ``messages_matched`` both count the echoed messages.
