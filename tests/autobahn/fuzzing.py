@@ -30,7 +30,16 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-CI_CASES = ("1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*")
+COMPRESSION_SAMPLE = tuple(
+    f"{group}.{i}"
+    for group in ("12.1", "12.2", "12.3", "12.4", "12.5", *(f"13.{n}" for n in range(1, 8)))
+    for i in (1, 5, 11)
+)
+"""Three cases of each compression group (of 18): 1,000 messages of 16 bytes, of 4 KiB,
+and of 8 KiB in 256-byte fragments, under each group's data (12.*: JSON, an image,
+Faust, HTML, text) or permessage-deflate parameters (13.*: context takeover, window bits
+9 and 15, and a list of offers). The full groups take minutes: bench/bench_autobahn.py."""
+CI_CASES = ("1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*", *COMPRESSION_SAMPLE)
 VENV_WSTEST = REPO / ".ci" / "autobahn-venv" / "bin" / "wstest"
 AGENT = "wstape"
 BASELINE_AGENT = "websockets"
