@@ -146,7 +146,7 @@ def run(
     *,
     exclude: Sequence[str] = (),
     python: str = sys.executable,
-    timeout: float = 900,
+    timeout: float = 3600,
     server_args: Sequence[str] = (),
     baseline: bool = False,
 ) -> Run:
