@@ -7,6 +7,8 @@ from __future__ import annotations
 import zlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.core.replay.test_protocol import Handler, close_of, endpoint, frame, sent
 from wstape.core.deflate import Compression, negotiate, recorded_params
@@ -219,3 +221,19 @@ def test_no_deflate_no_change_on_the_wire() -> None:
     proto, _ = endpoint()
     proto.send_message(Opcode.TEXT, b"hello", 0.0)
     assert proto.data_to_send() == b"\x81\x05hello"
+
+
+@given(
+    st.lists(
+        st.text(alphabet='permssion-dflatcxwb_=;," 0123456789\t', max_size=80).map(
+            lambda t: "permessage-deflate" + t
+        ),
+        max_size=4,
+    ),
+    st.sampled_from([None, RECORDED, "permessage-deflate; server_max_window_bits=8", PMD + ";="]),
+)
+def test_hostile_offers_never_raise(offers: list[str], recorded: str | None) -> None:
+    """Whatever a client offers (and whatever was recorded), negotiate answers or declines."""
+    agreed = negotiate(offers, recorded, Compression.ON)
+    if agreed is not None:
+        assert agreed.header.startswith("permessage-deflate")
