@@ -167,6 +167,7 @@ class CassetteWriter:
                 if os.fstat(self._fd).st_size == 0:
                     self._write(header_bytes)
                     self._created = True
+                    self._scanned_to, self._own = len(header_bytes), 0  # (under the lock)
                 else:
                     self._scan_existing()
         except BaseException:
