@@ -307,7 +307,7 @@ class CassetteReader:
                     if migrate:
                         obj = compat.migrate(obj, self._version)
                     record = v2.record_from_obj(obj)
-                    if type(record) is v2.End:
+                    if isinstance(record, v2.End):
                         if not has_ends:
                             raise SchemaError("unknown record type 'end'")
                         if tally is not None:

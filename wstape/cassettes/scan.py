@@ -6,11 +6,11 @@ levels deep breaks whatever walks it later, and a string that claims 4 GiB looks
 file that was cut short. So before the reader's ``msgpack.Unpacker`` builds a record,
 :class:`RecordScanner` walks the record's msgpack headers (types and lengths; it never
 reads a payload) and holds them to the limits of :mod:`wstape.cassettes.schema`: a map at
-the top (from format version 2, or an array of four items: a message), containers at most ``MAX_DEPTH`` deep, lists of at most ``MAX_ITEMS``, strings and
-header bytes of at most ``MAX_TEXT_BYTES`` (payloads and bodies up to the record cap), at
-most ``MAX_TOKENS`` values, no extension types, and no length that reaches past the
-record cap. A record that passes costs no more memory to build than a valid record of the
-same size.
+the top (from format version 2, or an array of four items: a message), containers at
+most ``MAX_DEPTH`` deep, lists of at most ``MAX_ITEMS``, strings and header bytes of at
+most ``MAX_TEXT_BYTES`` (payloads and bodies up to the record cap), at most
+``MAX_TOKENS`` values, no extension types, and no length that reaches past the record cap.
+A record that passes costs no more memory to build than a valid record of the same size.
 
 A length that reaches past the end of the file is a truncated record (a recorder killed
 mid-write); a length past the record cap is corruption, whatever the file size.

@@ -186,7 +186,9 @@ def pack_end(records: int, conns: dict[int, list[int]] | None) -> bytes:
         if conns is None or len(conns) > MAX_END_CONNS
         else [[conn, *counts] for conn, counts in conns.items()]
     )
-    body = msgpack.packb({"type": "end", "records": records, "conns": listed}, use_bin_type=True)
+    body = bytes(
+        msgpack.packb({"type": "end", "records": records, "conns": listed}, use_bin_type=True)
+    )
     assert body[0] == 0x83  # a fixmap of three entries: the fourth is added by hand
     size = len(body) + len(SIZE_TRAILER) + 4
     return b"\x84" + body[1:] + SIZE_TRAILER + size.to_bytes(4, "big")
@@ -245,9 +247,7 @@ def record_from_obj(obj: Any) -> Record | End:
         if kind == "end":
             return end_from_dict(obj)
         if kind == "message":
-            raise SchemaError(
-                f"a message record of format version 2 is {MESSAGE_SHAPE}, not a map"
-            )
+            raise SchemaError(f"a message record of format version 2 is {MESSAGE_SHAPE}, not a map")
         return record_from_dict(obj)
     raise SchemaError(
         f"a record must be a map, or for a message {MESSAGE_SHAPE}; not {describe_value(obj)}"

@@ -66,7 +66,7 @@ from wstape.cassettes.schema import (
     record_to_dict,
 )
 from wstape.core.errors import ConfigError
-from wstape.core.model import Header, Message, Note, Open, Record, Side
+from wstape.core.model import Header, Message, Note, Open, Record
 from wstape.core.version import __version__
 
 CHECK_EVERY = 1024

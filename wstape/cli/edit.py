@@ -1,4 +1,4 @@
-"""Editing a cassette into a new one: ``redact``, ``cut``, ``repair``."""
+"""Editing a cassette into a new one: ``redact``, ``cut``, ``repair``, ``upgrade``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from wstape.cassettes import CassetteError, CassetteWriteError
+from wstape.cassettes import FORMAT_VERSION, CassetteError, CassetteWriteError
 from wstape.cli.common import (
     CassetteArg,
     ExitCode,
@@ -30,6 +30,7 @@ from wstape.tools.edit import (
     cut_cassette,
     repair_cassette,
     same_file,
+    upgrade_cassette,
 )
 from wstape.tools.redact import RedactError, build_rules, redact_cassette
 
@@ -310,6 +311,52 @@ def repair(
     )
 
 
+def upgrade(
+    cassette: CassetteArg,
+    output: OutputOpt,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rewrite a cassette of an older format version (1) in the current one (2).
+
+    Every record is kept as it is; the output is smaller (messages lose their map keys)
+    and ends with an end record, so a later cut at a record boundary is detected. Any
+    wstape reads version 1 as it is; upgrade to append to it (`record --append` refuses an
+    older version) or to get the smaller, checkable file. A truncated cassette is refused
+    (`wstape repair` keeps its complete part, in the current version). A cassette already
+    in the current version is rewritten as it is.
+
+    --json prints {"input", "output", "from_version", "version", "records"}.
+    """
+    output_target(output, source=cassette, overwrite=overwrite, text=False)
+    reader = open_cassette(cassette, allow_truncated=False)
+    try:
+        with progress([cassette], "upgrade", enabled=not as_json):
+            records = upgrade_cassette(reader, output)
+    except CassetteError as e:
+        cassette_error(e)
+    except (CassetteWriteError, OSError) as e:
+        write_error(e, output)
+    old = reader.header.version
+    if as_json:
+        print_json(
+            {
+                "input": str(cassette),
+                "output": str(output),
+                "from_version": old,
+                "version": FORMAT_VERSION,
+                "records": records,
+            }
+        )
+        return
+    what = (
+        f"format version {old} → {FORMAT_VERSION}"
+        if old != FORMAT_VERSION
+        else f"already format version {FORMAT_VERSION}, rewritten"
+    )
+    print(f"{what}: {plural(records, 'record')} → {output}")
+
+
 # -- import ----------------------------------------------------------------------------
 
 
@@ -319,3 +366,6 @@ def register(app: typer.Typer) -> None:
     )
     app.command("cut", short_help="Write a cassette with only some connections.")(cut)
     app.command("repair", short_help="Write the complete part of a truncated cassette.")(repair)
+    app.command(
+        "upgrade", short_help="Rewrite a cassette of an older format version in the current one."
+    )(upgrade)

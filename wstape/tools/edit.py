@@ -1,4 +1,5 @@
-"""Rewriting cassettes: keep a subset (``cut``), keep the complete part (``repair``).
+"""Rewriting cassettes: keep a subset (``cut``), keep the complete part (``repair``),
+bring an older format version up to date (``upgrade``).
 
 Every rewrite streams record by record into a temporary file next to the output and
 renames it into place only when everything was written, so an interrupted run never
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from wstape.cassettes import WriteMode
 from wstape.cassettes.reader import CassetteReader
+from wstape.cassettes.schema import FORMAT_VERSION
 from wstape.cassettes.writer import CassetteWriter
 from wstape.core.connections import CASSETTE, STRAY, ConnectionTracker, Strays
 from wstape.core.model import Close, Header, Message, Note, Open, Record
@@ -151,6 +153,20 @@ def cut_cassette(
     result = CutResult()
     copy_records(select_records(reader, keep, result), output, reader.header)
     return result
+
+
+# -- upgrade ---------------------------------------------------------------------------
+
+
+def upgrade_cassette(reader: CassetteReader, output: str | Path) -> int:
+    """Rewrite ``reader``'s cassette (any format version it reads) in ``FORMAT_VERSION``,
+    every record as it is (migrated by :mod:`wstape.cassettes.compat`), with the header's
+    creator and start time, ended by an end record. Returns the records written.
+
+    Raises CassetteError (TruncatedCassette for a cut-off input: ``repair`` writes the
+    current version too) and CassetteWriteError.
+    """
+    return copy_records(reader, output, replace(reader.header, version=FORMAT_VERSION))
 
 
 # -- repair ----------------------------------------------------------------------------
