@@ -253,6 +253,7 @@ def _repair_json(source: Path, output: Path, r: RepairResult) -> dict[str, Any]:
         "records": r.records,
         "truncated_at": r.truncated_at,
         "dropped_bytes": r.dropped_bytes,
+        "ended_cleanly": r.incomplete is None,
         "closed": r.closed,
         "renumbered": [{"conn": old, "new": new, "record": at} for old, new, at in r.renumbered],
         "dropped_records": r.strays.count,
@@ -265,18 +266,20 @@ def repair(
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the complete part of a truncated cassette (a recorder killed mid-write), or
-    of one that two recorders appended to at once.
+    """Write the complete part of a truncated cassette (a recorder killed mid-write, or
+    a cassette that did not end cleanly), or of one that two recorders appended to at once.
 
-    Every complete record is kept; the incomplete tail is dropped. Connections left open
+    Every complete record is kept; the incomplete tail is dropped. The output is written
+    in the current format version and ends with an end record. Connections left open
     get the close a stopped recorder writes (by nobody, no code, not on the wire) and a
     note. A connection id opened a second time gets a fresh id (above every id in the
     file), and so do the records up to that connection's close. Records that belong to no
     open connection (ids never opened, after a close or a refusal) are dropped. Other
     corruption is not repaired (exit 3).
 
-    --json prints {"input", "output", "records", "truncated_at", "dropped_bytes", "closed",
-    "renumbered": [{"conn", "new", "record"}], "dropped_records"}.
+    --json prints {"input", "output", "records", "truncated_at", "dropped_bytes",
+    "ended_cleanly", "closed", "renumbered": [{"conn", "new", "record"}], "dropped_records"}
+    (a cassette that did not end cleanly has "truncated_at" at its end, "dropped_bytes" 0).
     """
     output_target(output, source=cassette, overwrite=overwrite, text=False)
     reader = open_cassette(cassette, allow_truncated=True, allow_reused_ids=True)
@@ -292,6 +295,8 @@ def repair(
         return
     if result.truncated_at is None:
         what = "the cassette was not truncated"
+    elif result.incomplete is not None:
+        what = "the cassette had not ended cleanly (every record was whole): ended it"
     else:
         what = f"dropped {result.dropped_bytes} bytes from byte {result.truncated_at}"
     closed = (

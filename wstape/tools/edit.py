@@ -179,6 +179,9 @@ class RepairResult:
     truncated_at: int | None = None
     """Byte offset where the incomplete tail started (None: the file was complete)."""
     dropped_bytes: int = 0
+    incomplete: str | None = None
+    """Why the input had not ended cleanly (format 2: no end record for its last records;
+    ``truncated_at`` is then the end of the file and nothing was dropped)."""
     closed: list[int] = field(default_factory=list)
     """Connections that had no close record and got ``Close(by=None, code=None)``."""
     renumbered: list[tuple[int, int, int]] = field(default_factory=list)
@@ -213,6 +216,7 @@ def repair_cassette(reader: CassetteReader, output: str | Path) -> RepairResult:
         result = RepairResult()
         copy_records(_repaired(reader, result, highest + 1), output, reader.header)
     result.truncated_at = reader.truncated_at
+    result.incomplete = reader.incomplete
     if reader.truncated_at is not None:
         result.dropped_bytes = reader.size - reader.truncated_at
     return result
