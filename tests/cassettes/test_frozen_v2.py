@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import msgpack
-import pytest
 
 from tests.cassettes.test_frozen_v1 import V1
 from wstape.cassettes import CassetteReader, UnendedCassette, read_cassette
@@ -24,7 +23,7 @@ def test_reads_frozen_v2_sample() -> None:
     assert header.version == 2
     assert header.creator == "wstape 0.1.0"
     assert header.started_at == 1795590000.0
-    v1_header, v1_recs = read_cassette(V1)
+    _, v1_recs = read_cassette(V1)
     assert recs[:9] == v1_recs  # the first writer: the v1 sample's records, as they were
     again = recs[9]
     assert isinstance(again, Open)

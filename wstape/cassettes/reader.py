@@ -262,7 +262,6 @@ class CassetteReader:
         opened: set[int] | None = set() if check_ids else None
         has_ends = self._version >= 2
         tally = v2.Tally() if has_ends and start is None else None
-        counts = None if tally is None else tally.counts
         with self._open() as f:
             offset = self._body_offset if start is None else start
             f.seek(offset)
@@ -317,8 +316,6 @@ class CassetteReader:
                         continue
                 except SchemaError as e:
                     raise CassetteError(self.path, str(e), record=index, offset=offset) from None
-                if counts is not None:
-                    counts[record.conn] += 1
                 if opened is not None and type(record) is Open:
                     if record.conn in opened:
                         raise DuplicateConnection(

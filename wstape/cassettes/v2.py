@@ -18,7 +18,7 @@ connections); ``size`` is the end record's own length in bytes, packed as a uint
 is always the file's last five bytes (a reader finds the record from the end). With
 several writers appending to one cassette, each appends its own end record for what it
 wrote. The reader (:class:`Tally`) holds a whole pass to them: a cassette is complete when
-it ends with an end record and the end records account for every record; otherwise it
+it ends with an end record and the end records' counts add up to its records; otherwise it
 did not end cleanly (a recorder still running or killed, or the file cut at a record
 boundary) and is reported as truncated. An end record that claims more than the file holds
 is corruption.
@@ -30,7 +30,6 @@ message map into the array.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -258,43 +257,32 @@ def record_from_obj(obj: Any) -> Record | End:
 
 
 class Tally:
-    """Counts a whole pass over a v2 cassette and holds it to its end records.
+    """Holds a whole pass over a v2 cassette to its end records.
 
-    The reader counts every record it yields (inline on the hot path: ``tally.counts[conn]
-    += 1``), calls :meth:`end` for every end record, and :meth:`verdict` when the file is
-    read to its end.
+    The reader calls :meth:`end` for every end record and :meth:`verdict` when the file is
+    read to its end. Only totals are compared, so the check costs nothing per record and
+    no memory per connection (a hostile file of a million connection ids costs no more);
+    the per-connection counts are the writer's summary (:meth:`CassetteReader.end_summary`).
     """
 
     def __init__(self) -> None:
-        self.counts: defaultdict[int | None, int] = defaultdict(int)
-        """Records per connection id (None: notes about the whole cassette)."""
         self.claimed = 0
-        self.claimed_conns: dict[int, tuple[int, int]] = {}
-        """Records per connection the end records claim, and the record index of the
-        first end record that listed it."""
+        """Records the end records count, together."""
+        self.ends = 0
         self.last_end = -1
         """The record index of the latest end record."""
 
     def end(self, end: End, index: int) -> None:
         self.claimed += end.records
-        for c in end.conns or ():
-            total, first = self.claimed_conns.get(c.conn, (0, index))
-            self.claimed_conns[c.conn] = (total + c.records, first)
+        self.ends += 1
         self.last_end = index
 
     def verdict(self, records: int) -> tuple[bool, str] | None:
         """``records``: how many records the file has (the header included). None for a
-        cassette that ended cleanly; else ``(corrupt, message)``: corrupt
-        (True) when an end record claims records the file does not have, incomplete
-        (False, reported as truncation) when records are not accounted for."""
-        total = sum(self.counts.values())
-        for conn, (claimed, index) in self.claimed_conns.items():
-            have = self.counts.get(conn, 0)
-            if claimed > have:
-                return True, (
-                    f"the end record at record {index} counts {claimed} records of connection "
-                    f"{conn}, the file has {have}: records were removed"
-                )
+        cassette that ended cleanly; else ``(corrupt, message)``: corrupt (True) when the
+        end records count records the file does not have, incomplete (False, reported as
+        truncation) when records are not accounted for."""
+        total = records - 1 - self.ends
         if self.claimed > total:
             return True, (
                 f"the end records count {self.claimed} records, the file has {total}: "
@@ -307,17 +295,9 @@ class Tally:
                 "record boundary)"
             )
         if self.claimed < total:
-            missing = total - self.claimed
             return False, (
-                f"the cassette did not end cleanly: {missing} records are counted by no end "
-                "record (a recorder that appended to it is still running or was killed, or "
-                "the file was cut at a record boundary)"
+                f"the cassette did not end cleanly: {total - self.claimed} records are "
+                "counted by no end record (a recorder that appended to it is still running "
+                "or was killed, or the file was cut at a record boundary)"
             )
-        for conn, (claimed, index) in self.claimed_conns.items():
-            have = self.counts.get(conn, 0)
-            if claimed != have:  # (only an edited file: the totals agree)
-                return True, (
-                    f"the end record at record {index} counts {claimed} records of "
-                    f"connection {conn}, the file has {have}"
-                )
         return None
