@@ -254,3 +254,31 @@ def test_big_messages_are_built_item_by_item(
     path = tmp_path / "big.msgpack"
     write(path, recs)
     assert read_cassette(path)[1] == recs
+
+
+def test_convert_1_2_turns_a_message_map_into_the_array_and_keeps_the_rest() -> None:
+    from wstape.cassettes import compat
+    from wstape.cassettes.schema import SchemaError, record_to_dict
+
+    message = Message(3, 0.5, Side.SERVER, Opcode.TEXT, b"hi")
+    assert compat.convert_1_2(record_to_dict(message)) == [3, 0.5, 2, b"hi"]
+    opened = record_to_dict(sample_open())
+    assert compat.convert_1_2(opened) is opened
+    assert compat.migrate(record_to_dict(message), 1) == [3, 0.5, 2, b"hi"]
+    assert compat.migrate([3, 0.5, 2, b"hi"], 2) == [3, 0.5, 2, b"hi"]
+    with pytest.raises(SchemaError, match="field 'from' must be"):
+        compat.convert_1_2({**record_to_dict(message), "from": "nobody"})
+
+
+def test_the_writer_refuses_a_message_the_reader_would_with_the_field(tmp_path: Path) -> None:
+    from wstape.cassettes import UnreadableRecord
+
+    with CassetteWriter(tmp_path / "c.msgpack") as w:
+        with pytest.raises(UnreadableRecord, match="field 't' must be a number"):
+            w.write(Message(1, -1.0, Side.CLIENT, Opcode.TEXT, b""))
+        with pytest.raises(UnreadableRecord, match="field 'from'"):
+            w.write(Message(1, 0.0, "sideways", Opcode.TEXT, b""))  # type: ignore[arg-type]
+        w.write(Message(1, 2, Side.CLIENT, Opcode.TEXT, bytearray(b"ok")))  # type: ignore[arg-type]
+    assert read_cassette(tmp_path / "c.msgpack")[1] == [
+        Message(1, 2.0, Side.CLIENT, Opcode.TEXT, b"ok")
+    ]

@@ -371,6 +371,6 @@ def register(app: typer.Typer) -> None:
     )
     app.command("cut", short_help="Write a cassette with only some connections.")(cut)
     app.command("repair", short_help="Write the complete part of a truncated cassette.")(repair)
-    app.command(
-        "upgrade", short_help="Rewrite a cassette of an older format version in the current one."
-    )(upgrade)
+    app.command("upgrade", short_help="Rewrite an old-format cassette in the current format.")(
+        upgrade
+    )
