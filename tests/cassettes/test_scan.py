@@ -106,6 +106,7 @@ def test_fast_and_general_paths_agree(tmp_path: Path, version: int, record: obje
         (b"\x94\x01\x00\x00\xd9\xff" + b"x" * 255, ""),  # (a long string item passes the scan)
         (b"\x94\x01\x00\x00\xdb\x00\x20\x00\x00", "a string claims 2097152 bytes"),
         (b"\x94\x01\x00\x00\xc6\xff\xff\xff\xff", "claims 4294967295 bytes"),
+        (b"\x94\xc6\x00\x20\x00\x00", "a binary value claims 2097152 bytes"),  # not data
         (b"\xc3", "must be a map \\(or, for a message, an array\\), not a boolean"),
         (b"\x81\xa1a" + hostile.nested_arrays(3), "nested more than 3 deep"),
         (hostile.nested_maps(100_000), "nested more than 3 deep"),

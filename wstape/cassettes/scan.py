@@ -177,7 +177,7 @@ class RecordScanner:
         field: bytes | None = None
         """The name of the record field whose value is being read."""
         top_array = False
-        """Whether the record is an array (a v2 message: its binary item is the payload)."""
+        """Whether the record is an array (a v2 message: its last item is the payload)."""
         while todo:
             left = todo[-1]
             if left == 0:
@@ -274,7 +274,7 @@ class RecordScanner:
                         p = self._at(pos, length)
                         field = self._data[p : p + length]
                     limit = MAX_TEXT_BYTES
-                elif binary and depth == 1 and (top_array or field in _BIG):
+                elif binary and depth == 1 and (field in _BIG or (top_array and left == 1)):
                     limit = MAX_RECORD_BYTES
                 else:
                     limit = MAX_TEXT_BYTES
