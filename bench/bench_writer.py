@@ -2,6 +2,7 @@
 
     python bench/bench_writer.py            # 1,000,000 messages, best of 3 rounds
     python bench/bench_writer.py --quick    # 100,000 messages, 2 rounds
+    python bench/bench_writer.py --compare main   # and (e): CassetteWriter of that revision
 
 Not a test: it prints a table. Every round writes N messages of 100 bytes (one
 connection) to a fresh file, each flushed to the OS with one ``write()``, four ways:
@@ -12,7 +13,9 @@ connection) to a fresh file, each flushed to the OS with one ``write()``, four w
 - (c) CassetteWriter: schema checks, counts for the end record, a removed file noticed
   every 1024 records (``import``, ``cut``, ``redact``, ``upgrade``, ...);
 - (d) CassetteWriter(live=True): what the recorder uses, a removed file noticed before
-  every record (one ``fstat`` more per record).
+  every record (one ``fstat`` more per record);
+- (e) with ``--compare REV``: CassetteWriter of that git revision (``git archive`` of its
+  ``wstape/`` into a temporary directory, run in a child process in every round).
 
 For each: seconds for N (best round; wall clock, and CPU time beside it, since the
 machine is shared), microseconds per message, and the ratio to (a) and (b). Then the bytes
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,16 +106,68 @@ WAYS: list[tuple[str, Callable[[Path, list[Message]], None]]] = [
 ]
 
 
-def time_writes(n: int, repeat: int, tmp: Path) -> dict[str, tuple[float, float, int]]:
+ROOT = Path(__file__).resolve().parents[1]
+CHILD = """
+import os, sys, time
+from wstape.cassettes import CassetteWriter, WriteMode
+from wstape.core.model import Message, Opcode, Side
+n, path = int(sys.argv[1]), sys.argv[2]
+msgs = [Message(1, i / 1000, Side.SERVER if i % 2 else Side.CLIENT, Opcode.TEXT, b"x" * 100)
+        for i in range(n)]
+wall, cpu = time.perf_counter(), time.process_time()
+with CassetteWriter(path, mode=WriteMode.OVERWRITE) as w:
+    for m in msgs:
+        w.write(m)
+print(time.perf_counter() - wall, time.process_time() - cpu)
+"""
+
+
+def revision_tree(revision: str, tmp: Path) -> Path:
+    """``wstape/`` of a git revision, extracted under ``tmp``."""
+    out = tmp / "rev"
+    out.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision, "wstape"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
+
+
+def child_writer(tree: Path, n: int, path: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of the CassetteWriter in ``tree``, in a child process."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(n), str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=tree,
+    )
+    wall, cpu = done.stdout.split()
+    return float(wall), float(cpu)
+
+
+def time_writes(
+    n: int, repeat: int, tmp: Path, compare: tuple[str, Path] | None = None
+) -> dict[str, tuple[float, float, int]]:
     """Best wall and CPU seconds and the file size of each way."""
     msgs = messages(n)
     best: dict[str, tuple[float, float, int]] = {}
+    ways: list[tuple[str, Callable[[Path, list[Message]], object]]] = list(WAYS)
+    if compare is not None:
+        revision, tree = compare
+        ways.append(
+            (f"(e) CassetteWriter of {revision}"[:36], lambda path, _: child_writer(tree, n, path))
+        )
     for _ in range(repeat):
-        for name, way in WAYS:
+        for name, way in ways:
             path = tmp / "out.msgpack"
             wall, cpu = time.perf_counter(), time.process_time()
-            way(path, msgs)
+            got = way(path, msgs)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            if isinstance(got, tuple):  # a child process: its own figures
+                wall, cpu = got
             size = path.stat().st_size
             path.unlink()
             old = best.get(name)
@@ -201,6 +257,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="100,000 messages, 2 rounds")
     parser.add_argument("--messages", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--compare", metavar="REV", help="also time the writer of this revision")
     args = parser.parse_args()
     n = args.messages or (100_000 if args.quick else 1_000_000)
     repeat = args.repeat or (2 if args.quick else 3)
@@ -209,7 +266,8 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory(prefix="wstape-bench-writer-") as name:
         tmp = Path(name)
-        best = time_writes(n, repeat, tmp)
+        compare = (args.compare, revision_tree(args.compare, tmp)) if args.compare else None
+        best = time_writes(n, repeat, tmp, compare)
         fixed_v1, fixed_v2 = fixed_bytes(tmp)
         base_a, base_b = best[WAYS[0][0]][0], best[WAYS[1][0]][0]
         print()
@@ -218,6 +276,14 @@ def main() -> int:
             print(
                 f"{name:36} {wall:8.2f} {cpu:7.2f} {wall / n * 1e6:7.2f} "
                 f"{wall / base_a:6.2f} {wall / base_b:6.2f}"
+            )
+        if compare is not None:
+            name = next(k for k in best if k.startswith("(e)"))
+            old_wall, old_cpu, old_size = best[name]
+            new_wall, new_cpu, _ = best[WAYS[2][0]]
+            print(
+                f"(c) against (e): {old_wall / new_wall:.2f}x faster (wall), "
+                f"{old_cpu / new_cpu:.2f}x (CPU); its file {old_size:,} bytes"
             )
         wall, cpu, _ = best[WAYS[2][0]]
         for what, seconds in (("wall", wall), ("CPU", cpu)):

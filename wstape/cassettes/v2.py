@@ -9,8 +9,7 @@ bytes of keys and type names. Version 2 keeps the maps for the rare records (hea
 which costs 14 bytes around a 100-byte payload (connection ids up to 127, a float64 ``t``,
 a bin8 length). A writer that stops cleanly appends an **end record**, a map::
 
-    {"type": "end", "records": N, "conns": [[conn, records, client messages,
-     server messages, client bytes, server bytes], ...] or nil, "size": uint32}
+    {"type": "end", "records": N, "conns": [[conn, records], ...] or nil, "size": uint32}
 
 ``records`` counts every record that writer wrote (not the header, not the end record);
 ``conns`` the records of each connection it wrote (nil past :data:`MAX_END_CONNS`
@@ -52,7 +51,7 @@ MAX_END_CONNS = 4096
 """Connections an end record lists one by one (a list holds at most ``MAX_ITEMS``)."""
 MAX_COUNT = 2**53
 MAX_END_BYTES = 1024 * 1024
-"""Largest end record (4096 connections of six 9-byte integers fit in 230 KB)."""
+"""Largest end record (4096 connections of two 9-byte integers fit in 80 KB)."""
 SIZE_TRAILER = b"\xa4size\xce"
 """The last entry of an end record before its 4-byte length: ``"size": uint32``."""
 
@@ -154,14 +153,10 @@ def _slow_message(a: list[Any]) -> Message:
 
 
 class ConnCount(NamedTuple):
-    """What one writer wrote of one connection."""
+    """How many records one writer wrote of one connection."""
 
     conn: int
     records: int
-    client_messages: int = 0
-    server_messages: int = 0
-    client_bytes: int = 0
-    server_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -177,13 +172,12 @@ class End:
     """This record's length in bytes."""
 
 
-def pack_end(records: int, conns: dict[int, list[int]] | None) -> bytes:
-    """The end record's bytes. ``conns`` maps a connection id to ``[records, client
-    messages, server messages, client bytes, server bytes]``."""
+def pack_end(records: int, conns: dict[int, int] | None) -> bytes:
+    """The end record's bytes. ``conns`` maps a connection id to its record count."""
     listed = (
         None
         if conns is None or len(conns) > MAX_END_CONNS
-        else [[conn, *counts] for conn, counts in conns.items()]
+        else [[conn, count] for conn, count in conns.items()]
     )
     body = bytes(
         msgpack.packb({"type": "end", "records": records, "conns": listed}, use_bin_type=True)
@@ -219,10 +213,9 @@ def end_from_dict(d: dict[str, Any]) -> End:
             )
         out = []
         for item in raw:
-            if not isinstance(item, list) or len(item) != 6:
+            if not isinstance(item, list) or len(item) != 2:
                 raise SchemaError(
-                    "field 'conns': each item must be [conn, records, client messages, server "
-                    f"messages, client bytes, server bytes], not {describe_value(item)}"
+                    f"field 'conns': each item must be [conn, records], not {describe_value(item)}"
                 )
             conn = item[0]
             if isinstance(conn, bool) or not isinstance(conn, int) or not 0 <= conn <= MAX_CONN:
@@ -230,8 +223,7 @@ def end_from_dict(d: dict[str, Any]) -> End:
                     f"field 'conns': connection id must be from 0 to 2**53, not "
                     f"{describe_value(conn)}"
                 )
-            counts = [_count(v, "field 'conns': a count") for v in item[1:]]
-            out.append(ConnCount(conn, *counts))
+            out.append(ConnCount(conn, _count(item[1], "field 'conns': a record count")))
         conns = tuple(out)
     return End(records=records, conns=conns, size=size)
 

@@ -119,11 +119,11 @@ class CassetteWriter:
         self._packer = msgpack.Packer(use_bin_type=True, datetime=False)
         self._pack = self._packer.pack
         self._check_every = 1 if live else CHECK_EVERY
-        self._unchecked = self._check_every
-        """Records left before the next check that the file is still there."""
-        self._counts: dict[int, list[int]] = {}
-        """Per connection: records, client and server messages, client and server bytes
-        (what the end record says)."""
+        self._check_at = 0
+        """The next check that the file is still there is due before this many records
+        (of ``records_written``) are written: once every ``_check_every``."""
+        self._counts: dict[int, int] = {}
+        """Records per connection (what the end record says)."""
         self._created = False
         """Whether this writer wrote the header (so it ends even an empty cassette)."""
         self._next_conn = 1
@@ -168,6 +168,7 @@ class CassetteWriter:
                     self._write(header_bytes)
                     self._created = True
                     self._scanned_to, self._own = len(header_bytes), 0  # (under the lock)
+                    self._check_at = 0  # (the header's check does not count for record 1)
                 else:
                     self._scan_existing()
         except BaseException:
@@ -261,7 +262,7 @@ class CassetteWriter:
         Raises UnreadableRecord (nothing written) for a record the reader would refuse,
         CassetteWriteError when writing fails.
         """
-        if type(record) is Message:  # the hot path: one array, one write, five counts
+        if type(record) is Message:  # the hot path: one array, one write, one count
             try:
                 items = v2.message_to_array(record)
                 data = self._pack(items)
@@ -272,10 +273,9 @@ class CassetteWriter:
             size = len(data)
             if size > MAX_RECORD_BYTES:
                 raise self._unreadable(record, f"{size} bytes, over the {MAX_RECORD_BYTES} cap")
-            if self._failed is not None or self._unchecked <= 1:
+            if self._failed is not None or self.records_written >= self._check_at:
                 self._write(data)  # (the long way: raise, or check the file first)
             else:  # _write, inline
-                self._unchecked -= 1
                 try:
                     written = os.write(self._fd, data)
                 except (OSError, ValueError) as e:
@@ -285,11 +285,8 @@ class CassetteWriter:
                     self._write_rest(data, written)
                 self._own += size
             self.records_written += 1
-            counts = self._counts.get(items[0]) or self._start_counts(items[0])
-            server = items[2] >> 1
-            counts[0] += 1
-            counts[1 + server] += 1
-            counts[3 + server] += len(items[3])
+            conn = items[0]
+            self._counts[conn] = self._counts.get(conn, 0) + 1
             return
         try:
             fields = record_to_dict(record)
@@ -304,11 +301,7 @@ class CassetteWriter:
         self._write(data)
         self.records_written += 1
         if record.conn is not None:
-            (self._counts.get(record.conn) or self._start_counts(record.conn))[0] += 1
-
-    def _start_counts(self, conn: int) -> list[int]:
-        counts = self._counts[conn] = [0, 0, 0, 0, 0]
-        return counts
+            self._counts[record.conn] = self._counts.get(record.conn, 0) + 1
 
     @property
     def _next_index(self) -> int:
@@ -329,8 +322,7 @@ class CassetteWriter:
         if self._failed is not None:
             raise self._failed
         try:
-            self._unchecked -= 1
-            if self._unchecked <= 0:
+            if self.records_written >= self._check_at:
                 self._check_file()
             written = os.write(self._fd, data)  # one write() a record (O_APPEND)
         except (OSError, ValueError) as e:
@@ -353,7 +345,7 @@ class CassetteWriter:
     def _check_file(self) -> os.stat_result:
         """The open file's status; raises when it was removed or replaced (fstat of the
         open file: no path lookup, and a file renamed over ours is noticed too)."""
-        self._unchecked = self._check_every
+        self._check_at = self.records_written + self._check_every
         try:
             stat = os.fstat(self._fd)
             if stat.st_nlink == 0:
