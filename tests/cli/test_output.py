@@ -187,7 +187,7 @@ def test_show_headers_prints_the_handshake() -> None:
 
 COMMANDS = [
     "demo", "record", "addon-path", "replay", "check", "rules", "ls", "show", "stats",
-    "diff", "redact", "cut", "repair", "export", "import", "view",
+    "diff", "redact", "cut", "repair", "upgrade", "export", "import", "view",
 ]  # fmt: skip
 
 

@@ -13,6 +13,14 @@ mid-write) raises :class:`TruncatedCassette`, or, for readers that can show what
 ends the iteration and sets ``truncated_at``. A connection id opened twice (two recorders
 appending at once) raises :class:`DuplicateConnection`, unless the reader is asked to let
 it through (``wstape repair`` renumbers it).
+
+From format version 2 (:mod:`wstape.cassettes.v2`), a message is an array and a writer
+that stops cleanly appends an end record. End records are not handed out: a whole pass
+holds the file to them (:class:`~wstape.cassettes.v2.Tally`), and a cassette that did not
+end cleanly (no end record at the end, or records no end record counts: a recorder still
+running or killed, or a file cut at a record boundary) is truncated the same way, at the
+end of the file. :meth:`CassetteReader.end_summary` reads the last end record without a
+pass.
 """
 
 from __future__ import annotations
@@ -24,12 +32,13 @@ from typing import IO, Any, NoReturn
 
 import msgpack
 
-from wstape.cassettes import compat
+from wstape.cassettes import compat, v2
 from wstape.cassettes.errors import (
     CassetteError,
     DuplicateConnection,
     NewerCassette,
     TruncatedCassette,
+    UnendedCassette,
 )
 from wstape.cassettes.scan import NotAMap, RecordScanner, RecordTruncated, ShapeError
 from wstape.cassettes.schema import (
@@ -42,7 +51,6 @@ from wstape.cassettes.schema import (
     SchemaError,
     describe_value,
     header_from_dict,
-    record_from_dict,
 )
 from wstape.core.model import Header, Open, Record
 
@@ -120,19 +128,23 @@ _UNPACK_LIMITS: dict[str, Any] = {
 _BIN_LENGTH = {0xC4: 1, 0xC5: 2, 0xC6: 4}
 
 
-def _build_big(scanner: RecordScanner, start: int) -> dict[str, Any]:
-    """A big record (already scanned) built field by field; a big binary value is read
-    straight into its bytes object."""
+def _build_big(scanner: RecordScanner, start: int) -> dict[str, Any] | list[Any]:
+    """A big record (already scanned) built field by field (item by item for an array);
+    a big binary value is read straight into its bytes object."""
     out: dict[str, Any] = {}
+    items: list[Any] = []
     for key_at, value_at, value_end in scanner.fields(start):
-        key = msgpack.unpackb(scanner.read(key_at, value_at), **_UNPACK_LIMITS)
         head = scanner.read(value_at, min(value_end, value_at + 5))
         size = _BIN_LENGTH.get(head[0], 0)
         if size and value_end - value_at > DIRECT_READ:
-            out[key] = scanner.read(value_at + 1 + size, value_end)
+            value = scanner.read(value_at + 1 + size, value_end)
         else:
-            out[key] = msgpack.unpackb(scanner.read(value_at, value_end), **_UNPACK_LIMITS)
-    return out
+            value = msgpack.unpackb(scanner.read(value_at, value_end), **_UNPACK_LIMITS)
+        if key_at == value_at:  # an array's item
+            items.append(value)
+        else:
+            out[msgpack.unpackb(scanner.read(key_at, value_at), **_UNPACK_LIMITS)] = value
+    return items if items else out
 
 
 class CassetteReader:
@@ -154,6 +166,12 @@ class CassetteReader:
         self.allow_truncated = allow_truncated
         self.allow_reused_ids = allow_reused_ids
         self.truncated_at: int | None = None
+        self.incomplete: str | None = None
+        """Why the last pass set ``truncated_at`` at the end of the file: the cassette did
+        not end cleanly (format version 2; every record in it is whole)."""
+        self.next_index = 1
+        """After a pass that read to the end of the file: the index the next record
+        written would have."""
         self.size = 0
         self.header, self._version, self._body_offset = self._read_header()
 
@@ -179,7 +197,7 @@ class CassetteReader:
             if self.size == 0:
                 self._fail("empty file, not a wstape cassette", record=0, offset=0)
             try:
-                end = RecordScanner(f.fileno(), self.size).scan(0)
+                end = RecordScanner(f.fileno(), self.size, version=1).scan(0)
             except RecordTruncated:
                 raise TruncatedCassette(
                     self.path, "file ends inside the header record", record=0, offset=0
@@ -240,12 +258,15 @@ class CassetteReader:
         self, start: int | None, index: int, *, check_ids: bool
     ) -> Iterator[tuple[int, int, Record]]:
         self.truncated_at = None
+        self.incomplete = None
         opened: set[int] | None = set() if check_ids else None
+        has_ends = self._version >= 2
+        tally = v2.Tally() if has_ends and start is None else None
         with self._open() as f:
             offset = self._body_offset if start is None else start
             f.seek(offset)
             base = offset
-            scanner = RecordScanner(f.fileno(), self.size)
+            scanner = RecordScanner(f.fileno(), self.size, version=self._version)
             unpacker = _unpacker(f)
             size = self.size
             migrate = self._version != FORMAT_VERSION
@@ -284,7 +305,15 @@ class CassetteReader:
                 try:
                     if migrate:
                         obj = compat.migrate(obj, self._version)
-                    record = record_from_dict(obj)
+                    record = v2.record_from_obj(obj)
+                    if isinstance(record, v2.End):
+                        if not has_ends:
+                            raise SchemaError("unknown record type 'end'")
+                        if tally is not None:
+                            tally.end(record, index)
+                        index += 1
+                        offset = end
+                        continue
                 except SchemaError as e:
                     raise CassetteError(self.path, str(e), record=index, offset=offset) from None
                 if opened is not None and type(record) is Open:
@@ -300,6 +329,14 @@ class CassetteReader:
                 yield index, offset, record
                 index += 1
                 offset = end
+            self.next_index = index
+            if tally is not None:
+                verdict = tally.verdict(index)
+                if verdict is not None:
+                    corrupt, message = verdict
+                    if corrupt:
+                        raise CassetteError(self.path, message, record=index, offset=offset)
+                    self._incomplete(index, offset, message)
 
     def _first_open(self, conn: int) -> int:
         """The record index of the first ``open`` of ``conn`` (for an error message)."""
@@ -318,6 +355,42 @@ class CassetteReader:
                 offset=offset,
             )
         self.truncated_at = offset
+        self.next_index = index
+
+    def _incomplete(self, index: int, offset: int, message: str) -> None:
+        if not self.allow_truncated:
+            raise UnendedCassette(self.path, message, record=index, offset=offset)
+        self.truncated_at = offset
+        self.incomplete = message
+
+    def end_summary(self) -> v2.End | None:
+        """The cassette's last end record, read from the end of the file without a pass,
+        or None when the file does not end with one (format version 1, a recording still
+        running or stopped uncleanly). Only a hint: a payload can end with bytes that look
+        like an end record; a whole pass checks the file against its end records."""
+        if self._version < 2:
+            return None
+        with self._open() as f:
+            fd, size = f.fileno(), self.size
+            if size - self._body_offset < len(v2.SIZE_TRAILER) + 5:
+                return None
+            tail = os.pread(fd, len(v2.SIZE_TRAILER) + 4, size - len(v2.SIZE_TRAILER) - 4)
+            if not tail.startswith(v2.SIZE_TRAILER):
+                return None
+            length = int.from_bytes(tail[len(v2.SIZE_TRAILER) :], "big")
+            start = size - length
+            if not self._body_offset <= start < size or length > v2.MAX_END_BYTES:
+                return None
+            try:
+                if RecordScanner(fd, size).scan(start) != size:
+                    return None
+                obj = msgpack.unpackb(os.pread(fd, length, start), **_UNPACK_LIMITS)
+                record = v2.record_from_obj(obj)
+            except (ShapeError, RecordTruncated, SchemaError, *_UNPACK_ERRORS):
+                return None
+            if type(record) is not v2.End or record.size != length:
+                return None
+            return record
 
 
 def read_cassette(path: str | Path) -> tuple[Header, list[Record]]:

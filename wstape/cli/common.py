@@ -111,7 +111,9 @@ def open_cassette(
 
 
 def warn_if_truncated(reader: CassetteReader) -> None:
-    if reader.truncated_at is not None:
+    if reader.incomplete is not None:  # every record is whole: none is left out
+        warn(f"{reader.path}: {reader.incomplete}; `wstape repair` writes an ended copy")
+    elif reader.truncated_at is not None:
         warn(
             f"{reader.path}: truncated at byte {reader.truncated_at} (the recorder was "
             "stopped mid-write); showing the complete records before it"
