@@ -31,6 +31,7 @@ from wstape.cassettes.errors import (
     NewerCassette,
     TruncatedCassette,
 )
+from wstape.cassettes.decode import MAX_FAST_BYTES, Decoder, decode_v1, decode_v1_fields
 from wstape.cassettes.scan import NotAMap, RecordScanner, RecordTruncated, ShapeError
 from wstape.cassettes.schema import (
     FORMAT_NAME,
@@ -44,6 +45,7 @@ from wstape.cassettes.schema import (
     header_from_dict,
     record_from_dict,
 )
+from wstape.core.connections import MessageFields
 from wstape.core.model import Header, Open, Record
 
 __all__ = ["MAX_RECORD_BYTES", "CassetteReader", "read_cassette"]
@@ -89,6 +91,30 @@ def _unpacker(stream: IO[bytes]) -> Any:
         max_bin_len=MAX_RECORD_BYTES,
         max_array_len=MAX_ITEMS,
         max_map_len=MAX_FIELDS,
+        max_ext_len=0,
+        ext_hook=_reject_ext,
+        timestamp=0,
+        use_list=True,
+    )
+
+
+FEED = 64 * 1024
+"""Bytes the fast way feeds its Unpacker at a time."""
+
+
+def _fast_unpacker() -> Any:
+    # Tighter than the schema: a list of more items or a map of more fields than an everyday
+    # record holds takes the long way, so no header claiming a long list can make msgpack
+    # allocate much before the bytes that fill it arrive.
+    return msgpack.Unpacker(
+        None,
+        raw=False,
+        strict_map_key=True,
+        max_buffer_size=MAX_FAST_BYTES + 2 * FEED,
+        max_str_len=MAX_FAST_BYTES,
+        max_bin_len=MAX_FAST_BYTES,
+        max_array_len=256,
+        max_map_len=32,
         max_ext_len=0,
         ext_hook=_reject_ext,
         timestamp=0,
@@ -221,7 +247,16 @@ class CassetteReader:
             return header, version, end
 
     def __iter__(self) -> Iterator[Record]:
-        for _, _, record in self.iter_with_offsets():
+        for _, _, record in self._records(None, 1, check_ids=not self.allow_reused_ids):
+            yield record
+
+    def iter_fields(self) -> Iterator[Record | MessageFields]:
+        """The records, each message as the plain tuple of its fields
+        (:data:`~wstape.core.connections.MessageFields`) instead of a Message: the fast pass
+        for folds that need no object per message (``ls``, ``stats``, ``check``). Checked
+        exactly as :meth:`__iter__` checks."""
+        records = self._records(None, 1, check_ids=not self.allow_reused_ids, fields=True)
+        for _, _, record in records:
             yield record
 
     def iter_with_offsets(
@@ -236,57 +271,66 @@ class CassetteReader:
         check_ids = start is None and not self.allow_reused_ids
         return self._records(start, index, check_ids=check_ids)
 
+    def decoder(self, *, fields: bool = False) -> Decoder | None:
+        """The fast decode of this file's records, chosen once per file by its format
+        version (:mod:`wstape.cassettes.decode`); None: every record takes the long way
+        (migrated by compat.py, then checked in full)."""
+        if self._version == 1 == FORMAT_VERSION:
+            return decode_v1_fields if fields else decode_v1
+        return None
+
     def _records(
-        self, start: int | None, index: int, *, check_ids: bool
-    ) -> Iterator[tuple[int, int, Record]]:
+        self, start: int | None, index: int, *, check_ids: bool, fields: bool = False
+    ) -> Iterator[tuple[int, int, Any]]:
+        # Two ways to a record. The fast way: a msgpack.Unpacker fed FEED bytes at a time
+        # builds it, and the format's decoder takes it if it is exactly as the writer lays
+        # records out. It is fed no more once it holds MAX_FAST_BYTES of the record, and
+        # its limits are tighter than the schema's, so whatever it builds is bounded by a
+        # few MiB, however hostile the bytes. Anything else (a bigger record, a msgpack
+        # error, a map the decoder does not take, the end of the file) takes the long way
+        # from the record's first byte: the byte scan, then msgpack, then the full schema
+        # check, which report exactly what is wrong.
         self.truncated_at = None
         opened: set[int] | None = set() if check_ids else None
+        decode = self.decoder(fields=fields)
         with self._open() as f:
             offset = self._body_offset if start is None else start
-            f.seek(offset)
-            base = offset
-            scanner = RecordScanner(f.fileno(), self.size)
-            unpacker = _unpacker(f)
             size = self.size
-            migrate = self._version != FORMAT_VERSION
+            scanner = RecordScanner(f.fileno(), size)
+            f.seek(offset)
+            unpacker = _fast_unpacker()
+            base = fed = offset
+            """File offsets where the unpacker started and where what it was fed ends."""
             while offset < size:
-                try:
-                    end = scanner.scan(offset)
-                except RecordTruncated:
-                    self._truncated(index, offset)
-                    return
-                except ShapeError as e:
-                    raise CassetteError(
-                        self.path, f"corrupt record: {e}", record=index, offset=offset
-                    ) from None
-                try:
-                    if end - offset > BIG_RECORD:  # (a module constant: tests lower it)
-                        obj = _build_big(scanner, offset)
-                        f.seek(end)
-                        unpacker = _unpacker(f)
-                        base = end
-                    else:
-                        obj = unpacker.unpack()
-                except _UNPACK_ERRORS as e:
-                    raise CassetteError(
-                        self.path,
-                        f"corrupt record ({unpack_reason(e)})",
-                        record=index,
-                        offset=offset,
-                    ) from None
-                if base + unpacker.tell() != end:  # pragma: no cover - a scanner bug
-                    raise CassetteError(
-                        self.path,
-                        "corrupt record (its length is ambiguous)",
-                        record=index,
-                        offset=offset,
-                    )
-                try:
-                    if migrate:
-                        obj = compat.migrate(obj, self._version)
-                    record = record_from_dict(obj)
-                except SchemaError as e:
-                    raise CassetteError(self.path, str(e), record=index, offset=offset) from None
+                record: Any = None
+                if decode is not None:
+                    try:
+                        record = decode(unpacker.unpack())
+                    except msgpack.OutOfData:
+                        if fed - offset < MAX_FAST_BYTES and fed < size:
+                            chunk = f.read(min(FEED, size - fed))
+                            if chunk:
+                                unpacker.feed(chunk)
+                                fed += len(chunk)
+                                continue
+                    except _UNPACK_ERRORS:
+                        pass
+                if record is not None:
+                    end = base + unpacker.tell()
+                else:
+                    try:
+                        end = scanner.scan(offset)
+                    except RecordTruncated:
+                        self._truncated(index, offset)
+                        return
+                    except ShapeError as e:
+                        raise CassetteError(
+                            self.path, f"corrupt record: {e}", record=index, offset=offset
+                        ) from None
+                    record = self._slow_record(scanner, offset, end, index)
+                    f.seek(end)
+                    unpacker = _fast_unpacker()
+                    base = fed = end
                 if opened is not None and type(record) is Open:
                     if record.conn in opened:
                         raise DuplicateConnection(
@@ -300,6 +344,28 @@ class CassetteReader:
                 yield index, offset, record
                 index += 1
                 offset = end
+
+    def _slow_record(self, scanner: RecordScanner, offset: int, end: int, index: int) -> Record:
+        """The record the scanner checked at ``offset``..``end``, built and checked in full."""
+        try:
+            if end - offset > BIG_RECORD:  # (a module constant: tests lower it)
+                obj = _build_big(scanner, offset)
+            else:
+                obj = msgpack.unpackb(scanner.read(offset, end), **_UNPACK_LIMITS)
+        except RecordTruncated:  # pragma: no cover - the file shrank after the scan
+            raise CassetteError(
+                self.path, "corrupt record (the file shrank)", record=index, offset=offset
+            ) from None
+        except _UNPACK_ERRORS as e:
+            raise CassetteError(
+                self.path, f"corrupt record ({unpack_reason(e)})", record=index, offset=offset
+            ) from None
+        try:
+            if self._version != FORMAT_VERSION:
+                obj = compat.migrate(obj, self._version)
+            return record_from_dict(obj)
+        except SchemaError as e:
+            raise CassetteError(self.path, str(e), record=index, offset=offset) from None
 
     def _first_open(self, conn: int) -> int:
         """The record index of the first ``open`` of ``conn`` (for an error message)."""

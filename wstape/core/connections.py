@@ -33,7 +33,22 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from wstape.core.model import Close, ConnectionSummary, Message, Note, Open, Record
+from wstape.core.model import (
+    Close,
+    ConnectionSummary,
+    Message,
+    Note,
+    Opcode,
+    Open,
+    Record,
+    Side,
+)
+
+MessageFields = tuple[int, float, Side, Opcode, bytes]
+"""A message as a plain tuple of its fields, ``(conn, t, side, opcode, payload)``: what the
+reader's fast pass (:meth:`~wstape.cassettes.reader.CassetteReader.iter_fields`) yields in
+place of a :class:`~wstape.core.model.Message`, for the folds that need no object per
+message. ``Message(*fields)`` is the same message."""
 
 CASSETTE = -1
 """What :meth:`ConnectionTracker.route` returns for a note about the whole cassette."""
@@ -61,12 +76,15 @@ class Strays:
     first: tuple[int, str, StrayKind] | None = None
     """Position (1 = the first record after the header), what it was, and why."""
 
-    def add(self, position: int, record: Record, kind: StrayKind) -> None:
+    def add(self, position: int, record: Record | MessageFields, kind: StrayKind) -> None:
         self.count += 1
         self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
         if self.first is None:
-            what = type(record).__name__.lower()
-            self.first = (position, f"a {what} of connection {record.conn}", kind)
+            if type(record) is tuple:
+                what, conn = "message", record[0]
+            else:
+                what, conn = type(record).__name__.lower(), record.conn
+            self.first = (position, f"a {what} of connection {conn}", kind)
 
     def describe(self) -> str:
         """One line, e.g. ``2 records belong to no open connection (first: record 7, a
@@ -107,9 +125,14 @@ class ConnectionTracker:
         self._refused: set[int] = set()
         """Slots whose upgrade was refused."""
 
-    def route(self, record: Record) -> int:
+    def route(self, record: Record | MessageFields) -> int:
         """The slot ``record`` belongs to, or CASSETTE for a cassette note, or STRAY."""
         self.position += 1
+        if type(record) is tuple:  # a message as its fields: the fast pass's common case
+            live = self._live.get(record[0])
+            if live:
+                return live[-1]
+            return self._stray(record)
         if isinstance(record, Message | Close):
             live = self._live.get(record.conn)
             if live:
@@ -140,8 +163,8 @@ class ConnectionTracker:
             self.strays.add(self.position, record, StrayKind.ORPHAN)
         return slot
 
-    def _stray(self, record: Message | Close) -> int:
-        latest = self._latest.get(record.conn)
+    def _stray(self, record: Message | Close | MessageFields) -> int:
+        latest = self._latest.get(record[0] if type(record) is tuple else record.conn)
         if latest is None:
             kind = StrayKind.ORPHAN
         elif latest in self._refused:
@@ -177,12 +200,13 @@ class Folded(Generic[S]):
 
 
 def fold_connections(
-    records: Iterable[Record],
+    records: Iterable[Record | MessageFields],
     start: Callable[[Open], S],
-    add: Callable[[S, Message | Close | Note], object],
+    add: Callable[[S, Message | Close | Note | MessageFields], object],
 ) -> Folded[S]:
     """Fold the records into one state per connection: ``start(open)`` when a connection
-    opens, then ``add(state, record)`` for each of its messages, its close and its notes.
+    opens, then ``add(state, record)`` for each of its messages (a Message, or its fields
+    when ``records`` is the reader's fast pass), its close and its notes.
 
     Streams ``records`` once; memory is the states plus the cassette's notes.
     """
@@ -193,15 +217,30 @@ def fold_connections(
     for record in records:
         slot = route(record)
         if slot >= 0:
-            if isinstance(record, Open):
+            if type(record) is Open:
                 states.append(start(record))
             else:
-                add(states[slot], record)
+                add(states[slot], record)  # type: ignore[arg-type]
         elif slot == CASSETTE and isinstance(record, Note):
             notes.append(record)
     return Folded(states, notes, tracker.strays, tracker.reused)
 
 
-def summarize_connections(records: Iterable[Record]) -> Folded[ConnectionSummary]:
+def add_to_summary(summary: ConnectionSummary, record: Message | Close | Note | MessageFields) -> None:
+    """:meth:`ConnectionSummary.add`, taking a message's fields as well."""
+    if type(record) is tuple:
+        if record[2] is Side.CLIENT:
+            summary.messages_client += 1
+            summary.bytes_client += len(record[4])
+        else:
+            summary.messages_server += 1
+            summary.bytes_server += len(record[4])
+        if record[1] > summary.last_t:
+            summary.last_t = record[1]
+    else:
+        summary.add(record)  # type: ignore[arg-type]
+
+
+def summarize_connections(records: Iterable[Record | MessageFields]) -> Folded[ConnectionSummary]:
     """Per-connection totals (``wstape ls``), in the order the connections opened."""
-    return fold_connections(records, ConnectionSummary, ConnectionSummary.add)
+    return fold_connections(records, ConnectionSummary, add_to_summary)
