@@ -45,7 +45,7 @@ def _headers(v: Any) -> tuple[tuple[bytes, bytes], ...] | None:
         name, value = pair
         if type(name) is not bytes or type(value) is not bytes:
             return None
-    return tuple(map(tuple, v))  # type: ignore[arg-type]
+    return tuple(map(tuple, v))
 
 
 def _strs(v: Any) -> tuple[str, ...] | None:
@@ -64,7 +64,12 @@ def _opt_str(v: Any) -> bool:
 def _open(d: dict[str, Any]) -> Open | None:
     if len(d) != _OPEN_FIELDS:
         return None
-    conn, started_at, port, status = d.get("conn"), d.get("started_at"), d.get("port"), d.get("status")
+    conn, started_at, port, status = (
+        d.get("conn"),
+        d.get("started_at"),
+        d.get("port"),
+        d.get("status"),
+    )
     method, scheme, host, target = d.get("method"), d.get("scheme"), d.get("host"), d.get("target")
     http_version, reason, body = d.get("http_version"), d.get("reason"), d.get("body")
     client, subprotocol, tls = d.get("client"), d.get("subprotocol"), d.get("tls")
@@ -128,8 +133,10 @@ def _open(d: dict[str, Any]) -> Open | None:
     )
 
 
-def _other(d: dict[str, Any]) -> Record | None:
+def _other(d: Any) -> Record | None:
     """An open, close or note record (messages are the callers' own fast case)."""
+    if type(d) is not dict:
+        return None
     kind = d.get("type")
     if kind == "open":
         return _open(d)
@@ -167,44 +174,40 @@ def _other(d: dict[str, Any]) -> Record | None:
 
 def decode_v1(d: Any) -> Record | None:
     """A version-1 record map -> its record (None: take the long way)."""
-    if type(d) is not dict:
+    try:
+        if len(d) != 6 or d["type"] != "message":
+            return _other(d)
+        conn, t, data = d["conn"], d["t"], d["data"]
+        side, opcode = _SIDES[d["from"]], _OPCODES[d["opcode"]]
+    except (KeyError, TypeError):  # no map, a field missing, a side or opcode unknown
         return None
-    if d.get("type") == "message" and len(d) == 6:
-        conn, t, data, side, opcode = d.get("conn"), d.get("t"), d.get("data"), d.get("from"), d.get("opcode")
-        if (
-            type(conn) is int
-            and 0 <= conn <= MAX_CONN
-            and type(t) is float
-            and 0.0 <= t <= MAX_OFFSET
-            and type(data) is bytes
-            and type(side) is str
-            and type(opcode) is str
-            and side in _SIDES
-            and opcode in _OPCODES
-        ):
-            return Message(conn, t, _SIDES[side], _OPCODES[opcode], data)
-        return None
-    return _other(d)
+    if (
+        type(conn) is int
+        and type(t) is float
+        and type(data) is bytes
+        and 0 <= conn <= MAX_CONN
+        and 0.0 <= t <= MAX_OFFSET
+    ):
+        return Message(conn, t, side, opcode, data)
+    return None
 
 
 def decode_v1_fields(d: Any) -> Record | MessageFields | None:
     """:func:`decode_v1`, with a message as the plain tuple of its fields
     (:data:`wstape.core.connections.MessageFields`), for the folds that need no Message."""
-    if type(d) is not dict:
+    try:
+        if len(d) != 6 or d["type"] != "message":
+            return _other(d)
+        conn, t, data = d["conn"], d["t"], d["data"]
+        fields = (conn, t, _SIDES[d["from"]], _OPCODES[d["opcode"]], data)
+    except (KeyError, TypeError):  # no map, a field missing, a side or opcode unknown
         return None
-    if d.get("type") == "message" and len(d) == 6:
-        conn, t, data, side, opcode = d.get("conn"), d.get("t"), d.get("data"), d.get("from"), d.get("opcode")
-        if (
-            type(conn) is int
-            and 0 <= conn <= MAX_CONN
-            and type(t) is float
-            and 0.0 <= t <= MAX_OFFSET
-            and type(data) is bytes
-            and type(side) is str
-            and type(opcode) is str
-            and side in _SIDES
-            and opcode in _OPCODES
-        ):
-            return (conn, t, _SIDES[side], _OPCODES[opcode], data)
-        return None
-    return _other(d)
+    if (
+        type(conn) is int
+        and type(t) is float
+        and type(data) is bytes
+        and 0 <= conn <= MAX_CONN
+        and 0.0 <= t <= MAX_OFFSET
+    ):
+        return fields
+    return None

@@ -25,13 +25,13 @@ from typing import IO, Any, NoReturn
 import msgpack
 
 from wstape.cassettes import compat
+from wstape.cassettes.decode import MAX_FAST_BYTES, Decoder, decode_v1, decode_v1_fields
 from wstape.cassettes.errors import (
     CassetteError,
     DuplicateConnection,
     NewerCassette,
     TruncatedCassette,
 )
-from wstape.cassettes.decode import MAX_FAST_BYTES, Decoder, decode_v1, decode_v1_fields
 from wstape.cassettes.scan import NotAMap, RecordScanner, RecordTruncated, ShapeError
 from wstape.cassettes.schema import (
     FORMAT_NAME,
@@ -247,17 +247,92 @@ class CassetteReader:
             return header, version, end
 
     def __iter__(self) -> Iterator[Record]:
-        for _, _, record in self._records(None, 1, check_ids=not self.allow_reused_ids):
-            yield record
+        return self._stream(fields=False)
 
     def iter_fields(self) -> Iterator[Record | MessageFields]:
         """The records, each message as the plain tuple of its fields
         (:data:`~wstape.core.connections.MessageFields`) instead of a Message: the fast pass
         for folds that need no object per message (``ls``, ``stats``, ``check``). Checked
         exactly as :meth:`__iter__` checks."""
-        records = self._records(None, 1, check_ids=not self.allow_reused_ids, fields=True)
-        for _, _, record in records:
-            yield record
+        return self._stream(fields=True)
+
+    def _stream(self, *, fields: bool) -> Iterator[Any]:
+        """The records from the start, without their offsets: :meth:`_records` with the fast
+        way's records handed out a fed chunk at a time (no generator step per record)."""
+        decode = self.decoder(fields=fields)
+        if decode is None:
+            for _, _, record in self._records(None, 1, check_ids=not self.allow_reused_ids):
+                yield record
+            return
+        self.truncated_at = None
+        opened: set[int] | None = None if self.allow_reused_ids else set()
+        index = 1
+        with self._open() as f:
+            offset = self._body_offset
+            size = self.size
+            scanner = RecordScanner(f.fileno(), size)
+            f.seek(offset)
+            unpacker = _fast_unpacker()
+            tell = unpacker.tell
+            base = fed = offset
+            while offset < size:
+                batch: list[Any] = []
+                append = batch.append
+                ran_out = True
+                """Whether the unpacker stopped at the end of what it was fed."""
+                try:
+                    for obj in unpacker:
+                        record = decode(obj)
+                        if record is None:
+                            ran_out = False
+                            break
+                        if type(record) is Open and opened is not None:
+                            if record.conn in opened:
+                                yield from batch
+                                self._duplicate(record.conn, index + len(batch), offset)
+                            opened.add(record.conn)
+                        append(record)
+                        offset = base + tell()
+                except _UNPACK_ERRORS:
+                    ran_out = False
+                if batch:
+                    yield from batch
+                    index += len(batch)
+                if offset >= size:
+                    break
+                if ran_out and fed - offset < MAX_FAST_BYTES and fed < size:
+                    chunk = f.read(min(FEED, size - fed))
+                    if chunk:
+                        unpacker.feed(chunk)
+                        fed += len(chunk)
+                        continue
+                # The long way, for the one record at ``offset``.
+                try:
+                    end = scanner.scan(offset)
+                except RecordTruncated:
+                    self._truncated(index, offset)
+                    return
+                except ShapeError as e:
+                    raise CassetteError(
+                        self.path, f"corrupt record: {e}", record=index, offset=offset
+                    ) from None
+                record = self._slow_record(scanner, offset, end, index)
+                if opened is not None and type(record) is Open:
+                    if record.conn in opened:
+                        self._duplicate(record.conn, index, offset)
+                    opened.add(record.conn)
+                yield record
+                index += 1
+                offset = end
+                f.seek(end)
+                unpacker = _fast_unpacker()
+                tell = unpacker.tell
+                base = fed = end
+
+    def _duplicate(self, conn: int, index: int, offset: int) -> NoReturn:
+        raise DuplicateConnection(
+            self.path, conn, first=self._first_open(conn), record=index, offset=offset
+        )
 
     def iter_with_offsets(
         self, start: int | None = None, index: int = 1
@@ -333,13 +408,7 @@ class CassetteReader:
                     base = fed = end
                 if opened is not None and type(record) is Open:
                     if record.conn in opened:
-                        raise DuplicateConnection(
-                            self.path,
-                            record.conn,
-                            first=self._first_open(record.conn),
-                            record=index,
-                            offset=offset,
-                        )
+                        self._duplicate(record.conn, index, offset)
                     opened.add(record.conn)
                 yield index, offset, record
                 index += 1

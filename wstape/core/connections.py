@@ -80,7 +80,8 @@ class Strays:
         self.count += 1
         self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
         if self.first is None:
-            if type(record) is tuple:
+            conn: int | None
+            if isinstance(record, tuple):
                 what, conn = "message", record[0]
             else:
                 what, conn = type(record).__name__.lower(), record.conn
@@ -128,7 +129,7 @@ class ConnectionTracker:
     def route(self, record: Record | MessageFields) -> int:
         """The slot ``record`` belongs to, or CASSETTE for a cassette note, or STRAY."""
         self.position += 1
-        if type(record) is tuple:  # a message as its fields: the fast pass's common case
+        if isinstance(record, tuple):  # a message as its fields: the fast pass's common case
             live = self._live.get(record[0])
             if live:
                 return live[-1]
@@ -164,7 +165,7 @@ class ConnectionTracker:
         return slot
 
     def _stray(self, record: Message | Close | MessageFields) -> int:
-        latest = self._latest.get(record[0] if type(record) is tuple else record.conn)
+        latest = self._latest.get(record[0] if isinstance(record, tuple) else record.conn)
         if latest is None:
             kind = StrayKind.ORPHAN
         elif latest in self._refused:
@@ -226,9 +227,11 @@ def fold_connections(
     return Folded(states, notes, tracker.strays, tracker.reused)
 
 
-def add_to_summary(summary: ConnectionSummary, record: Message | Close | Note | MessageFields) -> None:
+def add_to_summary(
+    summary: ConnectionSummary, record: Message | Close | Note | MessageFields
+) -> None:
     """:meth:`ConnectionSummary.add`, taking a message's fields as well."""
-    if type(record) is tuple:
+    if isinstance(record, tuple):
         if record[2] is Side.CLIENT:
             summary.messages_client += 1
             summary.bytes_client += len(record[4])
@@ -238,7 +241,7 @@ def add_to_summary(summary: ConnectionSummary, record: Message | Close | Note | 
         if record[1] > summary.last_t:
             summary.last_t = record[1]
     else:
-        summary.add(record)  # type: ignore[arg-type]
+        summary.add(record)
 
 
 def summarize_connections(records: Iterable[Record | MessageFields]) -> Folded[ConnectionSummary]:

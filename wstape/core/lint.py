@@ -13,10 +13,12 @@ cassette does not keep, and the REPLAY-* rules need a live client; neither runs 
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wstape.core.closecodes import CloseCode
+from wstape.core.connections import MessageFields
 from wstape.core.model import Close, Message, Note, Opcode, Open, Side
 from wstape.core.rules import (
     WX_REFERER,
@@ -38,9 +40,54 @@ Group = tuple[str, ...]
 
 @dataclass
 class _Conn:
+    conn: int
     group: Group
     started_at: float
     ended_at: float | None = None
+
+
+@dataclass
+class _OpenNow:
+    """The accepted connections that have not ended yet, per client group (for the socket
+    limit), kept so that each open and close costs O(log n), never a pass over them all."""
+
+    conns: dict[int, _Conn] = field(default_factory=dict)
+    per_group: dict[Group, int] = field(default_factory=dict)
+    ends: list[tuple[float, int, _Conn]] = field(default_factory=list)
+    """A heap of (end time, sequence, connection), one entry per close seen."""
+    _seq: int = 0
+
+    def _drop(self, state: _Conn) -> None:
+        if self.conns.get(state.conn) is state:
+            del self.conns[state.conn]
+            left = self.per_group[state.group] - 1
+            if left:
+                self.per_group[state.group] = left
+            else:
+                del self.per_group[state.group]
+
+    def forget_ended(self, before: float) -> None:
+        """Forget the connections that ended at or before ``before``."""
+        ends = self.ends
+        while ends and ends[0][0] <= before:
+            _, _, state = heapq.heappop(ends)
+            if state.ended_at is not None and state.ended_at <= before:
+                self._drop(state)
+
+    def add(self, state: _Conn) -> int:
+        """Count ``state`` in; how many of its group are open now, it included."""
+        old = self.conns.get(state.conn)
+        if old is not None:
+            self._drop(old)
+        self.conns[state.conn] = state
+        count = self.per_group.get(state.group, 0) + 1
+        self.per_group[state.group] = count
+        return count
+
+    def ended(self, state: _Conn, at: float) -> None:
+        state.ended_at = at
+        self._seq += 1
+        heapq.heappush(self.ends, (at, self._seq, state))
 
 
 def client_group(op: Open) -> Group:
@@ -66,15 +113,20 @@ def _client_host(client: str | None) -> str:
 
 
 def iter_violations(
-    records: Iterable[Open | Message | Close | Note], cfg: RuleConfig
+    records: Iterable[Open | Message | Close | Note | MessageFields], cfg: RuleConfig
 ) -> Iterator[Violation]:
-    """Yield the violations of a recorded cassette's records, in record order."""
-    conns: dict[int, _Conn] = {}
+    """Yield the violations of a recorded cassette's records, in record order (a message
+    may come as its fields, :data:`~wstape.core.connections.MessageFields`)."""
+    conns = _OpenNow()
     seen_keys: set[str] = set()
     reconnects: dict[Group, ReconnectEpisode] = {}
 
     for record in records:
-        if isinstance(record, Open):
+        if isinstance(record, tuple):  # a message as its fields (the reader's fast pass)
+            _, _, side, opcode, payload = record
+            if side is Side.CLIENT and opcode is Opcode.TEXT and not payload.isascii():
+                yield from check_text(payload, cfg, record[0], record[1])
+        elif isinstance(record, Open):
             yield from _on_open(record, cfg, conns, seen_keys, reconnects)
         elif isinstance(record, Message):
             if record.side is Side.CLIENT and record.opcode is Opcode.TEXT:
@@ -93,7 +145,7 @@ def check_records(
 def _on_open(
     op: Open,
     cfg: RuleConfig,
-    conns: dict[int, _Conn],
+    conns: _OpenNow,
     seen_keys: set[str],
     reconnects: dict[Group, ReconnectEpisode],
 ) -> Iterator[Violation]:
@@ -115,24 +167,20 @@ def _on_open(
     if not op.accepted:
         return
     # Forget connections that ended before this one started; the rest are open now.
-    for conn_id in [
-        c for c, s in conns.items() if s.ended_at is not None and s.ended_at <= op.started_at
-    ]:
-        del conns[conn_id]
-    conns[op.conn] = _Conn(group, op.started_at)
-    open_now = sum(1 for s in conns.values() if s.group == group)
+    conns.forget_ended(op.started_at)
+    open_now = conns.add(_Conn(op.conn, group, op.started_at))
     yield from check_socket_limit(open_now, cfg, op.conn)
 
 
 def _on_close(
     close: Close,
     cfg: RuleConfig,
-    conns: dict[int, _Conn],
+    conns: _OpenNow,
     reconnects: dict[Group, ReconnectEpisode],
 ) -> Iterator[Violation]:
-    state = conns.get(close.conn)
+    state = conns.conns.get(close.conn)
     if state is not None:
-        state.ended_at = state.started_at + close.t
+        conns.ended(state, state.started_at + close.t)
 
     if close.by is Side.CLIENT:
         if close.on_wire or close.code == CloseCode.NO_STATUS_RCVD:

@@ -8,12 +8,19 @@ from pathlib import Path
 
 from wstape.cassettes.reader import CassetteReader
 from wstape.core.codecs import CODECS
-from wstape.core.connections import CASSETTE, ConnectionTracker, Strays
+from wstape.core.connections import (
+    CASSETTE,
+    ConnectionTracker,
+    MessageFields,
+    Strays,
+    add_to_summary,
+)
 from wstape.core.lint import iter_violations
-from wstape.core.model import ConnectionSummary, Message, Open, Record
+from wstape.core.model import Close, ConnectionSummary, Message, Open, Record
 from wstape.core.replay.recorded import FIRST_MESSAGES
 from wstape.core.report import CloseResult, ConnectionResult, Report, build_report
 from wstape.core.rules import RuleConfig
+from wstape.tools.stats import slim_open
 
 
 def check_file(reader: CassetteReader, cfg: RuleConfig) -> Report:
@@ -32,31 +39,43 @@ def check_reader(
     codec's name, or ``none``) names each connection's protocol in the report, recognised
     as replay recognises it (``wstape check --protocol``)."""
     tracker = ConnectionTracker()
+    route = tracker.route
     summaries: list[ConnectionSummary] = []
-    firsts: list[list[Message]] = []
+    names: list[str | None] = []
+    firsts: dict[int, tuple[Open, list[Message]]] = {}
+    """Slot -> its open and first messages, while its protocol is still to be named."""
 
-    def counted() -> Iterator[Record]:
-        for record in reader:
-            slot = tracker.route(record)
+    def name(slot: int) -> None:
+        op, first = firsts.pop(slot)
+        codec = CODECS.choose(protocol, op, first)
+        names[slot] = None if codec is None else codec.name
+
+    def counted() -> Iterator[Record | MessageFields]:
+        for record in reader.iter_fields():
+            slot = route(record)
             if slot >= 0:
-                if isinstance(record, Open):
-                    summaries.append(ConnectionSummary(open=record))
-                    firsts.append([])
-                else:
-                    summaries[slot].add(record)
-                    first = firsts[slot]
-                    if isinstance(record, Message) and len(first) < FIRST_MESSAGES:
-                        first.append(record)
+                if type(record) is Open:
+                    summaries.append(ConnectionSummary(open=slim_open(record)))
+                    names.append(None)
+                    if protocol != "none":
+                        firsts[slot] = (record, [])
+                elif not isinstance(record, Open):
+                    add_to_summary(summaries[slot], record)
+                    if slot in firsts:
+                        if isinstance(record, tuple):
+                            first = firsts[slot][1]
+                            first.append(Message(*record))
+                            if len(first) >= FIRST_MESSAGES:
+                                name(slot)
+                        elif isinstance(record, Close):
+                            name(slot)
             elif slot != CASSETTE:
                 continue
             yield record
 
     violations = list(iter_violations(counted(), cfg))
-    names: list[str | None] = [None] * len(summaries)
-    if protocol != "none":
-        for i, (s, first) in enumerate(zip(summaries, firsts, strict=True)):
-            codec = CODECS.choose(protocol, s.open, first)
-            names[i] = None if codec is None else codec.name
+    for slot in list(firsts):
+        name(slot)
     report = build_report(
         cfg.profile.value,
         str(reader.path),

@@ -11,11 +11,13 @@ bucket rounding).
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import IO, Any
 
-from wstape.core.connections import Strays, fold_connections
+from wstape.core.connections import MessageFields, Strays, fold_connections
 from wstape.core.model import Close, Message, Open, Record, Side
 from wstape.interchange.jsonl import close_fields, iso_utc
 
@@ -49,6 +51,20 @@ class Histogram:
             exact, self.counts = self.counts, {}
             for k, c in exact.items():
                 self._count(k, c)
+
+    def add_many(self, values: list[int]) -> None:
+        """:meth:`add` each of ``values`` (counted in C: a stats pass adds thousands)."""
+        if not values:
+            return
+        low = min(values)
+        if low < 0:
+            values = [max(0, v) for v in values]
+        for key, count in Counter(values).items():
+            self._count(key, count)
+        self.n += len(values)
+        high = max(values)
+        if self.max is None or high > self.max:
+            self.max = high
 
     def add(self, value: int) -> None:
         value = max(0, value)
@@ -98,37 +114,124 @@ def _gaps_json(h: Histogram) -> dict[str, float | None]:
     return {"p50": _seconds(p50), "max": _seconds(h.max)}
 
 
-@dataclass
-class ConnectionStats:
-    open: Open
-    messages: dict[Side, int] = field(default_factory=lambda: {Side.CLIENT: 0, Side.SERVER: 0})
-    bytes: dict[Side, int] = field(default_factory=lambda: {Side.CLIENT: 0, Side.SERVER: 0})
-    sizes: dict[Side, Histogram] = field(
-        default_factory=lambda: {Side.CLIENT: Histogram(), Side.SERVER: Histogram()}
-    )
-    gaps: Histogram = field(default_factory=Histogram)
-    last_message_t: float | None = None
-    last_t: float = 0.0
-    close: Close | None = None
+_PENDING = 4096
+"""Values a connection collects before they go into its histograms at once (in C)."""
 
-    def add(self, record: Record) -> None:
-        if isinstance(record, Message):
-            self.messages[record.side] += 1
-            self.bytes[record.side] += record.size
-            self.sizes[record.side].add(record.size)
-            if self.last_message_t is not None:
-                self.gaps.add(round((record.t - self.last_message_t) * 1e6))
-            self.last_message_t = record.t
-            self.last_t = max(self.last_t, record.t)
-        elif isinstance(record, Close):
-            self.close = record
-            self.last_t = max(self.last_t, record.t)
+
+class ConnectionStats:
+    """One connection's figures, built message by message. ``open`` is its open record
+    without headers and body: a cassette of many connections costs a few hundred bytes
+    per connection."""
+
+    __slots__ = (
+        "_gaps",
+        "_pending",
+        "_sizes",
+        "bytes_client",
+        "bytes_server",
+        "close",
+        "last_message_t",
+        "last_t",
+        "messages_client",
+        "messages_server",
+        "open",
+    )
+
+    def __init__(self, open: Open) -> None:
+        self.open = slim_open(open)
+        self.messages_client = self.messages_server = 0
+        self.bytes_client = self.bytes_server = 0
+        self.last_message_t: float | None = None
+        self.last_t = 0.0
+        self.close: Close | None = None
+        self._pending: tuple[list[int], list[int], list[int]] | None = None
+        """Sizes of client and server messages and gaps not yet in a histogram."""
+        self._sizes: tuple[Histogram, Histogram] | None = None
+        self._gaps: Histogram | None = None
+
+    def add(self, record: Record | MessageFields) -> None:
+        if isinstance(record, tuple):
+            _, t, side, _, payload = record
+        elif isinstance(record, Message):
+            t, side, payload = record.t, record.side, record.payload
+        else:
+            if isinstance(record, Close):
+                self.close = record
+                self.last_t = max(self.last_t, record.t)
+            return
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = ([], [], [])
+        size = len(payload)
+        if side is Side.CLIENT:
+            self.messages_client += 1
+            self.bytes_client += size
+            pending[0].append(size)
+        else:
+            self.messages_server += 1
+            self.bytes_server += size
+            pending[1].append(size)
+        last = self.last_message_t
+        if last is not None:
+            pending[2].append(round((t - last) * 1e6))
+            if len(pending[2]) >= _PENDING:
+                self._flush()
+        self.last_message_t = t
+        if t > self.last_t:
+            self.last_t = t
+
+    def _flush(self) -> None:
+        if self._pending is None:
+            return
+        client, server, gaps = self._pending
+        if self._sizes is None:
+            self._sizes = (Histogram(), Histogram())
+            self._gaps = Histogram()
+        assert self._gaps is not None
+        self._sizes[0].add_many(client)
+        self._sizes[1].add_many(server)
+        self._gaps.add_many(gaps)
+        client.clear()
+        server.clear()
+        gaps.clear()
+
+    @property
+    def messages(self) -> dict[Side, int]:
+        return {Side.CLIENT: self.messages_client, Side.SERVER: self.messages_server}
+
+    @property
+    def bytes(self) -> dict[Side, int]:
+        return {Side.CLIENT: self.bytes_client, Side.SERVER: self.bytes_server}
+
+    def histograms(self) -> tuple[Histogram, Histogram, Histogram]:
+        """Client message sizes, server message sizes and gaps. A connection with fewer
+        than a few thousand messages keeps none (its values wait in plain lists): these are
+        then built afresh on each call."""
+        if self._sizes is not None:
+            self._flush()
+            assert self._gaps is not None
+            return self._sizes[0], self._sizes[1], self._gaps
+        built = (Histogram(), Histogram(), Histogram())
+        if self._pending is not None:
+            for histogram, values in zip(built, self._pending, strict=True):
+                histogram.add_many(values)
+        return built
+
+    @property
+    def sizes(self) -> dict[Side, Histogram]:
+        client, server, _ = self.histograms()
+        return {Side.CLIENT: client, Side.SERVER: server}
+
+    @property
+    def gaps(self) -> Histogram:
+        return self.histograms()[2]
 
     @property
     def duration(self) -> float:
         return self.last_t
 
     def to_json(self) -> dict[str, Any]:
+        client, server, gaps = self.histograms()
         return {
             "conn": self.open.conn,
             "url": self.open.url,
@@ -137,8 +240,8 @@ class ConnectionStats:
             "duration": round(self.duration, 6),
             "messages": {s.value: self.messages[s] for s in Side},
             "bytes": {s.value: self.bytes[s] for s in Side},
-            "size": {s.value: _sizes_json(self.sizes[s]) for s in Side},
-            "gap": _gaps_json(self.gaps),
+            "size": {"client": _sizes_json(client), "server": _sizes_json(server)},
+            "gap": _gaps_json(gaps),
             "close": None if self.close is None else close_fields(self.close),
         }
 
@@ -157,9 +260,10 @@ class CassetteStats:
         last: float | None = None
         unclosed = 0
         for c in self.connections:
-            for s in Side:
-                sizes[s].merge(c.sizes[s])
-            gaps.merge(c.gaps)
+            client, server, gap = c.histograms()
+            sizes[Side.CLIENT].merge(client)
+            sizes[Side.SERVER].merge(server)
+            gaps.merge(gap)
             start = c.open.started_at
             end = start + c.duration
             first = start if first is None else min(first, start)
@@ -171,18 +275,34 @@ class CassetteStats:
                     key = "none" if c.close.code is None else str(c.close.code)
                     codes[key] = codes.get(key, 0) + 1
         accepted = sum(1 for c in self.connections if c.open.accepted)
+        cs = self.connections
         return {
-            "connections": len(self.connections),
+            "connections": len(cs),
             "accepted": accepted,
-            "refused": len(self.connections) - accepted,
-            "messages": {s.value: sum(c.messages[s] for c in self.connections) for s in Side},
-            "bytes": {s.value: sum(c.bytes[s] for c in self.connections) for s in Side},
+            "refused": len(cs) - accepted,
+            "messages": {
+                "client": sum(c.messages_client for c in cs),
+                "server": sum(c.messages_server for c in cs),
+            },
+            "bytes": {
+                "client": sum(c.bytes_client for c in cs),
+                "server": sum(c.bytes_server for c in cs),
+            },
             "size": {s.value: _sizes_json(sizes[s]) for s in Side},
             "gap": _gaps_json(gaps),
             "duration": 0.0 if first is None or last is None else round(last - first, 6),
             "close_codes": dict(sorted(codes.items())),
             "unclosed": unclosed,
         }
+
+    def write_json(self, out: IO[str]) -> None:
+        """:meth:`to_json` as ``json.dump`` writes it, one connection at a time (the whole
+        document of a cassette of many connections would not fit in memory)."""
+        out.write('{"connections": [')
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        for i, c in enumerate(self.connections):
+            out.write((", " if i else "") + dumps(c.to_json()))
+        out.write('], "total": ' + dumps(self.total_json()) + "}")
 
     def to_json(self) -> dict[str, Any]:
         """The ``wstape stats --json`` document (docs/interchange.md)."""
@@ -192,7 +312,14 @@ class CassetteStats:
         }
 
 
-def compute_stats(records: Iterable[Record]) -> CassetteStats:
+def slim_open(op: Open) -> Open:
+    """``op`` without its headers and body (what a per-connection summary keeps)."""
+    if not (op.request_headers or op.response_headers or op.body):
+        return op
+    return replace(op, request_headers=(), response_headers=(), body=b"")
+
+
+def compute_stats(records: Iterable[Record | MessageFields]) -> CassetteStats:
     """Statistics of every connection, streaming the records once."""
     folded = fold_connections(records, ConnectionStats, ConnectionStats.add)
     return CassetteStats(folded.connections, folded.strays)
