@@ -215,7 +215,15 @@ def fold_connections(
     states: list[S] = []
     notes: list[Note] = []
     route = tracker.route
-    for record in records:
+    live_slots = tracker._live.get
+    for position, record in enumerate(records):
+        if isinstance(record, tuple):
+            # route()'s first case, inlined (a fold is mostly messages of live connections)
+            live = live_slots(record[0])
+            if live:
+                add(states[live[-1]], record)
+                continue
+        tracker.position = position  # (what route() counts on from here)
         slot = route(record)
         if slot >= 0:
             if type(record) is Open:
@@ -225,6 +233,7 @@ def fold_connections(
         elif slot == CASSETTE and isinstance(record, Note):
             notes.append(record)
     return Folded(states, notes, tracker.strays, tracker.reused)
+
 
 
 def add_to_summary(
@@ -244,6 +253,37 @@ def add_to_summary(
         summary.add(record)
 
 
+def slim_open(op: Open) -> Open:
+    """``op`` without its headers and body: what a per-connection summary keeps, so that a
+    cassette of many connections costs a few hundred bytes per connection."""
+    if not (op.request_headers or op.response_headers or op.body):
+        return op
+    return Open(
+        op.conn,
+        op.started_at,
+        op.method,
+        op.scheme,
+        op.host,
+        op.port,
+        op.target,
+        op.http_version,
+        (),
+        op.status,
+        (),
+        op.subprotocols,
+        op.extensions,
+        op.subprotocol,
+        op.client,
+        op.tls,
+        op.reason,
+    )
+
+
+def _summary(op: Open) -> ConnectionSummary:
+    return ConnectionSummary(slim_open(op))
+
+
 def summarize_connections(records: Iterable[Record | MessageFields]) -> Folded[ConnectionSummary]:
-    """Per-connection totals (``wstape ls``), in the order the connections opened."""
-    return fold_connections(records, ConnectionSummary, add_to_summary)
+    """Per-connection totals (``wstape ls``), in the order the connections opened; each
+    summary's open without its headers and body (:func:`slim_open`)."""
+    return fold_connections(records, _summary, add_to_summary)

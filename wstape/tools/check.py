@@ -14,13 +14,13 @@ from wstape.core.connections import (
     MessageFields,
     Strays,
     add_to_summary,
+    slim_open,
 )
 from wstape.core.lint import iter_violations
 from wstape.core.model import Close, ConnectionSummary, Message, Open, Record
 from wstape.core.replay.recorded import FIRST_MESSAGES
 from wstape.core.report import CloseResult, ConnectionResult, Report, build_report
 from wstape.core.rules import RuleConfig
-from wstape.tools.stats import slim_open
 
 
 def check_file(reader: CassetteReader, cfg: RuleConfig) -> Report:

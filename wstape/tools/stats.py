@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import IO, Any
 
-from wstape.core.connections import MessageFields, Strays, fold_connections
+from wstape.core.connections import MessageFields, Strays, fold_connections, slim_open
 from wstape.core.model import Close, Message, Open, Record, Side
 from wstape.interchange.jsonl import close_fields, iso_utc
 
@@ -310,13 +310,6 @@ class CassetteStats:
             "connections": [c.to_json() for c in self.connections],
             "total": self.total_json(),
         }
-
-
-def slim_open(op: Open) -> Open:
-    """``op`` without its headers and body (what a per-connection summary keeps)."""
-    if not (op.request_headers or op.response_headers or op.body):
-        return op
-    return replace(op, request_headers=(), response_headers=(), body=b"")
 
 
 def compute_stats(records: Iterable[Record | MessageFields]) -> CassetteStats:
