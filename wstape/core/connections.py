@@ -125,6 +125,12 @@ class ConnectionTracker:
         """Connection id -> the latest slot opened with it."""
         self._refused: set[int] = set()
         """Slots whose upgrade was refused."""
+        self.live_slots: Callable[[int], list[int] | None] = self._live.get
+        """Connection id -> the slots of open, accepted connections with it (latest last),
+        or None: a message of that id belongs to the last of them. The fast folds route a
+        message of a live connection with this instead of :meth:`route` (a plain dict
+        lookup, no call per message), and set :attr:`position` before they route any
+        other record."""
 
     def route(self, record: Record | MessageFields) -> int:
         """The slot ``record`` belongs to, or CASSETTE for a cassette note, or STRAY."""
@@ -215,7 +221,7 @@ def fold_connections(
     states: list[S] = []
     notes: list[Note] = []
     route = tracker.route
-    live_slots = tracker._live.get
+    live_slots = tracker.live_slots
     for position, record in enumerate(records):
         if isinstance(record, tuple):
             # route()'s first case, inlined (a fold is mostly messages of live connections)
@@ -233,7 +239,6 @@ def fold_connections(
         elif slot == CASSETTE and isinstance(record, Note):
             notes.append(record)
     return Folded(states, notes, tracker.strays, tracker.reused)
-
 
 
 def add_to_summary(

@@ -112,27 +112,46 @@ def _client_host(client: str | None) -> str:
     return client.rsplit(":", 1)[0] if ":" in client else client
 
 
+class Linter:
+    """The rules over a recorded cassette's records, fed one at a time in record order
+    (what :func:`iter_violations` does, for callers with a loop of their own)."""
+
+    def __init__(self, cfg: RuleConfig) -> None:
+        self.cfg = cfg
+        self._conns = _OpenNow()
+        self._seen_keys: set[str] = set()
+        self._reconnects: dict[Group, ReconnectEpisode] = {}
+
+    def feed(self, record: Open | Message | Close | Note | MessageFields) -> list[Violation]:
+        """The violations ``record`` shows (a message may come as its fields,
+        :data:`~wstape.core.connections.MessageFields`)."""
+        if isinstance(record, tuple):
+            return self.message(record[0], record[1], record[2], record[3], record[4])
+        if isinstance(record, Open):
+            return list(_on_open(record, self.cfg, self._conns, self._seen_keys, self._reconnects))
+        if isinstance(record, Message):
+            return self.message(record.conn, record.t, record.side, record.opcode, record.payload)
+        if isinstance(record, Close):
+            return list(_on_close(record, self.cfg, self._conns, self._reconnects))
+        return []
+
+    def message(
+        self, conn: int, t: float, side: Side, opcode: Opcode, payload: bytes
+    ) -> list[Violation]:
+        """The violations of one message: a client text message must be UTF-8."""
+        if side is Side.CLIENT and opcode is Opcode.TEXT and not payload.isascii():
+            return check_text(payload, self.cfg, conn, t)
+        return []
+
+
 def iter_violations(
     records: Iterable[Open | Message | Close | Note | MessageFields], cfg: RuleConfig
 ) -> Iterator[Violation]:
     """Yield the violations of a recorded cassette's records, in record order (a message
     may come as its fields, :data:`~wstape.core.connections.MessageFields`)."""
-    conns = _OpenNow()
-    seen_keys: set[str] = set()
-    reconnects: dict[Group, ReconnectEpisode] = {}
-
+    feed = Linter(cfg).feed
     for record in records:
-        if isinstance(record, tuple):  # a message as its fields (the reader's fast pass)
-            _, _, side, opcode, payload = record
-            if side is Side.CLIENT and opcode is Opcode.TEXT and not payload.isascii():
-                yield from check_text(payload, cfg, record[0], record[1])
-        elif isinstance(record, Open):
-            yield from _on_open(record, cfg, conns, seen_keys, reconnects)
-        elif isinstance(record, Message):
-            if record.side is Side.CLIENT and record.opcode is Opcode.TEXT:
-                yield from check_text(record.payload, cfg, record.conn, record.t)
-        elif isinstance(record, Close):
-            yield from _on_close(record, cfg, conns, reconnects)
+        yield from feed(record)
 
 
 def check_records(
@@ -204,4 +223,4 @@ def _on_close(
             reconnects.pop(state.group, None)
 
 
-__all__ = ["check_records", "client_group", "iter_violations"]
+__all__ = ["Linter", "check_records", "client_group", "iter_violations"]

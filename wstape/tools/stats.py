@@ -144,16 +144,17 @@ class ConnectionStats:
         self.last_message_t: float | None = None
         self.last_t = 0.0
         self.close: Close | None = None
-        self._pending: tuple[list[int], list[int], list[int]] | None = None
-        """Sizes of client and server messages and gaps not yet in a histogram."""
+        self._pending: tuple[list[int], list[int], list[float]] | None = None
+        """Sizes of client and server messages and times of messages not yet in a
+        histogram."""
         self._sizes: tuple[Histogram, Histogram] | None = None
         self._gaps: Histogram | None = None
 
     def add(self, record: Record | MessageFields) -> None:
         if isinstance(record, tuple):
-            _, t, side, _, payload = record
+            t, side, size = record[1], record[2], len(record[4])
         elif isinstance(record, Message):
-            t, side, payload = record.t, record.side, record.payload
+            t, side, size = record.t, record.side, len(record.payload)
         else:
             if isinstance(record, Close):
                 self.close = record
@@ -162,7 +163,6 @@ class ConnectionStats:
         pending = self._pending
         if pending is None:
             pending = self._pending = ([], [], [])
-        size = len(payload)
         if side is Side.CLIENT:
             self.messages_client += 1
             self.bytes_client += size
@@ -171,29 +171,35 @@ class ConnectionStats:
             self.messages_server += 1
             self.bytes_server += size
             pending[1].append(size)
-        last = self.last_message_t
-        if last is not None:
-            pending[2].append(round((t - last) * 1e6))
-            if len(pending[2]) >= _PENDING:
-                self._flush()
-        self.last_message_t = t
-        if t > self.last_t:
-            self.last_t = t
+        times = pending[2]
+        times.append(t)
+        if len(times) >= _PENDING:
+            self._flush()
+
+    def _gaps_of(self, times: list[float]) -> list[int]:
+        """Microseconds between consecutive messages, the first from the last flushed one."""
+        before = self.last_message_t
+        previous = times[:-1] if before is None else [before, *times[:-1]]
+        start = 1 if before is None else 0
+        return [round((b - a) * 1e6) for a, b in zip(previous, times[start:], strict=True)]
 
     def _flush(self) -> None:
         if self._pending is None:
             return
-        client, server, gaps = self._pending
+        client, server, times = self._pending
         if self._sizes is None:
             self._sizes = (Histogram(), Histogram())
             self._gaps = Histogram()
         assert self._gaps is not None
         self._sizes[0].add_many(client)
         self._sizes[1].add_many(server)
-        self._gaps.add_many(gaps)
+        if times:
+            self._gaps.add_many(self._gaps_of(times))
+            self.last_message_t = times[-1]
+            self.last_t = max(self.last_t, max(times))
         client.clear()
         server.clear()
-        gaps.clear()
+        times.clear()
 
     @property
     def messages(self) -> dict[Side, int]:
@@ -213,8 +219,10 @@ class ConnectionStats:
             return self._sizes[0], self._sizes[1], self._gaps
         built = (Histogram(), Histogram(), Histogram())
         if self._pending is not None:
-            for histogram, values in zip(built, self._pending, strict=True):
-                histogram.add_many(values)
+            client, server, times = self._pending
+            built[0].add_many(client)
+            built[1].add_many(server)
+            built[2].add_many(self._gaps_of(times))
         return built
 
     @property
@@ -228,6 +236,8 @@ class ConnectionStats:
 
     @property
     def duration(self) -> float:
+        if self._pending is not None and self._pending[2]:
+            return max(self.last_t, max(self._pending[2]))
         return self.last_t
 
     def to_json(self) -> dict[str, Any]:
