@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import threading
@@ -180,18 +181,31 @@ def _cells(text: str) -> int:
 
 
 def _fold(text: str, width: int) -> list[str]:
-    """``text`` cut into pieces at most ``width`` cells wide."""
+    """``text`` in lines at most ``width`` cells wide, as rich wraps a cell: whole words
+    while they fit, a word wider than the cell cut."""
     if _cells(text) <= width:
         return [text]
-    pieces, piece, used = [], "", 0
-    for ch in text:
-        w = _cells(ch)
-        if used + w > width and piece:
-            pieces.append(piece)
+    lines: list[str] = []
+    line = ""
+    for word in re.findall(r"\s*\S+\s*|\s+", text):
+        if _cells((line + word).rstrip()) <= width:
+            line += word
+            continue
+        if line.strip():
+            lines.append(line.rstrip())
+        line = word.lstrip() if lines else word
+        while _cells(line.rstrip()) > width:
             piece, used = "", 0
-        piece += ch
-        used += w
-    return [*pieces, piece]
+            for ch in line:
+                if used + _cells(ch) > width:
+                    break
+                piece += ch
+                used += _cells(ch)
+            lines.append(piece)
+            line = line[len(piece) :]
+    if line.strip() or not lines:
+        lines.append(line.rstrip())
+    return lines
 
 
 def _print_long_table(

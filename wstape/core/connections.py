@@ -290,5 +290,37 @@ def _summary(op: Open) -> ConnectionSummary:
 
 def summarize_connections(records: Iterable[Record | MessageFields]) -> Folded[ConnectionSummary]:
     """Per-connection totals (``wstape ls``), in the order the connections opened; each
-    summary's open without its headers and body (:func:`slim_open`)."""
-    return fold_connections(records, _summary, add_to_summary)
+    summary's open without its headers and body (:func:`slim_open`).
+
+    :func:`fold_connections` with :func:`add_to_summary`, a message of a live connection
+    counted in the loop itself (``ls`` of a big cassette is mostly that)."""
+    tracker = ConnectionTracker()
+    states: list[ConnectionSummary] = []
+    notes: list[Note] = []
+    route = tracker.route
+    live_slots = tracker.live_slots
+    client = Side.CLIENT
+    for position, record in enumerate(records):
+        if isinstance(record, tuple):
+            live = live_slots(record[0])
+            if live:
+                s = states[live[-1]]
+                if record[2] is client:
+                    s.messages_client += 1
+                    s.bytes_client += len(record[4])
+                else:
+                    s.messages_server += 1
+                    s.bytes_server += len(record[4])
+                if record[1] > s.last_t:
+                    s.last_t = record[1]
+                continue
+        tracker.position = position
+        slot = route(record)
+        if slot >= 0:
+            if type(record) is Open:
+                states.append(_summary(record))
+            elif not isinstance(record, Open):
+                add_to_summary(states[slot], record)
+        elif slot == CASSETTE and isinstance(record, Note):
+            notes.append(record)
+    return Folded(states, notes, tracker.strays, tracker.reused)
