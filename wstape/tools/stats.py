@@ -114,6 +114,7 @@ def _gaps_json(h: Histogram) -> dict[str, float | None]:
     return {"p50": _seconds(p50), "max": _seconds(h.max)}
 
 
+_CLIENT = Side.CLIENT
 _PENDING = 4096
 """Values a connection collects before they go into its histograms at once (in C)."""
 
@@ -124,23 +125,22 @@ class ConnectionStats:
     per connection."""
 
     __slots__ = (
+        "_bytes",
         "_gaps",
+        "_messages",
         "_pending",
         "_sizes",
-        "bytes_client",
-        "bytes_server",
         "close",
         "last_message_t",
         "last_t",
-        "messages_client",
-        "messages_server",
         "open",
     )
 
     def __init__(self, open: Open) -> None:
         self.open = slim_open(open)
-        self.messages_client = self.messages_server = 0
-        self.bytes_client = self.bytes_server = 0
+        self._messages = [0, 0]
+        self._bytes = [0, 0]
+        """Client and server messages and bytes already flushed (see the properties)."""
         self.last_message_t: float | None = None
         self.last_t = 0.0
         self.close: Close | None = None
@@ -163,14 +163,7 @@ class ConnectionStats:
         pending = self._pending
         if pending is None:
             pending = self._pending = ([], [], [])
-        if side is Side.CLIENT:
-            self.messages_client += 1
-            self.bytes_client += size
-            pending[0].append(size)
-        else:
-            self.messages_server += 1
-            self.bytes_server += size
-            pending[1].append(size)
+        pending[side is not _CLIENT].append(size)  # (counted, summed and binned in batches)
         times = pending[2]
         times.append(t)
         if len(times) >= _PENDING:
@@ -191,6 +184,10 @@ class ConnectionStats:
             self._sizes = (Histogram(), Histogram())
             self._gaps = Histogram()
         assert self._gaps is not None
+        self._messages[0] += len(client)
+        self._messages[1] += len(server)
+        self._bytes[0] += sum(client)
+        self._bytes[1] += sum(server)
         self._sizes[0].add_many(client)
         self._sizes[1].add_many(server)
         if times:
@@ -200,6 +197,27 @@ class ConnectionStats:
         client.clear()
         server.clear()
         times.clear()
+
+    def _pending_of(self, side: int) -> list[int]:
+        if self._pending is None:
+            return []
+        return self._pending[1] if side else self._pending[0]
+
+    @property
+    def messages_client(self) -> int:
+        return self._messages[0] + len(self._pending_of(0))
+
+    @property
+    def messages_server(self) -> int:
+        return self._messages[1] + len(self._pending_of(1))
+
+    @property
+    def bytes_client(self) -> int:
+        return self._bytes[0] + sum(self._pending_of(0))
+
+    @property
+    def bytes_server(self) -> int:
+        return self._bytes[1] + sum(self._pending_of(1))
 
     @property
     def messages(self) -> dict[Side, int]:
