@@ -14,6 +14,7 @@ keys are exactly the documented ones.
 from __future__ import annotations
 
 import json
+import json.encoder
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -173,26 +174,30 @@ def iter_jsonl(
     if exact and header is not None:
         yield _dumps(header_to_json(header))
     for record in records:
-        if isinstance(record, tuple):
-            line = _message_line(record, exact)
-            if line is not None:
-                yield line
-                continue
-            one: Record = Message(*record)
-        else:
-            one = record
-        if exact:
-            obj = record_to_json(one, exact=True)
-        elif notes and isinstance(one, Note):
-            obj = note_to_json(one)
-        else:
-            obj = record_to_json(one)
-        if obj is not None:
-            yield _dumps(obj)
+        line = _line(record, notes, exact)
+        if line is not None:
+            yield line
+
+
+def _line(record: Record | MessageFields, notes: bool, exact: bool) -> str | None:
+    if isinstance(record, tuple):
+        line = _message_line(record, exact)
+        if line is not None:
+            return line
+        one: Record = Message(*record)
+    else:
+        one = record
+    if exact:
+        obj = record_to_json(one, exact=True)
+    elif notes and isinstance(one, Note):
+        obj = note_to_json(one)
+    else:
+        obj = record_to_json(one)
+    return None if obj is None else _dumps(obj)
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_quote = json.JSONEncoder(ensure_ascii=False).encode
+_quote = json.encoder.encode_basestring  # (what json.dumps does to a str, ensure_ascii=False)
 _float = float.__repr__
 
 
@@ -229,10 +234,17 @@ def write_jsonl(
     count = 0
     lines: list[str] = []
     size = 0
-    for line in iter_jsonl(records, notes=notes, exact=exact, header=header):
+    if exact and header is not None:
+        lines.append(_dumps(header_to_json(header)))
+    for record in records:
+        line = _message_line(record, exact) if isinstance(record, tuple) else None
+        if line is None:
+            line = _line(record, notes, exact)
+            if line is None:
+                continue
         lines.append(line)
         size += len(line)
-        if len(lines) >= 512 or size >= _BATCH_CHARS:
+        if size >= _BATCH_CHARS or len(lines) >= 512:
             out.write("\n".join(lines) + "\n")
             count += len(lines)
             lines.clear()
