@@ -17,6 +17,7 @@ value of such a record can pass a limit of the schema.
 from __future__ import annotations
 
 from collections.abc import Callable
+from sys import intern
 from typing import Any
 
 from wstape.cassettes.schema import MAX_CONN, MAX_EPOCH, MAX_OFFSET, MAX_TEXT_BYTES
@@ -29,6 +30,11 @@ assert MAX_FAST_BYTES <= MAX_TEXT_BYTES  # so no length check is needed below
 
 Decoder = Callable[[Any], "Record | MessageFields | None"]
 """What msgpack built for one record -> its record, or None to take the long way."""
+
+_new = object.__new__
+"""Model objects are built by filling their ``__dict__`` in field order: the same object
+as the frozen dataclass's ``__init__`` makes (which sets each field through
+``object.__setattr__``, some three times slower; the model has no ``__post_init__``)."""
 
 _SIDES = {"client": Side.CLIENT, "server": Side.SERVER}
 _OPCODES = {"text": Opcode.TEXT, "binary": Opcode.BINARY}
@@ -111,26 +117,27 @@ def _open(d: dict[str, Any]) -> Open | None:
         return None
     if subprotocols is None or extensions is None:
         return None
-    return Open(
-        conn,
-        started_at,
-        method,
-        scheme,
-        host,
-        port,
-        target,
-        http_version,
-        request_headers,
-        status,
-        response_headers,
-        subprotocols,
-        extensions,
-        subprotocol,
-        client,
-        info,
-        reason,
-        body,
-    )
+    op = _new(Open)
+    f = op.__dict__  # (see _new)
+    f["conn"] = conn
+    f["started_at"] = started_at
+    f["method"] = intern(method)  # (these repeat from connection to connection)
+    f["scheme"] = intern(scheme)
+    f["host"] = intern(host)
+    f["port"] = port
+    f["target"] = target
+    f["http_version"] = intern(http_version)
+    f["request_headers"] = request_headers
+    f["status"] = status
+    f["response_headers"] = response_headers
+    f["subprotocols"] = subprotocols
+    f["extensions"] = extensions
+    f["subprotocol"] = subprotocol
+    f["client"] = client
+    f["tls"] = info
+    f["reason"] = intern(reason)
+    f["body"] = body
+    return op
 
 
 def _other(d: Any) -> Record | None:
@@ -156,7 +163,15 @@ def _other(d: Any) -> Record | None:
             and type(on_wire) is bool
         ):
             return None
-        return Close(conn, t, None if by is None else _SIDES[by], code, reason, on_wire)
+        close = _new(Close)
+        f = close.__dict__
+        f["conn"] = conn
+        f["t"] = t
+        f["by"] = None if by is None else _SIDES[by]
+        f["code"] = code
+        f["reason"] = reason
+        f["on_wire"] = on_wire
+        return close
     if kind == "note":
         if len(d) != 4:
             return None
@@ -188,7 +203,14 @@ def decode_v1(d: Any) -> Record | None:
         and 0 <= conn <= MAX_CONN
         and 0.0 <= t <= MAX_OFFSET
     ):
-        return Message(conn, t, side, opcode, data)
+        message = _new(Message)
+        f = message.__dict__
+        f["conn"] = conn
+        f["t"] = t
+        f["side"] = side
+        f["opcode"] = opcode
+        f["payload"] = data
+        return message
     return None
 
 

@@ -125,9 +125,11 @@ class ConnectionStats:
     per connection."""
 
     __slots__ = (
-        "_bytes",
+        "_bytes_client",
+        "_bytes_server",
         "_gaps",
-        "_messages",
+        "_messages_client",
+        "_messages_server",
         "_pending",
         "_sizes",
         "close",
@@ -138,9 +140,9 @@ class ConnectionStats:
 
     def __init__(self, open: Open) -> None:
         self.open = slim_open(open)
-        self._messages = [0, 0]
-        self._bytes = [0, 0]
-        """Client and server messages and bytes already flushed (see the properties)."""
+        self._messages_client = self._messages_server = 0
+        self._bytes_client = self._bytes_server = 0
+        """Messages and bytes already flushed (the properties add what waits)."""
         self.last_message_t: float | None = None
         self.last_t = 0.0
         self.close: Close | None = None
@@ -184,10 +186,10 @@ class ConnectionStats:
             self._sizes = (Histogram(), Histogram())
             self._gaps = Histogram()
         assert self._gaps is not None
-        self._messages[0] += len(client)
-        self._messages[1] += len(server)
-        self._bytes[0] += sum(client)
-        self._bytes[1] += sum(server)
+        self._messages_client += len(client)
+        self._messages_server += len(server)
+        self._bytes_client += sum(client)
+        self._bytes_server += sum(server)
         self._sizes[0].add_many(client)
         self._sizes[1].add_many(server)
         if times:
@@ -205,19 +207,19 @@ class ConnectionStats:
 
     @property
     def messages_client(self) -> int:
-        return self._messages[0] + len(self._pending_of(0))
+        return self._messages_client + len(self._pending_of(0))
 
     @property
     def messages_server(self) -> int:
-        return self._messages[1] + len(self._pending_of(1))
+        return self._messages_server + len(self._pending_of(1))
 
     @property
     def bytes_client(self) -> int:
-        return self._bytes[0] + sum(self._pending_of(0))
+        return self._bytes_client + sum(self._pending_of(0))
 
     @property
     def bytes_server(self) -> int:
-        return self._bytes[1] + sum(self._pending_of(1))
+        return self._bytes_server + sum(self._pending_of(1))
 
     @property
     def messages(self) -> dict[Side, int]:
