@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from wstape.core.connections import MessageFields, Strays, fold_connections, slim_open
+from wstape.core.connections import ConnectionTracker, MessageFields, Strays, slim_open
 from wstape.core.model import Close, Message, Open, Record, Side
 from wstape.interchange.jsonl import close_fields, iso_utc
 
@@ -162,14 +162,19 @@ class ConnectionStats:
                 self.close = record
                 self.last_t = max(self.last_t, record.t)
             return
-        pending = self._pending
-        if pending is None:
-            pending = self._pending = ([], [], [])
+        pending = self.pending()
         pending[side is not _CLIENT].append(size)  # (counted, summed and binned in batches)
         times = pending[2]
         times.append(t)
         if len(times) >= _PENDING:
-            self._flush()
+            self.flush()
+
+    def pending(self) -> tuple[list[int], list[int], list[float]]:
+        """The sizes of client and server messages and the times of messages waiting to go
+        into the histograms (:meth:`flush` them once there are ``_PENDING`` times)."""
+        if self._pending is None:
+            self._pending = ([], [], [])
+        return self._pending
 
     def _gaps_of(self, times: list[float]) -> list[int]:
         """Microseconds between consecutive messages, the first from the last flushed one."""
@@ -178,7 +183,8 @@ class ConnectionStats:
         start = 1 if before is None else 0
         return [round((b - a) * 1e6) for a, b in zip(previous, times[start:], strict=True)]
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Put the waiting values into the histograms."""
         if self._pending is None:
             return
         client, server, times = self._pending
@@ -234,7 +240,7 @@ class ConnectionStats:
         than a few thousand messages keeps none (its values wait in plain lists): these are
         then built afresh on each call."""
         if self._sizes is not None:
-            self._flush()
+            self.flush()
             assert self._gaps is not None
             return self._sizes[0], self._sizes[1], self._gaps
         built = (Histogram(), Histogram(), Histogram())
@@ -343,6 +349,37 @@ class CassetteStats:
 
 
 def compute_stats(records: Iterable[Record | MessageFields]) -> CassetteStats:
-    """Statistics of every connection, streaming the records once."""
-    folded = fold_connections(records, ConnectionStats, ConnectionStats.add)
-    return CassetteStats(folded.connections, folded.strays)
+    """Statistics of every connection, streaming the records once.
+
+    :func:`~wstape.core.connections.fold_connections` with :meth:`ConnectionStats.add`, a
+    message of a live connection added in the loop itself (a big cassette is mostly that).
+    """
+    tracker = ConnectionTracker()
+    route = tracker.route
+    live_slots = tracker.live_slots
+    states: list[ConnectionStats] = []
+    waiting: list[tuple[list[int], list[int], list[float]] | None] = []
+    """Each connection's values waiting for its histograms (ConnectionStats._pending)."""
+    for position, record in enumerate(records):
+        if isinstance(record, tuple):
+            live = live_slots(record[0])
+            if live:
+                slot = live[-1]
+                pending = waiting[slot]
+                if pending is None:
+                    pending = waiting[slot] = states[slot].pending()
+                pending[record[2] is not _CLIENT].append(len(record[4]))
+                times = pending[2]
+                times.append(record[1])
+                if len(times) >= _PENDING:
+                    states[slot].flush()
+                continue
+        tracker.position = position
+        slot = route(record)
+        if slot >= 0:
+            if type(record) is Open:
+                states.append(ConnectionStats(record))
+                waiting.append(None)
+            else:
+                states[slot].add(record)
+    return CassetteStats(states, tracker.strays)
