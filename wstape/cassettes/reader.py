@@ -33,6 +33,14 @@ from typing import IO, Any, NoReturn
 import msgpack
 
 from wstape.cassettes import compat, v2
+from wstape.cassettes.decode import (
+    MAX_FAST_BYTES,
+    Decoder,
+    decode_v1,
+    decode_v1_fields,
+    decode_v2,
+    decode_v2_fields,
+)
 from wstape.cassettes.errors import (
     CassetteError,
     DuplicateConnection,
@@ -52,6 +60,7 @@ from wstape.cassettes.schema import (
     describe_value,
     header_from_dict,
 )
+from wstape.core.connections import MessageFields
 from wstape.core.model import Header, Open, Record
 
 __all__ = ["MAX_RECORD_BYTES", "CassetteReader", "read_cassette"]
@@ -97,6 +106,30 @@ def _unpacker(stream: IO[bytes]) -> Any:
         max_bin_len=MAX_RECORD_BYTES,
         max_array_len=MAX_ITEMS,
         max_map_len=MAX_FIELDS,
+        max_ext_len=0,
+        ext_hook=_reject_ext,
+        timestamp=0,
+        use_list=True,
+    )
+
+
+FEED = 64 * 1024
+"""Bytes the fast way feeds its Unpacker at a time."""
+
+
+def _fast_unpacker() -> Any:
+    # Tighter than the schema: a list of more items or a map of more fields than an everyday
+    # record holds takes the long way, so no header claiming a long list can make msgpack
+    # allocate much before the bytes that fill it arrive.
+    return msgpack.Unpacker(
+        None,
+        raw=False,
+        strict_map_key=True,
+        max_buffer_size=MAX_FAST_BYTES + 2 * FEED,
+        max_str_len=MAX_FAST_BYTES,
+        max_bin_len=MAX_FAST_BYTES,
+        max_array_len=256,
+        max_map_len=32,
         max_ext_len=0,
         ext_hook=_reject_ext,
         timestamp=0,
@@ -239,8 +272,98 @@ class CassetteReader:
             return header, version, end
 
     def __iter__(self) -> Iterator[Record]:
-        for _, _, record in self.iter_with_offsets():
-            yield record
+        return self._stream(fields=False)
+
+    def iter_fields(self) -> Iterator[Record | MessageFields]:
+        """The records, each message as the plain tuple of its fields
+        (:data:`~wstape.core.connections.MessageFields`) instead of a Message: the fast pass
+        for folds that need no object per message (``ls``, ``stats``, ``check``). Checked
+        exactly as :meth:`__iter__` checks."""
+        return self._stream(fields=True)
+
+    def _stream(self, *, fields: bool) -> Iterator[Any]:
+        """The records from the start, without their offsets: :meth:`_records` with the fast
+        way's records handed out a fed chunk at a time (no generator step per record)."""
+        decode = self.decoder(fields=fields)
+        if decode is None:
+            for _, _, record in self._records(None, 1, check_ids=not self.allow_reused_ids):
+                yield record
+            return
+        self.truncated_at = None
+        self.incomplete = None
+        opened: set[int] | None = None if self.allow_reused_ids else set()
+        tally = v2.Tally()
+        index = 1
+        with self._open() as f:
+            offset = self._body_offset
+            size = self.size
+            scanner = RecordScanner(f.fileno(), size, version=self._version)
+            f.seek(offset)
+            unpacker = _fast_unpacker()
+            tell = unpacker.tell
+            base = fed = offset
+            while offset < size:
+                batch: list[Any] = []
+                append = batch.append
+                ran_out = True
+                """Whether the unpacker stopped at the end of what it was fed."""
+                try:
+                    for obj in unpacker:
+                        record = decode(obj)
+                        if record is None:
+                            ran_out = False
+                            break
+                        if type(record) is Open and opened is not None:
+                            if record.conn in opened:
+                                yield from batch
+                                self._duplicate(record.conn, index + len(batch), offset)
+                            opened.add(record.conn)
+                        append(record)
+                        offset = base + tell()
+                except _UNPACK_ERRORS:
+                    ran_out = False
+                if batch:
+                    yield from batch
+                    index += len(batch)
+                if offset >= size:
+                    break
+                if ran_out and fed - offset < MAX_FAST_BYTES and fed < size:
+                    chunk = f.read(min(FEED, size - fed))
+                    if chunk:
+                        unpacker.feed(chunk)
+                        fed += len(chunk)
+                        continue
+                # The long way, for the one record at ``offset``.
+                try:
+                    end = scanner.scan(offset)
+                except RecordTruncated:
+                    self._truncated(index, offset)
+                    return
+                except ShapeError as e:
+                    raise CassetteError(
+                        self.path, f"corrupt record: {e}", record=index, offset=offset
+                    ) from None
+                record = self._slow_record(scanner, offset, end, index)
+                if type(record) is v2.End:
+                    tally.end(record, index)  # (not handed out)
+                else:
+                    if opened is not None and type(record) is Open:
+                        if record.conn in opened:
+                            self._duplicate(record.conn, index, offset)
+                        opened.add(record.conn)
+                    yield record
+                index += 1
+                offset = end
+                f.seek(end)
+                unpacker = _fast_unpacker()
+                tell = unpacker.tell
+                base = fed = end
+            self._hold_to_ends(tally, index, offset)
+
+    def _duplicate(self, conn: int, index: int, offset: int) -> NoReturn:
+        raise DuplicateConnection(
+            self.path, conn, first=self._first_open(conn), record=index, offset=offset
+        )
 
     def iter_with_offsets(
         self, start: int | None = None, index: int = 1
@@ -254,89 +377,113 @@ class CassetteReader:
         check_ids = start is None and not self.allow_reused_ids
         return self._records(start, index, check_ids=check_ids)
 
+    def decoder(self, *, fields: bool = False) -> Decoder | None:
+        """The fast decode of this file's records, chosen once per file by its format
+        version (:mod:`wstape.cassettes.decode`); None: every record takes the long way
+        (migrated by compat.py, then checked in full)."""
+        if self._version == 1:
+            return decode_v1_fields if fields else decode_v1
+        if self._version == 2 == FORMAT_VERSION:
+            return decode_v2_fields if fields else decode_v2
+        return None
+
     def _records(
-        self, start: int | None, index: int, *, check_ids: bool
-    ) -> Iterator[tuple[int, int, Record]]:
+        self, start: int | None, index: int, *, check_ids: bool, fields: bool = False
+    ) -> Iterator[tuple[int, int, Any]]:
+        # Two ways to a record. The fast way: a msgpack.Unpacker fed FEED bytes at a time
+        # builds it, and the format's decoder takes it if it is exactly as the writer lays
+        # records out. It is fed no more once it holds MAX_FAST_BYTES of the record, and
+        # its limits are tighter than the schema's, so whatever it builds is bounded by a
+        # few MiB, however hostile the bytes. Anything else (a bigger record, a msgpack
+        # error, a map the decoder does not take, the end of the file) takes the long way
+        # from the record's first byte: the byte scan, then msgpack, then the full schema
+        # check, which report exactly what is wrong.
         self.truncated_at = None
         self.incomplete = None
         opened: set[int] | None = set() if check_ids else None
-        has_ends = self._version >= 2
-        tally = v2.Tally() if has_ends and start is None else None
+        tally: v2.Tally | None = v2.Tally() if start is None else None
+        decode = self.decoder(fields=fields)
         with self._open() as f:
             offset = self._body_offset if start is None else start
-            f.seek(offset)
-            base = offset
-            scanner = RecordScanner(f.fileno(), self.size, version=self._version)
-            unpacker = _unpacker(f)
             size = self.size
-            migrate = self._version != FORMAT_VERSION
+            scanner = RecordScanner(f.fileno(), size, version=self._version)
+            f.seek(offset)
+            unpacker = _fast_unpacker()
+            base = fed = offset
+            """File offsets where the unpacker started and where what it was fed ends."""
             while offset < size:
-                try:
-                    end = scanner.scan(offset)
-                except RecordTruncated:
-                    self._truncated(index, offset)
-                    return
-                except ShapeError as e:
-                    raise CassetteError(
-                        self.path, f"corrupt record: {e}", record=index, offset=offset
-                    ) from None
-                try:
-                    if end - offset > BIG_RECORD:  # (a module constant: tests lower it)
-                        obj = _build_big(scanner, offset)
-                        f.seek(end)
-                        unpacker = _unpacker(f)
-                        base = end
-                    else:
-                        obj = unpacker.unpack()
-                except _UNPACK_ERRORS as e:
-                    raise CassetteError(
-                        self.path,
-                        f"corrupt record ({unpack_reason(e)})",
-                        record=index,
-                        offset=offset,
-                    ) from None
-                if base + unpacker.tell() != end:  # pragma: no cover - a scanner bug
-                    raise CassetteError(
-                        self.path,
-                        "corrupt record (its length is ambiguous)",
-                        record=index,
-                        offset=offset,
-                    )
-                try:
-                    if migrate:
-                        obj = compat.migrate(obj, self._version)
-                    record = v2.record_from_obj(obj)
-                    if isinstance(record, v2.End):
-                        if not has_ends:
-                            raise SchemaError("unknown record type 'end'")
-                        if tally is not None:
+                record: Any = None
+                if decode is not None:
+                    try:
+                        record = decode(unpacker.unpack())
+                    except msgpack.OutOfData:
+                        if fed - offset < MAX_FAST_BYTES and fed < size:
+                            chunk = f.read(min(FEED, size - fed))
+                            if chunk:
+                                unpacker.feed(chunk)
+                                fed += len(chunk)
+                                continue
+                    except _UNPACK_ERRORS:
+                        pass
+                if record is not None:
+                    end = base + unpacker.tell()
+                else:
+                    try:
+                        end = scanner.scan(offset)
+                    except RecordTruncated:
+                        self._truncated(index, offset)
+                        return
+                    except ShapeError as e:
+                        raise CassetteError(
+                            self.path, f"corrupt record: {e}", record=index, offset=offset
+                        ) from None
+                    record = self._slow_record(scanner, offset, end, index)
+                    f.seek(end)
+                    unpacker = _fast_unpacker()
+                    base = fed = end
+                    if type(record) is v2.End:
+                        if tally is not None:  # (a pass from the middle checks no ends)
                             tally.end(record, index)
                         index += 1
                         offset = end
                         continue
-                except SchemaError as e:
-                    raise CassetteError(self.path, str(e), record=index, offset=offset) from None
                 if opened is not None and type(record) is Open:
                     if record.conn in opened:
-                        raise DuplicateConnection(
-                            self.path,
-                            record.conn,
-                            first=self._first_open(record.conn),
-                            record=index,
-                            offset=offset,
-                        )
+                        self._duplicate(record.conn, index, offset)
                     opened.add(record.conn)
                 yield index, offset, record
                 index += 1
                 offset = end
-            self.next_index = index
-            if tally is not None:
-                verdict = tally.verdict(index)
-                if verdict is not None:
-                    corrupt, message = verdict
-                    if corrupt:
-                        raise CassetteError(self.path, message, record=index, offset=offset)
-                    self._incomplete(index, offset, message)
+            if start is None:
+                self._hold_to_ends(tally, index, offset)
+
+    def _slow_record(
+        self, scanner: RecordScanner, offset: int, end: int, index: int
+    ) -> Record | v2.End:
+        """The record the scanner checked at ``offset``..``end``, built and checked in full
+        (an end record only in a file of format version 2)."""
+        try:
+            if end - offset > BIG_RECORD:  # (a module constant: tests lower it)
+                obj = _build_big(scanner, offset)
+            else:
+                obj = msgpack.unpackb(scanner.read(offset, end), **_UNPACK_LIMITS)
+        except RecordTruncated:  # pragma: no cover - the file shrank after the scan
+            raise CassetteError(
+                self.path, "corrupt record (the file shrank)", record=index, offset=offset
+            ) from None
+        except _UNPACK_ERRORS as e:
+            raise CassetteError(
+                self.path, f"corrupt record ({unpack_reason(e)})", record=index, offset=offset
+            ) from None
+        try:
+            if self._version != FORMAT_VERSION:
+                obj = compat.migrate(obj, self._version)
+            record = v2.record_from_obj(obj)
+            if type(record) is v2.End and self._version < 2:
+                raise SchemaError("unknown record type 'end'")
+            return record
+        except SchemaError as e:
+            raise CassetteError(self.path, str(e), record=index, offset=offset) from None
 
     def _first_open(self, conn: int) -> int:
         """The record index of the first ``open`` of ``conn`` (for an error message)."""
@@ -356,6 +503,19 @@ class CassetteReader:
             )
         self.truncated_at = offset
         self.next_index = index
+
+    def _hold_to_ends(self, tally: v2.Tally | None, index: int, offset: int) -> None:
+        """After a pass that read the whole file: hold it to its end records (format
+        version 2), so a cassette that did not end cleanly is reported as truncated."""
+        self.next_index = index
+        if tally is None or self._version < 2:
+            return
+        verdict = tally.verdict(index)
+        if verdict is not None:
+            corrupt, message = verdict
+            if corrupt:
+                raise CassetteError(self.path, message, record=index, offset=offset)
+            self._incomplete(index, offset, message)
 
     def _incomplete(self, index: int, offset: int, message: str) -> None:
         if not self.allow_truncated:

@@ -122,7 +122,7 @@ def export(
             if result.extra_closes:
                 warn(f"kept only the last of several close records ({result.extra_closes})")
         else:
-            records = only_conns(reader, conn, cassette)
+            records = only_conns(reader.iter_fields(), conn, cassette)
             write_jsonl(records, stream, notes=notes, exact=exact, header=reader.header)
 
     tmp = None if output is None else output.with_name(f".{output.name}.{os.getpid()}.tmp")

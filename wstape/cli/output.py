@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import threading
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -127,6 +129,34 @@ def print_table(
         victim = min(kept[1:], key=lambda i: (columns[i].keep, -i))
         kept.remove(victim)
         dropped.append(columns[victim].name)
+    if len(rows) > RICH_ROWS:
+        _print_long_table(out, title, [columns[i] for i in kept], kept, whole, body, tail)
+    else:
+        _print_rich_table(out, title, columns, kept, whole, body, tail)
+    if dropped:
+        out.print(
+            f"(left out to fit {out.width} columns: {', '.join(dropped)}; "
+            "widen the terminal, set COLUMNS, or use --json)",
+            soft_wrap=False,
+        )
+
+
+RICH_ROWS = 1000
+"""A table of more rows is drawn line by line by :func:`_print_long_table`: rich measures
+and renders every cell at some 100 µs each (minutes and gigabytes for ``ls`` of 200,000
+connections)."""
+
+
+def _print_rich_table(
+    out: Console,
+    title: str,
+    columns: Sequence[Column],
+    kept: list[int],
+    whole: list[bool],
+    body: list[list[str]],
+    tail: list[list[str]],
+) -> None:
+    rows = body + tail
     table = Table(title=safe(title), title_justify="left", expand=False)
     for i in kept:
         col = columns[i]
@@ -144,12 +174,100 @@ def print_table(
     for row in tail:
         table.add_row(*(Text(row[i]) for i in kept))
     out.print(table)
-    if dropped:
-        out.print(
-            f"(left out to fit {out.width} columns: {', '.join(dropped)}; "
-            "widen the terminal, set COLUMNS, or use --json)",
-            soft_wrap=False,
-        )
+
+
+def _cells(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)
+
+
+def _fold(text: str, width: int) -> list[str]:
+    """``text`` in lines at most ``width`` cells wide, as rich wraps a cell: whole words
+    while they fit, a word wider than the cell cut."""
+    if _cells(text) <= width:
+        return [text]
+    lines: list[str] = []
+    line = ""
+    for word in re.findall(r"\s*\S+\s*|\s+", text):
+        if _cells((line + word).rstrip()) <= width:
+            line += word
+            continue
+        if line.strip():
+            lines.append(line.rstrip())
+        line = word.lstrip() if lines else word
+        while _cells(line.rstrip()) > width:
+            piece, used = "", 0
+            for ch in line:
+                if used + _cells(ch) > width:
+                    break
+                piece += ch
+                used += _cells(ch)
+            lines.append(piece)
+            line = line[len(piece) :]
+    if line.strip() or not lines:
+        lines.append(line.rstrip())
+    return lines
+
+
+def _print_long_table(
+    out: Console,
+    title: str,
+    columns: Sequence[Column],
+    kept: list[int],
+    whole: list[bool],
+    body: list[list[str]],
+    tail: list[list[str]],
+) -> None:
+    """The table rich would draw (same box, same columns), written a row at a time: whole
+    columns as wide as their longest cell, the others sharing what is left and folding."""
+    natural = [
+        max([_cells(col.name), *(_cells(r[i]) for r in body), *(_cells(r[i]) for r in tail)])
+        for col, i in zip(columns, kept, strict=True)
+    ]
+    widths = list(natural)
+    spare = out.width - 1 - sum(w + 3 for w in widths)
+    folding = [n for n, i in enumerate(kept) if not whole[i]]
+    if spare < 0 and folding:
+        for n in sorted(folding, key=lambda n: -natural[n]):
+            cut = min(-spare, widths[n] - max(columns[n].min_width, 1))
+            if cut > 0:
+                widths[n] -= cut
+                spare += cut
+            if spare >= 0:
+                break
+
+    def line(left: str, fill: str, cross: str, right: str) -> str:
+        return left + cross.join(fill * (w + 2) for w in widths) + right + "\n"
+
+    def cells(values: Sequence[str], justify: Sequence[str]) -> str:
+        folded = [_fold(v, w) for v, w in zip(values, widths, strict=True)]
+        text = []
+        for k in range(max(len(f) for f in folded)):
+            parts = []
+            for f, w, how in zip(folded, widths, justify, strict=True):
+                piece = f[k] if k < len(f) else ""
+                pad = " " * (w - _cells(piece))
+                parts.append(pad + piece if how == "right" else piece + pad)
+            text.append("│ " + " │ ".join(parts) + " │\n")
+        return "".join(text)
+
+    write = out.file.write
+    justify = [col.justify for col in columns]
+    write(safe(title) + "\n")
+    write(line("┏", "━", "┳", "┓"))
+    write(cells([col.name for col in columns], justify).replace("│", "┃"))
+    write(line("┡", "━", "╇", "┩"))
+    chunk: list[str] = []
+    for row in body:
+        chunk.append(cells([row[i] for i in kept], justify))
+        if len(chunk) >= 256:
+            write("".join(chunk))
+            chunk.clear()
+    write("".join(chunk))
+    if tail:
+        write(line("├", "─", "┼", "┤"))
+        for row in tail:
+            write(cells([row[i] for i in kept], justify))
+    write(line("└", "─", "┴", "┘"))
 
 
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
