@@ -309,6 +309,11 @@ class CassetteReader:
                     if isinstance(record, v2.End):
                         if not has_ends:
                             raise SchemaError("unknown record type 'end'")
+                        if record.size != end - offset:
+                            raise SchemaError(
+                                f"field 'size' of an end record must be its length, "
+                                f"{end - offset}, not {record.size}"
+                            )
                         if tally is not None:
                             tally.end(record, index)
                         index += 1
