@@ -192,6 +192,7 @@ def test_an_end_record_that_claims_too_much_is_corruption(tmp_path: Path) -> Non
         ({"type": "end", "records": 1, "conns": [[1, 2, 3]], "size": 40}, "each item must be"),
         ({"type": "end", "records": 1, "size": 40}, "missing field 'conns'"),
         ({"type": "end", "records": 1, "conns": None, "size": 4, "x": 1}, "unknown field"),
+        ({"type": "end", "records": 1, "conns": None, "size": 4}, "must be its length, 32, not 4"),
     ],
 )
 def test_bad_v2_records_name_the_item(tmp_path: Path, record: object, needle: str) -> None:

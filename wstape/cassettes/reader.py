@@ -479,8 +479,14 @@ class CassetteReader:
             if self._version != FORMAT_VERSION:
                 obj = compat.migrate(obj, self._version)
             record = v2.record_from_obj(obj)
-            if type(record) is v2.End and self._version < 2:
-                raise SchemaError("unknown record type 'end'")
+            if type(record) is v2.End:
+                if self._version < 2:
+                    raise SchemaError("unknown record type 'end'")
+                if record.size != end - offset:
+                    raise SchemaError(
+                        f"field 'size' of an end record must be its length, "
+                        f"{end - offset}, not {record.size}"
+                    )
             return record
         except SchemaError as e:
             raise CassetteError(self.path, str(e), record=index, offset=offset) from None
