@@ -23,7 +23,7 @@ from wstape.cli.common import (
     warn_strays,
     write_error,
 )
-from wstape.cli.output import plural
+from wstape.cli.output import plural, progress
 from wstape.tools.edit import (
     RepairResult,
     Selection,
@@ -164,7 +164,8 @@ def redact(
         output_target(output, source=cassette, overwrite=overwrite, text=False)
     reader = open_cassette(cassette, allow_truncated=False)
     try:
-        counts = redact_cassette(reader, output, rules)
+        with progress([cassette], "redact", enabled=not as_json):
+            counts = redact_cassette(reader, output, rules)
     except CassetteError as e:
         cassette_error(e)
     except (CassetteWriteError, OSError) as e:
@@ -217,7 +218,8 @@ def cut(
     output_target(output, source=cassette, overwrite=overwrite, text=False)
     reader = open_cassette(cassette, allow_truncated=False)
     try:
-        result = cut_cassette(reader, output, Selection(conn or (), path or ()))
+        with progress([cassette], "cut", enabled=not as_json):
+            result = cut_cassette(reader, output, Selection(conn or (), path or ()))
     except CassetteError as e:
         cassette_error(e)
     except (CassetteWriteError, OSError) as e:
@@ -278,7 +280,8 @@ def repair(
     output_target(output, source=cassette, overwrite=overwrite, text=False)
     reader = open_cassette(cassette, allow_truncated=True, allow_reused_ids=True)
     try:
-        result = repair_cassette(reader, output)
+        with progress([cassette], "repair", enabled=not as_json):
+            result = repair_cassette(reader, output)
     except CassetteError as e:
         cassette_error(e)
     except (CassetteWriteError, OSError) as e:

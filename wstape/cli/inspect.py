@@ -93,7 +93,8 @@ def ls(
     """
     reader = open_cassette(cassette)
     try:
-        folded = summarize_connections(only_conns(reader, conn, cassette))
+        with output.progress([cassette], "ls", enabled=not as_json):
+            folded = summarize_connections(only_conns(reader, conn, cassette))
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(reader)
@@ -343,7 +344,8 @@ def stats(cassette: CassetteArg, conn: ConnOpt = None, as_json: JsonOpt = False)
     """
     reader = open_cassette(cassette)
     try:
-        result = compute_stats(only_conns(reader, conn, cassette))
+        with output.progress([cassette], "stats", enabled=not as_json):
+            result = compute_stats(only_conns(reader, conn, cassette))
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(reader)

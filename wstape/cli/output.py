@@ -14,11 +14,14 @@ drive the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
@@ -149,6 +152,87 @@ def print_table(
         )
 
 
+PROGRESS_MIN_BYTES = 4 * 1024 * 1024
+"""Smaller inputs get no progress bar: they are read before it would show."""
+PROGRESS_DELAY = 0.4
+"""Seconds before the bar appears (a quick command shows nothing)."""
+
+
+def _read_position(path: Path) -> int | None:
+    """How far this process has read ``path``: the largest file position among its open
+    descriptors on it (Linux /proc; None elsewhere or when none is open)."""
+    best: int | None = None
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != str(path):
+                continue
+            with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as info:
+                for line in info:
+                    if line.startswith("pos:"):
+                        pos = int(line.split()[1])
+                        best = pos if best is None else max(best, pos)
+                        break
+        except (OSError, ValueError):
+            continue
+    return best
+
+
+@contextlib.contextmanager
+def progress(paths: Sequence[Path], label: str, *, enabled: bool = True) -> Iterator[None]:
+    """A progress bar on stderr, by bytes read of ``paths``, while the block runs: only on
+    a terminal, only for inputs of at least PROGRESS_MIN_BYTES, never with ``enabled``
+    False (``--json``). It watches the process's own read position (Linux), so no reading
+    code needs to know about it; several passes over a file show as the bar going round
+    again."""
+    if not enabled or not sys.stderr.isatty() or not os.path.isdir("/proc/self/fdinfo"):
+        yield
+        return
+    files = [Path(os.path.realpath(p)) for p in paths]
+    try:
+        total = sum(f.stat().st_size for f in files)
+    except OSError:
+        total = 0
+    if total < PROGRESS_MIN_BYTES:
+        yield
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    done = threading.Event()
+    try:  # WSTAPE_PROGRESS_DELAY=0 shows it at once (the tests' way to see it)
+        delay = float(os.environ.get("WSTAPE_PROGRESS_DELAY", PROGRESS_DELAY))
+    except ValueError:
+        delay = PROGRESS_DELAY
+
+    def watch() -> None:
+        if done.wait(delay):
+            return
+        bar = Progress(
+            f"{label}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=console(stderr=True),
+            transient=True,
+        )
+        task = bar.add_task(label, total=total)
+        with bar:
+            while not done.wait(0.1):
+                read = sum(_read_position(f) or 0 for f in files)
+                bar.update(task, completed=min(read, total))
+
+    thread = threading.Thread(target=watch, name="wstape progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(2)
+
+
 __all__ = [
     "Column",
     "color_enabled",
@@ -156,6 +240,7 @@ __all__ = [
     "no_color",
     "plural",
     "print_table",
+    "progress",
     "safe",
     "width",
 ]
