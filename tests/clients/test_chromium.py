@@ -371,7 +371,7 @@ def test_heartbeats_are_answered(
     again, report, code = replay_page(
         tmp_path, browser, pages, cassette, confdir, HEARTBEAT_REPLAY, tls=False
     )
-    assert again["error"] is None, again
+    assert again["error"] is None, (again, report)
     texts = [m["data"] for m in again["received"]]
     assert texts.count(PONG) == 6, texts
     # The hello keeps its recorded offset from the open; pongs go out at once, so the first
