@@ -343,7 +343,11 @@ class _Connection(asyncio.Protocol):
         transport.abort()
 
     def _schedule(self, at: float) -> None:
-        if self._timer is not None and self._timer_at == at:
+        timer_at = self._timer_at
+        if self._timer is not None and timer_at is not None and timer_at <= at:
+            # Waking early is harmless (the wake-up schedules the real deadline), and
+            # a deadline that moves on with every message (the wait for the client's
+            # next one) must not cost a timer per message.
             return
         self._cancel_timer()
         self._timer_at = at

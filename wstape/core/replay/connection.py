@@ -578,7 +578,8 @@ class LiveConnection:
                 protocol.drop(action.code)
         if faults is not None and faults.armed and message is not None:
             self._fire(faults.due(now), now)
-        self.report(script.violations[before:])
+        if len(script.violations) > before:
+            self.report(script.violations[before:])
         full = script.queued_bytes > QUEUE_LIMIT or script.queued_messages > QUEUE_MESSAGES
         if full != protocol.input_held:
             if full:

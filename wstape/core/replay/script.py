@@ -418,16 +418,19 @@ class Script:
         self._anchor_rec = recorded_t
 
     def _judge(self, expected: Message, opcode: Opcode, payload: bytes, arrived: float) -> None:
-        t = self._t(arrived)
-        found: list[Violation] = []
-        if opcode is not expected.opcode:
-            found += send_type(self.conn, expected, opcode, self.cfg, t)
         # A changed type is WX-SEND-TYPE alone; the matcher then judges the payload, with
         # the values the client generates put back to the recorded ones.
         compared = self.correlator.learn(expected, opcode, payload)
         paths = self.options.ignore_json_paths
         result = match(self.options.match, expected, expected.opcode, compared, paths)
         self._judged += 1
+        if result.ok and opcode is expected.opcode:
+            self.matched += 1  # the common case: nothing to report
+            return
+        t = self._t(arrived)
+        found: list[Violation] = []
+        if opcode is not expected.opcode:
+            found += send_type(self.conn, expected, opcode, self.cfg, t)
         if not result.ok and self._judged <= self.setup and not self._setup_reported:
             self._setup_reported = True
             found += reconnect_setup(self.conn, expected, opcode, payload, self.cfg, t)
@@ -443,8 +446,6 @@ class Script:
                 t,
                 verdicts={name: v.ok for name, v in verdicts.items()},
             )
-        elif opcode is expected.opcode:
-            self.matched += 1
         self.violations += found
 
     def _at_close(self, close: Close, now: float, actions: list[Action]) -> bool:
