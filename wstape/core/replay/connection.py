@@ -305,15 +305,17 @@ class LiveConnection:
             return self._blackhole_until if self.phase is Phase.UPGRADED else None
         if self.phase is not Phase.UPGRADED or self.protocol is None:
             return None
-        times = [self.protocol.next_deadline()]
-        if self.script is not None and self.protocol.state is State.OPEN:
-            times.append(self.script.deadline)
+        protocol = self.protocol
+        at = protocol.next_deadline()
+        script = self.script
+        if script is not None and protocol.state is State.OPEN:
+            at = _earlier(at, script.deadline)
             if self.faults is not None:
-                times.append(self.faults.next_deadline())
-        if self._throttle is not None and self._throttle.pending:
-            times.append(self._throttle.next_deadline(throttle_clock(self._throttle)))
-        found = [t for t in times if t is not None]
-        return min(found) if found else None
+                at = _earlier(at, self.faults.next_deadline())
+        throttle = self._throttle
+        if throttle is not None and throttle.pending:
+            at = _earlier(at, throttle.next_deadline(throttle_clock(throttle)))
+        return at
 
     # -- flow control ---------------------------------------------------------------------
 
@@ -742,6 +744,13 @@ def throttle_clock(throttle: Throttle) -> float:
 
 def _fixed(seconds: float) -> Callable[[], float]:
     return lambda: seconds
+
+
+def _earlier(a: float | None, b: float | None) -> float | None:
+    """The earlier of two deadlines, None standing for none."""
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
 
 
 def _due(deadline: float | None, now: float) -> bool:

@@ -254,16 +254,15 @@ class ServerProtocol:
         self._out_size += len(data)
 
     def next_deadline(self) -> float | None:
-        times = [
-            t
-            for t in (
-                self._close_deadline,
-                self._next_ping if self.state is State.OPEN else None,
-                self._pings[0][1] if self._pings else None,
-            )
-            if t is not None
-        ]
-        return min(times) if times else None
+        at = self._close_deadline
+        ping = self._next_ping
+        if ping is not None and self.state is State.OPEN and (at is None or ping < at):
+            at = ping
+        if self._pings:
+            pong = self._pings[0][1]
+            if at is None or pong < at:
+                at = pong
+        return at
 
     def _frame_out(self, opcode: int, payload: bytes, *, fin: bool = True) -> None:
         self._emit(encode_frame(opcode, payload, fin=fin))
