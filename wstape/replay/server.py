@@ -279,8 +279,9 @@ class _Connection(asyncio.Protocol):
         live, transport = self.live, self.transport
         if live is None or transport is None or transport.is_closing():
             return
-        if not live.waiting_for_request:
-            self.server._waiting.pop(self, None)
+        waiting = self.server._waiting
+        if self in waiting and not live.waiting_for_request:
+            del waiting[self]
         data = live.data_to_send(self.loop.time())
         if data:
             transport.write(data)  # may call pause_writing at once

@@ -281,6 +281,8 @@ class LiveConnection:
     def data_to_send(self, now: float | None = None) -> bytes:
         """Bytes to write now (possibly empty); ``now`` paces the throttle fault."""
         if self.protocol is not None:
+            if not (self._out or self.blackholed or self._throttle is not None):
+                return self.protocol.data_to_send()  # the open WebSocket's frames, as they are
             self._out.append(self.protocol.data_to_send())
         data = b"".join(self._out)
         self._out.clear()

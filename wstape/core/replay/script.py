@@ -129,7 +129,8 @@ class Script:
             paths=tuple(parse_path(p) for p in options.correlate),
             uuids=options.correlate_uuids,
         )
-        self._ahead: deque[Message | Close] = deque()
+        self._ahead: Message | Close | None = None
+        """The next recorded unit, once peeked at."""
         self._anchor_live = now
         self._anchor_rec = 0.0
         self._queue: deque[tuple[Opcode, bytes, float]] = deque()
@@ -174,26 +175,29 @@ class Script:
         """The recorded units the script plays in order (heartbeats are played apart)."""
         plan = self.plan
         if plan.empty:
-            yield from events
-            return
-        for event in events:
-            if isinstance(event, Message) and plan.skipped(
-                event.side, (event.opcode, event.payload)
-            ):
-                continue
-            yield event
+            return events  # as they are: no generator in between for every unit
+
+        def without_heartbeats() -> Iterator[Message | Close]:
+            for event in events:
+                if isinstance(event, Message) and plan.skipped(
+                    event.side, (event.opcode, event.payload)
+                ):
+                    continue
+                yield event
+
+        return without_heartbeats()
 
     def _peek(self) -> Message | Close | None:
-        if not self._ahead:
-            event = next(self._events, None)
-            if event is None:
-                return None
-            self._ahead.append(event)
-        return self._ahead[0]
+        event = self._ahead
+        if event is None:
+            event = self._ahead = next(self._events, None)
+        return event
 
     def _pop(self) -> Message | Close:
-        self._peek()
-        return self._ahead.popleft()
+        event = self._peek()
+        assert event is not None, "popped past the end"
+        self._ahead = None
+        return event
 
     def _due(self, t: float) -> float:
         speed = self.options.speed
@@ -519,9 +523,11 @@ class Script:
     def unplayed_messages(self) -> int:
         """Count the recorded units never reached (heartbeats excepted), consuming them."""
         count = sum(
-            1 for event in itertools.chain(self._ahead, self._events) if isinstance(event, Message)
+            1
+            for event in itertools.chain([self._ahead], self._events)
+            if isinstance(event, Message)
         )
-        self._ahead.clear()
+        self._ahead = None
         return count
 
 
