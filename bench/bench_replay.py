@@ -171,11 +171,13 @@ async def start_replay(cassette: Path, tmp: Path, *args: str, streamed: bool = F
     env = dict(os.environ)
     if SRC is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [env.get("PYTHONPATH")])])
+    # -m and -c put the working directory first on sys.path: run from the tree to use.
+    cwd = SRC if SRC is not None else Path(__file__).resolve().parent.parent
     proc = await asyncio.create_subprocess_exec(
         sys.executable, *main, "replay", str(cassette),
         "--port", "0", "--ready-file", str(ready), "--speed", "0", "--timeout", "60",
         "--report", str(tmp / f"report-{cassette.stem}.json"), *args,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=cwd,
     )  # fmt: skip
     async with asyncio.timeout(600):  # indexing a big cassette takes a while
         while not ready.exists():
@@ -205,9 +207,13 @@ def report_of(tmp: Path, cassette: Path) -> dict[str, object]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of a process so far, user and system: the scheduler's exact run time
+    (/proc/PID/schedstat), else the clock-tick counts of /proc/PID/stat (Linux)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 CHUNK = 250
@@ -273,7 +279,8 @@ async def bench_pairs(tmp: Path, n: int, rounds: int) -> dict[str, float]:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     try:
         for round_ in range(rounds):
-            for name, streamed in variants.items():
+            order = list(variants.items())
+            for name, streamed in order if round_ % 2 == 0 else order[::-1]:
                 got = await pairs_round(echo, cassette, tmp, n, streamed=streamed)
                 results[name].append(got)
                 print(
