@@ -251,10 +251,12 @@ def encode_frame(
     Nothing is validated, so tests can build frames no library would send (reserved
     opcodes, oversized control frames, RSV bits); a ``mask_key`` must be 4 bytes.
     """
+    n = len(payload)
+    if mask_key is None and n < 126 and fin and not (rsv1 or rsv2 or rsv3):
+        return bytes((0x80 | (opcode & 0x0F), n)) + payload  # what a server sends most
     b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0)
     b0 |= (0x10 if rsv3 else 0) | (opcode & 0x0F)
     mask_bit = 0x80 if mask_key is not None else 0
-    n = len(payload)
     if n < 126:
         head = bytes((b0, mask_bit | n))
     elif n < 1 << 16:

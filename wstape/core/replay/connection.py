@@ -590,8 +590,8 @@ class LiveConnection:
                 protocol.hold_input()
             else:
                 protocol.release_input()
-        if protocol.state is not State.OPEN:
-            return
+        if protocol.state is not State.OPEN or script.state is Step.RUNNING:
+            return  # running: nothing below applies
         if script.silent and script.state is Step.DONE:
             protocol.send_close(
                 CloseCode.NORMAL_CLOSURE, "wstape: timed out waiting for the client", now

@@ -177,6 +177,8 @@ class LiveUnits:
 
     def __init__(self, reassembler: Reassembler | None) -> None:
         self._reassembler = reassembler
+        self.whole = reassembler is None
+        """Every message is one unit as it is (no protocol splits or joins them)."""
 
     def feed(self, opcode: Opcode, payload: bytes) -> list[tuple[Opcode, bytes]]:
         if self._reassembler is None:

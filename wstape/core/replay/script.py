@@ -121,6 +121,8 @@ class Script:
         self.options = options
         self.opened_at = now
         self.plan = recorded.heartbeats
+        self._no_heartbeats = self.plan.empty
+        """The plan never changes: whether it has any heartbeat is asked once."""
         codec = recorded.codec
         self._events = self._ordered(units(events, codec))
         self._live = live_units(codec)
@@ -252,6 +254,8 @@ class Script:
 
     def on_message(self, opcode: Opcode, payload: bytes, now: float) -> list[Action]:
         """A complete client message arrived."""
+        if self._live.whole:
+            return self._on_unit(opcode, payload, now)
         actions: list[Action] = []
         for unit_opcode, unit in self._live.feed(opcode, payload):
             actions += self._on_unit(unit_opcode, unit, now)
@@ -260,7 +264,7 @@ class Script:
     def _on_unit(self, opcode: Opcode, payload: bytes, now: float) -> list[Action]:
         key = (opcode, payload)
         plan = self.plan
-        if not plan.empty:
+        if not self._no_heartbeats:
             reply = plan.client_pings.get(key)
             if reply is not None:
                 if self.muted:
@@ -332,11 +336,13 @@ class Script:
                     break
                 continue
             if event.side is Side.SERVER:
-                due = self._due(event.t) + self._extra_for(event)
+                due = self._due(event.t)
+                if self.extra_delay is not None:
+                    due += self._extra_for(event)
                 if due > now:
                     self.deadline = due
                     break
-                self._pop()
+                self._ahead = None  # popped: it was the one peeked at
                 actions.append(self._send(event))
                 budget -= 1
                 budget_bytes -= len(event.payload)
@@ -393,7 +399,7 @@ class Script:
             return self._wait(event, now)
         opcode, payload, arrived = self._queue.popleft()
         self.queued_bytes -= len(payload)
-        self._pop()
+        self._ahead = None  # popped: the caller peeked at it
         self._wait_since = None
         self._anchor(arrived, event.t)
         self._judge(event, opcode, payload, arrived)
