@@ -20,6 +20,10 @@ minus VmRSS before it), and the rules the report names.
 7. endless empty continuation frames; RSS growth and the rule reported.
 8. verdicts: one connection per protocol-breaking input; the close code it got and the
    rule IDs the report names for it (every one must have at least one).
+9. compression bomb (issue 14): with permessage-deflate negotiated, one message of 1 GiB
+   of zeros deflated (1 MiB; 256 MiB with ``--quick``), at ``--max-size`` 4 MiB and at
+   the default 64 MiB; the close code, the rule, RSS growth (the peak is the inflated
+   message, about twice ``--max-size`` at most).
 
 Goals: silent connections closed after ``--timeout``; the normal client plays under the
 fd limit; RSS growth under 16 MiB per non-reading client and under 64 MiB for the
@@ -43,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -618,6 +623,53 @@ async def bench_verdicts(b: Bench) -> dict[str, object]:
     return {"inputs": rows, "unreported": missing}
 
 
+# -- 9. compression bomb ------------------------------------------------------------------
+
+
+def deflated_zeros(size: int) -> bytes:
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(MiB)
+    out = [comp.compress(zeros) for _ in range(size // MiB)]
+    out.append(comp.flush(zlib.Z_SYNC_FLUSH))  # its 00 00 FF FF tail is dropped (RFC 7692)
+    return b"".join(out)[:-4]
+
+
+async def bomb(port: int, payload: bytes) -> int | str:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    offer = b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+    writer.write(REQUEST.replace(b"{path}", b"/echo")[:-2] + offer)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    if b"permessage-deflate" not in head:
+        closed(writer)
+        return "declined"
+    await push(writer, encode_frame(OpCode.BINARY, payload, rsv1=True, mask_key=MASK), 10)
+    try:
+        return await close_code(reader)
+    finally:
+        closed(writer)
+
+
+async def bench_bomb(b: Bench, size: int) -> dict[str, object]:
+    payload = deflated_zeros(size)
+    rows: dict[str, object] = {}
+    for limit in (4 * MiB, None):
+        args = ["--echo", "--timeout", "60"] + (["--max-size", str(limit)] if limit else [])
+        server = await b.start(*args)
+        try:
+            result, growth = await server.sampling(bomb(server.port, payload))
+        finally:
+            report = server.stop()
+        rules = sorted({str(v["rule"]) for v in report.get("violations", [])})  # type: ignore[attr-defined]
+        shown = f"{limit // MiB} MiB" if limit else "64 MiB (default)"
+        print(
+            f"9. a {len(payload) / MiB:.1f} MiB message inflating to {size / MiB:,.0f} MiB, "
+            f"--max-size {shown}: {result}; RSS +{growth:.0f} MiB; rules "
+            f"{', '.join(rules) or 'NONE'}"
+        )
+        rows[shown] = {"result": result, "rss_growth_mib": growth, "rules": rules}
+    return rows
+
+
 BENCHES: dict[str, Callable[[Bench, bool], Awaitable[dict[str, object]]]] = {
     "silent": lambda b, q: bench_silent(b, 200 if q else 2_000, 2 if q else 10),
     "fd": lambda b, q: bench_fd_limit(b, 300, 256),
@@ -627,6 +679,7 @@ BENCHES: dict[str, Callable[[Bench, bool], Awaitable[dict[str, object]]]] = {
     "fragments": lambda b, q: bench_fragments(b, (1 if q else 12) * MiB),
     "empty": lambda b, q: bench_empty_fragments(b, 200_000 if q else 2_000_000),
     "verdicts": lambda b, q: bench_verdicts(b),
+    "bomb": lambda b, q: bench_bomb(b, (256 if q else 1024) * MiB),
 }
 
 

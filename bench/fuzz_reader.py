@@ -16,7 +16,7 @@ cassette and every truncation of it.
 
 Each file goes through ``ls``, ``ls --json``, ``show``, ``stats --json``, ``check``,
 ``export --format jsonl``, ``export --format har``, ``diff`` (against the sample),
-``redact``, ``cut``, ``repair``, ``view`` (in-process, through the typer app, as a user
+``redact``, ``cut``, ``repair``, ``view``, ``upgrade`` (in-process, through the typer app, as a user
 runs them) and the replay index build (``CassetteIndex.build``), in a child forked for
 that file from a process with everything imported, so the child's peak RSS (VmHWM) is
 that file's, interpreter and imports included. A file that takes longer than its timeout
@@ -54,13 +54,17 @@ def _commands(path: str, out: str, sample: str) -> list[tuple[str, list[str]]]:
         ("show", ["show", path]),
         ("stats", ["stats", "--json", path]),
         ("check", ["check", path]),
-        ("export jsonl", ["export", path, "--format", "jsonl", "-o", out + ".jsonl"]),
-        ("export har", ["export", path, "--format", "har", "-o", out + ".har"]),
+        (
+            "export jsonl",
+            ["export", path, "--format", "jsonl", "-o", out + ".jsonl", "--overwrite"],
+        ),
+        ("export har", ["export", path, "--format", "har", "-o", out + ".har", "--overwrite"]),
         ("diff", ["diff", sample, path]),
-        ("redact", ["redact", path, "-o", out + ".redacted", "--header", "Host"]),
-        ("cut", ["cut", path, "-o", out + ".cut", "--conn", "1"]),
-        ("repair", ["repair", path, "-o", out + ".repaired"]),
-        ("view", ["view", path, "-o", out + ".html"]),
+        ("redact", ["redact", path, "-o", out + ".redacted", "--header", "Host", "--overwrite"]),
+        ("cut", ["cut", path, "-o", out + ".cut", "--conn", "1", "--overwrite"]),
+        ("repair", ["repair", path, "-o", out + ".repaired", "--overwrite"]),
+        ("view", ["view", path, "-o", out + ".html", "--overwrite"]),
+        ("upgrade", ["upgrade", path, "-o", out + ".upgraded", "--overwrite"]),
     ]
 
 

@@ -9,6 +9,8 @@ functions count too (a lazy import is still an import).
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,17 @@ FORBIDDEN: dict[str, set[str]] = {
 }  # fmt: skip
 MITMPROXY_ALLOWED_IN = {"wstape.interchange.flows"}
 """interchange reads mitmproxy's own flow files with mitmproxy's reader, nowhere else."""
+WEBSOCKETS_IN_CORE = {
+    "wstape.core.deflate": (
+        "websockets.exceptions",
+        "websockets.extensions.permessage_deflate",
+        "websockets.frames",
+        "websockets.headers",
+    )
+}
+"""permessage-deflate is websockets' sans-I/O extension (zlib streams and RFC 7692's
+parameter tables, no sockets, no asyncio), used by one core module, from these modules
+only, imported lazily (inside functions: ``import wstape.core`` does not load them)."""
 
 
 def module_name(path: Path, root: Path = PKG) -> str:
@@ -118,6 +131,8 @@ def problems(source: str, module: str, *, is_package: bool = False) -> list[str]
         if root in FORBIDDEN.get(top, set()):
             if root == "mitmproxy" and module in MITMPROXY_ALLOWED_IN:
                 continue
+            if root == "websockets" and name.startswith(WEBSOCKETS_IN_CORE.get(module, ("-",))):
+                continue
             found.append(f"{module} imports {name}, which {top} must not use")
     return found
 
@@ -158,6 +173,9 @@ def test_every_module_is_in_a_tier() -> None:
         ("wstape.interchange.har", "import mitmproxy.io"),
         ("wstape.addons.runner", "import typer"),
         ("wstape.addons.runner", "from wstape import pytest_plugin"),
+        ("wstape.core.frames", "def f():\n    from websockets.frames import Frame"),
+        ("wstape.core.deflate", "import websockets.asyncio.server"),
+        ("wstape.core.deflate", "from websockets import connect"),
     ],
 )
 def test_the_contract_catches_an_upward_import(module: str, source: str) -> None:
@@ -171,6 +189,7 @@ def test_the_contract_catches_an_upward_import(module: str, source: str) -> None
         ("wstape.core.replay.script", "from wstape.core.rules import violation"),
         ("wstape.replay.server", "from wstape.core.replay.session import ReplaySession"),
         ("wstape.interchange.flows", "from mitmproxy.io import FlowReader"),
+        ("wstape.core.deflate", "def f():\n    from websockets.frames import Frame"),
         ("wstape.cli.app", "from wstape.addons import runner"),
     ],
 )
@@ -198,3 +217,15 @@ def test_public_api_is_lazy() -> None:
         "wstape.record; assert 'mitmproxy' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_websockets_is_not_loaded_by_the_core_until_a_client_compresses() -> None:
+    """WEBSOCKETS_IN_CORE's imports are lazy: the replay core loads without them."""
+    code = (
+        "import sys, wstape.core.replay.connection, wstape.core.replay.echo, "
+        "wstape.core.deflate; print(sorted(m for m in sys.modules if m.startswith('websockets')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == "[]"

@@ -87,6 +87,35 @@ async def test_chat(wstape_server):
     result.assert_outcomes(passed=1)
 
 
+def test_the_compression_marker_argument(pytester: pytest.Pytester, chat_cassette: Path) -> None:
+    """``compression`` is a PlayOptions field, so a marker argument: the recording declined
+    permessage-deflate, ``auto`` declines again, ``on`` accepts the client's offer."""
+    pytester.makepyfile(
+        """
+import pytest
+from websockets.sync.client import connect
+
+def talk(url):
+    with connect(url + "/chat", proxy=None) as ws:  # websockets offers compression
+        ws.send("hello")
+        assert ws.recv(5) == "welcome"
+        ws.send("more")
+        assert ws.recv(5) == "done"
+        return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+@pytest.mark.wstape("cassettes/chat.msgpack")
+def test_auto(wstape_server):
+    assert talk(wstape_server.url) is None
+
+@pytest.mark.wstape("cassettes/chat.msgpack", compression="on")
+def test_on(wstape_server):
+    assert talk(wstape_server.url).startswith("permessage-deflate")
+"""
+    )
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=2)
+
+
 def test_sync_test_passes_and_sees_the_report(
     pytester: pytest.Pytester, chat_cassette: Path
 ) -> None:

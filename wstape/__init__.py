@@ -45,6 +45,8 @@ _EXPORTS: dict[str, str] = {
     "InternalError": "wstape.core.errors",
     "CassetteError": "wstape.cassettes.errors",
     "TruncatedCassette": "wstape.cassettes.errors",
+    "UnendedCassette": "wstape.cassettes.errors",
+    "OlderCassette": "wstape.cassettes.errors",
     "NewerCassette": "wstape.cassettes.errors",
     "CassetteWriteError": "wstape.cassettes.errors",
     "CassetteExists": "wstape.cassettes.errors",
@@ -103,6 +105,7 @@ __all__ = [
     "Message",
     "NewerCassette",
     "Note",
+    "OlderCassette",
     "Opcode",
     "Open",
     "Platform",
@@ -121,6 +124,7 @@ __all__ = [
     "TlsOptions",
     "TlsSetupError",
     "TruncatedCassette",
+    "UnendedCassette",
     "Violation",
     "WriteMode",
     "WstapeError",
@@ -154,7 +158,9 @@ if TYPE_CHECKING:
         CassetteExists,
         CassetteWriteError,
         NewerCassette,
+        OlderCassette,
         TruncatedCassette,
+        UnendedCassette,
     )
     from wstape.cassettes.reader import CassetteReader, read_cassette
     from wstape.cassettes.writer import CassetteWriter, WriteMode

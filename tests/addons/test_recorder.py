@@ -12,13 +12,14 @@ from mitmproxy.test import taddons, tflow
 from mitmproxy.websocket import WebSocketData, WebSocketMessage
 from wsproto.frame_protocol import Opcode as WsOpcode
 
+from tests.helpers.records import records_so_far
 from wstape.addons.recorder import (
     REDACTED,
     STOPPED_NOTE,
     Recorder,
     private_writer,
 )
-from wstape.cassettes import CassetteWriter, WriteMode, read_cassette
+from wstape.cassettes import CassetteWriter, WriteMode
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side, TlsInfo
 from wstape.core.redaction import Redactor
 
@@ -108,7 +109,7 @@ def end(
 
 
 def records(path: Path) -> list[Record]:
-    return read_cassette(path)[1]
+    return records_so_far(path)  # (the recorder is still running: no end record yet)
 
 
 @pytest.fixture

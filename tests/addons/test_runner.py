@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.helpers.records import records_so_far
 from tests.helpers.servers import ScenarioServer
 from wstape.addons.recorder import RecorderStats
 from wstape.addons.runner import (
@@ -121,7 +122,7 @@ async def test_record_as_a_library(tmp_path: Path, server: ScenarioServer) -> No
     assert await held.recv() == "two"
     # Give the close of /done its hook before stopping (it runs just after the relay).
     for _ in range(200):
-        if any(isinstance(r, Close) for r in read_cassette(out)[1]):
+        if any(isinstance(r, Close) for r in records_so_far(out)):
             break
         await asyncio.sleep(0.01)
     stop.set()

@@ -8,6 +8,10 @@ The fuzzer opens one connection per case, one case after the other, so the echo 
 connection N (the report numbers them 1, 2, ... in connect order) is the N-th case of the
 run, in the order wstest logs them ("Running test case ID ..."). :func:`run` pairs them
 and checks the pairing against the close codes both sides saw.
+
+With ``baseline=True`` the same wstest run also fuzzes a bare ``websockets`` echo server
+(tests/autobahn/bare_websockets.py, agent ``websockets``): the figures wstape is compared
+with (:attr:`Run.baseline`).
 """
 
 from __future__ import annotations
@@ -26,9 +30,20 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-CI_CASES = ("1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*")
+COMPRESSION_SAMPLE = tuple(
+    f"{group}.{i}"
+    for group in ("12.1", "12.2", "12.3", "12.4", "12.5", *(f"13.{n}" for n in range(1, 8)))
+    for i in (1, 5, 11)
+)
+"""Three cases of each compression group (of 18): 1,000 messages of 16 bytes, of 4 KiB,
+and of 8 KiB in 256-byte fragments, under each group's data (12.*: JSON, an image,
+Faust, HTML, text) or permessage-deflate parameters (13.*: context takeover, window bits
+9 and 15, and a list of offers). The full groups take minutes: bench/bench_autobahn.py."""
+CI_CASES = ("1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*", *COMPRESSION_SAMPLE)
 VENV_WSTEST = REPO / ".ci" / "autobahn-venv" / "bin" / "wstest"
 AGENT = "wstape"
+BASELINE_AGENT = "websockets"
+BARE_SERVER = Path(__file__).with_name("bare_websockets.py")
 PASSING = ("OK", "NON-STRICT", "INFORMATIONAL")
 VERDICTS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
 
@@ -94,17 +109,34 @@ class Run:
     server_exit: int
     session_violations: list[dict[str, Any]]
     """Violations that belong to no connection (should be none)."""
+    baseline: list[Case] = field(default_factory=list)
+    """The bare websockets server's cases in the same run (``baseline=True``), else none."""
 
 
-def _wait_ready(path: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
+def _wait_ready(
+    path: Path,
+    proc: subprocess.Popen[bytes],
+    timeout: float = 30,
+    what: str = "wstape replay --echo",
+) -> int:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if path.exists():
             return int(path.read_text())
         if proc.poll() is not None:
-            raise RuntimeError(f"wstape replay --echo exited with {proc.returncode}")
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
         time.sleep(0.02)
-    raise TimeoutError("wstape replay --echo did not start")
+    raise TimeoutError(f"{what} did not start")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def run(
@@ -114,15 +146,19 @@ def run(
     *,
     exclude: Sequence[str] = (),
     python: str = sys.executable,
-    timeout: float = 900,
+    timeout: float = 3600,
     server_args: Sequence[str] = (),
+    baseline: bool = False,
 ) -> Run:
-    """Start ``wstape replay --echo``, run the fuzzer at it, collect both sides' results."""
+    """Start ``wstape replay --echo``, run the fuzzer at it, collect both sides' results
+    (and, with ``baseline``, a bare websockets server's verdicts from the same run)."""
     workdir.mkdir(parents=True, exist_ok=True)
     ready, report_path = workdir / "port.txt", workdir / "report.json"
+    bare_ready = workdir / "bare-port.txt"
     outdir = workdir / "reports"
-    for stale in (ready, report_path):
+    for stale in (ready, report_path, bare_ready):
         stale.unlink(missing_ok=True)
+    bare: subprocess.Popen[bytes] | None = None
     with (workdir / "server.log").open("wb") as server_log:
         server = subprocess.Popen(
             [python, "-m", "wstape", "replay", "--echo", "--port", "0",
@@ -131,9 +167,17 @@ def run(
         )  # fmt: skip
         try:
             port = _wait_ready(ready, server)
+            servers = [{"agent": AGENT, "url": f"ws://127.0.0.1:{port}"}]
+            if baseline:
+                bare = subprocess.Popen(
+                    [python, str(BARE_SERVER), str(bare_ready)],
+                    stdout=subprocess.DEVNULL, stderr=server_log, cwd=REPO,
+                )  # fmt: skip
+                bare_port = _wait_ready(bare_ready, bare, what="the bare websockets server")
+                servers.append({"agent": BASELINE_AGENT, "url": f"ws://127.0.0.1:{bare_port}"})
             spec = {
                 "outdir": str(outdir),
-                "servers": [{"agent": AGENT, "url": f"ws://127.0.0.1:{port}"}],
+                "servers": servers,
                 "cases": list(cases),
                 "exclude-cases": list(exclude),
                 "exclude-agent-cases": {},
@@ -148,18 +192,33 @@ def run(
                 )  # fmt: skip
             wstest_seconds = time.monotonic() - started
         finally:
-            if server.poll() is None:
-                server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            _stop(server)
+            if bare is not None:
+                _stop(bare)
     report: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
-    order = re.findall(
-        r"Running test case ID (\S+) for agent", (workdir / "wstest.log").read_text()
+    log_text = (workdir / "wstest.log").read_text()
+    found = _cases(outdir, AGENT, log_text)
+    others = _cases(outdir, BASELINE_AGENT, log_text) if baseline else []
+    conns = report["connections"]
+    if len(conns) != len(found):
+        raise AssertionError(
+            f"{len(found)} cases ran but the echo server saw {len(conns)} connections"
+        )
+    by_conn: dict[int | None, list[dict[str, Any]]] = {}
+    for v in report["violations"]:
+        by_conn.setdefault(v["conn"], []).append(v)
+    for case, conn in zip(found, conns, strict=True):
+        case.conn = conn
+        case.violations = by_conn.get(conn["conn"], [])
+    return Run(
+        found, report, wstest_seconds, outdir, server.returncode, by_conn.get(None, []), others
     )
-    index = json.loads((outdir / "index.json").read_text())[AGENT]
+
+
+def _cases(outdir: Path, agent: str, log_text: str) -> list[Case]:
+    """``agent``'s cases in the order wstest ran them, with Autobahn's verdicts."""
+    order = re.findall(rf"Running test case ID (\S+) for agent {re.escape(agent)} ", log_text)
+    index = json.loads((outdir / "index.json").read_text())[agent]
     found: list[Case] = []
     for case_id in order:
         entry = index[case_id]
@@ -176,18 +235,7 @@ def run(
                 description=detail.get("description", ""),
             )
         )
-    conns = report["connections"]
-    if len(conns) != len(found):
-        raise AssertionError(
-            f"{len(found)} cases ran but the echo server saw {len(conns)} connections"
-        )
-    by_conn: dict[int | None, list[dict[str, Any]]] = {}
-    for v in report["violations"]:
-        by_conn.setdefault(v["conn"], []).append(v)
-    for case, conn in zip(found, conns, strict=True):
-        case.conn = conn
-        case.violations = by_conn.get(conn["conn"], [])
-    return Run(found, report, wstest_seconds, outdir, server.returncode, by_conn.get(None, []))
+    return found
 
 
 def pairing_problems(cases: Sequence[Case]) -> list[str]:

@@ -1,7 +1,9 @@
 """Autobahn|Testsuite's fuzzing client against ``wstape replay --echo`` (issue 5).
 
 Runs ``wstest -m fuzzingclient`` straight at the echo server (not through mitmproxy,
-which would test mitmproxy) for cases 1.* to 7.*, 9.* and 10.*, then checks both sides:
+which would test mitmproxy) for cases 1.* to 7.*, 9.*, 10.* and a sample of the
+permessage-deflate cases 12.* and 13.* (issue 14; all of them: bench/bench_autobahn.py),
+then checks both sides:
 
 - Autobahn: every case OK, NON-STRICT or INFORMATIONAL, and each result that is not OK
   is one of :data:`NOT_OK` with the reason (docs/autobahn.md keeps the table);
@@ -22,6 +24,7 @@ import pytest
 
 from tests.autobahn.fuzzing import (
     CI_CASES,
+    COMPRESSION_SAMPLE,
     PASSING,
     Run,
     case_key,
@@ -38,10 +41,12 @@ pytestmark = [
     pytest.mark.skipif(WSTEST is None, reason=SKIP_REASON),
 ]
 
-CASE_COUNT = 301
-"""Cases 1-7, 9, 10 in autobahntestsuite 25.10.1 (16 + 11 + 7 + 10 + 20 + 145 + 37 + 54 + 1)."""
-TIME_BUDGET = 180.0
-"""Seconds the fuzzer may take for all of them (about 20 s on a 2-CPU VM)."""
+CASE_COUNT = 301 + len(COMPRESSION_SAMPLE)
+"""Cases 1-7, 9, 10 in autobahntestsuite 25.10.1 (16 + 11 + 7 + 10 + 20 + 145 + 37 + 54 + 1),
+and 36 of the 216 compression cases."""
+TIME_BUDGET = 240.0
+"""Seconds the fuzzer may take for all of them: about 100 s on a loaded 2-CPU VM, 65 s of
+it the 36 compression cases (1,000 messages each), 20 s the others."""
 
 NOT_OK: dict[str, tuple[str, str]] = {
     "6.4.3": (
@@ -180,5 +185,15 @@ def test_clean_cases_are_echoed_and_closed_as_the_client_asked(fuzz: Run) -> Non
         close = case.conn["close"]
         assert close["by"] == "client", case.id
         assert case.remote_close_code in (case.local_close_code, None), case.id
-        if case.id.startswith(("1.", "6.", "9.", "10.")):
+        if case.id.startswith(("1.", "6.", "9.", "10.", "12.", "13.")):
             assert case.conn["messages_matched"] >= 1, case.id
+        if case.id.startswith(("12.", "13.")):
+            assert case.conn["messages_matched"] == 1000, case.id  # every one echoed
+
+
+def test_compression_cases_negotiate_and_pass(fuzz: Run) -> None:
+    """12.* / 13.* are UNIMPLEMENTED when the server declines permessage-deflate: every
+    sampled case must have negotiated it (each of 13.*'s parameter sets) and be OK."""
+    sampled = [c for c in fuzz.cases if c.group in ("12", "13")]
+    assert sorted(c.id for c in sampled) == sorted(COMPRESSION_SAMPLE)
+    assert {c.id: c.verdict for c in sampled if c.verdict != "OK"} == {}

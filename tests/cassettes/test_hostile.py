@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import hostile
-from wstape.cassettes import CassetteError, CassetteReader, TruncatedCassette
+from wstape.cassettes import CassetteError, CassetteReader, TruncatedCassette, UnendedCassette
 from wstape.core.connections import summarize_connections
 from wstape.tools.edit import repair_cassette
 from wstape.tools.stats import compute_stats
@@ -119,7 +119,7 @@ HEADER = len(hostile.pack(hostile.header()))
 @SETTINGS
 def test_mutations_only_raise_cassette_error(tmp_path: Path, seed: int, keep_header: bool) -> None:
     path = tmp_path / "m.msgpack"
-    sample = hostile.sample()
+    sample = hostile.sample() if seed % 2 else hostile.sample_v2()
     if keep_header:  # most mutations then reach the records
         body = hostile.mutate(sample[HEADER:], random.Random(seed))
         path.write_bytes(sample[:HEADER] + body)
@@ -162,3 +162,35 @@ def test_every_truncation_is_reported_as_one(tmp_path: Path) -> None:
             if n % 9 == 0:
                 repair_cassette(kept, tmp_path / "fixed.msgpack")
                 assert isinstance(read_all(tmp_path / "fixed.msgpack"), CassetteReader)
+
+
+def test_every_truncation_of_a_v2_cassette_is_reported_even_at_a_record_boundary(
+    tmp_path: Path,
+) -> None:
+    sample = hostile.sample_v2()
+    unpacker = msgpack.Unpacker()
+    unpacker.feed(sample)
+    boundaries = set()
+    while unpacker.tell() < len(sample):
+        unpacker.skip()
+        boundaries.add(unpacker.tell())
+    header = min(boundaries)
+    path = tmp_path / "t.msgpack"
+    assert isinstance(read_all(path_with(path, sample)), CassetteReader)
+    for n in range(len(sample)):
+        got = read_all(path_with(path, sample[:n]))
+        assert isinstance(got, CassetteError), n
+        one_line(got, path)
+        if n >= header:
+            assert isinstance(got, TruncatedCassette), got
+            assert isinstance(got, UnendedCassette) == (n in boundaries), (n, got)
+            kept = read_all(path, allow_truncated=True)
+            assert isinstance(kept, CassetteReader) and kept.truncated_at == got.offset
+            if n % 9 == 0 or n in boundaries:
+                repair_cassette(kept, tmp_path / "fixed.msgpack")
+                assert isinstance(read_all(tmp_path / "fixed.msgpack"), CassetteReader)
+
+
+def path_with(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

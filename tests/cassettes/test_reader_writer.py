@@ -26,9 +26,16 @@ from wstape.cassettes import (
     read_cassette,
 )
 from wstape.cassettes import reader as reader_module
-from wstape.cassettes.schema import FORMAT_NAME, MAX_OFFSET, describe_value, record_to_dict
+from wstape.cassettes import writer as writer_module
+from wstape.cassettes.schema import (
+    FORMAT_NAME,
+    MAX_OFFSET,
+    describe_value,
+    header_to_dict,
+    record_to_dict,
+)
 from wstape.core.errors import ConfigError
-from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
+from wstape.core.model import Close, Header, Message, Note, Opcode, Open, Record, Side
 
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -55,6 +62,14 @@ def write(path: Path, recs: list[Record]) -> None:
     with CassetteWriter(path, mode=WriteMode.OVERWRITE, started_at=1.0) as w:
         for r in recs:
             w.write(r)
+
+
+def write_v1(path: Path, recs: list[Record], started_at: float = 1.0) -> None:
+    """A format-version-1 cassette as wstape 0.1 wrote it: maps only, no end record."""
+    with open(path, "wb") as f:
+        f.write(msgpack.packb(header_to_dict(Header(1, "wstape 0.1.0", started_at))))
+        for r in recs:
+            f.write(msgpack.packb(record_to_dict(r), use_bin_type=True))
 
 
 @given(recs=st.lists(records, max_size=20))
@@ -106,6 +121,9 @@ def test_truncated_tail_is_reported_with_its_offset(tmp_path: Path) -> None:
     ]
     write(path, [sample_open(), *msgs])
     full = path.read_bytes()
+    end = CassetteReader(path).end_summary()
+    assert end is not None
+    full = full[: -end.size]  # (inside the last message, not the end record)
     path.write_bytes(full[:-10])
     with pytest.raises(TruncatedCassette) as info:
         list(CassetteReader(path))
@@ -159,7 +177,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_schema_error_names_record_and_field(tmp_path: Path) -> None:
     path = tmp_path / "bad.msgpack"
-    write(path, [sample_open()])
+    write_v1(path, [sample_open()])  # (a v1 message map: v2 arrays in tests/cassettes/test_v2.py)
     with open(path, "ab") as f:
         f.write(
             msgpack.packb(
@@ -239,7 +257,7 @@ def test_values_readers_cannot_use_are_schema_errors(
     # A close code that is no 16-bit integer, or a time that is NaN or past year 9999,
     # made check, stats, export and view end in a traceback instead of exit code 3.
     path = tmp_path / "bad.msgpack"
-    write(path, [sample_open()])
+    write_v1(path, [sample_open()])
     with open(path, "ab") as f:
         f.write(msgpack.packb(record))
     with pytest.raises(CassetteError, match=rf"record 2, byte \d+: {needle}"):
@@ -291,7 +309,7 @@ def test_append_refuses_newer_cassette(tmp_path: Path) -> None:
             {
                 "type": "header",
                 "format": FORMAT_NAME,
-                "version": 2,
+                "version": 3,
                 "creator": "x",
                 "started_at": 0.0,
             }
@@ -303,12 +321,35 @@ def test_append_refuses_newer_cassette(tmp_path: Path) -> None:
 
 def test_write_failure_is_loud(tmp_path: Path) -> None:
     path = tmp_path / "gone.msgpack"
-    w = CassetteWriter(path)
+    w = CassetteWriter(path, live=True)  # a live recording checks before every record
     os.unlink(path)
     with pytest.raises(CassetteWriteError, match="removed"):
         w.write(sample_open())
     with pytest.raises(CassetteWriteError):  # stays failed
         w.write(sample_open())
+    w.close()
+
+
+def test_a_removed_file_is_noticed_in_a_batch_too(tmp_path: Path) -> None:
+    # Without live=True the writer looks every CHECK_EVERY records, when it takes the lock
+    # for a new connection, and on close: never a silent success.
+    path = tmp_path / "gone.msgpack"
+    w = CassetteWriter(path)
+    w.write(sample_open())
+    os.unlink(path)
+    w.write(Message(1, 0.0, Side.CLIENT, Opcode.TEXT, b"lost"))  # (not looked at yet)
+    with pytest.raises(CassetteWriteError, match="removed"):
+        w.close()
+    w = CassetteWriter(path)
+    os.unlink(path)
+    with pytest.raises(CassetteWriteError, match="removed"):
+        for _ in range(writer_module.CHECK_EVERY):
+            w.write(Message(1, 0.0, Side.CLIENT, Opcode.TEXT, b"lost"))
+    w.close()
+    w = CassetteWriter(path)
+    os.unlink(path)
+    with pytest.raises(CassetteWriteError, match="removed"), w.reserve_conn():
+        pass
     w.close()
 
 

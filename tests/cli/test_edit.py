@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from tests.cli.helpers import (
     truncated,
 )
 from tests.helpers.records import write
-from wstape.cassettes import read_cassette
+from wstape.cassettes import CassetteReader, read_cassette
 from wstape.core.model import Message, Note, Opcode, Side
 
 
@@ -151,3 +152,71 @@ def test_repair(tmp_path: Path) -> None:
     _header, records = read_cassette(out)
     assert records[:8] == read_cassette(V1)[1][:8]
     assert "not truncated" in ok("repair", V1, "-o", out, "--overwrite")
+
+
+def test_repair_ends_a_cassette_that_did_not_end_cleanly(tmp_path: Path) -> None:
+    src, out = tmp_path / "killed.msgpack", tmp_path / "fixed.msgpack"
+    write(src, read_cassette(V1)[1])
+    data = src.read_bytes()
+    src.write_bytes(data[: data.rindex(b"\x84\xa4type\xa3end")])  # killed between records
+    shown = invoke("ls", src)
+    assert shown.exit_code == 0  # type: ignore[attr-defined]
+    assert "did not end cleanly" in shown.stderr and "wstape repair" in shown.stderr  # type: ignore[attr-defined]
+    refused = invoke("check", src)
+    assert refused.exit_code == 3  # type: ignore[attr-defined]
+    (line,) = refused.stderr.strip().splitlines()  # type: ignore[attr-defined]
+    assert "did not end cleanly" in line and "wstape repair" in line
+    doc = json.loads(ok("repair", src, "-o", out, "--json"))
+    assert doc["ended_cleanly"] is False and doc["dropped_bytes"] == 0
+    assert doc["truncated_at"] == len(data[: data.rindex(b"\x84\xa4type\xa3end")])
+    assert read_cassette(out)[1] == read_cassette(V1)[1]  # nothing lost, and ended
+    assert "had not ended cleanly (every record was whole): ended it" in ok(
+        "repair", src, "-o", out, "--overwrite"
+    )
+
+
+def test_upgrade_rewrites_a_v1_cassette_in_v2(tmp_path: Path) -> None:
+    out = tmp_path / "v2.msgpack"
+    assert ok("upgrade", V1, "-o", out).strip() == f"format version 1 → 2: 9 records → {out}"
+    (header, records), (v1_header, v1_records) = read_cassette(out), read_cassette(V1)
+    assert records == v1_records
+    assert header == replace(v1_header, version=2)
+    assert out.stat().st_size < V1.stat().st_size
+    assert CassetteReader(out).end_summary() is not None
+    doc = json.loads(ok("upgrade", V1, "-o", out, "--overwrite", "--json"))
+    assert doc == {
+        "input": str(V1),
+        "output": str(out),
+        "from_version": 1,
+        "version": 2,
+        "records": 9,
+    }
+    again = tmp_path / "again.msgpack"
+    assert "already format version 2, rewritten" in ok("upgrade", out, "-o", again)
+    assert read_cassette(again) == read_cassette(out)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["-o", "-"], 2, "-o -: this command writes a cassette (binary); give a file name"),
+        (["-o", "{V1}"], 2, "refusing to overwrite the input file"),
+        (["-o", "{out}"], 2, "exists; give --overwrite to replace it"),
+    ],
+)
+def test_upgrade_output_policy(tmp_path: Path, args: list[str], code: int, needle: str) -> None:
+    out = tmp_path / "exists.msgpack"
+    out.write_bytes(b"keep me")
+    result = invoke("upgrade", V1, *(a.format(V1=V1, out=out) for a in args))
+    assert result.exit_code == code  # type: ignore[attr-defined]
+    (line,) = result.stderr.strip().splitlines()  # type: ignore[attr-defined]
+    assert needle in line
+    assert out.read_bytes() == b"keep me"
+
+
+def test_upgrade_refuses_a_truncated_cassette_and_names_repair(tmp_path: Path) -> None:
+    result = invoke("upgrade", truncated(tmp_path), "-o", tmp_path / "out.msgpack")
+    assert result.exit_code == 3  # type: ignore[attr-defined]
+    (line,) = result.stderr.strip().splitlines()  # type: ignore[attr-defined]
+    assert "truncated" in line and "wstape repair" in line
+    assert not (tmp_path / "out.msgpack").exists()

@@ -187,7 +187,7 @@ def test_show_headers_prints_the_handshake() -> None:
 
 COMMANDS = [
     "demo", "record", "addon-path", "replay", "check", "rules", "ls", "show", "stats",
-    "diff", "redact", "cut", "repair", "export", "import", "view",
+    "diff", "redact", "cut", "repair", "upgrade", "export", "import", "view",
 ]  # fmt: skip
 
 
@@ -207,3 +207,37 @@ def test_help_metavars_are_plain_names(command: str) -> None:
     for bad in ("<list", "<int", "<float", "<text>", "<path>", "{cassette}", "<integer"):
         assert bad not in out, (command, bad)
     assert "-h, --help" in out
+
+
+@pytest.mark.parametrize("command", [["ls"], ["stats"]])
+def test_a_long_table_is_drawn_as_rich_draws_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # Over RICH_ROWS rows wstape draws the table itself, a row at a time: the same box,
+    # columns and widths as rich for rows that fit.
+    records: list[Open | Message | Close] = []
+    for conn in range(1, 6):
+        records.append(opened(conn, f"/chat?room={conn * 7}"))
+        records.append(Message(conn, 0.25, Side.CLIENT, Opcode.TEXT, b"hi" * conn))
+        records.append(Close(conn, 1.5, Side.SERVER, 1000, "bye"))
+    write(tmp_path / "c.msgpack", list(records))
+    by_rich = run80(*command, tmp_path / "c.msgpack")
+    monkeypatch.setattr(output, "RICH_ROWS", 2)
+    by_wstape = run80(*command, tmp_path / "c.msgpack")
+    assert by_wstape == by_rich
+
+
+def test_a_long_table_still_fits_and_folds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(output, "RICH_ROWS", 0)
+    out = io.StringIO()
+    console = output.Console(file=out, width=40, no_color=True, color_system=None)
+    columns = (
+        output.Column("id", keep=9, whole=True, justify="right"),
+        output.Column("close", keep=6, min_width=14),
+    )
+    rows = [("7", "by client: 1000 (normal closure) with a long reason")]
+    output.print_table(console, "t", columns, rows)
+    text = out.getvalue()
+    assert_fits(text)
+    cells = [line.split("│")[2].strip() for line in text.splitlines() if line.count("│") == 3]
+    assert "".join(cells).replace(" ", "") == rows[0][1].replace(" ", "")

@@ -27,7 +27,7 @@ from tests.helpers.browser import (
 )
 from tests.replay.conftest import close, opening, s
 from wstape.cassettes import CassetteWriter, read_cassette
-from wstape.core.model import Close, Message, Opcode, Side
+from wstape.core.model import Close, Message, Opcode, Open, Side
 
 pytestmark = skip_unless_installed(node_missing())
 
@@ -171,13 +171,16 @@ def test_node_ws_record_then_replay(tmp_path: Path, bg: BackgroundLoop) -> None:
     ]
     [end] = [r for r in records if isinstance(r, Close)]
     assert (end.by, end.code, end.reason) == (Side.CLIENT, 4001, REASON)
+    [op] = [r for r in records if isinstance(r, Open)]
+    assert op.extensions == ("permessage-deflate; client_max_window_bits",)
+    assert (op.response_header("Sec-WebSocket-Extensions") or "").startswith("permessage-deflate")
 
     report_path = tmp_path / "report.json"
     with replay(tmp_path, cassette, report_path, "--profile", "browser") as rep:
         again = run_node(tmp_path, f"ws://127.0.0.1:{rep.port}/chat")
         code = rep.finish()
     check_result(again)
-    assert again["extensions"] == ""  # the replay declines compression
+    assert again["extensions"] == "permessage-deflate"  # accepted as recorded
     report = read_report(report_path)
     assert (code, report["passed"], report["violations"]) == (0, True, []), report
     [played] = report["connections"]

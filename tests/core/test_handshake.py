@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -129,11 +131,28 @@ def test_accept_response_is_fresh_and_filters_headers() -> None:
     assert text.startswith("HTTP/1.1 101 Switching Protocols\r\n")
     assert resp.header("Sec-WebSocket-Accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
     assert resp.header("Sec-WebSocket-Protocol") == "chat.v1"
-    assert resp.header("Sec-WebSocket-Extensions") is None  # deflate never negotiated
+    assert resp.header("Sec-WebSocket-Extensions") is None  # only what core.deflate agreed
     assert resp.header("Set-Cookie") == "sid=1" and resp.header("X-Server") == "backend-3"
     assert "copied-from-the-recording" not in text and "Injected" not in text
     assert text.count("Upgrade: websocket") == 1
     assert check_response(answered(req, resp), RuleConfig(profile="browser")) == []
+
+
+def test_accept_response_carries_the_agreed_extension_never_the_recorded_one() -> None:
+    req = parse(REQUEST)
+    rec = replace(
+        recorded(),
+        response_headers=(
+            *recorded().response_headers,
+            (b"Sec-WebSocket-Extensions", b"permessage-deflate; server_max_window_bits=10"),
+        ),
+    )
+    assert accept_response(req, rec).header("Sec-WebSocket-Extensions") is None
+    agreed = "permessage-deflate; server_no_context_takeover"
+    resp = accept_response(req, rec, extensions=agreed)
+    assert [v for k, v in resp.headers if k.lower() == b"sec-websocket-extensions"] == [
+        agreed.encode()
+    ]
 
 
 def test_recorded_subprotocol_only_if_offered() -> None:

@@ -6,6 +6,8 @@ import tracemalloc
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.core.rules.test_handshake import APPID, KEY, make_open
 from wstape.core.lint import check_records, client_group, iter_violations
@@ -246,3 +248,53 @@ def test_lint_keeps_no_messages() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 4 * 1024 * 1024, peak
+
+
+def _naive_open_counts(records: list[Record]) -> list[int]:
+    """The socket count at each accepted open, the slow way (every connection scanned)."""
+    conns: dict[int, list[float | None]] = {}
+    counts = []
+    for r in records:
+        if isinstance(r, Open) and r.accepted:
+            for c in [
+                c for c, (_, end) in conns.items() if end is not None and end <= r.started_at
+            ]:
+                del conns[c]
+            conns[r.conn] = [r.started_at, None]
+            counts.append(len(conns))
+        elif isinstance(r, Close) and r.conn in conns:
+            conns[r.conn][1] = conns[r.conn][0] + r.t  # type: ignore[operator]
+    return counts
+
+
+@given(
+    events=st.lists(
+        st.tuples(st.booleans(), st.integers(1, 6), st.integers(0, 20), st.integers(0, 5)),
+        max_size=40,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_socket_counts_match_a_scan_of_every_connection(
+    events: list[tuple[bool, int, int, int]],
+) -> None:
+    # Opens (some reusing an id) and closes at random times: the counts the rule sees
+    # are those of a pass over every connection, without the pass.
+    records: list[Record] = []
+    for is_open, conn, at, length in events:
+        if is_open:
+            records.append(make_open(conn=conn, started_at=1000.0 + at, key=KEYS[conn]))
+        else:
+            records.append(Close(conn=conn, t=float(length), by=Side.CLIENT, code=1000))
+    limit = RuleConfig(profile=Profile.WECHAT, appid=APPID)
+    found = [v for v in check_records(records, limit) if v.rule == "WX-SOCKET-LIMIT"]
+    expected = [n for n in _naive_open_counts(records) if n > 2]
+    assert [int(v.message.split()[0]) for v in found] == expected
+
+
+def test_many_open_connections_are_checked_in_linear_time() -> None:
+    # 20,000 connections never closed: a pass over the open ones per open would be 2e8 steps.
+    records = (
+        make_open(conn=i, started_at=1000.0 + i, key=KEYS[i % len(KEYS)]) for i in range(20_000)
+    )
+    found = sum(1 for v in iter_violations(records, RFC) if v.rule == "WX-SOCKET-LIMIT")
+    assert found == 0  # (the RFC profile has no socket limit; the count still runs)

@@ -109,6 +109,134 @@ def sample() -> bytes:
     )
 
 
+# -- format version 2 -------------------------------------------------------------------
+
+
+def message_v2(
+    conn: int = 1, t: float = 0.5, kind: int = 0, data: Any = b'{"type":"ping"}'
+) -> list[Any]:
+    return [conn, t, kind, data]
+
+
+def end_v2(records: Any, conns: Any = None, **changes: Any) -> bytes:
+    """An end record as a writer packs it: ``size`` last, a uint32 of its own length."""
+    body = pack({"type": "end", "records": records, "conns": conns, **changes})
+    head = body[0]
+    assert 0x80 <= head < 0x8F
+    size = len(body) + 10
+    return bytes([head + 1]) + body[1:] + b"\xa4size\xce" + struct.pack(">I", size)
+
+
+def cassette_v2(*records: dict[str, Any] | list[Any] | bytes) -> bytes:
+    """A version-2 header, then each record (packed, or raw bytes as they are)."""
+    return pack(header(version=2)) + b"".join(
+        r if isinstance(r, bytes) else pack(r) for r in records
+    )
+
+
+def sample_v2() -> bytes:
+    """:func:`sample` in version 2: messages as arrays, ended by an end record."""
+    records: list[dict[str, Any] | list[Any]] = [
+        note(None, text="recorded by hand"),
+        open_(1),
+        message_v2(1, 0.1),
+        message_v2(1, 0.2, 2, b'{"type":"pong","n":1}'),
+        open_(2, target="/feed"),
+        message_v2(2, 0.3, 1, bytes(range(64))),
+        open_(3, status=403),
+        note(3, text="refused"),
+        message_v2(1, 0.4, 0, "用户".encode() * 20),
+        close(2, 0.5, by="server", code=1006, reason="", on_wire=False),
+        close(1, 1.0, code=4001, reason="用户主动退出登录"),
+        note(1, text="closed"),
+    ]
+    return cassette_v2(*records, end_v2(len(records), [[1, 6], [2, 3]]))
+
+
+def _v2(big: bool) -> Iterator[tuple[str, bytes]]:
+    """Version-2 shapes: message arrays and end records, wrong in every way."""
+    opened = open_(1)
+    for n in (0, 1, 3, 5, 16, 4096):
+        yield f"v2 array of {n}", cassette_v2(opened, [1] * n)
+    yield (
+        "v2 array16 of 4",
+        cassette_v2(opened, b"\xdc\x00\x04\x01\xcb" + bytes(8) + b"\x00\xc4\x00"),
+    )
+    yield "v2 array32 of 4", cassette_v2(opened, b"\xdd\x00\x00\x00\x04\x01\x00\x00\xc4\x00")
+    for name, item in (
+        ("conn", 0),
+        ("t", 1),
+        ("kind", 2),
+        ("data", 3),
+    ):
+        for value_name, value in (
+            ("nil", None),
+            ("true", True),
+            ("-1", -1),
+            ("2**64-1", 2**64 - 1),
+            ("1e308", 1e308),
+            ("nan", float("nan")),
+            ("str", "x"),
+            ("bytes", b"x"),
+            ("array", [1]),
+            ("map", {"a": 1}),
+            ("4", 4),
+        ):
+            items: list[Any] = [1, 0.5, 0, b"x"]
+            items[item] = value
+            yield f"v2 {name} {value_name}", cassette_v2(opened, items)
+    yield "v2 message map", cassette_v2(opened, message(1))
+    yield "v2 message of a refused", cassette_v2(open_(1, status=403), message_v2(1))
+    yield "v2 message never opened", cassette_v2(message_v2(7), end_v2(1))
+    yield (
+        "v2 nested in an item",
+        cassette_v2(opened, b"\x94\x01" + nested_arrays(5) + b"\x00\xc4\x00"),
+    )
+    yield (
+        "v2 2 MiB binary as t",
+        cassette_v2(opened, b"\x94\x01\xc6\x00\x20\x00\x00" + b"z" * 2**21),
+    )
+    yield "v2 4 GiB payload", cassette_v2(opened, b"\x94\x01\x00\x00\xc6\xff\xff\xff\xff")
+    yield "v2 ext item", cassette_v2(opened, b"\x94\x01\x00\x00" + pack(msgpack.ExtType(5, b"x")))
+    yield "v2 no end record", cassette_v2(opened, message_v2(1))
+    yield "v2 end first", cassette_v2(end_v2(0), opened)
+    yield "v2 end claims too many", cassette_v2(opened, end_v2(5))
+    yield "v2 end claims too few", cassette_v2(opened, message_v2(1), end_v2(1))
+    yield "v2 only an end", cassette_v2(end_v2(0))
+    yield "v2 end twice", cassette_v2(opened, end_v2(1), end_v2(0))
+    yield (
+        "v2 end conns 4096",
+        cassette_v2(opened, end_v2(1, [[i, 0] for i in range(4096)])),
+    )
+    yield (
+        "v2 end conns 4097",
+        cassette_v2(opened, end_v2(1, [[i, 0] for i in range(4097)])),
+    )
+    yield "v2 end conns not a list", cassette_v2(opened, end_v2(1, "all"))
+    yield "v2 end conns short item", cassette_v2(opened, end_v2(1, [[1, 1, 1]]))
+    yield "v2 end conns bad id", cassette_v2(opened, end_v2(1, [[-1, 1]]))
+    yield "v2 end conns bool count", cassette_v2(opened, end_v2(1, [[1, True]]))
+    yield "v2 end records huge", cassette_v2(opened, end_v2(2**64 - 1))
+    yield "v2 end records str", cassette_v2(opened, end_v2("1"))
+    yield "v2 end extra field", cassette_v2(opened, end_v2(1, extra=1))
+    yield (
+        "v2 end without size",
+        cassette_v2(opened, pack({"type": "end", "records": 1, "conns": None})),
+    )
+    yield (
+        "v2 end with a lying size",
+        cassette_v2(opened, pack({"type": "end", "records": 1, "conns": None, "size": 3})),
+    )
+    yield "v2 end in v1", cassette(opened, end_v2(1))
+    yield "v2 payload ending like an end record", cassette_v2(opened, message_v2(1, data=end_v2(0)))
+    many_ends = [end_v2(0) for _ in range(5000)]
+    yield "v2 5000 end records", cassette_v2(opened, end_v2(1), *many_ends)
+    if big:
+        yield "v2 95 MB binary as conn", cassette_v2(opened, [b"z" * 95_000_000, 0.5, 0, b""])
+        strays = [message_v2(i) for i in range(1, 200_001)]
+        yield "v2 200k stray ids", cassette_v2(*strays, end_v2(len(strays)))
+
+
 # -- msgpack pieces ----------------------------------------------------------------------
 
 
@@ -354,6 +482,7 @@ def hand_made(*, big: bool = True) -> Iterator[tuple[str, bytes]]:
     """About 1,400 hostile cassettes, each with a name; ``big=False`` leaves out the
     files of a megabyte or more (95 MB records, a 16.8 MB bomb, 2 MiB values)."""
     yield from _semantics(big)
+    yield from _v2(big)
     yield from _structure(big)
     yield from _claims()
     yield from _wrong_typed(big)
@@ -391,12 +520,12 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 def mutations(count: int, seed: int = 0) -> Iterator[tuple[str, bytes]]:
     rng = random.Random(seed)
-    base = sample()
+    bases = (sample(), sample_v2())
     for n in range(count):
-        yield f"mutation-{n}", mutate(base, rng)
+        yield f"mutation-{n}", mutate(bases[n % 2], rng)
 
 
 def truncations() -> Iterator[tuple[str, bytes]]:
-    base = sample()
-    for n in range(len(base)):
-        yield f"truncated-at-{n}", base[:n]
+    for version, base in ((1, sample()), (2, sample_v2())):
+        for n in range(len(base)):
+            yield f"v{version}-truncated-at-{n}", base[:n]

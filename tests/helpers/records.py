@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from wstape.cassettes import CassetteWriter, WriteMode
+from wstape.cassettes import CassetteReader, CassetteWriter, WriteMode
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side, TlsInfo
 
 conns = st.integers(min_value=0, max_value=2**31)
@@ -104,6 +104,23 @@ def write(path: Path, records: list[Record], *, started_at: float = 1.5) -> None
     with CassetteWriter(path, mode=WriteMode.OVERWRITE, creator="test", started_at=started_at) as w:
         for r in records:
             w.write(r)
+
+
+def cut_last_record(path: Path, n: int) -> None:
+    """Cut ``n`` bytes off the last record of ``path`` as a recorder killed mid-write
+    leaves it: inside the record, and without the end record it would have written."""
+    end = CassetteReader(path).end_summary()
+    data = path.read_bytes()
+    path.write_bytes(data[: -end.size - n] if end is not None else data[:-n])
+
+
+def records_so_far(path: Path) -> list[Record]:
+    """The records of a cassette a recorder is still writing (so without an end record
+    yet); asserts that every record is whole."""
+    reader = CassetteReader(path, allow_truncated=True)
+    out = list(reader)
+    assert reader.truncated_at in (None, reader.size), reader.truncated_at
+    return out
 
 
 def make_open(

@@ -29,6 +29,8 @@ from wstape.addons.recorder import REDACTED
 from wstape.cassettes import CassetteReader, TruncatedCassette, read_cassette
 from wstape.core.model import Close, Message, Note, Open
 
+V1_SAMPLE = Path(__file__).parent.parent / "data" / "cassette-v1.msgpack"
+
 
 def reverse(server: ScenarioServer) -> tuple[str, str]:
     return ("--mode", f"reverse:ws://127.0.0.1:{server.port}")
@@ -329,6 +331,19 @@ def test_an_existing_output_needs_append_or_overwrite(tmp_path: Path) -> None:
     assert appended.returncode == 3
     assert "not a wstape cassette" in appended.stderr
     assert out.read_bytes() == b"something"
+
+
+def test_append_to_a_format_1_cassette_says_to_upgrade_it(tmp_path: Path) -> None:
+    out = tmp_path / "old.msgpack"
+    shutil.copy(V1_SAMPLE, out)
+    result = wstape("record", "-o", str(out), "--append")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"wstape: error: {out}: cannot append: the cassette is format version 1 and this "
+        f"wstape writes version 2; convert it first with `wstape upgrade {out} -o "
+        "NEW.msgpack` and append to NEW.msgpack"
+    ]
+    assert out.read_bytes() == V1_SAMPLE.read_bytes()
 
 
 def test_overwrite_replaces(tmp_path: Path, ws_server: ScenarioServer) -> None:

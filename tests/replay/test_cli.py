@@ -234,6 +234,7 @@ async def test_usage_errors_exit_2(tmp_path: Path, make_cassette: CassetteFactor
             ["--port", "0", "--tls"],
             ["--port", "0", "--match", "fuzzy"],
             ["--port", "0", "--ignore-json-path", "$..["],
+            ["--port", "0", "--compression", "gzip"],
             ["--port", str(busy.getsockname()[1])],
         ):
             proc = await asyncio.create_subprocess_exec(
@@ -242,6 +243,11 @@ async def test_usage_errors_exit_2(tmp_path: Path, make_cassette: CassetteFactor
             )  # fmt: skip
             _, err = await asyncio.wait_for(proc.communicate(), 20)
             assert proc.returncode == 2, (args, err)
+            if "--compression" in args:
+                assert err.decode().strip() == (
+                    "wstape: error: --compression: unknown compression 'gzip'; choose one "
+                    "of auto, on, off"
+                )
     finally:
         busy.close()
 

@@ -190,7 +190,7 @@ def test_the_output_is_a_valid_cassette_byte_stream(tmp_path: Path) -> None:
     redact_cassette(CassetteReader(src), out, Policy.build())
     unpacker = msgpack.Unpacker(raw=False)
     unpacker.feed(out.read_bytes())
-    assert len(list(unpacker)) == 2  # header + message
+    assert len(list(unpacker)) == 3  # header, message, end record
 
 
 # -- secret values ----------------------------------------------------------------------

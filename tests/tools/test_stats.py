@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.cli.helpers import opened
+from tests.helpers.records import write
 from wstape.cassettes import CassetteReader
 from wstape.core.model import Close, Message, Opcode, Open, Record, Side
 from wstape.tools.stats import Histogram, compute_stats
@@ -84,3 +87,27 @@ def test_gaps_span_both_directions_and_unclosed_connections() -> None:
     assert c["size"]["client"] == {"p50": 1, "p90": 3, "p99": 3, "max": 3}
     assert c["duration"] == 4.5 and c["close"] is None
     assert doc["total"]["unclosed"] == 1 and doc["total"]["close_codes"] == {}
+
+
+def test_many_messages_in_batches_give_the_exact_figures(tmp_path: Path) -> None:
+    # Over _PENDING messages the values go into the histograms a batch at a time; the
+    # figures are those of the whole list, on the fast pass and on Message objects alike.
+    sizes = [(i * 37) % 3000 for i in range(10_000)]
+    times = [i * 0.001 + (i % 7) * 1e-5 for i in range(10_000)]
+    records: list[Record] = [opened(1)]
+    for i, (size, t) in enumerate(zip(sizes, times, strict=True)):
+        side = Side.CLIENT if i % 3 else Side.SERVER
+        records.append(Message(1, t, side, Opcode.BINARY, bytes(size)))
+    write(tmp_path / "c.msgpack", records)
+    reader = CassetteReader(tmp_path / "c.msgpack")
+    fast, slow = compute_stats(reader.iter_fields()).to_json(), compute_stats(reader).to_json()
+    assert fast == slow
+    client = [s for i, s in enumerate(sizes) if i % 3]
+    conn = fast["connections"][0]
+    assert conn["messages"] == {"client": len(client), "server": len(sizes) - len(client)}
+    assert conn["bytes"]["client"] == sum(client)
+    assert conn["size"]["client"]["p50"] == nearest_rank(client, 50)
+    assert conn["size"]["client"]["max"] == max(client)
+    gaps = [round((b - a) * 1e6) for a, b in itertools.pairwise(times)]
+    assert conn["gap"]["max"] == round(max(gaps) / 1e6, 6)
+    assert conn["duration"] == round(times[-1], 6)

@@ -153,7 +153,7 @@ def private_writer(path: str | Path, mode: WriteMode) -> CassetteWriter:
     except OSError:
         pass  # the writer reports the real problem (no such directory, not allowed) itself
     try:
-        return CassetteWriter(target, mode=mode)
+        return CassetteWriter(target, mode=mode, live=True)
     except BaseException:
         if created:
             try:

@@ -1,4 +1,4 @@
-"""The on-disk cassette format: a stream of msgpack maps, read and written one at a time."""
+"""The on-disk cassette format: a stream of msgpack records, read and written one at a time."""
 
 from wstape.cassettes.errors import (
     CassetteError,
@@ -6,7 +6,9 @@ from wstape.cassettes.errors import (
     CassetteWriteError,
     DuplicateConnection,
     NewerCassette,
+    OlderCassette,
     TruncatedCassette,
+    UnendedCassette,
     UnreadableRecord,
 )
 from wstape.cassettes.reader import CassetteReader, read_cassette
@@ -22,7 +24,9 @@ __all__ = [
     "CassetteWriter",
     "DuplicateConnection",
     "NewerCassette",
+    "OlderCassette",
     "TruncatedCassette",
+    "UnendedCassette",
     "UnreadableRecord",
     "WriteMode",
     "read_cassette",

@@ -2,10 +2,12 @@
 
 CassetteError                 anything wrong with reading a cassette (exit code 3)
 ├── TruncatedCassette         the file ends inside a record (a recorder was killed)
+│   └── UnendedCassette       format 2: no end record accounts for the last records
 ├── DuplicateConnection       a connection id is opened twice (concurrent appends)
 └── NewerCassette             written by a newer wstape ("upgrade wstape")
 CassetteWriteError            a record could not be written (disk full, file removed)
 ├── CassetteExists            the file exists and neither append nor overwrite was asked
+├── OlderCassette             appending to an older format version (`wstape upgrade`)
 └── UnreadableRecord          the record breaks the schema: the reader would refuse it
 """
 
@@ -41,6 +43,12 @@ class CassetteError(WstapeError):
 
 class TruncatedCassette(CassetteError):
     """The cassette ends in the middle of a record; everything before ``offset`` is whole."""
+
+
+class UnendedCassette(TruncatedCassette):
+    """A format-2 cassette whose records are whole but did not end cleanly: no end record
+    after the last record, or records no end record counts (a recorder still running or
+    killed, or a file cut at a record boundary). ``offset`` is the end of the file."""
 
 
 class DuplicateConnection(CassetteError):
@@ -81,6 +89,23 @@ class CassetteExists(CassetteWriteError):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         WstapeError.__init__(self, f"{self.path} already exists")
+
+
+class OlderCassette(CassetteWriteError):
+    """Appending was asked for a cassette of an older format version: its records would
+    be mixed with this version's, so the writer refuses; ``wstape upgrade`` converts it."""
+
+    def __init__(self, path: str | Path, version: int) -> None:
+        from wstape.cassettes.schema import FORMAT_VERSION
+
+        self.path = str(path)
+        self.version = version
+        WstapeError.__init__(
+            self,
+            f"{self.path}: cannot append: the cassette is format version {version} and this "
+            f"wstape writes version {FORMAT_VERSION}; convert it first with "
+            f"`wstape upgrade {self.path} -o NEW.msgpack` and append to NEW.msgpack",
+        )
 
 
 class UnreadableRecord(CassetteWriteError):

@@ -13,6 +13,14 @@ mid-write) raises :class:`TruncatedCassette`, or, for readers that can show what
 ends the iteration and sets ``truncated_at``. A connection id opened twice (two recorders
 appending at once) raises :class:`DuplicateConnection`, unless the reader is asked to let
 it through (``wstape repair`` renumbers it).
+
+From format version 2 (:mod:`wstape.cassettes.v2`), a message is an array and a writer
+that stops cleanly appends an end record. End records are not handed out: a whole pass
+holds the file to them (:class:`~wstape.cassettes.v2.Tally`), and a cassette that did not
+end cleanly (no end record at the end, or records no end record counts: a recorder still
+running or killed, or a file cut at a record boundary) is truncated the same way, at the
+end of the file. :meth:`CassetteReader.end_summary` reads the last end record without a
+pass.
 """
 
 from __future__ import annotations
@@ -24,12 +32,21 @@ from typing import IO, Any, NoReturn
 
 import msgpack
 
-from wstape.cassettes import compat
+from wstape.cassettes import compat, v2
+from wstape.cassettes.decode import (
+    MAX_FAST_BYTES,
+    Decoder,
+    decode_v1,
+    decode_v1_fields,
+    decode_v2,
+    decode_v2_fields,
+)
 from wstape.cassettes.errors import (
     CassetteError,
     DuplicateConnection,
     NewerCassette,
     TruncatedCassette,
+    UnendedCassette,
 )
 from wstape.cassettes.scan import NotAMap, RecordScanner, RecordTruncated, ShapeError
 from wstape.cassettes.schema import (
@@ -42,8 +59,8 @@ from wstape.cassettes.schema import (
     SchemaError,
     describe_value,
     header_from_dict,
-    record_from_dict,
 )
+from wstape.core.connections import MessageFields
 from wstape.core.model import Header, Open, Record
 
 __all__ = ["MAX_RECORD_BYTES", "CassetteReader", "read_cassette"]
@@ -96,6 +113,30 @@ def _unpacker(stream: IO[bytes]) -> Any:
     )
 
 
+FEED = 64 * 1024
+"""Bytes the fast way feeds its Unpacker at a time."""
+
+
+def _fast_unpacker() -> Any:
+    # Tighter than the schema: a list of more items or a map of more fields than an everyday
+    # record holds takes the long way, so no header claiming a long list can make msgpack
+    # allocate much before the bytes that fill it arrive.
+    return msgpack.Unpacker(
+        None,
+        raw=False,
+        strict_map_key=True,
+        max_buffer_size=MAX_FAST_BYTES + 2 * FEED,
+        max_str_len=MAX_FAST_BYTES,
+        max_bin_len=MAX_FAST_BYTES,
+        max_array_len=256,
+        max_map_len=32,
+        max_ext_len=0,
+        ext_hook=_reject_ext,
+        timestamp=0,
+        use_list=True,
+    )
+
+
 def unpack_reason(e: BaseException) -> str:
     """What a msgpack failure means, in a few words (some of its errors say nothing)."""
     text = str(e).strip()
@@ -120,19 +161,23 @@ _UNPACK_LIMITS: dict[str, Any] = {
 _BIN_LENGTH = {0xC4: 1, 0xC5: 2, 0xC6: 4}
 
 
-def _build_big(scanner: RecordScanner, start: int) -> dict[str, Any]:
-    """A big record (already scanned) built field by field; a big binary value is read
-    straight into its bytes object."""
+def _build_big(scanner: RecordScanner, start: int) -> dict[str, Any] | list[Any]:
+    """A big record (already scanned) built field by field (item by item for an array);
+    a big binary value is read straight into its bytes object."""
     out: dict[str, Any] = {}
+    items: list[Any] = []
     for key_at, value_at, value_end in scanner.fields(start):
-        key = msgpack.unpackb(scanner.read(key_at, value_at), **_UNPACK_LIMITS)
         head = scanner.read(value_at, min(value_end, value_at + 5))
         size = _BIN_LENGTH.get(head[0], 0)
         if size and value_end - value_at > DIRECT_READ:
-            out[key] = scanner.read(value_at + 1 + size, value_end)
+            value = scanner.read(value_at + 1 + size, value_end)
         else:
-            out[key] = msgpack.unpackb(scanner.read(value_at, value_end), **_UNPACK_LIMITS)
-    return out
+            value = msgpack.unpackb(scanner.read(value_at, value_end), **_UNPACK_LIMITS)
+        if key_at == value_at:  # an array's item
+            items.append(value)
+        else:
+            out[msgpack.unpackb(scanner.read(key_at, value_at), **_UNPACK_LIMITS)] = value
+    return items if items else out
 
 
 class CassetteReader:
@@ -154,6 +199,12 @@ class CassetteReader:
         self.allow_truncated = allow_truncated
         self.allow_reused_ids = allow_reused_ids
         self.truncated_at: int | None = None
+        self.incomplete: str | None = None
+        """Why the last pass set ``truncated_at`` at the end of the file: the cassette did
+        not end cleanly (format version 2; every record in it is whole)."""
+        self.next_index = 1
+        """After a pass that read to the end of the file: the index the next record
+        written would have."""
         self.size = 0
         self.header, self._version, self._body_offset = self._read_header()
 
@@ -179,7 +230,7 @@ class CassetteReader:
             if self.size == 0:
                 self._fail("empty file, not a wstape cassette", record=0, offset=0)
             try:
-                end = RecordScanner(f.fileno(), self.size).scan(0)
+                end = RecordScanner(f.fileno(), self.size, version=1).scan(0)
             except RecordTruncated:
                 raise TruncatedCassette(
                     self.path, "file ends inside the header record", record=0, offset=0
@@ -221,8 +272,98 @@ class CassetteReader:
             return header, version, end
 
     def __iter__(self) -> Iterator[Record]:
-        for _, _, record in self.iter_with_offsets():
-            yield record
+        return self._stream(fields=False)
+
+    def iter_fields(self) -> Iterator[Record | MessageFields]:
+        """The records, each message as the plain tuple of its fields
+        (:data:`~wstape.core.connections.MessageFields`) instead of a Message: the fast pass
+        for folds that need no object per message (``ls``, ``stats``, ``check``). Checked
+        exactly as :meth:`__iter__` checks."""
+        return self._stream(fields=True)
+
+    def _stream(self, *, fields: bool) -> Iterator[Any]:
+        """The records from the start, without their offsets: :meth:`_records` with the fast
+        way's records handed out a fed chunk at a time (no generator step per record)."""
+        decode = self.decoder(fields=fields)
+        if decode is None:
+            for _, _, record in self._records(None, 1, check_ids=not self.allow_reused_ids):
+                yield record
+            return
+        self.truncated_at = None
+        self.incomplete = None
+        opened: set[int] | None = None if self.allow_reused_ids else set()
+        tally = v2.Tally()
+        index = 1
+        with self._open() as f:
+            offset = self._body_offset
+            size = self.size
+            scanner = RecordScanner(f.fileno(), size, version=self._version)
+            f.seek(offset)
+            unpacker = _fast_unpacker()
+            tell = unpacker.tell
+            base = fed = offset
+            while offset < size:
+                batch: list[Any] = []
+                append = batch.append
+                ran_out = True
+                """Whether the unpacker stopped at the end of what it was fed."""
+                try:
+                    for obj in unpacker:
+                        record = decode(obj)
+                        if record is None:
+                            ran_out = False
+                            break
+                        if type(record) is Open and opened is not None:
+                            if record.conn in opened:
+                                yield from batch
+                                self._duplicate(record.conn, index + len(batch), offset)
+                            opened.add(record.conn)
+                        append(record)
+                        offset = base + tell()
+                except _UNPACK_ERRORS:
+                    ran_out = False
+                if batch:
+                    yield from batch
+                    index += len(batch)
+                if offset >= size:
+                    break
+                if ran_out and fed - offset < MAX_FAST_BYTES and fed < size:
+                    chunk = f.read(min(FEED, size - fed))
+                    if chunk:
+                        unpacker.feed(chunk)
+                        fed += len(chunk)
+                        continue
+                # The long way, for the one record at ``offset``.
+                try:
+                    end = scanner.scan(offset)
+                except RecordTruncated:
+                    self._truncated(index, offset)
+                    return
+                except ShapeError as e:
+                    raise CassetteError(
+                        self.path, f"corrupt record: {e}", record=index, offset=offset
+                    ) from None
+                record = self._slow_record(scanner, offset, end, index)
+                if type(record) is v2.End:
+                    tally.end(record, index)  # (not handed out)
+                else:
+                    if opened is not None and type(record) is Open:
+                        if record.conn in opened:
+                            self._duplicate(record.conn, index, offset)
+                        opened.add(record.conn)
+                    yield record
+                index += 1
+                offset = end
+                f.seek(end)
+                unpacker = _fast_unpacker()
+                tell = unpacker.tell
+                base = fed = end
+            self._hold_to_ends(tally, index, offset)
+
+    def _duplicate(self, conn: int, index: int, offset: int) -> NoReturn:
+        raise DuplicateConnection(
+            self.path, conn, first=self._first_open(conn), record=index, offset=offset
+        )
 
     def iter_with_offsets(
         self, start: int | None = None, index: int = 1
@@ -236,70 +377,119 @@ class CassetteReader:
         check_ids = start is None and not self.allow_reused_ids
         return self._records(start, index, check_ids=check_ids)
 
+    def decoder(self, *, fields: bool = False) -> Decoder | None:
+        """The fast decode of this file's records, chosen once per file by its format
+        version (:mod:`wstape.cassettes.decode`); None: every record takes the long way
+        (migrated by compat.py, then checked in full)."""
+        if self._version == 1:
+            return decode_v1_fields if fields else decode_v1
+        if self._version == 2 == FORMAT_VERSION:
+            return decode_v2_fields if fields else decode_v2
+        return None
+
     def _records(
-        self, start: int | None, index: int, *, check_ids: bool
-    ) -> Iterator[tuple[int, int, Record]]:
+        self, start: int | None, index: int, *, check_ids: bool, fields: bool = False
+    ) -> Iterator[tuple[int, int, Any]]:
+        # Two ways to a record. The fast way: a msgpack.Unpacker fed FEED bytes at a time
+        # builds it, and the format's decoder takes it if it is exactly as the writer lays
+        # records out. It is fed no more once it holds MAX_FAST_BYTES of the record, and
+        # its limits are tighter than the schema's, so whatever it builds is bounded by a
+        # few MiB, however hostile the bytes. Anything else (a bigger record, a msgpack
+        # error, a map the decoder does not take, the end of the file) takes the long way
+        # from the record's first byte: the byte scan, then msgpack, then the full schema
+        # check, which report exactly what is wrong.
         self.truncated_at = None
+        self.incomplete = None
         opened: set[int] | None = set() if check_ids else None
+        tally: v2.Tally | None = v2.Tally() if start is None else None
+        decode = self.decoder(fields=fields)
         with self._open() as f:
             offset = self._body_offset if start is None else start
-            f.seek(offset)
-            base = offset
-            scanner = RecordScanner(f.fileno(), self.size)
-            unpacker = _unpacker(f)
             size = self.size
-            migrate = self._version != FORMAT_VERSION
+            scanner = RecordScanner(f.fileno(), size, version=self._version)
+            f.seek(offset)
+            unpacker = _fast_unpacker()
+            base = fed = offset
+            """File offsets where the unpacker started and where what it was fed ends."""
             while offset < size:
-                try:
-                    end = scanner.scan(offset)
-                except RecordTruncated:
-                    self._truncated(index, offset)
-                    return
-                except ShapeError as e:
-                    raise CassetteError(
-                        self.path, f"corrupt record: {e}", record=index, offset=offset
-                    ) from None
-                try:
-                    if end - offset > BIG_RECORD:  # (a module constant: tests lower it)
-                        obj = _build_big(scanner, offset)
-                        f.seek(end)
-                        unpacker = _unpacker(f)
-                        base = end
-                    else:
-                        obj = unpacker.unpack()
-                except _UNPACK_ERRORS as e:
-                    raise CassetteError(
-                        self.path,
-                        f"corrupt record ({unpack_reason(e)})",
-                        record=index,
-                        offset=offset,
-                    ) from None
-                if base + unpacker.tell() != end:  # pragma: no cover - a scanner bug
-                    raise CassetteError(
-                        self.path,
-                        "corrupt record (its length is ambiguous)",
-                        record=index,
-                        offset=offset,
-                    )
-                try:
-                    if migrate:
-                        obj = compat.migrate(obj, self._version)
-                    record = record_from_dict(obj)
-                except SchemaError as e:
-                    raise CassetteError(self.path, str(e), record=index, offset=offset) from None
+                record: Any = None
+                if decode is not None:
+                    try:
+                        record = decode(unpacker.unpack())
+                    except msgpack.OutOfData:
+                        if fed - offset < MAX_FAST_BYTES and fed < size:
+                            chunk = f.read(min(FEED, size - fed))
+                            if chunk:
+                                unpacker.feed(chunk)
+                                fed += len(chunk)
+                                continue
+                    except _UNPACK_ERRORS:
+                        pass
+                if record is not None:
+                    end = base + unpacker.tell()
+                else:
+                    try:
+                        end = scanner.scan(offset)
+                    except RecordTruncated:
+                        self._truncated(index, offset)
+                        return
+                    except ShapeError as e:
+                        raise CassetteError(
+                            self.path, f"corrupt record: {e}", record=index, offset=offset
+                        ) from None
+                    record = self._slow_record(scanner, offset, end, index)
+                    f.seek(end)
+                    unpacker = _fast_unpacker()
+                    base = fed = end
+                    if type(record) is v2.End:
+                        if tally is not None:  # (a pass from the middle checks no ends)
+                            tally.end(record, index)
+                        index += 1
+                        offset = end
+                        continue
                 if opened is not None and type(record) is Open:
                     if record.conn in opened:
-                        raise DuplicateConnection(
-                            self.path,
-                            record.conn,
-                            first=self._first_open(record.conn),
-                            record=index,
-                            offset=offset,
-                        )
+                        self._duplicate(record.conn, index, offset)
                     opened.add(record.conn)
                 yield index, offset, record
                 index += 1
                 offset = end
+            if start is None:
+                self._hold_to_ends(tally, index, offset)
+
+    def _slow_record(
+        self, scanner: RecordScanner, offset: int, end: int, index: int
+    ) -> Record | v2.End:
+        """The record the scanner checked at ``offset``..``end``, built and checked in full
+        (an end record only in a file of format version 2)."""
+        try:
+            if end - offset > BIG_RECORD:  # (a module constant: tests lower it)
+                obj = _build_big(scanner, offset)
+            else:
+                obj = msgpack.unpackb(scanner.read(offset, end), **_UNPACK_LIMITS)
+        except RecordTruncated:  # pragma: no cover - the file shrank after the scan
+            raise CassetteError(
+                self.path, "corrupt record (the file shrank)", record=index, offset=offset
+            ) from None
+        except _UNPACK_ERRORS as e:
+            raise CassetteError(
+                self.path, f"corrupt record ({unpack_reason(e)})", record=index, offset=offset
+            ) from None
+        try:
+            if self._version != FORMAT_VERSION:
+                obj = compat.migrate(obj, self._version)
+            record = v2.record_from_obj(obj)
+            if type(record) is v2.End:
+                if self._version < 2:
+                    raise SchemaError("unknown record type 'end'")
+                if record.size != end - offset:
+                    raise SchemaError(
+                        f"field 'size' of an end record must be its length, "
+                        f"{end - offset}, not {record.size}"
+                    )
+            return record
+        except SchemaError as e:
+            raise CassetteError(self.path, str(e), record=index, offset=offset) from None
 
     def _first_open(self, conn: int) -> int:
         """The record index of the first ``open`` of ``conn`` (for an error message)."""
@@ -318,6 +508,55 @@ class CassetteReader:
                 offset=offset,
             )
         self.truncated_at = offset
+        self.next_index = index
+
+    def _hold_to_ends(self, tally: v2.Tally | None, index: int, offset: int) -> None:
+        """After a pass that read the whole file: hold it to its end records (format
+        version 2), so a cassette that did not end cleanly is reported as truncated."""
+        self.next_index = index
+        if tally is None or self._version < 2:
+            return
+        verdict = tally.verdict(index)
+        if verdict is not None:
+            corrupt, message = verdict
+            if corrupt:
+                raise CassetteError(self.path, message, record=index, offset=offset)
+            self._incomplete(index, offset, message)
+
+    def _incomplete(self, index: int, offset: int, message: str) -> None:
+        if not self.allow_truncated:
+            raise UnendedCassette(self.path, message, record=index, offset=offset)
+        self.truncated_at = offset
+        self.incomplete = message
+
+    def end_summary(self) -> v2.End | None:
+        """The cassette's last end record, read from the end of the file without a pass,
+        or None when the file does not end with one (format version 1, a recording still
+        running or stopped uncleanly). Only a hint: a payload can end with bytes that look
+        like an end record; a whole pass checks the file against its end records."""
+        if self._version < 2:
+            return None
+        with self._open() as f:
+            fd, size = f.fileno(), self.size
+            if size - self._body_offset < len(v2.SIZE_TRAILER) + 5:
+                return None
+            tail = os.pread(fd, len(v2.SIZE_TRAILER) + 4, size - len(v2.SIZE_TRAILER) - 4)
+            if not tail.startswith(v2.SIZE_TRAILER):
+                return None
+            length = int.from_bytes(tail[len(v2.SIZE_TRAILER) :], "big")
+            start = size - length
+            if not self._body_offset <= start < size or length > v2.MAX_END_BYTES:
+                return None
+            try:
+                if RecordScanner(fd, size).scan(start) != size:
+                    return None
+                obj = msgpack.unpackb(os.pread(fd, length, start), **_UNPACK_LIMITS)
+                record = v2.record_from_obj(obj)
+            except (ShapeError, RecordTruncated, SchemaError, *_UNPACK_ERRORS):
+                return None
+            if type(record) is not v2.End or record.size != length:
+                return None
+            return record
 
 
 def read_cassette(path: str | Path) -> tuple[Header, list[Record]]:

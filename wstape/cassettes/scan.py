@@ -6,11 +6,11 @@ levels deep breaks whatever walks it later, and a string that claims 4 GiB looks
 file that was cut short. So before the reader's ``msgpack.Unpacker`` builds a record,
 :class:`RecordScanner` walks the record's msgpack headers (types and lengths; it never
 reads a payload) and holds them to the limits of :mod:`wstape.cassettes.schema`: a map at
-the top, containers at most ``MAX_DEPTH`` deep, lists of at most ``MAX_ITEMS``, strings and
-header bytes of at most ``MAX_TEXT_BYTES`` (payloads and bodies up to the record cap), at
-most ``MAX_TOKENS`` values, no extension types, and no length that reaches past the
-record cap. A record that passes costs no more memory to build than a valid record of the
-same size.
+the top (from format version 2, or an array of four items: a message), containers at
+most ``MAX_DEPTH`` deep, lists of at most ``MAX_ITEMS``, strings and header bytes of at
+most ``MAX_TEXT_BYTES`` (payloads and bodies up to the record cap), at most
+``MAX_TOKENS`` values, no extension types, and no length that reaches past the record cap.
+A record that passes costs no more memory to build than a valid record of the same size.
 
 A length that reaches past the end of the file is a truncated record (a recorder killed
 mid-write); a length past the record cap is corruption, whatever the file size.
@@ -63,7 +63,14 @@ _MESSAGE = re.compile(
     rb"\xa4data(?:\xc4(.)|\xc5(..)|\xc6(....))",
     re.DOTALL,
 )
-"""A message record exactly as the writer packs it, up to the payload's length."""
+"""A version-1 message record exactly as the writer packed it, up to the payload's length."""
+_MESSAGE_V2 = re.compile(
+    rb"\x94" + _UINT + rb"(?:\xcb........|\xca....|" + _UINT[3:] + rb"[\x00-\x03]"
+    rb"(?:\xc4(.)|\xc5(..)|\xc6(....))",
+    re.DOTALL,
+)
+"""A version-2 message record, ``[conn, t, kind, data]`` (:mod:`wstape.cassettes.v2`), up
+to the payload's length."""
 _BIG = frozenset(name.encode() for name in BIG_BINARY_FIELDS)
 
 # Sizes of the scalars whose size the first byte tells.
@@ -101,10 +108,16 @@ def kind_name(first: int) -> str:
 
 
 class RecordScanner:
-    """Check records of the file open as ``fd`` (``size`` bytes) before they are built."""
+    """Check records of the file open as ``fd`` (``size`` bytes) before they are built.
 
-    def __init__(self, fd: int, size: int, *, window: int = WINDOW) -> None:
+    ``version`` is the cassette's format version: from 2, a record may also be an array
+    of four items (a message), whose binary item may be as long as a payload.
+    """
+
+    def __init__(self, fd: int, size: int, *, window: int = WINDOW, version: int = 2) -> None:
         self._fd = fd
+        self._arrays = version >= 2
+        self._message = _MESSAGE_V2 if version >= 2 else _MESSAGE
         self._size = size
         self._window = window
         self._data = b""
@@ -134,7 +147,7 @@ class RecordScanner:
             p + _FAST_SPAN > len(self._data) and self._base + len(self._data) < self._size
         ):
             p = self._at(start, min(_FAST_SPAN, self._size - start))
-        found = _MESSAGE.match(self._data, p)
+        found = self._message.match(self._data, p)
         if found is None:
             return self._scan_any(start)
         length = int.from_bytes(found.group(found.lastindex or 1), "big")
@@ -147,7 +160,8 @@ class RecordScanner:
 
     def fields(self, start: int) -> list[tuple[int, int, int]]:
         """Where each entry of the record map at ``start`` lies: ``(key start, value
-        start, value end)`` offsets, in order (for building a big record piece by piece)."""
+        start, value end)`` offsets, in order (for building a big record piece by piece).
+        For an array record, each item's ``(start, start, end)``."""
         entries: list[tuple[int, int, int]] = []
         self._scan_any(start, entries)
         return entries
@@ -162,6 +176,8 @@ class RecordScanner:
         tokens = 0
         field: bytes | None = None
         """The name of the record field whose value is being read."""
+        top_array = False
+        """Whether the record is an array (a v2 message: its last item is the payload)."""
         while todo:
             left = todo[-1]
             if left == 0:
@@ -177,16 +193,23 @@ class RecordScanner:
             p = self._at(pos, 1)  # (may move the window: index self._data after it)
             first = self._data[p]
             if entries is not None and depth == 1:
-                if is_key:
+                if is_key or top_array:
                     if key_at >= 0:
                         entries.append((key_at, value_at, pos))
                     key_at = pos
-                else:
+                if not is_key:
                     value_at = pos
             if depth == 0 and not (
                 0x80 <= first <= 0x8F or first in (0xDE, 0xDF) or first in _EXT_TYPE_AT
             ):
-                raise NotAMap(f"a record must be a map, not {kind_name(first)}")
+                if not self._arrays:
+                    raise NotAMap(f"a record must be a map, not {kind_name(first)}")
+                if not (0x90 <= first <= 0x9F or first in (0xDC, 0xDD)):
+                    raise NotAMap(
+                        f"a record must be a map (or, for a message, an array), not "
+                        f"{kind_name(first)}"
+                    )
+                top_array = True
             if is_key and not (0xA0 <= first <= 0xBF or first in _LENGTH_SIZE):
                 raise ShapeError(f"a map key must be a string, not {kind_name(first)}")
 
@@ -226,6 +249,10 @@ class RecordScanner:
 
             if count >= 0:
                 is_map = first <= 0x8F or first >= 0xDE
+                if depth == 0 and top_array and count != 4:
+                    raise ShapeError(
+                        f"a record that is an array is a message of 4 items, not {count}"
+                    )
                 if depth >= MAX_DEPTH:
                     raise ShapeError(
                         f"containers nested more than {MAX_DEPTH} deep; no cassette record is"
@@ -247,7 +274,7 @@ class RecordScanner:
                         p = self._at(pos, length)
                         field = self._data[p : p + length]
                     limit = MAX_TEXT_BYTES
-                elif binary and depth == 1 and field in _BIG:
+                elif binary and depth == 1 and (field in _BIG or (top_array and left == 1)):
                     limit = MAX_RECORD_BYTES
                 else:
                     limit = MAX_TEXT_BYTES

@@ -1,8 +1,17 @@
-"""Append-only cassette writer: one msgpack map per record, flushed as it is written.
+"""Append-only cassette writer: one msgpack record per write, flushed as it is written.
 
-A killed recorder loses at most the record being written; readers report that tail as
-truncated. Any write failure raises :class:`CassetteWriteError` and leaves the writer
-unusable: recording must stop rather than let traffic through unrecorded.
+It writes format version 2 (:mod:`wstape.cassettes.v2`): messages as arrays, other records
+as maps, and, when the writer is closed, an end record counting what it wrote, so a
+reader can tell a cassette that ended cleanly from one cut at a record boundary. A killed
+recorder loses at most the record being written; readers report the cassette as truncated
+(a record cut short, or no end record). Any write failure raises
+:class:`CassetteWriteError` and leaves the writer unusable: recording must stop rather
+than let traffic through unrecorded.
+
+A cassette removed (or replaced) while it is written still accepts writes on Linux, into
+a file nobody will see. The writer notices with an ``fstat`` of its open file: before every
+record for a live recording (``live=True``: the recorder, where a record lost is traffic
+lost), else every :data:`CHECK_EVERY` records, whenever it takes the lock and on close.
 
 Several processes may append to one cassette at once (two ``wstape record --append``,
 pytest-xdist workers in ``new_episodes`` mode): the file is opened ``O_APPEND`` and each
@@ -14,9 +23,13 @@ its header happen under the same lock, so two appenders on a missing file write 
 header.
 
 Every record is first held to the reader's own schema check
-(:func:`~wstape.cassettes.schema.check_record_dict` on the map about to be packed, and the
-record cap on the packed bytes): wstape never writes what it cannot read back. A record
-that fails raises :class:`UnreadableRecord` and nothing is written; the writer stays usable.
+(:func:`~wstape.cassettes.schema.check_record_dict` on the map about to be packed,
+:func:`~wstape.cassettes.v2.message_to_array` for a message, and the record cap on the
+packed bytes): wstape never writes what it cannot read back. A record that fails raises
+:class:`UnreadableRecord` and nothing is written; the writer stays usable.
+
+Appending needs a cassette of the version this wstape writes: a version-1 file is refused
+(:class:`OlderCassette`, "run `wstape upgrade`") rather than mixed with version-2 records.
 """
 
 from __future__ import annotations
@@ -32,10 +45,13 @@ from pathlib import Path
 
 import msgpack
 
+from wstape.cassettes import v2
 from wstape.cassettes.errors import (
     CassetteError,
     CassetteExists,
     CassetteWriteError,
+    OlderCassette,
+    UnendedCassette,
     UnreadableRecord,
 )
 from wstape.cassettes.reader import CassetteReader
@@ -50,8 +66,11 @@ from wstape.cassettes.schema import (
     record_to_dict,
 )
 from wstape.core.errors import ConfigError
-from wstape.core.model import Header, Note, Open, Record
+from wstape.core.model import Header, Message, Note, Open, Record
 from wstape.core.version import __version__
+
+CHECK_EVERY = 1024
+"""Records between two checks that the file was not removed (unless ``live``)."""
 
 
 class WriteMode(StrEnum):
@@ -60,7 +79,8 @@ class WriteMode(StrEnum):
     CREATE = "create"
     """Refuse it (CassetteExists): the default, so no recording is lost by accident."""
     APPEND = "append"
-    """Add to it (same format version), continuing its connection ids; create if missing."""
+    """Add to it (same format version), continuing its connection ids; create if missing.
+    A cassette of an older format version is refused (OlderCassette: `wstape upgrade`)."""
     OVERWRITE = "overwrite"
     """Replace it."""
 
@@ -76,8 +96,14 @@ class CassetteWriter:
     """Write records to ``path``, created, appended to or overwritten as ``mode`` says.
 
     Raises CassetteExists for an existing file without ``append`` or ``overwrite``,
-    CassetteError when the existing file cannot be appended to, and CassetteWriteError
-    when the file cannot be created or written.
+    OlderCassette for appending to an older format version, CassetteError when the
+    existing file cannot be appended to, and CassetteWriteError when the file cannot be
+    created or written. ``live``: check before every record that the file is still there
+    (a live recording), not every :data:`CHECK_EVERY` records.
+
+    :meth:`close` (and leaving a ``with`` block without an error) appends the end record;
+    :meth:`abort` (leaving it with an error) does not, so readers see the output as not
+    ended cleanly.
     """
 
     def __init__(
@@ -87,17 +113,32 @@ class CassetteWriter:
         mode: WriteMode = WriteMode.CREATE,
         creator: str | None = None,
         started_at: float | None = None,
+        live: bool = False,
     ) -> None:
         self.path = Path(path)
         self._packer = msgpack.Packer(use_bin_type=True, datetime=False)
+        self._pack = self._packer.pack
+        self._check_every = 1 if live else CHECK_EVERY
+        self._check_at = 0
+        """The next check that the file is still there is due before this many records
+        (of ``records_written``) are written: once every ``_check_every``."""
+        self._counts: dict[int, int] = {}
+        """Records per connection (what the end record says)."""
+        self._created = False
+        """Whether this writer wrote the header (so it ends even an empty cassette)."""
         self._next_conn = 1
         self._failed: CassetteWriteError | None = None
         self.records_written = 0
-        self._next_index = 1
-        """The record index the next record gets in the file (the header is record 0)."""
+        self._index_base = 1
+        """``_next_index`` less ``records_written``."""
         self.mode = mode
         self._scanned_to = 0
         """Bytes of the file whose connection ids this writer knows."""
+        self._scanned_index = 1
+        """The record index of the record at ``_scanned_to``."""
+        self._own = 0
+        """Bytes this writer wrote since ``_scanned_to``: when the file is exactly that much
+        longer, nobody else wrote and there is nothing to read back."""
         self._highest = 0
         """The highest connection id in those bytes (or reserved by this writer)."""
         exists = self.path.exists() and self.path.stat().st_size > 0
@@ -125,6 +166,9 @@ class CassetteWriter:
             with self._locked():
                 if os.fstat(self._fd).st_size == 0:
                     self._write(header_bytes)
+                    self._created = True
+                    self._scanned_to, self._own = len(header_bytes), 0  # (under the lock)
+                    self._check_at = 0  # (the header's check does not count for record 1)
                 else:
                     self._scan_existing()
         except BaseException:
@@ -151,41 +195,46 @@ class CassetteWriter:
 
     def _scan_existing(self) -> None:
         """Check the cassette can be appended to and learn its connection ids (under the
-        lock). Raises for a newer, broken, truncated cassette or a reused id: never
-        append after garbage."""
+        lock). Raises for an older, newer, broken or truncated cassette or a reused id:
+        never append after garbage. One that did not end cleanly is fine (another writer
+        may be appending to it right now)."""
         reader = CassetteReader(self.path)
-        if reader.header.version != FORMAT_VERSION:
-            raise CassetteError(
-                self.path,
-                f"cannot append: the cassette is format version {reader.header.version}, "
-                f"this wstape writes {FORMAT_VERSION}",
-            )
-        for index, _, record in reader.iter_with_offsets():
-            if isinstance(record, Open):
-                self._highest = max(self._highest, record.conn)
-            self._next_index = index + 1
+        if reader.header.version < FORMAT_VERSION:
+            raise OlderCassette(self.path, reader.header.version)
+        if reader.header.version != FORMAT_VERSION:  # pragma: no cover - refused as newer
+            raise CassetteError(self.path, f"cannot append to format {reader.header.version}")
+        try:
+            for _, _, record in reader.iter_with_offsets():
+                if isinstance(record, Open):
+                    self._highest = max(self._highest, record.conn)
+        except UnendedCassette:
+            pass  # every record was read: only the end records are missing
+        self._next_index = self._scanned_index = reader.next_index
         self._scanned_to = reader.size
 
     def _catch_up(self) -> None:
         """Learn the connection ids other writers appended since we last looked (under
         the lock, so every ``open`` among them is complete; a message being written may
         not be, and is read next time)."""
-        size = os.fstat(self._fd).st_size
-        if size <= self._scanned_to:
+        stat = self._check_file()
+        if stat.st_size == self._scanned_to + self._own:  # nobody else wrote
+            self._scanned_to, self._own = stat.st_size, 0
+            self._scanned_index = self._next_index
             return
-        try:
+        try:  # (our own records since _scanned_to are read back too)
             reader = CassetteReader(self.path, allow_truncated=True, allow_reused_ids=True)
-            for index, _, record in reader.iter_with_offsets(
-                start=self._scanned_to, index=self._next_index
+            for _, _, record in reader.iter_with_offsets(
+                start=self._scanned_to, index=self._scanned_index
             ):
                 if isinstance(record, Open):
                     self._highest = max(self._highest, record.conn)
-                self._next_index = index + 1
         except CassetteError as e:
             self._failed = CassetteWriteError(self.path, OSError(0, f"cannot append: {e}"))
             raise self._failed from None
         at = reader.truncated_at
         self._scanned_to = reader.size if at is None else at
+        self._scanned_index = self._next_index = reader.next_index
+        self._own = 0
 
     def new_conn_id(self) -> int:
         """A connection id not used in this cassette yet, by this writer or, as far as is
@@ -213,10 +262,36 @@ class CassetteWriter:
         Raises UnreadableRecord (nothing written) for a record the reader would refuse,
         CassetteWriteError when writing fails.
         """
+        if type(record) is Message:  # the hot path: one array, one write, one count
+            try:
+                items = v2.message_to_array(record)
+                data = self._pack(items)
+            except (SchemaError, TypeError, AttributeError) as e:
+                raise self._unreadable(record, str(e)) from None
+            except (ValueError, OverflowError) as e:
+                raise self._unreadable(record, f"cannot pack it: {e}") from None
+            size = len(data)
+            if size > MAX_RECORD_BYTES:
+                raise self._unreadable(record, f"{size} bytes, over the {MAX_RECORD_BYTES} cap")
+            if self._failed is not None or self.records_written >= self._check_at:
+                self._write(data)  # (the long way: raise, or check the file first)
+            else:  # _write, inline
+                try:
+                    written = os.write(self._fd, data)
+                except (OSError, ValueError) as e:
+                    self._failed = CassetteWriteError(self.path, e)
+                    raise self._failed from e
+                if written != size:
+                    self._write_rest(data, written)
+                self._own += size
+            self.records_written += 1
+            conn = items[0]
+            self._counts[conn] = self._counts.get(conn, 0) + 1
+            return
         try:
             fields = record_to_dict(record)
             check_record_dict(fields)  # the reader's own check, so it can read this back
-            data = self._packer.pack(fields)
+            data = self._pack(fields)
         except (SchemaError, TypeError, AttributeError) as e:
             raise self._unreadable(record, str(e)) from None
         except (ValueError, OverflowError) as e:  # UnicodeEncodeError is a ValueError
@@ -225,7 +300,17 @@ class CassetteWriter:
             raise self._unreadable(record, f"{len(data)} bytes, over the {MAX_RECORD_BYTES} cap")
         self._write(data)
         self.records_written += 1
-        self._next_index += 1
+        if record.conn is not None:
+            self._counts[record.conn] = self._counts.get(record.conn, 0) + 1
+
+    @property
+    def _next_index(self) -> int:
+        """The record index the next record gets in the file (the header is record 0)."""
+        return self._index_base + self.records_written
+
+    @_next_index.setter
+    def _next_index(self, index: int) -> None:
+        self._index_base = index - self.records_written
 
     def _unreadable(self, record: Record, reason: str) -> UnreadableRecord:
         return UnreadableRecord(self.path, record_label(record), self._next_index, reason)
@@ -237,23 +322,58 @@ class CassetteWriter:
         if self._failed is not None:
             raise self._failed
         try:
-            view = memoryview(data)
-            while view:  # one write() a record; the loop only for a short write
-                written = os.write(self._fd, view)
-                view = view[written:]
-            end = os.lseek(self._fd, 0, os.SEEK_CUR)
-            if end - len(data) == self._scanned_to:
-                self._scanned_to = end  # nobody wrote in between: nothing to read back
-            # A file removed under us still accepts writes on Linux; notice it (fstat of
-            # the open file: no path lookup on the hot path, and a file renamed over ours
-            # is noticed too).
-            if os.fstat(self._fd).st_nlink == 0:
-                raise FileNotFoundError(2, "the cassette file was removed while recording")
+            if self.records_written >= self._check_at:
+                self._check_file()
+            written = os.write(self._fd, data)  # one write() a record (O_APPEND)
+        except (OSError, ValueError) as e:
+            self._failed = CassetteWriteError(self.path, e)
+            raise self._failed from e
+        if written != len(data):
+            self._write_rest(data, written)
+        self._own += len(data)
+
+    def _write_rest(self, data: bytes, written: int) -> None:
+        """After a short write (a full disk, a signal): the rest, or the error."""
+        try:
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(self._fd, view) :]
         except (OSError, ValueError) as e:
             self._failed = CassetteWriteError(self.path, e)
             raise self._failed from e
 
+    def _check_file(self) -> os.stat_result:
+        """The open file's status; raises when it was removed or replaced (fstat of the
+        open file: no path lookup, and a file renamed over ours is noticed too)."""
+        self._check_at = self.records_written + self._check_every
+        try:
+            stat = os.fstat(self._fd)
+            if stat.st_nlink == 0:
+                raise FileNotFoundError(2, "the cassette file was removed while recording")
+        except (OSError, ValueError) as e:
+            self._failed = CassetteWriteError(self.path, e)
+            raise self._failed from e
+        return stat
+
     def close(self) -> None:
+        """Append the end record (unless a write failed) and close the file.
+
+        Raises CassetteWriteError when the end record cannot be written or the file was
+        removed since the last check.
+        """
+        if self._fd < 0:
+            return
+        try:
+            if self._failed is None:
+                self._check_file()
+                if self.records_written or self._created:
+                    self._write(v2.pack_end(self.records_written, self._counts))
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Close the file without an end record: what was written is kept, and readers
+        report that the cassette did not end cleanly."""
         if self._fd < 0:
             return
         fd, self._fd = self._fd, -1
@@ -266,5 +386,8 @@ class CassetteWriter:
     def __enter__(self) -> CassetteWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

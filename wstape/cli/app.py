@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "redact": "edit",
     "cut": "edit",
     "repair": "edit",
+    "upgrade": "edit",
     "export": "convert",
     "import": "convert",
     "view": "convert",

@@ -33,7 +33,7 @@ from wstape.cli.options import (
     protocol_option,
     rule_config,
 )
-from wstape.cli.output import Column, plural, print_table, safe
+from wstape.cli.output import Column, plural, print_table, progress, safe
 from wstape.core.replay.options import protocol_names
 from wstape.core.report import Report, junit_xml, to_json
 from wstape.core.rules import CATALOGUE, Platform, Profile, Severity, rules_for
@@ -83,7 +83,8 @@ def check(
     # recording would let CI pass on a recorder that was killed.
     reader = open_cassette(cassette, allow_truncated=False)
     try:
-        report, strays = check_reader(reader, cfg, protocol=protocol_option(protocol))
+        with progress([cassette], "check", enabled=not as_json):
+            report, strays = check_reader(reader, cfg, protocol=protocol_option(protocol))
     except CassetteError as e:
         cassette_error(e)
     warn_strays(cassette, strays)
@@ -101,14 +102,19 @@ def check(
 def print_report(report: Report) -> None:
     """The human view of a report: one line per violation, then a verdict line."""
     out = console()
+    plain = out.no_color  # then a line is its text: written as is, without rich per line
+    lines: list[str] = []
     for v in report.violations:
         conn = "-" if v.conn is None else str(v.conn)
-        out.print(
-            Text.assemble(
-                (f"{v.severity.value:5}", SEVERITY_STYLE[v.severity]),
-                f" {v.rule:28} conn {conn:>4}  {safe(v.message)}",
-            )
-        )
+        rest = f" {v.rule:28} conn {conn:>4}  {safe(v.message)}"
+        if plain:
+            lines.append(f"{v.severity.value:5}{rest}\n")
+            if len(lines) >= 256:
+                out.file.write("".join(lines))
+                lines.clear()
+        else:
+            out.print(Text.assemble((f"{v.severity.value:5}", SEVERITY_STYLE[v.severity]), rest))
+    out.file.write("".join(lines))
     recognised = [f"conn {c.conn} {c.protocol}" for c in report.connections if c.protocol]
     if recognised:
         out.print(safe("protocols: " + ", ".join(recognised)))

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Collection, Iterable, Iterator
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,7 +25,7 @@ from wstape.cassettes import (
 from wstape.cli import output
 from wstape.core.connections import Strays
 from wstape.core.errors import ConfigError
-from wstape.core.model import Open, Record
+from wstape.core.model import Open
 from wstape.interchange.sources import FORMAT_NAMES, sniff_file
 from wstape.tools.edit import same_file
 
@@ -111,7 +111,9 @@ def open_cassette(
 
 
 def warn_if_truncated(reader: CassetteReader) -> None:
-    if reader.truncated_at is not None:
+    if reader.incomplete is not None:  # every record is whole: none is left out
+        warn(f"{reader.path}: {reader.incomplete}; `wstape repair` writes an ended copy")
+    elif reader.truncated_at is not None:
         warn(
             f"{reader.path}: truncated at byte {reader.truncated_at} (the recorder was "
             "stopped mid-write); showing the complete records before it"
@@ -192,26 +194,40 @@ def write_error(e: CassetteWriteError | OSError, path: Path) -> NoReturn:
 
 
 def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, ensure_ascii=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
-def only_conns(
-    records: Iterable[Record], conns: Collection[int] | None, path: Path
-) -> Iterator[Record]:
+def write_json_array(items: Iterable[Any]) -> None:
+    """``print_json(list(items))``, written one item at a time (a cassette of many
+    connections makes a list too big to build whole)."""
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    sys.stdout.write("[")
+    for i, item in enumerate(items):
+        sys.stdout.write((", " if i else "") + dumps(item))
+    sys.stdout.write("]\n")
+
+
+R = TypeVar("R")
+
+
+def only_conns(records: Iterable[R], conns: Collection[int] | None, path: Path) -> Iterable[R]:
     """``--conn``: the records of these connections and the notes about the whole cassette
-    (all records when ``conns`` is None); a warning afterwards for ids the cassette lacks."""
+    (all records when ``conns`` is None); a warning afterwards for ids the cassette lacks.
+    A record may be a message as its fields (the reader's ``iter_fields``)."""
     if conns is None:
-        yield from records
-        return
-    wanted = set(conns)
+        return records
+    return _only_conns(records, set(conns), path)
+
+
+def _only_conns(records: Iterable[R], wanted: set[int], path: Path) -> Iterator[R]:
     opened: set[int] = set()
     for record in records:
-        if record.conn is None:
+        conn = record[0] if isinstance(record, tuple) else getattr(record, "conn", None)
+        if conn is None:
             yield record
-        elif record.conn in wanted:
+        elif conn in wanted:
             if isinstance(record, Open):
-                opened.add(record.conn)
+                opened.add(conn)
             yield record
     missing_ids(path, wanted - opened)
 

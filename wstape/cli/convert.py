@@ -44,7 +44,7 @@ from wstape.cli.options import (
     protocol_option,
     rule_config,
 )
-from wstape.cli.output import plural
+from wstape.cli.output import plural, progress
 from wstape.core.errors import ConfigError
 from wstape.core.report import ReportFormatError, read_report_json
 from wstape.core.rules import Platform, Profile, Violation
@@ -122,19 +122,20 @@ def export(
             if result.extra_closes:
                 warn(f"kept only the last of several close records ({result.extra_closes})")
         else:
-            records = only_conns(reader, conn, cassette)
+            records = only_conns(reader.iter_fields(), conn, cassette)
             write_jsonl(records, stream, notes=notes, exact=exact, header=reader.header)
 
     tmp = None if output is None else output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
-        if out is None:
-            assert output is not None and tmp is not None
-            # written whole or not at all: a failed export leaves no half file behind
-            with open(tmp, "w", encoding="utf-8") as f:
-                write(f)
-            os.replace(tmp, output)
-        else:
-            write(out)
+        with progress([cassette], "export", enabled=True):
+            if out is None:
+                assert output is not None and tmp is not None
+                # written whole or not at all: a failed export leaves no half file behind
+                with open(tmp, "w", encoding="utf-8") as f:
+                    write(f)
+                os.replace(tmp, output)
+            else:
+                write(out)
     except CassetteError as e:
         _unlink(tmp)
         cassette_error(e)
@@ -204,12 +205,13 @@ def import_(
     """
     output_target(output, source=source, overwrite=overwrite, text=False)
     try:
-        result = import_file(
-            source,
-            output,
-            fmt or "auto",
-            max_inflated=None if max_inflated is None else max_inflated * 1024 * 1024,
-        )
+        with progress([source], "import", enabled=not as_json):
+            result = import_file(
+                source,
+                output,
+                fmt or "auto",
+                max_inflated=None if max_inflated is None else max_inflated * 1024 * 1024,
+            )
     except InterchangeError as e:
         fail(str(e), ExitCode.CASSETTE)
     except ConfigError as e:
@@ -307,28 +309,29 @@ def view(
     reader = open_cassette(cassette)
     tmp = None if target is None else target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        protocols = protocol_view(open_cassette(cassette), chosen)
-        if tmp is None:
-            result = render_html(
-                reader,
-                sys.stdout,
-                violations,
-                max_messages=max_messages,
-                protocols=protocols,
-                faults=faults,
-            )
-            sys.stdout.flush()
-        else:
-            with open(tmp, "w", encoding="utf-8") as f:
+        with progress([cassette], "view", enabled=True):
+            protocols = protocol_view(open_cassette(cassette), chosen)
+            if tmp is None:
                 result = render_html(
                     reader,
-                    f,
+                    sys.stdout,
                     violations,
                     max_messages=max_messages,
                     protocols=protocols,
                     faults=faults,
                 )
-            os.replace(tmp, output)
+                sys.stdout.flush()
+            else:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    result = render_html(
+                        reader,
+                        f,
+                        violations,
+                        max_messages=max_messages,
+                        protocols=protocols,
+                        faults=faults,
+                    )
+                os.replace(tmp, output)
     except CassetteError as e:
         _unlink(tmp)
         cassette_error(e)

@@ -20,6 +20,7 @@ from wstape.cli.common import (
     warn_strays,
 )
 from wstape.cli.options import ProtocolOpt, protocol_option
+from wstape.cli.output import progress
 from wstape.tools.decoded import protocol_view
 from wstape.tools.diff import MAX_DETAILS, CassetteDiff, ConnectionDiff, diff_cassettes
 
@@ -153,14 +154,15 @@ def diff(
     ra = open_cassette(a)
     rb = open_cassette(b)
     try:
-        result = diff_cassettes(
-            ra,
-            rb,
-            ignore_headers=ignore_header or (),
-            compare_volatile=all_headers,
-            max_details=max_changes,
-            protocols=protocol_view(open_cassette(a), chosen),
-        )
+        with progress([a, b], "diff", enabled=not as_json):
+            result = diff_cassettes(
+                ra,
+                rb,
+                ignore_headers=ignore_header or (),
+                compare_volatile=all_headers,
+                max_details=max_changes,
+                protocols=protocol_view(open_cassette(a), chosen),
+            )
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(ra)

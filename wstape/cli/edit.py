@@ -1,4 +1,4 @@
-"""Editing a cassette into a new one: ``redact``, ``cut``, ``repair``."""
+"""Editing a cassette into a new one: ``redact``, ``cut``, ``repair``, ``upgrade``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from wstape.cassettes import CassetteError, CassetteWriteError
+from wstape.cassettes import FORMAT_VERSION, CassetteError, CassetteWriteError
 from wstape.cli.common import (
     CassetteArg,
     ExitCode,
@@ -23,13 +23,14 @@ from wstape.cli.common import (
     warn_strays,
     write_error,
 )
-from wstape.cli.output import plural
+from wstape.cli.output import plural, progress
 from wstape.tools.edit import (
     RepairResult,
     Selection,
     cut_cassette,
     repair_cassette,
     same_file,
+    upgrade_cassette,
 )
 from wstape.tools.redact import RedactError, build_rules, redact_cassette
 
@@ -164,7 +165,8 @@ def redact(
         output_target(output, source=cassette, overwrite=overwrite, text=False)
     reader = open_cassette(cassette, allow_truncated=False)
     try:
-        counts = redact_cassette(reader, output, rules)
+        with progress([cassette], "redact", enabled=not as_json):
+            counts = redact_cassette(reader, output, rules)
     except CassetteError as e:
         cassette_error(e)
     except (CassetteWriteError, OSError) as e:
@@ -217,7 +219,8 @@ def cut(
     output_target(output, source=cassette, overwrite=overwrite, text=False)
     reader = open_cassette(cassette, allow_truncated=False)
     try:
-        result = cut_cassette(reader, output, Selection(conn or (), path or ()))
+        with progress([cassette], "cut", enabled=not as_json):
+            result = cut_cassette(reader, output, Selection(conn or (), path or ()))
     except CassetteError as e:
         cassette_error(e)
     except (CassetteWriteError, OSError) as e:
@@ -250,6 +253,7 @@ def _repair_json(source: Path, output: Path, r: RepairResult) -> dict[str, Any]:
         "records": r.records,
         "truncated_at": r.truncated_at,
         "dropped_bytes": r.dropped_bytes,
+        "ended_cleanly": r.incomplete is None,
         "closed": r.closed,
         "renumbered": [{"conn": old, "new": new, "record": at} for old, new, at in r.renumbered],
         "dropped_records": r.strays.count,
@@ -262,23 +266,26 @@ def repair(
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the complete part of a truncated cassette (a recorder killed mid-write), or
-    of one that two recorders appended to at once.
+    """Write the complete part of a truncated cassette (a recorder killed mid-write, or
+    a cassette that did not end cleanly), or of one that two recorders appended to at once.
 
-    Every complete record is kept; the incomplete tail is dropped. Connections left open
+    Every complete record is kept; the incomplete tail is dropped. The output is written
+    in the current format version and ends with an end record. Connections left open
     get the close a stopped recorder writes (by nobody, no code, not on the wire) and a
     note. A connection id opened a second time gets a fresh id (above every id in the
     file), and so do the records up to that connection's close. Records that belong to no
     open connection (ids never opened, after a close or a refusal) are dropped. Other
     corruption is not repaired (exit 3).
 
-    --json prints {"input", "output", "records", "truncated_at", "dropped_bytes", "closed",
-    "renumbered": [{"conn", "new", "record"}], "dropped_records"}.
+    --json prints {"input", "output", "records", "truncated_at", "dropped_bytes",
+    "ended_cleanly", "closed", "renumbered": [{"conn", "new", "record"}], "dropped_records"}
+    (a cassette that did not end cleanly has "truncated_at" at its end, "dropped_bytes" 0).
     """
     output_target(output, source=cassette, overwrite=overwrite, text=False)
     reader = open_cassette(cassette, allow_truncated=True, allow_reused_ids=True)
     try:
-        result = repair_cassette(reader, output)
+        with progress([cassette], "repair", enabled=not as_json):
+            result = repair_cassette(reader, output)
     except CassetteError as e:
         cassette_error(e)
     except (CassetteWriteError, OSError) as e:
@@ -288,6 +295,8 @@ def repair(
         return
     if result.truncated_at is None:
         what = "the cassette was not truncated"
+    elif result.incomplete is not None:
+        what = "the cassette had not ended cleanly (every record was whole): ended it"
     else:
         what = f"dropped {result.dropped_bytes} bytes from byte {result.truncated_at}"
     closed = (
@@ -307,6 +316,52 @@ def repair(
     )
 
 
+def upgrade(
+    cassette: CassetteArg,
+    output: OutputOpt,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rewrite a cassette of an older format version (1) in the current one (2).
+
+    Every record is kept as it is; the output is smaller (messages lose their map keys)
+    and ends with an end record, so a later cut at a record boundary is detected. Any
+    wstape reads version 1 as it is; upgrade to append to it (`record --append` refuses an
+    older version) or to get the smaller, checkable file. A truncated cassette is refused
+    (`wstape repair` keeps its complete part, in the current version). A cassette already
+    in the current version is rewritten as it is.
+
+    --json prints {"input", "output", "from_version", "version", "records"}.
+    """
+    output_target(output, source=cassette, overwrite=overwrite, text=False)
+    reader = open_cassette(cassette, allow_truncated=False)
+    try:
+        with progress([cassette], "upgrade", enabled=not as_json):
+            records = upgrade_cassette(reader, output)
+    except CassetteError as e:
+        cassette_error(e)
+    except (CassetteWriteError, OSError) as e:
+        write_error(e, output)
+    old = reader.header.version
+    if as_json:
+        print_json(
+            {
+                "input": str(cassette),
+                "output": str(output),
+                "from_version": old,
+                "version": FORMAT_VERSION,
+                "records": records,
+            }
+        )
+        return
+    what = (
+        f"format version {old} → {FORMAT_VERSION}"
+        if old != FORMAT_VERSION
+        else f"already format version {FORMAT_VERSION}, rewritten"
+    )
+    print(f"{what}: {plural(records, 'record')} → {output}")
+
+
 # -- import ----------------------------------------------------------------------------
 
 
@@ -316,3 +371,6 @@ def register(app: typer.Typer) -> None:
     )
     app.command("cut", short_help="Write a cassette with only some connections.")(cut)
     app.command("repair", short_help="Write the complete part of a truncated cassette.")(repair)
+    app.command("upgrade", short_help="Rewrite an old-format cassette in the current format.")(
+        upgrade
+    )

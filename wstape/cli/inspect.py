@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +23,10 @@ from wstape.cli.common import (
     missing_ids,
     only_conns,
     open_cassette,
-    print_json,
     stdout_closed,
     warn_if_truncated,
     warn_strays,
+    write_json_array,
 )
 from wstape.cli.options import ProtocolOpt, protocol_option
 from wstape.cli.output import Column
@@ -93,15 +92,15 @@ def ls(
     """
     reader = open_cassette(cassette)
     try:
-        folded = summarize_connections(only_conns(reader, conn, cassette))
+        with output.progress([cassette], "ls", enabled=not as_json):
+            folded = summarize_connections(only_conns(reader.iter_fields(), conn, cassette))
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(reader)
     warn_strays(cassette, folded.strays)
     summaries = folded.connections
     if as_json:
-        json.dump([summary_to_json(s) for s in summaries], sys.stdout, ensure_ascii=False)
-        sys.stdout.write("\n")
+        write_json_array(map(summary_to_json, summaries))
         return
     columns = (
         Column("id", keep=9, whole=True, justify="right"),
@@ -343,13 +342,15 @@ def stats(cassette: CassetteArg, conn: ConnOpt = None, as_json: JsonOpt = False)
     """
     reader = open_cassette(cassette)
     try:
-        result = compute_stats(only_conns(reader, conn, cassette))
+        with output.progress([cassette], "stats", enabled=not as_json):
+            result = compute_stats(only_conns(reader.iter_fields(), conn, cassette))
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(reader)
     warn_strays(cassette, result.strays)
     if as_json:
-        print_json(result.to_json())
+        result.write_json(sys.stdout)
+        sys.stdout.write("\n")
     else:
         _print_stats(cassette, result)
 

@@ -14,13 +14,18 @@ drive the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -124,6 +129,34 @@ def print_table(
         victim = min(kept[1:], key=lambda i: (columns[i].keep, -i))
         kept.remove(victim)
         dropped.append(columns[victim].name)
+    if len(rows) > RICH_ROWS:
+        _print_long_table(out, title, [columns[i] for i in kept], kept, whole, body, tail)
+    else:
+        _print_rich_table(out, title, columns, kept, whole, body, tail)
+    if dropped:
+        out.print(
+            f"(left out to fit {out.width} columns: {', '.join(dropped)}; "
+            "widen the terminal, set COLUMNS, or use --json)",
+            soft_wrap=False,
+        )
+
+
+RICH_ROWS = 1000
+"""A table of more rows is drawn line by line by :func:`_print_long_table`: rich measures
+and renders every cell at some 100 µs each (minutes and gigabytes for ``ls`` of 200,000
+connections)."""
+
+
+def _print_rich_table(
+    out: Console,
+    title: str,
+    columns: Sequence[Column],
+    kept: list[int],
+    whole: list[bool],
+    body: list[list[str]],
+    tail: list[list[str]],
+) -> None:
+    rows = body + tail
     table = Table(title=safe(title), title_justify="left", expand=False)
     for i in kept:
         col = columns[i]
@@ -141,12 +174,181 @@ def print_table(
     for row in tail:
         table.add_row(*(Text(row[i]) for i in kept))
     out.print(table)
-    if dropped:
-        out.print(
-            f"(left out to fit {out.width} columns: {', '.join(dropped)}; "
-            "widen the terminal, set COLUMNS, or use --json)",
-            soft_wrap=False,
+
+
+def _cells(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)
+
+
+def _fold(text: str, width: int) -> list[str]:
+    """``text`` in lines at most ``width`` cells wide, as rich wraps a cell: whole words
+    while they fit, a word wider than the cell cut."""
+    if _cells(text) <= width:
+        return [text]
+    lines: list[str] = []
+    line = ""
+    for word in re.findall(r"\s*\S+\s*|\s+", text):
+        if _cells((line + word).rstrip()) <= width:
+            line += word
+            continue
+        if line.strip():
+            lines.append(line.rstrip())
+        line = word.lstrip() if lines else word
+        while _cells(line.rstrip()) > width:
+            piece, used = "", 0
+            for ch in line:
+                if used + _cells(ch) > width:
+                    break
+                piece += ch
+                used += _cells(ch)
+            lines.append(piece)
+            line = line[len(piece) :]
+    if line.strip() or not lines:
+        lines.append(line.rstrip())
+    return lines
+
+
+def _print_long_table(
+    out: Console,
+    title: str,
+    columns: Sequence[Column],
+    kept: list[int],
+    whole: list[bool],
+    body: list[list[str]],
+    tail: list[list[str]],
+) -> None:
+    """The table rich would draw (same box, same columns), written a row at a time: whole
+    columns as wide as their longest cell, the others sharing what is left and folding."""
+    natural = [
+        max([_cells(col.name), *(_cells(r[i]) for r in body), *(_cells(r[i]) for r in tail)])
+        for col, i in zip(columns, kept, strict=True)
+    ]
+    widths = list(natural)
+    spare = out.width - 1 - sum(w + 3 for w in widths)
+    folding = [n for n, i in enumerate(kept) if not whole[i]]
+    if spare < 0 and folding:
+        for n in sorted(folding, key=lambda n: -natural[n]):
+            cut = min(-spare, widths[n] - max(columns[n].min_width, 1))
+            if cut > 0:
+                widths[n] -= cut
+                spare += cut
+            if spare >= 0:
+                break
+
+    def line(left: str, fill: str, cross: str, right: str) -> str:
+        return left + cross.join(fill * (w + 2) for w in widths) + right + "\n"
+
+    def cells(values: Sequence[str], justify: Sequence[str]) -> str:
+        folded = [_fold(v, w) for v, w in zip(values, widths, strict=True)]
+        text = []
+        for k in range(max(len(f) for f in folded)):
+            parts = []
+            for f, w, how in zip(folded, widths, justify, strict=True):
+                piece = f[k] if k < len(f) else ""
+                pad = " " * (w - _cells(piece))
+                parts.append(pad + piece if how == "right" else piece + pad)
+            text.append("│ " + " │ ".join(parts) + " │\n")
+        return "".join(text)
+
+    write = out.file.write
+    justify = [col.justify for col in columns]
+    write(safe(title) + "\n")
+    write(line("┏", "━", "┳", "┓"))
+    write(cells([col.name for col in columns], justify).replace("│", "┃"))
+    write(line("┡", "━", "╇", "┩"))
+    chunk: list[str] = []
+    for row in body:
+        chunk.append(cells([row[i] for i in kept], justify))
+        if len(chunk) >= 256:
+            write("".join(chunk))
+            chunk.clear()
+    write("".join(chunk))
+    if tail:
+        write(line("├", "─", "┼", "┤"))
+        for row in tail:
+            write(cells([row[i] for i in kept], justify))
+    write(line("└", "─", "┴", "┘"))
+
+
+PROGRESS_MIN_BYTES = 4 * 1024 * 1024
+"""Smaller inputs get no progress bar: they are read before it would show."""
+PROGRESS_DELAY = 0.4
+"""Seconds before the bar appears (a quick command shows nothing)."""
+
+
+def _read_position(path: Path) -> int | None:
+    """How far this process has read ``path``: the largest file position among its open
+    descriptors on it (Linux /proc; None elsewhere or when none is open)."""
+    best: int | None = None
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != str(path):
+                continue
+            with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as info:
+                for line in info:
+                    if line.startswith("pos:"):
+                        pos = int(line.split()[1])
+                        best = pos if best is None else max(best, pos)
+                        break
+        except (OSError, ValueError):
+            continue
+    return best
+
+
+@contextlib.contextmanager
+def progress(paths: Sequence[Path], label: str, *, enabled: bool = True) -> Iterator[None]:
+    """A progress bar on stderr, by bytes read of ``paths``, while the block runs: only on
+    a terminal, only for inputs of at least PROGRESS_MIN_BYTES, never with ``enabled``
+    False (``--json``). It watches the process's own read position (Linux), so no reading
+    code needs to know about it; several passes over a file show as the bar going round
+    again."""
+    if not enabled or not sys.stderr.isatty() or not os.path.isdir("/proc/self/fdinfo"):
+        yield
+        return
+    files = [Path(os.path.realpath(p)) for p in paths]
+    try:
+        total = sum(f.stat().st_size for f in files)
+    except OSError:
+        total = 0
+    if total < PROGRESS_MIN_BYTES:
+        yield
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    done = threading.Event()
+    try:  # WSTAPE_PROGRESS_DELAY=0 shows it at once (the tests' way to see it)
+        delay = float(os.environ.get("WSTAPE_PROGRESS_DELAY", PROGRESS_DELAY))
+    except ValueError:
+        delay = PROGRESS_DELAY
+
+    def watch() -> None:
+        if done.wait(delay):
+            return
+        bar = Progress(
+            f"{label}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=console(stderr=True),
+            transient=True,
         )
+        task = bar.add_task(label, total=total)
+        with bar:
+            while not done.wait(0.1):
+                read = sum(_read_position(f) or 0 for f in files)
+                bar.update(task, completed=min(read, total))
+
+    thread = threading.Thread(target=watch, name="wstape progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(2)
 
 
 __all__ = [
@@ -156,6 +358,7 @@ __all__ = [
     "no_color",
     "plural",
     "print_table",
+    "progress",
     "safe",
     "width",
 ]

@@ -38,6 +38,7 @@ from wstape.cli.options import (
     rule_config,
 )
 from wstape.cli.output import Column, plural, print_table, safe
+from wstape.core.deflate import compression_names
 from wstape.core.errors import ConfigError
 from wstape.core.frames import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_SIZE
 from wstape.core.listening import listen_error
@@ -546,6 +547,18 @@ def replay(
             "failed with 1009.",
         ),
     ] = DEFAULT_MAX_FRAME_SIZE,
+    compression: Annotated[
+        str,
+        typer.Option(
+            "--compression",
+            metavar=choices(compression_names()),
+            help="permessage-deflate (RFC 7692): auto negotiates it when the client offers "
+            "it and the recorded server accepted it, with the recorded parameters the offer "
+            "allows (--echo: whenever offered); on, whenever the client offers it; off, never. "
+            "Client messages are inflated within --max-size.",
+            autocompletion=compression_names,
+        ),
+    ] = "auto",
     max_fragments: Annotated[
         int,
         typer.Option(
@@ -623,6 +636,7 @@ def replay(
             handshake_delay=handshake_delay,
             connect_timeout=connect_timeout,
             max_size=max_size,
+            compression=compression,
             protocol=protocol,
             correlate=tuple(correlate or ()),
             correlate_uuids=not no_correlate_uuids,

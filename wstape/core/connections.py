@@ -33,7 +33,22 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from wstape.core.model import Close, ConnectionSummary, Message, Note, Open, Record
+from wstape.core.model import (
+    Close,
+    ConnectionSummary,
+    Message,
+    Note,
+    Opcode,
+    Open,
+    Record,
+    Side,
+)
+
+MessageFields = tuple[int, float, Side, Opcode, bytes]
+"""A message as a plain tuple of its fields, ``(conn, t, side, opcode, payload)``: what the
+reader's fast pass (:meth:`~wstape.cassettes.reader.CassetteReader.iter_fields`) yields in
+place of a :class:`~wstape.core.model.Message`, for the folds that need no object per
+message. ``Message(*fields)`` is the same message."""
 
 CASSETTE = -1
 """What :meth:`ConnectionTracker.route` returns for a note about the whole cassette."""
@@ -61,12 +76,16 @@ class Strays:
     first: tuple[int, str, StrayKind] | None = None
     """Position (1 = the first record after the header), what it was, and why."""
 
-    def add(self, position: int, record: Record, kind: StrayKind) -> None:
+    def add(self, position: int, record: Record | MessageFields, kind: StrayKind) -> None:
         self.count += 1
         self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
         if self.first is None:
-            what = type(record).__name__.lower()
-            self.first = (position, f"a {what} of connection {record.conn}", kind)
+            conn: int | None
+            if isinstance(record, tuple):
+                what, conn = "message", record[0]
+            else:
+                what, conn = type(record).__name__.lower(), record.conn
+            self.first = (position, f"a {what} of connection {conn}", kind)
 
     def describe(self) -> str:
         """One line, e.g. ``2 records belong to no open connection (first: record 7, a
@@ -106,10 +125,21 @@ class ConnectionTracker:
         """Connection id -> the latest slot opened with it."""
         self._refused: set[int] = set()
         """Slots whose upgrade was refused."""
+        self.live_slots: Callable[[int], list[int] | None] = self._live.get
+        """Connection id -> the slots of open, accepted connections with it (latest last),
+        or None: a message of that id belongs to the last of them. The fast folds route a
+        message of a live connection with this instead of :meth:`route` (a plain dict
+        lookup, no call per message), and set :attr:`position` before they route any
+        other record."""
 
-    def route(self, record: Record) -> int:
+    def route(self, record: Record | MessageFields) -> int:
         """The slot ``record`` belongs to, or CASSETTE for a cassette note, or STRAY."""
         self.position += 1
+        if isinstance(record, tuple):  # a message as its fields: the fast pass's common case
+            live = self._live.get(record[0])
+            if live:
+                return live[-1]
+            return self._stray(record)
         if isinstance(record, Message | Close):
             live = self._live.get(record.conn)
             if live:
@@ -140,8 +170,8 @@ class ConnectionTracker:
             self.strays.add(self.position, record, StrayKind.ORPHAN)
         return slot
 
-    def _stray(self, record: Message | Close) -> int:
-        latest = self._latest.get(record.conn)
+    def _stray(self, record: Message | Close | MessageFields) -> int:
+        latest = self._latest.get(record[0] if isinstance(record, tuple) else record.conn)
         if latest is None:
             kind = StrayKind.ORPHAN
         elif latest in self._refused:
@@ -177,12 +207,13 @@ class Folded(Generic[S]):
 
 
 def fold_connections(
-    records: Iterable[Record],
+    records: Iterable[Record | MessageFields],
     start: Callable[[Open], S],
-    add: Callable[[S, Message | Close | Note], object],
+    add: Callable[[S, Message | Close | Note | MessageFields], object],
 ) -> Folded[S]:
     """Fold the records into one state per connection: ``start(open)`` when a connection
-    opens, then ``add(state, record)`` for each of its messages, its close and its notes.
+    opens, then ``add(state, record)`` for each of its messages (a Message, or its fields
+    when ``records`` is the reader's fast pass), its close and its notes.
 
     Streams ``records`` once; memory is the states plus the cassette's notes.
     """
@@ -190,18 +221,96 @@ def fold_connections(
     states: list[S] = []
     notes: list[Note] = []
     route = tracker.route
-    for record in records:
+    live_slots = tracker.live_slots
+    for position, record in enumerate(records):
+        if isinstance(record, tuple):
+            # route()'s first case, inlined (a fold is mostly messages of live connections)
+            live = live_slots(record[0])
+            if live:
+                add(states[live[-1]], record)
+                continue
+        tracker.position = position  # (what route() counts on from here)
         slot = route(record)
         if slot >= 0:
-            if isinstance(record, Open):
+            if type(record) is Open:
                 states.append(start(record))
             else:
-                add(states[slot], record)
+                add(states[slot], record)  # type: ignore[arg-type]
         elif slot == CASSETTE and isinstance(record, Note):
             notes.append(record)
     return Folded(states, notes, tracker.strays, tracker.reused)
 
 
-def summarize_connections(records: Iterable[Record]) -> Folded[ConnectionSummary]:
-    """Per-connection totals (``wstape ls``), in the order the connections opened."""
-    return fold_connections(records, ConnectionSummary, ConnectionSummary.add)
+def add_to_summary(
+    summary: ConnectionSummary, record: Message | Close | Note | MessageFields
+) -> None:
+    """:meth:`ConnectionSummary.add`, taking a message's fields as well."""
+    if isinstance(record, tuple):
+        if record[2] is Side.CLIENT:
+            summary.messages_client += 1
+            summary.bytes_client += len(record[4])
+        else:
+            summary.messages_server += 1
+            summary.bytes_server += len(record[4])
+        if record[1] > summary.last_t:
+            summary.last_t = record[1]
+    else:
+        summary.add(record)
+
+
+def slim_open(op: Open) -> Open:
+    """``op`` without its headers and body: what a per-connection summary keeps, so that a
+    cassette of many connections costs a few hundred bytes per connection."""
+    if not (op.request_headers or op.response_headers or op.body):
+        return op
+    slim = object.__new__(Open)
+    # A copy of the fields, three emptied (the frozen dataclass's __init__ would set each
+    # of the eighteen through object.__setattr__, four times slower; Open has no
+    # __post_init__).
+    fields = slim.__dict__
+    fields.update(op.__dict__)
+    fields["request_headers"] = fields["response_headers"] = ()
+    fields["body"] = b""
+    return slim
+
+
+def _summary(op: Open) -> ConnectionSummary:
+    return ConnectionSummary(slim_open(op))
+
+
+def summarize_connections(records: Iterable[Record | MessageFields]) -> Folded[ConnectionSummary]:
+    """Per-connection totals (``wstape ls``), in the order the connections opened; each
+    summary's open without its headers and body (:func:`slim_open`).
+
+    :func:`fold_connections` with :func:`add_to_summary`, a message of a live connection
+    counted in the loop itself (``ls`` of a big cassette is mostly that)."""
+    tracker = ConnectionTracker()
+    states: list[ConnectionSummary] = []
+    notes: list[Note] = []
+    route = tracker.route
+    live_slots = tracker.live_slots
+    client = Side.CLIENT
+    for position, record in enumerate(records):
+        if isinstance(record, tuple):
+            live = live_slots(record[0])
+            if live:
+                s = states[live[-1]]
+                if record[2] is client:
+                    s.messages_client += 1
+                    s.bytes_client += len(record[4])
+                else:
+                    s.messages_server += 1
+                    s.bytes_server += len(record[4])
+                if record[1] > s.last_t:
+                    s.last_t = record[1]
+                continue
+        tracker.position = position
+        slot = route(record)
+        if slot >= 0:
+            if type(record) is Open:
+                states.append(_summary(record))
+            elif not isinstance(record, Open):
+                add_to_summary(states[slot], record)
+        elif slot == CASSETTE and isinstance(record, Note):
+            notes.append(record)
+    return Folded(states, notes, tracker.strays, tracker.reused)

@@ -292,13 +292,15 @@ def chosen_subprotocol(req: Open, recorded: Open) -> str | None:
     return None
 
 
-def accept_response(req: Open, recorded: Open) -> Response:
+def accept_response(req: Open, recorded: Open, *, extensions: str | None = None) -> Response:
     """The 101 for ``req``, replaying ``recorded``'s answer.
 
     ``Sec-WebSocket-Accept`` is computed for the live key (never copied); the recorded
-    subprotocol is chosen only if the client offered it; no extension is accepted, so
-    the client must not set RSV bits; the other recorded response headers are kept,
-    minus hop-by-hop ones. ``req`` must have passed :func:`judge_request`.
+    subprotocol is chosen only if the client offered it; ``extensions`` is the one
+    extension accepted (the ``Sec-WebSocket-Extensions`` value that
+    :func:`wstape.core.deflate.negotiate` agreed on; None: none, so the client must not
+    set RSV bits), never the recorded header; the other recorded response headers are
+    kept, minus hop-by-hop ones. ``req`` must have passed :func:`judge_request`.
     """
     key = header_values(req.request_headers, "Sec-WebSocket-Key")[0]
     headers: list[tuple[bytes, bytes]] = [
@@ -309,6 +311,8 @@ def accept_response(req: Open, recorded: Open) -> Response:
     protocol = chosen_subprotocol(req, recorded)
     if protocol is not None:
         headers.append((b"Sec-WebSocket-Protocol", protocol.encode("latin-1", "replace")))
+    if extensions is not None:
+        headers.append((b"Sec-WebSocket-Extensions", extensions.encode("latin-1", "replace")))
     headers += _kept(recorded.response_headers, _DROPPED_FROM_101)
     return Response(101, "Switching Protocols", tuple(headers))
 

@@ -13,10 +13,12 @@ cassette does not keep, and the REPLAY-* rules need a live client; neither runs 
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wstape.core.closecodes import CloseCode
+from wstape.core.connections import MessageFields
 from wstape.core.model import Close, Message, Note, Opcode, Open, Side
 from wstape.core.rules import (
     WX_REFERER,
@@ -38,9 +40,54 @@ Group = tuple[str, ...]
 
 @dataclass
 class _Conn:
+    conn: int
     group: Group
     started_at: float
     ended_at: float | None = None
+
+
+@dataclass
+class _OpenNow:
+    """The accepted connections that have not ended yet, per client group (for the socket
+    limit), kept so that each open and close costs O(log n), never a pass over them all."""
+
+    conns: dict[int, _Conn] = field(default_factory=dict)
+    per_group: dict[Group, int] = field(default_factory=dict)
+    ends: list[tuple[float, int, _Conn]] = field(default_factory=list)
+    """A heap of (end time, sequence, connection), one entry per close seen."""
+    _seq: int = 0
+
+    def _drop(self, state: _Conn) -> None:
+        if self.conns.get(state.conn) is state:
+            del self.conns[state.conn]
+            left = self.per_group[state.group] - 1
+            if left:
+                self.per_group[state.group] = left
+            else:
+                del self.per_group[state.group]
+
+    def forget_ended(self, before: float) -> None:
+        """Forget the connections that ended at or before ``before``."""
+        ends = self.ends
+        while ends and ends[0][0] <= before:
+            _, _, state = heapq.heappop(ends)
+            if state.ended_at is not None and state.ended_at <= before:
+                self._drop(state)
+
+    def add(self, state: _Conn) -> int:
+        """Count ``state`` in; how many of its group are open now, it included."""
+        old = self.conns.get(state.conn)
+        if old is not None:
+            self._drop(old)
+        self.conns[state.conn] = state
+        count = self.per_group.get(state.group, 0) + 1
+        self.per_group[state.group] = count
+        return count
+
+    def ended(self, state: _Conn, at: float) -> None:
+        state.ended_at = at
+        self._seq += 1
+        heapq.heappush(self.ends, (at, self._seq, state))
 
 
 def client_group(op: Open) -> Group:
@@ -65,22 +112,46 @@ def _client_host(client: str | None) -> str:
     return client.rsplit(":", 1)[0] if ":" in client else client
 
 
-def iter_violations(
-    records: Iterable[Open | Message | Close | Note], cfg: RuleConfig
-) -> Iterator[Violation]:
-    """Yield the violations of a recorded cassette's records, in record order."""
-    conns: dict[int, _Conn] = {}
-    seen_keys: set[str] = set()
-    reconnects: dict[Group, ReconnectEpisode] = {}
+class Linter:
+    """The rules over a recorded cassette's records, fed one at a time in record order
+    (what :func:`iter_violations` does, for callers with a loop of their own)."""
 
-    for record in records:
+    def __init__(self, cfg: RuleConfig) -> None:
+        self.cfg = cfg
+        self._conns = _OpenNow()
+        self._seen_keys: set[str] = set()
+        self._reconnects: dict[Group, ReconnectEpisode] = {}
+
+    def feed(self, record: Open | Message | Close | Note | MessageFields) -> list[Violation]:
+        """The violations ``record`` shows (a message may come as its fields,
+        :data:`~wstape.core.connections.MessageFields`)."""
+        if isinstance(record, tuple):
+            return self.message(record[0], record[1], record[2], record[3], record[4])
         if isinstance(record, Open):
-            yield from _on_open(record, cfg, conns, seen_keys, reconnects)
-        elif isinstance(record, Message):
-            if record.side is Side.CLIENT and record.opcode is Opcode.TEXT:
-                yield from check_text(record.payload, cfg, record.conn, record.t)
-        elif isinstance(record, Close):
-            yield from _on_close(record, cfg, conns, reconnects)
+            return list(_on_open(record, self.cfg, self._conns, self._seen_keys, self._reconnects))
+        if isinstance(record, Message):
+            return self.message(record.conn, record.t, record.side, record.opcode, record.payload)
+        if isinstance(record, Close):
+            return list(_on_close(record, self.cfg, self._conns, self._reconnects))
+        return []
+
+    def message(
+        self, conn: int, t: float, side: Side, opcode: Opcode, payload: bytes
+    ) -> list[Violation]:
+        """The violations of one message: a client text message must be UTF-8."""
+        if side is Side.CLIENT and opcode is Opcode.TEXT and not payload.isascii():
+            return check_text(payload, self.cfg, conn, t)
+        return []
+
+
+def iter_violations(
+    records: Iterable[Open | Message | Close | Note | MessageFields], cfg: RuleConfig
+) -> Iterator[Violation]:
+    """Yield the violations of a recorded cassette's records, in record order (a message
+    may come as its fields, :data:`~wstape.core.connections.MessageFields`)."""
+    feed = Linter(cfg).feed
+    for record in records:
+        yield from feed(record)
 
 
 def check_records(
@@ -93,7 +164,7 @@ def check_records(
 def _on_open(
     op: Open,
     cfg: RuleConfig,
-    conns: dict[int, _Conn],
+    conns: _OpenNow,
     seen_keys: set[str],
     reconnects: dict[Group, ReconnectEpisode],
 ) -> Iterator[Violation]:
@@ -115,24 +186,20 @@ def _on_open(
     if not op.accepted:
         return
     # Forget connections that ended before this one started; the rest are open now.
-    for conn_id in [
-        c for c, s in conns.items() if s.ended_at is not None and s.ended_at <= op.started_at
-    ]:
-        del conns[conn_id]
-    conns[op.conn] = _Conn(group, op.started_at)
-    open_now = sum(1 for s in conns.values() if s.group == group)
+    conns.forget_ended(op.started_at)
+    open_now = conns.add(_Conn(op.conn, group, op.started_at))
     yield from check_socket_limit(open_now, cfg, op.conn)
 
 
 def _on_close(
     close: Close,
     cfg: RuleConfig,
-    conns: dict[int, _Conn],
+    conns: _OpenNow,
     reconnects: dict[Group, ReconnectEpisode],
 ) -> Iterator[Violation]:
-    state = conns.get(close.conn)
+    state = conns.conns.get(close.conn)
     if state is not None:
-        state.ended_at = state.started_at + close.t
+        conns.ended(state, state.started_at + close.t)
 
     if close.by is Side.CLIENT:
         if close.on_wire or close.code == CloseCode.NO_STATUS_RCVD:
@@ -156,4 +223,4 @@ def _on_close(
             reconnects.pop(state.group, None)
 
 
-__all__ = ["check_records", "client_group", "iter_violations"]
+__all__ = ["Linter", "check_records", "client_group", "iter_violations"]

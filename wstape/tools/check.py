@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from wstape.cassettes.reader import CassetteReader
 from wstape.core.codecs import CODECS
-from wstape.core.connections import CASSETTE, ConnectionTracker, Strays
-from wstape.core.lint import iter_violations
-from wstape.core.model import ConnectionSummary, Message, Open, Record
+from wstape.core.connections import (
+    CASSETTE,
+    ConnectionTracker,
+    Strays,
+    add_to_summary,
+    slim_open,
+)
+from wstape.core.lint import Linter
+from wstape.core.model import Close, ConnectionSummary, Message, Opcode, Open, Side
 from wstape.core.replay.recorded import FIRST_MESSAGES
 from wstape.core.report import CloseResult, ConnectionResult, Report, build_report
-from wstape.core.rules import RuleConfig
+from wstape.core.rules import RuleConfig, Violation
 
 
 def check_file(reader: CassetteReader, cfg: RuleConfig) -> Report:
@@ -32,31 +37,60 @@ def check_reader(
     codec's name, or ``none``) names each connection's protocol in the report, recognised
     as replay recognises it (``wstape check --protocol``)."""
     tracker = ConnectionTracker()
+    route = tracker.route
+    live_slots = tracker.live_slots
     summaries: list[ConnectionSummary] = []
-    firsts: list[list[Message]] = []
+    names: list[str | None] = []
+    firsts: dict[int, tuple[Open, list[Message]]] = {}
+    """Slot -> its open and first messages, while its protocol is still to be named."""
+    linter = Linter(cfg)
+    violations: list[Violation] = []
 
-    def counted() -> Iterator[Record]:
-        for record in reader:
-            slot = tracker.route(record)
-            if slot >= 0:
-                if isinstance(record, Open):
-                    summaries.append(ConnectionSummary(open=record))
-                    firsts.append([])
+    def name(slot: int) -> None:
+        op, first = firsts.pop(slot)
+        codec = CODECS.choose(protocol, op, first)
+        names[slot] = None if codec is None else codec.name
+
+    for position, record in enumerate(reader.iter_fields()):
+        if isinstance(record, tuple):
+            live = live_slots(record[0])
+            if live:  # a message of a live connection: the common case, in this loop
+                slot = live[-1]
+                conn, t, side, opcode, payload = record
+                s = summaries[slot]
+                if side is Side.CLIENT:
+                    s.messages_client += 1
+                    s.bytes_client += len(payload)
+                    if opcode is Opcode.TEXT and not payload.isascii():
+                        violations += linter.message(conn, t, side, opcode, payload)
                 else:
-                    summaries[slot].add(record)
-                    first = firsts[slot]
-                    if isinstance(record, Message) and len(first) < FIRST_MESSAGES:
-                        first.append(record)
-            elif slot != CASSETTE:
+                    s.messages_server += 1
+                    s.bytes_server += len(payload)
+                if t > s.last_t:
+                    s.last_t = t
+                if slot in firsts:
+                    first = firsts[slot][1]
+                    first.append(Message(*record))
+                    if len(first) >= FIRST_MESSAGES:
+                        name(slot)
                 continue
-            yield record
-
-    violations = list(iter_violations(counted(), cfg))
-    names: list[str | None] = [None] * len(summaries)
-    if protocol != "none":
-        for i, (s, first) in enumerate(zip(summaries, firsts, strict=True)):
-            codec = CODECS.choose(protocol, s.open, first)
-            names[i] = None if codec is None else codec.name
+        tracker.position = position
+        slot = route(record)
+        if slot >= 0:
+            if type(record) is Open:
+                summaries.append(ConnectionSummary(open=slim_open(record)))
+                names.append(None)
+                if protocol != "none":
+                    firsts[slot] = (record, [])
+            elif not isinstance(record, Open):
+                add_to_summary(summaries[slot], record)
+                if isinstance(record, Close) and slot in firsts:
+                    name(slot)
+        elif slot != CASSETTE:
+            continue
+        violations += linter.feed(record)
+    for slot in list(firsts):
+        name(slot)
     report = build_report(
         cfg.profile.value,
         str(reader.path),

@@ -1,4 +1,5 @@
-"""Rewriting cassettes: keep a subset (``cut``), keep the complete part (``repair``).
+"""Rewriting cassettes: keep a subset (``cut``), keep the complete part (``repair``),
+bring an older format version up to date (``upgrade``).
 
 Every rewrite streams record by record into a temporary file next to the output and
 renames it into place only when everything was written, so an interrupted run never
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from wstape.cassettes import WriteMode
 from wstape.cassettes.reader import CassetteReader
+from wstape.cassettes.schema import FORMAT_VERSION
 from wstape.cassettes.writer import CassetteWriter
 from wstape.core.connections import CASSETTE, STRAY, ConnectionTracker, Strays
 from wstape.core.model import Close, Header, Message, Note, Open, Record
@@ -153,6 +155,20 @@ def cut_cassette(
     return result
 
 
+# -- upgrade ---------------------------------------------------------------------------
+
+
+def upgrade_cassette(reader: CassetteReader, output: str | Path) -> int:
+    """Rewrite ``reader``'s cassette (any format version it reads) in ``FORMAT_VERSION``,
+    every record as it is (migrated by :mod:`wstape.cassettes.compat`), with the header's
+    creator and start time, ended by an end record. Returns the records written.
+
+    Raises CassetteError (TruncatedCassette for a cut-off input: ``repair`` writes the
+    current version too) and CassetteWriteError.
+    """
+    return copy_records(reader, output, replace(reader.header, version=FORMAT_VERSION))
+
+
 # -- repair ----------------------------------------------------------------------------
 
 
@@ -163,6 +179,9 @@ class RepairResult:
     truncated_at: int | None = None
     """Byte offset where the incomplete tail started (None: the file was complete)."""
     dropped_bytes: int = 0
+    incomplete: str | None = None
+    """Why the input had not ended cleanly (format 2: no end record for its last records;
+    ``truncated_at`` is then the end of the file and nothing was dropped)."""
     closed: list[int] = field(default_factory=list)
     """Connections that had no close record and got ``Close(by=None, code=None)``."""
     renumbered: list[tuple[int, int, int]] = field(default_factory=list)
@@ -197,6 +216,7 @@ def repair_cassette(reader: CassetteReader, output: str | Path) -> RepairResult:
         result = RepairResult()
         copy_records(_repaired(reader, result, highest + 1), output, reader.header)
     result.truncated_at = reader.truncated_at
+    result.incomplete = reader.incomplete
     if reader.truncated_at is not None:
         result.dropped_bytes = reader.size - reader.truncated_at
     return result

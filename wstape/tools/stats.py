@@ -11,11 +11,13 @@ bucket rounding).
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
-from wstape.core.connections import Strays, fold_connections
+from wstape.core.connections import ConnectionTracker, MessageFields, Strays, slim_open
 from wstape.core.model import Close, Message, Open, Record, Side
 from wstape.interchange.jsonl import close_fields, iso_utc
 
@@ -49,6 +51,20 @@ class Histogram:
             exact, self.counts = self.counts, {}
             for k, c in exact.items():
                 self._count(k, c)
+
+    def add_many(self, values: list[int]) -> None:
+        """:meth:`add` each of ``values`` (counted in C: a stats pass adds thousands)."""
+        if not values:
+            return
+        low = min(values)
+        if low < 0:
+            values = [max(0, v) for v in values]
+        for key, count in Counter(values).items():
+            self._count(key, count)
+        self.n += len(values)
+        high = max(values)
+        if self.max is None or high > self.max:
+            self.max = high
 
     def add(self, value: int) -> None:
         value = max(0, value)
@@ -98,37 +114,160 @@ def _gaps_json(h: Histogram) -> dict[str, float | None]:
     return {"p50": _seconds(p50), "max": _seconds(h.max)}
 
 
-@dataclass
-class ConnectionStats:
-    open: Open
-    messages: dict[Side, int] = field(default_factory=lambda: {Side.CLIENT: 0, Side.SERVER: 0})
-    bytes: dict[Side, int] = field(default_factory=lambda: {Side.CLIENT: 0, Side.SERVER: 0})
-    sizes: dict[Side, Histogram] = field(
-        default_factory=lambda: {Side.CLIENT: Histogram(), Side.SERVER: Histogram()}
-    )
-    gaps: Histogram = field(default_factory=Histogram)
-    last_message_t: float | None = None
-    last_t: float = 0.0
-    close: Close | None = None
+_CLIENT = Side.CLIENT
+_PENDING = 4096
+"""Values a connection collects before they go into its histograms at once (in C)."""
 
-    def add(self, record: Record) -> None:
-        if isinstance(record, Message):
-            self.messages[record.side] += 1
-            self.bytes[record.side] += record.size
-            self.sizes[record.side].add(record.size)
-            if self.last_message_t is not None:
-                self.gaps.add(round((record.t - self.last_message_t) * 1e6))
-            self.last_message_t = record.t
-            self.last_t = max(self.last_t, record.t)
-        elif isinstance(record, Close):
-            self.close = record
-            self.last_t = max(self.last_t, record.t)
+
+class ConnectionStats:
+    """One connection's figures, built message by message. ``open`` is its open record
+    without headers and body: a cassette of many connections costs a few hundred bytes
+    per connection."""
+
+    __slots__ = (
+        "_bytes_client",
+        "_bytes_server",
+        "_gaps",
+        "_messages_client",
+        "_messages_server",
+        "_pending",
+        "_sizes",
+        "close",
+        "last_message_t",
+        "last_t",
+        "open",
+    )
+
+    def __init__(self, open: Open) -> None:
+        self.open = slim_open(open)
+        self._messages_client = self._messages_server = 0
+        self._bytes_client = self._bytes_server = 0
+        """Messages and bytes already flushed (the properties add what waits)."""
+        self.last_message_t: float | None = None
+        self.last_t = 0.0
+        self.close: Close | None = None
+        self._pending: tuple[list[int], list[int], list[float]] | None = None
+        """Sizes of client and server messages and times of messages not yet in a
+        histogram."""
+        self._sizes: tuple[Histogram, Histogram] | None = None
+        self._gaps: Histogram | None = None
+
+    def add(self, record: Record | MessageFields) -> None:
+        if isinstance(record, tuple):
+            t, side, size = record[1], record[2], len(record[4])
+        elif isinstance(record, Message):
+            t, side, size = record.t, record.side, len(record.payload)
+        else:
+            if isinstance(record, Close):
+                self.close = record
+                self.last_t = max(self.last_t, record.t)
+            return
+        pending = self.pending()
+        pending[side is not _CLIENT].append(size)  # (counted, summed and binned in batches)
+        times = pending[2]
+        times.append(t)
+        if len(times) >= _PENDING:
+            self.flush()
+
+    def pending(self) -> tuple[list[int], list[int], list[float]]:
+        """The sizes of client and server messages and the times of messages waiting to go
+        into the histograms (:meth:`flush` them once there are ``_PENDING`` times)."""
+        if self._pending is None:
+            self._pending = ([], [], [])
+        return self._pending
+
+    def _gaps_of(self, times: list[float]) -> list[int]:
+        """Microseconds between consecutive messages, the first from the last flushed one."""
+        before = self.last_message_t
+        previous = times[:-1] if before is None else [before, *times[:-1]]
+        start = 1 if before is None else 0
+        return [round((b - a) * 1e6) for a, b in zip(previous, times[start:], strict=True)]
+
+    def flush(self) -> None:
+        """Put the waiting values into the histograms."""
+        if self._pending is None:
+            return
+        client, server, times = self._pending
+        if self._sizes is None:
+            self._sizes = (Histogram(), Histogram())
+            self._gaps = Histogram()
+        assert self._gaps is not None
+        self._messages_client += len(client)
+        self._messages_server += len(server)
+        self._bytes_client += sum(client)
+        self._bytes_server += sum(server)
+        self._sizes[0].add_many(client)
+        self._sizes[1].add_many(server)
+        if times:
+            self._gaps.add_many(self._gaps_of(times))
+            self.last_message_t = times[-1]
+            self.last_t = max(self.last_t, max(times))
+        client.clear()
+        server.clear()
+        times.clear()
+
+    def _pending_of(self, side: int) -> list[int]:
+        if self._pending is None:
+            return []
+        return self._pending[1] if side else self._pending[0]
+
+    @property
+    def messages_client(self) -> int:
+        return self._messages_client + len(self._pending_of(0))
+
+    @property
+    def messages_server(self) -> int:
+        return self._messages_server + len(self._pending_of(1))
+
+    @property
+    def bytes_client(self) -> int:
+        return self._bytes_client + sum(self._pending_of(0))
+
+    @property
+    def bytes_server(self) -> int:
+        return self._bytes_server + sum(self._pending_of(1))
+
+    @property
+    def messages(self) -> dict[Side, int]:
+        return {Side.CLIENT: self.messages_client, Side.SERVER: self.messages_server}
+
+    @property
+    def bytes(self) -> dict[Side, int]:
+        return {Side.CLIENT: self.bytes_client, Side.SERVER: self.bytes_server}
+
+    def histograms(self) -> tuple[Histogram, Histogram, Histogram]:
+        """Client message sizes, server message sizes and gaps. A connection with fewer
+        than a few thousand messages keeps none (its values wait in plain lists): these are
+        then built afresh on each call."""
+        if self._sizes is not None:
+            self.flush()
+            assert self._gaps is not None
+            return self._sizes[0], self._sizes[1], self._gaps
+        built = (Histogram(), Histogram(), Histogram())
+        if self._pending is not None:
+            client, server, times = self._pending
+            built[0].add_many(client)
+            built[1].add_many(server)
+            built[2].add_many(self._gaps_of(times))
+        return built
+
+    @property
+    def sizes(self) -> dict[Side, Histogram]:
+        client, server, _ = self.histograms()
+        return {Side.CLIENT: client, Side.SERVER: server}
+
+    @property
+    def gaps(self) -> Histogram:
+        return self.histograms()[2]
 
     @property
     def duration(self) -> float:
+        if self._pending is not None and self._pending[2]:
+            return max(self.last_t, max(self._pending[2]))
         return self.last_t
 
     def to_json(self) -> dict[str, Any]:
+        client, server, gaps = self.histograms()
         return {
             "conn": self.open.conn,
             "url": self.open.url,
@@ -137,8 +276,8 @@ class ConnectionStats:
             "duration": round(self.duration, 6),
             "messages": {s.value: self.messages[s] for s in Side},
             "bytes": {s.value: self.bytes[s] for s in Side},
-            "size": {s.value: _sizes_json(self.sizes[s]) for s in Side},
-            "gap": _gaps_json(self.gaps),
+            "size": {"client": _sizes_json(client), "server": _sizes_json(server)},
+            "gap": _gaps_json(gaps),
             "close": None if self.close is None else close_fields(self.close),
         }
 
@@ -157,9 +296,10 @@ class CassetteStats:
         last: float | None = None
         unclosed = 0
         for c in self.connections:
-            for s in Side:
-                sizes[s].merge(c.sizes[s])
-            gaps.merge(c.gaps)
+            client, server, gap = c.histograms()
+            sizes[Side.CLIENT].merge(client)
+            sizes[Side.SERVER].merge(server)
+            gaps.merge(gap)
             start = c.open.started_at
             end = start + c.duration
             first = start if first is None else min(first, start)
@@ -171,18 +311,34 @@ class CassetteStats:
                     key = "none" if c.close.code is None else str(c.close.code)
                     codes[key] = codes.get(key, 0) + 1
         accepted = sum(1 for c in self.connections if c.open.accepted)
+        cs = self.connections
         return {
-            "connections": len(self.connections),
+            "connections": len(cs),
             "accepted": accepted,
-            "refused": len(self.connections) - accepted,
-            "messages": {s.value: sum(c.messages[s] for c in self.connections) for s in Side},
-            "bytes": {s.value: sum(c.bytes[s] for c in self.connections) for s in Side},
+            "refused": len(cs) - accepted,
+            "messages": {
+                "client": sum(c.messages_client for c in cs),
+                "server": sum(c.messages_server for c in cs),
+            },
+            "bytes": {
+                "client": sum(c.bytes_client for c in cs),
+                "server": sum(c.bytes_server for c in cs),
+            },
             "size": {s.value: _sizes_json(sizes[s]) for s in Side},
             "gap": _gaps_json(gaps),
             "duration": 0.0 if first is None or last is None else round(last - first, 6),
             "close_codes": dict(sorted(codes.items())),
             "unclosed": unclosed,
         }
+
+    def write_json(self, out: IO[str]) -> None:
+        """:meth:`to_json` as ``json.dump`` writes it, one connection at a time (the whole
+        document of a cassette of many connections would not fit in memory)."""
+        out.write('{"connections": [')
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        for i, c in enumerate(self.connections):
+            out.write((", " if i else "") + dumps(c.to_json()))
+        out.write('], "total": ' + dumps(self.total_json()) + "}")
 
     def to_json(self) -> dict[str, Any]:
         """The ``wstape stats --json`` document (docs/interchange.md)."""
@@ -192,7 +348,38 @@ class CassetteStats:
         }
 
 
-def compute_stats(records: Iterable[Record]) -> CassetteStats:
-    """Statistics of every connection, streaming the records once."""
-    folded = fold_connections(records, ConnectionStats, ConnectionStats.add)
-    return CassetteStats(folded.connections, folded.strays)
+def compute_stats(records: Iterable[Record | MessageFields]) -> CassetteStats:
+    """Statistics of every connection, streaming the records once.
+
+    :func:`~wstape.core.connections.fold_connections` with :meth:`ConnectionStats.add`, a
+    message of a live connection added in the loop itself (a big cassette is mostly that).
+    """
+    tracker = ConnectionTracker()
+    route = tracker.route
+    live_slots = tracker.live_slots
+    states: list[ConnectionStats] = []
+    waiting: list[tuple[list[int], list[int], list[float]] | None] = []
+    """Each connection's values waiting for its histograms (ConnectionStats._pending)."""
+    for position, record in enumerate(records):
+        if isinstance(record, tuple):
+            live = live_slots(record[0])
+            if live:
+                slot = live[-1]
+                pending = waiting[slot]
+                if pending is None:
+                    pending = waiting[slot] = states[slot].pending()
+                pending[record[2] is not _CLIENT].append(len(record[4]))
+                times = pending[2]
+                times.append(record[1])
+                if len(times) >= _PENDING:
+                    states[slot].flush()
+                continue
+        tracker.position = position
+        slot = route(record)
+        if slot >= 0:
+            if type(record) is Open:
+                states.append(ConnectionStats(record))
+                waiting.append(None)
+            else:
+                states[slot].add(record)
+    return CassetteStats(states, tracker.strays)

@@ -206,12 +206,10 @@ def _echo_fragmented(total: int, size: int) -> float:
     return elapsed
 
 
-def test_reassembly_is_linear_in_the_number_of_fragments() -> None:
-    # Autobahn 9.3.1 sends 4 MiB in 64-byte fragments; 4x the fragments must take about
-    # 4x the time, not 16x (quadratic buffering or joining would).
-    small = min(_echo_fragmented(256 * 1024, 64) for _ in range(3))
-    big = min(_echo_fragmented(1024 * 1024, 64) for _ in range(2))
-    assert big < small * 8, (small, big)
+def test_a_message_in_16k_small_fragments_comes_back_whole() -> None:
+    # Autobahn 9.3.1 sends 4 MiB in 64-byte fragments. That reassembly stays linear is a
+    # figure of bench/bench_hostile.py (item 6), not a timed test.
+    _echo_fragmented(1024 * 1024, 64)
 
 
 def test_a_16_mib_frame_in_one_piece_or_many() -> None:

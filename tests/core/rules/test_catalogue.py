@@ -88,6 +88,7 @@ def test_extra_rules_are_not_in_rules_md(rules_md: list[tuple[str, str, str]]) -
         "RFC-SRV-CLOSE-REASON",
         "RFC-FRAME-LENGTH",
         "RFC-MESSAGE-TOO-BIG",
+        "RFC-DEFLATE-DATA",
         "REPLAY-CLIENT-STALLED",
         "REPLAY-HEARTBEAT-UNANSWERED",
         "REPLAY-HEARTBEAT-DEAD",

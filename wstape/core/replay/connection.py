@@ -25,6 +25,7 @@ from enum import Enum
 from typing import Protocol
 
 from wstape.core.closecodes import CloseCode, describe
+from wstape.core.deflate import negotiate, recorded_params
 from wstape.core.handshake import (
     BadRequest,
     RequestParser,
@@ -511,7 +512,14 @@ class LiveConnection:
         assert req is not None and candidate is not None
         if self._stall is not None:
             self.session.claim(candidate)
-        response = accept_response(req, candidate.open)
+        agreed = negotiate(
+            req.extensions,
+            recorded_params(candidate.open.response_headers),
+            self.options.compression_mode,
+        )
+        response = accept_response(
+            req, candidate.open, extensions=agreed.header if agreed is not None else None
+        )
         self.report(check_response(answered(req, response), self.cfg))
         self._out.append(response.to_bytes())
         self.status = 101
@@ -528,6 +536,7 @@ class LiveConnection:
             max_message_size=options.max_size,
             max_fragments=options.max_fragments,
             ping_interval=options.ping_interval,
+            deflate=agreed.deflate if agreed is not None else None,
         )
         self.session.opened(self, now)
         self.script = self.session.new_script(candidate, now, setup=self.setup)

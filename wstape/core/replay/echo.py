@@ -6,8 +6,9 @@ connection plays an :class:`EchoScript`: each complete data message comes straig
 is what :class:`~wstape.core.replay.connection.LiveConnection` always does: Pings answered with
 Pongs, the client's Close echoed (or answered with 1002 / 1007 when it is invalid), every
 frame through the rules of the profile, the connection failed as RFC 6455 §7.1.7 says when
-the client breaks the protocol. That makes it the server Autobahn|Testsuite's
-``fuzzingclient`` expects (docs/autobahn.md), and an echo backend for smoke tests.
+the client breaks the protocol; permessage-deflate is negotiated whenever it is offered.
+That makes it the server Autobahn|Testsuite's ``fuzzingclient`` expects (docs/autobahn.md),
+and an echo backend for smoke tests.
 
 The report has one connection per client, numbered 1, 2, ... in the order they
 connected; ``messages_expected`` and ``messages_matched`` both count the echoed messages.
@@ -19,7 +20,8 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from wstape.core.model import Close, Message, Opcode, Open
+from wstape.core.deflate import DEFAULT_PARAMS, offers_deflate
+from wstape.core.model import Close, Headers, Message, Opcode, Open
 from wstape.core.replay.connection import LiveConnection
 from wstape.core.replay.options import PlayOptions
 from wstape.core.replay.recorded import RecordedConnection
@@ -38,14 +40,18 @@ def echo_open(req: Open, conn: int) -> Open:
 
     The first subprotocol the client offered is chosen (an echo server speaks anything),
     so clients that insist on one (browsers, ``wx.connectSocket`` with ``protocols``)
-    connect; no extension is ever accepted.
+    connect; a permessage-deflate offer is accepted as websockets' own server would
+    (:data:`~wstape.core.deflate.DEFAULT_PARAMS`, unless ``compression`` is ``off``).
     """
+    headers: Headers = (ECHO_SERVER_HEADER,)
+    if offers_deflate(req.extensions):
+        headers += ((b"Sec-WebSocket-Extensions", DEFAULT_PARAMS.encode("ascii")),)
     return replace(
         req,
         conn=conn,
         status=101,
         reason="Switching Protocols",
-        response_headers=(ECHO_SERVER_HEADER,),
+        response_headers=headers,
         subprotocol=req.subprotocols[0] if req.subprotocols else None,
         body=b"",
     )

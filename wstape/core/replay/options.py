@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wstape.core.codecs import CODECS
+from wstape.core.deflate import Compression, compression_names
 from wstape.core.errors import ConfigError
 from wstape.core.frames import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_SIZE
 from wstape.core.matchers import MATCHERS, matcher_names, parse_path
@@ -79,6 +80,10 @@ class PlayOptions:
     allow_partial: bool = False
     """A connection the client left before its recorded end (or a recorded connection no
     client opened) is a warning, not an error."""
+    compression: str = "auto"
+    """permessage-deflate (RFC 7692, :mod:`wstape.core.deflate`): ``auto`` negotiates it
+    when the client offers it and the recorded server accepted it (with the recorded
+    parameters the offer allows), ``on`` whenever the client offers it, ``off`` never."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -103,6 +108,12 @@ class PlayOptions:
             parse_heartbeat(spec)
         for spec in self.faults:
             parse_fault(spec)
+        if self.compression not in compression_names():
+            raise ConfigError(
+                f"unknown compression {self.compression!r}; choose one of "
+                f"{', '.join(compression_names())}",
+                option="compression",
+            )
         if self.match not in MATCHERS:
             raise ConfigError(
                 f"unknown matcher {self.match!r}; choose one of {', '.join(matcher_names())}",
@@ -154,6 +165,10 @@ class PlayOptions:
                 )
             )
         return tuple(out)
+
+    @property
+    def compression_mode(self) -> Compression:
+        return Compression(self.compression)
 
     def declared_heartbeats(self) -> tuple[DeclaredHeartbeat, ...]:
         return tuple(parse_heartbeat(spec) for spec in self.heartbeats)

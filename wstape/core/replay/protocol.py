@@ -25,6 +25,13 @@ parser (:attr:`~ServerProtocol.backlogged`) until the output is written or resum
 client that sends without reading makes the driver stop reading from it, never grows
 the output without bound. A message being reassembled lives in one buffer, bounded by
 ``max_message_size`` bytes and ``max_fragments`` frames.
+
+permessage-deflate (RFC 7692), when the handshake negotiated it, is a
+:class:`~wstape.core.deflate.Deflate` (:attr:`ServerProtocol.deflate`, None otherwise): the
+frame rules see the client's frames as sent (RSV1 on a compressed message's first frame),
+the message is inflated fragment by fragment within what is left of ``max_message_size``
+(a compression bomb fails with 1009 before it grows), and the handler gets it inflated; our
+data messages are deflated as they go out. The zlib state goes with the connection's end.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from enum import Enum
 from typing import Protocol
 
 from wstape.core.closecodes import CloseCode, describe, is_sendable
+from wstape.core.deflate import Deflate, DeflateError, TooBig
 from wstape.core.frames import (
     DEFAULT_MAX_FRAGMENTS,
     Frame,
@@ -60,6 +68,7 @@ from wstape.core.rules import (
     check_server_close,
     check_stream_failure,
     check_text,
+    deflate_failure,
     message_too_big,
 )
 
@@ -75,6 +84,7 @@ FAIL_CODES: dict[str, CloseCode] = {
     "RFC-CLOSE-REASON-LENGTH": CloseCode.PROTOCOL_ERROR,
     "RFC-TEXT-UTF8": CloseCode.INVALID_DATA,
     "RFC-CLOSE-REASON-UTF8": CloseCode.INVALID_DATA,
+    "RFC-DEFLATE-DATA": CloseCode.PROTOCOL_ERROR,
 }
 """A client frame breaking one of these rules fails the connection with this code
 (§7.1.7 "Fail the WebSocket Connection"; 1007 for bad UTF-8, §8.1). Only violations that
@@ -139,7 +149,7 @@ class ServerProtocol:
 
     ``conn`` names the recorded connection in violations; ``close_timeout`` is how long
     the client has to answer our Close (and a Ping); ``ping_interval`` > 0 sends a Ping
-    that often.
+    that often; ``deflate`` is the permessage-deflate state the handshake agreed on.
     """
 
     def __init__(
@@ -155,6 +165,7 @@ class ServerProtocol:
         max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         ping_interval: float = 0.0,
         output_limit: int = OUTPUT_LIMIT,
+        deflate: Deflate | None = None,
     ) -> None:
         self.handler = handler
         self.cfg = cfg
@@ -188,7 +199,9 @@ class ServerProtocol:
         self._out: list[bytes] = []
         self._out_size = 0
         self._frames = FrameParser(max_frame_size)
-        self._frame_state = FrameState()
+        self.deflate = deflate
+        """permessage-deflate was negotiated (None: it was not); dropped at the end."""
+        self._frame_state = FrameState(deflate=deflate is not None)
         self._msg_opcode: int | None = None
         self._msg_first: bytes | None = None
         """The message's only fragment so far (no copy for an unfragmented message)."""
@@ -275,13 +288,23 @@ class ServerProtocol:
         if self.state is not State.OPEN:
             return
         op = OpCode.TEXT if opcode is Opcode.TEXT else OpCode.BINARY
+        deflate = self.deflate
         if not fragment or len(payload) <= fragment:
-            self._frame_out(op, payload)
+            if deflate is None:
+                self._frame_out(op, payload)
+            else:
+                data, rsv1 = deflate.encode(op, payload, True)
+                self._emit(encode_frame(op, data, rsv1=rsv1))
             return
         last = (len(payload) - 1) // fragment
         for i in range(last + 1):
             chunk = payload[i * fragment : (i + 1) * fragment]
-            self._frame_out(op if i == 0 else OpCode.CONTINUATION, chunk, fin=i == last)
+            frame_op = op if i == 0 else OpCode.CONTINUATION
+            if deflate is None:
+                self._frame_out(frame_op, chunk, fin=i == last)
+            else:
+                data, rsv1 = deflate.encode(frame_op, chunk, i == last)
+                self._emit(encode_frame(frame_op, data, fin=i == last, rsv1=rsv1))
             if i == 0:
                 self._ping(now)
 
@@ -354,6 +377,7 @@ class ServerProtocol:
         self._close_deadline = None
         self._next_ping = None
         self.hangup = True
+        self.deflate = None  # its zlib streams: nothing more is inflated or sent
 
     # -- input --------------------------------------------------------------------
 
@@ -478,10 +502,16 @@ class ServerProtocol:
             self._reset_message()
             self._msg_opcode = opcode
             self._msg_utf8 = Utf8Stream() if opcode == OpCode.TEXT else None
-        if not self._add_fragment(frame.payload, now, t):
+        payload = frame.payload
+        if self.deflate is not None:
+            inflated = self._inflate(frame, now, t)
+            if inflated is None:
+                return
+            payload = inflated
+        if not self._add_fragment(payload, now, t):
             return
         utf8 = self._msg_utf8
-        if utf8 is not None and not utf8.feed(frame.payload, final=frame.fin):
+        if utf8 is not None and not utf8.feed(payload, final=frame.fin):
             # Invalid (or cut) UTF-8: judged now, not at the end of a long message.
             self._msg_utf8 = None
             if self._report_and_fail(
@@ -525,6 +555,39 @@ class ServerProtocol:
         else:
             self.handler.on_message(Opcode.BINARY, payload, now)
         return True
+
+    def _inflate(self, frame: Frame, now: float, t: float) -> bytes | None:
+        """The frame's payload inflated (as is if its message is not compressed), at most
+        one byte more than the message may still grow (so :meth:`_add_fragment` sees it
+        is over); None once the connection is failed: 1009 for a message that inflates
+        past ``max_message_size`` (RFC-MESSAGE-TOO-BIG), 1002 for data that is not
+        DEFLATE (RFC-DEFLATE-DATA)."""
+        assert self.deflate is not None
+        budget = self.max_message_size - self._msg_size + 1
+        try:
+            return self.deflate.decode(frame, budget)
+        except DeflateError as e:
+            self._reset_message()
+            if isinstance(e, TooBig):
+                self.handler.report(
+                    message_too_big(
+                        "bytes inflated",
+                        self.max_message_size + 1,
+                        self.max_message_size,
+                        "--max-size",
+                        self.cfg,
+                        self.conn,
+                        t,
+                    )
+                )
+                self.fail(CloseCode.MESSAGE_TOO_BIG, "RFC-MESSAGE-TOO-BIG", now)
+            else:
+                found = deflate_failure(str(e), self.cfg, self.conn, t)
+                if not self._report_and_fail(found, now):
+                    # --ignore RFC-DEFLATE-DATA: the message cannot be read all the same.
+                    self.fail(CloseCode.PROTOCOL_ERROR, "RFC-DEFLATE-DATA", now)
+            self.deflate = None  # its stream is broken; what still comes is not used
+            return None
 
     def _add_fragment(self, payload: bytes, now: float, t: float) -> bool:
         """Add a frame's payload to the message in progress; False (and the connection

@@ -49,6 +49,7 @@ from wstape.core.rules.frames import (
     check_pong,
     check_stream_failure,
     check_text,
+    deflate_failure,
     message_too_big,
 )
 from wstape.core.rules.handshake import (
@@ -136,6 +137,7 @@ __all__ = [
     "client_silent",
     "client_stalled",
     "close_body",
+    "deflate_failure",
     "get_rule",
     "heartbeat_dead",
     "heartbeat_unanswered",

@@ -425,6 +425,17 @@ CATALOGUE: tuple[Rule, ...] = (
         extra=True,
     ),
     Rule(
+        "RFC-DEFLATE-DATA",
+        "frame",
+        _ALL,
+        "error",
+        "RFC 7692 §6.2, §7.2.2",
+        "With permessage-deflate negotiated, a compressed message (RSV1 on its first "
+        "frame) inflates as DEFLATE data; otherwise the server fails the connection "
+        "with 1002.",
+        extra=True,
+    ),
+    Rule(
         "RFC-PONG-ECHO",
         "frame",
         _ALL,

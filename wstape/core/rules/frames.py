@@ -249,6 +249,23 @@ def message_too_big(
     return report.items
 
 
+def deflate_failure(
+    why: str, cfg: RuleConfig, conn: int | None = None, t: float | None = None
+) -> list[Violation]:
+    """RFC-DEFLATE-DATA: a compressed message (RSV1 with permessage-deflate) whose
+    payload does not inflate as DEFLATE data (RFC 7692 §6.2, §7.2.2)."""
+    report = Report(cfg, conn, t)
+    report.add(
+        "RFC-DEFLATE-DATA",
+        Severity.ERROR,
+        f"client sent a compressed message that does not inflate ({why}); expected "
+        "DEFLATE data (permessage-deflate)",
+        expected="DEFLATE data",
+        actual=why,
+    )
+    return report.items
+
+
 def check_text(
     payload: bytes, cfg: RuleConfig, conn: int | None = None, t: float | None = None
 ) -> list[Violation]:
@@ -340,5 +357,6 @@ __all__ = [
     "check_pong",
     "check_stream_failure",
     "check_text",
+    "deflate_failure",
     "message_too_big",
 ]

@@ -1,0 +1,120 @@
+"""The reader's fast decode (cassettes/decode.py) is a shortcut, never a second opinion: for
+any map it returns exactly what the full schema check returns, or None (take the long way).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgpack
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.cassettes.test_reader_writer import sample_open
+from tests.helpers.records import records
+from wstape.cassettes import CassetteReader, CassetteWriter, WriteMode
+from wstape.cassettes import reader as reader_module
+from wstape.cassettes.decode import decode_v1, decode_v1_fields
+from wstape.cassettes.schema import SchemaError, record_from_dict, record_to_dict
+from wstape.core.model import Message, Opcode, Record, Side
+
+SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(),
+    st.text(max_size=8),
+    st.binary(max_size=8),
+    st.lists(st.binary(max_size=4), max_size=3),
+    st.lists(st.lists(st.binary(max_size=4), max_size=3), max_size=3),
+    st.dictionaries(st.text(max_size=6), st.none() | st.text(max_size=4), max_size=4),
+)
+
+
+def built(d: dict[str, Any]) -> Any:
+    """``d`` as msgpack builds it back from its bytes (lists, not tuples)."""
+    return msgpack.unpackb(msgpack.packb(d, use_bin_type=True), raw=False, strict_map_key=False)
+
+
+def slow(d: Any) -> Record | None:
+    try:
+        return record_from_dict(d)
+    except SchemaError:
+        return None
+
+
+def check_same(d: Any) -> None:
+    want = slow(d)
+    got = decode_v1(d)
+    assert got is None or got == want, (d, got, want)
+    fields = decode_v1_fields(d)
+    if isinstance(fields, tuple):
+        assert Message(*fields) == want
+    else:
+        assert fields == got
+
+
+@given(record=records)
+@SETTINGS
+def test_every_record_the_writer_writes_takes_the_fast_way(record: Record) -> None:
+    d = built(record_to_dict(record))
+    assert decode_v1(d) == record
+    fields = decode_v1_fields(d)
+    assert (Message(*fields) if isinstance(fields, tuple) else fields) == record
+
+
+@given(record=records, data=st.data())
+@SETTINGS
+def test_a_changed_record_is_the_full_checks_answer_or_none(record: Record, data: Any) -> None:
+    d = built(record_to_dict(record))
+    keys = sorted(d)
+    change = data.draw(st.sampled_from(["set", "drop", "add"]))
+    if change == "set":
+        d[data.draw(st.sampled_from(keys))] = data.draw(values)
+    elif change == "drop":
+        del d[data.draw(st.sampled_from(keys))]
+    else:
+        d[data.draw(st.text(max_size=12))] = data.draw(values)
+    check_same(d)
+
+
+@given(value=values)
+def test_anything_else_is_none_or_the_full_checks_answer(value: Any) -> None:
+    check_same(value)
+
+
+@given(recs=st.lists(records, max_size=30), cut=st.integers(0, 40))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_fields_pass_is_the_same_records(tmp_path: Path, recs: list[Record], cut: int) -> None:
+    path = tmp_path / "c.msgpack"
+    with CassetteWriter(path, mode=WriteMode.OVERWRITE, started_at=1.0) as w:
+        for r in recs:
+            w.write(r)
+    reader = CassetteReader(path, allow_reused_ids=True)
+    fields = [Message(*r) if isinstance(r, tuple) else r for r in reader.iter_fields()]
+    assert fields == list(reader) == recs
+
+
+def test_a_record_over_the_fast_size_takes_the_long_way(tmp_path: Path) -> None:
+    path = tmp_path / "c.msgpack"
+    big = Message(1, 0.5, Side.CLIENT, Opcode.TEXT, b"x" * (reader_module.MAX_FAST_BYTES + 10))
+    small = Message(1, 0.6, Side.CLIENT, Opcode.TEXT, b"y")
+    with CassetteWriter(path, mode=WriteMode.OVERWRITE, started_at=1.0) as w:
+        for r in (sample_open(1), small, big, small, big, big, small):
+            w.write(r)
+    reader = CassetteReader(path)
+    assert [r.payload for r in reader if isinstance(r, Message)] == [
+        b"y",
+        big.payload,
+        b"y",
+        big.payload,
+        big.payload,
+        b"y",
+    ]

@@ -1,0 +1,294 @@
+"""The reader's fast decode: a record map exactly as the writer lays it out, checked with a
+few type tests, into its model object.
+
+Each function here returns what :func:`wstape.cassettes.schema.record_from_dict` returns for
+the same map, or None for anything else (a field more or fewer, another type, a value out
+of range), and the reader then takes the long way: the byte scan
+(:mod:`wstape.cassettes.scan`) and the full schema check, which name what is wrong. So a
+decoder here is a shortcut, never a second opinion (tests/cassettes/test_decode.py holds
+them to the same answers). The reader picks one decoder per file, by format version
+(:meth:`wstape.cassettes.reader.CassetteReader.decoder`).
+
+The reader hands these functions only records of at most ``MAX_FAST_BYTES``, built by a
+``msgpack.Unpacker`` with tight limits, so they need no length check: no string or bytes
+value of such a record can pass a limit of the schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from sys import intern
+from typing import Any
+
+from wstape.cassettes.schema import MAX_CONN, MAX_EPOCH, MAX_OFFSET, MAX_TEXT_BYTES
+from wstape.core.connections import MessageFields
+from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side, TlsInfo
+
+MAX_FAST_BYTES = 128 * 1024
+"""The largest record the reader decodes here (larger ones take the long way)."""
+assert MAX_FAST_BYTES <= MAX_TEXT_BYTES  # so no length check is needed below
+
+Decoder = Callable[[Any], "Record | MessageFields | None"]
+"""What msgpack built for one record -> its record, or None to take the long way."""
+
+_new = object.__new__
+"""Model objects are built by filling their ``__dict__`` in field order: the same object
+as the frozen dataclass's ``__init__`` makes (which sets each field through
+``object.__setattr__``, some three times slower; the model has no ``__post_init__``)."""
+
+_SIDES = {"client": Side.CLIENT, "server": Side.SERVER}
+_OPCODES = {"text": Opcode.TEXT, "binary": Opcode.BINARY}
+_OPEN_FIELDS = 19
+"""Fields of an open record as the writer writes it (schema.record_to_dict)."""
+
+
+def _headers(v: Any) -> tuple[tuple[bytes, bytes], ...] | None:
+    if type(v) is not list:
+        return None
+    for pair in v:
+        if type(pair) is not list or len(pair) != 2:
+            return None
+        name, value = pair
+        if type(name) is not bytes or type(value) is not bytes:
+            return None
+    return tuple(map(tuple, v))
+
+
+def _strs(v: Any) -> tuple[str, ...] | None:
+    if type(v) is not list:
+        return None
+    for item in v:
+        if type(item) is not str:
+            return None
+    return tuple(v)
+
+
+def _opt_str(v: Any) -> bool:
+    return v is None or type(v) is str
+
+
+def _open(d: dict[str, Any]) -> Open | None:
+    if len(d) != _OPEN_FIELDS:
+        return None
+    conn, started_at, port, status = (
+        d.get("conn"),
+        d.get("started_at"),
+        d.get("port"),
+        d.get("status"),
+    )
+    method, scheme, host, target = d.get("method"), d.get("scheme"), d.get("host"), d.get("target")
+    http_version, reason, body = d.get("http_version"), d.get("reason"), d.get("body")
+    client, subprotocol, tls = d.get("client"), d.get("subprotocol"), d.get("tls")
+    if not (
+        type(conn) is int
+        and 0 <= conn <= MAX_CONN
+        and type(started_at) is float
+        and 0.0 <= started_at < MAX_EPOCH
+        and type(port) is int
+        and 0 <= port <= 65535
+        and type(status) is int
+        and 100 <= status <= 999
+        and type(method) is str
+        and type(scheme) is str
+        and type(host) is str
+        and type(target) is str
+        and type(http_version) is str
+        and type(reason) is str
+        and type(body) is bytes
+        and _opt_str(client)
+        and _opt_str(subprotocol)
+    ):
+        return None
+    info = None
+    if tls is not None:
+        if type(tls) is not dict or len(tls) != 3:
+            return None
+        version, sni, alpn = tls.get("version"), tls.get("sni"), tls.get("alpn")
+        if not ("version" in tls and "sni" in tls and "alpn" in tls):
+            return None
+        if not (_opt_str(version) and _opt_str(sni) and _opt_str(alpn)):
+            return None
+        info = TlsInfo(version, sni, alpn)
+    request_headers = _headers(d.get("request_headers"))
+    response_headers = _headers(d.get("response_headers"))
+    subprotocols = _strs(d.get("subprotocols"))
+    extensions = _strs(d.get("extensions"))
+    if request_headers is None or response_headers is None:
+        return None
+    if subprotocols is None or extensions is None:
+        return None
+    op = _new(Open)
+    f = op.__dict__  # (see _new)
+    f["conn"] = conn
+    f["started_at"] = started_at
+    f["method"] = intern(method)  # (these repeat from connection to connection)
+    f["scheme"] = intern(scheme)
+    f["host"] = intern(host)
+    f["port"] = port
+    f["target"] = target
+    f["http_version"] = intern(http_version)
+    f["request_headers"] = request_headers
+    f["status"] = status
+    f["response_headers"] = response_headers
+    f["subprotocols"] = subprotocols
+    f["extensions"] = extensions
+    f["subprotocol"] = subprotocol
+    f["client"] = client
+    f["tls"] = info
+    f["reason"] = intern(reason)
+    f["body"] = body
+    return op
+
+
+def _other(d: Any) -> Record | None:
+    """An open, close or note record (messages are the callers' own fast case)."""
+    if type(d) is not dict:
+        return None
+    kind = d.get("type")
+    if kind == "open":
+        return _open(d)
+    if kind == "close":
+        if len(d) != 7:
+            return None
+        conn, t, by, code = d.get("conn"), d.get("t"), d.get("by"), d.get("code")
+        reason, on_wire = d.get("reason"), d.get("on_wire")
+        if not (
+            type(conn) is int
+            and 0 <= conn <= MAX_CONN
+            and type(t) is float
+            and 0.0 <= t <= MAX_OFFSET
+            and (by is None or (type(by) is str and by in _SIDES))
+            and (code is None or (type(code) is int and 0 <= code <= 0xFFFF))
+            and type(reason) is str
+            and type(on_wire) is bool
+        ):
+            return None
+        close = _new(Close)
+        f = close.__dict__
+        f["conn"] = conn
+        f["t"] = t
+        f["by"] = None if by is None else _SIDES[by]
+        f["code"] = code
+        f["reason"] = reason
+        f["on_wire"] = on_wire
+        return close
+    if kind == "note":
+        if len(d) != 4:
+            return None
+        conn, t, text = d.get("conn"), d.get("t"), d.get("text")
+        if not (
+            (conn is None or (type(conn) is int and 0 <= conn <= MAX_CONN))
+            and (t is None or (type(t) is float and 0.0 <= t <= MAX_OFFSET))
+            and type(text) is str
+            and "t" in d
+        ):
+            return None
+        return Note(conn, text, t)
+    return None
+
+
+def decode_v1(d: Any) -> Record | None:
+    """A version-1 record map -> its record (None: take the long way)."""
+    try:
+        if len(d) != 6 or d["type"] != "message":
+            return _other(d)
+        conn, t, data = d["conn"], d["t"], d["data"]
+        side, opcode = _SIDES[d["from"]], _OPCODES[d["opcode"]]
+    except (KeyError, TypeError):  # no map, a field missing, a side or opcode unknown
+        return None
+    if (
+        type(conn) is int
+        and type(t) is float
+        and type(data) is bytes
+        and 0 <= conn <= MAX_CONN
+        and 0.0 <= t <= MAX_OFFSET
+    ):
+        message = _new(Message)
+        f = message.__dict__
+        f["conn"] = conn
+        f["t"] = t
+        f["side"] = side
+        f["opcode"] = opcode
+        f["payload"] = data
+        return message
+    return None
+
+
+def decode_v1_fields(d: Any) -> Record | MessageFields | None:
+    """:func:`decode_v1`, with a message as the plain tuple of its fields
+    (:data:`wstape.core.connections.MessageFields`), for the folds that need no Message."""
+    try:
+        if len(d) != 6 or d["type"] != "message":
+            return _other(d)
+        conn, t, data = d["conn"], d["t"], d["data"]
+        fields = (conn, t, _SIDES[d["from"]], _OPCODES[d["opcode"]], data)
+    except (KeyError, TypeError):  # no map, a field missing, a side or opcode unknown
+        return None
+    if (
+        type(conn) is int
+        and type(t) is float
+        and type(data) is bytes
+        and 0 <= conn <= MAX_CONN
+        and 0.0 <= t <= MAX_OFFSET
+    ):
+        return fields
+    return None
+
+
+_KIND_SIDE = (Side.CLIENT, Side.CLIENT, Side.SERVER, Side.SERVER)
+_KIND_OPCODE = (Opcode.TEXT, Opcode.BINARY, Opcode.TEXT, Opcode.BINARY)
+
+
+def _v2_map(d: Any) -> Record | None:
+    # An end record takes the long way: the reader holds the pass to it (one per writer).
+    if type(d) is not dict or d.get("type") in ("end", "message"):
+        return None
+    return _other(d)
+
+
+def decode_v2(obj: Any) -> Record | None:
+    """A version-2 record (:mod:`wstape.cassettes.v2`: a message array ``[conn, t, kind,
+    data]``, else a map) -> its record (None: take the long way)."""
+    if type(obj) is not list:
+        return _v2_map(obj)
+    if len(obj) != 4:
+        return None
+    conn, t, kind, data = obj
+    if (
+        type(conn) is int
+        and type(t) is float
+        and type(kind) is int
+        and type(data) is bytes
+        and 0 <= conn <= MAX_CONN
+        and 0.0 <= t <= MAX_OFFSET
+        and 0 <= kind <= 3
+    ):
+        message = _new(Message)
+        f = message.__dict__  # (see _new)
+        f["conn"] = conn
+        f["t"] = t
+        f["side"] = _KIND_SIDE[kind]
+        f["opcode"] = _KIND_OPCODE[kind]
+        f["payload"] = data
+        return message
+    return None
+
+
+def decode_v2_fields(obj: Any) -> Record | MessageFields | None:
+    """:func:`decode_v2`, with a message as the plain tuple of its fields."""
+    if type(obj) is not list:
+        return _v2_map(obj)
+    if len(obj) != 4:
+        return None
+    conn, t, kind, data = obj
+    if (
+        type(conn) is int
+        and type(t) is float
+        and type(kind) is int
+        and type(data) is bytes
+        and 0 <= conn <= MAX_CONN
+        and 0.0 <= t <= MAX_OFFSET
+        and 0 <= kind <= 3
+    ):
+        return (conn, t, _KIND_SIDE[kind], _KIND_OPCODE[kind], data)
+    return None

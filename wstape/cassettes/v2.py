@@ -1,0 +1,295 @@
+"""Format version 2: message records as short arrays, and the end record.
+
+Version 1 spelled every record as a map with string keys, so a 100-byte message cost 62
+bytes of keys and type names. Version 2 keeps the maps for the rare records (header,
+``open``, ``close``, ``note``) and packs a message as an array of four values::
+
+    [conn, t, kind, data]        kind = 2 * (from server) + (binary): 0 to 3
+
+which costs 14 bytes around a 100-byte payload (connection ids up to 127, a float64 ``t``,
+a bin8 length). A writer that stops cleanly appends an **end record**, a map::
+
+    {"type": "end", "records": N, "conns": [[conn, records], ...] or nil, "size": uint32}
+
+``records`` counts every record that writer wrote (not the header, not the end record);
+``conns`` the records of each connection it wrote (nil past :data:`MAX_END_CONNS`
+connections); ``size`` is the end record's own length in bytes, packed as a uint32 so it
+is always the file's last five bytes (a reader finds the record from the end). With
+several writers appending to one cassette, each appends its own end record for what it
+wrote. The reader (:class:`Tally`) holds a whole pass to them: a cassette is complete when
+it ends with an end record and the end records' counts add up to its records; otherwise it
+did not end cleanly (a recorder still running or killed, or the file cut at a record
+boundary) and is reported as truncated. An end record that claims more than the file holds
+is corruption.
+
+docs/cassette-format.md documents both versions; compat.py's ``convert_1_2`` turns a v1
+message map into the array.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import msgpack
+
+from wstape.cassettes.schema import (
+    MAX_CONN,
+    MAX_ITEMS,
+    MAX_OFFSET,
+    MAX_RECORD_BYTES,
+    SchemaError,
+    describe_value,
+    record_from_dict,
+)
+from wstape.core.model import Message, Opcode, Record, Side
+
+MESSAGE_ITEMS = 4
+"""Items of a message array."""
+MAX_END_CONNS = 4096
+"""Connections an end record lists one by one (a list holds at most ``MAX_ITEMS``)."""
+MAX_COUNT = 2**53
+MAX_END_BYTES = 1024 * 1024
+"""Largest end record (4096 connections of two 9-byte integers fit in 80 KB)."""
+SIZE_TRAILER = b"\xa4size\xce"
+"""The last entry of an end record before its 4-byte length: ``"size": uint32``."""
+
+_CLIENT, _SERVER, _TEXT, _BINARY = Side.CLIENT, Side.SERVER, Opcode.TEXT, Opcode.BINARY
+_SIDE = (Side.CLIENT, Side.CLIENT, Side.SERVER, Side.SERVER)
+_OPCODE = (Opcode.TEXT, Opcode.BINARY, Opcode.TEXT, Opcode.BINARY)
+_KIND = {
+    (Side.CLIENT, Opcode.TEXT): 0,
+    (Side.CLIENT, Opcode.BINARY): 1,
+    (Side.SERVER, Opcode.TEXT): 2,
+    (Side.SERVER, Opcode.BINARY): 3,
+}
+MESSAGE_SHAPE = "an array [conn, t, kind, data]"
+
+
+# -- messages --------------------------------------------------------------------------
+
+
+def message_to_array(m: Message) -> list[Any]:
+    """The array a message is written as; raises SchemaError for a value the reader
+    would refuse (so the writer never writes what it cannot read back)."""
+    conn, t, side, opcode, data = m.conn, m.t, m.side, m.opcode, m.payload
+    # (identity tests: hashing an enum member calls Python code)
+    if (
+        (side is _CLIENT or side is _SERVER)
+        and (opcode is _TEXT or opcode is _BINARY)
+        and type(conn) is int
+        and 0 <= conn <= MAX_CONN
+        and type(t) is float
+        and 0.0 <= t <= MAX_OFFSET
+        and type(data) is bytes
+    ):
+        return [conn, t, (side is _SERVER) * 2 + (opcode is _BINARY), data]
+    # The slow path: the v1 schema check names the field that is wrong.
+    checked = record_from_dict(
+        {
+            "type": "message",
+            "conn": conn,
+            "t": t,
+            "from": getattr(m.side, "value", m.side),
+            "opcode": getattr(m.opcode, "value", m.opcode),
+            "data": data,
+        }
+    )
+    assert isinstance(checked, Message)
+    return [checked.conn, checked.t, _KIND[checked.side, checked.opcode], checked.payload]
+
+
+def message_from_array(a: list[Any]) -> Message:
+    """Validate a message array into a Message; raises SchemaError."""
+    if len(a) == MESSAGE_ITEMS:
+        conn, t, kind, data = a
+        if (
+            type(conn) is int
+            and 0 <= conn <= MAX_CONN
+            and type(t) is float
+            and 0.0 <= t <= MAX_OFFSET
+            and type(kind) is int
+            and 0 <= kind <= 3
+            and type(data) is bytes
+            and len(data) <= MAX_RECORD_BYTES
+        ):
+            return Message(conn, t, _SIDE[kind], _OPCODE[kind], data)
+    return _slow_message(a)
+
+
+def _slow_message(a: list[Any]) -> Message:
+    if len(a) != MESSAGE_ITEMS:
+        raise SchemaError(f"a message record is {MESSAGE_SHAPE}, not an array of {len(a)} items")
+    conn, t, kind, data = a
+    if isinstance(conn, bool) or not isinstance(conn, int) or not 0 <= conn <= MAX_CONN:
+        raise SchemaError(
+            f"message item 1 (conn) must be a connection id from 0 to 2**53, not "
+            f"{describe_value(conn)}"
+        )
+    if (
+        isinstance(t, bool)
+        or not isinstance(t, int | float)
+        or not math.isfinite(float(t))
+        or not 0.0 <= float(t) <= MAX_OFFSET
+    ):
+        raise SchemaError(
+            f"message item 2 (t) must be a number of seconds from 0 to {MAX_OFFSET:.0f} "
+            f"(10 years), not {describe_value(t)}"
+        )
+    if isinstance(kind, bool) or not isinstance(kind, int) or not 0 <= kind <= 3:
+        raise SchemaError(
+            "message item 3 (kind) must be 0 to 3 (client text, client binary, server text, "
+            f"server binary), not {describe_value(kind)}"
+        )
+    if not isinstance(data, bytes):
+        raise SchemaError(f"message item 4 (data) must be bytes, not {describe_value(data)}")
+    if len(data) > MAX_RECORD_BYTES:  # pragma: no cover - the scanner refuses it first
+        raise SchemaError(f"message item 4 (data): more than {MAX_RECORD_BYTES} bytes")
+    return Message(conn, float(t), _SIDE[kind], _OPCODE[kind], data)
+
+
+# -- the end record --------------------------------------------------------------------
+
+
+class ConnCount(NamedTuple):
+    """How many records one writer wrote of one connection."""
+
+    conn: int
+    records: int
+
+
+@dataclass(frozen=True)
+class End:
+    """An end record: what one writer wrote, appended when it stopped cleanly."""
+
+    records: int
+    """Records the writer wrote (not counting the header or this record)."""
+    conns: tuple[ConnCount, ...] | None
+    """Per connection it wrote, in the order they were first written; None when it wrote
+    more than :data:`MAX_END_CONNS` connections."""
+    size: int
+    """This record's length in bytes."""
+
+
+def pack_end(records: int, conns: dict[int, int] | None) -> bytes:
+    """The end record's bytes. ``conns`` maps a connection id to its record count."""
+    listed = (
+        None
+        if conns is None or len(conns) > MAX_END_CONNS
+        else [[conn, count] for conn, count in conns.items()]
+    )
+    body = bytes(
+        msgpack.packb({"type": "end", "records": records, "conns": listed}, use_bin_type=True)
+    )
+    assert body[0] == 0x83  # a fixmap of three entries: the fourth is added by hand
+    size = len(body) + len(SIZE_TRAILER) + 4
+    return b"\x84" + body[1:] + SIZE_TRAILER + size.to_bytes(4, "big")
+
+
+def _count(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_COUNT:
+        raise SchemaError(f"{what} must be a count from 0 to 2**53, not {describe_value(v)}")
+    return v
+
+
+def end_from_dict(d: dict[str, Any]) -> End:
+    """Validate an end record map; raises SchemaError."""
+    for key in d:
+        if key not in ("type", "records", "conns", "size"):
+            raise SchemaError(f"unknown field {describe_value(key, 40)} in an end record")
+    for key in ("records", "conns", "size"):
+        if key not in d:
+            raise SchemaError(f"missing field {key!r}")
+    records = _count(d["records"], "field 'records'")
+    size = _count(d["size"], "field 'size'")
+    raw = d["conns"]
+    conns: tuple[ConnCount, ...] | None = None
+    if raw is not None:
+        if not isinstance(raw, list) or len(raw) > MAX_ITEMS:
+            raise SchemaError(
+                f"field 'conns' must be nil or a list of at most {MAX_ITEMS} counts, not "
+                f"{describe_value(raw)}"
+            )
+        out = []
+        for item in raw:
+            if not isinstance(item, list) or len(item) != 2:
+                raise SchemaError(
+                    f"field 'conns': each item must be [conn, records], not {describe_value(item)}"
+                )
+            conn = item[0]
+            if isinstance(conn, bool) or not isinstance(conn, int) or not 0 <= conn <= MAX_CONN:
+                raise SchemaError(
+                    f"field 'conns': connection id must be from 0 to 2**53, not "
+                    f"{describe_value(conn)}"
+                )
+            out.append(ConnCount(conn, _count(item[1], "field 'conns': a record count")))
+        conns = tuple(out)
+    return End(records=records, conns=conns, size=size)
+
+
+def record_from_obj(obj: Any) -> Record | End:
+    """Validate one version-2 record (an array for a message, else a map); raises
+    SchemaError."""
+    if type(obj) is list:
+        return message_from_array(obj)
+    if type(obj) is dict:
+        kind = obj.get("type")
+        if kind == "end":
+            return end_from_dict(obj)
+        if kind == "message":
+            raise SchemaError(f"a message record of format version 2 is {MESSAGE_SHAPE}, not a map")
+        return record_from_dict(obj)
+    raise SchemaError(
+        f"a record must be a map, or for a message {MESSAGE_SHAPE}; not {describe_value(obj)}"
+    )
+
+
+# -- checking a whole pass against the end records -------------------------------------
+
+
+class Tally:
+    """Holds a whole pass over a v2 cassette to its end records.
+
+    The reader calls :meth:`end` for every end record and :meth:`verdict` when the file is
+    read to its end. Only totals are compared, so the check costs nothing per record and
+    no memory per connection (a hostile file of a million connection ids costs no more);
+    the per-connection counts are the writer's summary (:meth:`CassetteReader.end_summary`).
+    """
+
+    def __init__(self) -> None:
+        self.claimed = 0
+        """Records the end records count, together."""
+        self.ends = 0
+        self.last_end = -1
+        """The record index of the latest end record."""
+
+    def end(self, end: End, index: int) -> None:
+        self.claimed += end.records
+        self.ends += 1
+        self.last_end = index
+
+    def verdict(self, records: int) -> tuple[bool, str] | None:
+        """``records``: how many records the file has (the header included). None for a
+        cassette that ended cleanly; else ``(corrupt, message)``: corrupt (True) when the
+        end records count records the file does not have, incomplete (False, reported as
+        truncation) when records are not accounted for."""
+        total = records - 1 - self.ends
+        if self.claimed > total:
+            return True, (
+                f"the end records count {self.claimed} records, the file has {total}: "
+                "records were removed"
+            )
+        if self.last_end != records - 1:
+            return False, (
+                "the cassette did not end cleanly: no end record after the last record "
+                "(the recorder is still running or was killed, or the file was cut at a "
+                "record boundary)"
+            )
+        if self.claimed < total:
+            return False, (
+                f"the cassette did not end cleanly: {total - self.claimed} records are "
+                "counted by no end record (a recorder that appended to it is still running "
+                "or was killed, or the file was cut at a record boundary)"
+            )
+        return None
