@@ -191,6 +191,7 @@ frames_st = st.builds(
     rsv2=st.booleans(),
     rsv3=st.booleans(),
     masked=st.booleans(),
+    minimal_length=st.just(True),  # encode_frame always writes the minimal length
 )
 
 

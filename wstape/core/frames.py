@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 
 class OpCode(IntEnum):
@@ -22,9 +23,12 @@ class OpCode(IntEnum):
     PONG = 0xA
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One frame as it was on the wire (payload already unmasked)."""
+class Frame(NamedTuple):
+    """One frame as it was on the wire (payload already unmasked).
+
+    A named tuple rather than a frozen dataclass: the replay server makes one for every
+    frame a client sends, and a tuple is built in a quarter of the time.
+    """
 
     opcode: int
     """The raw 4-bit opcode; may be a reserved value."""
@@ -151,33 +155,40 @@ class FrameParser:
         """The next complete frame, a :class:`StreamFailure`, or None until more bytes
         come (always None after a failure)."""
         buf, pos = self._buf, self._pos
-        avail = len(buf) - pos
-        if self.failed is not None or avail < self._need:
+        if len(buf) - pos < self._need or self.failed is not None:
             return None
         b0 = buf[pos]
         b1 = buf[pos + 1]
         length = b1 & 0x7F
-        head = 2
-        minimal = True
-        if length == 126:
-            if avail < 4:
-                self._need = 4
-                return None
-            length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-            head = 4
-            minimal = length >= 126
-        elif length == 127:
-            if avail < 10:
-                self._need = 10
-                return None
-            length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-            head = 10
-            minimal = length >= 1 << 16
-            if length >> 63:
-                # §5.2: "the most significant bit MUST be 0".
-                return self._fail(
-                    1002, "64-bit payload length with the top bit set", "RFC-FRAME-LENGTH", length
-                )
+        masked = b1 & 0x80
+        if length < 126:  # the common case: a short frame, its length in the first bytes
+            start = pos + (6 if masked else 2)
+            minimal = True
+        else:
+            avail = len(buf) - pos
+            if length == 126:
+                if avail < 4:
+                    self._need = 4
+                    return None
+                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                head = 4
+                minimal = length >= 126
+            else:
+                if avail < 10:
+                    self._need = 10
+                    return None
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                head = 10
+                minimal = length >= 1 << 16
+                if length >> 63:
+                    # §5.2: "the most significant bit MUST be 0".
+                    return self._fail(
+                        1002,
+                        "64-bit payload length with the top bit set",
+                        "RFC-FRAME-LENGTH",
+                        length,
+                    )
+            start = pos + head + (4 if masked else 0)
         if length > self.max_frame_size:
             return self._fail(
                 1009,
@@ -185,8 +196,6 @@ class FrameParser:
                 "RFC-MESSAGE-TOO-BIG",
                 length,
             )
-        masked = b1 & 0x80
-        start = pos + head + (4 if masked else 0)
         end = start + length
         if len(buf) < end:
             self._need = end - pos
@@ -210,14 +219,14 @@ class FrameParser:
             self._pos = end
         self._need = 2
         return Frame(
-            opcode=b0 & 0x0F,
-            payload=payload,
-            fin=bool(b0 & 0x80),
-            rsv1=bool(b0 & 0x40),
-            rsv2=bool(b0 & 0x20),
-            rsv3=bool(b0 & 0x10),
-            masked=bool(masked),
-            minimal_length=minimal,
+            b0 & 0x0F,
+            payload,
+            (b0 & 0x80) != 0,
+            (b0 & 0x40) != 0,
+            (b0 & 0x20) != 0,
+            (b0 & 0x10) != 0,
+            masked != 0,
+            minimal,
         )
 
     def _fail(self, code: int, reason: str, rule: str, length: int) -> StreamFailure:
@@ -242,10 +251,12 @@ def encode_frame(
     Nothing is validated, so tests can build frames no library would send (reserved
     opcodes, oversized control frames, RSV bits); a ``mask_key`` must be 4 bytes.
     """
+    n = len(payload)
+    if mask_key is None and n < 126 and fin and not (rsv1 or rsv2 or rsv3):
+        return bytes((0x80 | (opcode & 0x0F), n)) + payload  # what a server sends most
     b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0)
     b0 |= (0x10 if rsv3 else 0) | (opcode & 0x0F)
     mask_bit = 0x80 if mask_key is not None else 0
-    n = len(payload)
     if n < 126:
         head = bytes((b0, mask_bit | n))
     elif n < 1 << 16:

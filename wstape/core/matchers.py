@@ -43,6 +43,10 @@ class MatchResult:
     diff: str = ""
 
 
+MATCHED = MatchResult(True)
+"""The verdict of every match (frozen, so one object serves them all)."""
+
+
 Matcher = Callable[[Message, Opcode, bytes, Sequence[str]], MatchResult]
 
 MATCHERS: dict[str, Matcher] = {}
@@ -152,7 +156,7 @@ def match_exact(
     if expected.opcode is opcode and (
         expected.payload == payload or matches_redacted(expected.payload, payload)
     ):
-        return MatchResult(True)
+        return MATCHED
     lines = _opcode_line(expected.opcode, opcode)
     body = payload_diff(expected.payload, payload, text=expected.opcode is Opcode.TEXT)
     return MatchResult(False, "\n".join([*lines, body] if body else lines))
@@ -164,7 +168,7 @@ def match_type(
 ) -> MatchResult:
     """Same opcode (text or binary); the payload is not compared."""
     if expected.opcode is opcode:
-        return MatchResult(True)
+        return MATCHED
     return MatchResult(False, "\n".join(_opcode_line(expected.opcode, opcode)))
 
 
@@ -173,7 +177,7 @@ def match_any(
     expected: Message, opcode: Opcode, payload: bytes, ignore_paths: Sequence[str] = ()
 ) -> MatchResult:
     """Every message matches (only the order and count of client messages matter)."""
-    return MatchResult(True)
+    return MATCHED
 
 
 @register("json")

@@ -7,6 +7,10 @@ a few *segments* of the file where its records lie. :meth:`CassetteIndex.events`
 streams one connection's messages from those segments in small batches, so a
 1,000,000-message connection is replayed in constant memory and a thousand concurrent
 connections do not hold a thousand open files.
+
+The events the indexing pass read anyway are kept, up to :data:`KEPT_BYTES` for the whole
+cassette, so a connection that fits is replayed from memory: its records are neither read
+nor validated a second time, which is most of a replayed message's cost otherwise.
 """
 
 from __future__ import annotations
@@ -27,6 +31,12 @@ SEGMENT_GAP = 64 * 1024
 foreign records is cheaper than seeking and opening the file again."""
 BATCH_RECORDS = 256
 BATCH_BYTES = 1024 * 1024
+KEPT_BYTES = 16 * 1024 * 1024
+"""Recorded events kept in memory from the indexing pass, counted as each message's
+payload plus :data:`KEPT_OVERHEAD`: connections that fit in what is left are kept whole,
+the others (and all of a bigger cassette's) are streamed from the file."""
+KEPT_OVERHEAD = 200
+"""Bytes counted for each kept event besides its payload (the objects that hold it)."""
 
 
 @dataclass(slots=True)
@@ -45,6 +55,9 @@ class _Building:
     builder: RecordedBuilder
     close: Close | None = None
     segments: list[_Segment] = field(default_factory=list)
+    kept: list[Message | Close] | None = field(default_factory=list)
+    """Its events so far, while they fit in :data:`KEPT_BYTES` (None once not)."""
+    kept_bytes: int = 0
 
 
 class CassetteIndex:
@@ -56,11 +69,14 @@ class CassetteIndex:
         connections: list[RecordedConnection],
         segments: dict[int, list[_Segment]],
         strays: Strays | None = None,
+        kept: dict[int, list[Message | Close]] | None = None,
     ) -> None:
         self.reader = reader
         self.path = reader.path
         self.connections = connections
         self._segments = segments
+        self._kept = kept or {}
+        """Connection id -> all its events, for the connections kept in memory."""
         self.strays = strays or Strays()
         """Records of no connection (:mod:`wstape.core.connections`): never replayed."""
 
@@ -75,6 +91,7 @@ class CassetteIndex:
         reader = CassetteReader(path, allow_truncated=False)
         building: list[_Building] = []
         tracker = ConnectionTracker()
+        room = KEPT_BYTES
         for index, offset, record in reader.iter_with_offsets():
             slot = tracker.route(record)
             if slot < 0 or isinstance(record, Note):
@@ -94,8 +111,19 @@ class CassetteIndex:
                 entry = building[slot]
                 if isinstance(record, Message):
                     entry.builder.add(record)
+                    cost = len(record.payload) + KEPT_OVERHEAD
                 else:
                     entry.close = record
+                    cost = KEPT_OVERHEAD
+                kept = entry.kept
+                if kept is not None:
+                    if cost <= room:
+                        kept.append(record)
+                        entry.kept_bytes += cost
+                        room -= cost
+                    else:  # too big to keep: streamed, and its room goes to the others
+                        room += entry.kept_bytes
+                        entry.kept = None
             segments = entry.segments
             if segments and offset - segments[-1].last <= SEGMENT_GAP:
                 segments[-1].last = offset
@@ -104,10 +132,22 @@ class CassetteIndex:
         connections = [b.builder.finish(b.close) for b in building]
         # The reader refuses a reused id, so each connection id names one connection.
         by_conn = {b.open.conn: b.segments for b in building}
-        return cls(reader, connections, by_conn, tracker.strays)
+        in_memory = {b.open.conn: b.kept for b in building if b.kept is not None}
+        return cls(reader, connections, by_conn, tracker.strays, in_memory)
 
     def events(self, conn: int) -> Iterator[Message | Close]:
-        """The messages and close of connection ``conn``, in order, streamed from disk."""
+        """The messages and close of connection ``conn``, in order: from memory if they
+        were kept, else streamed from disk."""
+        kept = self._kept.get(conn)
+        if kept is not None:
+            return iter(kept)
+        return self._streamed(conn)
+
+    def streams(self, conn: int) -> bool:
+        """Connection ``conn``'s events are read from the file as it is replayed."""
+        return conn not in self._kept
+
+    def _streamed(self, conn: int) -> Iterator[Message | Close]:
         for segment in self._segments.get(conn, []):
             start: int | None = segment.start
             index = segment.index

@@ -279,8 +279,9 @@ class _Connection(asyncio.Protocol):
         live, transport = self.live, self.transport
         if live is None or transport is None or transport.is_closing():
             return
-        if not live.waiting_for_request:
-            self.server._waiting.pop(self, None)
+        waiting = self.server._waiting
+        if self in waiting and not live.waiting_for_request:
+            del waiting[self]
         data = live.data_to_send(self.loop.time())
         if data:
             transport.write(data)  # may call pause_writing at once
@@ -343,7 +344,11 @@ class _Connection(asyncio.Protocol):
         transport.abort()
 
     def _schedule(self, at: float) -> None:
-        if self._timer is not None and self._timer_at == at:
+        timer_at = self._timer_at
+        if self._timer is not None and timer_at is not None and timer_at <= at:
+            # Waking early is harmless (the wake-up schedules the real deadline), and
+            # a deadline that moves on with every message (the wait for the client's
+            # next one) must not cost a timer per message.
             return
         self._cancel_timer()
         self._timer_at = at

@@ -282,6 +282,8 @@ class LiveConnection:
     def data_to_send(self, now: float | None = None) -> bytes:
         """Bytes to write now (possibly empty); ``now`` paces the throttle fault."""
         if self.protocol is not None:
+            if not (self._out or self.blackholed or self._throttle is not None):
+                return self.protocol.data_to_send()  # the open WebSocket's frames, as they are
             self._out.append(self.protocol.data_to_send())
         data = b"".join(self._out)
         self._out.clear()
@@ -306,15 +308,17 @@ class LiveConnection:
             return self._blackhole_until if self.phase is Phase.UPGRADED else None
         if self.phase is not Phase.UPGRADED or self.protocol is None:
             return None
-        times = [self.protocol.next_deadline()]
-        if self.script is not None and self.protocol.state is State.OPEN:
-            times.append(self.script.deadline)
+        protocol = self.protocol
+        at = protocol.next_deadline()
+        script = self.script
+        if script is not None and protocol.state is State.OPEN:
+            at = _earlier(at, script.deadline)
             if self.faults is not None:
-                times.append(self.faults.next_deadline())
-        if self._throttle is not None and self._throttle.pending:
-            times.append(self._throttle.next_deadline(throttle_clock(self._throttle)))
-        found = [t for t in times if t is not None]
-        return min(found) if found else None
+                at = _earlier(at, self.faults.next_deadline())
+        throttle = self._throttle
+        if throttle is not None and throttle.pending:
+            at = _earlier(at, throttle.next_deadline(throttle_clock(throttle)))
+        return at
 
     # -- flow control ---------------------------------------------------------------------
 
@@ -587,15 +591,16 @@ class LiveConnection:
                 protocol.drop(action.code)
         if faults is not None and faults.armed and message is not None:
             self._fire(faults.due(now), now)
-        self.report(script.violations[before:])
+        if len(script.violations) > before:
+            self.report(script.violations[before:])
         full = script.queued_bytes > QUEUE_LIMIT or script.queued_messages > QUEUE_MESSAGES
         if full != protocol.input_held:
             if full:
                 protocol.hold_input()
             else:
                 protocol.release_input()
-        if protocol.state is not State.OPEN:
-            return
+        if protocol.state is not State.OPEN or script.state is Step.RUNNING:
+            return  # running: nothing below applies
         if script.silent and script.state is Step.DONE:
             protocol.send_close(
                 CloseCode.NORMAL_CLOSURE, "wstape: timed out waiting for the client", now
@@ -750,6 +755,13 @@ def throttle_clock(throttle: Throttle) -> float:
 
 def _fixed(seconds: float) -> Callable[[], float]:
     return lambda: seconds
+
+
+def _earlier(a: float | None, b: float | None) -> float | None:
+    """The earlier of two deadlines, None standing for none."""
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
 
 
 def _due(deadline: float | None, now: float) -> bool:

@@ -267,16 +267,15 @@ class ServerProtocol:
         self._out_size += len(data)
 
     def next_deadline(self) -> float | None:
-        times = [
-            t
-            for t in (
-                self._close_deadline,
-                self._next_ping if self.state is State.OPEN else None,
-                self._pings[0][1] if self._pings else None,
-            )
-            if t is not None
-        ]
-        return min(times) if times else None
+        at = self._close_deadline
+        ping = self._next_ping
+        if ping is not None and self.state is State.OPEN and (at is None or ping < at):
+            at = ping
+        if self._pings:
+            pong = self._pings[0][1]
+            if at is None or pong < at:
+                at = pong
+        return at
 
     def _frame_out(self, opcode: int, payload: bytes, *, fin: bool = True) -> None:
         self._emit(encode_frame(opcode, payload, fin=fin))
@@ -468,6 +467,8 @@ class ServerProtocol:
         return True
 
     def _frame(self, frame: Frame, now: float) -> None:
+        if self._whole_message(frame, now):
+            return
         t = self._t(now)
         self._frame_state, found = check_frame(frame, self._frame_state, self.cfg, self.conn, t)
         opcode = frame.opcode
@@ -525,6 +526,35 @@ class ServerProtocol:
         self._reset_message()
         if self.state is State.OPEN:
             self.handler.on_message(kind, payload, now)
+
+    def _whole_message(self, frame: Frame, now: float) -> bool:
+        """The frame nearly every message is, handled at the least cost: a whole text or
+        binary message in which the frame rules find nothing (:meth:`FrameState.plain`),
+        within the limits, valid UTF-8 if text, on an open connection with nothing
+        extension-specific to do. False (nothing done) for anything else: :meth:`_frame`
+        judges it in full, the same rules with their violations."""
+        state = self._frame_state
+        if (
+            not state.plain(frame)
+            or state.deflate
+            or self.state is not State.OPEN
+            or self._client_close is not None
+            or self._msg_opcode is not None
+            or len(frame.payload) > self.max_message_size
+            or self.max_fragments < 1
+        ):
+            return False
+        payload = frame.payload
+        if frame.opcode == OpCode.TEXT:
+            if not payload.isascii():  # ASCII is UTF-8, and isascii() copies nothing
+                try:
+                    payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    return False
+            self.handler.on_message(Opcode.TEXT, payload, now)
+        else:
+            self.handler.on_message(Opcode.BINARY, payload, now)
+        return True
 
     def _inflate(self, frame: Frame, now: float, t: float) -> bytes | None:
         """The frame's payload inflated (as is if its message is not compressed), at most

@@ -155,9 +155,11 @@ class _Units:
 def units(events: Iterable[Message | Close], codec: Codec | None) -> Iterator[Message | Close]:
     """The recorded events with each message turned into its protocol units (in order)."""
     if codec is None or all(codec.reassembler(side) is None for side in Side):
-        yield from events
-        return
-    splitter = _Units(codec)
+        return iter(events)  # one unit per message: no generator in between
+    return _split(events, _Units(codec))
+
+
+def _split(events: Iterable[Message | Close], splitter: _Units) -> Iterator[Message | Close]:
     for event in events:
         if isinstance(event, Close):
             yield event
@@ -175,6 +177,8 @@ class LiveUnits:
 
     def __init__(self, reassembler: Reassembler | None) -> None:
         self._reassembler = reassembler
+        self.whole = reassembler is None
+        """Every message is one unit as it is (no protocol splits or joins them)."""
 
     def feed(self, opcode: Opcode, payload: bytes) -> list[tuple[Opcode, bytes]]:
         if self._reassembler is None:

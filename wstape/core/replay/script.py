@@ -121,6 +121,8 @@ class Script:
         self.options = options
         self.opened_at = now
         self.plan = recorded.heartbeats
+        self._no_heartbeats = self.plan.empty
+        """The plan never changes: whether it has any heartbeat is asked once."""
         codec = recorded.codec
         self._events = self._ordered(units(events, codec))
         self._live = live_units(codec)
@@ -129,7 +131,8 @@ class Script:
             paths=tuple(parse_path(p) for p in options.correlate),
             uuids=options.correlate_uuids,
         )
-        self._ahead: deque[Message | Close] = deque()
+        self._ahead: Message | Close | None = None
+        """The next recorded unit, once peeked at."""
         self._anchor_live = now
         self._anchor_rec = 0.0
         self._queue: deque[tuple[Opcode, bytes, float]] = deque()
@@ -174,26 +177,29 @@ class Script:
         """The recorded units the script plays in order (heartbeats are played apart)."""
         plan = self.plan
         if plan.empty:
-            yield from events
-            return
-        for event in events:
-            if isinstance(event, Message) and plan.skipped(
-                event.side, (event.opcode, event.payload)
-            ):
-                continue
-            yield event
+            return events  # as they are: no generator in between for every unit
+
+        def without_heartbeats() -> Iterator[Message | Close]:
+            for event in events:
+                if isinstance(event, Message) and plan.skipped(
+                    event.side, (event.opcode, event.payload)
+                ):
+                    continue
+                yield event
+
+        return without_heartbeats()
 
     def _peek(self) -> Message | Close | None:
-        if not self._ahead:
-            event = next(self._events, None)
-            if event is None:
-                return None
-            self._ahead.append(event)
-        return self._ahead[0]
+        event = self._ahead
+        if event is None:
+            event = self._ahead = next(self._events, None)
+        return event
 
     def _pop(self) -> Message | Close:
-        self._peek()
-        return self._ahead.popleft()
+        event = self._peek()
+        assert event is not None, "popped past the end"
+        self._ahead = None
+        return event
 
     def _due(self, t: float) -> float:
         speed = self.options.speed
@@ -248,6 +254,8 @@ class Script:
 
     def on_message(self, opcode: Opcode, payload: bytes, now: float) -> list[Action]:
         """A complete client message arrived."""
+        if self._live.whole:
+            return self._on_unit(opcode, payload, now)
         actions: list[Action] = []
         for unit_opcode, unit in self._live.feed(opcode, payload):
             actions += self._on_unit(unit_opcode, unit, now)
@@ -256,7 +264,7 @@ class Script:
     def _on_unit(self, opcode: Opcode, payload: bytes, now: float) -> list[Action]:
         key = (opcode, payload)
         plan = self.plan
-        if not plan.empty:
+        if not self._no_heartbeats:
             reply = plan.client_pings.get(key)
             if reply is not None:
                 if self.muted:
@@ -328,11 +336,13 @@ class Script:
                     break
                 continue
             if event.side is Side.SERVER:
-                due = self._due(event.t) + self._extra_for(event)
+                due = self._due(event.t)
+                if self.extra_delay is not None:
+                    due += self._extra_for(event)
                 if due > now:
                     self.deadline = due
                     break
-                self._pop()
+                self._ahead = None  # popped: it was the one peeked at
                 actions.append(self._send(event))
                 budget -= 1
                 budget_bytes -= len(event.payload)
@@ -389,7 +399,7 @@ class Script:
             return self._wait(event, now)
         opcode, payload, arrived = self._queue.popleft()
         self.queued_bytes -= len(payload)
-        self._pop()
+        self._ahead = None  # popped: the caller peeked at it
         self._wait_since = None
         self._anchor(arrived, event.t)
         self._judge(event, opcode, payload, arrived)
@@ -418,16 +428,19 @@ class Script:
         self._anchor_rec = recorded_t
 
     def _judge(self, expected: Message, opcode: Opcode, payload: bytes, arrived: float) -> None:
-        t = self._t(arrived)
-        found: list[Violation] = []
-        if opcode is not expected.opcode:
-            found += send_type(self.conn, expected, opcode, self.cfg, t)
         # A changed type is WX-SEND-TYPE alone; the matcher then judges the payload, with
         # the values the client generates put back to the recorded ones.
         compared = self.correlator.learn(expected, opcode, payload)
         paths = self.options.ignore_json_paths
         result = match(self.options.match, expected, expected.opcode, compared, paths)
         self._judged += 1
+        if result.ok and opcode is expected.opcode:
+            self.matched += 1  # the common case: nothing to report
+            return
+        t = self._t(arrived)
+        found: list[Violation] = []
+        if opcode is not expected.opcode:
+            found += send_type(self.conn, expected, opcode, self.cfg, t)
         if not result.ok and self._judged <= self.setup and not self._setup_reported:
             self._setup_reported = True
             found += reconnect_setup(self.conn, expected, opcode, payload, self.cfg, t)
@@ -443,8 +456,6 @@ class Script:
                 t,
                 verdicts={name: v.ok for name, v in verdicts.items()},
             )
-        elif opcode is expected.opcode:
-            self.matched += 1
         self.violations += found
 
     def _at_close(self, close: Close, now: float, actions: list[Action]) -> bool:
@@ -518,9 +529,11 @@ class Script:
     def unplayed_messages(self) -> int:
         """Count the recorded units never reached (heartbeats excepted), consuming them."""
         count = sum(
-            1 for event in itertools.chain(self._ahead, self._events) if isinstance(event, Message)
+            1
+            for event in itertools.chain([self._ahead], self._events)
+            if isinstance(event, Message)
         )
-        self._ahead.clear()
+        self._ahead = None
         return count
 
 
