@@ -92,7 +92,7 @@ def ls(
     """
     reader = open_cassette(cassette)
     try:
-        with output.progress([cassette], "ls", enabled=not as_json):
+        with output.progress([cassette], "ls", enabled=not as_json), output.no_cycle_collection():
             folded = summarize_connections(only_conns(reader.iter_fields(), conn, cassette))
     except CassetteError as e:
         cassette_error(e)
@@ -342,7 +342,10 @@ def stats(cassette: CassetteArg, conn: ConnOpt = None, as_json: JsonOpt = False)
     """
     reader = open_cassette(cassette)
     try:
-        with output.progress([cassette], "stats", enabled=not as_json):
+        with (
+            output.progress([cassette], "stats", enabled=not as_json),
+            output.no_cycle_collection(),
+        ):
             result = compute_stats(only_conns(reader.iter_fields(), conn, cassette))
     except CassetteError as e:
         cassette_error(e)

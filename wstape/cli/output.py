@@ -15,6 +15,7 @@ drive the terminal.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import shutil
@@ -270,6 +271,21 @@ def _print_long_table(
     write(line("└", "─", "┴", "┘"))
 
 
+@contextlib.contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector off while a command folds a cassette: the records and
+    the per-connection states hold no reference cycles (reference counting frees them),
+    and a fold of 200,000 connections otherwise spends a fifth to a third of its time in
+    collections that find nothing to free."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
 """Smaller inputs get no progress bar: they are read before it would show."""
 PROGRESS_DELAY = 0.4
@@ -356,6 +372,7 @@ __all__ = [
     "color_enabled",
     "console",
     "no_color",
+    "no_cycle_collection",
     "plural",
     "print_table",
     "progress",
