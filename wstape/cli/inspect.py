@@ -111,8 +111,9 @@ def ls(
         Column("duration", keep=3, whole=True, justify="right"),
         Column("close", keep=6, min_width=14),
     )
-    rows = [
-        (
+
+    def row(s: ConnectionSummary) -> tuple[str, ...]:
+        return (
             str(s.open.conn),
             s.open.url,
             s.open.subprotocol or "-",
@@ -121,8 +122,8 @@ def ls(
             f"{s.duration:.3f}s",
             _close_text(s),
         )
-        for s in summaries
-    ]
+
+    rows = output.LazyRows(summaries, row)
     title = f"{cassette} ({output.plural(len(summaries), 'connection')})"
     output.print_table(console(), title, columns, rows)
 
