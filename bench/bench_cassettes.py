@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import os
 import statistics
 import subprocess
@@ -58,6 +59,8 @@ MB = 1_000_000
 
 
 def _open(conn: int, started_at: float) -> Open:
+    key = base64.b64encode(conn.to_bytes(16, "big"))
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
     return Open(
         conn=conn,
         started_at=started_at,
@@ -71,7 +74,7 @@ def _open(conn: int, started_at: float) -> Open:
             (b"Host", b"bench.example.com"),
             (b"Upgrade", b"websocket"),
             (b"Connection", b"Upgrade"),
-            (b"Sec-WebSocket-Key", base64.b64encode(conn.to_bytes(16, "big"))),
+            (b"Sec-WebSocket-Key", key),
             (b"Sec-WebSocket-Version", b"13"),
             (b"User-Agent", b"bench/1.0"),
         ),
@@ -79,7 +82,7 @@ def _open(conn: int, started_at: float) -> Open:
         response_headers=(
             (b"Upgrade", b"websocket"),
             (b"Connection", b"Upgrade"),
-            (b"Sec-WebSocket-Accept", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+            (b"Sec-WebSocket-Accept", accept),
         ),
         client="127.0.0.1:50000",
     )
