@@ -107,10 +107,12 @@ def write_connections(path: Path, n: int) -> None:
             w.write(Close(conn, 0.02, Side.CLIENT, 1000))
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child."""
+def run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child, run in
+    the cassette's directory (``python -m`` puts its working directory first on the path:
+    in a checkout, that checkout's wstape would win over ``--src``)."""
     t = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
     assert p.stderr is not None
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
@@ -123,15 +125,15 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
 
 
 def paired(
-    argv: list[str], bare: list[str], env: dict[str, str], runs: int
+    argv: list[str], bare: list[str], env: dict[str, str], runs: int, cwd: Path
 ) -> tuple[float, float, float, float, float]:
     """The command and the bare loop run in turn ``runs`` times (so both see the same
     machine load): median wall seconds of each, median ratios of wall and CPU time, and
     the command's largest peak RSS."""
     walls, bares, ratios, cpu_ratios, rss = [], [], [], [], 0.0
     for _ in range(runs):
-        b_wall, _, b_cpu = run(bare, env)
-        c_wall, c_rss, c_cpu = run(argv, env)
+        b_wall, _, b_cpu = run(bare, env, cwd)
+        c_wall, c_rss, c_cpu = run(argv, env, cwd)
         walls.append(c_wall)
         bares.append(b_wall)
         ratios.append(c_wall / b_wall)
@@ -176,14 +178,14 @@ def main() -> None:
             size = path.stat().st_size
             print(f"\n{name}: {n:,} ({records:,} records, {size / MB:.0f} MB)")
             bare_argv = [py, "-c", BARE, str(path)]
-            _, bare_rss, _ = run(bare_argv, env)
+            _, bare_rss, _ = run(bare_argv, env, where)
             print(
                 f"{'command':<22} {'s':>6} {'bare s':>6} {'x bare':>6} {'x cpu':>6} "
                 f"{'us/rec':>6} {'MB':>5}  goal"
             )
             for label, argv, goal in COMMANDS:
                 cmd = [py, "-m", "wstape", *(a.replace("{file}", str(path)) for a in argv)]
-                wall, bare, ratio, cpu_ratio, rss = paired(cmd, bare_argv, env, runs)
+                wall, bare, ratio, cpu_ratio, rss = paired(cmd, bare_argv, env, runs, where)
                 us = wall / records * 1e6
                 if name == "messages":
                     per_record[label] = us
