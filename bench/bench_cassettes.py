@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import os
 import statistics
 import subprocess
@@ -58,6 +59,8 @@ MB = 1_000_000
 
 
 def _open(conn: int, started_at: float) -> Open:
+    key = base64.b64encode(conn.to_bytes(16, "big"))
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
     return Open(
         conn=conn,
         started_at=started_at,
@@ -71,7 +74,7 @@ def _open(conn: int, started_at: float) -> Open:
             (b"Host", b"bench.example.com"),
             (b"Upgrade", b"websocket"),
             (b"Connection", b"Upgrade"),
-            (b"Sec-WebSocket-Key", base64.b64encode(conn.to_bytes(16, "big"))),
+            (b"Sec-WebSocket-Key", key),
             (b"Sec-WebSocket-Version", b"13"),
             (b"User-Agent", b"bench/1.0"),
         ),
@@ -79,7 +82,7 @@ def _open(conn: int, started_at: float) -> Open:
         response_headers=(
             (b"Upgrade", b"websocket"),
             (b"Connection", b"Upgrade"),
-            (b"Sec-WebSocket-Accept", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+            (b"Sec-WebSocket-Accept", accept),
         ),
         client="127.0.0.1:50000",
     )
@@ -104,10 +107,12 @@ def write_connections(path: Path, n: int) -> None:
             w.write(Close(conn, 0.02, Side.CLIENT, 1000))
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child."""
+def run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child, run in
+    the cassette's directory (``python -m`` puts its working directory first on the path:
+    in a checkout, that checkout's wstape would win over ``--src``)."""
     t = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
     assert p.stderr is not None
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
@@ -120,15 +125,15 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
 
 
 def paired(
-    argv: list[str], bare: list[str], env: dict[str, str], runs: int
+    argv: list[str], bare: list[str], env: dict[str, str], runs: int, cwd: Path
 ) -> tuple[float, float, float, float, float]:
     """The command and the bare loop run in turn ``runs`` times (so both see the same
     machine load): median wall seconds of each, median ratios of wall and CPU time, and
     the command's largest peak RSS."""
     walls, bares, ratios, cpu_ratios, rss = [], [], [], [], 0.0
     for _ in range(runs):
-        b_wall, _, b_cpu = run(bare, env)
-        c_wall, c_rss, c_cpu = run(argv, env)
+        b_wall, _, b_cpu = run(bare, env, cwd)
+        c_wall, c_rss, c_cpu = run(argv, env, cwd)
         walls.append(c_wall)
         bares.append(b_wall)
         ratios.append(c_wall / b_wall)
@@ -173,14 +178,14 @@ def main() -> None:
             size = path.stat().st_size
             print(f"\n{name}: {n:,} ({records:,} records, {size / MB:.0f} MB)")
             bare_argv = [py, "-c", BARE, str(path)]
-            _, bare_rss, _ = run(bare_argv, env)
+            _, bare_rss, _ = run(bare_argv, env, where)
             print(
                 f"{'command':<22} {'s':>6} {'bare s':>6} {'x bare':>6} {'x cpu':>6} "
                 f"{'us/rec':>6} {'MB':>5}  goal"
             )
             for label, argv, goal in COMMANDS:
                 cmd = [py, "-m", "wstape", *(a.replace("{file}", str(path)) for a in argv)]
-                wall, bare, ratio, cpu_ratio, rss = paired(cmd, bare_argv, env, runs)
+                wall, bare, ratio, cpu_ratio, rss = paired(cmd, bare_argv, env, runs, where)
                 us = wall / records * 1e6
                 if name == "messages":
                     per_record[label] = us

@@ -27,6 +27,7 @@ run.
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import json
 import os
@@ -86,6 +87,8 @@ def _run_one(path: str, sample: str, scratch: str) -> dict[str, Any]:
     runner = CliRunner()
     problems: list[dict[str, str]] = []
     out = os.path.join(scratch, "out")
+    for old in glob.glob(out + ".*"):  # (the previous file's outputs: no command overwrites)
+        os.unlink(old)
     for command, args in _commands(path, out, sample):
         result = runner.invoke(app, args)
         exc = result.exception

@@ -4,16 +4,18 @@ any map it returns exactly what the full schema check returns, or None (take the
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import msgpack
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.cassettes.test_reader_writer import sample_open
 from tests.helpers.records import records
-from wstape.cassettes import CassetteReader, CassetteWriter, WriteMode
+from wstape.cassettes import CassetteError, CassetteReader, CassetteWriter, WriteMode
 from wstape.cassettes import reader as reader_module
 from wstape.cassettes.decode import decode_v1, decode_v1_fields
 from wstape.cassettes.schema import SchemaError, record_from_dict, record_to_dict
@@ -118,3 +120,27 @@ def test_a_record_over_the_fast_size_takes_the_long_way(tmp_path: Path) -> None:
         big.payload,
         b"y",
     ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xdc\x01\x00" * 60_000,  # arrays of 256 items, nested: each allocates before it fills
+        b"\x81\xa1a" * 40_000,  # maps nested 40,000 deep
+        b"\x9f" * 100_000,  # 100,000 arrays of 15
+        b"\x86" + b"\xa1a\xdc\x0f\xff" * 6,  # a record of long lists, too long for the fast way
+    ],
+)
+def test_what_the_fast_way_builds_of_hostile_bytes_is_bounded(tmp_path: Path, body: bytes) -> None:
+    path = tmp_path / "c.msgpack"
+    with CassetteWriter(path, mode=WriteMode.OVERWRITE, started_at=1.0):
+        pass
+    path.write_bytes(path.read_bytes() + body)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CassetteError, match="record 1, byte"):
+            list(CassetteReader(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024

@@ -33,7 +33,7 @@ from wstape.cli.options import (
     protocol_option,
     rule_config,
 )
-from wstape.cli.output import Column, plural, print_table, progress, safe
+from wstape.cli.output import Column, no_cycle_collection, plural, print_table, progress, safe
 from wstape.core.replay.options import protocol_names
 from wstape.core.report import Report, junit_xml, to_json
 from wstape.core.rules import CATALOGUE, Platform, Profile, Severity, rules_for
@@ -83,7 +83,7 @@ def check(
     # recording would let CI pass on a recorder that was killed.
     reader = open_cassette(cassette, allow_truncated=False)
     try:
-        with progress([cassette], "check", enabled=not as_json):
+        with progress([cassette], "check", enabled=not as_json), no_cycle_collection():
             report, strays = check_reader(reader, cfg, protocol=protocol_option(protocol))
     except CassetteError as e:
         cassette_error(e)

@@ -44,7 +44,7 @@ from wstape.cli.options import (
     protocol_option,
     rule_config,
 )
-from wstape.cli.output import plural, progress
+from wstape.cli.output import no_cycle_collection, plural, progress
 from wstape.core.errors import ConfigError
 from wstape.core.report import ReportFormatError, read_report_json
 from wstape.core.rules import Platform, Profile, Violation
@@ -127,7 +127,7 @@ def export(
 
     tmp = None if output is None else output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
-        with progress([cassette], "export", enabled=True):
+        with progress([cassette], "export", enabled=True), no_cycle_collection():
             if out is None:
                 assert output is not None and tmp is not None
                 # written whole or not at all: a failed export leaves no half file behind

@@ -92,7 +92,7 @@ def ls(
     """
     reader = open_cassette(cassette)
     try:
-        with output.progress([cassette], "ls", enabled=not as_json):
+        with output.progress([cassette], "ls", enabled=not as_json), output.no_cycle_collection():
             folded = summarize_connections(only_conns(reader.iter_fields(), conn, cassette))
     except CassetteError as e:
         cassette_error(e)
@@ -111,8 +111,9 @@ def ls(
         Column("duration", keep=3, whole=True, justify="right"),
         Column("close", keep=6, min_width=14),
     )
-    rows = [
-        (
+
+    def row(s: ConnectionSummary) -> tuple[str, ...]:
+        return (
             str(s.open.conn),
             s.open.url,
             s.open.subprotocol or "-",
@@ -121,8 +122,8 @@ def ls(
             f"{s.duration:.3f}s",
             _close_text(s),
         )
-        for s in summaries
-    ]
+
+    rows = output.LazyRows(summaries, row)
     title = f"{cassette} ({output.plural(len(summaries), 'connection')})"
     output.print_table(console(), title, columns, rows)
 
@@ -342,7 +343,10 @@ def stats(cassette: CassetteArg, conn: ConnOpt = None, as_json: JsonOpt = False)
     """
     reader = open_cassette(cassette)
     try:
-        with output.progress([cassette], "stats", enabled=not as_json):
+        with (
+            output.progress([cassette], "stats", enabled=not as_json),
+            output.no_cycle_collection(),
+        ):
             result = compute_stats(only_conns(reader.iter_fields(), conn, cassette))
     except CassetteError as e:
         cassette_error(e)

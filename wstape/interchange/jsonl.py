@@ -208,18 +208,20 @@ def _message_line(fields: MessageFields, exact: bool) -> str | None:
     rounded = round(t, 6)
     if exact and rounded != t:
         return None
-    head = (
-        f'{{"type":"message","conn":{conn},"t":{_float(rounded)},'
-        f'"from":"{side.value}","opcode":"{opcode.value}",'
-    )
     if opcode is Opcode.TEXT:
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
             pass
         else:
-            return f'{head}"text":{_quote(text)},"size":{len(payload)}}}'
-    return f'{head}"base64":"{b64(payload)}","size":{len(payload)}}}'
+            return (
+                f'{{"type":"message","conn":{conn},"t":{_float(rounded)},"from":"{side.value}",'
+                f'"opcode":"text","text":{_quote(text)},"size":{len(payload)}}}'
+            )
+    return (
+        f'{{"type":"message","conn":{conn},"t":{_float(rounded)},"from":"{side.value}",'
+        f'"opcode":"{opcode.value}","base64":"{b64(payload)}","size":{len(payload)}}}'
+    )
 
 
 def write_jsonl(
@@ -245,7 +247,9 @@ def write_jsonl(
         lines.append(line)
         size += len(line)
         if size >= _BATCH_CHARS or len(lines) >= 512:
-            out.write("\n".join(lines) + "\n")
+            lines.append("")  # (the last line's newline)
+            out.write("\n".join(lines))
+            lines.pop()
             count += len(lines)
             lines.clear()
             size = 0
