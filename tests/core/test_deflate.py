@@ -4,6 +4,8 @@ recording), and the endpoint with it: frames judged as sent, messages inflated w
 
 from __future__ import annotations
 
+import random
+import tracemalloc
 import zlib
 
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.core.replay.test_protocol import Handler, close_of, endpoint, frame, sent
-from wstape.core.deflate import Compression, negotiate, recorded_params
+from wstape.core.deflate import MAX_RATIO, PROBE_FROM, Compression, negotiate, recorded_params
 from wstape.core.frames import OpCode
 from wstape.core.model import Opcode
 from wstape.core.replay.protocol import ServerProtocol, State
@@ -237,3 +239,40 @@ def test_hostile_offers_never_raise(offers: list[str], recorded: str | None) -> 
     agreed = negotiate(offers, recorded, Compression.ON)
     if agreed is not None:
         assert agreed.header.startswith("permessage-deflate")
+
+
+PMD_NO_TAKEOVER = "permessage-deflate; client_no_context_takeover"
+
+
+def _text(size: int, seed: int) -> bytes:
+    # Compresses about 3:1 (a bomb's 1000:1 is the other test), so the frame is big enough
+    # to be looked ahead at (wstape.core.deflate.PROBE_FROM).
+    return bytes(random.Random(seed).choices(b"abcdefgh", k=size))
+
+
+@pytest.mark.parametrize("header", ["permessage-deflate", PMD_NO_TAKEOVER])
+def test_big_messages_inflate_whole_after_the_look_ahead(header: str) -> None:
+    proto, handler = deflating(header, max_message_size=64 << 20)
+    c = zlib.compressobj(wbits=-15)
+    sent_ = [_text(2 << 20, seed) for seed in (1, 2)]
+    for data in sent_:
+        if header != "permessage-deflate":
+            c = zlib.compressobj(wbits=-15)
+        out = (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        assert len(out) * MAX_RATIO > PROBE_FROM and len(out) < 1 << 20
+        proto.receive_data(frame(OpCode.BINARY, out, rsv1=True), 0.0)
+    assert handler.rules == []
+    assert handler.messages == [(Opcode.BINARY, data) for data in sent_]
+
+
+def test_a_bomb_under_a_big_limit_is_refused_before_it_is_built() -> None:
+    proto, handler = deflating(max_message_size=64 << 20)
+    bomb = compress(b"\x00" * (128 << 20))  # 128 MiB in about 128 KiB
+    tracemalloc.start()
+    try:
+        proto.receive_data(frame(OpCode.BINARY, bomb, rsv1=True), 0.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert handler.rules == ["RFC-MESSAGE-TOO-BIG"]
+    assert peak < 4 << 20, peak  # a chunk at a time, never the 64 MiB the limit allows

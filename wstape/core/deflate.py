@@ -167,6 +167,13 @@ def _server_config(
     )
 
 
+MAX_RATIO = 1032
+"""DEFLATE's largest expansion (bytes out per byte in, about 1032:1)."""
+PROBE_FROM = 4 * 1024 * 1024
+"""A frame that could inflate past this is first inflated on a copy, kept by no one."""
+PROBE_CHUNK = 256 * 1024
+
+
 class Deflate:
     """One connection's permessage-deflate state (two zlib streams, or none between
     messages with ``*_no_context_takeover``). Drop it when the connection ends: that
@@ -199,6 +206,8 @@ class Deflate:
         ws_frame = self._frame(
             self._opcode(frame.opcode), frame.payload, frame.fin, first and frame.rsv1
         )
+        if len(frame.payload) * MAX_RATIO > PROBE_FROM and budget > PROBE_FROM:
+            self._probe(frame, first, budget)
         try:
             data = self._ext.decode(ws_frame, max_size=max(budget, 1)).data
         except self._errors as e:
@@ -206,6 +215,37 @@ class Deflate:
                 raise TooBig(f"inflates past {budget} bytes") from None
             raise BadData(str(e)) from None
         return data if isinstance(data, bytes) else bytes(data)
+
+    def _probe(self, frame: Frame, first: bool, budget: int) -> None:
+        """Raise :class:`TooBig` if a frame that could inflate far would inflate past
+        ``budget``, found by inflating a copy of the zlib stream a chunk at a time and
+        keeping none of it: a bomb costs a chunk of memory, not ``budget`` bytes (which
+        websockets' decode would build before it saw the limit). A frame within its
+        budget is then inflated for real (twice the CPU, for big compressed frames only).
+        """
+        import zlib
+
+        ext = self._ext
+        compressed = (first and frame.rsv1) or (not first and ext.decode_cont_data)
+        if not compressed:
+            return
+        if first and ext.remote_no_context_takeover:
+            probe = zlib.decompressobj(wbits=-ext.remote_max_window_bits)
+        else:
+            decoder = getattr(ext, "decoder", None)
+            if decoder is None:
+                return  # (websockets' decode makes its own: nothing to look ahead with)
+            probe = decoder.copy()
+        data = bytes(frame.payload) + (b"\x00\x00\xff\xff" if frame.fin else b"")
+        produced = 0
+        try:
+            while data:
+                produced += len(probe.decompress(data, PROBE_CHUNK))
+                if produced > budget:
+                    raise TooBig(f"inflates past {budget} bytes")
+                data = probe.unconsumed_tail
+        except zlib.error:
+            return  # websockets' decode says so, as BadData
 
     def encode(self, opcode: int, payload: bytes, fin: bool) -> tuple[bytes, bool]:
         """One of our data frames, deflated: its payload and its RSV1 bit (set on the
