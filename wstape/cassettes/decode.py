@@ -21,6 +21,7 @@ from sys import intern
 from typing import Any
 
 from wstape.cassettes.schema import MAX_CONN, MAX_EPOCH, MAX_OFFSET, MAX_TEXT_BYTES
+from wstape.cassettes.v2 import KIND_OPCODE, KIND_SIDE, MESSAGE_ITEMS
 from wstape.core.connections import MessageFields
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side, TlsInfo
 
@@ -235,10 +236,6 @@ def decode_v1_fields(d: Any) -> Record | MessageFields | None:
     return None
 
 
-_KIND_SIDE = (Side.CLIENT, Side.CLIENT, Side.SERVER, Side.SERVER)
-_KIND_OPCODE = (Opcode.TEXT, Opcode.BINARY, Opcode.TEXT, Opcode.BINARY)
-
-
 def _v2_map(d: Any) -> Record | None:
     # An end record takes the long way: the reader holds the pass to it (one per writer).
     if type(d) is not dict or d.get("type") in ("end", "message"):
@@ -246,39 +243,13 @@ def _v2_map(d: Any) -> Record | None:
     return _other(d)
 
 
-def decode_v2(obj: Any) -> Record | None:
-    """A version-2 record (:mod:`wstape.cassettes.v2`: a message array ``[conn, t, kind,
-    data]``, else a map) -> its record (None: take the long way)."""
-    if type(obj) is not list:
-        return _v2_map(obj)
-    if len(obj) != 4:
-        return None
-    conn, t, kind, data = obj
-    if (
-        type(conn) is int
-        and type(t) is float
-        and type(kind) is int
-        and type(data) is bytes
-        and 0 <= conn <= MAX_CONN
-        and 0.0 <= t <= MAX_OFFSET
-        and 0 <= kind <= 3
-    ):
-        message = _new(Message)
-        f = message.__dict__  # (see _new)
-        f["conn"] = conn
-        f["t"] = t
-        f["side"] = _KIND_SIDE[kind]
-        f["opcode"] = _KIND_OPCODE[kind]
-        f["payload"] = data
-        return message
-    return None
-
-
 def decode_v2_fields(obj: Any) -> Record | MessageFields | None:
-    """:func:`decode_v2`, with a message as the plain tuple of its fields."""
+    """A version-2 record (:mod:`wstape.cassettes.v2`: a message array ``[conn, t, kind,
+    data]``, else a map) -> its record, a message as the plain tuple of its fields (None:
+    take the long way)."""
     if type(obj) is not list:
         return _v2_map(obj)
-    if len(obj) != 4:
+    if len(obj) != MESSAGE_ITEMS:
         return None
     conn, t, kind, data = obj
     if (
@@ -290,5 +261,16 @@ def decode_v2_fields(obj: Any) -> Record | MessageFields | None:
         and 0.0 <= t <= MAX_OFFSET
         and 0 <= kind <= 3
     ):
-        return (conn, t, _KIND_SIDE[kind], _KIND_OPCODE[kind], data)
+        return (conn, t, KIND_SIDE[kind], KIND_OPCODE[kind], data)
     return None
+
+
+def decode_v2(obj: Any) -> Record | None:
+    """:func:`decode_v2_fields`, with a message as a Message."""
+    got = decode_v2_fields(obj)
+    if not isinstance(got, tuple):
+        return got
+    message = _new(Message)
+    f = message.__dict__  # (see _new)
+    f["conn"], f["t"], f["side"], f["opcode"], f["payload"] = got
+    return message

@@ -334,16 +334,10 @@ class CassetteReader:
                         fed += len(chunk)
                         continue
                 # The long way, for the one record at ``offset``.
-                try:
-                    end = scanner.scan(offset)
-                except RecordTruncated:
-                    self._truncated(index, offset)
+                got = self._long_way(scanner, offset, index)
+                if got is None:
                     return
-                except ShapeError as e:
-                    raise CassetteError(
-                        self.path, f"corrupt record: {e}", record=index, offset=offset
-                    ) from None
-                record = self._slow_record(scanner, offset, end, index)
+                end, record = got
                 if type(record) is v2.End:
                     tally.end(record, index)  # (not handed out)
                 else:
@@ -428,16 +422,10 @@ class CassetteReader:
                 if record is not None:
                     end = base + unpacker.tell()
                 else:
-                    try:
-                        end = scanner.scan(offset)
-                    except RecordTruncated:
-                        self._truncated(index, offset)
+                    got = self._long_way(scanner, offset, index)
+                    if got is None:
                         return
-                    except ShapeError as e:
-                        raise CassetteError(
-                            self.path, f"corrupt record: {e}", record=index, offset=offset
-                        ) from None
-                    record = self._slow_record(scanner, offset, end, index)
+                    end, record = got
                     f.seek(end)
                     unpacker = _fast_unpacker()
                     base = fed = end
@@ -456,6 +444,22 @@ class CassetteReader:
                 offset = end
             if start is None:
                 self._hold_to_ends(tally, index, offset)
+
+    def _long_way(
+        self, scanner: RecordScanner, offset: int, index: int
+    ) -> tuple[int, Record | v2.End] | None:
+        """The record at ``offset`` the long way (the byte scan, then the full check) and
+        where it ends; None when the file ends inside it (``truncated_at`` is set)."""
+        try:
+            end = scanner.scan(offset)
+        except RecordTruncated:
+            self._truncated(index, offset)
+            return None
+        except ShapeError as e:
+            raise CassetteError(
+                self.path, f"corrupt record: {e}", record=index, offset=offset
+            ) from None
+        return end, self._slow_record(scanner, offset, end, index)
 
     def _slow_record(
         self, scanner: RecordScanner, offset: int, end: int, index: int

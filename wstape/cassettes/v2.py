@@ -56,8 +56,9 @@ SIZE_TRAILER = b"\xa4size\xce"
 """The last entry of an end record before its 4-byte length: ``"size": uint32``."""
 
 _CLIENT, _SERVER, _TEXT, _BINARY = Side.CLIENT, Side.SERVER, Opcode.TEXT, Opcode.BINARY
-_SIDE = (Side.CLIENT, Side.CLIENT, Side.SERVER, Side.SERVER)
-_OPCODE = (Opcode.TEXT, Opcode.BINARY, Opcode.TEXT, Opcode.BINARY)
+KIND_SIDE = (Side.CLIENT, Side.CLIENT, Side.SERVER, Side.SERVER)
+KIND_OPCODE = (Opcode.TEXT, Opcode.BINARY, Opcode.TEXT, Opcode.BINARY)
+"""A message array's ``kind`` (0 to 3) -> its side and opcode."""
 _KIND = {
     (Side.CLIENT, Opcode.TEXT): 0,
     (Side.CLIENT, Opcode.BINARY): 1,
@@ -114,7 +115,7 @@ def message_from_array(a: list[Any]) -> Message:
             and type(data) is bytes
             and len(data) <= MAX_RECORD_BYTES
         ):
-            return Message(conn, t, _SIDE[kind], _OPCODE[kind], data)
+            return Message(conn, t, KIND_SIDE[kind], KIND_OPCODE[kind], data)
     return _slow_message(a)
 
 
@@ -146,7 +147,7 @@ def _slow_message(a: list[Any]) -> Message:
         raise SchemaError(f"message item 4 (data) must be bytes, not {describe_value(data)}")
     if len(data) > MAX_RECORD_BYTES:  # pragma: no cover - the scanner refuses it first
         raise SchemaError(f"message item 4 (data): more than {MAX_RECORD_BYTES} bytes")
-    return Message(conn, float(t), _SIDE[kind], _OPCODE[kind], data)
+    return Message(conn, float(t), KIND_SIDE[kind], KIND_OPCODE[kind], data)
 
 
 # -- the end record --------------------------------------------------------------------
