@@ -11,7 +11,9 @@ them to the same answers). The reader picks one decoder per file, by format vers
 
 The reader hands these functions only records of at most ``MAX_FAST_BYTES``, built by a
 ``msgpack.Unpacker`` with tight limits, so they need no length check: no string or bytes
-value of such a record can pass a limit of the schema.
+value of such a record can pass a limit of the schema. That Unpacker builds arrays as
+tuples (``use_list=False``): a header list or a v2 message is then kept as msgpack built
+it, with no copy; a list takes the long way.
 """
 
 from __future__ import annotations
@@ -44,24 +46,24 @@ _OPEN_FIELDS = 19
 
 
 def _headers(v: Any) -> tuple[tuple[bytes, bytes], ...] | None:
-    if type(v) is not list:
+    if type(v) is not tuple:
         return None
     for pair in v:
-        if type(pair) is not list or len(pair) != 2:
+        if type(pair) is not tuple or len(pair) != 2:
             return None
         name, value = pair
         if type(name) is not bytes or type(value) is not bytes:
             return None
-    return tuple(map(tuple, v))
+    return v
 
 
 def _strs(v: Any) -> tuple[str, ...] | None:
-    if type(v) is not list:
+    if type(v) is not tuple:
         return None
     for item in v:
         if type(item) is not str:
             return None
-    return tuple(v)
+    return v
 
 
 def _opt_str(v: Any) -> bool:
@@ -247,7 +249,7 @@ def decode_v2_fields(obj: Any) -> Record | MessageFields | None:
     """A version-2 record (:mod:`wstape.cassettes.v2`: a message array ``[conn, t, kind,
     data]``, else a map) -> its record, a message as the plain tuple of its fields (None:
     take the long way)."""
-    if type(obj) is not list:
+    if type(obj) is not tuple:
         return _v2_map(obj)
     if len(obj) != MESSAGE_ITEMS:
         return None

@@ -133,7 +133,7 @@ def _fast_unpacker() -> Any:
         max_ext_len=0,
         ext_hook=_reject_ext,
         timestamp=0,
-        use_list=True,
+        use_list=False,  # (arrays as tuples: what the model keeps, no copy; decode.py)
     )
 
 

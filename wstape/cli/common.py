@@ -207,6 +207,20 @@ def write_json_array(items: Iterable[Any]) -> None:
     sys.stdout.write("]\n")
 
 
+def write_json_texts(texts: Iterable[str]) -> None:
+    """:func:`write_json_array` of items already encoded (each by ``json.JSONEncoder(
+    ensure_ascii=False).encode``)."""
+    write = sys.stdout.write
+    write("[")
+    chunk: list[str] = []
+    for i, text in enumerate(texts):
+        chunk.append(", " + text if i else text)
+        if len(chunk) >= 256:
+            write("".join(chunk))
+            chunk.clear()
+    write("".join(chunk) + "]\n")
+
+
 R = TypeVar("R")
 
 

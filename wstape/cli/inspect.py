@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from wstape.cli.common import (
     stdout_closed,
     warn_if_truncated,
     warn_strays,
-    write_json_array,
+    write_json_texts,
 )
 from wstape.cli.options import ProtocolOpt, protocol_option
 from wstape.cli.output import Column
@@ -91,16 +92,19 @@ def ls(
     record, with a warning naming the byte where it stops.
     """
     reader = open_cassette(cassette)
+    # Each connection's row (or JSON object) is made as soon as it is over and kept in
+    # place of its summary: ls of 200,000 connections holds one string per connection.
+    finish = _json_text if as_json else _row_text
     try:
         with output.progress([cassette], "ls", enabled=not as_json), output.no_cycle_collection():
-            folded = summarize_connections(only_conns(reader.iter_fields(), conn, cassette))
+            folded = summarize_connections(only_conns(reader.iter_fields(), conn, cassette), finish)
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(reader)
     warn_strays(cassette, folded.strays)
-    summaries = folded.connections
+    texts = folded.connections
     if as_json:
-        write_json_array(map(summary_to_json, summaries))
+        write_json_texts(texts)
         return
     columns = (
         Column("id", keep=9, whole=True, justify="right"),
@@ -111,9 +115,22 @@ def ls(
         Column("duration", keep=3, whole=True, justify="right"),
         Column("close", keep=6, min_width=14),
     )
+    title = f"{cassette} ({output.plural(len(texts), 'connection')})"
+    output.print_table(console(), title, columns, output.TextRows(texts))
 
-    def row(s: ConnectionSummary) -> tuple[str, ...]:
-        return (
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _json_text(s: ConnectionSummary) -> str:
+    """One object of ``ls --json``, encoded."""
+    return _encode(summary_to_json(s))
+
+
+def _row_text(s: ConnectionSummary) -> str:
+    """One row of ``ls`` (:func:`wstape.cli.output.text_row`)."""
+    return output.text_row(
+        (
             str(s.open.conn),
             s.open.url,
             s.open.subprotocol or "-",
@@ -122,10 +139,7 @@ def ls(
             f"{s.duration:.3f}s",
             _close_text(s),
         )
-
-    rows = output.LazyRows(summaries, row)
-    title = f"{cassette} ({output.plural(len(summaries), 'connection')})"
-    output.print_table(console(), title, columns, rows)
+    )
 
 
 def _show_lines(

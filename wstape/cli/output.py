@@ -107,19 +107,30 @@ def print_table(
     """Print ``rows`` under ``columns`` (and ``footer`` rows below a rule, for totals),
     dropping the least kept columns until the table fits the console's width. Over
     RICH_ROWS rows, ``rows`` is read twice and never held whole (it may make each row as
-    it is asked for, :class:`LazyRows`)."""
+    it is asked for, :class:`LazyRows`, or hold each row as one string, :class:`TextRows`)."""
     kept = list(range(len(columns)))
     long = len(rows) + len(footer) > RICH_ROWS
+    escaped = isinstance(rows, TextRows)
     body: list[list[str]] = [] if long else [[safe(cell) for cell in row] for row in rows]
     tail = [[safe(cell) for cell in row] for row in footer]
     cell_max = [0] * len(columns)
     """The longest cell of each column (in characters)."""
+    cell_width = [0] * len(columns)
+    """The widest cell of each column (in terminal cells: a wide character takes two)."""
     for row in rows if long else body:
         for i, cell in enumerate(row):
-            cell_max[i] = max(cell_max[i], len(safe(cell) if long else cell))
+            if long and not escaped:
+                cell = safe(cell)
+            n = len(cell)
+            if n > cell_max[i]:
+                cell_max[i] = n
+            w = n if cell.isascii() else cell_len(cell)
+            if w > cell_width[i]:
+                cell_width[i] = w
     for row in tail:
         for i, cell in enumerate(row):
             cell_max[i] = max(cell_max[i], len(cell))
+            cell_width[i] = max(cell_width[i], _cells(cell))
     longest = [max(len(col.name), n) for col, n in zip(columns, cell_max, strict=True)]
 
     # An identifier column wider than two thirds of the table folds rather than push
@@ -139,7 +150,10 @@ def print_table(
         kept.remove(victim)
         dropped.append(columns[victim].name)
     if long:
-        _print_long_table(out, title, [columns[i] for i in kept], kept, whole, rows, tail)
+        natural = [max(_cells(columns[i].name), cell_width[i]) for i in kept]
+        _print_long_table(
+            out, title, [columns[i] for i in kept], kept, whole, rows, tail, natural, escaped
+        )
     else:
         _print_rich_table(out, title, columns, kept, whole, body, tail)
     if dropped:
@@ -172,6 +186,41 @@ class LazyRows(Sequence[Sequence[str]]):
 
     def __iter__(self) -> Iterator[Sequence[str]]:
         return map(self._row, self._items)
+
+
+_CELL_SEP = "\x1f"
+"""Between the cells of a :class:`TextRows` row (a control character: no escaped cell
+holds one)."""
+
+
+class TextRows(Sequence[Sequence[str]]):
+    """Table rows each held as one string of its cells, already escaped (:func:`safe`):
+    a row of ``ls`` costs some 150 bytes, not a tuple of seven strings (``ls`` of 200,000
+    connections builds its rows as the connections end, :func:`text_row`)."""
+
+    def __init__(self, rows: Sequence[str]) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Sequence[str]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Sequence[str]]: ...
+    def __getitem__(self, index: int | slice) -> Sequence[str] | Sequence[Sequence[str]]:
+        if isinstance(index, slice):
+            return [row.split(_CELL_SEP) for row in self._rows[index]]
+        return self._rows[index].split(_CELL_SEP)
+
+    def __iter__(self) -> Iterator[Sequence[str]]:
+        for row in self._rows:
+            yield row.split(_CELL_SEP)
+
+
+def text_row(cells: Sequence[str]) -> str:
+    """One :class:`TextRows` row: ``cells`` escaped, in one string."""
+    return _CELL_SEP.join(map(safe, cells))
 
 
 RICH_ROWS = 1000
@@ -249,16 +298,13 @@ def _print_long_table(
     whole: list[bool],
     body: Sequence[Sequence[str]],
     tail: list[list[str]],
+    natural: list[int],
+    escaped: bool,
 ) -> None:
     """The table rich would draw (same box, same columns), written a row at a time: whole
-    columns as wide as their longest cell, the others sharing what is left and folding."""
-    natural = [_cells(col.name) for col in columns]
-    for row in body:  # (raw: made safe here, as they are drawn)
-        for n, i in enumerate(kept):
-            natural[n] = max(natural[n], _cells(safe(row[i])))
-    for row in tail:
-        for n, i in enumerate(kept):
-            natural[n] = max(natural[n], _cells(row[i]))
+    columns as wide as their longest cell (``natural``, in terminal cells), the others
+    sharing what is left and folding. ``escaped``: the body's cells are safe already (else
+    made safe here, as they are drawn)."""
     widths = list(natural)
     spare = out.width - 1 - sum(w + 3 for w in widths)
     folding = [n for n, i in enumerate(kept) if not whole[i]]
@@ -274,14 +320,27 @@ def _print_long_table(
     def line(left: str, fill: str, cross: str, right: str) -> str:
         return left + cross.join(fill * (w + 2) for w in widths) + right + "\n"
 
+    memo: dict[tuple[str, int], list[str]] = {}
+    """Cells already folded (a column such as ``close`` repeats a few texts)."""
+
+    def fold(text: str, width: int) -> list[str]:
+        if len(text) <= width and text.isascii():
+            return [text]
+        got = memo.get((text, width))
+        if got is None:
+            if len(memo) >= 4096:
+                memo.clear()
+            got = memo[text, width] = _fold(text, width)
+        return got
+
     def cells(values: Sequence[str], justify: Sequence[str]) -> str:
-        folded = [_fold(v, w) for v, w in zip(values, widths, strict=True)]
+        folded = [fold(v, w) for v, w in zip(values, widths, strict=True)]
         text = []
         for k in range(max(len(f) for f in folded)):
             parts = []
             for f, w, how in zip(folded, widths, justify, strict=True):
                 piece = f[k] if k < len(f) else ""
-                pad = " " * (w - _cells(piece))
+                pad = " " * (w - (len(piece) if piece.isascii() else cell_len(piece)))
                 parts.append(pad + piece if how == "right" else piece + pad)
             text.append("│ " + " │ ".join(parts) + " │\n")
         return "".join(text)
@@ -294,7 +353,7 @@ def _print_long_table(
     write(line("┡", "━", "╇", "┩"))
     chunk: list[str] = []
     for row in body:
-        chunk.append(cells([safe(row[i]) for i in kept], justify))
+        chunk.append(cells([row[i] if escaped else safe(row[i]) for i in kept], justify))
         if len(chunk) >= 256:
             write("".join(chunk))
             chunk.clear()
@@ -412,5 +471,6 @@ __all__ = [
     "print_table",
     "progress",
     "safe",
+    "text_row",
     "width",
 ]

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from wstape.core.model import (
     Close,
@@ -278,14 +278,33 @@ def _summary(op: Open) -> ConnectionSummary:
     return ConnectionSummary(slim_open(op))
 
 
-def summarize_connections(records: Iterable[Record | MessageFields]) -> Folded[ConnectionSummary]:
+@overload
+def summarize_connections(
+    records: Iterable[Record | MessageFields],
+) -> Folded[ConnectionSummary]: ...
+@overload
+def summarize_connections(
+    records: Iterable[Record | MessageFields], finish: Callable[[ConnectionSummary], S]
+) -> Folded[S]: ...
+def summarize_connections(
+    records: Iterable[Record | MessageFields],
+    finish: Callable[[ConnectionSummary], Any] | None = None,
+) -> Folded[Any]:
     """Per-connection totals (``wstape ls``), in the order the connections opened; each
     summary's open without its headers and body (:func:`slim_open`).
+
+    With ``finish``, each summary is handed to it as soon as its connection is over (its
+    close; a refused upgrade at once; the rest when the records end) and the fold keeps
+    what it returns instead: a row of text, say, so that a cassette of many connections
+    costs what its output costs, not a summary per connection. A note that comes after
+    the close is then left out of that summary.
 
     :func:`fold_connections` with :func:`add_to_summary`, a message of a live connection
     counted in the loop itself (``ls`` of a big cassette is mostly that)."""
     tracker = ConnectionTracker()
-    states: list[ConnectionSummary] = []
+    states: list[Any] = []
+    over = bytearray()
+    """Per slot: 1 once ``finish`` has replaced its summary."""
     notes: list[Note] = []
     route = tracker.route
     live_slots = tracker.live_slots
@@ -308,9 +327,22 @@ def summarize_connections(records: Iterable[Record | MessageFields]) -> Folded[C
         slot = route(record)
         if slot >= 0:
             if type(record) is Open:
-                states.append(_summary(record))
-            elif not isinstance(record, Open):
+                summary = _summary(record)
+                over.append(0)
+                if finish is not None and not record.accepted:
+                    states.append(finish(summary))
+                    over[slot] = 1
+                else:
+                    states.append(summary)
+            elif not over[slot] and not isinstance(record, Open):
                 add_to_summary(states[slot], record)
+                if finish is not None and type(record) is Close:
+                    states[slot] = finish(states[slot])
+                    over[slot] = 1
         elif slot == CASSETTE and isinstance(record, Note):
             notes.append(record)
+    if finish is not None:
+        for slot, done in enumerate(over):
+            if not done:
+                states[slot] = finish(states[slot])
     return Folded(states, notes, tracker.strays, tracker.reused)
