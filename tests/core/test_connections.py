@@ -16,7 +16,16 @@ from wstape.core.connections import (
     fold_connections,
     summarize_connections,
 )
-from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
+from wstape.core.model import (
+    Close,
+    ConnectionSummary,
+    Message,
+    Note,
+    Opcode,
+    Open,
+    Record,
+    Side,
+)
 
 
 def opened(conn: int, status: int = 101) -> Open:
@@ -125,3 +134,50 @@ def test_summaries_count_only_what_belongs() -> None:
     (s,) = folded.connections
     assert (s.messages_client, s.messages_server, s.duration) == (1, 0, 2.0)
     assert folded.strays.count == 2
+
+
+def _figures(s: ConnectionSummary) -> tuple[object, ...]:
+    return (
+        s.open,
+        s.messages_client,
+        s.messages_server,
+        s.bytes_client,
+        s.bytes_server,
+        s.last_t,
+        s.close,
+    )
+
+
+@given(groups=sessions(max_conns=6), seed=st.integers(0, 1000), stray=st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_finished_summaries_are_the_summaries_once_each_in_opening_order(
+    groups: list[list[Record]], seed: int, stray: bool
+) -> None:
+    records = [*groups[0], *interleave(groups[1:], seed)]
+    if stray:
+        records += [msg(99), opened(98, status=404), Note(98, "refused")]
+    whole = summarize_connections(records)
+    finished: list[ConnectionSummary] = []
+
+    def finish(s: ConnectionSummary) -> int:
+        finished.append(s)
+        return len(finished) - 1
+
+    kept = summarize_connections(records, finish)
+    assert sorted(kept.connections) == list(range(len(whole.connections)))  # once each
+    in_place = [finished[i] for i in kept.connections]
+    assert [_figures(s) for s in in_place] == [_figures(s) for s in whole.connections]
+    assert kept.strays == whole.strays and kept.notes == whole.notes
+
+
+def test_a_connection_is_finished_at_its_close_and_a_refusal_at_once() -> None:
+    seen: list[int] = []
+    records: list[Record] = [opened(1), opened(2, status=403), msg(1), closed(1), opened(3)]
+
+    def finish(s: ConnectionSummary) -> str:
+        seen.append(s.open.conn)
+        return f"row {s.open.conn}"
+
+    folded = summarize_connections(records, finish)
+    assert folded.connections == ["row 1", "row 2", "row 3"]
+    assert seen == [2, 1, 3]  # the refusal, the close, then the end

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from xml.etree import ElementTree as ET
 
-from wstape.core.report import CloseResult, ConnectionResult, Report, junit_xml, to_json
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wstape.core.report import (
+    CloseResult,
+    ConnectionResult,
+    Report,
+    iter_json,
+    junit_xml,
+    to_json,
+)
 from wstape.core.rules import Severity, Violation
 
 ROW = ConnectionResult(
@@ -74,3 +85,47 @@ def test_junit_xml_parses_and_fails_only_on_errors() -> None:
 def test_junit_xml_empty_report() -> None:
     root = ET.fromstring(junit_xml(Report("rfc6455", "c")).encode())
     assert root.find("testsuite/testcase") is not None
+
+
+_texts = st.text(max_size=12)
+_results = st.builds(
+    ConnectionResult,
+    conn=st.integers(0, 2**31),
+    path=_texts,
+    client=st.none() | _texts,
+    messages_expected=st.integers(0, 99),
+    messages_matched=st.integers(0, 99),
+    close=st.builds(CloseResult, st.none() | _texts, st.none() | st.integers(0, 4999), _texts),
+    protocol=st.none() | _texts,
+    heartbeats=st.none() | st.dictionaries(_texts, st.integers(0, 9), max_size=3),
+)
+_violations = st.builds(
+    Violation,
+    _texts,
+    st.sampled_from(list(Severity)),
+    st.none() | st.integers(0, 99),
+    _texts,
+    expected=st.none() | _texts | st.binary(max_size=6),
+    actual=st.none() | st.lists(_texts, max_size=2),
+)
+
+
+@given(
+    connections=st.lists(_results, max_size=4),
+    violations=st.lists(_violations, max_size=4),
+    faults=st.lists(st.dictionaries(_texts, _texts, max_size=2), max_size=2),
+    errors=st.lists(_texts, max_size=2),
+)
+def test_the_json_written_in_pieces_is_json_dumps_text(
+    connections: list[ConnectionResult],
+    violations: list[Violation],
+    faults: list[dict[str, object]],
+    errors: list[str],
+) -> None:
+    report = Report("rfc6455", "c\n.msgpack", tuple(connections), tuple(violations))
+    report = replace(report, faults=tuple(faults), internal_errors=tuple(errors))
+    for indent in (2, 4):
+        want = json.dumps(report.to_dict(), indent=indent, ensure_ascii=False)
+        assert "".join(iter_json(report, indent=indent)) == want
+        assert to_json(report, indent=indent) == want
+    assert to_json(report, indent=None) == json.dumps(report.to_dict(), ensure_ascii=False)

@@ -19,6 +19,7 @@ from wstape.cli.common import (
     open_cassette,
     warn_strays,
     write_atomically,
+    write_chunks,
 )
 from wstape.cli.options import (
     AllowHostOpt,
@@ -35,7 +36,7 @@ from wstape.cli.options import (
 )
 from wstape.cli.output import Column, no_cycle_collection, plural, print_table, progress, safe
 from wstape.core.replay.options import protocol_names
-from wstape.core.report import Report, junit_xml, to_json
+from wstape.core.report import Report, iter_json, junit_xml, to_json
 from wstape.core.rules import CATALOGUE, Platform, Profile, Severity, rules_for
 from wstape.tools.check import check_reader
 
@@ -93,7 +94,8 @@ def check(
     if junit is not None:
         write_atomically(junit, junit_xml(report), "--junit")
     if as_json:
-        sys.stdout.write(to_json(report) + "\n")
+        write_chunks(iter_json(report))
+        sys.stdout.write("\n")
     else:
         print_report(report)
     raise typer.Exit(int(ExitCode.OK if report.passed else ExitCode.VIOLATIONS))

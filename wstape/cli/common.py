@@ -210,15 +210,21 @@ def write_json_array(items: Iterable[Any]) -> None:
 def write_json_texts(texts: Iterable[str]) -> None:
     """:func:`write_json_array` of items already encoded (each by ``json.JSONEncoder(
     ensure_ascii=False).encode``)."""
+    sys.stdout.write("[")
+    write_chunks(", " + text if i else text for i, text in enumerate(texts))
+    sys.stdout.write("]\n")
+
+
+def write_chunks(chunks: Iterable[str]) -> None:
+    """Write ``chunks`` to stdout, a few hundred at a time."""
     write = sys.stdout.write
-    write("[")
-    chunk: list[str] = []
-    for i, text in enumerate(texts):
-        chunk.append(", " + text if i else text)
-        if len(chunk) >= 256:
-            write("".join(chunk))
-            chunk.clear()
-    write("".join(chunk) + "]\n")
+    batch: list[str] = []
+    for chunk in chunks:
+        batch.append(chunk)
+        if len(batch) >= 256:
+            write("".join(batch))
+            batch.clear()
+    write("".join(batch))
 
 
 R = TypeVar("R")

@@ -34,14 +34,16 @@ from wstape.cli.output import Column
 from wstape.core.closecodes import describe
 from wstape.core.connections import summarize_connections
 from wstape.core.model import (
+    Close,
     ConnectionSummary,
     Note,
     Open,
     Record,
+    Side,
 )
 from wstape.interchange.jsonl import iso_utc, iter_jsonl, summary_to_json
 from wstape.tools.decoded import ProtocolView, protocol_view
-from wstape.tools.stats import CassetteStats, ConnectionStats, compute_stats
+from wstape.tools.stats import CassetteStats, compute_stats
 from wstape.tools.timeline import (
     close_words,
     escaped,
@@ -281,17 +283,19 @@ def _gap_cell(gap: dict[str, Any]) -> str:
     return f"{sec(gap['p50'])} / {sec(gap['max'])}"
 
 
-def _stats_close(c: ConnectionStats) -> str:
-    if not c.open.accepted:
-        return f"refused {c.open.status}"
-    if c.close is None:
+def _stats_close(c: dict[str, Any]) -> str:
+    """The close cell of a ``stats`` row, from the connection's JSON object."""
+    if c["status"] != 101:
+        return f"refused {c['status']}"
+    close = c["close"]
+    if close is None:
         return "(no close record)"
-    return close_words(c.close)
+    by = None if close["by"] is None else Side(close["by"])
+    return close_words(Close(c["conn"], 0.0, by, close["code"], close["reason"], close["on_wire"]))
 
 
 def _print_stats(path: Path, s: CassetteStats) -> None:
-    doc = s.to_json()
-    total = doc["total"]
+    total = s.total_json()
     title = (
         f"{path}: {output.plural(total['connections'], 'connection')} "
         f"({total['accepted']} accepted, {total['refused']} refused)"
@@ -309,19 +313,21 @@ def _print_stats(path: Path, s: CassetteStats) -> None:
         Column("duration", keep=4, whole=True, justify="right"),
         Column("close", keep=5, min_width=14),
     )
-    rows = [
-        (
-            str(c.open.conn),
-            c.open.url,
+
+    def row(text: str) -> tuple[str, ...]:
+        j = json.loads(text)
+        return (
+            str(j["conn"]),
+            j["url"],
             _pair(j["messages"]),
             _pair(j["bytes"]),
             *_percentile_cells(j["size"]),
             _gap_cell(j["gap"]),
             f"{j['duration']:.3f}s",
-            _stats_close(c),
+            _stats_close(j),
         )
-        for c, j in zip(s.connections, doc["connections"], strict=True)
-    ]
+
+    rows = output.LazyRows(s.connections, row)
     codes = ", ".join(f"{k}: {v}" for k, v in total["close_codes"].items()) or "-"
     if total["unclosed"]:
         codes += f"; {total['unclosed']} without a close record"

@@ -218,8 +218,9 @@ def headers_as_text(headers: Headers) -> list[list[str]]:
 
 def _get_header(headers: Headers, name: str) -> str | None:
     wanted = name.lower().encode("ascii")
+    n = len(wanted)
     for k, v in headers:
-        if k.lower() == wanted:
+        if len(k) == n and k.lower() == wanted:
             return decode_header_value(v)
     return None
 

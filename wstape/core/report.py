@@ -16,7 +16,7 @@ violation has severity ``error`` or an internal error happened.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -24,7 +24,7 @@ from xml.etree import ElementTree as ET
 from wstape.core.rules import Severity, Violation
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CloseResult:
     """How a connection ended: who closed, the code the other side saw, the reason."""
 
@@ -37,7 +37,7 @@ class CloseResult:
         return {"by": self.by, "code": self.code, "reason": self.reason}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConnectionResult:
     """One played connection."""
 
@@ -154,7 +154,42 @@ def build_report(
 
 def to_json(report: Report, *, indent: int | None = 2) -> str:
     """The report as JSON text (UTF-8 kept readable, not escaped)."""
-    return json.dumps(report.to_dict(), indent=indent, ensure_ascii=False)
+    if indent is None:
+        return json.dumps(report.to_dict(), ensure_ascii=False)
+    return "".join(iter_json(report, indent=indent))
+
+
+def iter_json(report: Report, *, indent: int = 2) -> Iterator[str]:
+    """:func:`to_json`'s text in pieces, a connection or a violation at a time: the text
+    ``json.dumps(report.to_dict(), indent=indent)`` makes, without the whole document (a
+    report of 200,000 connections) built first."""
+    pad = " " * indent
+
+    def dumps(value: object) -> str:
+        return json.dumps(value, indent=indent, ensure_ascii=False)
+
+    lists: list[tuple[str, Iterable[object]]] = [
+        ("connections", (c.to_dict() for c in report.connections)),
+        ("violations", map(violation_dict, report.violations)),
+    ]
+    if report.faults:
+        lists.append(("faults", [dict(f) for f in report.faults]))
+    if report.internal_errors:
+        lists.append(("internal_errors", list(report.internal_errors)))
+    yield "{\n" + pad + '"passed": ' + dumps(report.passed)
+    yield ",\n" + pad + '"profile": ' + dumps(report.profile)
+    yield ",\n" + pad + '"cassette": ' + dumps(report.cassette)
+    inner = "\n" + pad + pad
+    for key, items in lists:
+        yield ",\n" + pad + dumps(key) + ": ["
+        empty = True
+        for item in items:
+            # (json's indentation is by depth alone: an item one level down is its own
+            # text with every line two pads in; no string holds a raw line break)
+            yield ("," if not empty else "") + inner + dumps(item).replace("\n", inner)
+            empty = False
+        yield "]" if empty else "\n" + pad + "]"
+    yield "\n}"
 
 
 class ReportFormatError(ValueError):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 from wstape.cassettes.reader import CassetteReader
 from wstape.core.codecs import CODECS
@@ -39,17 +39,28 @@ def check_reader(
     tracker = ConnectionTracker()
     route = tracker.route
     live_slots = tracker.live_slots
-    summaries: list[ConnectionSummary] = []
-    names: list[str | None] = []
+    states: list[ConnectionSummary | ConnectionResult] = []
+    """Per slot: the connection's summary while it lasts, then its result (a cassette of
+    many connections keeps a result per connection, not a summary and its open)."""
+    names: dict[int, str | None] = {}
+    """Slot -> the protocol named for it, until its result is made."""
     firsts: dict[int, tuple[Open, list[Message]]] = {}
     """Slot -> its open and first messages, while its protocol is still to be named."""
     linter = Linter(cfg)
     violations: list[Violation] = []
+    closes = _Closes()
 
     def name(slot: int) -> None:
         op, first = firsts.pop(slot)
         codec = CODECS.choose(protocol, op, first)
         names[slot] = None if codec is None else codec.name
+
+    def finish(slot: int) -> None:
+        s = states[slot]
+        assert type(s) is ConnectionSummary
+        if slot in firsts:
+            name(slot)
+        states[slot] = _result(s, names.pop(slot, None), closes)
 
     for position, record in enumerate(reader.iter_fields()):
         if isinstance(record, tuple):
@@ -57,7 +68,8 @@ def check_reader(
             if live:  # a message of a live connection: the common case, in this loop
                 slot = live[-1]
                 conn, t, side, opcode, payload = record
-                s = summaries[slot]
+                s = states[slot]
+                assert type(s) is ConnectionSummary
                 if side is Side.CLIENT:
                     s.messages_client += 1
                     s.bytes_client += len(payload)
@@ -78,44 +90,58 @@ def check_reader(
         slot = route(record)
         if slot >= 0:
             if type(record) is Open:
-                summaries.append(ConnectionSummary(open=slim_open(record)))
-                names.append(None)
+                states.append(ConnectionSummary(open=slim_open(record)))
                 if protocol != "none":
                     firsts[slot] = (record, [])
-            elif not isinstance(record, Open):
-                add_to_summary(summaries[slot], record)
-                if isinstance(record, Close) and slot in firsts:
-                    name(slot)
+                violations += linter.feed(record)
+                if not record.accepted:
+                    finish(slot)  # (nothing follows a refused upgrade)
+                continue
+            state = states[slot]
+            if type(state) is ConnectionSummary and not isinstance(record, Open):
+                add_to_summary(state, record)
+                if type(record) is Close:
+                    finish(slot)
         elif slot != CASSETTE:
             continue
         violations += linter.feed(record)
-    for slot in list(firsts):
-        name(slot)
-    report = build_report(
-        cfg.profile.value,
-        str(reader.path),
-        (replace(_result(s), protocol=name) for s, name in zip(summaries, names, strict=True)),
-        violations,
-    )
-    return report, tracker.strays
+    for slot, state in enumerate(states):
+        if type(state) is ConnectionSummary:
+            finish(slot)
+    results = cast(list[ConnectionResult], states)  # (each one finished above)
+    return build_report(cfg.profile.value, str(reader.path), results, violations), tracker.strays
 
 
-def _result(s: ConnectionSummary) -> ConnectionResult:
+class _Closes:
+    """One CloseResult for each way connections closed (most close alike)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str | None, int | None, str], CloseResult] = {}
+
+    def get(self, close: Close | None) -> CloseResult:
+        if close is None:
+            return CloseResult()
+        key = (None if close.by is None else close.by.value, close.code, close.reason)
+        got = self._seen.get(key)
+        if got is None:
+            if len(self._seen) >= 4096:  # (many reasons: keep the memo small)
+                self._seen.clear()
+            got = self._seen[key] = CloseResult(*key)
+        return got
+
+
+def _result(s: ConnectionSummary, protocol: str | None, closes: _Closes) -> ConnectionResult:
     # As in a replay report: the client messages the recording expects (all of them
     # "matched", the recording being its own client).
     total = s.messages_client
-    close = s.close
     return ConnectionResult(
         conn=s.open.conn,
         path=s.open.path,
         client=None,
         messages_expected=total,
         messages_matched=total,
-        close=CloseResult()
-        if close is None
-        else CloseResult(
-            by=None if close.by is None else close.by.value, code=close.code, reason=close.reason
-        ),
+        close=closes.get(s.close),
+        protocol=protocol,
     )
 
 

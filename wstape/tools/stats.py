@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -282,82 +282,117 @@ class ConnectionStats:
         }
 
 
+class _Totals:
+    """The cassette's totals, each connection added once it is over."""
+
+    def __init__(self) -> None:
+        self.sizes = {Side.CLIENT: Histogram(), Side.SERVER: Histogram()}
+        self.gaps = Histogram()
+        self.codes: dict[str, int] = {}
+        self.first: float | None = None
+        self.last: float | None = None
+        self.unclosed = 0
+        self.connections = self.accepted = 0
+        self.messages = {Side.CLIENT: 0, Side.SERVER: 0}
+        self.bytes = {Side.CLIENT: 0, Side.SERVER: 0}
+
+    def add(self, c: ConnectionStats) -> None:
+        client, server, gap = c.histograms()
+        self.sizes[Side.CLIENT].merge(client)
+        self.sizes[Side.SERVER].merge(server)
+        self.gaps.merge(gap)
+        start = c.open.started_at
+        end = start + c.duration
+        self.first = start if self.first is None else min(self.first, start)
+        self.last = end if self.last is None else max(self.last, end)
+        self.connections += 1
+        if c.open.accepted:
+            self.accepted += 1
+            if c.close is None:
+                self.unclosed += 1
+            else:
+                key = "none" if c.close.code is None else str(c.close.code)
+                self.codes[key] = self.codes.get(key, 0) + 1
+        self.messages[Side.CLIENT] += c.messages_client
+        self.messages[Side.SERVER] += c.messages_server
+        self.bytes[Side.CLIENT] += c.bytes_client
+        self.bytes[Side.SERVER] += c.bytes_server
+
+    def to_json(self) -> dict[str, Any]:
+        first, last = self.first, self.last
+        return {
+            "connections": self.connections,
+            "accepted": self.accepted,
+            "refused": self.connections - self.accepted,
+            "messages": {s.value: self.messages[s] for s in Side},
+            "bytes": {s.value: self.bytes[s] for s in Side},
+            "size": {s.value: _sizes_json(self.sizes[s]) for s in Side},
+            "gap": _gaps_json(self.gaps),
+            "duration": 0.0 if first is None or last is None else round(last - first, 6),
+            "close_codes": dict(sorted(self.codes.items())),
+            "unclosed": self.unclosed,
+        }
+
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
 @dataclass
 class CassetteStats:
-    connections: list[ConnectionStats] = field(default_factory=list)
+    """What :func:`compute_stats` found. A connection is kept as its JSON object, encoded,
+    from the moment it is over (its figures can no longer change): some 400 bytes per
+    connection, where its :class:`ConnectionStats` would cost several times that."""
+
+    connections: list[str] = field(default_factory=list)
+    """Each connection's object of ``wstape stats --json``, encoded, in opening order."""
+    totals: _Totals = field(default_factory=_Totals)
     strays: Strays = field(default_factory=Strays)
     """Records that belong to no connection (left out of every figure)."""
 
+    def finish(self, c: ConnectionStats) -> str:
+        """``c``, over: added to the totals, and its JSON text (to keep in its place)."""
+        self.totals.add(c)
+        return _encode(c.to_json())
+
+    def connection_docs(self) -> Iterator[dict[str, Any]]:
+        """Each connection's object of ``wstape stats --json``, in opening order."""
+        return map(json.loads, self.connections)
+
     def total_json(self) -> dict[str, Any]:
-        sizes = {Side.CLIENT: Histogram(), Side.SERVER: Histogram()}
-        gaps = Histogram()
-        codes: dict[str, int] = {}
-        first: float | None = None
-        last: float | None = None
-        unclosed = 0
-        for c in self.connections:
-            client, server, gap = c.histograms()
-            sizes[Side.CLIENT].merge(client)
-            sizes[Side.SERVER].merge(server)
-            gaps.merge(gap)
-            start = c.open.started_at
-            end = start + c.duration
-            first = start if first is None else min(first, start)
-            last = end if last is None else max(last, end)
-            if c.open.accepted:
-                if c.close is None:
-                    unclosed += 1
-                else:
-                    key = "none" if c.close.code is None else str(c.close.code)
-                    codes[key] = codes.get(key, 0) + 1
-        accepted = sum(1 for c in self.connections if c.open.accepted)
-        cs = self.connections
-        return {
-            "connections": len(cs),
-            "accepted": accepted,
-            "refused": len(cs) - accepted,
-            "messages": {
-                "client": sum(c.messages_client for c in cs),
-                "server": sum(c.messages_server for c in cs),
-            },
-            "bytes": {
-                "client": sum(c.bytes_client for c in cs),
-                "server": sum(c.bytes_server for c in cs),
-            },
-            "size": {s.value: _sizes_json(sizes[s]) for s in Side},
-            "gap": _gaps_json(gaps),
-            "duration": 0.0 if first is None or last is None else round(last - first, 6),
-            "close_codes": dict(sorted(codes.items())),
-            "unclosed": unclosed,
-        }
+        return self.totals.to_json()
 
     def write_json(self, out: IO[str]) -> None:
         """:meth:`to_json` as ``json.dump`` writes it, one connection at a time (the whole
         document of a cassette of many connections would not fit in memory)."""
         out.write('{"connections": [')
-        dumps = json.JSONEncoder(ensure_ascii=False).encode
-        for i, c in enumerate(self.connections):
-            out.write((", " if i else "") + dumps(c.to_json()))
-        out.write('], "total": ' + dumps(self.total_json()) + "}")
+        batch: list[str] = []
+        for i, text in enumerate(self.connections):
+            batch.append(", " + text if i else text)
+            if len(batch) >= 256:
+                out.write("".join(batch))
+                batch.clear()
+        out.write("".join(batch))
+        out.write('], "total": ' + _encode(self.total_json()) + "}")
 
     def to_json(self) -> dict[str, Any]:
         """The ``wstape stats --json`` document (docs/interchange.md)."""
-        return {
-            "connections": [c.to_json() for c in self.connections],
-            "total": self.total_json(),
-        }
+        return {"connections": list(self.connection_docs()), "total": self.total_json()}
 
 
 def compute_stats(records: Iterable[Record | MessageFields]) -> CassetteStats:
     """Statistics of every connection, streaming the records once.
 
     :func:`~wstape.core.connections.fold_connections` with :meth:`ConnectionStats.add`, a
-    message of a live connection added in the loop itself (a big cassette is mostly that).
+    message of a live connection added in the loop itself (a big cassette is mostly that);
+    each connection is finished (:meth:`CassetteStats.finish`) at its close, a refused
+    upgrade at once, the rest when the records end.
     """
     tracker = ConnectionTracker()
     route = tracker.route
     live_slots = tracker.live_slots
-    states: list[ConnectionStats] = []
+    result = CassetteStats()
+    states: list[Any] = []
+    """Per slot: its ConnectionStats while the connection lasts, then its JSON text."""
     waiting: list[tuple[list[int], list[int], list[float]] | None] = []
     """Each connection's values waiting for its histograms (ConnectionStats._pending)."""
     for position, record in enumerate(records):
@@ -378,8 +413,19 @@ def compute_stats(records: Iterable[Record | MessageFields]) -> CassetteStats:
         slot = route(record)
         if slot >= 0:
             if type(record) is Open:
-                states.append(ConnectionStats(record))
+                state = ConnectionStats(record)
                 waiting.append(None)
-            else:
-                states[slot].add(record)
-    return CassetteStats(states, tracker.strays)
+                states.append(result.finish(state) if not record.accepted else state)
+                continue
+            state = states[slot]
+            if type(state) is ConnectionStats:
+                state.add(record)
+                if type(record) is Close:
+                    states[slot] = result.finish(state)
+                    waiting[slot] = None
+    for slot, state in enumerate(states):
+        if type(state) is ConnectionStats:
+            states[slot] = result.finish(state)
+    result.connections = states
+    result.strays = tracker.strays
+    return result

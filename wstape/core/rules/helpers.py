@@ -35,7 +35,11 @@ def header_values(headers: Headers, name: str) -> list[str]:
     handshake check must see (RFC 7230 §3.2.2: repeats are one comma-joined list).
     """
     wanted = name.lower().encode("ascii")
-    return [decode_header_value(v).strip() for k, v in headers if k.lower() == wanted]
+    n = len(wanted)
+    # (the length first: lower-casing every name for every lookup is most of the cost)
+    return [
+        decode_header_value(v).strip() for k, v in headers if len(k) == n and k.lower() == wanted
+    ]
 
 
 def header_items(headers: Headers, name: str) -> list[str]:
