@@ -41,29 +41,55 @@ as the frozen dataclass's ``__init__`` makes (which sets each field through
 
 _SIDES = {"client": Side.CLIENT, "server": Side.SERVER}
 _OPCODES = {"text": Opcode.TEXT, "binary": Opcode.BINARY}
-_OPEN_FIELDS = 19
-"""Fields of an open record as the writer writes it (schema.record_to_dict)."""
+_OPEN_KEYS = (
+    "type",
+    "conn",
+    "started_at",
+    "method",
+    "scheme",
+    "host",
+    "port",
+    "target",
+    "http_version",
+    "request_headers",
+    "subprotocols",
+    "extensions",
+    "client",
+    "tls",
+    "status",
+    "reason",
+    "response_headers",
+    "subprotocol",
+    "body",
+)
+"""The fields of an open record in the order the writer writes them (schema.record_to_dict):
+a map in another order takes the long way."""
+_TLS_KEYS = ("version", "sni", "alpn")
+_CLOSE_KEYS = ("type", "conn", "t", "by", "code", "reason", "on_wire")
 
 
-def _headers(v: Any) -> tuple[tuple[bytes, bytes], ...] | None:
+def _is_headers(v: Any) -> bool:
+    """Whether ``v`` is a header list as the fast Unpacker builds it: a tuple of
+    (name, value) tuples of bytes."""
     if type(v) is not tuple:
-        return None
+        return False
     for pair in v:
         if type(pair) is not tuple or len(pair) != 2:
-            return None
+            return False
         name, value = pair
         if type(name) is not bytes or type(value) is not bytes:
-            return None
-    return v
+            return False
+    return True
 
 
-def _strs(v: Any) -> tuple[str, ...] | None:
+def _is_strs(v: Any) -> bool:
+    """Whether ``v`` is a tuple of strings."""
     if type(v) is not tuple:
-        return None
+        return False
     for item in v:
         if type(item) is not str:
-            return None
-    return v
+            return False
+    return True
 
 
 def _opt_str(v: Any) -> bool:
@@ -71,17 +97,29 @@ def _opt_str(v: Any) -> bool:
 
 
 def _open(d: dict[str, Any]) -> Open | None:
-    if len(d) != _OPEN_FIELDS:
+    if tuple(d) != _OPEN_KEYS:  # (one comparison, then the values in order: no lookups)
         return None
-    conn, started_at, port, status = (
-        d.get("conn"),
-        d.get("started_at"),
-        d.get("port"),
-        d.get("status"),
-    )
-    method, scheme, host, target = d.get("method"), d.get("scheme"), d.get("host"), d.get("target")
-    http_version, reason, body = d.get("http_version"), d.get("reason"), d.get("body")
-    client, subprotocol, tls = d.get("client"), d.get("subprotocol"), d.get("tls")
+    (
+        _,
+        conn,
+        started_at,
+        method,
+        scheme,
+        host,
+        port,
+        target,
+        http_version,
+        request_headers,
+        subprotocols,
+        extensions,
+        client,
+        tls,
+        status,
+        reason,
+        response_headers,
+        subprotocol,
+        body,
+    ) = d.values()
     if not (
         type(conn) is int
         and 0 <= conn <= MAX_CONN
@@ -104,21 +142,18 @@ def _open(d: dict[str, Any]) -> Open | None:
         return None
     info = None
     if tls is not None:
-        if type(tls) is not dict or len(tls) != 3:
+        if type(tls) is not dict or tuple(tls) != _TLS_KEYS:
             return None
-        version, sni, alpn = tls.get("version"), tls.get("sni"), tls.get("alpn")
-        if not ("version" in tls and "sni" in tls and "alpn" in tls):
-            return None
+        version, sni, alpn = tls.values()
         if not (_opt_str(version) and _opt_str(sni) and _opt_str(alpn)):
             return None
         info = TlsInfo(version, sni, alpn)
-    request_headers = _headers(d.get("request_headers"))
-    response_headers = _headers(d.get("response_headers"))
-    subprotocols = _strs(d.get("subprotocols"))
-    extensions = _strs(d.get("extensions"))
-    if request_headers is None or response_headers is None:
-        return None
-    if subprotocols is None or extensions is None:
+    if not (
+        _is_headers(request_headers)
+        and _is_headers(response_headers)
+        and _is_strs(subprotocols)
+        and _is_strs(extensions)
+    ):
         return None
     op = _new(Open)
     f = op.__dict__  # (see _new)
@@ -151,10 +186,9 @@ def _other(d: Any) -> Record | None:
     if kind == "open":
         return _open(d)
     if kind == "close":
-        if len(d) != 7:
+        if tuple(d) != _CLOSE_KEYS:
             return None
-        conn, t, by, code = d.get("conn"), d.get("t"), d.get("by"), d.get("code")
-        reason, on_wire = d.get("reason"), d.get("on_wire")
+        _, conn, t, by, code, reason, on_wire = d.values()
         if not (
             type(conn) is int
             and 0 <= conn <= MAX_CONN
