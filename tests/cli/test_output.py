@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,34 @@ def test_a_long_table_still_fits_and_folds(monkeypatch: pytest.MonkeyPatch) -> N
     assert_fits(text)
     cells = [line.split("│")[2].strip() for line in text.splitlines() if line.count("│") == 3]
     assert "".join(cells).replace(" ", "") == rows[0][1].replace(" ", "")
+
+
+@pytest.mark.parametrize("rich_rows", [0, 1000])
+@pytest.mark.parametrize("width", [40, 80, 200])
+def test_rows_held_as_text_draw_the_same_table(
+    monkeypatch: pytest.MonkeyPatch, rich_rows: int, width: int
+) -> None:
+    # ls keeps each row as one escaped string (TextRows): the table is the one its cells
+    # would draw, control characters escaped, wide ones measured, long cells folded.
+    monkeypatch.setattr(output, "RICH_ROWS", rich_rows)
+    columns = (
+        output.Column("id", keep=9, whole=True, justify="right"),
+        output.Column("url", keep=8, whole=True),
+        output.Column("note", keep=2),
+        output.Column("close", keep=6, min_width=14),
+    )
+    rows = [
+        ("1", "ws://h/a", "plain", "by client: 1000 (normal closure)"),
+        ("22", "ws://h/\x1b]0;PWNED\x07", "聊天室 wide", "by server: 4000 " + "x" * 70),
+        ("333", "ws://h/\u202eevil", "", "-"),
+    ]
+
+    def drawn(table_rows: Sequence[Sequence[str]]) -> str:
+        out = io.StringIO()
+        console = output.Console(file=out, width=width, no_color=True, color_system=None)
+        output.print_table(console, "t", columns, table_rows)
+        return out.getvalue()
+
+    text = drawn(output.TextRows([output.text_row(row) for row in rows]))
+    assert text == drawn(rows)
+    assert "\x1b" not in text and "\u202e" not in text

@@ -333,15 +333,23 @@ def _print_long_table(
             got = memo[text, width] = _fold(text, width)
         return got
 
+    blanks = [" " * w for w in widths]
+
+    def padded(piece: str, width: int, how: str) -> str:
+        if piece.isascii():
+            return piece.rjust(width) if how == "right" else piece.ljust(width)
+        pad = " " * (width - cell_len(piece))
+        return pad + piece if how == "right" else piece + pad
+
     def cells(values: Sequence[str], justify: Sequence[str]) -> str:
         folded = [fold(v, w) for v, w in zip(values, widths, strict=True)]
+        columns = range(len(folded))
         text = []
-        for k in range(max(len(f) for f in folded)):
-            parts = []
-            for f, w, how in zip(folded, widths, justify, strict=True):
-                piece = f[k] if k < len(f) else ""
-                pad = " " * (w - (len(piece) if piece.isascii() else cell_len(piece)))
-                parts.append(pad + piece if how == "right" else piece + pad)
+        for k in range(max(map(len, folded))):
+            parts = [
+                padded(folded[n][k], widths[n], justify[n]) if k < len(folded[n]) else blanks[n]
+                for n in columns
+            ]
             text.append("│ " + " │ ".join(parts) + " │\n")
         return "".join(text)
 
