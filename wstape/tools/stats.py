@@ -266,16 +266,20 @@ class ConnectionStats:
             return max(self.last_t, max(self._pending[2]))
         return self.last_t
 
-    def to_json(self) -> dict[str, Any]:
-        client, server, gaps = self.histograms()
+    def to_json(
+        self, histograms: tuple[Histogram, Histogram, Histogram] | None = None
+    ) -> dict[str, Any]:
+        """The connection's object of ``wstape stats --json`` (``histograms``: what
+        :meth:`histograms` returns, when the caller has them already)."""
+        client, server, gaps = histograms or self.histograms()
         return {
             "conn": self.open.conn,
             "url": self.open.url,
             "status": self.open.status,
             "started_at": iso_utc(self.open.started_at),
             "duration": round(self.duration, 6),
-            "messages": {s.value: self.messages[s] for s in Side},
-            "bytes": {s.value: self.bytes[s] for s in Side},
+            "messages": {"client": self.messages_client, "server": self.messages_server},
+            "bytes": {"client": self.bytes_client, "server": self.bytes_server},
             "size": {"client": _sizes_json(client), "server": _sizes_json(server)},
             "gap": _gaps_json(gaps),
             "close": None if self.close is None else close_fields(self.close),
@@ -296,8 +300,9 @@ class _Totals:
         self.messages = {Side.CLIENT: 0, Side.SERVER: 0}
         self.bytes = {Side.CLIENT: 0, Side.SERVER: 0}
 
-    def add(self, c: ConnectionStats) -> None:
-        client, server, gap = c.histograms()
+    def add(self, c: ConnectionStats, histograms: tuple[Histogram, Histogram, Histogram]) -> None:
+        """Add connection ``c`` (``histograms``: its :meth:`ConnectionStats.histograms`)."""
+        client, server, gap = histograms
         self.sizes[Side.CLIENT].merge(client)
         self.sizes[Side.SERVER].merge(server)
         self.gaps.merge(gap)
@@ -351,8 +356,9 @@ class CassetteStats:
 
     def finish(self, c: ConnectionStats) -> str:
         """``c``, over: added to the totals, and its JSON text (to keep in its place)."""
-        self.totals.add(c)
-        return _encode(c.to_json())
+        histograms = c.histograms()  # (built afresh for a short connection: once here)
+        self.totals.add(c, histograms)
+        return _encode(c.to_json(histograms))
 
     def connection_docs(self) -> Iterator[dict[str, Any]]:
         """Each connection's object of ``wstape stats --json``, in opening order."""
