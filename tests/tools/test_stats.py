@@ -13,7 +13,7 @@ from tests.cli.helpers import opened
 from tests.helpers.records import write
 from wstape.cassettes import CassetteReader
 from wstape.core.model import Close, Message, Opcode, Open, Record, Side
-from wstape.tools.stats import Histogram, compute_stats
+from wstape.tools.stats import Histogram, compute_stats, exact_percentiles
 
 V1 = Path(__file__).parent.parent / "data" / "cassette-v1.msgpack"
 
@@ -111,3 +111,13 @@ def test_many_messages_in_batches_give_the_exact_figures(tmp_path: Path) -> None
     gaps = [round((b - a) * 1e6) for a, b in itertools.pairwise(times)]
     assert conn["gap"]["max"] == round(max(gaps) / 1e6, 6)
     assert conn["duration"] == round(times[-1], 6)
+
+
+@given(values=st.lists(st.integers(-5, 10_000), max_size=300))
+def test_a_short_connections_figures_are_its_histograms(values: list[int]) -> None:
+    # A short connection's percentiles come from its sorted values (no histogram built):
+    # the very figures a Histogram of them gives.
+    h = Histogram()
+    h.add_many(values)
+    ps = (0, 1, 50, 90, 99, 99.9, 100)
+    assert exact_percentiles(values, *ps) == (h.percentiles(*ps), h.max)

@@ -105,6 +105,29 @@ def _sizes_json(h: Histogram) -> dict[str, int | None]:
     return {"p50": p50, "p90": p90, "p99": p99, "max": h.max}
 
 
+def exact_percentiles(values: list[int], *ps: float) -> tuple[list[int | None], int | None]:
+    """What a :class:`Histogram` of ``values`` (a few thousand at most: it is still exact)
+    gives for ``percentiles(*ps)`` and ``max``, from the sorted values themselves, with no
+    histogram built (a short connection's figures)."""
+    if not values:
+        return [None for _ in ps], None
+    ordered = sorted(values)
+    if ordered[0] < 0:
+        ordered = [max(0, v) for v in ordered]
+    n = len(ordered)
+    return [ordered[int(max(1, -(-n * p // 100))) - 1] for p in ps], ordered[-1]
+
+
+def _short_sizes_json(values: list[int]) -> dict[str, int | None]:
+    (p50, p90, p99), high = exact_percentiles(values, 50, 90, 99)
+    return {"p50": p50, "p90": p90, "p99": p99, "max": high}
+
+
+def _short_gaps_json(values: list[int]) -> dict[str, float | None]:
+    (p50,), high = exact_percentiles(values, 50)
+    return {"p50": _seconds(p50), "max": _seconds(high)}
+
+
 def _seconds(us: int | None) -> float | None:
     return None if us is None else round(us / 1e6, 6)
 
@@ -266,12 +289,28 @@ class ConnectionStats:
             return max(self.last_t, max(self._pending[2]))
         return self.last_t
 
+    def short_values(self) -> tuple[list[int], list[int], list[int]] | None:
+        """A connection whose values all still wait in plain lists (a few thousand at
+        most, no histogram yet): the sizes of its client and server messages and the gaps
+        between its messages, in microseconds; else None."""
+        if self._sizes is not None:
+            return None
+        client, server, times = self._pending or ([], [], [])
+        return client, server, self._gaps_of(times)
+
     def to_json(
         self, histograms: tuple[Histogram, Histogram, Histogram] | None = None
     ) -> dict[str, Any]:
         """The connection's object of ``wstape stats --json`` (``histograms``: what
         :meth:`histograms` returns, when the caller has them already)."""
-        client, server, gaps = histograms or self.histograms()
+        short = None if histograms is not None else self.short_values()
+        if short is not None:  # (the same figures, from the sorted values)
+            size = {"client": _short_sizes_json(short[0]), "server": _short_sizes_json(short[1])}
+            gap = _short_gaps_json(short[2])
+        else:
+            client, server, gaps = histograms or self.histograms()
+            size = {"client": _sizes_json(client), "server": _sizes_json(server)}
+            gap = _gaps_json(gaps)
         return {
             "conn": self.open.conn,
             "url": self.open.url,
@@ -280,8 +319,8 @@ class ConnectionStats:
             "duration": round(self.duration, 6),
             "messages": {"client": self.messages_client, "server": self.messages_server},
             "bytes": {"client": self.bytes_client, "server": self.bytes_server},
-            "size": {"client": _sizes_json(client), "server": _sizes_json(server)},
-            "gap": _gaps_json(gaps),
+            "size": size,
+            "gap": gap,
             "close": None if self.close is None else close_fields(self.close),
         }
 
@@ -300,12 +339,18 @@ class _Totals:
         self.messages = {Side.CLIENT: 0, Side.SERVER: 0}
         self.bytes = {Side.CLIENT: 0, Side.SERVER: 0}
 
-    def add(self, c: ConnectionStats, histograms: tuple[Histogram, Histogram, Histogram]) -> None:
-        """Add connection ``c`` (``histograms``: its :meth:`ConnectionStats.histograms`)."""
-        client, server, gap = histograms
-        self.sizes[Side.CLIENT].merge(client)
-        self.sizes[Side.SERVER].merge(server)
-        self.gaps.merge(gap)
+    def add(self, c: ConnectionStats) -> None:
+        """Add connection ``c``, over."""
+        short = c.short_values()
+        if short is not None:  # (its values straight into the totals: no histogram built)
+            self.sizes[Side.CLIENT].add_many(short[0])
+            self.sizes[Side.SERVER].add_many(short[1])
+            self.gaps.add_many(short[2])
+        else:
+            client, server, gap = c.histograms()
+            self.sizes[Side.CLIENT].merge(client)
+            self.sizes[Side.SERVER].merge(server)
+            self.gaps.merge(gap)
         start = c.open.started_at
         end = start + c.duration
         self.first = start if self.first is None else min(self.first, start)
@@ -356,9 +401,8 @@ class CassetteStats:
 
     def finish(self, c: ConnectionStats) -> str:
         """``c``, over: added to the totals, and its JSON text (to keep in its place)."""
-        histograms = c.histograms()  # (built afresh for a short connection: once here)
-        self.totals.add(c, histograms)
-        return _encode(c.to_json(histograms))
+        self.totals.add(c)
+        return _encode(c.to_json())
 
     def connection_docs(self) -> Iterator[dict[str, Any]]:
         """Each connection's object of ``wstape stats --json``, in opening order."""
