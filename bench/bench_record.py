@@ -117,7 +117,12 @@ class Proc:
     """A subprocess whose stderr (or stdout) is drained in a thread."""
 
     def __init__(
-        self, cmd: list[str], *, merge: bool = True, env: dict[str, str] | None = None
+        self,
+        cmd: list[str],
+        *,
+        merge: bool = True,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.proc = subprocess.Popen(
             cmd,
@@ -126,6 +131,7 @@ class Proc:
             stderr=subprocess.STDOUT if merge else subprocess.PIPE,
             text=True,
             env={**_env(), **(env or {})},
+            cwd=cwd,
         )
         self.lines: list[str] = []
         self._cond = threading.Condition()
@@ -333,6 +339,7 @@ def start_wstape(upstream: int, out: Path, tree: Path | None = None) -> tuple[Pr
             "--mode", f"reverse:ws://127.0.0.1:{upstream}", "--listen-port", "0",
         ],
         env={"PYTHONPATH": str(tree)} if tree is not None else None,
+        cwd=tree,  # (python -m puts the working directory first on sys.path)
     )  # fmt: skip
     return rec, int(rec.wait_line(LISTENING).group(1))
 
