@@ -276,7 +276,7 @@ def measure(rows: list[Row], args: argparse.Namespace) -> None:
         "piped": 2 * (args.small + min(200, args.small)),
         "big": 2 * (args.big + 2),
     }
-    for test in TESTS:
+    for test in args.only:
         for round_ in range(args.repeat):
             for row in rows if round_ % 2 == 0 else rows[::-1]:
                 cpu0 = cpu_seconds(row.pid) if row.pid is not None else 0.0
@@ -363,6 +363,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="rounds of each test")
     parser.add_argument("--skip-rss", action="store_true", help="skip the long RSS run")
     parser.add_argument(
+        "--only",
+        choices=TESTS,
+        action="append",
+        help="run only this test (small: one at a time, piped, big: 1 MiB); repeatable",
+    )
+    parser.add_argument(
         "--compare", metavar="REV", help="also run wstape record of this git revision (d)"
     )
     parser.add_argument(
@@ -373,6 +379,7 @@ def main() -> None:
         "/dev/shm separates the proxy's cost from the disk's",
     )
     args = parser.parse_args()
+    args.only = [t for t in TESTS if t in args.only] if args.only else list(TESTS)
     scale = 10 if args.quick else 1
     args.small = 20_000 // scale
     args.big = 200 // scale
@@ -444,6 +451,9 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
     for r in rows:
         cells = []
         for test in TESTS:
+            if test not in r.values:
+                cells.append("-")
+                continue
             cpu = f"{statistics.median(r.cpu[test]) * 1e6:,.0f} us" if test in r.cpu else ""
             cells.append(f"{r.median(test):>13,.{1 if test == 'big' else 0}f}{cpu:>11}")
         hwm = f"{r.hwm:.0f} MiB" if r.hwm is not None else "-"
@@ -458,13 +468,15 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
     if len(rows) > 3:
         pairs += [("(d)/(b)", rows[3], b), ("(c)/(d)", c, rows[3])]
     for label, top, bottom in pairs:
-        for test in TESTS:
+        for test in args.only:
             goal = f"  ({goals[test]})" if label == "(c)/(b)" else ""
             print(
                 f"{label + ' ' + names[test]:<36}{spread(ratios(top, bottom, test)):>18}"
                 f"{spread(cpu_ratios(top, bottom, test)):>20}{goal}"
             )
     print("(CPU ratio: the other's CPU per message over this one's; above 1 is cheaper)")
+    if "small" not in args.only:
+        return
     print()
     print("latency a proxy adds per message, one at a time: (its round trip - direct) / 2,")
     p50, p99 = statistics.median(a.p50), statistics.median(a.p99)
