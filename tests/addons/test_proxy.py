@@ -128,6 +128,24 @@ async def test_the_same_calls_in_the_same_order_as_mitmproxy(
     assert ours_errors == theirs_errors == ["Addon error: boom"] * 3
 
 
+@pytest.mark.parametrize("with_update", [True, False])
+async def test_a_lifecycle_event_then_update_as_in_mitmproxy(with_update: bool) -> None:
+    """``handle_lifecycle`` (how the proxy fires every flow hook): the hook, then
+    ``update`` with the flow, unless nobody handles ``update``."""
+
+    def make(calls: Calls) -> list[object]:
+        return chain(calls) if with_update else [Async(calls), Quiet(calls)]
+
+    flow = tflow.twebsocketflow()
+    theirs_calls, ours_calls, theirs, ours = managers(make)
+    for _ in range(3):
+        await theirs.handle_lifecycle(WebsocketMessageHook(flow))
+        await ours.handle_lifecycle(WebsocketMessageHook(flow))
+    assert ours_calls == theirs_calls
+    assert (("first", "update") in ours_calls) is with_update
+    assert ("async", "websocket_message") in ours_calls
+
+
 async def test_an_addon_added_or_removed_later_is_seen() -> None:
     calls: Calls = []
     m = master.Master(options.Options(), event_loop=asyncio.get_running_loop())

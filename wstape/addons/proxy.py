@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mitmproxy import addonmanager, exceptions, hooks, master, options
+from mitmproxy import addonmanager, exceptions, flow, hooks, master, options
 from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
 
 from wstape.core.listening import format_hostport
@@ -33,9 +33,10 @@ class HookTable(addonmanager.AddonManager):
     and its children's in one ``safecall``, an ``AddonHalt`` ends the event, a coroutine a
     handler returns is awaited), but from a table of the handlers, keyed by hook name,
     built the first time a hook fires and dropped whenever an addon is added or removed.
-    Addons that handle nothing are skipped, and an event nobody handles (``update``, after
-    every message) costs one dictionary look-up. So addons must not gain or lose hook
-    methods once added; wstape's own and mitmproxy's built-in ones do not.
+    Addons that handle nothing are skipped, and an event nobody handles costs a dictionary
+    look-up: the ``update`` hook mitmproxy fires after every message is not even built.
+    So addons must not gain or lose hook methods once added; wstape's own and mitmproxy's
+    built-in ones do not.
     """
 
     def __init__(self, m: master.Master) -> None:
@@ -72,9 +73,20 @@ class HookTable(addonmanager.AddonManager):
 
     async def trigger_event(self, event: hooks.Hook) -> None:
         handlers = self._handlers(event)
-        if not handlers:
-            return
+        if handlers:
+            await self._call(handlers, event.args())
+
+    async def handle_lifecycle(self, event: hooks.Hook) -> None:
+        """As mitmproxy's: the hook, then ``update`` for a flow's hook (and that only when
+        some addon handles ``update``, which none of wstape's proxies do)."""
         args = event.args()
+        handlers = self._handlers(event)
+        if handlers:
+            await self._call(handlers, args)
+        if isinstance(args[0], flow.Flow) and self._table.get(hooks.UpdateHook.name) != []:
+            await self.trigger_event(hooks.UpdateHook([args[0]]))
+
+    async def _call(self, handlers: list[list[Callable[..., Any]]], args: list[Any]) -> None:
         for funcs in handlers:
             try:
                 with addonmanager.safecall():
