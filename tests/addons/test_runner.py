@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from websockets.asyncio.client import connect
 
 from tests.helpers.records import records_so_far
 from tests.helpers.servers import ScenarioServer
+from wstape.addons import runner
 from wstape.addons.recorder import RecorderStats
 from wstape.addons.runner import (
     RecordCassetteError,
@@ -222,3 +224,48 @@ def test_redaction_summary() -> None:
     assert (
         render_redaction(stats) == "; redacted 4 values (headers 2, JSON keys 1, secret values 1)"
     )
+
+
+def _glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc ")  # type: ignore[union-attr]
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+GLIBC = _glibc()
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc only")
+def test_malloc_thresholds_are_fixed_with_glibc() -> None:
+    assert runner.keep_freed_heap()
+    assert runner.keep_freed_heap()  # (again: the same values)
+
+
+@pytest.mark.parametrize("answer", ["musl 1.2", None, ValueError("unknown name")])
+def test_malloc_is_left_alone_without_glibc(
+    monkeypatch: pytest.MonkeyPatch, answer: str | Exception | None
+) -> None:
+    def confstr(name: str) -> str | None:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(os, "confstr", confstr)
+    assert runner.keep_freed_heap() is False
+
+
+def test_the_blocking_entry_point_tunes_malloc_first(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(runner, "keep_freed_heap", lambda: calls.append("malloc") or True)
+
+    async def fake_record(config: RecordConfig, **kwargs: object) -> str:
+        calls.append("record")
+        assert kwargs["handle_signals"] is True
+        return "result"
+
+    monkeypatch.setattr(runner, "record", fake_record)
+    assert runner.run(RecordConfig(output=tmp_path / "c.msgpack"), status=None) == "result"
+    assert calls == ["malloc", "record"]

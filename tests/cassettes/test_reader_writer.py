@@ -353,6 +353,69 @@ def test_a_removed_file_is_noticed_in_a_batch_too(tmp_path: Path) -> None:
     w.close()
 
 
+def test_a_removed_file_is_noticed_before_a_big_message_too(tmp_path: Path) -> None:
+    path = tmp_path / "gone.msgpack"
+    w = CassetteWriter(path, live=True)
+    w.write(sample_open())
+    os.unlink(path)
+    with pytest.raises(CassetteWriteError, match="removed"):
+        w.write(Message(1, 0.0, Side.CLIENT, Opcode.BINARY, bytes(1 << 20)))
+    w.close()
+
+
+@pytest.mark.parametrize("payload_size", [100, 1 << 20])
+@pytest.mark.parametrize("cut", ["1", "head", "head+1", "half", "all-1"])
+def test_a_short_write_is_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, payload_size: int, cut: str
+) -> None:
+    """A write() or writev() the kernel cuts short (a signal, a disk filling up): the
+    writer writes the rest, and the cassette reads back whole."""
+    real_write, real_writev = os.write, os.writev
+    short = {"left": 1}  # the first message's system call is cut; later ones are not
+
+    def point(total: int) -> int:
+        head = total - payload_size
+        return {
+            "1": 1,
+            "head": head,
+            "head+1": head + 1,
+            "half": total // 2,
+            "all-1": total - 1,
+        }[cut]
+
+    def cut_write(fd: int, data: bytes) -> int:
+        if short["left"] and fd == w._fd:
+            short["left"] = 0
+            return real_write(fd, bytes(data)[: point(len(data))])
+        return real_write(fd, data)
+
+    def cut_writev(fd: int, parts: tuple[bytes, ...]) -> int:
+        if short["left"] and fd == w._fd:
+            short["left"] = 0
+            data = b"".join(parts)
+            return real_write(fd, data[: point(len(data))])
+        return real_writev(fd, parts)
+
+    path = tmp_path / "short.msgpack"
+    payload = bytes(range(256)) * (payload_size // 256) + b"\x07" * (payload_size % 256)
+    recs: list[Record] = [
+        sample_open(),
+        Message(1, 0.5, Side.SERVER, Opcode.BINARY, payload),
+        Message(1, 0.75, Side.CLIENT, Opcode.TEXT, b"after"),
+    ]
+    for live in (True, False):
+        short["left"] = 1
+        with CassetteWriter(path, mode=WriteMode.OVERWRITE, started_at=1.0, live=live) as w:
+            w.write(recs[0])
+            monkeypatch.setattr(writer_module.os, "write", cut_write)
+            monkeypatch.setattr(writer_module.os, "writev", cut_writev)
+            w.write(recs[1])
+            w.write(recs[2])
+            monkeypatch.undo()
+        assert short["left"] == 0
+        assert read_cassette(path)[1] == recs
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_disk_full_is_loud() -> None:
     with pytest.raises(CassetteWriteError, match="No space left"):

@@ -280,3 +280,34 @@ def test_the_writer_refuses_a_message_the_reader_would_with_the_field(tmp_path: 
     assert read_cassette(tmp_path / "c.msgpack")[1] == [
         Message(1, 2.0, Side.CLIENT, Opcode.TEXT, b"ok")
     ]
+
+
+HEAD_SIZES = [0, 1, 0xFF, 0x100, 0xFFFF, 0x10000, v2.BIG_PAYLOAD - 1, v2.BIG_PAYLOAD, 1 << 20]
+
+
+@pytest.mark.parametrize("size", HEAD_SIZES)
+@pytest.mark.parametrize(
+    ("conn", "t", "kind"), [(1, 0.0, 0), (127, 0.25, 3), (128, 1e6, 1), (2**53, 315576000.0, 2)]
+)
+def test_a_message_head_is_what_packing_writes_before_the_payload(
+    size: int, conn: int, t: float, kind: int
+) -> None:
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    items = [conn, t, kind, payload]
+    pack = msgpack.Packer(use_bin_type=True, datetime=False).pack
+    assert v2.pack_message_head(pack, items) + payload == msgpack.packb(items, use_bin_type=True)
+
+
+@pytest.mark.parametrize("size", [v2.BIG_PAYLOAD - 1, v2.BIG_PAYLOAD, 0x10000, 1 << 20])
+def test_a_big_message_is_written_with_its_payload_as_it_is(tmp_path: Path, size: int) -> None:
+    payload = bytes(range(256)) * (size // 256) + b"\x01" * (size % 256)
+    recs: list[Record] = [
+        sample_open(),
+        Message(1, 0.5, Side.SERVER, Opcode.BINARY, payload),
+        Message(1, 0.75, Side.CLIENT, Opcode.TEXT, b"small"),
+    ]
+    path = tmp_path / "big.msgpack"
+    write(path, recs)
+    assert read_cassette(path)[1] == recs
+    packed = msgpack.packb([1, 0.5, 3, payload], use_bin_type=True)
+    assert packed in path.read_bytes()

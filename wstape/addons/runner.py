@@ -15,6 +15,10 @@ and mitmproxy never calls ``websocket_end`` for connections still open:
 2. end every open connection in the cassette (``Close(by=None)`` and a note);
 3. cancel the live connection handlers and wait briefly for them to finish;
 4. run mitmproxy's ``done`` hooks and close the cassette.
+
+:func:`run`, which owns its process, also fixes glibc's malloc thresholds
+(:func:`keep_freed_heap`) so that relaying big messages does not shrink and regrow the
+heap for every one of them.
 """
 
 from __future__ import annotations
@@ -584,6 +588,45 @@ async def _record(
     return result
 
 
+MMAP_THRESHOLD = 32 * 1024 * 1024
+"""Blocks up to this size come from glibc malloc's heap; larger ones get their own mmap()."""
+TRIM_THRESHOLD = 2 * MMAP_THRESHOLD
+"""Free memory at the top of the heap kept rather than given back to the system."""
+
+
+def keep_freed_heap() -> bool:
+    """Fix glibc's malloc thresholds where its dynamic ones would end up (its ceiling for
+    the mmap threshold, 32 MiB on 64-bit systems, and twice that for trimming), for the
+    whole process; False (nothing changed) without glibc.
+
+    A recording proxy frees each message it relayed (``wstape record`` trims
+    ``flow.websocket.messages``). With glibc's dynamic thresholds, a freed megabyte
+    message leaves more free memory at the top of the heap than the trim threshold
+    (twice the largest block freed), so the heap is shrunk and grown again for the next
+    message: ~300 page faults a 1 MiB message, a fifth of the proxy's CPU time per
+    message (bench/bench_record.py). Fixed thresholds let the next message reuse that
+    memory; the process then keeps up to :data:`TRIM_THRESHOLD` bytes it freed.
+    """
+    import ctypes
+
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc "):  # type: ignore[union-attr]
+            return False
+    except (ValueError, OSError, AttributeError):  # not glibc, or no confstr (Windows)
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - glibc always has it
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(
+        mallopt(m_trim_threshold, TRIM_THRESHOLD)
+    )
+
+
 def run(config: RecordConfig, *, status: TextIO | None = sys.stderr) -> RecordResult:
-    """Record until SIGINT/SIGTERM; the blocking entry point of ``wstape record``."""
+    """Record until SIGINT/SIGTERM; the blocking entry point of ``wstape record`` (which
+    owns its process, so it also tunes malloc: :func:`keep_freed_heap`)."""
+    keep_freed_heap()
     return asyncio.run(record(config, status=status, handle_signals=True))

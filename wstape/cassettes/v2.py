@@ -29,6 +29,7 @@ message map into the array.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -66,6 +67,10 @@ _KIND = {
     (Side.SERVER, Opcode.BINARY): 3,
 }
 MESSAGE_SHAPE = "an array [conn, t, kind, data]"
+BIG_PAYLOAD = 64 * 1024
+"""A message payload from this many bytes on is written after its packed head, in one
+``writev()`` (:func:`pack_message_head`), rather than copied into one buffer with it: below,
+the copy costs less than the second buffer."""
 
 
 # -- messages --------------------------------------------------------------------------
@@ -99,6 +104,21 @@ def message_to_array(m: Message) -> list[Any]:
     )
     assert isinstance(checked, Message)
     return [checked.conn, checked.t, _KIND[checked.side, checked.opcode], checked.payload]
+
+
+def pack_message_head(pack: Callable[[Any], bytes], items: list[Any]) -> bytes:
+    """The bytes ``pack(items)`` writes before the payload's own bytes, for an array of
+    :func:`message_to_array`: so a big payload is written as it is, never copied. ``pack``
+    packs one value (``msgpack.Packer(use_bin_type=True).pack``)."""
+    conn, t, kind, data = items
+    size = len(data)
+    if size < 0x100:
+        bin_head = b"\xc4" + size.to_bytes(1, "big")  # bin 8
+    elif size < 0x10000:
+        bin_head = b"\xc5" + size.to_bytes(2, "big")  # bin 16
+    else:
+        bin_head = b"\xc6" + size.to_bytes(4, "big")  # bin 32 (a record is < 4 GiB)
+    return b"\x94" + pack(conn) + pack(t) + pack(kind) + bin_head  # fixarray of 4
 
 
 def message_from_array(a: list[Any]) -> Message:

@@ -15,7 +15,9 @@ lost), else every :data:`CHECK_EVERY` records, whenever it takes the lock and on
 
 Several processes may append to one cassette at once (two ``wstape record --append``,
 pytest-xdist workers in ``new_episodes`` mode): the file is opened ``O_APPEND`` and each
-record is one ``write()``, so records never interleave; a new connection id is taken
+record is one ``write()`` (a message of :data:`~wstape.cassettes.v2.BIG_PAYLOAD` bytes or
+more: one ``writev()`` of its packed head and its payload as it is, never copied), so
+records never interleave; a new connection id is taken
 under an exclusive ``flock`` on the cassette, after reading what the others appended
 since, and its ``open`` record is written before the lock is let go
 (:meth:`CassetteWriter.reserve_conn`), so ids stay unique. Creating the file and writing
@@ -265,16 +267,23 @@ class CassetteWriter:
         if type(record) is Message:  # the hot path: one array, one write, one count
             try:
                 items = v2.message_to_array(record)
-                data = self._pack(items)
+                if len(items[3]) < v2.BIG_PAYLOAD:
+                    data, tail = self._pack(items), None
+                else:  # the payload is written as it is: no copy of it packed
+                    data, tail = v2.pack_message_head(self._pack, items), items[3]
             except (SchemaError, TypeError, AttributeError) as e:
                 raise self._unreadable(record, str(e)) from None
             except (ValueError, OverflowError) as e:
                 raise self._unreadable(record, f"cannot pack it: {e}") from None
-            size = len(data)
+            size = len(data) if tail is None else len(data) + len(tail)
             if size > MAX_RECORD_BYTES:
                 raise self._unreadable(record, f"{size} bytes, over the {MAX_RECORD_BYTES} cap")
-            if self._failed is not None or self.records_written >= self._check_at:
-                self._write(data)  # (the long way: raise, or check the file first)
+            if (
+                tail is not None
+                or self._failed is not None
+                or self.records_written >= self._check_at
+            ):
+                self._write(data, tail)  # (the long way: raise, or check the file first)
             else:  # _write, inline
                 try:
                     written = os.write(self._fd, data)
@@ -282,7 +291,7 @@ class CassetteWriter:
                     self._failed = CassetteWriteError(self.path, e)
                     raise self._failed from e
                 if written != size:
-                    self._write_rest(data, written)
+                    self._write_rest((data,), written)
                 self._own += size
             self.records_written += 1
             conn = items[0]
@@ -318,26 +327,35 @@ class CassetteWriter:
     def note(self, text: str, conn: int | None = None, t: float | None = None) -> None:
         self.write(Note(conn=conn, text=text, t=t))
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, tail: bytes | None = None) -> None:
+        """Append ``data`` (then ``tail``, in the same system call) as one record."""
         if self._failed is not None:
             raise self._failed
         try:
             if self.records_written >= self._check_at:
                 self._check_file()
-            written = os.write(self._fd, data)  # one write() a record (O_APPEND)
+            if tail is None:  # one write() a record (O_APPEND)
+                size, written = len(data), os.write(self._fd, data)
+            else:  # writev() appends as one write() does
+                size, written = len(data) + len(tail), os.writev(self._fd, (data, tail))
         except (OSError, ValueError) as e:
             self._failed = CassetteWriteError(self.path, e)
             raise self._failed from e
-        if written != len(data):
-            self._write_rest(data, written)
-        self._own += len(data)
+        if written != size:
+            self._write_rest((data,) if tail is None else (data, tail), written)
+        self._own += size
 
-    def _write_rest(self, data: bytes, written: int) -> None:
-        """After a short write (a full disk, a signal): the rest, or the error."""
+    def _write_rest(self, parts: tuple[bytes, ...], written: int) -> None:
+        """After a short write (a full disk, a signal): the rest of ``parts``, or the error."""
         try:
-            view = memoryview(data)[written:]
-            while view:
-                view = view[os.write(self._fd, view) :]
+            for part in parts:
+                if written >= len(part):
+                    written -= len(part)
+                    continue
+                view = memoryview(part)[written:]
+                written = 0
+                while view:
+                    view = view[os.write(self._fd, view) :]
         except (OSError, ValueError) as e:
             self._failed = CassetteWriteError(self.path, e)
             raise self._failed from e
