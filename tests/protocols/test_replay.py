@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.browser import skip_unless_installed
 from tests.protocols import harness
 from tests.protocols.conftest import session_params
 from tests.protocols.test_record import TESTED
@@ -45,7 +46,16 @@ NEGATIVE = [
 
 @pytest.mark.parametrize(
     ("sid", "variant", "rule"),
-    [pytest.param(sid, v, r, id=f"{sid}-{v}") for sid, v, r in NEGATIVE],
+    [
+        pytest.param(
+            sid,
+            v,
+            r,
+            id=f"{sid}-{v}",
+            marks=skip_unless_installed(harness.session(sid).missing()),
+        )
+        for sid, v, r in NEGATIVE
+    ],
 )
 def test_a_client_that_deviates_fails_with_its_rule(
     sid: str, variant: str, rule: str, cycle: harness.Cycle, protocol_workdir: Path
