@@ -40,7 +40,7 @@ def test_kept_and_streamed_events_are_the_same(
     make_cassette: CassetteFactory, monkeypatch: pytest.MonkeyPatch, kept_bytes: int
 ) -> None:
     path = make_cassette(interleaved())
-    monkeypatch.setattr(index_module, "BATCH_RECORDS", 3)  # many batches, many segments
+    monkeypatch.setattr(index_module, "BATCH_FEED", 64)  # many batches, many segments
     monkeypatch.setattr(index_module, "SEGMENT_GAP", 64)
     monkeypatch.setattr(index_module, "KEPT_BYTES", 0)
     streamed = CassetteIndex.build(path)
