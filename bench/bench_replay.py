@@ -7,7 +7,8 @@
    client on each server takes turns of 250 round trips (both see the same load); the
    ratio is the median of the turns' ratios, beside each server's CPU time (user +
    system, from /proc) per round trip. A second line replays with the cassette's events
-   streamed from the file (``KEPT_BYTES`` set to 0: what a cassette over 16 MiB gets).
+   streamed from the file (``KEPT_BYTES`` set to 0: what a cassette over 16 MiB gets),
+   against the same bare server in the same rounds; the goal is the same for both.
 2. Concurrency: a cassette of 1,000 recorded connections, 1,000 clients at once; every
    connection played, no error, time to play them all.
 3. Memory: a cassette with one 1,000,000-message connection replays with a peak RSS
@@ -322,13 +323,14 @@ async def bench_pairs(tmp: Path, n: int, rounds: int) -> dict[str, float]:
                 f"{name}_ratio": median,
             }
         )
-    ratio = out["replay_ratio"]
     print(
         "   (round trips/s: mean over the rounds; CPU: the server's user + system time, "
         "best round; median and range: of each round's median turn ratio)"
     )
+    met = {name: "met" if out[f"{name}_ratio"] >= 1.0 else "NOT met" for name in variants}
     print(
-        f"   goal: wstape replay >= 1.00x the bare server: {'met' if ratio >= 1.0 else 'NOT met'}"
+        f"   goal: wstape replay >= 1.00x the bare server (median): {met['replay']}; "
+        f"with its events streamed: {met['streamed']}"
     )
     return out
 

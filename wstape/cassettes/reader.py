@@ -294,9 +294,10 @@ class CassetteReader:
     ) -> tuple[list[Record], int | None, int]:
         """One batch of the records from the record boundary ``start`` (record index
         ``index``, as :meth:`iter_with_offsets` yields them) that start at or before the
-        byte offset ``last``: those of one chunk of about ``feed`` bytes (or one record
-        taken the long way), then where the next record starts and its index (None: no
-        record left that starts at or before ``last``). Checked exactly as a pass of
+        byte offset ``last``: those of one chunk of about ``feed`` bytes (at most
+        :data:`FEED`; a longer record is read whole), or one record taken the long way.
+        Returns them, then where the next record starts (None: none left that starts at
+        or before ``last``) and its index. Checked exactly as a pass of
         :meth:`iter_with_offsets` from the middle checks (connection ids and end records
         only a pass from the start can check). The file is open only while it reads, so
         many resumable passes hold no file open."""
@@ -305,7 +306,8 @@ class CassetteReader:
             batch = batches.next_batch()
             if batch is None:
                 return [], None, batches.index
-            return batch, None if batches.over else batches.offset, batches.index
+            done = batches.over or batches.offset >= batches.limit
+            return batch, None if done else batches.offset, batches.index
 
     def _duplicate(self, conn: int, index: int, offset: int) -> NoReturn:
         raise DuplicateConnection(
@@ -554,7 +556,8 @@ class _Pass:
         """And its record index."""
         self.size = reader.size
         self.limit = self.size if last is None else min(self.size, last + 1)
-        self.feed = feed
+        self.feed = max(1, min(feed, FEED))
+        """(More at once would not fit the fast unpacker's buffer.)"""
         self.scanner = RecordScanner(f.fileno(), self.size, version=reader._version)
         self.over = False
         """The pass has ended (the file, or ``last``, reached; or a truncated tail)."""
