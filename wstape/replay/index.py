@@ -4,11 +4,9 @@
 replay needs up front: each connection's ``Open``, its ``Close``, message counts and
 heartbeat pairs (:class:`~wstape.core.replay.recorded.RecordedConnection`), plus, per connection,
 a few *segments* of the file where its records lie. :meth:`CassetteIndex.events` later
-streams one connection's messages from those segments, :data:`BATCH_FEED` bytes of the
-file at a time (:meth:`~wstape.cassettes.reader.CassetteReader.read_batch`: the reader's
-fast way, each record checked as the indexing pass checked it, the file open only while
-it reads), so a 1,000,000-message connection is replayed in constant memory and a
-thousand concurrent connections do not hold a thousand open files.
+streams one connection's messages from those segments in small batches, so a
+1,000,000-message connection is replayed in constant memory and a thousand concurrent
+connections do not hold a thousand open files.
 
 The events the indexing pass read anyway are kept, up to :data:`KEPT_BYTES` for the whole
 cassette, so a connection that fits is replayed from memory: its records are neither read
@@ -22,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wstape.cassettes import CassetteError, CassetteReader
+from wstape.cassettes import CassetteReader
 from wstape.core.connections import ConnectionTracker, Strays
 from wstape.core.model import Close, Message, Note, Open
 from wstape.core.replay.options import PlayOptions
@@ -31,10 +29,9 @@ from wstape.core.replay.recorded import RecordedBuilder, RecordedConnection
 SEGMENT_GAP = 64 * 1024
 """Records of one connection closer than this (in bytes) share a segment: reading a few
 foreign records is cheaper than seeking and opening the file again."""
-BATCH_FEED = 16 * 1024
+BATCH_FEED = 32 * 1024
 """File bytes read at a time for a streamed connection: its records among them wait in
-memory until played (some hundred small ones; a record bigger than this is read whole),
-in two batches at most: the one played and the one read ahead."""
+memory until played (a few hundred small ones; a record bigger than this is read whole)."""
 KEPT_BYTES = 16 * 1024 * 1024
 """Recorded events kept in memory from the indexing pass, counted as each message's
 payload plus :data:`KEPT_OVERHEAD`: connections that fit in what is left are kept whole,
@@ -83,8 +80,6 @@ class CassetteIndex:
         """Connection id -> all its events, for the connections kept in memory."""
         self.strays = strays or Strays()
         """Records of no connection (:mod:`wstape.core.connections`): never replayed."""
-        self._behind: list[_Stream] = []
-        """Streams that started on their last batch read (see :meth:`read_ahead`)."""
 
     @classmethod
     def build(cls, path: str | Path, options: PlayOptions | None = None) -> CassetteIndex:
@@ -155,78 +150,20 @@ class CassetteIndex:
 
     def _streamed(self, conn: int) -> Iterator[Message | Close]:
         # Each batch is a list and chain() walks them in C: no generator step per event.
-        return itertools.chain.from_iterable(self._batches(_Stream(self, conn)))
+        return itertools.chain.from_iterable(self._batches(conn))
 
-    def _batches(self, stream: _Stream) -> Iterator[list[Message | Close]]:
-        while (batch := stream.take()) is not None:
-            if not stream.behind:  # (its next batch can be read ahead now)
-                stream.behind = True
-                self._behind.append(stream)
-            yield batch
-
-    @property
-    def behind(self) -> bool:
-        """Some streamed connection has no batch read ahead (:meth:`read_ahead`)."""
-        return bool(self._behind)
-
-    def read_ahead(self) -> None:
-        """Read the next batch of each streamed connection that started on its last one,
-        so it is at hand when the replay gets there: the server calls this once it has
-        sent what was due, while the clients answer, rather than read the file while a
-        client waits. A failure to read is kept for the connection to meet there."""
-        behind, self._behind = self._behind, []
-        for stream in behind:
-            stream.behind = False
-            stream.read_ahead()
-
-
-class _Stream:
-    """One streamed connection's way through its segments: where it is, and the batch
-    read ahead (at most one besides the one being played)."""
-
-    def __init__(self, index: CassetteIndex, conn: int) -> None:
-        self._read_batch = index.reader.read_batch
-        self._conn = conn
-        self._segments = iter(index._segments.get(conn, []))
-        self._start: int | None = None
-        """Where the segment being read resumes (None: take the next segment)."""
-        self._index = 0
-        self._last = 0
-        self._ahead: list[Message | Close] | None = None
-        self._failed: CassetteError | None = None
-        self._over = False
-        self.behind = False
-        """In the index's list of streams to read ahead."""
-
-    def take(self) -> list[Message | Close] | None:
-        """The next batch of the connection's events (None: no more). Raises
-        CassetteError for a record that no longer reads as it did when indexed."""
-        batch, self._ahead = self._ahead, None
-        if batch is None:
-            if self._failed is not None:
-                raise self._failed
-            batch = self._read()
-        return batch
-
-    def read_ahead(self) -> None:
-        if self._ahead is None and self._failed is None and not self._over:
-            try:
-                self._ahead = self._read()
-            except CassetteError as e:
-                self._failed = e
-
-    def _read(self) -> list[Message | Close] | None:
-        conn = self._conn
-        while True:
-            if self._start is None:
-                segment = next(self._segments, None)
-                if segment is None:
-                    self._over = True
-                    return None
-                self._start, self._index, self._last = segment.start, segment.index, segment.last
-            batch, self._start, self._index = self._read_batch(
-                self._start, self._index, self._last, feed=BATCH_FEED
-            )
-            mine = [r for r in batch if (type(r) is Message or type(r) is Close) and r.conn == conn]
-            if mine:
-                return mine
+    def _batches(self, conn: int) -> Iterator[list[Message | Close]]:
+        """Connection ``conn``'s events from its segments, a batch of the file at a time
+        (the reader's fast way, checked as in full as the indexing pass checked them)."""
+        read_batch = self.reader.read_batch
+        for segment in self._segments.get(conn, []):
+            start: int | None = segment.start
+            index = segment.index
+            last = segment.last
+            while start is not None:
+                batch, start, index = read_batch(start, index, last, feed=BATCH_FEED)
+                mine = [
+                    r for r in batch if (type(r) is Message or type(r) is Close) and r.conn == conn
+                ]
+                if mine:
+                    yield mine

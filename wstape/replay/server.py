@@ -4,9 +4,7 @@ This module moves bytes and keeps time; it decides nothing. Each accepted connec
 gets a :class:`~wstape.core.replay.connection.LiveConnection`; bytes from the socket go to its
 ``receive_data``, its ``data_to_send`` goes back, and one timer per connection wakes it
 at its ``next_deadline``. Recorded events are streamed from the cassette through a
-:class:`~wstape.replay.index.CassetteIndex`; once what was due is sent, the streamed
-connections read their next batch ahead (:meth:`~wstape.replay.index.CassetteIndex.read_ahead`),
-so no client waits on the file.
+:class:`~wstape.replay.index.CassetteIndex`.
 
 Library use::
 
@@ -287,7 +285,6 @@ class _Connection(asyncio.Protocol):
         data = live.data_to_send(self.loop.time())
         if data:
             transport.write(data)  # may call pause_writing at once
-        self.server._read_ahead_soon()
         if live.hangup:
             self._cancel_timer()
             transport.close()
@@ -592,8 +589,6 @@ class ReplayServer:
         self._notices: dict[str, tuple[float, int]] = {}
         self._done: asyncio.Event | None = None
         self._session_timer: asyncio.TimerHandle | None = None
-        self._reading_ahead = False
-        """A :meth:`_read_ahead` is scheduled."""
         self._idle = asyncio.Event()
         """Set while no client connection is open (by the last one to end)."""
         self._idle.set()
@@ -819,22 +814,6 @@ class ReplayServer:
             self._session_timer = self.loop.call_at(deadline, self._session_tick)
         if self._done is not None and session.all_played():
             self._done.set()
-
-    def _read_ahead_soon(self) -> None:
-        """Once what is due was sent, let the streamed connections read their next batch
-        of events (:meth:`CassetteIndex.read_ahead`) before the loop waits again."""
-        index = self.index
-        if index is not None and index.behind and not self._reading_ahead:
-            self._reading_ahead = True
-            self.loop.call_soon(self._read_ahead)
-
-    def _read_ahead(self) -> None:
-        self._reading_ahead = False
-        if self.index is not None:
-            try:
-                self.index.read_ahead()
-            except Exception as e:  # a wstape bug: fail the run, keep serving
-                self._internal_error(None, e)
 
     def _session_tick(self) -> None:
         self._session_timer = None
