@@ -21,6 +21,10 @@ end cleanly (no end record at the end, or records no end record counts: a record
 running or killed, or a file cut at a record boundary) is truncated the same way, at the
 end of the file. :meth:`CassetteReader.end_summary` reads the last end record without a
 pass.
+
+:meth:`CassetteReader.read_batch` reads a bounded batch of records from a record boundary
+(the replay streams each connection's segments of the file that way) with the same fast
+way and long way as a whole pass (:class:`_Pass`), the file open only while it reads.
 """
 
 from __future__ import annotations

@@ -4,9 +4,11 @@
 replay needs up front: each connection's ``Open``, its ``Close``, message counts and
 heartbeat pairs (:class:`~wstape.core.replay.recorded.RecordedConnection`), plus, per connection,
 a few *segments* of the file where its records lie. :meth:`CassetteIndex.events` later
-streams one connection's messages from those segments in small batches, so a
-1,000,000-message connection is replayed in constant memory and a thousand concurrent
-connections do not hold a thousand open files.
+streams one connection's messages from those segments, :data:`BATCH_FEED` bytes of the
+file at a time (:meth:`~wstape.cassettes.reader.CassetteReader.read_batch`: the reader's
+fast way, each record checked as the indexing pass checked it, the file open only while
+it reads), so a 1,000,000-message connection is replayed in constant memory and a
+thousand concurrent connections do not hold a thousand open files.
 
 The events the indexing pass read anyway are kept, up to :data:`KEPT_BYTES` for the whole
 cassette, so a connection that fits is replayed from memory: its records are neither read
