@@ -3,11 +3,17 @@ kept them in memory or they are streamed from the file, and the memory kept is b
 
 from __future__ import annotations
 
+import asyncio
+import json
+from typing import Any
+
 import pytest
 import websockets
 
 from tests.replay.conftest import CassetteFactory, Serve, c, close, opening, s
-from wstape.core.model import Note, Record, Side
+from wstape.cassettes import CassetteError, CassetteReader
+from wstape.core.model import Message, Note, Record, Side
+from wstape.replay import ReplayServer
 from wstape.replay import index as index_module
 from wstape.replay.index import KEPT_BYTES, KEPT_OVERHEAD, CassetteIndex
 
@@ -40,7 +46,7 @@ def test_kept_and_streamed_events_are_the_same(
     make_cassette: CassetteFactory, monkeypatch: pytest.MonkeyPatch, kept_bytes: int
 ) -> None:
     path = make_cassette(interleaved())
-    monkeypatch.setattr(index_module, "BATCH_RECORDS", 3)  # many batches, many segments
+    monkeypatch.setattr(index_module, "BATCH_FEED", 64)  # many batches, many segments
     monkeypatch.setattr(index_module, "SEGMENT_GAP", 64)
     monkeypatch.setattr(index_module, "KEPT_BYTES", 0)
     streamed = CassetteIndex.build(path)
@@ -83,3 +89,97 @@ async def test_a_streamed_connection_replays(
     await server.stop()
     report = server.report()
     assert report.passed, report.violations
+
+
+def conversations() -> list[Record]:
+    """Three connections interleaved with notes and strays: two clean, one mismatched."""
+    records: list[Record] = [opening(1, "/clean"), opening(2, "/bad"), Note(None, "note")]
+    records += [opening(3, "/binary"), c(7, 0.0, "stray: never opened")]
+    for i in range(30):
+        t = i * 0.01
+        records += [c(1, t, {"q": i}), s(1, t + 0.001, {"r": i, "pad": "x" * i})]
+        records += [c(2, t, {"q": i}), s(2, t + 0.001, {"r": i})]
+        records += [c(3, t, bytes([i]) * i, binary=True), s(3, t, bytes([i]) * 2 * i, binary=True)]
+        if i % 9 == 0:
+            records += [Note(1, f"note {i}"), s(3, t + 0.002, f"extra {i}")]
+    for conn in (1, 2, 3):
+        records.append(close(conn, 1.0, Side.CLIENT, 1000))
+    return records
+
+
+async def play(server: ReplayServer, path: str, *, wrong_at: int | None = None) -> None:
+    """A client that plays its side of ``conversations()`` (``wrong_at``: one message off)."""
+    async with websockets.connect(
+        f"{server.url}{path}", compression=None, ping_interval=None, proxy=None
+    ) as ws:
+        for i in range(30):
+            if path == "/binary":
+                await ws.send(bytes([i]) * i)
+                await ws.recv()
+                if i % 9 == 0:
+                    await ws.recv()
+                continue
+            q = i + 1000 if i == wrong_at else i
+            await ws.send(json.dumps({"q": q}, separators=(",", ":")))
+            await ws.recv()
+        await ws.close(1000)
+
+
+def verdict(server: ReplayServer) -> dict[str, Any]:
+    """The report as JSON, less what differs from run to run (the client's port)."""
+    data = server.report().to_dict()
+    for conn in data["connections"]:
+        conn.pop("client")
+    return data
+
+
+async def test_streamed_and_kept_connections_get_the_same_verdicts(
+    make_cassette: CassetteFactory, monkeypatch: pytest.MonkeyPatch, serve: Serve
+) -> None:
+    path = make_cassette(conversations())
+    verdicts = []
+    for kept_bytes in (KEPT_BYTES, 0):
+        monkeypatch.setattr(index_module, "KEPT_BYTES", kept_bytes)
+        monkeypatch.setattr(index_module, "BATCH_FEED", 100)  # many batches
+        server = await serve(path)
+        assert server.index is not None
+        assert [server.index.streams(conn) for conn in (1, 2, 3)] == [kept_bytes == 0] * 3
+        await asyncio.gather(
+            play(server, "/clean"), play(server, "/bad", wrong_at=17), play(server, "/binary")
+        )
+        assert await server.wait_played(5)
+        await server.stop()
+        verdicts.append(verdict(server))
+    kept, streamed = verdicts
+    assert streamed == kept
+    assert not kept["passed"]
+    assert [v["rule"] for v in kept["violations"]] == ["REPLAY-MESSAGE-MISMATCH"]
+    assert [c["messages_matched"] for c in kept["connections"]] == [30, 29, 30]
+
+
+def test_a_record_corrupted_after_indexing_fails_the_stream_as_a_pass_would(
+    make_cassette: CassetteFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make_cassette(conversations())
+    monkeypatch.setattr(index_module, "KEPT_BYTES", 0)
+    monkeypatch.setattr(index_module, "BATCH_FEED", 100)
+    index = CassetteIndex.build(path)
+    # Conn 1's 20th record changes under the server: a map where the array of a message was.
+    offset, number = next(
+        (offset, n)
+        for n, offset, record in CassetteReader(path).iter_with_offsets()
+        if isinstance(record, Message) and record.conn == 1 and record.payload == b'{"q":20}'
+    )
+    data = bytearray(path.read_bytes())
+    assert data[offset] == 0x94  # fixarray of 4: [conn, t, kind, data]
+    data[offset] = 0x84  # fixmap of 4
+    path.write_bytes(bytes(data))
+    with pytest.raises(CassetteError) as from_start:
+        list(CassetteReader(path))
+    events = index.events(1)
+    got = [next(events) for _ in range(40)]  # the records before it come out whole
+    assert got[-1] == s(1, 0.191, {"r": 19, "pad": "x" * 19})
+    with pytest.raises(CassetteError) as streamed:
+        list(events)
+    assert str(streamed.value) == str(from_start.value)
+    assert f"record {number}" in str(streamed.value) and "\n" not in str(streamed.value)

@@ -21,6 +21,10 @@ end cleanly (no end record at the end, or records no end record counts: a record
 running or killed, or a file cut at a record boundary) is truncated the same way, at the
 end of the file. :meth:`CassetteReader.end_summary` reads the last end record without a
 pass.
+
+:meth:`CassetteReader.read_batch` reads a bounded batch of records from a record boundary
+(the replay streams each connection's segments of the file that way) with the same fast
+way and long way as a whole pass (:class:`_Pass`), the file open only while it reads.
 """
 
 from __future__ import annotations
@@ -282,77 +286,32 @@ class CassetteReader:
         return self._stream(fields=True)
 
     def _stream(self, *, fields: bool) -> Iterator[Any]:
-        """The records from the start, without their offsets: :meth:`_records` with the fast
-        way's records handed out a fed chunk at a time (no generator step per record)."""
-        decode = self.decoder(fields=fields)
-        if decode is None:
-            for _, _, record in self._records(None, 1, check_ids=not self.allow_reused_ids):
-                yield record
-            return
-        self.truncated_at = None
-        self.incomplete = None
-        opened: set[int] | None = None if self.allow_reused_ids else set()
-        tally = v2.Tally()
-        index = 1
+        """The records from the start, without their offsets: :class:`_Pass` batches, the
+        fast way's records handed out a fed chunk at a time (no generator step per record)."""
         with self._open() as f:
-            offset = self._body_offset
-            size = self.size
-            scanner = RecordScanner(f.fileno(), size, version=self._version)
-            f.seek(offset)
-            unpacker = _fast_unpacker()
-            tell = unpacker.tell
-            base = fed = offset
-            while offset < size:
-                batch: list[Any] = []
-                append = batch.append
-                ran_out = True
-                """Whether the unpacker stopped at the end of what it was fed."""
-                try:
-                    for obj in unpacker:
-                        record = decode(obj)
-                        if record is None:
-                            ran_out = False
-                            break
-                        if type(record) is Open and opened is not None:
-                            if record.conn in opened:
-                                yield from batch
-                                self._duplicate(record.conn, index + len(batch), offset)
-                            opened.add(record.conn)
-                        append(record)
-                        offset = base + tell()
-                except _UNPACK_ERRORS:
-                    ran_out = False
-                if batch:
-                    yield from batch
-                    index += len(batch)
-                if offset >= size:
-                    break
-                if ran_out and fed - offset < MAX_FAST_BYTES and fed < size:
-                    chunk = f.read(min(FEED, size - fed))
-                    if chunk:
-                        unpacker.feed(chunk)
-                        fed += len(chunk)
-                        continue
-                # The long way, for the one record at ``offset``.
-                got = self._long_way(scanner, offset, index)
-                if got is None:
-                    return
-                end, record = got
-                if type(record) is v2.End:
-                    tally.end(record, index)  # (not handed out)
-                else:
-                    if opened is not None and type(record) is Open:
-                        if record.conn in opened:
-                            self._duplicate(record.conn, index, offset)
-                        opened.add(record.conn)
-                    yield record
-                index += 1
-                offset = end
-                f.seek(end)
-                unpacker = _fast_unpacker()
-                tell = unpacker.tell
-                base = fed = end
-            self._hold_to_ends(tally, index, offset)
+            batches = _Pass(self, f, None, 1, fields=fields)
+            while (batch := batches.next_batch()) is not None:
+                yield from batch
+
+    def read_batch(
+        self, start: int, index: int, last: int, *, feed: int = FEED
+    ) -> tuple[list[Record], int | None, int]:
+        """One batch of the records from the record boundary ``start`` (record index
+        ``index``, as :meth:`iter_with_offsets` yields them) that start at or before the
+        byte offset ``last``: those of one chunk of about ``feed`` bytes (at most
+        :data:`FEED`; a longer record is read whole), or one record taken the long way.
+        Returns them, then where the next record starts (None: none left that starts at
+        or before ``last``) and its index. Checked exactly as a pass of
+        :meth:`iter_with_offsets` from the middle checks (connection ids and end records
+        only a pass from the start can check). The file is open only while it reads, so
+        many resumable passes hold no file open."""
+        with self._open() as f:
+            batches = _Pass(self, f, start, index, fields=False, last=last, feed=feed)
+            batch = batches.next_batch()
+            if batch is None:
+                return [], None, batches.index
+            done = batches.over or batches.offset >= batches.limit
+            return batch, None if done else batches.offset, batches.index
 
     def _duplicate(self, conn: int, index: int, offset: int) -> NoReturn:
         raise DuplicateConnection(
@@ -561,6 +520,141 @@ class CassetteReader:
             if type(record) is not v2.End or record.size != length:
                 return None
             return record
+
+
+class _Pass:
+    """One pass over a cassette's records from a record boundary, a batch at a time (for
+    :meth:`CassetteReader._stream` and :meth:`CassetteReader.read_batch`).
+
+    The fast way: a ``msgpack.Unpacker`` fed ``feed`` bytes at a time builds records and
+    the format's decoder takes each one laid out exactly as the writer lays records out; a
+    batch is what one fed chunk held. Anything else takes the long way, as in
+    :meth:`CassetteReader._records`, as a batch of its own. A pass from the start (``start``
+    None) checks connection ids for reuse (unless the reader allows it) and holds the file
+    to its end records; one from the middle checks neither. ``last``: the pass ends before
+    the first record that starts after this byte offset.
+    """
+
+    def __init__(
+        self,
+        reader: CassetteReader,
+        f: IO[bytes],
+        start: int | None,
+        index: int,
+        *,
+        fields: bool,
+        last: int | None = None,
+        feed: int = FEED,
+    ) -> None:
+        reader.truncated_at = None
+        reader.incomplete = None
+        self.reader = reader
+        self.f = f
+        whole = start is None
+        self.opened: set[int] | None = set() if whole and not reader.allow_reused_ids else None
+        self.tally: v2.Tally | None = v2.Tally() if whole else None
+        self.decode = reader.decoder(fields=fields)
+        self.offset = reader._body_offset if start is None else start
+        """Where the next record starts."""
+        self.index = index
+        """And its record index."""
+        self.size = reader.size
+        self.limit = self.size if last is None else min(self.size, last + 1)
+        self.feed = max(1, min(feed, FEED))
+        """(More at once would not fit the fast unpacker's buffer.)"""
+        self.scanner = RecordScanner(f.fileno(), self.size, version=reader._version)
+        self.over = False
+        """The pass has ended (the file, or ``last``, reached; or a truncated tail)."""
+        self._long_next = self.decode is None
+        """The record at ``offset`` takes the long way (the fast way failed on it)."""
+        self._duplicate: int | None = None
+        """A reused connection id, to raise once the records before it are handed out."""
+        self._restart(self.offset)
+
+    def _restart(self, offset: int) -> None:
+        self.f.seek(offset)
+        self.unpacker = _fast_unpacker()
+        self.base = self.fed = offset
+        """File offsets where the unpacker started and where what it was fed ends."""
+
+    def next_batch(self) -> list[Any] | None:
+        """The next records (never an empty list), or None once the pass is over."""
+        reader = self.reader
+        if self._duplicate is not None:
+            reader._duplicate(self._duplicate, self.index, self.offset)
+        opened = self.opened
+        while self.offset < self.limit:
+            decode = self.decode
+            if decode is not None and not self._long_next:
+                batch: list[Any] = []
+                append = batch.append
+                unpacker = self.unpacker
+                tell = unpacker.tell
+                base = self.base
+                offset = self.offset
+                limit = self.limit
+                ran_out = True
+                """Whether the unpacker stopped at the end of what it was fed."""
+                try:
+                    for obj in unpacker:
+                        record = decode(obj)
+                        if record is None:
+                            ran_out = False
+                            break
+                        if type(record) is Open and opened is not None:
+                            if record.conn in opened:
+                                self._duplicate = record.conn
+                                break
+                            opened.add(record.conn)
+                        append(record)
+                        offset = base + tell()
+                        if offset >= limit:
+                            break
+                except _UNPACK_ERRORS:
+                    ran_out = False
+                self.offset = offset
+                self.index += len(batch)
+                if self._duplicate is not None:
+                    if batch:
+                        return batch
+                    reader._duplicate(self._duplicate, self.index, offset)
+                if not ran_out:
+                    self._long_next = True
+                if batch:
+                    return batch
+                if offset >= limit:
+                    break
+                fed, size = self.fed, self.size
+                if ran_out and fed - offset < MAX_FAST_BYTES and fed < size:
+                    chunk = self.f.read(min(self.feed, size - fed))
+                    if chunk:
+                        unpacker.feed(chunk)
+                        self.fed = fed + len(chunk)
+                        continue
+            # The long way, for the one record at ``offset``.
+            self._long_next = self.decode is None
+            got = reader._long_way(self.scanner, self.offset, self.index)
+            if got is None:
+                self.over = True
+                return None
+            end, slow = got
+            index, offset = self.index, self.offset
+            if opened is not None and type(slow) is Open:
+                if slow.conn in opened:
+                    reader._duplicate(slow.conn, index, offset)
+                opened.add(slow.conn)
+            self.index += 1
+            self.offset = end
+            self._restart(end)
+            if type(slow) is v2.End:
+                if self.tally is not None:  # (a pass from the middle checks no ends)
+                    self.tally.end(slow, index)
+                continue  # (not handed out)
+            return [slow]
+        self.over = True
+        if self.limit == self.size and self.offset >= self.size and self.tally is not None:
+            reader._hold_to_ends(self.tally, self.index, self.offset)
+        return None
 
 
 def read_cassette(path: str | Path) -> tuple[Header, list[Record]]:

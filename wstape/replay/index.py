@@ -4,9 +4,11 @@
 replay needs up front: each connection's ``Open``, its ``Close``, message counts and
 heartbeat pairs (:class:`~wstape.core.replay.recorded.RecordedConnection`), plus, per connection,
 a few *segments* of the file where its records lie. :meth:`CassetteIndex.events` later
-streams one connection's messages from those segments in small batches, so a
-1,000,000-message connection is replayed in constant memory and a thousand concurrent
-connections do not hold a thousand open files.
+streams one connection's messages from those segments, :data:`BATCH_FEED` bytes of the
+file at a time (:meth:`~wstape.cassettes.reader.CassetteReader.read_batch`: the reader's
+fast way, each record checked as the indexing pass checked it, the file open only while
+it reads), so a 1,000,000-message connection is replayed in constant memory and a
+thousand concurrent connections do not hold a thousand open files.
 
 The events the indexing pass read anyway are kept, up to :data:`KEPT_BYTES` for the whole
 cassette, so a connection that fits is replayed from memory: its records are neither read
@@ -15,8 +17,8 @@ nor validated a second time, which is most of a replayed message's cost otherwis
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Generator, Iterator
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +31,9 @@ from wstape.core.replay.recorded import RecordedBuilder, RecordedConnection
 SEGMENT_GAP = 64 * 1024
 """Records of one connection closer than this (in bytes) share a segment: reading a few
 foreign records is cheaper than seeking and opening the file again."""
-BATCH_RECORDS = 256
-BATCH_BYTES = 1024 * 1024
+BATCH_FEED = 32 * 1024
+"""File bytes read at a time for a streamed connection: its records among them wait in
+memory until played (a few hundred small ones; a record bigger than this is read whole)."""
 KEPT_BYTES = 16 * 1024 * 1024
 """Recorded events kept in memory from the indexing pass, counted as each message's
 payload plus :data:`KEPT_OVERHEAD`: connections that fit in what is left are kept whole,
@@ -148,29 +151,21 @@ class CassetteIndex:
         return conn not in self._kept
 
     def _streamed(self, conn: int) -> Iterator[Message | Close]:
+        # Each batch is a list and chain() walks them in C: no generator step per event.
+        return itertools.chain.from_iterable(self._batches(conn))
+
+    def _batches(self, conn: int) -> Iterator[list[Message | Close]]:
+        """Connection ``conn``'s events from its segments, a batch of the file at a time
+        (the reader's fast way, checked as in full as the indexing pass checked them)."""
+        read_batch = self.reader.read_batch
         for segment in self._segments.get(conn, []):
             start: int | None = segment.start
             index = segment.index
+            last = segment.last
             while start is not None:
-                batch, start, index = self._batch(conn, start, index, segment.last)
-                yield from batch
-
-    def _batch(
-        self, conn: int, start: int, index: int, last: int
-    ) -> tuple[list[Message | Close], int | None, int]:
-        """Read a bounded batch; return it and where to resume (None: segment done)."""
-        batch: list[Message | Close] = []
-        size = 0
-        records = self.reader.iter_with_offsets(start, index)
-        assert isinstance(records, Generator)
-        with contextlib.closing(records):
-            for idx, offset, record in records:
-                if offset > last:
-                    return batch, None, idx
-                if len(batch) >= BATCH_RECORDS or size >= BATCH_BYTES:
-                    return batch, offset, idx
-                if isinstance(record, Message | Close) and record.conn == conn:
-                    batch.append(record)
-                    if isinstance(record, Message):
-                        size += len(record.payload)
-        return batch, None, index
+                batch, start, index = read_batch(start, index, last, feed=BATCH_FEED)
+                mine = [
+                    r for r in batch if (type(r) is Message or type(r) is Close) and r.conn == conn
+                ]
+                if mine:
+                    yield mine
