@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench_writer import revision_tree  # (bench/ is first on the path of a script here)
 from websockets.asyncio.client import ClientConnection, connect
 
 SERVER = """
@@ -73,7 +74,6 @@ async def main():
 asyncio.run(main())
 """
 
-ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"proxy listening on [^\s]+:(\d+)")
 
 
@@ -312,17 +312,6 @@ def cpu_ratios(top: Row, bottom: Row, test: str) -> list[float]:
 def spread(values: list[float]) -> str:
     """``1.52 (1.31-1.60)``: the median and the range."""
     return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
-
-
-def revision_tree(revision: str, tmp: Path) -> Path:
-    """``wstape/`` of a git revision, extracted under ``tmp``."""
-    out = tmp / "rev"
-    out.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", revision, "wstape"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
-    return out
 
 
 def start_server() -> tuple[Proc, int]:

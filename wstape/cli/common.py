@@ -197,19 +197,10 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
-def write_json_array(items: Iterable[Any]) -> None:
-    """``print_json(list(items))``, written one item at a time (a cassette of many
-    connections makes a list too big to build whole)."""
-    dumps = json.JSONEncoder(ensure_ascii=False).encode
-    sys.stdout.write("[")
-    for i, item in enumerate(items):
-        sys.stdout.write((", " if i else "") + dumps(item))
-    sys.stdout.write("]\n")
-
-
 def write_json_texts(texts: Iterable[str]) -> None:
-    """:func:`write_json_array` of items already encoded (each by ``json.JSONEncoder(
-    ensure_ascii=False).encode``)."""
+    """A JSON array of items already encoded (each by ``json.JSONEncoder(
+    ensure_ascii=False).encode``), written a few hundred at a time (a cassette of many
+    connections makes an array too big to build whole)."""
     sys.stdout.write("[")
     write_chunks(", " + text if i else text for i, text in enumerate(texts))
     sys.stdout.write("]\n")

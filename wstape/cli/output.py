@@ -193,29 +193,17 @@ _CELL_SEP = "\x1f"
 holds one)."""
 
 
-class TextRows(Sequence[Sequence[str]]):
+class TextRows(LazyRows):
     """Table rows each held as one string of its cells, already escaped (:func:`safe`):
     a row of ``ls`` costs some 150 bytes, not a tuple of seven strings (``ls`` of 200,000
     connections builds its rows as the connections end, :func:`text_row`)."""
 
     def __init__(self, rows: Sequence[str]) -> None:
-        self._rows = rows
+        super().__init__(rows, _split_row)
 
-    def __len__(self) -> int:
-        return len(self._rows)
 
-    @overload
-    def __getitem__(self, index: int) -> Sequence[str]: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Sequence[str]]: ...
-    def __getitem__(self, index: int | slice) -> Sequence[str] | Sequence[Sequence[str]]:
-        if isinstance(index, slice):
-            return [row.split(_CELL_SEP) for row in self._rows[index]]
-        return self._rows[index].split(_CELL_SEP)
-
-    def __iter__(self) -> Iterator[Sequence[str]]:
-        for row in self._rows:
-            yield row.split(_CELL_SEP)
+def _split_row(row: str) -> Sequence[str]:
+    return row.split(_CELL_SEP)
 
 
 def text_row(cells: Sequence[str]) -> str:

@@ -298,17 +298,14 @@ class ConnectionStats:
         client, server, times = self._pending or ([], [], [])
         return client, server, self._gaps_of(times)
 
-    def to_json(
-        self, histograms: tuple[Histogram, Histogram, Histogram] | None = None
-    ) -> dict[str, Any]:
-        """The connection's object of ``wstape stats --json`` (``histograms``: what
-        :meth:`histograms` returns, when the caller has them already)."""
-        short = None if histograms is not None else self.short_values()
+    def to_json(self) -> dict[str, Any]:
+        """The connection's object of ``wstape stats --json``."""
+        short = self.short_values()
         if short is not None:  # (the same figures, from the sorted values)
             size = {"client": _short_sizes_json(short[0]), "server": _short_sizes_json(short[1])}
             gap = _short_gaps_json(short[2])
         else:
-            client, server, gaps = histograms or self.histograms()
+            client, server, gaps = self.histograms()
             size = {"client": _sizes_json(client), "server": _sizes_json(server)}
             gap = _gaps_json(gaps)
         return {
