@@ -33,6 +33,8 @@ CASES: list[tuple[str, Open, list[Message], str | None]] = [
         "socketio",
     ),
     ("custom socket.io path", make_open("/rt/?EIO=3&transport=websocket"), [], "socketio"),
+    ("EIO spelled with an escape", make_open("/rt/?transport=websocket&E%49O=4"), [], "socketio"),
+    ("EIO as a value, not a key", make_open("/rt/?v=EIO&e=%45"), [], None),
     ("Engine.IO open on any path", make_open("/live"), [msg(S, HANDSHAKE)], "socketio"),
     (
         "graphql-ws library",

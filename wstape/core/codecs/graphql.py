@@ -35,7 +35,15 @@ from wstape.core.codecs.base import (
     Scalar,
     registered,
 )
-from wstape.core.codecs.textutil import line, load_json, printable, short_json, show_id, utf8
+from wstape.core.codecs.textutil import (
+    line,
+    load_json,
+    payload_json,
+    printable,
+    short_json,
+    show_id,
+    utf8,
+)
 from wstape.core.model import Message, Opcode, Open, Side
 
 _ID: tuple[Path, ...] = (("id",),)
@@ -61,8 +69,8 @@ class _GraphqlCodec(Codec):
             return False
         seen = set()
         for message in first:
-            value = _load(message.payload)
-            if value is not None and isinstance(value.get("type"), str):
+            value = payload_json(message.payload)
+            if isinstance(value, dict) and isinstance(value.get("type"), str):
                 seen.add(value["type"])
         return "connection_init" in seen and bool(seen & self.distinctive)
 

@@ -25,7 +25,15 @@ from typing import Any
 
 from wstape.core.codecs import jsontext
 from wstape.core.codecs.base import Codec, Decoded, Path, Scalar, registered
-from wstape.core.codecs.textutil import line, load_json, printable, short_json, show_id, utf8
+from wstape.core.codecs.textutil import (
+    line,
+    load_json,
+    payload_json,
+    printable,
+    short_json,
+    show_id,
+    utf8,
+)
 from wstape.core.model import Message, Opcode, Open, Side
 
 
@@ -114,7 +122,7 @@ class JsonRpcCodec(Codec):
         if super().detect(open_, first):
             return True
         for message in first:
-            value = _load(message.payload)
+            value = payload_json(message.payload)
             objects = value if isinstance(value, list) else [value]
             if any(isinstance(o, dict) and o.get("jsonrpc") == "2.0" for o in objects):
                 return True

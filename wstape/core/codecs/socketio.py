@@ -249,7 +249,11 @@ class SocketIOCodec(Codec):
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
         if "/socket.io/" in open_.path or open_.path.endswith("/socket.io"):
             return True
-        if any(key == "EIO" for key, _ in parse_qsl(open_.query, keep_blank_values=True)):
+        query = open_.query
+        # (a key that decodes to EIO is spelled EIO or has a %-escape: only then parse)
+        if ("EIO" in query or "%" in query) and any(
+            key == "EIO" for key, _ in parse_qsl(query, keep_blank_values=True)
+        ):
             return True
         for message in first:
             if message.side is Side.SERVER:

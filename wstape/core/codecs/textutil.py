@@ -73,6 +73,25 @@ def load_json(text: str) -> Any:
         return _NOT_JSON
 
 
+_parsed: list[tuple[bytes, Any]] = []
+"""The last few payloads :func:`payload_json` parsed, newest last, with their values."""
+
+
+def payload_json(payload: bytes) -> Any:
+    """``payload`` parsed as UTF-8 JSON, None when it is not UTF-8, :data:`NOT_JSON` when
+    it is not JSON. Read the value, never change it: the values of the last few payloads
+    are kept, because detection asks the JSON codecs in turn about the same messages."""
+    for seen, value in _parsed:
+        if seen is payload:
+            return value
+    text = utf8(payload)
+    value = None if text is None else load_json(text)
+    if len(_parsed) >= 8:
+        del _parsed[0]
+    _parsed.append((payload, value))
+    return value
+
+
 NOT_JSON: Any = _NOT_JSON
 """What :func:`load_json` returns for text that is not JSON."""
 
@@ -106,6 +125,7 @@ __all__ = [
     "clip",
     "line",
     "load_json",
+    "payload_json",
     "preview",
     "printable",
     "short_json",
