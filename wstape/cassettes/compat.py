@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wstape.cassettes import v2
-from wstape.cassettes.schema import FORMAT_VERSION, record_from_dict
+from wstape.cassettes.schema import FORMAT_VERSION, SchemaError, record_from_dict
 from wstape.core.model import Message
 
 RecordObj = Any
@@ -31,8 +31,16 @@ def convert_1_2(record: RecordObj) -> RecordObj:
     return record
 
 
+def convert_2_3(record: RecordObj) -> RecordObj:
+    """Version 3 adds the end record's ``listing`` (:mod:`wstape.cassettes.v2`); every
+    record is the same. A version-2 end record has no such field (raises SchemaError)."""
+    if type(record) is dict and record.get("type") == "end" and "listing" in record:
+        raise SchemaError("unknown field 'listing' in an end record")
+    return record
+
+
 # CONVERTERS[n] turns a version-n record into a version n+1 record.
-CONVERTERS: dict[int, Callable[[RecordObj], RecordObj]] = {1: convert_1_2}
+CONVERTERS: dict[int, Callable[[RecordObj], RecordObj]] = {1: convert_1_2, 2: convert_2_3}
 
 
 def migrate(record: RecordObj, version: int) -> RecordObj:

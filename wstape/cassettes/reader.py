@@ -20,7 +20,8 @@ holds the file to them (:class:`~wstape.cassettes.v2.Tally`), and a cassette tha
 end cleanly (no end record at the end, or records no end record counts: a recorder still
 running or killed, or a file cut at a record boundary) is truncated the same way, at the
 end of the file. :meth:`CassetteReader.end_summary` reads the last end record without a
-pass.
+pass; from format version 3, :meth:`CassetteReader.listed` reads the connections of a
+cassette one writer wrote from the listing in its end record (``wstape ls``).
 
 :meth:`CassetteReader.read_batch` reads a bounded batch of records from a record boundary
 (the replay streams each connection's segments of the file that way) with the same fast
@@ -65,7 +66,7 @@ from wstape.cassettes.schema import (
     header_from_dict,
 )
 from wstape.core.connections import MessageFields
-from wstape.core.model import Header, Open, Record
+from wstape.core.model import Close, Header, Open, Record
 
 __all__ = ["MAX_RECORD_BYTES", "CassetteReader", "read_cassette"]
 
@@ -336,7 +337,7 @@ class CassetteReader:
         (migrated by compat.py, then checked in full)."""
         if self._version == 1:
             return decode_v1_fields if fields else decode_v1
-        if self._version == 2 == FORMAT_VERSION:
+        if self._version in (2, 3):  # (version 3 changed only the end record)
             return decode_v2_fields if fields else decode_v2
         return None
 
@@ -514,12 +515,55 @@ class CassetteReader:
                 if RecordScanner(fd, size).scan(start) != size:
                     return None
                 obj = msgpack.unpackb(os.pread(fd, length, start), **_UNPACK_LIMITS)
+                if self._version != FORMAT_VERSION:
+                    obj = compat.migrate(obj, self._version)
                 record = v2.record_from_obj(obj)
             except (ShapeError, RecordTruncated, SchemaError, *_UNPACK_ERRORS):
                 return None
             if type(record) is not v2.End or record.size != length:
                 return None
             return record
+
+    def listed(self) -> list[tuple[Open, Close | None, v2.ListedConn]] | None:
+        """Every connection of a cassette that one writer wrote start to finish, from the
+        listing of its end record (format version 3) without a pass: each with its open
+        and close records, read at the offsets the listing gives and checked in full.
+
+        None when the file has no listing or the listing does not hold (a record at one
+        of its offsets is not that connection's open or close): a pass reads such a file
+        and reports what is wrong with it. Only the opens and closes are read: ``wstape
+        check`` reads every record.
+        """
+        end = self.end_summary()
+        if end is None or end.listing is None:
+            return None
+        end_at = self.size - end.size
+        out: list[tuple[Open, Close | None, v2.ListedConn]] = []
+        seen: set[int] = set()
+        with self._open() as f:
+            scanner = RecordScanner(f.fileno(), self.size, version=self._version)
+
+            def at(offset: int) -> Record | v2.End | None:
+                if not self._body_offset <= offset < end_at:
+                    return None
+                try:
+                    return self._slow_record(scanner, offset, scanner.scan(offset), 0)
+                except (CassetteError, ShapeError, RecordTruncated):
+                    return None
+
+            for entry in end.listing:
+                op = at(entry.open_at)
+                if type(op) is not Open or op.conn != entry.conn or op.conn in seen:
+                    return None
+                seen.add(op.conn)
+                close: Close | None = None
+                if entry.close_at is not None:
+                    got = at(entry.close_at)
+                    if type(got) is not Close or got.conn != entry.conn:
+                        return None
+                    close = got
+                out.append((op, close, entry))
+        return out
 
 
 class _Pass:

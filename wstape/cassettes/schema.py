@@ -29,7 +29,7 @@ from wstape.core.model import (
 )
 
 FORMAT_NAME = "wstape-cassette"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped on every on-disk change; independent of the package version."""
 
 # -- limits ----------------------------------------------------------------------------

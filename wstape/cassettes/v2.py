@@ -1,4 +1,4 @@
-"""Format version 2: message records as short arrays, and the end record.
+"""Format versions 2 and 3: message records as short arrays, and the end record.
 
 Version 1 spelled every record as a map with string keys, so a 100-byte message cost 62
 bytes of keys and type names. Version 2 keeps the maps for the rare records (header,
@@ -22,7 +22,15 @@ did not end cleanly (a recorder still running or killed, or the file cut at a re
 boundary) and is reported as truncated. An end record that claims more than the file holds
 is corruption.
 
-docs/cassette-format.md documents both versions; compat.py's ``convert_1_2`` turns a v1
+Version 3 is version 2 plus one optional field of the end record, ``listing``: written by
+a writer that wrote the whole file by itself (it created it, nobody appended), for at most
+:data:`MAX_END_CONNS` connections, each as ``[conn, open_at, close_at, messages from the
+client, from the server, bytes from the client, from the server, last_t]``: the byte
+offsets of its open and close records (close_at nil when it has none) and its figures as a
+pass folds them (:class:`ListedConn`). ``wstape ls`` lists such a cassette from its end
+(:meth:`~wstape.cassettes.reader.CassetteReader.listed`), reading only the opens and closes.
+
+docs/cassette-format.md documents every version; compat.py's ``convert_1_2`` turns a v1
 message map into the array.
 """
 
@@ -180,6 +188,26 @@ class ConnCount(NamedTuple):
     records: int
 
 
+class ListedConn(NamedTuple):
+    """One connection of an end record's ``listing`` (format version 3): where its open
+    and close records are, and what a pass over its messages would count."""
+
+    conn: int
+    open_at: int
+    """The byte offset of its open record."""
+    close_at: int | None
+    """The byte offset of its close record; None when it has none."""
+    messages_client: int
+    messages_server: int
+    bytes_client: int
+    bytes_server: int
+    last_t: float
+    """The latest ``t`` of its messages and close (0.0 with neither)."""
+
+
+LISTED_ITEMS = len(ListedConn._fields)
+
+
 @dataclass(frozen=True)
 class End:
     """An end record: what one writer wrote, appended when it stopped cleanly."""
@@ -191,21 +219,28 @@ class End:
     more than :data:`MAX_END_CONNS` connections."""
     size: int
     """This record's length in bytes."""
+    listing: tuple[ListedConn, ...] | None = None
+    """Every connection of the file, in the order they opened (format version 3, from a
+    writer that wrote the whole file; see the module's docstring); else None."""
 
 
-def pack_end(records: int, conns: dict[int, int] | None) -> bytes:
-    """The end record's bytes. ``conns`` maps a connection id to its record count."""
+def pack_end(
+    records: int, conns: dict[int, int] | None, listing: list[ListedConn] | None = None
+) -> bytes:
+    """The end record's bytes. ``conns`` maps a connection id to its record count;
+    ``listing`` (format version 3) is dropped past :data:`MAX_END_CONNS` connections."""
     listed = (
         None
         if conns is None or len(conns) > MAX_END_CONNS
         else [[conn, count] for conn, count in conns.items()]
     )
-    body = bytes(
-        msgpack.packb({"type": "end", "records": records, "conns": listed}, use_bin_type=True)
-    )
-    assert body[0] == 0x83  # a fixmap of three entries: the fourth is added by hand
+    fields: dict[str, Any] = {"type": "end", "records": records, "conns": listed}
+    if listing is not None and len(listing) <= MAX_END_CONNS:
+        fields["listing"] = [list(entry) for entry in listing]
+    body = bytes(msgpack.packb(fields, use_bin_type=True))
+    assert body[0] == 0x80 + len(fields)  # a fixmap: the size entry is added by hand
     size = len(body) + len(SIZE_TRAILER) + 4
-    return b"\x84" + body[1:] + SIZE_TRAILER + size.to_bytes(4, "big")
+    return bytes([body[0] + 1]) + body[1:] + SIZE_TRAILER + size.to_bytes(4, "big")
 
 
 def _count(v: Any, what: str) -> int:
@@ -215,9 +250,10 @@ def _count(v: Any, what: str) -> int:
 
 
 def end_from_dict(d: dict[str, Any]) -> End:
-    """Validate an end record map; raises SchemaError."""
+    """Validate an end record map (format version 3: compat.py refuses a ``listing`` in
+    a version-2 file); raises SchemaError."""
     for key in d:
-        if key not in ("type", "records", "conns", "size"):
+        if key not in ("type", "records", "conns", "size", "listing"):
             raise SchemaError(f"unknown field {describe_value(key, 40)} in an end record")
     for key in ("records", "conns", "size"):
         if key not in d:
@@ -246,7 +282,57 @@ def end_from_dict(d: dict[str, Any]) -> End:
                 )
             out.append(ConnCount(conn, _count(item[1], "field 'conns': a record count")))
         conns = tuple(out)
-    return End(records=records, conns=conns, size=size)
+    listing = None if d.get("listing") is None else _listing(d["listing"])
+    return End(records=records, conns=conns, size=size, listing=listing)
+
+
+def _offset(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < MAX_COUNT:
+        raise SchemaError(f"{what} must be a byte offset, not {describe_value(v)}")
+    return v
+
+
+def _listing(raw: Any) -> tuple[ListedConn, ...]:
+    if not isinstance(raw, list) or len(raw) > MAX_END_CONNS:
+        raise SchemaError(
+            f"field 'listing' must be nil or a list of at most {MAX_END_CONNS} connections, "
+            f"not {describe_value(raw)}"
+        )
+    out = []
+    for item in raw:
+        if not isinstance(item, list) or len(item) != LISTED_ITEMS:
+            raise SchemaError(
+                "field 'listing': each item must be [conn, open_at, close_at, messages from "
+                "the client, from the server, bytes from the client, from the server, "
+                f"last_t], not {describe_value(item)}"
+            )
+        conn, open_at, close_at, client, server, bytes_client, bytes_server, last_t = item
+        if isinstance(conn, bool) or not isinstance(conn, int) or not 0 <= conn <= MAX_CONN:
+            raise SchemaError(
+                f"field 'listing': connection id must be from 0 to 2**53, not "
+                f"{describe_value(conn)}"
+            )
+        if (
+            type(last_t) is not float
+            or not math.isfinite(last_t)
+            or not 0.0 <= last_t <= MAX_OFFSET
+        ):
+            raise SchemaError(
+                f"field 'listing': last_t must be a number of seconds, not {describe_value(last_t)}"
+            )
+        out.append(
+            ListedConn(
+                conn,
+                _offset(open_at, "field 'listing': open_at"),
+                None if close_at is None else _offset(close_at, "field 'listing': close_at"),
+                _count(client, "field 'listing': a message count"),
+                _count(server, "field 'listing': a message count"),
+                _count(bytes_client, "field 'listing': a byte count"),
+                _count(bytes_server, "field 'listing': a byte count"),
+                last_t,
+            )
+        )
+    return tuple(out)
 
 
 def record_from_obj(obj: Any) -> Record | End:

@@ -1,8 +1,11 @@
 """Append-only cassette writer: one msgpack record per write, flushed as it is written.
 
-It writes format version 2 (:mod:`wstape.cassettes.v2`): messages as arrays, other records
+It writes format version 3 (:mod:`wstape.cassettes.v2`): messages as arrays, other records
 as maps, and, when the writer is closed, an end record counting what it wrote, so a
-reader can tell a cassette that ended cleanly from one cut at a record boundary. A killed
+reader can tell a cassette that ended cleanly from one cut at a record boundary. A writer
+that wrote the whole file by itself also lists its connections in the end record (where
+each one's open and close are, and its message and byte counts), so ``wstape ls`` reads
+them from the end instead of reading every record. A killed
 recorder loses at most the record being written; readers report the cassette as truncated
 (a record cut short, or no end record). Any write failure raises
 :class:`CassetteWriteError` and leaves the writer unusable: recording must stop rather
@@ -30,8 +33,9 @@ Every record is first held to the reader's own schema check
 packed bytes): wstape never writes what it cannot read back. A record that fails raises
 :class:`UnreadableRecord` and nothing is written; the writer stays usable.
 
-Appending needs a cassette of the version this wstape writes: a version-1 file is refused
-(:class:`OlderCassette`, "run `wstape upgrade`") rather than mixed with version-2 records.
+Appending needs a cassette of format version 2 or 3 (a writer that appends lists no
+connections, so what it writes is the same in both): a version-1 file is refused
+(:class:`OlderCassette`, "run `wstape upgrade`") rather than mixed with later records.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import time
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import msgpack
 
@@ -67,12 +72,61 @@ from wstape.cassettes.schema import (
     record_label,
     record_to_dict,
 )
+from wstape.core.connections import CASSETTE, STRAY, ConnectionTracker
 from wstape.core.errors import ConfigError
-from wstape.core.model import Header, Message, Note, Open, Record
+from wstape.core.model import Close, Header, Message, Note, Open, Record, Side
 from wstape.core.version import __version__
 
 CHECK_EVERY = 1024
 """Records between two checks that the file was not removed (unless ``live``)."""
+APPENDABLE = 2
+"""The oldest format version a writer appends to."""
+
+
+class _Listing:
+    """What ``wstape ls`` folds of a writer's records, for its end record's listing
+    (:class:`~wstape.cassettes.v2.ListedConn`): the same
+    :class:`~wstape.core.connections.ConnectionTracker` decides which connection each
+    record belongs to. Given up (:meth:`add` says False) past
+    :data:`~wstape.cassettes.v2.MAX_END_CONNS` connections and at the first record a pass
+    would leave out or refuse (a stray, a reused id): ``ls`` then reads the file."""
+
+    def __init__(self) -> None:
+        self.tracker = ConnectionTracker()
+        self.live = self.tracker.live_slots
+        """Connection id -> its live slots (the writer counts a message with it)."""
+        self.entries: list[list[Any]] = []
+        """Per slot: the items of its ListedConn, counted as records are written."""
+
+    def add(self, record: Record, offset: int) -> bool:
+        """Count ``record``, written at byte ``offset``; False: no listing can be made."""
+        slot = self.tracker.route(record)
+        if slot == STRAY or self.tracker.reused:
+            return False
+        if slot == CASSETTE or type(record) is Note:
+            return True
+        if type(record) is Open:
+            if slot >= v2.MAX_END_CONNS:
+                return False
+            self.entries.append([record.conn, offset, None, 0, 0, 0, 0, 0.0])
+            return True
+        entry = self.entries[slot]
+        if type(record) is Close:
+            entry[2] = offset
+            entry[7] = max(entry[7], float(record.t))
+        elif isinstance(record, Message):  # (the writer's hot path counts its own messages)
+            size = len(record.payload)
+            if record.side is Side.CLIENT:
+                entry[3] += 1
+                entry[5] += size
+            else:
+                entry[4] += 1
+                entry[6] += size
+            entry[7] = max(entry[7], float(record.t))
+        return True
+
+    def listing(self) -> list[v2.ListedConn]:
+        return [v2.ListedConn(*entry) for entry in self.entries]
 
 
 class WriteMode(StrEnum):
@@ -143,6 +197,9 @@ class CassetteWriter:
         longer, nobody else wrote and there is nothing to read back."""
         self._highest = 0
         """The highest connection id in those bytes (or reserved by this writer)."""
+        self._listing: _Listing | None = None
+        """The connections for the end record's listing, while this writer is the only
+        one that wrote the file (it wrote the header, and nobody else wrote since)."""
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists and mode is WriteMode.CREATE:
             raise CassetteExists(self.path)
@@ -169,6 +226,7 @@ class CassetteWriter:
                 if os.fstat(self._fd).st_size == 0:
                     self._write(header_bytes)
                     self._created = True
+                    self._listing = _Listing()
                     self._scanned_to, self._own = len(header_bytes), 0  # (under the lock)
                     self._check_at = 0  # (the header's check does not count for record 1)
                 else:
@@ -201,9 +259,9 @@ class CassetteWriter:
         never append after garbage. One that did not end cleanly is fine (another writer
         may be appending to it right now)."""
         reader = CassetteReader(self.path)
-        if reader.header.version < FORMAT_VERSION:
+        if reader.header.version < APPENDABLE:
             raise OlderCassette(self.path, reader.header.version)
-        if reader.header.version != FORMAT_VERSION:  # pragma: no cover - refused as newer
+        if reader.header.version > FORMAT_VERSION:  # pragma: no cover - refused as newer
             raise CassetteError(self.path, f"cannot append to format {reader.header.version}")
         try:
             for _, _, record in reader.iter_with_offsets():
@@ -223,6 +281,7 @@ class CassetteWriter:
             self._scanned_to, self._own = stat.st_size, 0
             self._scanned_index = self._next_index
             return
+        self._listing = None  # (another writer wrote: this one lists no connections)
         try:  # (our own records since _scanned_to are read back too)
             reader = CassetteReader(self.path, allow_truncated=True, allow_reused_ids=True)
             for _, _, record in reader.iter_with_offsets(
@@ -296,6 +355,21 @@ class CassetteWriter:
             self.records_written += 1
             conn = items[0]
             self._counts[conn] = self._counts.get(conn, 0) + 1
+            listing = self._listing
+            if listing is not None:  # _Listing.add for a message, inline
+                live = listing.live(conn)
+                if live:
+                    entry = listing.entries[live[-1]]
+                    if items[2] < 2:  # from the client
+                        entry[3] += 1
+                        entry[5] += len(items[3])
+                    else:
+                        entry[4] += 1
+                        entry[6] += len(items[3])
+                    if items[1] > entry[7]:
+                        entry[7] = items[1]
+                else:  # a stray: a pass would leave it out and warn
+                    self._listing = None
             return
         try:
             fields = record_to_dict(record)
@@ -307,10 +381,13 @@ class CassetteWriter:
             raise self._unreadable(record, f"cannot pack it: {e}") from None
         if len(data) > MAX_RECORD_BYTES:
             raise self._unreadable(record, f"{len(data)} bytes, over the {MAX_RECORD_BYTES} cap")
+        offset = self._scanned_to + self._own
         self._write(data)
         self.records_written += 1
         if record.conn is not None:
             self._counts[record.conn] = self._counts.get(record.conn, 0) + 1
+        if self._listing is not None and not self._listing.add(record, offset):
+            self._listing = None
 
     @property
     def _next_index(self) -> int:
@@ -383,9 +460,18 @@ class CassetteWriter:
             return
         try:
             if self._failed is None:
-                self._check_file()
+                stat = self._check_file()
                 if self.records_written or self._created:
-                    self._write(v2.pack_end(self.records_written, self._counts))
+                    listing = self._listing
+                    if listing is not None and stat.st_size != self._scanned_to + self._own:
+                        listing = None  # (another writer wrote since: offsets unknown)
+                    self._write(
+                        v2.pack_end(
+                            self.records_written,
+                            self._counts,
+                            None if listing is None else listing.listing(),
+                        )
+                    )
         finally:
             self.abort()
 

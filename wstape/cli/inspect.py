@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +14,7 @@ from rich.text import Text
 
 from wstape.cassettes import CassetteError, CassetteReader
 from wstape.cassettes.schema import FORMAT_NAME
+from wstape.cassettes.v2 import ListedConn
 from wstape.cli import output
 from wstape.cli.common import (
     CassetteArg,
@@ -32,7 +33,7 @@ from wstape.cli.common import (
 from wstape.cli.options import ProtocolOpt, protocol_option
 from wstape.cli.output import Column
 from wstape.core.closecodes import describe
-from wstape.core.connections import summarize_connections
+from wstape.core.connections import slim_open, summarize_connections
 from wstape.core.model import (
     Close,
     ConnectionSummary,
@@ -98,13 +99,22 @@ def ls(
     # place of its summary: ls of 200,000 connections holds one string per connection.
     finish = _json_text if as_json else _row_text
     try:
-        with output.progress([cassette], "ls", enabled=not as_json), output.no_cycle_collection():
-            folded = summarize_connections(only_conns(reader.iter_fields(), conn, cassette), finish)
+        listed = reader.listed()
+        if listed is not None:  # (one writer wrote it all: its end record lists them)
+            texts = _listed_texts(listed, conn, cassette, finish)
+        else:
+            with (
+                output.progress([cassette], "ls", enabled=not as_json),
+                output.no_cycle_collection(),
+            ):
+                folded = summarize_connections(
+                    only_conns(reader.iter_fields(), conn, cassette), finish
+                )
+            warn_if_truncated(reader)
+            warn_strays(cassette, folded.strays)
+            texts = folded.connections
     except CassetteError as e:
         cassette_error(e)
-    warn_if_truncated(reader)
-    warn_strays(cassette, folded.strays)
-    texts = folded.connections
     if as_json:
         write_json_texts(texts)
         return
@@ -119,6 +129,35 @@ def ls(
     )
     title = f"{cassette} ({output.plural(len(texts), 'connection')})"
     output.print_table(console(), title, columns, output.TextRows(texts))
+
+
+def _listed_texts(
+    listed: list[tuple[Open, Close | None, ListedConn]],
+    conns: list[int] | None,
+    path: Path,
+    finish: Callable[[ConnectionSummary], str],
+) -> list[str]:
+    """The rows of the connections an end record lists (:meth:`CassetteReader.listed`):
+    what a pass gives, each summary made from its open, its close and its counts."""
+    wanted = None if conns is None else set(conns)
+    texts = [
+        finish(
+            ConnectionSummary(
+                open=slim_open(op),
+                messages_client=counts.messages_client,
+                messages_server=counts.messages_server,
+                bytes_client=counts.bytes_client,
+                bytes_server=counts.bytes_server,
+                last_t=counts.last_t,
+                close=close,
+            )
+        )
+        for op, close, counts in listed
+        if wanted is None or op.conn in wanted
+    ]
+    if wanted is not None:
+        missing_ids(path, wanted - {op.conn for op, _, _ in listed})
+    return texts
 
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode
