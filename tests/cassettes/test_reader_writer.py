@@ -29,6 +29,7 @@ from wstape.cassettes import reader as reader_module
 from wstape.cassettes import writer as writer_module
 from wstape.cassettes.schema import (
     FORMAT_NAME,
+    FORMAT_VERSION,
     MAX_OFFSET,
     describe_value,
     header_to_dict,
@@ -309,7 +310,7 @@ def test_append_refuses_newer_cassette(tmp_path: Path) -> None:
             {
                 "type": "header",
                 "format": FORMAT_NAME,
-                "version": 3,
+                "version": FORMAT_VERSION + 1,
                 "creator": "x",
                 "started_at": 0.0,
             }

@@ -20,6 +20,7 @@ from wstape.cassettes import (
     read_cassette,
     v2,
 )
+from wstape.cassettes.schema import FORMAT_VERSION
 from wstape.core.model import Close, Message, Note, Opcode, Record, Side
 
 CHAT: list[Record] = [
@@ -64,7 +65,7 @@ def test_records_round_trip_and_the_end_record_is_not_handed_out(tmp_path: Path)
     path = tmp_path / "c.msgpack"
     write(path, CHAT)
     header, records = read_cassette(path)
-    assert header.version == 2 and records == CHAT
+    assert header.version == FORMAT_VERSION and records == CHAT
     end = CassetteReader(path).end_summary()
     assert end is not None and end.records == len(CHAT)
     assert end.conns == (v2.ConnCount(1, 4), v2.ConnCount(2, 4))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cassettes.test_frozen_v2 import V2
 from tests.cli.helpers import (
     SECRET,
     V1,
@@ -158,7 +159,10 @@ def test_repair_ends_a_cassette_that_did_not_end_cleanly(tmp_path: Path) -> None
     src, out = tmp_path / "killed.msgpack", tmp_path / "fixed.msgpack"
     write(src, read_cassette(V1)[1])
     data = src.read_bytes()
-    src.write_bytes(data[: data.rindex(b"\x84\xa4type\xa3end")])  # killed between records
+    end = CassetteReader(src).end_summary()
+    assert end is not None
+    cut = data[: len(data) - end.size]
+    src.write_bytes(cut)  # killed between records
     shown = invoke("ls", src)
     assert shown.exit_code == 0  # type: ignore[attr-defined]
     assert "did not end cleanly" in shown.stderr and "wstape repair" in shown.stderr  # type: ignore[attr-defined]
@@ -168,32 +172,40 @@ def test_repair_ends_a_cassette_that_did_not_end_cleanly(tmp_path: Path) -> None
     assert "did not end cleanly" in line and "wstape repair" in line
     doc = json.loads(ok("repair", src, "-o", out, "--json"))
     assert doc["ended_cleanly"] is False and doc["dropped_bytes"] == 0
-    assert doc["truncated_at"] == len(data[: data.rindex(b"\x84\xa4type\xa3end")])
+    assert doc["truncated_at"] == len(cut)
     assert read_cassette(out)[1] == read_cassette(V1)[1]  # nothing lost, and ended
     assert "had not ended cleanly (every record was whole): ended it" in ok(
         "repair", src, "-o", out, "--overwrite"
     )
 
 
-def test_upgrade_rewrites_a_v1_cassette_in_v2(tmp_path: Path) -> None:
-    out = tmp_path / "v2.msgpack"
-    assert ok("upgrade", V1, "-o", out).strip() == f"format version 1 → 2: 9 records → {out}"
+def test_upgrade_rewrites_a_v1_cassette_in_the_current_version(tmp_path: Path) -> None:
+    out = tmp_path / "v3.msgpack"
+    assert ok("upgrade", V1, "-o", out).strip() == f"format version 1 → 3: 9 records → {out}"
     (header, records), (v1_header, v1_records) = read_cassette(out), read_cassette(V1)
     assert records == v1_records
-    assert header == replace(v1_header, version=2)
+    assert header == replace(v1_header, version=3)
     assert out.stat().st_size < V1.stat().st_size
-    assert CassetteReader(out).end_summary() is not None
+    end = CassetteReader(out).end_summary()
+    assert end is not None and end.listing is not None  # (ls reads it from the end)
     doc = json.loads(ok("upgrade", V1, "-o", out, "--overwrite", "--json"))
     assert doc == {
         "input": str(V1),
         "output": str(out),
         "from_version": 1,
-        "version": 2,
+        "version": 3,
         "records": 9,
     }
     again = tmp_path / "again.msgpack"
-    assert "already format version 2, rewritten" in ok("upgrade", out, "-o", again)
+    assert "already format version 3, rewritten" in ok("upgrade", out, "-o", again)
     assert read_cassette(again) == read_cassette(out)
+
+
+def test_upgrade_rewrites_a_v2_cassette_in_the_current_version(tmp_path: Path) -> None:
+    out = tmp_path / "v3.msgpack"
+    assert ok("upgrade", V2, "-o", out).strip() == f"format version 2 → 3: 14 records → {out}"
+    assert read_cassette(out)[1] == read_cassette(V2)[1]
+    assert ok("ls", out) == ok("ls", V2)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.records import make_open, write
+from wstape.cassettes import CassetteWriter, WriteMode
 from wstape.cli.output import PROGRESS_MIN_BYTES
 from wstape.core.model import Close, Message, Opcode, Side
 
@@ -28,6 +29,9 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     records += [Message(1, i / 1000, Side.SERVER, Opcode.TEXT, payload) for i in range(count)]
     records.append(Close(1, count / 1000, Side.SERVER, 1000))
     write(path, records)
+    with CassetteWriter(path, mode=WriteMode.APPEND) as appended:
+        # (a second writer: the end record lists no connections, so ls reads it all too)
+        appended.note("appended")
     return path
 
 
