@@ -159,13 +159,23 @@ def test_a_writer_another_wrote_beside_lists_nothing(tmp_path: Path) -> None:
 
 
 def test_too_many_connections_list_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(v2, "MAX_END_CONNS", 3)
+    monkeypatch.setattr(v2, "MAX_LISTED", 3)
     path = tmp_path / "many.msgpack"
     write(path, [make_open(c) for c in range(1, 4)])
     assert listing(path) is not None
     write(path, [make_open(c) for c in range(1, 5)])
     assert listing(path) is None
     assert len(by_pass(path)) == 4
+
+
+def test_the_longest_listing_is_a_record_the_reader_takes(tmp_path: Path) -> None:
+    path = tmp_path / "most.msgpack"
+    opens = [make_open(c) for c in range(2**40, 2**40 + v2.MAX_LISTED)]  # (9-byte ids)
+    write(path, [*opens, *(Close(o.conn, 1e6, Side.SERVER, 1000) for o in opens)])
+    assert len(listing(path) or ()) == v2.MAX_LISTED
+    assert len(list(CassetteReader(path))) == 2 * v2.MAX_LISTED  # (the end record is taken)
+    write(path, [*opens, make_open(1)])
+    assert listing(path) is None and len(list(CassetteReader(path))) == v2.MAX_LISTED + 1
 
 
 def test_appending_onto_a_v2_cassette_keeps_it_v2(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ is corruption.
 
 Version 3 is version 2 plus one optional field of the end record, ``listing``: written by
 a writer that wrote the whole file by itself (it created it, nobody appended), for at most
-:data:`MAX_END_CONNS` connections, each as ``[conn, open_at, close_at, messages from the
+:data:`MAX_LISTED` connections, each as ``[conn, open_at, close_at, messages from the
 client, from the server, bytes from the client, from the server, last_t]``: the byte
 offsets of its open and close records (close_at nil when it has none) and its figures as a
 pass folds them (:class:`ListedConn`). ``wstape ls`` lists such a cassette from its end
@@ -48,6 +48,7 @@ from wstape.cassettes.schema import (
     MAX_ITEMS,
     MAX_OFFSET,
     MAX_RECORD_BYTES,
+    MAX_TOKENS,
     SchemaError,
     describe_value,
     record_from_dict,
@@ -206,6 +207,10 @@ class ListedConn(NamedTuple):
 
 
 LISTED_ITEMS = len(ListedConn._fields)
+MAX_LISTED = 3000
+"""Connections an end record lists (``listing``): each costs 12 msgpack values with its
+``conns`` entry, and a record holds at most ``MAX_TOKENS`` (40,000) values."""
+assert MAX_LISTED * (3 + 1 + LISTED_ITEMS) + 16 < MAX_TOKENS
 
 
 @dataclass(frozen=True)
@@ -228,14 +233,14 @@ def pack_end(
     records: int, conns: dict[int, int] | None, listing: list[ListedConn] | None = None
 ) -> bytes:
     """The end record's bytes. ``conns`` maps a connection id to its record count;
-    ``listing`` (format version 3) is dropped past :data:`MAX_END_CONNS` connections."""
+    ``listing`` (format version 3) is dropped past :data:`MAX_LISTED` connections."""
     listed = (
         None
         if conns is None or len(conns) > MAX_END_CONNS
         else [[conn, count] for conn, count in conns.items()]
     )
     fields: dict[str, Any] = {"type": "end", "records": records, "conns": listed}
-    if listing is not None and len(listing) <= MAX_END_CONNS:
+    if listing is not None and len(listing) <= MAX_LISTED:
         fields["listing"] = [list(entry) for entry in listing]
     body = bytes(msgpack.packb(fields, use_bin_type=True))
     assert body[0] == 0x80 + len(fields)  # a fixmap: the size entry is added by hand
@@ -293,9 +298,9 @@ def _offset(v: Any, what: str) -> int:
 
 
 def _listing(raw: Any) -> tuple[ListedConn, ...]:
-    if not isinstance(raw, list) or len(raw) > MAX_END_CONNS:
+    if not isinstance(raw, list) or len(raw) > MAX_LISTED:
         raise SchemaError(
-            f"field 'listing' must be nil or a list of at most {MAX_END_CONNS} connections, "
+            f"field 'listing' must be nil or a list of at most {MAX_LISTED} connections, "
             f"not {describe_value(raw)}"
         )
     out = []

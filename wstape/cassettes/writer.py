@@ -88,7 +88,7 @@ class _Listing:
     (:class:`~wstape.cassettes.v2.ListedConn`): the same
     :class:`~wstape.core.connections.ConnectionTracker` decides which connection each
     record belongs to. Given up (:meth:`add` says False) past
-    :data:`~wstape.cassettes.v2.MAX_END_CONNS` connections and at the first record a pass
+    :data:`~wstape.cassettes.v2.MAX_LISTED` connections and at the first record a pass
     would leave out or refuse (a stray, a reused id): ``ls`` then reads the file."""
 
     def __init__(self) -> None:
@@ -106,7 +106,7 @@ class _Listing:
         if slot == CASSETTE or type(record) is Note:
             return True
         if type(record) is Open:
-            if slot >= v2.MAX_END_CONNS:
+            if slot >= v2.MAX_LISTED:
                 return False
             self.entries.append([record.conn, offset, None, 0, 0, 0, 0, 0.0])
             return True
