@@ -2,7 +2,7 @@
 
 CassetteError                 anything wrong with reading a cassette (exit code 3)
 ├── TruncatedCassette         the file ends inside a record (a recorder was killed)
-│   └── UnendedCassette       format 2: no end record accounts for the last records
+│   └── UnendedCassette       format 2+: no end record accounts for the last records
 ├── DuplicateConnection       a connection id is opened twice (concurrent appends)
 └── NewerCassette             written by a newer wstape ("upgrade wstape")
 CassetteWriteError            a record could not be written (disk full, file removed)

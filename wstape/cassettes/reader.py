@@ -206,7 +206,7 @@ class CassetteReader:
         self.truncated_at: int | None = None
         self.incomplete: str | None = None
         """Why the last pass set ``truncated_at`` at the end of the file: the cassette did
-        not end cleanly (format version 2; every record in it is whole)."""
+        not end cleanly (format version 2 or later; every record in it is whole)."""
         self.next_index = 1
         """After a pass that read to the end of the file: the index the next record
         written would have."""
@@ -425,7 +425,7 @@ class CassetteReader:
         self, scanner: RecordScanner, offset: int, end: int, index: int
     ) -> Record | v2.End:
         """The record the scanner checked at ``offset``..``end``, built and checked in full
-        (an end record only in a file of format version 2)."""
+        (an end record only in a file of format version 2 or later)."""
         try:
             if end - offset > BIG_RECORD:  # (a module constant: tests lower it)
                 obj = _build_big(scanner, offset)
@@ -476,7 +476,7 @@ class CassetteReader:
 
     def _hold_to_ends(self, tally: v2.Tally | None, index: int, offset: int) -> None:
         """After a pass that read the whole file: hold it to its end records (format
-        version 2), so a cassette that did not end cleanly is reported as truncated."""
+        version 2 and later), so a cassette that did not end cleanly is reported as truncated."""
         self.next_index = index
         if tally is None or self._version < 2:
             return

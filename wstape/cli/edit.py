@@ -322,12 +322,14 @@ def upgrade(
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Rewrite a cassette of an older format version (1) in the current one (2).
+    """Rewrite a cassette of an older format version (1 or 2) in the current one (3).
 
-    Every record is kept as it is; the output is smaller (messages lose their map keys)
-    and ends with an end record, so a later cut at a record boundary is detected. Any
-    wstape reads version 1 as it is; upgrade to append to it (`record --append` refuses an
-    older version) or to get the smaller, checkable file. A truncated cassette is refused
+    Every record is kept as it is. From version 1 the output is smaller (messages lose
+    their map keys) and ends with an end record, so a later cut at a record boundary is
+    detected; from either, the end record lists the connections, so `wstape ls` reads
+    them from the end of the file. Any wstape reads versions 1 and 2 as they are; upgrade
+    to append to a version-1 file (`record --append` refuses it) or to get the smaller,
+    checkable file. A truncated cassette is refused
     (`wstape repair` keeps its complete part, in the current version). A cassette already
     in the current version is rewritten as it is.
 

@@ -10,7 +10,7 @@ adds the flag to use, the pytest plugin the marker argument. The tree::
     │   └── RedactError                     wstape.tools.redact: a redaction rule that cannot work
     ├── CassetteError                       wstape.cassettes: a cassette that cannot be read
     │   ├── TruncatedCassette               it ends inside a record (a recorder was killed)
-    │   │   └── UnendedCassette             format 2: whole records, but it did not end cleanly
+    │   │   └── UnendedCassette             format 2+: whole records, but it did not end cleanly
     │   ├── DuplicateConnection             a connection id opened twice (concurrent appends)
     │   └── NewerCassette                   written by a newer wstape ("upgrade wstape")
     ├── CassetteWriteError                  wstape.cassettes: a record that cannot be written

@@ -180,7 +180,7 @@ class RepairResult:
     """Byte offset where the incomplete tail started (None: the file was complete)."""
     dropped_bytes: int = 0
     incomplete: str | None = None
-    """Why the input had not ended cleanly (format 2: no end record for its last records;
+    """Why the input had not ended cleanly (format 2 and later: no end record for its last records;
     ``truncated_at`` is then the end of the file and nothing was dropped)."""
     closed: list[int] = field(default_factory=list)
     """Connections that had no close record and got ``Close(by=None, code=None)``."""
