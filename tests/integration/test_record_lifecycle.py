@@ -15,6 +15,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.cassettes.test_listing import by_pass, from_end
 from tests.helpers.servers import (
     MAX_SIZE,
     RecorderProcess,
@@ -88,6 +89,16 @@ def test_stopping_ends_open_connections_with_by_none(
     assert isinstance(note, Note) and note.conn == opened.conn
     assert "recording stopped" in note.text
     assert "1 still open at the stop" in rec.output_text
+    assert_ls_from_the_end(out, listed=True)  # (one recorder wrote it all)
+
+
+def assert_ls_from_the_end(path: Path, *, listed: bool) -> None:
+    """Whether the cassette's end record lists its connections (format 3); when it does,
+    ``ls`` gets from it what a pass over every record gets."""
+    end = CassetteReader(path).end_summary()
+    assert end is not None and (end.listing is not None) is listed
+    if listed:
+        assert from_end(path) == by_pass(path)
 
 
 def test_kill_9_mid_connection_leaves_every_complete_record_readable(
@@ -232,6 +243,7 @@ def test_append_continues_connection_ids(tmp_path: Path, ws_server: ScenarioServ
         (1, "/run0"),
         (2, "/run1"),
     ]
+    assert_ls_from_the_end(out, listed=False)  # (the second recorder appended)
 
 
 def test_filter_records_only_matching_upgrades(tmp_path: Path, ws_server: ScenarioServer) -> None:
@@ -340,7 +352,7 @@ def test_append_to_a_format_1_cassette_says_to_upgrade_it(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"wstape: error: {out}: cannot append: the cassette is format version 1 and this "
-        f"wstape writes version 2; convert it first with `wstape upgrade {out} -o "
+        f"wstape writes version 3; convert it first with `wstape upgrade {out} -o "
         "NEW.msgpack` and append to NEW.msgpack"
     ]
     assert out.read_bytes() == V1_SAMPLE.read_bytes()
@@ -461,3 +473,4 @@ def test_two_recorders_appending_to_one_cassette_at_once(
     opens = [r for r in records if isinstance(r, Open)]
     assert sorted(r.conn for r in opens) == list(range(1, total + 1))
     assert sum(isinstance(r, Message) for r in records) == 2 * total
+    assert_ls_from_the_end(out, listed=False)  # (neither wrote it all)
