@@ -194,3 +194,21 @@ def test_every_truncation_of_a_v2_cassette_is_reported_even_at_a_record_boundary
 def path_with(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_a_hostile_listing_is_never_used_for_a_file_a_pass_refuses(tmp_path: Path) -> None:
+    path = tmp_path / "v3.msgpack"
+    cases = [(n, d) for n, d in SMALL if n.startswith("v3 ")]
+    assert len(cases) > 30
+    used = 0
+    for name, data in cases:
+        path.write_bytes(data)
+        listed = CassetteReader(path).listed()  # (never raises)
+        got = read_all(path)
+        if isinstance(got, CassetteError):
+            one_line(got, path, name)
+            assert listed is None, name
+        elif listed is not None:
+            used += 1
+            assert {op.conn for op, _, _ in listed} <= {1, 2, 3}, name
+    assert used >= 3  # (the sample's own listing and a few with figures that are only wrong)

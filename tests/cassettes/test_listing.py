@@ -230,11 +230,21 @@ def test_a_listing_that_does_not_hold_is_not_used(tmp_path: Path) -> None:
         {
             "records": records,
             "conns": conns,
-            "listing": [list(one._replace(messages_client=7)), list(two)],
+            "listing": [list(one._replace(bytes_client=7)), list(two)],
         },
     )
     shown = from_end(path)
-    assert shown is not None and json.loads(shown[0])["messages"]["client"] == 7
+    assert shown is not None and json.loads(shown[0])["bytes"]["client"] == 7
+    # ... but not one that counts more records than its conns do.
+    end_with(
+        path,
+        {
+            "records": records,
+            "conns": conns,
+            "listing": [list(one._replace(messages_client=7)), list(two)],
+        },
+    )
+    assert from_end(path) is None
 
 
 @pytest.mark.parametrize(

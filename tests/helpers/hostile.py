@@ -237,6 +237,121 @@ def _v2(big: bool) -> Iterator[tuple[str, bytes]]:
         yield "v2 200k stray ids", cassette_v2(*strays, end_v2(len(strays)))
 
 
+# -- format version 3 -------------------------------------------------------------------
+
+
+def cassette_v3(*records: dict[str, Any] | list[Any] | bytes) -> bytes:
+    """A version-3 header, then each record (packed, or raw bytes as they are)."""
+    return pack(header(version=3)) + b"".join(
+        r if isinstance(r, bytes) else pack(r) for r in records
+    )
+
+
+def _listed(records: list[dict[str, Any] | list[Any]]) -> tuple[list[list[Any]], list[int]]:
+    """The listing a writer of ``records`` (after a version-3 header) would write, and the
+    byte offset of each record."""
+    offsets, at = [], len(pack(header(version=3)))
+    for r in records:
+        offsets.append(at)
+        at += len(pack(r))
+    entries: dict[int, list[Any]] = {}
+    for r, offset in zip(records, offsets, strict=True):
+        if isinstance(r, list):
+            e = entries[r[0]]
+            e[3 if r[2] < 2 else 4] += 1
+            e[5 if r[2] < 2 else 6] += len(r[3])
+            e[7] = max(e[7], r[1])
+        elif r["type"] == "open":
+            entries[r["conn"]] = [r["conn"], offset, None, 0, 0, 0, 0, 0.0]
+        elif r["type"] == "close":
+            e = entries[r["conn"]]
+            e[2], e[7] = offset, max(e[7], r["t"])
+    return list(entries.values()), offsets
+
+
+def _sample_v3_records() -> list[dict[str, Any] | list[Any]]:
+    return [
+        note(None, text="recorded by hand"),
+        open_(1),
+        message_v2(1, 0.1),
+        message_v2(1, 0.2, 2, b'{"type":"pong","n":1}'),
+        open_(2, target="/feed"),
+        message_v2(2, 0.3, 1, bytes(range(64))),
+        open_(3, status=403),
+        message_v2(1, 0.4, 0, "用户".encode() * 20),
+        close(2, 0.5, by="server", code=1006, reason="", on_wire=False),
+        close(1, 1.0, code=4001, reason="用户主动退出登录"),
+    ]
+
+
+def sample_v3() -> bytes:
+    """A version-3 cassette one writer wrote: its end record lists the connections."""
+    records = _sample_v3_records()
+    listing, _ = _listed(records)
+    return cassette_v3(*records, end_v2(len(records), [[1, 6], [2, 3], [3, 1]], listing=listing))
+
+
+def _v3() -> Iterator[tuple[str, bytes]]:
+    """Version-3 listings that do not hold, or are malformed, in every way."""
+    records = _sample_v3_records()
+    good, offsets = _listed(records)
+
+    def with_listing(listing: Any, conns: Any = ((1, 6), (2, 3), (3, 1))) -> bytes:
+        listed = None if conns is None else [list(c) for c in conns]
+        return cassette_v3(*records, end_v2(len(records), listed, listing=listing))
+
+    def changed(i: int, item: int, value: Any) -> list[list[Any]]:
+        out = [list(e) for e in good]
+        out[i][item] = value
+        return out
+
+    yield "v3 listing of the sample", with_listing(good)
+    yield "v3 listing empty", with_listing([])
+    yield "v3 listing nil", with_listing(None)
+    yield "v3 listing not a list", with_listing("all")
+    yield "v3 listing in v2", cassette_v2(*records, end_v2(len(records), None, listing=good))
+    for name, item, value in (
+        ("open_at a message", 1, offsets[2]),
+        ("open_at the other open", 1, offsets[4]),
+        ("open_at the header", 1, 1),
+        ("open_at inside a record", 1, offsets[1] + 3),
+        ("open_at the end record", 1, len(with_listing(good)) - 10),
+        ("open_at past the end", 1, 2**40),
+        ("open_at 0", 1, 0),
+        ("open_at -1", 1, -1),
+        ("open_at float", 1, 86.0),
+        ("close_at an open", 2, offsets[1]),
+        ("close_at the other close", 2, offsets[8]),
+        ("close_at a note", 2, offsets[0]),
+        ("conn of another", 0, 2),
+        ("conn never opened", 0, 99),
+        ("conn -1", 0, -1),
+        ("count -1", 3, -1),
+        ("count 2**64-1", 4, 2**64 - 1),
+        ("count true", 5, True),
+        ("bytes 2**53", 6, 2**53),
+        ("last_t nan", 7, float("nan")),
+        ("last_t inf", 7, float("inf")),
+        ("last_t -1", 7, -1.0),
+        ("last_t int", 7, 1),
+        ("last_t str", 7, "1.0"),
+    ):
+        yield f"v3 listing {name}", with_listing(changed(0, item, value))
+    yield "v3 listing twice the same", with_listing([good[0], good[0]])
+    yield "v3 listing without conns", with_listing(good, None)
+    yield "v3 listing and conns in another order", with_listing(good, ((2, 3), (1, 6), (3, 1)))
+    yield "v3 listing of one less", with_listing(good[:2], ((1, 6), (2, 3)))
+    yield "v3 listing of more than conns count", with_listing(changed(0, 3, 6))
+    yield "v3 conns of more than the records", with_listing(good, ((1, 60), (2, 3), (3, 1)))
+    yield "v3 listing close before open", with_listing(changed(0, 2, offsets[1] - 1))
+    yield "v3 listing short item", with_listing([good[0][:7]])
+    yield "v3 listing long item", with_listing([[*good[0], 0]])
+    yield "v3 listing nested", with_listing([[good[0]]])
+    yield "v3 listing 3000", with_listing([good[0]] * 3000)
+    yield "v3 listing 3001", with_listing([good[0]] * 3001)
+    yield "v3 listing 4097", with_listing([good[0]] * 4097)
+
+
 # -- msgpack pieces ----------------------------------------------------------------------
 
 
@@ -483,6 +598,7 @@ def hand_made(*, big: bool = True) -> Iterator[tuple[str, bytes]]:
     files of a megabyte or more (95 MB records, a 16.8 MB bomb, 2 MiB values)."""
     yield from _semantics(big)
     yield from _v2(big)
+    yield from _v3()
     yield from _structure(big)
     yield from _claims()
     yield from _wrong_typed(big)
@@ -520,12 +636,12 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 def mutations(count: int, seed: int = 0) -> Iterator[tuple[str, bytes]]:
     rng = random.Random(seed)
-    bases = (sample(), sample_v2())
+    bases = (sample(), sample_v2(), sample_v3())
     for n in range(count):
-        yield f"mutation-{n}", mutate(bases[n % 2], rng)
+        yield f"mutation-{n}", mutate(bases[n % len(bases)], rng)
 
 
 def truncations() -> Iterator[tuple[str, bytes]]:
-    for version, base in ((1, sample()), (2, sample_v2())):
+    for version, base in ((1, sample()), (2, sample_v2()), (3, sample_v3())):
         for n in range(len(base)):
             yield f"v{version}-truncated-at-{n}", base[:n]

@@ -535,7 +535,7 @@ class CassetteReader:
         check`` reads every record.
         """
         end = self.end_summary()
-        if end is None or end.listing is None:
+        if end is None or end.listing is None or not _listing_agrees(end, end.listing):
             return None
         end_at = self.size - end.size
         out: list[tuple[Open, Close | None, v2.ListedConn]] = []
@@ -558,12 +558,27 @@ class CassetteReader:
                 seen.add(op.conn)
                 close: Close | None = None
                 if entry.close_at is not None:
-                    got = at(entry.close_at)
+                    got = at(entry.close_at) if entry.close_at > entry.open_at else None
                     if type(got) is not Close or got.conn != entry.conn:
                         return None
                     close = got
                 out.append((op, close, entry))
         return out
+
+
+def _listing_agrees(end: v2.End, listing: tuple[v2.ListedConn, ...]) -> bool:
+    """Whether an end record's listing agrees with its counts: the same connections in
+    the same order as ``conns`` (a writer lists both), each with at least the records
+    the listing gives it, and no more records than ``records`` in all."""
+    conns = end.conns
+    if conns is None or [c.conn for c in conns] != [e.conn for e in listing]:
+        return False
+    if sum(c.records for c in conns) > end.records:
+        return False
+    return all(
+        c.records >= 1 + e.messages_client + e.messages_server + (e.close_at is not None)
+        for c, e in zip(conns, listing, strict=True)
+    )
 
 
 class _Pass:
