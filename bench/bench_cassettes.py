@@ -2,7 +2,9 @@
 
 Two cassettes are written with ``CassetteWriter`` into a temporary directory:
 
-- ``messages``: one connection of 1,000,000 x 100-byte messages (``--quick``: 100,000);
+- ``messages``: one connection of 1,000,000 x 100-byte messages (``--quick``: 100,000),
+  in the format this tree writes (from format 3 its end record lists the connection, so
+  ``ls`` reads only that, the open and the close);
 - ``connections``: 200,000 connections (``--quick``: 20,000), each an open, one client
   message and a close.
 
@@ -20,7 +22,8 @@ Goals: ``stats --json`` / ``ls`` / ``check`` at most 2x the bare loop and ``expo
 jsonl`` at most 4x, each under 100 MB; on ``connections``, every command at most 2x the
 per-record time the same command takes on ``messages``, under 200 MB. The goals are about
 the bare loop over the v1 file: v2's arrays make the bare loop itself about 7x faster, so
-``messages`` also shows each command against the v1 file's bare loop (``x v1``).
+``messages`` also shows each command against the v1 file's bare loop (``x v1``; with
+``--only messages``, the goal is held to its own bare loop instead).
 
     python bench/bench_cassettes.py [--quick] [--only messages|messages-v1|connections] [--src DIR]
         [--runs N] [--keep DIR]
@@ -218,10 +221,14 @@ def main() -> None:
                 if name == "messages-v1":
                     want = f"<= {goal:g}x, < 100 MB"
                     ok = ratio <= goal and rss < 100
-                elif name == "messages":
+                elif name == "messages" and v1_bare:
                     per_record[label] = us
                     want = f"<= {goal:g}x v1, < 100 MB"
-                    ok = vs_v1.strip() != "-" and float(vs_v1) <= goal and rss < 100
+                    ok = float(vs_v1) <= goal and rss < 100
+                elif name == "messages":  # (no v1 run: against its own bare loop, stricter)
+                    per_record[label] = us
+                    want = f"<= {goal:g}x, < 100 MB"
+                    ok = ratio <= goal and rss < 100
                 elif label in per_record:
                     want = f"<= {2 * per_record[label]:.2f} us/rec, < 200 MB"
                     ok = us <= 2 * per_record[label] and rss < 200
