@@ -127,9 +127,10 @@ def end_v2(records: Any, conns: Any = None, **changes: Any) -> bytes:
     return bytes([head + 1]) + body[1:] + b"\xa4size\xce" + struct.pack(">I", size)
 
 
-def cassette_v2(*records: dict[str, Any] | list[Any] | bytes) -> bytes:
-    """A version-2 header, then each record (packed, or raw bytes as they are)."""
-    return pack(header(version=2)) + b"".join(
+def cassette_v2(*records: dict[str, Any] | list[Any] | bytes, version: int = 2) -> bytes:
+    """A version-2 header (or ``version``), then each record (packed, or raw bytes as
+    they are)."""
+    return pack(header(version=version)) + b"".join(
         r if isinstance(r, bytes) else pack(r) for r in records
     )
 
@@ -242,9 +243,7 @@ def _v2(big: bool) -> Iterator[tuple[str, bytes]]:
 
 def cassette_v3(*records: dict[str, Any] | list[Any] | bytes) -> bytes:
     """A version-3 header, then each record (packed, or raw bytes as they are)."""
-    return pack(header(version=3)) + b"".join(
-        r if isinstance(r, bytes) else pack(r) for r in records
-    )
+    return cassette_v2(*records, version=3)
 
 
 def _listed(records: list[dict[str, Any] | list[Any]]) -> tuple[list[list[Any]], list[int]]:

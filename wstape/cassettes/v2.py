@@ -279,16 +279,17 @@ def end_from_dict(d: dict[str, Any]) -> End:
                 raise SchemaError(
                     f"field 'conns': each item must be [conn, records], not {describe_value(item)}"
                 )
-            conn = item[0]
-            if isinstance(conn, bool) or not isinstance(conn, int) or not 0 <= conn <= MAX_CONN:
-                raise SchemaError(
-                    f"field 'conns': connection id must be from 0 to 2**53, not "
-                    f"{describe_value(conn)}"
-                )
+            conn = _conn_id(item[0], "field 'conns'")
             out.append(ConnCount(conn, _count(item[1], "field 'conns': a record count")))
         conns = tuple(out)
     listing = None if d.get("listing") is None else _listing(d["listing"])
     return End(records=records, conns=conns, size=size, listing=listing)
+
+
+def _conn_id(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_CONN:
+        raise SchemaError(f"{what}: connection id must be from 0 to 2**53, not {describe_value(v)}")
+    return v
 
 
 def _offset(v: Any, what: str) -> int:
@@ -312,11 +313,6 @@ def _listing(raw: Any) -> tuple[ListedConn, ...]:
                 f"last_t], not {describe_value(item)}"
             )
         conn, open_at, close_at, client, server, bytes_client, bytes_server, last_t = item
-        if isinstance(conn, bool) or not isinstance(conn, int) or not 0 <= conn <= MAX_CONN:
-            raise SchemaError(
-                f"field 'listing': connection id must be from 0 to 2**53, not "
-                f"{describe_value(conn)}"
-            )
         if (
             type(last_t) is not float
             or not math.isfinite(last_t)
@@ -327,7 +323,7 @@ def _listing(raw: Any) -> tuple[ListedConn, ...]:
             )
         out.append(
             ListedConn(
-                conn,
+                _conn_id(conn, "field 'listing'"),
                 _offset(open_at, "field 'listing': open_at"),
                 None if close_at is None else _offset(close_at, "field 'listing': close_at"),
                 _count(client, "field 'listing': a message count"),
