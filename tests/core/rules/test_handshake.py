@@ -136,6 +136,20 @@ REQUEST_CASES: list[tuple[str, dict[str, object], RuleConfig, set[tuple[str, str
     ("PUT under wechat", {"method": "PUT"}, WECHAT, {("RFC-HS-METHOD", E)}),
     ("lower-case get", {"method": "get"}, RFC, {("RFC-HS-METHOD", E)}),
     ("HTTP/1.0", {"http_version": "HTTP/1.0"}, RFC, {("RFC-HS-METHOD", E)}),
+    ("HTTP/01.001", {"http_version": "HTTP/01.001"}, RFC, set()),
+    ("HTTP/2", {"http_version": "HTTP/2"}, RFC, set()),
+    (
+        "a version of 5,000 digits",  # (no int of 5,000 digits: Python refuses to make one)
+        {"http_version": "HTTP/" + "1" * 5000},
+        RFC,
+        {("RFC-HS-METHOD", E)},
+    ),
+    (
+        "a minor version of 5,000 digits",
+        {"http_version": "1." + "1" * 5000},
+        RFC,
+        {("RFC-HS-METHOD", E)},
+    ),
     ("garbage version", {"http_version": "HTTX"}, RFC, {("RFC-HS-METHOD", E)}),
     ("HTTP/1.1 bare", {"http_version": "1.1"}, RFC, set()),
     # RFC-HS-UPGRADE

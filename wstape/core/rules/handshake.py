@@ -147,11 +147,21 @@ def wechat_platform(user_agent: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+_HTTP_VERSION = re.compile(r"(?:HTTP/)?0*(\d{1,9})(?:\.0*(\d{1,9}))?", re.IGNORECASE)
+"""(No version has ten digits: a longer one is no version, never an int of 5,000 digits,
+which Python refuses to make.)"""
+_versions: dict[str, tuple[int, int] | None] = {}
+"""Short version strings already parsed (a cassette's requests share one or two)."""
+
+
 def _http_version(text: str) -> tuple[int, int] | None:
-    found = re.fullmatch(r"(?:HTTP/)?(\d+)(?:\.(\d+))?", text.strip(), re.IGNORECASE)
-    if not found:
-        return None
-    return int(found.group(1)), int(found.group(2) or 0)
+    if text in _versions:
+        return _versions[text]
+    found = _HTTP_VERSION.fullmatch(text.strip())
+    version = None if not found else (int(found.group(1)), int(found.group(2) or 0))
+    if len(text) <= 16 and len(_versions) < 64:  # (a hostile cassette's stay unkept)
+        _versions[text] = version
+    return version
 
 
 def check_request(
