@@ -132,8 +132,9 @@ class FrameParser:
         """Bytes held back: not parsed yet, or not completing a frame yet."""
         return len(self._buf) - self._pos
 
-    def receive(self, data: bytes) -> None:
-        """Append ``data``; then take the frames it completed with :meth:`next_frame`."""
+    def receive(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data`` (a copy: a view may change once this returns); then take the
+        frames it completed with :meth:`next_frame`."""
         if self.failed is not None or not data:
             return
         if self._pos:
@@ -141,7 +142,7 @@ class FrameParser:
             self._pos = 0
         self._buf += data
 
-    def feed(self, data: bytes) -> list[Frame | StreamFailure]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame | StreamFailure]:
         """:meth:`receive` ``data`` and return every frame completed so far."""
         self.receive(data)
         out: list[Frame | StreamFailure] = []

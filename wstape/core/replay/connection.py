@@ -367,23 +367,26 @@ class LiveConnection:
 
     # -- input --------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Bytes from the client (none: go on with frames that waited, see
-        :attr:`backlogged`)."""
-        if self.phase is Phase.HELD:
+        :attr:`backlogged`). ``data`` may be a view of the driver's read buffer: what is
+        kept of it is copied before this returns."""
+        phase = self.phase
+        if phase is Phase.UPGRADED:
+            if not self.blackholed:
+                self._feed(data, now)
+        elif phase is Phase.HELD:
             if data:
-                self._held.append(data)  # early data: judged when the 101 goes out
+                self._held.append(bytes(data))  # early data: judged when the 101 goes out
                 self._held_size += len(data)
-        elif self.phase is Phase.HANDSHAKE:
+        elif phase is Phase.HANDSHAKE:
             result = self._parser.feed(data)
             if result is not None:
                 self._handshake(result, now)
                 if self.upgraded and self._parser.leftover:
                     self._feed(self._parser.leftover, now)
-        elif self.phase is Phase.UPGRADED and not self.blackholed:
-            self._feed(data, now)
 
-    def _feed(self, data: bytes, now: float) -> None:
+    def _feed(self, data: bytes | bytearray | memoryview, now: float) -> None:
         assert self.protocol is not None
         self.protocol.receive_data(data, now)
 

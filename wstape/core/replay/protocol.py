@@ -381,8 +381,8 @@ class ServerProtocol:
 
     # -- input --------------------------------------------------------------------
 
-    def receive_data(self, data: bytes, now: float) -> None:
-        """Bytes from the client (none: go on with the frames that waited)."""
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Bytes from the client (none: go on with the frames that waited); copied."""
         if self.state is State.CLOSED:
             return
         frames = self._frames
