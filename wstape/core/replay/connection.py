@@ -243,7 +243,7 @@ class LiveConnection:
         self.session.log(self, text)
 
     def on_message(self, opcode: Opcode, payload: bytes, now: float) -> None:
-        self._run_script(now, (opcode, payload))
+        self._run_script(now, opcode, payload)
 
     def on_client_gone(self, code: int, reason: str, now: float) -> None:
         script = self.script
@@ -416,7 +416,7 @@ class LiveConnection:
         elif self.phase is Phase.UPGRADED and self.protocol is not None:
             if not self.blackholed:
                 self.protocol.tick(now)
-                self._run_script(now, None)
+                self._run_script(now)
             elif _due(self._blackhole_until, now) and not self.protocol.hangup:
                 # The server's side of the dead path gives up too: TCP goes, no Close.
                 self.log("dropping the blackholed connection")
@@ -545,7 +545,7 @@ class LiveConnection:
         self.script = self.session.new_script(candidate, now, setup=self.setup)
         if self.session.faults:
             self.faults = FaultTrack(self.session.faults.arm(candidate.conn, req.path), now)
-        self._run_script(now, None)
+        self._run_script(now)
         if self._held:
             held = b"".join(self._held)
             self._held = []
@@ -560,7 +560,8 @@ class LiveConnection:
 
     # -- the script ---------------------------------------------------------------------
 
-    def _run_script(self, now: float, message: tuple[Opcode, bytes] | None) -> None:
+    def _run_script(self, now: float, opcode: Opcode | None = None, payload: bytes = b"") -> None:
+        """Let the script go on (``opcode``: with the client message that came)."""
         script, protocol = self.script, self.protocol
         if script is None or protocol is None:
             return
@@ -571,10 +572,10 @@ class LiveConnection:
             if self.blackholed or protocol.state is not State.OPEN:
                 self.report(script.violations[before:])
                 return
-        if message is not None:
+        if opcode is not None:
             if faults is not None:
                 faults.client_received += 1
-            actions = script.on_message(message[0], message[1], now)
+            actions = script.on_message(opcode, payload, now)
         else:
             actions = script.poll(now)
         for action in actions:
@@ -592,7 +593,7 @@ class LiveConnection:
                 protocol.send_close(action.code, action.reason, now)
             elif isinstance(action, Drop):
                 protocol.drop(action.code)
-        if faults is not None and faults.armed and message is not None:
+        if faults is not None and faults.armed and opcode is not None:
             self._fire(faults.due(now), now)
         if len(script.violations) > before:
             self.report(script.violations[before:])
