@@ -56,6 +56,8 @@ DEFAULT_MAX_FRAGMENTS = 100_000
 """Frames one client message may have, unless told otherwise (the replay server's
 ``--max-fragments``; Autobahn 9.3.1 and 9.4.1 send 65,536)."""
 
+_new_tuple = tuple.__new__
+
 _MASK_CHUNK = 64 * 1024
 """Masked payloads longer than this are unmasked in pieces of this size (a multiple of 4),
 so a 64 MiB frame costs a few 64 KiB temporaries instead of several copies of itself."""
@@ -219,15 +221,20 @@ class FrameParser:
         else:
             self._pos = end
         self._need = 2
-        return Frame(
-            b0 & 0x0F,
-            payload,
-            (b0 & 0x80) != 0,
-            (b0 & 0x40) != 0,
-            (b0 & 0x20) != 0,
-            (b0 & 0x10) != 0,
-            masked != 0,
-            minimal,
+        # tuple.__new__ straight away: Frame(...) would run the named tuple's own
+        # __new__, a Python function, for every frame.
+        return _new_tuple(
+            Frame,
+            (
+                b0 & 0x0F,
+                payload,
+                (b0 & 0x80) != 0,
+                (b0 & 0x40) != 0,
+                (b0 & 0x20) != 0,
+                (b0 & 0x10) != 0,
+                masked != 0,
+                minimal,
+            ),
         )
 
     def _fail(self, code: int, reason: str, rule: str, length: int) -> StreamFailure:

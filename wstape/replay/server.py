@@ -227,12 +227,13 @@ class _Connection(asyncio.BufferedProtocol):
         if live is None:
             return
         # _guard without a closure to build for every read.
+        now = self.loop.time()
         try:
-            live.receive_data(self.server.read_buffer[:nbytes], self.loop.time())
+            live.receive_data(self.server.read_buffer[:nbytes], now)
         except Exception as e:
             self._failed(e)
             return
-        self.flush()
+        self.flush(now)
 
     def eof_received(self) -> bool:
         live = self.live
@@ -296,14 +297,16 @@ class _Connection(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def flush(self) -> None:
+    def flush(self, now: float | None = None) -> None:
+        """Write what the connection has to send and schedule its next deadline
+        (``now``: the clock of the step just taken; read again if not given)."""
         live, transport = self.live, self.transport
         if live is None or transport is None or transport.is_closing():
             return
         waiting = self.server._waiting
         if self in waiting and not live.waiting_for_request:
             del waiting[self]
-        data = live.data_to_send(self.loop.time())
+        data = live.data_to_send(self.loop.time() if now is None else now)
         if data:
             transport.write(data)  # may call pause_writing at once
         if live.hangup:

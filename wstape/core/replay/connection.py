@@ -373,8 +373,9 @@ class LiveConnection:
         kept of it is copied before this returns."""
         phase = self.phase
         if phase is Phase.UPGRADED:
-            if not self.blackholed:
-                self._feed(data, now)
+            protocol = self.protocol
+            if protocol is not None and not self.blackholed:
+                protocol.receive_data(data, now)
         elif phase is Phase.HELD:
             if data:
                 self._held.append(bytes(data))  # early data: judged when the 101 goes out

@@ -368,7 +368,8 @@ class Script:
             self._anchor_live = arrived
             self._anchor_rec = event.t
             self._judge(event, opcode, payload, arrived)
-        self._add_timer_deadline()
+        if self.state is not Step.RUNNING or self._dead_at is not None or self._timers is not None:
+            self._add_timer_deadline()  # nothing to add to a running walk's own deadline
         return actions
 
     def _extra_for(self, event: Message) -> float:
