@@ -324,7 +324,8 @@ class Script:
             return actions
         self.deadline = None
         budget, budget_bytes = SEND_BUDGET, SEND_BYTES
-        # The walk of every message: _peek, _due, _send and _at_client_message inlined.
+        # Every message goes through here: the peek, the due time at speed 0, the send
+        # and the expected client message are done in place, not in a helper per event.
         events, queue = self._events, self._queue
         at_once = self.options.speed == 0
         while self.state is Step.RUNNING:
@@ -369,7 +370,7 @@ class Script:
             self._anchor_rec = event.t
             self._judge(event, opcode, payload, arrived)
         if self.state is not Step.RUNNING or self._dead_at is not None or self._timers is not None:
-            self._add_timer_deadline()  # nothing to add to a running walk's own deadline
+            self._add_timer_deadline()  # (it adds nothing to a plain running walk's)
         return actions
 
     def _extra_for(self, event: Message) -> float:
