@@ -56,6 +56,8 @@ DEFAULT_MAX_FRAGMENTS = 100_000
 """Frames one client message may have, unless told otherwise (the replay server's
 ``--max-fragments``; Autobahn 9.3.1 and 9.4.1 send 65,536)."""
 
+_new_tuple = tuple.__new__
+
 _MASK_CHUNK = 64 * 1024
 """Masked payloads longer than this are unmasked in pieces of this size (a multiple of 4),
 so a 64 MiB frame costs a few 64 KiB temporaries instead of several copies of itself."""
@@ -132,8 +134,9 @@ class FrameParser:
         """Bytes held back: not parsed yet, or not completing a frame yet."""
         return len(self._buf) - self._pos
 
-    def receive(self, data: bytes) -> None:
-        """Append ``data``; then take the frames it completed with :meth:`next_frame`."""
+    def receive(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data`` (a copy: a view may change once this returns); then take the
+        frames it completed with :meth:`next_frame`."""
         if self.failed is not None or not data:
             return
         if self._pos:
@@ -141,7 +144,7 @@ class FrameParser:
             self._pos = 0
         self._buf += data
 
-    def feed(self, data: bytes) -> list[Frame | StreamFailure]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame | StreamFailure]:
         """:meth:`receive` ``data`` and return every frame completed so far."""
         self.receive(data)
         out: list[Frame | StreamFailure] = []
@@ -218,15 +221,20 @@ class FrameParser:
         else:
             self._pos = end
         self._need = 2
-        return Frame(
-            b0 & 0x0F,
-            payload,
-            (b0 & 0x80) != 0,
-            (b0 & 0x40) != 0,
-            (b0 & 0x20) != 0,
-            (b0 & 0x10) != 0,
-            masked != 0,
-            minimal,
+        # tuple.__new__ straight away: Frame(...) would run the named tuple's own
+        # __new__, a Python function, for every frame.
+        return _new_tuple(
+            Frame,
+            (
+                b0 & 0x0F,
+                payload,
+                (b0 & 0x80) != 0,
+                (b0 & 0x40) != 0,
+                (b0 & 0x20) != 0,
+                (b0 & 0x10) != 0,
+                masked != 0,
+                minimal,
+            ),
         )
 
     def _fail(self, code: int, reason: str, rule: str, length: int) -> StreamFailure:

@@ -122,7 +122,7 @@ class RequestParser:
         self.leftover = b""
         self.done = False
 
-    def feed(self, data: bytes) -> Open | BadRequest | None:
+    def feed(self, data: bytes | bytearray | memoryview) -> Open | BadRequest | None:
         if self.done:
             return None
         self._buf += data

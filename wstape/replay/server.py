@@ -75,6 +75,10 @@ WRITE_HIGH = 256 * 1024
 WRITE_LOW = 64 * 1024
 """A connection's write buffer limits: above the high mark it takes no more frames and
 sends nothing new until the buffer is back under the low mark."""
+READ_SIZE = 256 * 1024
+"""Bytes read from a socket at most at a time (asyncio's own read size), into one buffer
+the server's connections share: a read allocates nothing (asyncio's ``recv`` allocates
+this much per read and shrinks it, which glibc may serve with an mmap and a munmap)."""
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +159,12 @@ class ReplayOptions:
         )
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(asyncio.BufferedProtocol):
     """One socket, from its accept; hands everything to its LiveConnection.
+
+    The client's bytes are read into the server's one read buffer
+    (:attr:`ReplayServer.read_buffer`) and handed on as a view of it, which the
+    LiveConnection copies what it keeps out of before the next read.
 
     Flow control: while the transport's write buffer is over its high-water mark
     (``pause_writing``) the connection takes no frames, produces nothing and reads
@@ -211,11 +219,21 @@ class _Connection(asyncio.Protocol):
 
         self._guard(connect)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.server.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
         live = self.live
         if live is None:
             return
-        self._guard(lambda: live.receive_data(data, self.loop.time()))
+        # _guard without a closure to build for every read.
+        now = self.loop.time()
+        try:
+            live.receive_data(self.server.read_buffer[:nbytes], now)
+        except Exception as e:
+            self._failed(e)
+            return
+        self.flush(now)
 
     def eof_received(self) -> bool:
         live = self.live
@@ -266,23 +284,29 @@ class _Connection(asyncio.Protocol):
         never the server. False if the step raised."""
         try:
             step()
-        except Exception as e:  # a bug in wstape: fail the run, keep serving the others
-            self.server._internal_error(self.live, e)
-            if self.transport is not None:
-                self.transport.abort()
+        except Exception as e:
+            self._failed(e)
             return False
         if flush:
             self.flush()
         return True
 
-    def flush(self) -> None:
+    def _failed(self, error: Exception) -> None:
+        """A bug in wstape: fail the run, end this connection, keep serving the others."""
+        self.server._internal_error(self.live, error)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def flush(self, now: float | None = None) -> None:
+        """Write what the connection has to send and schedule its next deadline
+        (``now``: the clock of the step just taken; read again if not given)."""
         live, transport = self.live, self.transport
         if live is None or transport is None or transport.is_closing():
             return
         waiting = self.server._waiting
         if self in waiting and not live.waiting_for_request:
             del waiting[self]
-        data = live.data_to_send(self.loop.time())
+        data = live.data_to_send(self.loop.time() if now is None else now)
         if data:
             transport.write(data)  # may call pause_writing at once
         if live.hangup:
@@ -593,6 +617,8 @@ class ReplayServer:
         """Set while no client connection is open (by the last one to end)."""
         self._idle.set()
         self.internal_errors: list[str] = []
+        self.read_buffer = memoryview(bytearray(READ_SIZE))
+        """Where every connection's socket is read into (see :class:`_Connection`)."""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

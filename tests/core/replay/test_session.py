@@ -1158,3 +1158,35 @@ def test_after_a_policy_violation_the_run_waits_only_the_reconnect_delay() -> No
     assert session.next_deadline() == pytest.approx(client.now + 1)
     session.tick(client.now + 1)
     assert session.all_played() and session.violations == []
+
+
+def test_bytes_handed_on_in_a_reused_read_buffer_are_copied() -> None:
+    # The replay server reads every socket into one buffer and hands a view of it on:
+    # what a connection keeps (a request in pieces, early data while its 101 is held
+    # back, a frame in pieces) must survive the buffer's next read.
+    session = session_for(CHAT, speed=0, handshake_delay=1.0)
+    client = FakeClient(session)
+    buffer = bytearray(4096)
+
+    def read(data: bytes) -> None:
+        view = memoryview(buffer)[: len(data)]
+        view[:] = data
+        client.write(view)  # type: ignore[arg-type]
+        buffer[:] = b"\xff" * len(buffer)  # what the next read puts there
+
+    key = base64.b64encode(os.urandom(16))
+    request = (
+        b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + b"\r\n\r\n"
+    )
+    read(request[:40])
+    read(request[40:])
+    assert client.status is None  # held back
+    read(encode_frame(OpCode.TEXT, b'{"type":"hello"}', mask_key=MASK))
+    client.wait(1.0)
+    assert client.status == 101 and client.texts() == ['{"type":"welcome"}']
+    say = encode_frame(OpCode.TEXT, b'{"type":"say","text":"hi","ts":1}', mask_key=MASK)
+    read(say[:5])
+    read(say[5:])
+    assert client.texts() == ['{"type":"welcome"}', '{"type":"said","text":"hi"}']
+    assert rules(session) == ["RFC-HS-EARLY-DATA"]

@@ -243,7 +243,7 @@ class LiveConnection:
         self.session.log(self, text)
 
     def on_message(self, opcode: Opcode, payload: bytes, now: float) -> None:
-        self._run_script(now, (opcode, payload))
+        self._run_script(now, opcode, payload)
 
     def on_client_gone(self, code: int, reason: str, now: float) -> None:
         script = self.script
@@ -367,23 +367,27 @@ class LiveConnection:
 
     # -- input --------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Bytes from the client (none: go on with frames that waited, see
-        :attr:`backlogged`)."""
-        if self.phase is Phase.HELD:
+        :attr:`backlogged`). ``data`` may be a view of the driver's read buffer: what is
+        kept of it is copied before this returns."""
+        phase = self.phase
+        if phase is Phase.UPGRADED:
+            protocol = self.protocol
+            if protocol is not None and not self.blackholed:
+                protocol.receive_data(data, now)
+        elif phase is Phase.HELD:
             if data:
-                self._held.append(data)  # early data: judged when the 101 goes out
+                self._held.append(bytes(data))  # early data: judged when the 101 goes out
                 self._held_size += len(data)
-        elif self.phase is Phase.HANDSHAKE:
+        elif phase is Phase.HANDSHAKE:
             result = self._parser.feed(data)
             if result is not None:
                 self._handshake(result, now)
                 if self.upgraded and self._parser.leftover:
                     self._feed(self._parser.leftover, now)
-        elif self.phase is Phase.UPGRADED and not self.blackholed:
-            self._feed(data, now)
 
-    def _feed(self, data: bytes, now: float) -> None:
+    def _feed(self, data: bytes | bytearray | memoryview, now: float) -> None:
         assert self.protocol is not None
         self.protocol.receive_data(data, now)
 
@@ -413,7 +417,7 @@ class LiveConnection:
         elif self.phase is Phase.UPGRADED and self.protocol is not None:
             if not self.blackholed:
                 self.protocol.tick(now)
-                self._run_script(now, None)
+                self._run_script(now)
             elif _due(self._blackhole_until, now) and not self.protocol.hangup:
                 # The server's side of the dead path gives up too: TCP goes, no Close.
                 self.log("dropping the blackholed connection")
@@ -542,7 +546,7 @@ class LiveConnection:
         self.script = self.session.new_script(candidate, now, setup=self.setup)
         if self.session.faults:
             self.faults = FaultTrack(self.session.faults.arm(candidate.conn, req.path), now)
-        self._run_script(now, None)
+        self._run_script(now)
         if self._held:
             held = b"".join(self._held)
             self._held = []
@@ -557,7 +561,8 @@ class LiveConnection:
 
     # -- the script ---------------------------------------------------------------------
 
-    def _run_script(self, now: float, message: tuple[Opcode, bytes] | None) -> None:
+    def _run_script(self, now: float, opcode: Opcode | None = None, payload: bytes = b"") -> None:
+        """Let the script go on (``opcode``: with the client message that came)."""
         script, protocol = self.script, self.protocol
         if script is None or protocol is None:
             return
@@ -568,10 +573,10 @@ class LiveConnection:
             if self.blackholed or protocol.state is not State.OPEN:
                 self.report(script.violations[before:])
                 return
-        if message is not None:
+        if opcode is not None:
             if faults is not None:
                 faults.client_received += 1
-            actions = script.on_message(message[0], message[1], now)
+            actions = script.on_message(opcode, payload, now)
         else:
             actions = script.poll(now)
         for action in actions:
@@ -589,7 +594,7 @@ class LiveConnection:
                 protocol.send_close(action.code, action.reason, now)
             elif isinstance(action, Drop):
                 protocol.drop(action.code)
-        if faults is not None and faults.armed and message is not None:
+        if faults is not None and faults.armed and opcode is not None:
             self._fire(faults.due(now), now)
         if len(script.violations) > before:
             self.report(script.violations[before:])

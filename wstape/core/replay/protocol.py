@@ -290,8 +290,10 @@ class ServerProtocol:
         op = OpCode.TEXT if opcode is Opcode.TEXT else OpCode.BINARY
         deflate = self.deflate
         if not fragment or len(payload) <= fragment:
-            if deflate is None:
-                self._frame_out(op, payload)
+            if deflate is None:  # _frame_out and _emit inlined: every message goes here
+                data = encode_frame(op, payload)
+                self._out.append(data)
+                self._out_size += len(data)
             else:
                 data, rsv1 = deflate.encode(op, payload, True)
                 self._emit(encode_frame(op, data, rsv1=rsv1))
@@ -381,8 +383,8 @@ class ServerProtocol:
 
     # -- input --------------------------------------------------------------------
 
-    def receive_data(self, data: bytes, now: float) -> None:
-        """Bytes from the client (none: go on with the frames that waited)."""
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Bytes from the client (none: go on with the frames that waited); copied."""
         if self.state is State.CLOSED:
             return
         frames = self._frames
@@ -404,7 +406,8 @@ class ServerProtocol:
                 return
             if self.closed and (self._client_close is None or self.failure):
                 return  # after a failure nothing more is read
-            self._frame(item, now)
+            if not self._whole_message(item, now):
+                self._frame(item, now)
 
     def tick(self, now: float) -> None:
         """The clock reached :meth:`next_deadline` (calling early is harmless)."""
@@ -467,8 +470,7 @@ class ServerProtocol:
         return True
 
     def _frame(self, frame: Frame, now: float) -> None:
-        if self._whole_message(frame, now):
-            return
+        """Any frame, judged in full (after :meth:`_whole_message` declined it)."""
         t = self._t(now)
         self._frame_state, found = check_frame(frame, self._frame_state, self.cfg, self.conn, t)
         opcode = frame.opcode
