@@ -189,7 +189,7 @@ async def test_the_bare_master_uses_a_hook_table() -> None:
     assert isinstance(m.addons, HookTable)
     assert [type(a).__name__ for a in m.addons.chain] == [
         "Core",
-        "Proxyserver",
+        "InliningProxyserver",
         "NextLayer",
         "TlsConfig",
         "Addon",

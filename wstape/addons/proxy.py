@@ -14,13 +14,17 @@ the listeners, cancel the live connection handlers, then run ``done``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from mitmproxy import addonmanager, exceptions, flow, hooks, master, options
 from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
+from mitmproxy.proxy import commands, events, layer, server
+from mitmproxy.proxy.mode_servers import ProxyConnectionHandler
 
 from wstape.core.listening import format_hostport
 from wstape.core.listening import listen_error as core_listen_error
@@ -79,23 +83,152 @@ class HookTable(addonmanager.AddonManager):
     async def handle_lifecycle(self, event: hooks.Hook) -> None:
         """As mitmproxy's: the hook, then ``update`` for a flow's hook (and that only when
         some addon handles ``update``, which none of wstape's proxies do)."""
+        rest = self.start_lifecycle(event)
+        if rest is not None:
+            await rest
+
+    def start_lifecycle(self, event: hooks.Hook) -> Coroutine[Any, Any, None] | None:
+        """:meth:`handle_lifecycle` started at once: the handlers are called until one
+        returns an awaitable; what is left (awaiting it, the handlers after it, and
+        ``update``) is returned as a coroutine to await, None when nothing is."""
         args = event.args()
         handlers = self._handlers(event)
-        if handlers:
-            await self._call(handlers, args)
+        rest = self._call_now(handlers, args) if handlers else None
         if isinstance(args[0], flow.Flow) and self._table.get(hooks.UpdateHook.name) != []:
-            await self.trigger_event(hooks.UpdateHook([args[0]]))
+            update = hooks.UpdateHook([args[0]])
+            if rest is None:
+                return self._call_now(self._handlers(update), update.args())
+            return self._then(rest, self.trigger_event(update))
+        return rest
+
+    @staticmethod
+    async def _then(first: Awaitable[None], second: Awaitable[None]) -> None:
+        await first
+        await second
 
     async def _call(self, handlers: list[list[Callable[..., Any]]], args: list[Any]) -> None:
+        rest = self._call_now(handlers, args)
+        if rest is not None:
+            await rest
+
+    def _call_now(
+        self, handlers: list[list[Callable[..., Any]]], args: list[Any]
+    ) -> Coroutine[Any, Any, None] | None:
+        """Call the handlers up to the first that returns an awaitable; the rest (awaiting
+        it, then the handlers after it) as a coroutine, None if none returned one."""
+        steps = self._steps(handlers, args)
+        for awaitable in steps:
+            return self._await_rest(steps, awaitable)
+        return None
+
+    @staticmethod
+    def _steps(
+        handlers: list[list[Callable[..., Any]]], args: list[Any]
+    ) -> Generator[Awaitable[Any], None, None]:
+        """Each addon's handlers in one ``safecall``, an ``AddonHalt`` ending the event, as
+        in mitmproxy; an awaitable a handler returns is yielded, for the caller to await
+        and to throw its exception back in (so ``safecall`` sees it, as it would there)."""
         for funcs in handlers:
             try:
                 with addonmanager.safecall():
                     for func in funcs:
                         res = func(*args)
                         if res is not None and inspect.isawaitable(res):
-                            await res
+                            yield res
             except exceptions.AddonHalt:
                 return
+
+    @staticmethod
+    async def _await_rest(
+        steps: Generator[Awaitable[Any], None, None], awaitable: Awaitable[Any]
+    ) -> None:
+        while True:
+            try:
+                await awaitable
+            except BaseException as e:  # (into the handler's safecall; what it lets out, out)
+                try:
+                    awaitable = steps.throw(e)
+                except StopIteration:
+                    return
+                continue
+            try:
+                awaitable = next(steps)
+            except StopIteration:
+                return
+
+
+class InlineHooks:
+    """A connection's top layer, with the hooks it asks for run at once.
+
+    mitmproxy runs each hook a layer yields in a task of its own, which then feeds a
+    ``HookCompleted`` back to the layers through the connection's ``server_event`` (and
+    its lock): every WebSocket message costs a task, a turn of the event loop and a
+    second ``server_event``. Here the handlers are called as the hook comes out of the
+    layers (as mitmproxy's own task would call them first thing), and the ``HookCompleted``
+    goes back in within the same ``server_event``. A handler that returns an awaitable,
+    or a flow left intercepted, finishes in a task as in mitmproxy.
+    """
+
+    def __init__(self, handler: server.ConnectionHandler, table: HookTable) -> None:
+        self.layer = handler.layer
+        self.context = handler.layer.context
+        self._handler = handler
+        self._table = table
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
+        pending = collections.deque([event])
+        while pending:
+            for command in self.layer.handle_event(pending.popleft()):
+                if not isinstance(command, commands.StartHook):
+                    yield command
+                    continue
+                rest = self._table.start_lifecycle(command)
+                data = command.args()[0]
+                if rest is not None or (isinstance(data, flow.Flow) and data.intercepted):
+                    self._finish_later(command, rest)
+                elif command.blocking:
+                    pending.append(events.HookCompleted(command))
+
+    def _finish_later(
+        self, hook: commands.StartHook, rest: Coroutine[Any, Any, None] | None
+    ) -> None:
+        task = asyncio.ensure_future(self._finish(hook, rest))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _finish(
+        self, hook: commands.StartHook, rest: Coroutine[Any, Any, None] | None
+    ) -> None:
+        handler = self._handler
+        with handler.timeout_watchdog.disarm():
+            if rest is not None:
+                await rest
+            data = hook.args()[0]
+            if isinstance(data, flow.Flow):
+                await data.wait_for_resume()  # type: ignore[no-untyped-call]
+        if hook.blocking:
+            await handler.server_event(events.HookCompleted(hook))
+
+
+class InliningProxyserver(proxyserver.Proxyserver):
+    """mitmproxy's, with each connection's hooks run at once (:class:`InlineHooks`)."""
+
+    name = "proxyserver"  # (what addons look it up by: ``addons.get("proxyserver")``)
+
+    def __init__(self, table: HookTable) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._hook_table = table
+
+    @contextmanager
+    def register_connection(
+        self, connection_id: tuple[Any, ...] | str, handler: ProxyConnectionHandler
+    ) -> Iterator[None]:
+        # (the handler only calls its top layer's ``handle_event``; NextLayer itself swaps
+        # its ``handle_event`` for its child's the same way)
+        handler.layer = InlineHooks(handler, self._hook_table)  # type: ignore[assignment]
+        with super().register_connection(connection_id, handler):
+            yield
 
 
 def bare_master(
@@ -105,7 +238,7 @@ def bare_master(
     Its addon manager is a :class:`HookTable`."""
     m = master.Master(opts, event_loop=loop)
     addons = m.addons = HookTable(m)  # (Master adds no addon of its own without a termlog)
-    ps = proxyserver.Proxyserver()  # type: ignore[no-untyped-call]  # unannotated upstream
+    ps = InliningProxyserver(addons)
     addons.add(core.Core(), ps, next_layer.NextLayer(), tlsconfig.TlsConfig(), addon)
     return m, ps
 
