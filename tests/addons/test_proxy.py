@@ -12,7 +12,7 @@ from mitmproxy import addonmanager, exceptions, hooks, master, options
 from mitmproxy.proxy.layers.websocket import WebsocketMessageHook
 from mitmproxy.test import tflow
 
-from wstape.addons.proxy import HookTable, bare_master
+from wstape.addons.proxy import HookTable, bare_master, cancel_connections
 
 Calls = list[tuple[str, str]]
 
@@ -196,3 +196,131 @@ async def test_the_bare_master_uses_a_hook_table() -> None:
     ]
     assert m.addons.get("proxyserver") is ps
     await m.done()
+
+
+# -- InlineHooks: a real proxy, hooks run as they come out of the layers ---------------
+
+
+class Relay:
+    """A WebSocket addon: logs its hooks; upper-cases text ``x...`` messages (sync, or
+    after an ``await`` when ``slow``), drops ``drop``, intercepts ``hold`` until
+    ``resume`` is called."""
+
+    def __init__(self, *, slow: bool = False) -> None:
+        self.calls: list[str] = []
+        self.slow = slow
+        self.held: list[Any] = []
+
+    def websocket_start(self, flow: Any) -> None:
+        self.calls.append("start")
+
+    def websocket_message(self, flow: Any) -> Any:
+        message = flow.websocket.messages[-1]
+        side = "c" if message.from_client else "s"
+        self.calls.append(f"{side}:{message.text}")
+        if message.text == "drop":
+            message.drop()
+        elif message.text == "hold" and message.from_client:
+            flow.intercept()
+            self.held.append(flow)
+        elif self.slow:
+            return self._upper_later(message)
+        elif message.from_client:
+            message.text = message.text.upper()
+        return None
+
+    async def _upper_later(self, message: Any) -> None:
+        await asyncio.sleep(0)
+        if message.from_client:
+            message.text = message.text.upper()
+        self.calls.append("awaited")
+
+    def resume(self) -> None:
+        for flow in self.held:
+            flow.resume()
+
+    def websocket_end(self, flow: Any) -> None:
+        self.calls.append("end")
+
+
+async def _echo(ws: Any) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+async def _through_proxy(addon: Relay, talk: Callable[[Any], Any]) -> None:
+    """``talk(client)`` through a bare master in reverse mode to an echo server."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    async with serve(_echo, "127.0.0.1", 0, compression=None) as server:
+        upstream = next(iter(server.sockets)).getsockname()[1]
+        opts = options.Options()
+        m, ps = bare_master(opts, asyncio.get_running_loop(), addon)
+        opts.update(  # type: ignore[no-untyped-call]
+            mode=[f"reverse:http://127.0.0.1:{upstream}"], listen_host="127.0.0.1", listen_port=0
+        )
+        assert await ps.setup_servers()
+        port = ps.listen_addrs()[0][1]
+        try:
+            url = f"ws://127.0.0.1:{port}/"
+            async with connect(url, proxy=None, compression=None) as client:
+                await asyncio.wait_for(talk(client), 10)
+            await asyncio.wait_for(_until(lambda: "end" in addon.calls), 10)
+        finally:
+            await ps.servers.update([])
+            await cancel_connections(ps, "test over", 3.0)
+            await m.done()
+
+
+async def _until(done: Callable[[], bool]) -> None:
+    while not done():
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("slow", [False, True], ids=["sync", "awaitable"])
+async def test_hooks_run_before_the_message_is_relayed(slow: bool) -> None:
+    """A sync handler and one whose awaitable must finish first: either way the message
+    is relayed (as changed) after it, and the hooks come in order."""
+    addon = Relay(slow=slow)
+
+    async def talk(client: Any) -> None:
+        for text in ("xa", "xb"):
+            await client.send(text)
+            assert await client.recv() == text.upper()
+
+    await _through_proxy(addon, talk)
+    if slow:
+        expected = ["start", "c:xa", "awaited", "s:XA", "awaited"]
+        expected += ["c:xb", "awaited", "s:XB", "awaited", "end"]
+    else:
+        expected = ["start", "c:xa", "s:XA", "c:xb", "s:XB", "end"]
+    assert addon.calls == expected
+
+
+async def test_a_dropped_message_is_not_relayed() -> None:
+    addon = Relay()
+
+    async def talk(client: Any) -> None:
+        await client.send("drop")
+        await client.send("xc")
+        assert await client.recv() == "XC"  # (the echo of "drop" would have come first)
+
+    await _through_proxy(addon, talk)
+    assert addon.calls == ["start", "c:drop", "c:xc", "s:XC", "end"]
+
+
+async def test_an_intercepted_flow_waits_for_its_resume() -> None:
+    addon = Relay()
+
+    async def talk(client: Any) -> None:
+        await client.send("hold")
+        await _until(lambda: bool(addon.held))
+        received = asyncio.ensure_future(client.recv())
+        await asyncio.sleep(0.05)  # (a reply now would be a message relayed while held)
+        assert not received.done()
+        addon.resume()
+        assert await received == "hold"
+
+    await _through_proxy(addon, talk)
+    assert addon.calls == ["start", "c:hold", "s:hold", "end"]
