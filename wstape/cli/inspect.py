@@ -92,7 +92,10 @@ def ls(
     way, duration and how it closed.
 
     A truncated cassette (a recorder killed mid-write) is listed up to the last complete
-    record, with a warning naming the byte where it stops.
+    record, with a warning naming the byte where it stops. A cassette one writer wrote
+    (format 3, up to 3000 connections) is listed from its end record and each
+    connection's open and close, without reading its messages (`wstape check` reads
+    every record).
     """
     reader = open_cassette(cassette)
     # Each connection's row (or JSON object) is made as soon as it is over and kept in
