@@ -210,5 +210,5 @@ def test_a_hostile_listing_is_never_used_for_a_file_a_pass_refuses(tmp_path: Pat
             assert listed is None, name
         elif listed is not None:
             used += 1
-            assert {op.conn for op, _, _ in listed} <= {1, 2, 3}, name
+            assert {s.open.conn for s in listed} <= {1, 2, 3}, name
     assert used >= 3  # (the sample's own listing and a few with figures that are only wrong)

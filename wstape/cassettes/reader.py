@@ -65,8 +65,8 @@ from wstape.cassettes.schema import (
     describe_value,
     header_from_dict,
 )
-from wstape.core.connections import MessageFields
-from wstape.core.model import Close, Header, Open, Record
+from wstape.core.connections import MessageFields, slim_open
+from wstape.core.model import Close, ConnectionSummary, Header, Open, Record
 
 __all__ = ["MAX_RECORD_BYTES", "CassetteReader", "read_cassette"]
 
@@ -524,21 +524,23 @@ class CassetteReader:
                 return None
             return record
 
-    def listed(self) -> list[tuple[Open, Close | None, v2.ListedConn]] | None:
+    def listed(self) -> list[ConnectionSummary] | None:
         """Every connection of a cassette that one writer wrote start to finish, from the
-        listing of its end record (format version 3) without a pass: each with its open
-        and close records, read at the offsets the listing gives and checked in full.
+        listing of its end record (format version 3) without a pass: the summaries
+        :func:`~wstape.core.connections.summarize_connections` makes (``wstape ls``), each
+        from its open and close records, read at the offsets the listing gives and checked
+        in full, and the listing's counts.
 
-        None when the file has no listing or the listing does not hold (a record at one
-        of its offsets is not that connection's open or close): a pass reads such a file
-        and reports what is wrong with it. Only the opens and closes are read: ``wstape
-        check`` reads every record.
+        None when the file has no listing or the listing does not hold (it disagrees with
+        the end record's counts, or a record at one of its offsets is not that
+        connection's open or close): a pass reads such a file and reports what is wrong
+        with it. Only the opens and closes are read: ``wstape check`` reads every record.
         """
         end = self.end_summary()
-        if end is None or end.listing is None or not _listing_agrees(end, end.listing):
+        if end is None or end.listing is None or not _listing_agrees(end):
             return None
         end_at = self.size - end.size
-        out: list[tuple[Open, Close | None, v2.ListedConn]] = []
+        out: list[ConnectionSummary] = []
         seen: set[int] = set()
         with self._open() as f:
             scanner = RecordScanner(f.fileno(), self.size, version=self._version)
@@ -562,15 +564,25 @@ class CassetteReader:
                     if type(got) is not Close or got.conn != entry.conn:
                         return None
                     close = got
-                out.append((op, close, entry))
+                out.append(
+                    ConnectionSummary(
+                        open=slim_open(op),
+                        messages_client=entry.messages_client,
+                        messages_server=entry.messages_server,
+                        bytes_client=entry.bytes_client,
+                        bytes_server=entry.bytes_server,
+                        last_t=entry.last_t,
+                        close=close,
+                    )
+                )
         return out
 
 
-def _listing_agrees(end: v2.End, listing: tuple[v2.ListedConn, ...]) -> bool:
+def _listing_agrees(end: v2.End) -> bool:
     """Whether an end record's listing agrees with its counts: the same connections in
     the same order as ``conns`` (a writer lists both), each with at least the records
     the listing gives it, and no more records than ``records`` in all."""
-    conns = end.conns
+    conns, listing = end.conns, end.listing or ()
     if conns is None or [c.conn for c in conns] != [e.conn for e in listing]:
         return False
     if sum(c.records for c in conns) > end.records:

@@ -74,7 +74,7 @@ from wstape.cassettes.schema import (
 )
 from wstape.core.connections import CASSETTE, STRAY, ConnectionTracker
 from wstape.core.errors import ConfigError
-from wstape.core.model import Close, Header, Message, Note, Open, Record, Side
+from wstape.core.model import Close, Header, Message, Note, Open, Record
 from wstape.core.version import __version__
 
 CHECK_EVERY = 1024
@@ -93,13 +93,29 @@ class _Listing:
 
     def __init__(self) -> None:
         self.tracker = ConnectionTracker()
-        self.live = self.tracker.live_slots
-        """Connection id -> its live slots (the writer counts a message with it)."""
         self.entries: list[list[Any]] = []
         """Per slot: the items of its ListedConn, counted as records are written."""
 
+    def message(self, conn: int, from_client: bool, size: int, t: float) -> bool:
+        """Count a message (the writer's hot path: no Message routed); False: a stray,
+        which a pass would leave out and warn of."""
+        live = self.tracker.live_slots(conn)  # (route()'s first case, as the folds do)
+        if not live:
+            return False
+        entry = self.entries[live[-1]]
+        if from_client:
+            entry[3] += 1
+            entry[5] += size
+        else:
+            entry[4] += 1
+            entry[6] += size
+        if t > entry[7]:
+            entry[7] = t
+        return True
+
     def add(self, record: Record, offset: int) -> bool:
-        """Count ``record``, written at byte ``offset``; False: no listing can be made."""
+        """Count a record other than a message, written at byte ``offset``; False: no
+        listing can be made."""
         slot = self.tracker.route(record)
         if slot == STRAY or self.tracker.reused:
             return False
@@ -110,19 +126,10 @@ class _Listing:
                 return False
             self.entries.append([record.conn, offset, None, 0, 0, 0, 0, 0.0])
             return True
+        assert type(record) is Close  # (messages come through message())
         entry = self.entries[slot]
-        if type(record) is Close:
-            entry[2] = offset
-            entry[7] = max(entry[7], float(record.t))
-        elif isinstance(record, Message):  # (the writer's hot path counts its own messages)
-            size = len(record.payload)
-            if record.side is Side.CLIENT:
-                entry[3] += 1
-                entry[5] += size
-            else:
-                entry[4] += 1
-                entry[6] += size
-            entry[7] = max(entry[7], float(record.t))
+        entry[2] = offset
+        entry[7] = max(entry[7], float(record.t))
         return True
 
     def listing(self) -> list[v2.ListedConn]:
@@ -356,20 +363,10 @@ class CassetteWriter:
             conn = items[0]
             self._counts[conn] = self._counts.get(conn, 0) + 1
             listing = self._listing
-            if listing is not None:  # _Listing.add for a message, inline
-                live = listing.live(conn)
-                if live:
-                    entry = listing.entries[live[-1]]
-                    if items[2] < 2:  # from the client
-                        entry[3] += 1
-                        entry[5] += len(items[3])
-                    else:
-                        entry[4] += 1
-                        entry[6] += len(items[3])
-                    if items[1] > entry[7]:
-                        entry[7] = items[1]
-                else:  # a stray: a pass would leave it out and warn
-                    self._listing = None
+            if listing is not None and not listing.message(
+                conn, items[2] < 2, len(items[3]), items[1]
+            ):
+                self._listing = None
             return
         try:
             fields = record_to_dict(record)

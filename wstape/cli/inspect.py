@@ -14,7 +14,6 @@ from rich.text import Text
 
 from wstape.cassettes import CassetteError, CassetteReader
 from wstape.cassettes.schema import FORMAT_NAME
-from wstape.cassettes.v2 import ListedConn
 from wstape.cli import output
 from wstape.cli.common import (
     CassetteArg,
@@ -33,7 +32,7 @@ from wstape.cli.common import (
 from wstape.cli.options import ProtocolOpt, protocol_option
 from wstape.cli.output import Column
 from wstape.core.closecodes import describe
-from wstape.core.connections import slim_open, summarize_connections
+from wstape.core.connections import summarize_connections
 from wstape.core.model import (
     Close,
     ConnectionSummary,
@@ -135,32 +134,18 @@ def ls(
 
 
 def _listed_texts(
-    listed: list[tuple[Open, Close | None, ListedConn]],
+    listed: list[ConnectionSummary],
     conns: list[int] | None,
     path: Path,
     finish: Callable[[ConnectionSummary], str],
 ) -> list[str]:
-    """The rows of the connections an end record lists (:meth:`CassetteReader.listed`):
-    what a pass gives, each summary made from its open, its close and its counts."""
-    wanted = None if conns is None else set(conns)
-    texts = [
-        finish(
-            ConnectionSummary(
-                open=slim_open(op),
-                messages_client=counts.messages_client,
-                messages_server=counts.messages_server,
-                bytes_client=counts.bytes_client,
-                bytes_server=counts.bytes_server,
-                last_t=counts.last_t,
-                close=close,
-            )
-        )
-        for op, close, counts in listed
-        if wanted is None or op.conn in wanted
-    ]
-    if wanted is not None:
-        missing_ids(path, wanted - {op.conn for op, _, _ in listed})
-    return texts
+    """The rows of the connections an end record lists (:meth:`CassetteReader.listed`),
+    ``--conn`` as :func:`~wstape.cli.common.only_conns` takes it from a pass."""
+    if conns is None:
+        return [finish(s) for s in listed]
+    wanted = set(conns)
+    missing_ids(path, wanted - {s.open.conn for s in listed})
+    return [finish(s) for s in listed if s.open.conn in wanted]
 
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode
