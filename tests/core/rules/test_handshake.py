@@ -636,3 +636,46 @@ def test_user_agent_warning_names_the_platform() -> None:
     [found] = [v for v in check_request(op, WECHAT) if v.rule == "WX-HS-USER-AGENT"]
     assert found.severity is Severity.WARN
     assert "MicroMessenger/" in found.message and "platform android" in found.message
+
+
+# -- hostile header values --------------------------------------------------------------------
+
+
+def test_a_long_header_value_is_clipped_in_the_message_and_kept_in_actual() -> None:
+    long = "x" * 5000
+    offer = ", ".join(f"p{i}" for i in range(2000))
+    op = make_open(
+        host="h" * 300,
+        set_headers={
+            "Upgrade": long,
+            "Connection": long,
+            "Sec-WebSocket-Key": long,
+            "Sec-WebSocket-Version": long,
+            "Sec-WebSocket-Protocol": offer + ", " + "a b" * 2000,
+            "Referer": long,
+        },
+        set_response={"Sec-WebSocket-Accept": long, "Sec-WebSocket-Protocol": "z" * 5000},
+        tls=TlsInfo(version=long),
+    )
+    violations = [*check_request(op, WECHAT), *check_response(op, WECHAT)]
+    rules = {v.rule for v in violations}
+    assert {
+        "RFC-HS-UPGRADE",
+        "RFC-HS-KEY",
+        "RFC-HS-VERSION",
+        "RFC-HS-SUBPROTOCOL-SYNTAX",
+        "WX-HS-REFERER",
+        "WX-TLS-VERSION",
+        "RFC-SRV-SUBPROTOCOL",
+        "RFC-SRV-ACCEPT",
+    } <= rules
+    for v in violations:
+        assert len(v.message) < 400, (v.rule, len(v.message))
+    # The values themselves stay whole where a report keeps them (--json).
+    assert any(v.rule == "RFC-SRV-ACCEPT" and v.actual == long for v in violations)
+    assert any(v.rule == "RFC-HS-UPGRADE" and v.actual == long for v in violations)
+
+
+def test_a_short_header_value_reads_as_before() -> None:
+    (v,) = check_request(make_open(set_headers={"Upgrade": "h2c"}), RFC)
+    assert v.message.startswith("Upgrade header is 'h2c'; expected")

@@ -237,7 +237,7 @@ def _joined_header(req: Open, name: str) -> str | None:
 def _shown_header(value: str | list[str] | None) -> str:
     if isinstance(value, list):
         value = ", ".join(value) if value else None
-    return "missing" if value is None else repr(value)
+    return "missing" if value is None else preview(value)
 
 
 def _check_key(report: Report, keys: list[str], seen_keys: frozenset[str]) -> None:
@@ -264,7 +264,7 @@ def _check_key(report: Report, keys: list[str], seen_keys: frozenset[str]) -> No
         report.add(
             "RFC-HS-KEY",
             Severity.ERROR,
-            f"Sec-WebSocket-Key {key!r} {problem}; expected base64 of exactly 16 bytes",
+            f"Sec-WebSocket-Key {preview(key)} {problem}; expected base64 of exactly 16 bytes",
             expected="base64 of 16 bytes",
             actual=key,
         )
@@ -272,7 +272,7 @@ def _check_key(report: Report, keys: list[str], seen_keys: frozenset[str]) -> No
         report.add(
             "RFC-HS-KEY",
             Severity.WARN,
-            f"Sec-WebSocket-Key {key!r} was already used by another connection of this run; "
+            f"Sec-WebSocket-Key {preview(key)} was already used by another connection of this run; "
             "expected a fresh random nonce per connection",
             expected="a new key",
             actual=key,
@@ -289,7 +289,7 @@ def _check_subprotocol_syntax(report: Report, values: list[str]) -> None:
                 report.add(
                     "RFC-HS-SUBPROTOCOL-SYNTAX",
                     Severity.ERROR,
-                    f"Sec-WebSocket-Protocol {value!r} has an empty entry; expected "
+                    f"Sec-WebSocket-Protocol {preview(value)} has an empty entry; expected "
                     "non-empty tokens (browsers throw SyntaxError)",
                     expected="token",
                     actual=value,
@@ -300,7 +300,7 @@ def _check_subprotocol_syntax(report: Report, values: list[str]) -> None:
                 report.add(
                     "RFC-HS-SUBPROTOCOL-SYNTAX",
                     Severity.ERROR,
-                    f"subprotocol {item!r} is not an HTTP token; expected letters, digits "
+                    f"subprotocol {preview(item)} is not an HTTP token; expected letters, digits "
                     "and !#$%&'*+-.^_`|~ only (browsers throw SyntaxError)",
                     expected="token",
                     actual=item,
@@ -309,7 +309,7 @@ def _check_subprotocol_syntax(report: Report, values: list[str]) -> None:
                 report.add(
                     "RFC-HS-SUBPROTOCOL-SYNTAX",
                     Severity.ERROR,
-                    f"subprotocol {item!r} is offered twice; expected no duplicates "
+                    f"subprotocol {preview(item)} is offered twice; expected no duplicates "
                     "(browsers throw SyntaxError)",
                     expected="unique subprotocols",
                     actual=item,
@@ -351,7 +351,7 @@ def _check_wechat_request(report: Report, req: Open, cfg: RuleConfig) -> None:
         report.add(
             "WX-URL-HOST",
             Severity.ERROR,
-            f"host {host!r} is {problem}; expected a DNS name from the mini-program's "
+            f"host {preview(host)} is {problem}; expected a DNS name from the mini-program's "
             "socket legal domains",
             expected=list(cfg.allow_hosts) or "a DNS name",
             actual=host,
@@ -363,7 +363,7 @@ def _check_wechat_request(report: Report, req: Open, cfg: RuleConfig) -> None:
             report.add(
                 "WX-TLS-VERSION",
                 Severity.ERROR,
-                f"negotiated {req.tls.version}; expected TLSv1.2 or TLSv1.3",
+                f"negotiated {preview(req.tls.version)}; expected TLSv1.2 or TLSv1.3",
                 expected="TLSv1.2+",
                 actual=req.tls.version,
             )
@@ -402,7 +402,7 @@ def _check_referer(report: Report, referer: str | None, cfg: RuleConfig) -> None
         report.add(
             "WX-HS-REFERER",
             Severity.ERROR,
-            f"Referer {referer!r} is not {expected}; the mini-program cannot set it, so "
+            f"Referer {preview(referer)} is not {expected}; the mini-program cannot set it, so "
             "another client (or a proxy) sent it",
             expected=expected,
             actual=referer,
@@ -467,7 +467,11 @@ def _same_offers(live: tuple[str, ...], recorded: tuple[str, ...]) -> bool:
 
 
 def _listing(items: tuple[str, ...]) -> str:
-    return "(" + ", ".join(items) + ")" if items else "none"
+    """An offer as a report line shows it (clipped: a hostile offer can be long)."""
+    if not items:
+        return "none"
+    shown = ", ".join(items)
+    return f"({shown})" if len(shown) <= 120 else f"({shown[:120]}...; {len(items)} items)"
 
 
 def check_response(op: Open, cfg: RuleConfig) -> list[Violation]:
@@ -486,7 +490,7 @@ def check_response(op: Open, cfg: RuleConfig) -> list[Violation]:
             report.add(
                 "RFC-SRV-SUBPROTOCOL",
                 Severity.ERROR,
-                f"server answered Sec-WebSocket-Protocol {chosen!r}; expected a single "
+                f"server answered Sec-WebSocket-Protocol {preview(chosen)}; expected a single "
                 f"subprotocol from {_listing(offered)}",
                 expected=list(offered),
                 actual=chosen,
@@ -495,7 +499,8 @@ def check_response(op: Open, cfg: RuleConfig) -> list[Violation]:
             report.add(
                 "RFC-SRV-SUBPROTOCOL",
                 Severity.ERROR,
-                f"server chose subprotocol {chosen!r}; the client offered {_listing(offered)}",
+                f"server chose subprotocol {preview(chosen)}; the client offered "
+                f"{_listing(offered)}",
                 expected=list(offered),
                 actual=chosen,
             )
@@ -517,8 +522,8 @@ def check_response(op: Open, cfg: RuleConfig) -> list[Violation]:
             report.add(
                 "RFC-SRV-ACCEPT",
                 Severity.ERROR,
-                f"Sec-WebSocket-Accept is {accept.strip()!r}; expected {wanted!r} for key "
-                f"{keys[0]!r}",
+                f"Sec-WebSocket-Accept is {preview(accept.strip())}; expected {wanted!r} for "
+                f"key {preview(keys[0])}",
                 expected=wanted,
                 actual=accept.strip(),
             )
