@@ -34,7 +34,9 @@ def test_processes_appending_at_once_keep_ids_unique_and_every_record(
     tmp_path: Path, workers: int
 ) -> None:
     path = tmp_path / "shared.msgpack"
-    ctx = multiprocessing.get_context("fork")
+    # (spawn: forking a process that has threads, as a pytest-xdist worker has, is
+    # deprecated from Python 3.12)
+    ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(workers)
     procs = [ctx.Process(target=_append, args=(str(path), n, barrier)) for n in range(workers)]
     for p in procs:
