@@ -22,13 +22,12 @@ from wstape.core.connections import MessageFields
 from wstape.core.model import Close, Message, Note, Opcode, Open, Side
 from wstape.core.rules import (
     WX_REFERER,
+    HandshakeChecks,
     ReconnectEpisode,
     RuleConfig,
     Violation,
     check_client_close,
     check_close_handshake,
-    check_request,
-    check_response,
     check_server_close,
     check_socket_limit,
     check_text,
@@ -120,6 +119,7 @@ class Linter:
         self.cfg = cfg
         self._conns = _OpenNow()
         self._seen_keys: set[str] = set()
+        self._handshakes = HandshakeChecks(cfg)
         self._reconnects: dict[Group, ReconnectEpisode] = {}
 
     def feed(self, record: Open | Message | Close | Note | MessageFields) -> list[Violation]:
@@ -128,7 +128,16 @@ class Linter:
         if isinstance(record, tuple):
             return self.message(record[0], record[1], record[2], record[3], record[4])
         if isinstance(record, Open):
-            return list(_on_open(record, self.cfg, self._conns, self._seen_keys, self._reconnects))
+            return list(
+                _on_open(
+                    record,
+                    self.cfg,
+                    self._handshakes,
+                    self._conns,
+                    self._seen_keys,
+                    self._reconnects,
+                )
+            )
         if isinstance(record, Message):
             return self.message(record.conn, record.t, record.side, record.opcode, record.payload)
         if isinstance(record, Close):
@@ -164,6 +173,7 @@ def check_records(
 def _on_open(
     op: Open,
     cfg: RuleConfig,
+    handshakes: HandshakeChecks,
     conns: _OpenNow,
     seen_keys: set[str],
     reconnects: dict[Group, ReconnectEpisode],
@@ -171,12 +181,9 @@ def _on_open(
     key = (op.request_header("Sec-WebSocket-Key") or "").strip()
     # Pass only the one key that matters: building a frozenset of every key seen so far on
     # each connection would make a long cassette quadratic.
-    yield from check_request(
-        op, cfg, seen_keys=frozenset({key}) if key in seen_keys else frozenset()
-    )
+    yield from handshakes.check(op, frozenset({key}) if key in seen_keys else frozenset())
     if key:
         seen_keys.add(key)
-    yield from check_response(op, cfg)
 
     group = client_group(op)
     episode = reconnects.get(group)

@@ -6,12 +6,20 @@ changes one thing and names the violations that must appear, so every row can fa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import fields as fields_of
+from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from wstape.core.model import Open, TlsInfo
+from wstape.core.model import Headers, Open, TlsInfo
 from wstape.core.rules import (
+    READ_HEADERS,
+    SHAPE_FIELDS,
+    HandshakeChecks,
     Profile,
     RuleConfig,
     Severity,
@@ -679,3 +687,175 @@ def test_a_long_header_value_is_clipped_in_the_message_and_kept_in_actual() -> N
 def test_a_short_header_value_reads_as_before() -> None:
     (v,) = check_request(make_open(set_headers={"Upgrade": "h2c"}), RFC)
     assert v.message.startswith("Upgrade header is 'h2c'; expected")
+
+
+# -- HandshakeChecks: the memo wstape check uses ----------------------------------------------
+
+
+def _direct(op: Open, cfg: RuleConfig, seen: frozenset[str]) -> list[Violation]:
+    return [*check_request(op, cfg, seen_keys=seen), *check_response(op, cfg)]
+
+
+_KEYS = st.one_of(
+    st.binary(min_size=16, max_size=16).map(lambda b: base64.b64encode(b).decode()),
+    st.sampled_from([KEY, f" {KEY}", "short", "", "<redacted>", "AAAAAAAAAAAAAAAAAAAAAB=="]),
+)
+_VALUES = st.sampled_from(["websocket", "Upgrade", "13", "8", "chat.v1", "a b", "", "x" * 70])
+_NAMES = st.sampled_from(
+    [
+        "Upgrade",
+        "connection",
+        "Sec-WebSocket-Version",
+        "Sec-WebSocket-Protocol",
+        "sec-websocket-extensions",
+        "Referer",
+        "User-Agent",
+        "Host",
+        "Cookie",
+        "Sec-WebSocket-Key",
+    ]
+)
+
+
+@st.composite
+def _base(draw: st.DrawFn) -> dict[str, object]:
+    """What opens of one shape share."""
+    return {
+        "method": draw(st.sampled_from(["GET", "POST"])),
+        "scheme": draw(st.sampled_from(["ws", "wss"])),
+        "status": draw(st.sampled_from([101, 101, 403])),
+        "set_headers": draw(st.dictionaries(_NAMES, st.none() | _VALUES, max_size=3)),
+        "add_headers": draw(st.lists(st.tuples(_NAMES, _VALUES), max_size=2)),
+        "tls": draw(st.sampled_from([TLS13, None, TlsInfo(version="TLSv1.1")])),
+    }
+
+
+@st.composite
+def _opens(draw: st.DrawFn) -> list[Open]:
+    """Opens of a few shapes, each with its own key, accept, conn, client, time, target
+    and cookie: what HandshakeChecks remembers a shape over, and what it must not."""
+    bases = draw(st.lists(_base(), min_size=1, max_size=3))
+    opens = []
+    for _ in range(draw(st.integers(1, 12))):
+        base = draw(st.sampled_from(bases))
+        key = draw(_KEYS)
+        accept = draw(st.sampled_from(["right", "right", "wrong", "missing", "twice"]))
+        set_response: dict[str, str | None] = {
+            "right": {"Sec-WebSocket-Accept": accept_key(key.strip())},
+            "wrong": {"Sec-WebSocket-Accept": "bogus="},
+            "missing": {"Sec-WebSocket-Accept": None},
+            "twice": {},
+        }[accept]
+        cookie = draw(st.sampled_from(["", "a=1", "b=2"]))
+        op = make_open(
+            conn=draw(st.integers(1, 9)),
+            started_at=draw(st.floats(0, 1e6)),
+            key=key,
+            client=draw(st.sampled_from(["10.0.0.7:1", "10.0.0.8:2"])),
+            set_response=set_response,
+            **base,  # type: ignore[arg-type]
+        )
+        more = ((b"Cookie", cookie.encode()),) if cookie else ()
+        op = replace(op, request_headers=op.request_headers + more)
+        if accept == "twice":
+            twice = ((b"Sec-WebSocket-Accept", b"bogus="),)
+            op = replace(op, response_headers=op.response_headers + twice)
+        op = replace(op, target=draw(st.sampled_from(["/chat", "/chat?t=1", "/a?b"])))
+        # Now and then one more thing apart from the base: never the same shape.
+        tweak = draw(st.sampled_from([{}, {}, *_TWEAKS]))
+        opens.append(replace(op, **tweak))
+    return opens
+
+
+_TWEAKS: list[dict[str, object]] = [
+    {"tls": TlsInfo(version="TLSv1.0")},
+    {"tls": None},
+    {"status": 403},
+    {"host": "127.0.0.1"},
+    {"port": 8443},
+    {"http_version": "HTTP/1.0"},
+    {"method": "PUT"},
+    {"scheme": "ws"},
+    {"subprotocol": "other"},
+    {"subprotocols": ("a b",)},
+    {"extensions": ("x",)},
+    {"reason": "Nope"},
+    {"body": b"denied"},
+]
+
+
+@settings(max_examples=300)
+@given(
+    opens=_opens(),
+    cfg=st.sampled_from([RFC, BROWSER, WECHAT, RuleConfig(profile=Profile.WECHAT, appid=APPID)]),
+)
+def test_handshake_checks_give_what_the_rules_give(opens: list[Open], cfg: RuleConfig) -> None:
+    memo = HandshakeChecks(cfg)
+    seen: set[str] = set()
+    for op in opens:
+        key = (op.request_header("Sec-WebSocket-Key") or "").strip()
+        repeated = frozenset({key}) if key in seen else frozenset()
+        assert memo.check(op, repeated) == _direct(op, cfg, repeated)
+        seen.add(key)
+
+
+def test_handshake_checks_remember_a_shape_and_name_each_connection() -> None:
+    memo = HandshakeChecks(WECHAT)
+    first = make_open(conn=1, set_headers={"Referer": None})
+    again = make_open(
+        conn=2,
+        key="AQIDBAUGBwgJCgsMDQ4PEA==",
+        set_headers={"Referer": None, "Cookie": "s=2"},
+        client="10.0.0.9:3",
+    )
+    got = memo.check(first)
+    assert {v.rule for v in got} == {"WX-HS-REFERER"} and got[0].conn == 1
+    assert memo._seen and memo.check(again) == _direct(again, WECHAT, frozenset())
+    assert len(memo._seen) == 1  # (the second open was the first's shape)
+    assert memo.check(again)[0].conn == 2
+
+
+def test_the_rules_read_only_what_the_memo_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HandshakeChecks is sound only while the rules read no field of an open but those
+    its shape keeps, and no header but READ_HEADERS: a new rule that reads more must
+    grow the shape."""
+    import wstape.core.model as model
+    import wstape.core.rules.handshake as handshake
+    import wstape.core.rules.helpers as helpers
+
+    names: set[bytes] = set()
+    fields: set[str] = set()
+
+    def spy(wrapped: Callable[[Headers, str], object]) -> Callable[[Headers, str], object]:
+        def look(headers: Headers, name: str) -> object:
+            names.add(name.lower().encode())
+            return wrapped(headers, name)
+
+        return look
+
+    monkeypatch.setattr(model, "_get_header", spy(model._get_header))
+    monkeypatch.setattr(helpers, "header_values", spy(helpers.header_values))
+    monkeypatch.setattr(handshake, "header_values", spy(handshake.header_values))
+
+    class Watched(Open):
+        def __getattribute__(self, name: str) -> object:
+            fields.add(name)
+            return super().__getattribute__(name)
+
+    cases = [
+        make_open(),
+        make_open(set_headers={"Sec-WebSocket-Key": None, "Referer": "x", "User-Agent": None}),
+        make_open(key="short", http_version="HTTP/1.0", tls=TlsInfo(version="TLSv1.0")),
+        make_open(set_response={"Sec-WebSocket-Protocol": "other", "Sec-WebSocket-Accept": "x"}),
+        make_open(add_headers=[("Sec-WebSocket-Extensions", "permessage-deflate")]),
+    ]
+    for cfg in (RFC, BROWSER, WECHAT, RuleConfig(profile=Profile.WECHAT, appid=APPID)):
+        for op in cases:
+            watched = Watched(**{f.name: getattr(op, f.name) for f in fields_of(Open)})
+            check_request(watched, cfg, seen_keys=frozenset({KEY}))
+            check_response(watched, cfg)
+    assert names and names <= READ_HEADERS
+    headers = {"request_headers", "response_headers", "request_header", "response_header"}
+    read = {f for f in fields if f in {g.name for g in fields_of(Open)}} - headers
+    assert "tls" in read and read <= {*SHAPE_FIELDS, "conn"}
+    assert not fields & {"target", "started_at", "client", "path", "query", "url"}

@@ -12,9 +12,11 @@ import binascii
 import hashlib
 import ipaddress
 import re
+from dataclasses import replace
+from operator import attrgetter
 
 from wstape.core.closecodes import SENDABLE_RANGES_TEXT, CloseCode, describe, is_sendable
-from wstape.core.model import Open
+from wstape.core.model import Open, decode_header_value
 from wstape.core.redaction import is_redacted, matches_redacted
 from wstape.core.rules.catalogue import WX_APPID, Profile, RuleConfig, Severity, Violation
 from wstape.core.rules.close import MAX_REASON_BYTES
@@ -530,6 +532,125 @@ def check_response(op: Open, cfg: RuleConfig) -> list[Violation]:
     return report.items
 
 
+class HandshakeChecks:
+    """:func:`check_request` then :func:`check_response` of one cassette's opens, for a
+    run of one ``cfg``: what ``wstape check`` asks of every open.
+
+    A cassette of many connections repeats one handshake over and over, but for its
+    nonce, its URL's query and headers no rule reads (cookies, dates, request ids). So an
+    open whose ``Sec-WebSocket-Key`` is canonical, new to the run and answered by its
+    ``Sec-WebSocket-Accept`` (or not answered at all) gets the violations of the first
+    open alike in what the rules read, remade for its own connection. That is sound
+    because the rules read an open's ``conn`` only to name it in a violation; of its
+    other fields only :data:`SHAPE_FIELDS` (never ``started_at``, ``client`` or
+    ``target``); of its headers only those of :data:`READ_HEADERS`; and the key and the
+    accept only in ``_check_key`` and the accept check, which find nothing in such an
+    open (tests/core/rules/test_handshake.py holds the rules to all three). Any other
+    open (no key, two keys, a bad or repeated key, a wrong accept) is checked in full.
+    """
+
+    MEMO = 4096
+    """Shapes kept at most (forgotten all at once: a cassette of many shapes costs a
+    dictionary this size, never one entry per connection)."""
+
+    def __init__(self, cfg: RuleConfig) -> None:
+        self.cfg = cfg
+        self._seen: dict[tuple[object, ...], tuple[Violation, ...]] = {}
+
+    def check(self, op: Open, seen_keys: frozenset[str] = frozenset()) -> list[Violation]:
+        """The violations of ``op``'s request and response, in that order; ``seen_keys``
+        as :func:`check_request` takes it."""
+        shape = _shape(op, seen_keys)
+        if shape is None:
+            return [
+                *check_request(op, self.cfg, seen_keys=seen_keys),
+                *check_response(op, self.cfg),
+            ]
+        got = self._seen.get(shape)
+        if got is None:
+            if len(self._seen) >= self.MEMO:
+                self._seen.clear()
+            got = self._seen[shape] = (
+                *check_request(op, self.cfg, seen_keys=seen_keys),
+                *check_response(op, self.cfg),
+            )
+        conn = op.conn
+        return [v if v.conn == conn else replace(v, conn=conn) for v in got]
+
+
+READ_HEADERS = frozenset(
+    {
+        b"host",
+        b"upgrade",
+        b"connection",
+        b"sec-websocket-key",
+        b"sec-websocket-version",
+        b"sec-websocket-protocol",
+        b"sec-websocket-extensions",
+        b"sec-websocket-accept",
+        b"referer",
+        b"user-agent",
+    }
+)
+"""The headers (lower case) the handshake rules read, of a request or a response."""
+SHAPE_FIELDS = (
+    "method",
+    "scheme",
+    "host",
+    "port",
+    "http_version",
+    "subprotocols",
+    "extensions",
+    "tls",
+    "status",
+    "reason",
+    "subprotocol",
+    "body",
+)
+"""The fields of an open the handshake rules read, but for ``conn`` and the headers."""
+_shape_fields = attrgetter(*SHAPE_FIELDS)
+_KEY = b"sec-websocket-key"
+_ACCEPT = b"sec-websocket-accept"
+
+
+def _shape(op: Open, seen_keys: frozenset[str]) -> tuple[object, ...] | None:
+    """What the handshake rules read of ``op``, its key and accept left out, if they are
+    ones the rules find nothing in; else None (see :class:`HandshakeChecks`)."""
+    request: list[tuple[bytes, bytes | None]] = []
+    keys: list[bytes] = []
+    for k, v in op.request_headers:
+        name = k.lower()
+        if name in READ_HEADERS:
+            if name == _KEY:
+                keys.append(v)
+                request.append((name, None))
+            else:
+                request.append((name, v))
+    if len(keys) != 1:
+        return None
+    key = decode_header_value(keys[0]).strip()  # (as header_values gives it)
+    if key in seen_keys or key_problem(key) is not None:
+        return None
+    response: list[tuple[bytes, bytes | None]] = []
+    accept: bytes | None = None
+    for k, v in op.response_headers:
+        name = k.lower()
+        if name in READ_HEADERS:
+            if name == _ACCEPT:
+                if accept is None:
+                    accept = v
+                response.append((name, None))
+            else:
+                response.append((name, v))
+    if (
+        accept is not None
+        and op.status == 101
+        and decode_header_value(accept).strip() != accept_key(key)
+    ):
+        return None
+    return (_shape_fields(op), tuple(request), tuple(response))
+
+
 def check_server_close(
     code: int | None, cfg: RuleConfig, conn: int | None = None, reason: str = ""
 ) -> list[Violation]:
@@ -574,7 +695,9 @@ def check_server_close(
 
 __all__ = [
     "GUID",
+    "READ_HEADERS",
     "WX_REFERER",
+    "HandshakeChecks",
     "accept_key",
     "check_early_data",
     "check_request",
