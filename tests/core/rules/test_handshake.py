@@ -654,6 +654,8 @@ def test_a_long_header_value_is_clipped_in_the_message_and_kept_in_actual() -> N
     offer = ", ".join(f"p{i}" for i in range(2000))
     op = make_open(
         host="h" * 300,
+        method="G" * 5000,
+        http_version="HTTP/" + "1" * 5000,
         set_headers={
             "Upgrade": long,
             "Connection": long,
@@ -668,6 +670,7 @@ def test_a_long_header_value_is_clipped_in_the_message_and_kept_in_actual() -> N
     violations = [*check_request(op, WECHAT), *check_response(op, WECHAT)]
     rules = {v.rule for v in violations}
     assert {
+        "RFC-HS-METHOD",
         "RFC-HS-UPGRADE",
         "RFC-HS-KEY",
         "RFC-HS-VERSION",
@@ -687,6 +690,10 @@ def test_a_long_header_value_is_clipped_in_the_message_and_kept_in_actual() -> N
 def test_a_short_header_value_reads_as_before() -> None:
     (v,) = check_request(make_open(set_headers={"Upgrade": "h2c"}), RFC)
     assert v.message.startswith("Upgrade header is 'h2c'; expected")
+    (v,) = check_request(make_open(tls=TlsInfo(version="TLSv1.1")), WECHAT)
+    assert v.message.startswith("negotiated TLSv1.1; expected")
+    (v,) = check_request(make_open(method="POST"), RFC)
+    assert v.message.startswith("upgrade request is POST HTTP/1.1; expected")
 
 
 # -- HandshakeChecks: the memo wstape check uses ----------------------------------------------

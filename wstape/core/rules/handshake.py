@@ -20,7 +20,14 @@ from wstape.core.model import Open, decode_header_value
 from wstape.core.redaction import is_redacted, matches_redacted
 from wstape.core.rules.catalogue import WX_APPID, Profile, RuleConfig, Severity, Violation
 from wstape.core.rules.close import MAX_REASON_BYTES
-from wstape.core.rules.helpers import Report, header_items, header_tokens, header_values, preview
+from wstape.core.rules.helpers import (
+    Report,
+    clipped,
+    header_items,
+    header_tokens,
+    header_values,
+    preview,
+)
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 """The magic string of RFC 6455 §1.3 appended to the key before hashing."""
@@ -183,8 +190,8 @@ def check_request(
         report.add(
             "RFC-HS-METHOD",
             Severity.ERROR,
-            f"upgrade request is {req.method} {req.http_version}; expected GET over "
-            "HTTP/1.1 or later (a wx connectSocket `method` option cannot change this)",
+            f"upgrade request is {clipped(req.method)} {clipped(req.http_version)}; expected "
+            "GET over HTTP/1.1 or later (a wx connectSocket `method` option cannot change this)",
             expected="GET HTTP/1.1",
             actual=f"{req.method} {req.http_version}",
         )
@@ -365,7 +372,7 @@ def _check_wechat_request(report: Report, req: Open, cfg: RuleConfig) -> None:
             report.add(
                 "WX-TLS-VERSION",
                 Severity.ERROR,
-                f"negotiated {preview(req.tls.version)}; expected TLSv1.2 or TLSv1.3",
+                f"negotiated {clipped(req.tls.version)}; expected TLSv1.2 or TLSv1.3",
                 expected="TLSv1.2+",
                 actual=req.tls.version,
             )

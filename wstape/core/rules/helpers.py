@@ -68,6 +68,12 @@ def preview(data: bytes | str, limit: int = 60) -> str:
     return repr(text)
 
 
+def clipped(text: str, limit: int = 60) -> str:
+    """``text`` as it is, or its first ``limit`` characters and how long it was (a field
+    of a hostile cassette can be long; a report line stays short)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def utf8_error(data: bytes) -> str | None:
     """None if ``data`` is valid UTF-8, else a short explanation naming the byte offset.
 
