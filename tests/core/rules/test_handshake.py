@@ -822,6 +822,17 @@ def test_handshake_checks_remember_a_shape_and_name_each_connection() -> None:
     assert memo.check(again)[0].conn == 2
 
 
+def test_handshake_checks_keep_no_big_shape_and_few_shapes() -> None:
+    memo = HandshakeChecks(BROWSER)
+    big = make_open(set_headers={"User-Agent": "x" * 5000, "Upgrade": "h2c"})
+    assert memo.check(big) == _direct(big, BROWSER, frozenset()) and not memo._seen
+    memo.MEMO = 2
+    for n in range(5):
+        op = make_open(conn=n, host=f"h{n}.example.com", set_headers={"Upgrade": "h2c"})
+        assert memo.check(op) == _direct(op, BROWSER, frozenset())
+        assert 1 <= len(memo._seen) <= 2
+
+
 def test_the_rules_read_only_what_the_memo_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
     """HandshakeChecks is sound only while the rules read no field of an open but those
     its shape keeps, and no header but READ_HEADERS: a new rule that reads more must

@@ -556,9 +556,10 @@ class HandshakeChecks:
     open (no key, two keys, a bad or repeated key, a wrong accept) is checked in full.
     """
 
-    MEMO = 4096
-    """Shapes kept at most (forgotten all at once: a cassette of many shapes costs a
-    dictionary this size, never one entry per connection)."""
+    MEMO = 1024
+    """Shapes kept at most, each of at most :data:`MAX_SHAPE_BYTES` (forgotten all at
+    once: a cassette of many shapes costs a few MB at most, never an entry per
+    connection)."""
 
     def __init__(self, cfg: RuleConfig) -> None:
         self.cfg = cfg
@@ -616,6 +617,9 @@ SHAPE_FIELDS = (
 )
 """The fields of an open the handshake rules read, but for ``conn`` and the headers."""
 _shape_fields = attrgetter(*SHAPE_FIELDS)
+MAX_SHAPE_BYTES = 4096
+"""An open whose headers the rules read (and host, reason and body) hold more bytes than
+this is checked in full, never kept (an everyday handshake holds a few hundred)."""
 _KEY = b"sec-websocket-key"
 _ACCEPT = b"sec-websocket-accept"
 
@@ -625,6 +629,7 @@ def _shape(op: Open, seen_keys: frozenset[str]) -> tuple[object, ...] | None:
     ones the rules find nothing in; else None (see :class:`HandshakeChecks`)."""
     request: list[tuple[bytes, bytes | None]] = []
     keys: list[bytes] = []
+    size = len(op.body) + len(op.host) + len(op.reason)
     for k, v in op.request_headers:
         name = k.lower()
         if name in READ_HEADERS:
@@ -633,7 +638,8 @@ def _shape(op: Open, seen_keys: frozenset[str]) -> tuple[object, ...] | None:
                 request.append((name, None))
             else:
                 request.append((name, v))
-    if len(keys) != 1:
+                size += len(v)
+    if len(keys) != 1 or size > MAX_SHAPE_BYTES:
         return None
     key = decode_header_value(keys[0]).strip()  # (as header_values gives it)
     if key in seen_keys or key_problem(key) is not None:
@@ -649,6 +655,9 @@ def _shape(op: Open, seen_keys: frozenset[str]) -> tuple[object, ...] | None:
                 response.append((name, None))
             else:
                 response.append((name, v))
+                size += len(v)
+    if size > MAX_SHAPE_BYTES:
+        return None
     if (
         accept is not None
         and op.status == 101
