@@ -121,3 +121,28 @@ def test_a_short_connections_figures_are_its_histograms(values: list[int]) -> No
     h.add_many(values)
     ps = (0, 1, 50, 90, 99, 99.9, 100)
     assert exact_percentiles(values, *ps) == (h.percentiles(*ps), h.max)
+
+
+def test_the_totals_of_many_short_connections_are_one_histogram_of_them_all(
+    tmp_path: Path,
+) -> None:
+    # Short connections' values reach the totals' histograms a batch at a time, mixed
+    # with a long connection's merged histograms: the totals are those of every value at
+    # once, past the point where the histograms turn to buckets (over 4096 sizes) too.
+    records: list[Record] = []
+    everything: list[int] = []
+    for conn in range(1, 1201):
+        records.append(opened(conn))
+        n = 5000 if conn == 600 else conn % 9
+        for i in range(n):
+            size = (conn * 7919 + i * 104729) % 20_000
+            everything.append(size)
+            records.append(Message(conn, i * 0.01, Side.CLIENT, Opcode.BINARY, bytes(size)))
+    write(tmp_path / "c.msgpack", records)
+    total = compute_stats(CassetteReader(tmp_path / "c.msgpack").iter_fields()).total_json()
+    h = Histogram()
+    h.add_many(everything)
+    assert not h.exact
+    p50, p90, p99 = h.percentiles(50, 90, 99)
+    assert total["size"]["client"] == {"p50": p50, "p90": p90, "p99": p99, "max": h.max}
+    assert total["messages"]["client"] == len(everything)

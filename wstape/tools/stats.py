@@ -326,8 +326,12 @@ class _Totals:
     """The cassette's totals, each connection added once it is over."""
 
     def __init__(self) -> None:
-        self.sizes = {Side.CLIENT: Histogram(), Side.SERVER: Histogram()}
-        self.gaps = Histogram()
+        self._sizes = {Side.CLIENT: Histogram(), Side.SERVER: Histogram()}
+        self._gaps = Histogram()
+        self._pending: tuple[list[int], list[int], list[int]] = ([], [], [])
+        """Short connections' client sizes, server sizes and gaps, not yet in the
+        histograms (added in C, :data:`_PENDING` at a time: a histogram's counts do not
+        depend on how its values were batched)."""
         self.codes: dict[str, int] = {}
         self.first: float | None = None
         self.last: float | None = None
@@ -340,14 +344,17 @@ class _Totals:
         """Add connection ``c``, over."""
         short = c.short_values()
         if short is not None:  # (its values straight into the totals: no histogram built)
-            self.sizes[Side.CLIENT].add_many(short[0])
-            self.sizes[Side.SERVER].add_many(short[1])
-            self.gaps.add_many(short[2])
+            pending = self._pending
+            pending[0].extend(short[0])
+            pending[1].extend(short[1])
+            pending[2].extend(short[2])
+            if len(pending[0]) + len(pending[1]) >= _PENDING or len(pending[2]) >= _PENDING:
+                self._flush()
         else:
             client, server, gap = c.histograms()
-            self.sizes[Side.CLIENT].merge(client)
-            self.sizes[Side.SERVER].merge(server)
-            self.gaps.merge(gap)
+            self._sizes[Side.CLIENT].merge(client)
+            self._sizes[Side.SERVER].merge(server)
+            self._gaps.merge(gap)
         start = c.open.started_at
         end = start + c.duration
         self.first = start if self.first is None else min(self.first, start)
@@ -365,16 +372,38 @@ class _Totals:
         self.bytes[Side.CLIENT] += c.bytes_client
         self.bytes[Side.SERVER] += c.bytes_server
 
+    def _flush(self) -> None:
+        client, server, gaps = self._pending
+        self._sizes[Side.CLIENT].add_many(client)
+        self._sizes[Side.SERVER].add_many(server)
+        self._gaps.add_many(gaps)
+        client.clear()
+        server.clear()
+        gaps.clear()
+
+    @property
+    def sizes(self) -> dict[Side, Histogram]:
+        """Every connection's message sizes, per side."""
+        self._flush()
+        return self._sizes
+
+    @property
+    def gaps(self) -> Histogram:
+        """Every connection's gaps between messages, in microseconds."""
+        self._flush()
+        return self._gaps
+
     def to_json(self) -> dict[str, Any]:
         first, last = self.first, self.last
+        sizes, gaps = self.sizes, self.gaps
         return {
             "connections": self.connections,
             "accepted": self.accepted,
             "refused": self.connections - self.accepted,
             "messages": {s.value: self.messages[s] for s in Side},
             "bytes": {s.value: self.bytes[s] for s in Side},
-            "size": {s.value: _sizes_json(self.sizes[s]) for s in Side},
-            "gap": _gaps_json(self.gaps),
+            "size": {s.value: _sizes_json(sizes[s]) for s in Side},
+            "gap": _gaps_json(gaps),
             "duration": 0.0 if first is None or last is None else round(last - first, 6),
             "close_codes": dict(sorted(self.codes.items())),
             "unclosed": self.unclosed,
