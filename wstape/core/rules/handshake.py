@@ -712,6 +712,7 @@ def check_server_close(
 __all__ = [
     "GUID",
     "READ_HEADERS",
+    "SHAPE_FIELDS",
     "WX_REFERER",
     "HandshakeChecks",
     "accept_key",
