@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import tracemalloc
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.core.rules.test_handshake import APPID, KEY, make_open
-from wstape.core.lint import check_records, client_group, iter_violations
+from wstape.core.lint import _group, _open_headers, check_records, client_group, iter_violations
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.core.rules import Profile, RuleConfig, Severity, Violation
 
@@ -187,6 +188,23 @@ def test_client_group() -> None:
     assert client_group(make_open(set_headers={"Referer": None}, client="10.0.0.9:1"))[1] == (
         "10.0.0.9"
     )
+
+
+_NAMES = st.sampled_from(
+    [b"Referer", b"referer", b"USER-AGENT", b"User-Agent", b"Sec-WebSocket-Key", b"X-Other"]
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(_NAMES, st.binary(max_size=8)), max_size=8))
+def test_open_headers_read_as_request_header(headers: list[tuple[bytes, bytes]]) -> None:
+    # _on_open reads its three headers in one pass: the first of each, decoded, exactly
+    # as Open.request_header gives them (so the key and the client group stay the same).
+    op = replace(make_open(), request_headers=tuple(headers))
+    found = _open_headers(op)
+    for name in ("Sec-WebSocket-Key", "Referer", "User-Agent"):
+        assert found.get(name.lower().encode()) == op.request_header(name)
+    assert _group(op, found.get(b"referer"), found.get(b"user-agent")) == client_group(op)
 
 
 def reconnect_run(gaps: list[float]) -> list[Violation]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from wstape.core.closecodes import CloseCode
 from wstape.core.connections import MessageFields
-from wstape.core.model import Close, Message, Note, Opcode, Open, Side
+from wstape.core.model import Close, Message, Note, Opcode, Open, Side, decode_header_value
 from wstape.core.rules import (
     WX_REFERER,
     HandshakeChecks,
@@ -95,12 +95,31 @@ def client_group(op: Open) -> Group:
     The appid in a wx Referer when there is one, else the client's address (without the
     ephemeral port) plus its User-Agent.
     """
-    referer = op.request_header("Referer")
+    return _group(op, op.request_header("Referer"), op.request_header("User-Agent"))
+
+
+def _group(op: Open, referer: str | None, user_agent: str | None) -> Group:
+    """:func:`client_group` of ``op``, given its first Referer and User-Agent."""
     if referer:
         found = WX_REFERER.fullmatch(referer.strip())
         if found:
             return ("appid", found.group(1).lower())
-    return ("client", _client_host(op.client), op.request_header("User-Agent") or "")
+    return ("client", _client_host(op.client), user_agent or "")
+
+
+_KEY, _REFERER, _USER_AGENT = b"sec-websocket-key", b"referer", b"user-agent"
+_OPEN_HEADERS = frozenset({_KEY, _REFERER, _USER_AGENT})
+
+
+def _open_headers(op: Open) -> dict[bytes, str]:
+    """The first of each of the request headers :func:`_on_open` reads, decoded, in one
+    pass (as ``op.request_header`` gives each)."""
+    found: dict[bytes, str] = {}
+    for k, v in op.request_headers:
+        name = k.lower()
+        if name in _OPEN_HEADERS and name not in found:
+            found[name] = decode_header_value(v)
+    return found
 
 
 def _client_host(client: str | None) -> str:
@@ -178,14 +197,15 @@ def _on_open(
     seen_keys: set[str],
     reconnects: dict[Group, ReconnectEpisode],
 ) -> Iterator[Violation]:
-    key = (op.request_header("Sec-WebSocket-Key") or "").strip()
+    headers = _open_headers(op)
+    key = headers.get(_KEY, "").strip()
     # Pass only the one key that matters: building a frozenset of every key seen so far on
     # each connection would make a long cassette quadratic.
     yield from handshakes.check(op, frozenset({key}) if key in seen_keys else frozenset())
     if key:
         seen_keys.add(key)
 
-    group = client_group(op)
+    group = _group(op, headers.get(_REFERER), headers.get(_USER_AGENT))
     episode = reconnects.get(group)
     if episode is not None:
         yield from episode.reconnected(op.started_at, cfg, op.conn)
