@@ -134,6 +134,25 @@ def test_non_minimal_length_is_reported_and_fails_unless_ignored() -> None:
     assert handler.violations == [] and handler.messages == [(Opcode.TEXT, b"hi")]
 
 
+def test_after_a_failure_nothing_more_is_judged_and_the_close_ends_it() -> None:
+    # An unmasked frame fails the connection (1002) and our Close goes out; what the
+    # client sends next, bad UTF-8, more unmasked frames or a Ping, is neither judged nor
+    # answered (RFC 6455 7.1.7): one violation, one "failing" line, however long it goes on.
+    proto, handler = endpoint()
+    proto.receive_data(encode_frame(OpCode.TEXT, b"a"), 0.0)
+    assert handler.rules == ["RFC-FRAME-MASK"] and close_of(sent(proto))[0] == 1002
+    assert proto.state is State.CLOSING
+    after = frame(OpCode.TEXT, b"\xff\xfe") + encode_frame(OpCode.TEXT, b"b")
+    for _ in range(200):
+        proto.receive_data(after + frame(OpCode.PING, b"p"), 1.0)
+    assert handler.rules == ["RFC-FRAME-MASK"] and handler.messages == []
+    assert sum("failing" in line for line in handler.lines) == 1
+    assert proto.data_to_send() == b"" and proto.state is State.CLOSING
+    proto.receive_data(frame(OpCode.CLOSE, encode_close_body(1002, "")), 2.0)
+    assert proto.hangup and proto.state is State.CLOSED
+    assert handler.rules == ["RFC-FRAME-MASK"]
+
+
 # -- flow control --------------------------------------------------------------------------
 
 

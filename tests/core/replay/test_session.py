@@ -352,6 +352,20 @@ def test_protocol_errors_fail_the_connection(
     assert rules(session) == [rule]
 
 
+def test_failed_connection_is_not_also_a_silent_client() -> None:
+    # Failed (1002) and never answered: the server hangs up at the timeout with the one
+    # violation; the script is not waiting any more, so no REPLAY-CLIENT-SILENT follows.
+    session = session_for(CHAT, speed=0, timeout=2)
+    client = FakeClient(session)
+    client.handshake()
+    client.write(encode_frame(OpCode.TEXT, b"hi", mask_key=None))
+    assert client.close_frame() is not None and client.close_frame()[0] == 1002  # type: ignore[index]
+    client.write(encode_frame(OpCode.TEXT, b"\xff", mask_key=MASK))
+    client.wait(2.5)
+    assert client.hung_up
+    assert rules(session) == ["RFC-FRAME-MASK"]
+
+
 def test_ignored_rule_makes_the_server_tolerant() -> None:
     session = session_for(CHAT, RuleConfig(ignore=frozenset({"RFC-FRAME-MASK"})), speed=0)
     client = FakeClient(session)

@@ -564,8 +564,8 @@ class LiveConnection:
     def _run_script(self, now: float, opcode: Opcode | None = None, payload: bytes = b"") -> None:
         """Let the script go on (``opcode``: with the client message that came)."""
         script, protocol = self.script, self.protocol
-        if script is None or protocol is None:
-            return
+        if script is None or protocol is None or protocol.failure is not None:
+            return  # (a failed connection only awaits the client's Close: §7.1.7)
         before = len(script.violations)
         faults = self.faults
         if faults is not None and faults.armed:

@@ -406,6 +406,13 @@ class ServerProtocol:
                 return
             if self.closed and (self._client_close is None or self.failure):
                 return  # after a failure nothing more is read
+            if self.failure is not None:
+                # Failed, our Close sent (§7.1.7): nothing more is judged; the client's
+                # Close, awaited to hang up, is all that is read of what follows.
+                if item.opcode == OpCode.CLOSE:
+                    self._end()
+                    return
+                continue
             if not self._whole_message(item, now):
                 self._frame(item, now)
 
