@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,39 @@ def test_demo_refuses_an_existing_output_before_recording(tmp_path: Path) -> Non
     assert result.exit_code == 2  # type: ignore[attr-defined]
     assert "exists; give --overwrite" in result.stderr  # type: ignore[attr-defined]
     assert out.read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize(("command", "args", "text"), WRITERS, ids=IDS)
+def test_an_output_that_is_not_a_regular_file_is_refused(
+    tmp_path: Path, command: str, args: list[object], text: bool
+) -> None:
+    # Every output is written beside its path and renamed over it: that would turn a
+    # FIFO, a device or a symlink into a plain file, so such a path is refused whole.
+    target = tmp_path / "target"
+    target.write_bytes(b"keep me")
+    link, fifo = tmp_path / "link", tmp_path / "fifo"
+    link.symlink_to(target)
+    os.mkfifo(fifo)
+    for out in (link, fifo):
+        refused = invoke(command, *args, "-o", out, "--overwrite")
+        assert refused.exit_code == 2  # type: ignore[attr-defined]
+        assert refused.stderr.strip().splitlines() == [  # type: ignore[attr-defined]
+            f"wstape: error: --output {out}: not a regular file (wstape replaces its outputs whole)"
+        ]
+    assert link.is_symlink() and stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert target.read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("option", ["--report", "--junit"])
+def test_a_report_over_the_cassette_is_refused(tmp_path: Path, option: str) -> None:
+    source = tmp_path / "c.msgpack"
+    source.write_bytes(V1.read_bytes())
+    for command, given in [
+        ("check", source),
+        ("check", tmp_path / "." / "c.msgpack"),
+        ("replay", source),  # (refused before it serves: no port is opened)
+    ]:
+        refused = invoke(command, source, option, given)
+        assert refused.exit_code == 2  # type: ignore[attr-defined]
+        assert "refusing to overwrite the input file" in refused.stderr  # type: ignore[attr-defined]
+    assert source.read_bytes() == V1.read_bytes()

@@ -79,7 +79,7 @@ def check(
     cfg = rule_config(profile, appid, allow_host, platform, max_sockets, ignore)
     for path, option in ((report_file, "--report"), (junit, "--junit")):
         if path is not None:
-            check_writable(path, option)
+            check_writable(path, option, source=cassette)
     # A truncated cassette is refused, as replay refuses it: a check that passes on half a
     # recording would let CI pass on a recorder that was killed.
     reader = open_cassette(cassette, allow_truncated=False)

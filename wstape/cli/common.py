@@ -75,10 +75,17 @@ def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     raise typer.Exit(int(code))
 
 
-def check_writable(path: Path, option: str) -> None:
-    """Exit 2 now, before any work is done, when ``path`` could not be written later."""
+def check_writable(path: Path, option: str, *, source: Path | None = None) -> None:
+    """Exit 2 now, before any work is done, when ``path`` could not be written later, or
+    should not be: it is ``source`` (the cassette read), or an existing path that is not a
+    regular file (every output is written beside it and renamed over it, which would turn
+    a device, a FIFO or a symlink into a plain file)."""
     if path.is_dir():
         fail(f"{option} {path}: is a directory; give a file name")
+    if source is not None and same_file(source, path):
+        fail(f"{option} {path}: refusing to overwrite the input file")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        fail(f"{option} {path}: not a regular file (wstape replaces its outputs whole)")
     if not path.parent.is_dir():
         fail(f"{option} {path}: no such directory {path.parent}")
     if not os.access(path.parent, os.W_OK):

@@ -622,7 +622,7 @@ def replay(
         (junit, "--junit"),
     ):
         if path is not None:
-            check_writable(path, option)
+            check_writable(path, option, source=cassette)
     try:
         play = PlayOptions(
             match=match,
