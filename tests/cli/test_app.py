@@ -8,6 +8,7 @@ import pytest
 
 from tests.cli.helpers import (
     V1,
+    invoke,
     ok,
     runner,
 )
@@ -68,3 +69,9 @@ def test_top_level_help_lists_the_tools() -> None:
     out = ok("--help")
     for command in ("show", "stats", "diff", "redact", "cut", "repair", "import", "export", "view"):
         assert command in out
+
+
+def test_a_bad_fault_names_the_flag_given() -> None:
+    result = invoke("replay", V1, "--port", "0", "--fault", "nonsense")
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    assert result.stderr.startswith("wstape: error: --fault: 'nonsense': unknown fault")  # type: ignore[attr-defined]

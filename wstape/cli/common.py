@@ -56,6 +56,7 @@ FLAGS = {
     "hostnames": "--hostname",
     "heartbeats": "--heartbeat",
     "ignore_query_params": "--ignore-query-param",
+    "faults": "--fault",
 }
 """Library option names whose flag is not ``--`` plus the name with dashes."""
 
