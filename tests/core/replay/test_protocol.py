@@ -193,6 +193,20 @@ def test_stalled_client_is_dropped_without_a_close() -> None:
     assert handler.rules == ["RFC-CLOSE-HANDSHAKE"]  # once: no answer to our Close
 
 
+def test_unanswered_close_is_judged_once_as_no_answer() -> None:
+    """The close deadline passes: one warning that says the client did not answer; the
+    TCP end that follows is the server's own hang-up, not the client dropping TCP."""
+    proto, handler = endpoint()
+    proto.send_close(1000, "bye", 0.0)
+    proto.tick(5.0)
+    assert proto.hangup and proto.state is State.CLOSED
+    proto.connection_lost(5.1)
+    (v,) = handler.violations
+    assert v.rule == "RFC-CLOSE-HANDSHAKE"
+    assert "did not answer the server's Close within 5 s" in v.message
+    assert "dropped" not in v.message
+
+
 # -- what goes on the wire ------------------------------------------------------------------
 
 

@@ -186,6 +186,12 @@ def test_close_handshake(
         assert expected in v.message
 
 
+def test_close_handshake_unanswered_close() -> None:
+    (v,) = check_close_handshake(True, False, RFC, conn=2, waited=2.5)
+    assert "did not answer the server's Close within 2.5 s" in v.message
+    assert check_close_handshake(True, True, RFC, conn=2, waited=2.5) == []
+
+
 def test_close_changed() -> None:
     recorded = Close(conn=4, t=9.0, by=Side.CLIENT, code=1000, reason="bye")
     assert check_close_changed(recorded, 1000, "bye", RFC) == []

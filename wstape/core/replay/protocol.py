@@ -349,7 +349,7 @@ class ServerProtocol:
             return False
         was_open, judging = self.state is State.OPEN, self.judging and self.failure is None
         if not was_open and judging:
-            self.handler.report(check_close_handshake(True, False, self.cfg, self.conn))
+            self._no_answer()
         if was_open:
             self.close = CloseInfo(Side.SERVER, CloseCode.ABNORMAL_CLOSURE, "")
         self.judging = False
@@ -425,7 +425,7 @@ class ServerProtocol:
             if self.state is State.CLOSING:
                 # The client never answered our Close.
                 if self.failure is None and self.judging:
-                    self.handler.report(check_close_handshake(True, False, self.cfg, self.conn))
+                    self._no_answer()
                 self._end()
                 return
         while self._pings and now >= self._pings[0][1]:
@@ -434,6 +434,14 @@ class ServerProtocol:
         if self.state is State.OPEN and self._next_ping is not None and now >= self._next_ping:
             self._ping(now)
             self._next_ping = now + self.ping_interval
+
+    def _no_answer(self) -> None:
+        """RFC-CLOSE-HANDSHAKE: our Close went unanswered for ``close_timeout`` and we
+        hang up. Judged once: the TCP end that follows is ours, not the client's."""
+        self.handler.report(
+            check_close_handshake(True, False, self.cfg, self.conn, waited=self.close_timeout)
+        )
+        self.judging = False
 
     def connection_lost(self, now: float) -> None:
         """TCP is gone: settle the closing checks."""

@@ -129,18 +129,30 @@ def check_client_close(
 
 
 def check_close_handshake(
-    server_closed: bool, client_sent_close: bool, cfg: RuleConfig, conn: int | None = None
+    server_closed: bool,
+    client_sent_close: bool,
+    cfg: RuleConfig,
+    conn: int | None = None,
+    *,
+    waited: float | None = None,
 ) -> list[Violation]:
     """RFC-CLOSE-HANDSHAKE: the client ends with a Close frame, not a bare TCP drop.
 
     §5.5.1: an endpoint that receives a Close "MUST send a Close frame in response"; a
     client that drops TCP on its own leaves the app with 1006 (§7.1.5) and the server
-    unable to tell a crash from a goodbye.
+    unable to tell a crash from a goodbye. ``waited``: the server gave up after that
+    many seconds with no answer to its Close and hung up itself (the client dropped
+    nothing).
     """
     report = Report(cfg, conn)
     if client_sent_close:
         return report.items
-    if server_closed:
+    if waited is not None:
+        message = (
+            f"client did not answer the server's Close within {waited:g} s "
+            "(the server hung up); expected a Close in reply"
+        )
+    elif server_closed:
         message = "client dropped TCP after the server's Close; expected a Close in reply"
     else:
         message = "client dropped TCP without a Close (the app sees 1006); expected a Close"
