@@ -4,6 +4,7 @@ SIGTERM still writing the report, JUnit XML, --json on stdout."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -144,6 +145,27 @@ async def test_sigterm_still_writes_the_report(
         ("REPLAY-UNPLAYED", 2, "warn" if partial else "error")
     ]
     assert report["connections"][0]["close"]["code"] == 1001
+
+
+async def test_repeated_sigterm_during_shutdown_still_writes_the_report(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    """A supervisor that keeps sending SIGTERM: none of them, before or after the server
+    stopped, keeps the report from reaching the disk (the loop's removal of its handlers
+    used to put back the default action, which killed the process first)."""
+    async with Replay(tmp_path, make_cassette(ECHO)) as replay:
+        assert replay.proc is not None
+        async with asyncio.timeout(20):
+            while replay.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    replay.proc.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.002)  # pacing the signals, not waiting for readiness
+        code, _, _ = await replay.finish()
+    # Once the report is out the default action is back: a late signal may end the exit.
+    assert code in (1, -signal.SIGTERM)
+    [v] = replay.report()["violations"]
+    assert v["rule"] == "REPLAY-UNPLAYED"
+    assert ET.parse(replay.junit_path).getroot().find("testsuite") is not None
 
 
 async def test_max_wait_ends_a_run_no_client_connected_to(

@@ -51,6 +51,8 @@ from wstape.replay.server import DEFAULT_MAX_CONNECTIONS, ReplayOptions, ReplayS
 from wstape.replay.tls import TlsOptions, TlsSetupError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from wstape.addons.viaproxy import DeviceProxy
 
 
@@ -198,6 +200,10 @@ LISTED_PATHS = 5
 """Recorded paths the listening line names (``wstape ls`` lists them all)."""
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Stop the server early; the report is still written."""
+
+
 async def _serve(
     server: ReplayServer,
     ready_file: Path | None,
@@ -209,7 +215,7 @@ async def _serve(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     proxy: DeviceProxy | None = None
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     serving = False
@@ -233,9 +239,42 @@ async def _serve(
         if proxy is not None:
             await proxy.stop()
         await server.stop(judge=serving)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        _hold_signals(loop)
+
+
+def _late_signal(signum: int, frame: object) -> None:
+    """Ctrl-C or SIGTERM once the server has stopped: the report is being written."""
+
+
+def _hold_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """Hand Ctrl-C and SIGTERM over from the event loop to :func:`_late_signal` until the
+    report is written (:func:`_signals_restored`). The loop's removal puts back the
+    default action, which would kill the process before the report reaches the disk;
+    the signals are blocked during the swap, so none slips through between the two."""
+    blocked = hasattr(signal, "pthread_sigmask")
+    if blocked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        for sig in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+            with contextlib.suppress(ValueError):  # not the main thread
+                signal.signal(sig, _late_signal)
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def _signals_restored() -> Iterator[None]:
+    """Put the process's own Ctrl-C and SIGTERM handling back once the report is out."""
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler)
 
 
 def replay(
@@ -679,25 +718,26 @@ def replay(
             server.load()
     except CassetteError as e:
         cassette_error(e)
-    try:
-        listen = (proxy_host, via_proxy) if via_proxy is not None else None
-        asyncio.run(_serve(server, ready_file, max_wait, listen, proxy_ready_file, confdir))
-    except TlsSetupError as e:
-        fail(str(e))
-    except OSError as e:
-        detail = e.strerror or str(e)
-        fail(listen_error(host, port, e.errno, detail, port_option="--port", who="replay"))
-    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
-        pass
-    result = server.report()
-    _summary(result)
-    if report is not None:
-        write_atomically(report, to_json(result) + "\n", "--report")
-    if junit is not None:
-        write_atomically(junit, junit_xml(result), "--junit")
-    if as_json:
-        sys.stdout.write(to_json(result) + "\n")
-        sys.stdout.flush()
+    with _signals_restored():
+        try:
+            listen = (proxy_host, via_proxy) if via_proxy is not None else None
+            asyncio.run(_serve(server, ready_file, max_wait, listen, proxy_ready_file, confdir))
+        except TlsSetupError as e:
+            fail(str(e))
+        except OSError as e:
+            detail = e.strerror or str(e)
+            fail(listen_error(host, port, e.errno, detail, port_option="--port", who="replay"))
+        except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+            pass
+        result = server.report()
+        _summary(result)
+        if report is not None:
+            write_atomically(report, to_json(result) + "\n", "--report")
+        if junit is not None:
+            write_atomically(junit, junit_xml(result), "--junit")
+        if as_json:
+            sys.stdout.write(to_json(result) + "\n")
+            sys.stdout.flush()
     raise typer.Exit(int(ExitCode.OK if result.passed else ExitCode.VIOLATIONS))
 
 
