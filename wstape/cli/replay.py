@@ -101,10 +101,9 @@ def _summary(report: Report) -> None:
         )
         rows = []
         plays = Counter(c.conn for c in report.connections)
+        found = Counter((v.conn, v.severity) for v in report.violations)
         for c in report.connections:
-            mine = [v for v in report.violations if v.conn == c.conn]
-            errors = sum(1 for v in mine if v.severity is Severity.ERROR)
-            warnings = sum(1 for v in mine if v.severity is Severity.WARN)
+            errors, warnings = found[c.conn, Severity.ERROR], found[c.conn, Severity.WARN]
             if plays[c.conn] > 1 and c.errors is not None and c.warnings is not None:
                 # played more than once: each play's own count, not the recording's total
                 errors, warnings = c.errors, c.warnings

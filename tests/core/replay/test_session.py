@@ -18,7 +18,7 @@ from wstape.core.replay.connection import LiveConnection
 from wstape.core.replay.options import PlayOptions
 from wstape.core.replay.recorded import RecordedBuilder, RecordedConnection
 from wstape.core.replay.session import ReplaySession
-from wstape.core.rules import RuleConfig
+from wstape.core.rules import RuleConfig, Severity, Violation
 
 MASK = b"\x01\x02\x03\x04"
 REFERER = "https://servicewechat.com/wx0123456789abcdef/0/page-frame.html"
@@ -1204,3 +1204,29 @@ def test_bytes_handed_on_in_a_reused_read_buffer_are_copied() -> None:
     read(say[5:])
     assert client.texts() == ['{"type":"welcome"}', '{"type":"said","text":"hi"}']
     assert rules(session) == ["RFC-HS-EARLY-DATA"]
+
+
+def test_a_flood_of_faults_lists_at_most_100_of_a_rule_per_connection() -> None:
+    """A client sending 250 messages the recording never had: 100 are listed, one more
+    entry counts the other 150 (same rule and severity, so the verdict is unchanged),
+    and the report and stderr stay bounded."""
+    records = [opening(1), c(1, 0.1, "a"), s(1, 0.2, "A"), Close(1, 5.0, Side.CLIENT, 1000, "")]
+    session = session_for(records, speed=0)
+    printed: list[Violation] = []
+    session.on_violation = printed.append
+    client = FakeClient(session)
+    client.handshake()
+    for i in range(250):
+        client.send(f"x{i}")
+    still_open = session.report("x")
+    client.close(encode_close_body(1000, ""))
+    report = session.report("x")
+    assert report.violations == still_open.violations  # the summing-up is there either way
+    mismatches = [v for v in report.violations if v.rule == "REPLAY-MESSAGE-MISMATCH"]
+    assert len(mismatches) == 101 and len(printed) <= 101 + 5
+    last = mismatches[-1]
+    assert last.severity is Severity.ERROR and last.conn == 1 and last.actual == 150
+    assert "150 more REPLAY-MESSAGE-MISMATCH" in last.message
+    assert not report.passed
+    (row,) = report.connections
+    assert row.errors == 250  # this play's own count is whole

@@ -139,6 +139,10 @@ class Phase(Enum):
     """TCP is closed."""
 
 
+LISTED = 100
+"""Violations of one rule a connection lists in the report; the rest are counted."""
+
+
 class LiveConnection:
     """One client connection. Also the :class:`~.protocol.Handler` of its WebSocket."""
 
@@ -160,6 +164,10 @@ class LiveConnection:
         """Order of arrival in the run (report rows are sorted by it)."""
         self.found: dict[Severity, int] = {}
         """Violations this connection reported, by severity (one play of a recording)."""
+        self._listed: dict[str, int] = {}
+        """Violations of each rule passed on to the session (at most :data:`LISTED`)."""
+        self._unlisted: dict[tuple[str, Severity], int] = {}
+        """Those past :data:`LISTED`, counted only: :meth:`unlisted` sums them up."""
         self.client = client
         self.started = now
         self.phase = Phase.HANDSHAKE
@@ -234,10 +242,34 @@ class LiveConnection:
     # -- the Handler of the WebSocket --------------------------------------------------
 
     def report(self, found: Iterable[Violation | None]) -> None:
+        """Count each violation; pass on at most :data:`LISTED` of each rule, so a client
+        that floods the server with faults cannot grow the report without bound."""
         for v in found:
             if v is not None:
                 self.found[v.severity] = self.found.get(v.severity, 0) + 1
-                self.session.add_violation(v)
+                listed = self._listed.get(v.rule, 0)
+                if listed < LISTED:
+                    self._listed[v.rule] = listed + 1
+                    self.session.add_violation(v)
+                else:
+                    key = (v.rule, v.severity)
+                    self._unlisted[key] = self._unlisted.get(key, 0) + 1
+
+    def unlisted(self) -> list[Violation]:
+        """One violation per rule and severity that went past :data:`LISTED`, saying how
+        many more there were (the same rule and severity, so the verdict stands)."""
+        conn = self.recorded.conn if self.recorded is not None else None
+        return [
+            Violation(
+                rule,
+                severity,
+                conn,
+                f"{n:,} more {rule} on this connection, not listed (a connection lists "
+                f"at most {LISTED} of each rule)",
+                actual=n,
+            )
+            for (rule, severity), n in self._unlisted.items()
+        ]
 
     def log(self, text: str) -> None:
         self.session.log(self, text)

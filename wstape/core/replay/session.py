@@ -279,6 +279,8 @@ class ReplaySession:
     def ended(self, live: LiveConnection, now: float, *, abnormal: bool) -> None:
         self._live_count -= 1
         self.connections.pop(live.serial, None)
+        for v in live.unlisted():
+            self.add_violation(v)
         result = live.result()
         if result is not None:
             self._results.append((live.serial, result))
@@ -410,14 +412,14 @@ class ReplaySession:
     def report(self, cassette: str) -> Report:
         """The report so far (connections still open are included as they stand)."""
         rows = list(self._results)
+        violations = list(self.violations)
         for live in self.connections.values():
             result = live.result()
             if result is not None:
                 rows.append((live.serial, result))
+            violations += live.unlisted()
         rows.sort(key=lambda row: row[0])
-        report = build_report(
-            self.cfg.profile.value, cassette, (r for _, r in rows), self.violations
-        )
+        report = build_report(self.cfg.profile.value, cassette, (r for _, r in rows), violations)
         if self._faults.events:
             report = replace(report, faults=tuple(e.to_dict() for e in self._faults.events))
         return report
