@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +14,16 @@ from mitmproxy.websocket import WebSocketData, WebSocketMessage
 from wsproto.frame_protocol import Opcode as WsOpcode
 
 from tests.helpers.records import records_so_far
+from tests.helpers.servers import MITMDUMP, clean_env, wstape_addon_path
 from wstape.addons.recorder import (
     REDACTED,
     STOPPED_NOTE,
     Recorder,
+    ScriptRecorder,
     private_writer,
 )
 from wstape.cassettes import CassetteWriter, WriteMode
+from wstape.cassettes.errors import CassetteExists, CassetteWriteError, OlderCassette
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side, TlsInfo
 from wstape.core.redaction import Redactor
 
@@ -621,3 +625,74 @@ def test_failures_before_an_answer_are_logged_not_recorded(
     assert "upgrade to http://backend.example:9000/chat?room=1 failed" in lines[0]
     assert "Connection refused" in lines[0]
     assert "cannot connect to backend.example:9000 (Connect call failed)" in lines[1]
+
+
+V1_SAMPLE = Path(__file__).parent.parent / "data" / "cassette-v1.msgpack"
+
+
+def test_appending_to_a_v1_cassette_is_refused_and_leaves_its_mode(tmp_path: Path) -> None:
+    old = tmp_path / "old.msgpack"
+    old.write_bytes(V1_SAMPLE.read_bytes())
+    old.chmod(0o644)
+    with pytest.raises(OlderCassette, match="wstape upgrade"):
+        private_writer(old, WriteMode.APPEND)
+    assert old.stat().st_mode & 0o777 == 0o644  # (it was chmodded 0600 before the refusal)
+    assert old.read_bytes() == V1_SAMPLE.read_bytes()
+    with pytest.raises(CassetteExists):
+        private_writer(old, WriteMode.CREATE)
+    assert old.stat().st_mode & 0o777 == 0o644
+    folder = tmp_path / "folder"
+    folder.mkdir(mode=0o755)
+    with pytest.raises(CassetteWriteError):
+        private_writer(folder, WriteMode.OVERWRITE)
+    assert folder.stat().st_mode & 0o777 == 0o755
+
+
+def test_the_script_addon_logs_an_option_error_at_startup_as_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = tmp_path / "old.msgpack"
+    old.write_bytes(V1_SAMPLE.read_bytes())
+    rec = ScriptRecorder()
+    with taddons.context(rec) as tctx, caplog.at_level(logging.ERROR):
+        tctx.configure(rec, wstape_cassette=str(old), wstape_append=True)  # (no raise)
+        assert rec.writer is None
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1 and "\n" not in errors[0], errors
+        assert errors[0].startswith("wstape: error: wstape_cassette: ")
+        assert "wstape upgrade" in errors[0] and not caplog.records[-1].exc_info
+        rec.running()  # (once mitmproxy runs, a bad value is refused as the Recorder does)
+        with pytest.raises(exceptions.OptionsError, match="wstape upgrade"):
+            tctx.configure(rec, wstape_cassette=str(tmp_path / "old.msgpack"), wstape_append=True)
+
+
+@pytest.mark.skipif(not MITMDUMP.exists(), reason=f"no mitmdump next to Python: {MITMDUMP}")
+def test_mitmdump_with_wstape_append_onto_a_v1_cassette_says_one_line(tmp_path: Path) -> None:
+    old = tmp_path / "old.msgpack"
+    old.write_bytes(V1_SAMPLE.read_bytes())
+    old.chmod(0o644)
+    result = subprocess.run(
+        [
+            str(MITMDUMP),
+            "-q",
+            "--listen-port",
+            "0",
+            "-s",
+            wstape_addon_path(),
+            "--set",
+            f"wstape_cassette={old}",
+            "--set",
+            "wstape_append=true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        cwd=tmp_path,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in out and "OptionsError" not in out, out
+    errors = [line for line in out.splitlines() if "wstape: error:" in line]
+    assert len(errors) == 1 and "wstape upgrade" in errors[0], out
+    assert old.stat().st_mode & 0o777 == 0o644

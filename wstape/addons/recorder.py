@@ -136,11 +136,14 @@ class _Live:
 
 
 def private_writer(path: str | Path, mode: WriteMode) -> CassetteWriter:
-    """A :class:`CassetteWriter` on a file only its owner can read (0600) from the start.
+    """A :class:`CassetteWriter` on a file only its owner can read (0600) before any
+    record is written.
 
     A missing file is created empty with that mode before the writer opens it; an
-    existing one that will be written to is restricted first. Raises what
-    :class:`CassetteWriter` raises (and leaves no file it created behind).
+    existing one is restricted once the writer has accepted it (before that, the writer
+    writes at most a header), so a file the writer refuses (an older format to append
+    to, not a cassette, a directory) keeps its mode. Raises what :class:`CassetteWriter`
+    raises (and leaves no file it created behind).
     """
     target = Path(path)
     created = False
@@ -148,12 +151,10 @@ def private_writer(path: str | Path, mode: WriteMode) -> CassetteWriter:
         if not target.exists():
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, CASSETTE_MODE))
             created = True
-        elif mode is not WriteMode.CREATE or target.stat().st_size == 0:
-            os.chmod(target, CASSETTE_MODE)
     except OSError:
         pass  # the writer reports the real problem (no such directory, not allowed) itself
     try:
-        return CassetteWriter(target, mode=mode, live=True)
+        writer = CassetteWriter(target, mode=mode, live=True)
     except BaseException:
         if created:
             try:
@@ -161,6 +162,12 @@ def private_writer(path: str | Path, mode: WriteMode) -> CassetteWriter:
             except OSError:
                 pass
         raise
+    if not created:
+        try:
+            os.fchmod(writer.fileno(), CASSETTE_MODE)
+        except OSError:
+            pass  # (not the owner: the file stays as it was, as before)
+    return writer
 
 
 def build_redactor(
@@ -657,3 +664,33 @@ class Recorder:
             self._on_failure(error)
         else:
             _shutdown_master()
+
+
+class ScriptRecorder(Recorder):
+    """The recorder ``wstape addon-path`` loads into mitmdump, mitmweb or mitmproxy.
+
+    mitmproxy logs any exception a script's ``configure`` raises while the script loads
+    with its traceback (``error in script ...``), an OptionsError included. So until
+    mitmproxy is running, an option error (an existing cassette without
+    ``wstape_append``, ``wstape_append`` onto a format-1 cassette, a bad filter) is
+    logged as one line, ``wstape: error: ...``, and nothing is recorded; mitmproxy then
+    refuses to start ("Error logged during startup, exiting..."). Once it runs (an
+    option set from mitmproxy's console or web UI), the OptionsError is raised as
+    :class:`Recorder` raises it: mitmproxy refuses the new value and says why in a line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._running = False
+
+    def configure(self, updated: set[str]) -> None:
+        try:
+            super().configure(updated)
+        except exceptions.OptionsError as e:
+            if self._running:
+                raise
+            logger.error(f"wstape: error: {e}")
+
+    def running(self) -> None:
+        self._running = True
+        super().running()

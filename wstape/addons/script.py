@@ -11,6 +11,6 @@ mitmproxy must run in the Python environment where wstape is installed. Options:
 scripts so it records messages before any other addon modifies them.
 """
 
-from wstape.addons.recorder import Recorder
+from wstape.addons.recorder import ScriptRecorder
 
-addons = [Recorder()]
+addons = [ScriptRecorder()]

@@ -243,6 +243,10 @@ class CassetteWriter:
             raise
         self._next_conn = self._highest + 1
 
+    def fileno(self) -> int:
+        """The descriptor the writer writes through (open until :meth:`close`)."""
+        return self._fd
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """An exclusive lock on the cassette against other writers (other processes, or
