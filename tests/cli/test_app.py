@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.cli.helpers import (
+    DATA,
     V1,
     invoke,
     ok,
     runner,
 )
+from tests.helpers.servers import clean_env
 from wstape.cli.app import app
 
 COMMANDS = [
+    ["ls"],
+    ["ls", "--json"],
     ["show"],
     ["stats"],
     ["diff", str(V1)],
@@ -24,6 +32,9 @@ COMMANDS = [
     ["export", "--format", "har"],
     ["import", "-o", "{out}"],
     ["view", "-o", "{out}"],
+    ["check"],
+    ["upgrade", "-o", "{out}"],
+    ["replay", "--port", "0"],
 ]
 
 
@@ -52,6 +63,43 @@ def test_unreadable_input_is_one_line_exit_3(
     assert "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("wstape: error: ")
+    assert not Path(out).exists()
+
+
+def _without_read_access() -> list[str]:
+    """What runs a command so that a file of mode 000 cannot be read: nothing for a user,
+    and for root (whom chmod does not stop) setpriv, dropping the capabilities that let
+    root read any file."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root, and no setpriv to drop CAP_DAC_OVERRIDE with")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_cassette_without_read_permission_is_one_line_exit_3(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # (typer checked every Path argument was readable: click's four-line usage error, exit 2)
+    path = tmp_path / "private.msgpack"
+    path.write_bytes((DATA / "cassette-v3.msgpack").read_bytes())
+    path.chmod(0)
+    out = str(tmp_path / "out.msgpack")
+    name, *rest = command
+    args = [name, str(path), *(a.replace("{out}", out) for a in rest)]
+    if name == "diff":
+        args = ["diff", str(V1), str(path)]
+    result = subprocess.run(
+        [*_without_read_access(), sys.executable, "-m", "wstape", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+    )
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert result.stderr == f"wstape: error: {path}: cannot open: Permission denied\n"
     assert not Path(out).exists()
 
 

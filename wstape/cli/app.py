@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -26,7 +27,27 @@ def _plain_argument_names() -> None:
         setattr(TyperArgument, "display_type_rich", lambda self, ctx: None)  # noqa: B010
 
 
+def _paths_checked_by_commands() -> None:
+    """No path argument or option is checked by click before its command runs: typer makes
+    every ``Path`` parameter ``readable=True`` unless told otherwise, so an unreadable
+    cassette was click's four-line usage error (exit 2). Each command opens its files
+    itself and says in one line what is wrong with one (exit 3 for a cassette: README's
+    exit codes); a path option that is written is checked by the command
+    (:func:`~wstape.cli.common.check_writable`). Patched on the class, so it holds for
+    every command, those yet to be written included."""
+    from typer.models import TyperPath
+
+    init = TyperPath.__init__
+
+    def no_access_check(self: TyperPath, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.readable = False
+
+    setattr(TyperPath, "__init__", no_access_check)  # noqa: B010 - patched on the class
+
+
 _plain_argument_names()
+_paths_checked_by_commands()
 COMMANDS: dict[str, str] = {
     "demo": "demo",
     "record": "record",
