@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,24 @@ async def test_repeated_sigterm_during_shutdown_still_writes_the_report(
     [v] = replay.report()["violations"]
     assert v["rule"] == "REPLAY-UNPLAYED"
     assert ET.parse(replay.junit_path).getroot().find("testsuite") is not None
+
+
+def test_a_fault_aimed_at_no_recorded_connection_is_a_usage_error(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    cassette = make_cassette(ECHO)
+    argv = [sys.executable, "-m", "wstape", "replay", str(cassette), "--port", "0"]
+    done = subprocess.run(
+        [*argv, "--fault", "drop@conn=7", "--max-wait", "5"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "wstape: error: --fault: 'drop@conn=7': the cassette has no connection 7 (it has 1); "
+        "it would never happen"
+    ]
 
 
 async def test_max_wait_ends_a_run_no_client_connected_to(

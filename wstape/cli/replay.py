@@ -717,6 +717,8 @@ def replay(
             server.load()
     except CassetteError as e:
         cassette_error(e)
+    except ConfigError as e:
+        config_error(e)
     with _signals_restored():
         try:
             listen = (proxy_host, via_proxy) if via_proxy is not None else None

@@ -130,6 +130,8 @@ class WstapeServer:
             raise WstapeUsageError(f"cannot replay: {e}") from None
         except TlsSetupError as e:
             raise WstapeUsageError(f"cannot set up TLS: {e}") from None
+        except ConfigError as e:  # a fault aimed at no recorded connection
+            raise WstapeUsageError(f"cannot replay {s.cassette}: {e}") from None
         self._server = server
         self.url = server.url
         if options.tls is not None:

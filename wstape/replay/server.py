@@ -47,7 +47,7 @@ from wstape.core.model import TlsInfo
 from wstape.core.options import coerce_fields, field_names
 from wstape.core.replay.connection import LiveConnection
 from wstape.core.replay.echo import ECHO_CASSETTE, EchoSession
-from wstape.core.replay.faults import parse_fault
+from wstape.core.replay.faults import check_aims, parse_fault
 from wstape.core.replay.options import PlayOptions
 from wstape.core.replay.session import ReplaySession
 from wstape.core.report import Report
@@ -643,14 +643,22 @@ class ReplayServer:
         if self.options.echo:
             raise ValueError("echo mode has no cassette to index")
         if self.index is None:
-            self.index = CassetteIndex.build(self.cassette, self.options.play)
+            self.index = self._aimed(CassetteIndex.build(self.cassette, self.options.play))
         return self.index
+
+    def _aimed(self, index: CassetteIndex) -> CassetteIndex:
+        """``index``, once every ``--fault`` aimed at a connection or path has one to
+        strike in it (else ConfigError)."""
+        check_aims(
+            self.options.play.fault_list(), ((r.conn, r.open.path) for r in index.connections)
+        )
+        return index
 
     async def start(self) -> int:
         """Index the cassette, bind, and start serving. Returns the bound port."""
         if self.index is None and not self.options.echo:
-            self.index = await asyncio.to_thread(
-                CassetteIndex.build, self.cassette, self.options.play
+            self.index = self._aimed(
+                await asyncio.to_thread(CassetteIndex.build, self.cassette, self.options.play)
             )
         tls = self.options.tls
         ctx = await asyncio.to_thread(tls.server_context) if tls is not None else None

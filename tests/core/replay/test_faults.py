@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wstape.core.errors import ConfigError
-from wstape.core.replay.faults import FaultKind, Point, parse_fault
+from wstape.core.replay.faults import FaultKind, Point, check_aims, parse_fault
 
 
 @pytest.mark.parametrize(
@@ -51,6 +51,8 @@ def test_specs(spec: str, kind: FaultKind, fields: dict[str, object]) -> None:
         ("drop@conn=1,conn=2", "given twice"),
         ("drop@after=1,after-client=1", "exclude each other"),
         ("close@reason=" + "x" * 124, "at most 123 bytes"),
+        ("drop@", "nothing after @"),
+        ("drop@ ", "nothing after @"),
     ],
 )
 def test_mistakes_are_one_line(spec: str, says: str) -> None:
@@ -58,6 +60,31 @@ def test_mistakes_are_one_line(spec: str, says: str) -> None:
         parse_fault(spec)
     assert says in str(e.value) and e.value.option == "faults"
     assert "\n" not in str(e.value)
+
+
+RECORDED = [(1, "/chat"), (2, "/feed"), (3, "/chat")]
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("drop@conn=99", "the cassette has no connection 99 (it has 1, 2, 3)"),
+        ("drop@path=/nope*", "path=/nope* matches none of the recorded paths (/chat, /feed)"),
+        ("drop@conn=2,path=/chat", "does not match connection 2's path (/chat, /feed)"),
+    ],
+)
+def test_a_fault_aimed_at_no_recorded_connection_is_refused(spec: str, says: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        check_aims([parse_fault(spec)], RECORDED)
+    assert says in str(e.value) and "would never happen" in str(e.value)
+    assert e.value.option == "faults" and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "spec", ["drop", "drop@conn=3", "drop@path=/ch*", "drop@conn=3,path=/chat"]
+)
+def test_a_fault_aimed_at_a_recorded_connection_is_taken(spec: str) -> None:
+    check_aims([parse_fault(spec)], RECORDED)
 
 
 def test_aims_at() -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -138,6 +139,31 @@ class Fault:
         return self.path is None or fnmatch.fnmatchcase(path, self.path)
 
 
+def check_aims(faults: Iterable[Fault], recorded: Iterable[tuple[int, str]]) -> None:
+    """Raise ConfigError for a fault aimed at no recorded connection (``conn=`` and
+    ``path=`` against the cassette's ``(conn, path)`` pairs): it could never happen, and
+    the run would pass as if the client had weathered it."""
+    pairs = list(recorded)
+    for fault in faults:
+        if fault.conn is None and fault.path is None:
+            continue
+        if any(fault.aims_at(conn, path) for conn, path in pairs):
+            continue
+        conns = {conn for conn, _ in pairs}
+        if fault.conn is not None and fault.conn not in conns:
+            known = ", ".join(str(c) for c in sorted(conns)[:10]) or "none"
+            more = ", ..." if len(conns) > 10 else ""
+            why = f"the cassette has no connection {fault.conn} (it has {known}{more})"
+        else:
+            paths = sorted({path for _, path in pairs})
+            shown = ", ".join(paths[:5]) + (", ..." if len(paths) > 5 else "")
+            if fault.conn is not None:
+                why = f"path={fault.path} does not match connection {fault.conn}'s path ({shown})"
+            else:
+                why = f"path={fault.path} matches none of the recorded paths ({shown or 'none'})"
+        raise ConfigError(f"{fault.spec!r}: {why}; it would never happen", option="faults")
+
+
 def _int(spec: str, key: str, text: str, low: int, high: int) -> int:
     try:
         value = int(text)
@@ -162,7 +188,9 @@ def _seconds(spec: str, key: str, text: str) -> float:
 
 def parse_fault(spec: str) -> Fault:
     """``KIND[@key=value,...]`` (see the module docstring). Raises ConfigError."""
-    kind_text, _, args = spec.strip().partition("@")
+    kind_text, at, args = spec.strip().partition("@")
+    if at and not args.strip():
+        raise ConfigError(f"{spec!r}: nothing after @ (e.g. {kind_text}@conn=1)", option="faults")
     try:
         kind = FaultKind(kind_text.strip())
     except ValueError:
