@@ -4,9 +4,13 @@ from recorded data, plain metavars and singulars (issue 11 "Output that fits")."
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,7 @@ from typer.testing import CliRunner
 
 from tests.cli.helpers import V1, opened
 from tests.helpers.records import write
+from tests.helpers.servers import clean_env
 from wstape.cli import output
 from wstape.cli.app import app
 from wstape.core.model import Close, Message, Note, Opcode, Open, Side
@@ -273,3 +278,55 @@ def test_rows_held_as_text_draw_the_same_table(
     text = drawn(output.TextRows([output.text_row(row) for row in rows]))
     assert text == drawn(rows)
     assert "\x1b" not in text and "\u202e" not in text
+
+
+WORDS = "小明 says héllo 😀"
+"""Not ASCII, not Latin-1, and beyond the BMP (an emoji)."""
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ls"],
+        ["ls", "--json"],
+        ["show"],
+        ["show", "--json"],
+        ["show", "--headers"],
+        ["stats"],
+        ["stats", "--json"],
+        ["export", "--format", "jsonl", "--notes"],
+        ["export", "--format", "har"],
+        ["check"],
+    ],
+    ids=" ".join,
+)
+def test_a_stdout_that_cannot_encode_the_text_gets_escapes_not_a_traceback(
+    tmp_path: Path, command: list[str], encoding: str
+) -> None:
+    path = tmp_path / "unicode.msgpack"
+    write(
+        path,
+        [
+            replace(opened(1, "/聊天?name=小明"), request_headers=((b"Host", "例子.cn".encode()),)),
+            Message(1, 0.1, Side.CLIENT, Opcode.TEXT, WORDS.encode()),
+            Note(conn=1, t=0.2, text=WORDS),
+            Close(1, 1.0, Side.CLIENT, 4001, WORDS),
+        ],
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "wstape", *command[:1], str(path), *command[1:]],
+        capture_output=True,
+        timeout=120,
+        env={**clean_env(), "PYTHONIOENCODING": encoding, "COLUMNS": "200"},
+    )
+    expected = {0, 1} if command[0] == "check" else {0}  # (check: the rules' verdict)
+    assert result.returncode in expected, result.stderr.decode(errors="replace")
+    assert b"Traceback" not in result.stderr and not result.stderr, result.stderr
+    text = result.stdout.decode(encoding)  # (nothing it cannot hold was written)
+    if "--json" in command or "jsonl" in command or "har" in command:
+        lines = text.splitlines() if "jsonl" in command or command[0] == "show" else [text]
+        parsed = [json.loads(line) for line in lines]  # (the escapes keep it valid JSON)
+        assert WORDS in json.dumps(parsed, ensure_ascii=False)
+    elif command[0] != "check":
+        assert "\\u5c0f\\u660e" in text  # (小明, escaped)

@@ -136,6 +136,7 @@ def _command(argv: list[str]) -> str | None:
 
 
 def main() -> None:
+    output.escape_unencodable()  # (a non-UTF-8 stdout: escapes, not a traceback)
     # --no-color is a global option that every command also takes, wherever it stands.
     if "--no-color" in sys.argv[2:]:
         sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != "--no-color")]

@@ -10,12 +10,19 @@ drive the terminal.
 - :func:`safe` escapes every control character (C0, C1, DEL) and bidi control of text
   that came from a cassette or a client, so a recorded ``ESC]0;PWNED`` or a request line
   from the network prints as ``\\x1b]0;PWNED`` and cannot retitle or clear the terminal.
+- :func:`escape_unencodable` (called once by ``wstape``'s ``main``): on a stdout whose
+  encoding cannot hold a character (``PYTHONIOENCODING=ascii``, a Latin-1 locale), the
+  character is written as a ``\\uXXXX`` escape (two for one beyond the BMP) instead of
+  ending the command with a UnicodeEncodeError: inside a JSON string that is the same
+  string, so ``--json`` and JSONL output stay valid JSON.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gc
+import io
 import os
 import re
 import shutil
@@ -34,6 +41,37 @@ from rich.text import Text
 from wstape.core.terminal import safe
 
 T = TypeVar("T")
+
+ESCAPE_ERRORS = "wstape-escape"
+"""The codec error handler :func:`escape_unencodable` sets on stdout."""
+
+
+def _escape(e: UnicodeError) -> tuple[str, int]:
+    if not isinstance(e, UnicodeEncodeError):
+        raise e
+    out = []
+    for ch in e.object[e.start : e.end]:
+        n = ord(ch)
+        if n > 0xFFFF:  # (JSON spells it as its UTF-16 surrogate pair)
+            n -= 0x10000
+            out.append(f"\\u{0xD800 + (n >> 10):04x}\\u{0xDC00 + (n & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{n:04x}")
+    return "".join(out), e.end
+
+
+codecs.register_error(ESCAPE_ERRORS, _escape)
+
+
+def escape_unencodable(stream: TextIO | None = None) -> None:
+    """Write what ``stream`` (stdout) cannot encode as ``\\uXXXX`` escapes instead of
+    raising UnicodeEncodeError: the one place every command's text output goes through
+    (``ls``, ``show``, ``stats``, ``export`` to stdout, ``--json``). A stream that is not a
+    text file of its own (a test runner's capture) is left as it is."""
+    stream = sys.stdout if stream is None else stream
+    if isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(errors=ESCAPE_ERRORS)
+
 
 _NO_COLOR = False
 """Set by ``--no-color`` on any command."""
