@@ -108,6 +108,16 @@ def _cap(lines: list[str]) -> str:
     return "\n".join(lines)
 
 
+_CAPPED = re.compile(r"\.\.\. and (\d+) more")
+
+
+def differences(lines: Sequence[str]) -> int:
+    """How many differences the lines of a (non-unified) diff name, the ones
+    :func:`_cap` left out included."""
+    capped = _CAPPED.fullmatch(lines[-1]) if lines else None
+    return len(lines) - 1 + int(capped.group(1)) if capped else len(lines)
+
+
 def _opcode_line(expected: Opcode, actual: Opcode) -> list[str]:
     return [] if expected is actual else [f"opcode: expected {expected.value}, got {actual.value}"]
 

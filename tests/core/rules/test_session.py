@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from wstape.core.matchers import MAX_DIFF_LINES, match
 from wstape.core.model import Message, Opcode, Side
 from wstape.core.rules import (
     PAYLOAD_PREVIEW_BYTES,
@@ -138,6 +139,23 @@ def test_message_mismatch_carries_both_messages_and_the_diff() -> None:
     assert data["expected"] == {"opcode": "text", "size": 15, "payload": '{"type":"ping"}'}
     assert isinstance(data["actual"], dict) and data["actual"]["diff"] == diff
     json.dumps(data)
+
+
+def test_message_mismatch_says_how_many_more_differences_there_are() -> None:
+    """The message names the first difference and counts the rest (the json matcher
+    lists each one; its cap at MAX_DIFF_LINES still counts those it left out)."""
+    expected = Message(1, 0.5, Side.CLIENT, Opcode.TEXT, b'{"a":1,"b":2,"c":3}')
+    found = match("json", expected, Opcode.TEXT, b'{"a":9,"b":8,"c":7}')
+    (v,) = message_mismatch(1, expected, Opcode.TEXT, b"{}", found.diff, RFC)
+    assert "$.a: expected 1, got 9 (and 2 more differences)" in v.message
+    many = {f"k{i}": i for i in range(MAX_DIFF_LINES + 5)}
+    payload = json.dumps(many).encode()
+    other = Message(1, 0.5, Side.CLIENT, Opcode.TEXT, payload)
+    found = match("json", other, Opcode.TEXT, json.dumps({k: -1 for k in many}).encode())
+    (v,) = message_mismatch(1, other, Opcode.TEXT, b"{}", found.diff, RFC)
+    assert f"(and {MAX_DIFF_LINES + 4} more differences)" in v.message
+    (v,) = message_mismatch(1, expected, Opcode.TEXT, b"{}", "$.a: one", RFC)
+    assert v.message.endswith("$.a: one")
 
 
 def test_message_mismatch_truncates_huge_payloads() -> None:

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from wstape.core.matchers import differences
 from wstape.core.model import Message, Opcode
 from wstape.core.rules.catalogue import RuleConfig, Severity, Violation
 from wstape.core.rules.helpers import Report, preview
@@ -217,6 +218,9 @@ def message_mismatch(
         first = f"expected {preview(expected.payload)}, got {preview(actual_payload)}"
     else:
         first = lines[0]
+        more = differences(lines) - 1
+        if more:
+            first += f" (and {more} more difference{'s' if more > 1 else ''})"
     actual = message_json(actual_opcode, actual_payload)
     actual["diff"] = diff
     hint = ""
