@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests.cassettes.test_frozen_v2 import V2
 from tests.cli.helpers import invoke, ok
+from tests.helpers.hostile import close, end_v2, header, message_v2, open_, pack
 from tests.helpers.records import (
     interleave,
     make_open,
@@ -305,3 +306,120 @@ def test_ls_from_the_end_reads_no_message(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     assert "1 / 0" in ok("ls", path)
     assert invoke("check", path).exit_code == 3  # type: ignore[attr-defined]
+
+
+# -- a listing is held to the file at a few reads per connection (QA: a crafted or
+# bit-flipped end record changed what ls printed) --------------------------------------
+
+
+def ls_warns(path: Path) -> str:
+    """``ls --json`` (as a pass prints it), and the one warning line that says the
+    listing was not used."""
+    result = invoke("ls", path, "--json")
+    assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
+    assert result.stdout == ok_by_pass("ls", path, "--json")  # type: ignore[attr-defined]
+    lines = result.stderr.splitlines()  # type: ignore[attr-defined]
+    warned = [line for line in lines if "listing does not hold" in line]
+    assert len(warned) == 1, lines
+    assert warned[0].startswith(f"wstape: warning: {path}: the end record's listing")
+    return warned[0]
+
+
+def test_a_listing_whose_figures_do_not_fit_the_file_is_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "lie.msgpack"
+    write(
+        path,
+        [
+            make_open(1),
+            Message(1, 0.1, Side.CLIENT, Opcode.TEXT, b"hi"),
+            Message(1, 0.2, Side.SERVER, Opcode.TEXT, b"hi"),
+            Close(1, 0.3, Side.CLIENT, 1000, "bye"),
+        ],
+    )
+    (one,) = listing(path) or ()
+    fields = {"records": 4, "conns": [[1, 4]]}
+    for lie, why in [
+        (one._replace(bytes_client=999, bytes_server=12345), "do not fit the file"),
+        (one._replace(messages_client=2, messages_server=0, bytes_client=0), "0 messages"),
+        (
+            one._replace(
+                last_t=77.0, messages_client=0, messages_server=0, bytes_client=0, bytes_server=0
+            ),
+            "last_t is not the time of a record",
+        ),
+        (one._replace(last_t=0.1), "last_t is before its close"),
+    ]:
+        end_with(path, {**fields, "listing": [list(lie)]})
+        assert from_end(path) is None, lie
+        assert why in ls_warns(path)
+    end_with(path, {**fields, "listing": [list(one)]})  # (the truth is still used)
+    assert from_end(path) == by_pass(path)
+
+
+def test_a_listing_in_another_order_than_the_opens_is_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "order.msgpack"
+    write(path, [make_open(1), make_open(2, "/feed"), Close(2, 0.5, Side.SERVER, 1000, "")])
+    one, two = listing(path) or ()
+    end_with(path, {"records": 3, "conns": [[2, 2], [1, 1]], "listing": [list(two), list(one)]})
+    assert from_end(path) is None  # (it was used: ls listed connection 2 first)
+    assert "order the connections opened" in ls_warns(path)
+
+
+def _payload_hiding(records: list[bytes]) -> tuple[bytes, list[int]]:
+    """A version-3 cassette of ``records`` (packed), and where each starts."""
+    data = pack(header(version=3))
+    offsets = []
+    for r in records:
+        offsets.append(len(data))
+        data += r
+    return data, offsets
+
+
+def test_a_listing_of_records_inside_payloads_is_not_used(tmp_path: Path) -> None:
+    # /tmp/qa1/repro_hidden.py: the listing points at an open and a close that are the
+    # payloads of two messages; each is that connection's open or close, taken alone.
+    fake_open, fake_close = pack(open_(1, target="/evil")), pack(close(1, 0.3, code=4999))
+    records = [
+        pack(open_(1, target="/chat")),
+        pack(message_v2(1, 0.1, 1, fake_open)),
+        pack(message_v2(1, 0.2, 3, fake_close)),
+        pack(close(1, 0.3, reason="bye!")),  # (as long as the fake one)
+    ]
+    data, _ = _payload_hiding(records)
+    hidden_open, hidden_close = data.index(fake_open), data.index(fake_close)
+    entry = [1, hidden_open, hidden_close, 1, 1, len(fake_open), len(fake_close), 0.3]
+    path = tmp_path / "hidden.msgpack"
+    path.write_bytes(data + end_v2(4, [[1, 4]], listing=[entry]))
+    assert from_end(path) is None  # (it was used: ls listed /evil, closed 4999)
+    assert "before the first open" in ls_warns(path)
+    assert "/chat" in ok("ls", path) and "/evil" not in ok("ls", path)
+
+
+def test_a_fake_end_record_in_the_last_payload_does_not_end_the_cassette(
+    tmp_path: Path,
+) -> None:
+    # A cassette that did not end cleanly (the recorder was killed) whose last message's
+    # payload ends with the bytes of an end record listing its real open: from its end,
+    # the file looks complete.
+    records = [pack(open_(1)), pack(message_v2(1, 0.1, 0, b"hi"))]
+    data, offsets = _payload_hiding(records)
+    entry = [1, offsets[0], None, 2, 0, 2, 0, 0.2]
+    path = tmp_path / "unended.msgpack"
+    for fake in (
+        end_v2(3, [[1, 3]], listing=[entry]),
+        # (the fake end and a fake close of connection 1 before it, both in the payload)
+        None,
+    ):
+        if fake is None:
+            fake_close = pack(close(1, 0.2))
+            at = len(data) + len(pack(message_v2(1, 0.2, 0, b"x" * 300))) - 300
+            closing = [1, offsets[0], at, 2, 0, 2, 0, 0.2]
+            fake = fake_close + end_v2(3, [[1, 3]], listing=[closing])
+        last = pack(message_v2(1, 0.2, 0, fake.rjust(300, b" ")))
+        path.write_bytes(data + last)
+        reader = CassetteReader(path)
+        assert reader.end_summary() is not None  # (the hint is fooled)
+        assert reader.listed() is None, fake
+        result = invoke("ls", path)
+        assert result.exit_code == 0  # type: ignore[attr-defined]
+        assert "did not end cleanly" in result.stderr  # type: ignore[attr-defined]

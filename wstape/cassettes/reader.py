@@ -30,6 +30,7 @@ way and long way as a whole pass (:class:`_Pass`), the file open only while it r
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,7 +67,7 @@ from wstape.cassettes.schema import (
     header_from_dict,
 )
 from wstape.core.connections import MessageFields, slim_open
-from wstape.core.model import Close, ConnectionSummary, Header, Open, Record
+from wstape.core.model import Close, ConnectionSummary, Header, Note, Open, Record
 
 __all__ = ["MAX_RECORD_BYTES", "CassetteReader", "read_cassette"]
 
@@ -211,6 +212,9 @@ class CassetteReader:
         """After a pass that read to the end of the file: the index the next record
         written would have."""
         self.size = 0
+        self.listing_refused: str | None = None
+        """Why the last :meth:`listed` did not use the end record's listing (None: it did,
+        or there is none)."""
         self.header, self._version, self._body_offset = self._read_header()
 
     def _fail(
@@ -531,39 +535,88 @@ class CassetteReader:
         from its open and close records, read at the offsets the listing gives and checked
         in full, and the listing's counts.
 
-        None when the file has no listing or the listing does not hold (it disagrees with
-        the end record's counts, or a record at one of its offsets is not that
-        connection's open or close): a pass reads such a file and reports what is wrong
-        with it. Only the opens and closes are read: ``wstape check`` reads every record.
+        None when the file has no listing, or the listing does not hold; then
+        ``listing_refused`` says why (None when there is no listing), and a pass reads the
+        file. What is held to the file, at a cost of a few reads per connection (see
+        :func:`_check_listing`): the listing agrees with its end record's counts; each
+        open and close offset is a record of the file before the end record, that
+        connection's open or close, in the order they opened, no two overlapping; the
+        records before the first open are the notes about the whole cassette the counts
+        leave room for, and the records after the last listed one are messages and
+        notes of listed connections that end exactly where the end record starts (a fake
+        end record inside a payload does not); the bytes between the listed records can
+        hold the messages and notes the listing counts. Only the opens and closes and
+        those few records are read: ``wstape check`` reads every record (and holds the
+        listing to them).
         """
+        self.listing_refused = None
         end = self.end_summary()
-        if end is None or end.listing is None or not _listing_agrees(end):
+        if end is None or end.listing is None:
             return None
+        try:
+            return self._listed(end)
+        except _ListingWrong as e:
+            self.listing_refused = str(e)
+            return None
+
+    def _listed(self, end: v2.End) -> list[ConnectionSummary]:
+        listing, conns = end.listing or (), end.conns
+        notes = _listing_disagrees(end)
         end_at = self.size - end.size
         out: list[ConnectionSummary] = []
+        spans: list[tuple[int, int]] = []
+        """(start, end) of every listed record."""
         seen: set[int] = set()
+        least = 0
+        """Bytes the messages and notes outside the listed records take, at least."""
+        most = 0
+        """And at most."""
         with self._open() as f:
             scanner = RecordScanner(f.fileno(), self.size, version=self._version)
 
-            def at(offset: int) -> Record | v2.End | None:
+            def at(offset: int, what: str) -> Record | v2.End:
                 if not self._body_offset <= offset < end_at:
-                    return None
+                    raise _ListingWrong(f"{what} {offset} is outside the file's records")
                 try:
-                    return self._slow_record(scanner, offset, scanner.scan(offset), 0)
+                    stop = scanner.scan(offset)
+                    record = self._slow_record(scanner, offset, stop, 0)
                 except (CassetteError, ShapeError, RecordTruncated):
-                    return None
+                    raise _ListingWrong(f"{what} {offset} is not a record") from None
+                if stop > end_at:
+                    raise _ListingWrong(f"{what} {offset} is not a record before the end record")
+                spans.append((offset, stop))
+                return record
 
-            for entry in end.listing:
-                op = at(entry.open_at)
-                if type(op) is not Open or op.conn != entry.conn or op.conn in seen:
-                    return None
-                seen.add(op.conn)
+            last_open = -1
+            for entry in listing:
+                conn = entry.conn
+                if conn in seen:
+                    raise _ListingWrong(f"connection {conn} is listed twice")
+                seen.add(conn)
+                if entry.open_at <= last_open:
+                    raise _ListingWrong(
+                        f"connection {conn} is not listed in the order the connections opened"
+                    )
+                last_open = entry.open_at
+                op = at(entry.open_at, f"connection {conn}'s open_at")
+                if type(op) is not Open or op.conn != conn:
+                    raise _ListingWrong(
+                        f"the record at byte {entry.open_at} is not the open of connection {conn}"
+                    )
                 close: Close | None = None
                 if entry.close_at is not None:
-                    got = at(entry.close_at) if entry.close_at > entry.open_at else None
-                    if type(got) is not Close or got.conn != entry.conn:
-                        return None
+                    if entry.close_at <= entry.open_at:
+                        raise _ListingWrong(f"connection {conn}'s close_at is before its open")
+                    got = at(entry.close_at, f"connection {conn}'s close_at")
+                    if type(got) is not Close or got.conn != conn:
+                        raise _ListingWrong(
+                            f"the record at byte {entry.close_at} is not the close of "
+                            f"connection {conn}"
+                        )
                     close = got
+                low, high = _listed_figures(entry, op, close)
+                least += low
+                most += high
                 out.append(
                     ConnectionSummary(
                         open=slim_open(op),
@@ -575,22 +628,133 @@ class CassetteReader:
                         close=close,
                     )
                 )
+            spans.sort()
+            for (before, stop), (start, _) in itertools.pairwise(spans):
+                if stop > start:
+                    raise _ListingWrong(f"the listed records at bytes {before} and {start} overlap")
+            first = spans[0][0] if spans else end_at
+            last = spans[-1][1] if spans else end_at
+            assert conns is not None  # (_listing_disagrees refuses a listing without conns)
+            loose = end.records - sum(c.records for c in conns)
+            """Records of no connection: notes about the whole cassette."""
+            self._held_between(f, self._body_offset, first, loose, None, "before the first open")
+            if last < end_at:
+                self._held_between(
+                    f, last, end_at, end.records, seen, "after the last listed record"
+                )
+        between = end_at - self._body_offset - sum(stop - start for start, stop in spans)
+        least += (notes + loose) * _NOTE_BYTES
+        most += (notes + loose) * _NOTE_MOST
+        if not least <= between <= most:
+            raise _ListingWrong(
+                f"its counts do not fit the file: the messages and notes it counts take "
+                f"{least} to {most} bytes, the file has {between} for them"
+            )
         return out
 
+    def _held_between(
+        self,
+        f: IO[bytes],
+        start: int,
+        stop: int,
+        most: int,
+        conns: set[int] | None,
+        where: str,
+    ) -> None:
+        """The records from ``start`` to ``stop`` (the fast way, as a pass reads them):
+        at most ``most``, each a note (about the whole cassette when ``conns`` is None) or a
+        message of a connection in ``conns``, and the last one ends exactly at ``stop``;
+        raises _ListingWrong otherwise."""
+        if start == stop:
+            return
+        batches = _Pass(self, f, start, 1, fields=True, last=stop - 1)
+        count = 0
+        try:
+            while (batch := batches.next_batch()) is not None:
+                for record in batch:
+                    count += 1
+                    if type(record) is tuple:
+                        held = conns is not None and record[0] in conns
+                    elif type(record) is Note:
+                        held = record.conn is None or (conns is not None and record.conn in conns)
+                    else:
+                        held = False
+                    if not held or count > most:
+                        raise _ListingWrong(f"a record {where} is not one it counts")
+        except CassetteError:
+            raise _ListingWrong(f"the records {where} cannot be read") from None
+        finally:
+            self.truncated_at = None
+        if batches.offset != stop or batches.index != count + 1:
+            raise _ListingWrong(
+                f"the records {where} do not end where the next listed record or the end "
+                f"record starts (byte {stop})"
+            )
 
-def _listing_agrees(end: v2.End) -> bool:
-    """Whether an end record's listing agrees with its counts: the same connections in
-    the same order as ``conns`` (a writer lists both), each with at least the records
-    the listing gives it, and no more records than ``records`` in all."""
+
+class _ListingWrong(Exception):
+    """Why an end record's listing does not hold (:meth:`CassetteReader.listed`)."""
+
+
+_NOTE_BYTES = len(msgpack.packb({"type": "note", "text": ""}))
+"""The shortest note record."""
+_NOTE_MOST = MAX_TEXT_BYTES + 64
+"""The longest (its text at the string cap, its id and time as long as they come)."""
+
+
+def _message_bytes(conn: int) -> tuple[int, int]:
+    """The bytes a message of ``conn`` takes beside its payload, at least and at most: the
+    array, the id, ``t`` (a fixint to a float64), the kind and the payload's length."""
+    head = 1 + len(msgpack.packb(conn)) + 1
+    return head + 1 + 2, head + 9 + 5
+
+
+def _listed_figures(entry: v2.ListedConn, op: Open, close: Close | None) -> tuple[int, int]:
+    """The bytes the messages of a listed connection take, at least and at most; raises
+    _ListingWrong for figures no pass could fold from its open and close."""
+    conn = entry.conn
+    if not op.accepted and (
+        entry.close_at is not None or entry.messages_client or entry.messages_server
+    ):
+        raise _ListingWrong(f"connection {conn} is a refused upgrade with messages or a close")
+    for count, size, side in (
+        (entry.messages_client, entry.bytes_client, "client"),
+        (entry.messages_server, entry.bytes_server, "server"),
+    ):
+        if size > count * MAX_RECORD_BYTES:
+            raise _ListingWrong(
+                f"connection {conn}: {size} bytes in {count} messages from the {side}"
+            )
+    messages = entry.messages_client + entry.messages_server
+    if close is not None and entry.last_t < close.t:
+        raise _ListingWrong(f"connection {conn}'s last_t is before its close")
+    if not messages and entry.last_t != (0.0 if close is None else close.t):
+        raise _ListingWrong(f"connection {conn}'s last_t is not the time of a record")
+    low, high = _message_bytes(conn)
+    payload = entry.bytes_client + entry.bytes_server
+    return messages * low + payload, messages * high + payload
+
+
+def _listing_disagrees(end: v2.End) -> int:
+    """The notes of connections an end record's listing leaves room for; raises
+    _ListingWrong when the listing disagrees with its counts: not the same connections in
+    the same order as ``conns`` (a writer lists both), a connection with fewer records
+    than the listing gives it, or more records than ``records`` in all."""
     conns, listing = end.conns, end.listing or ()
     if conns is None or [c.conn for c in conns] != [e.conn for e in listing]:
-        return False
+        raise _ListingWrong("its connections are not those of the end record's conns")
     if sum(c.records for c in conns) > end.records:
-        return False
-    return all(
-        c.records >= 1 + e.messages_client + e.messages_server + (e.close_at is not None)
-        for c, e in zip(conns, listing, strict=True)
-    )
+        raise _ListingWrong("its conns count more records than the end record's records")
+    notes = 0
+    for c, e in zip(conns, listing, strict=True):
+        listed = 1 + e.messages_client + e.messages_server + (e.close_at is not None)
+        if c.records < listed:
+            raise _ListingWrong(
+                f"connection {c.conn} has {c.records} records in conns, fewer than the "
+                f"{listed} it lists"
+            )
+        notes += c.records - listed
+    return notes
 
 
 class _Pass:

@@ -25,6 +25,7 @@ from wstape.cli.common import (
     only_conns,
     open_cassette,
     stdout_closed,
+    warn,
     warn_if_truncated,
     warn_strays,
     write_json_texts,
@@ -94,7 +95,8 @@ def ls(
     record, with a warning naming the byte where it stops. A cassette one writer wrote
     (format 3, up to 3000 connections) is listed from its end record and each
     connection's open and close, without reading its messages (`wstape check` reads
-    every record).
+    every record); an end record whose listing does not hold against the file is
+    reported in a warning, and the file is read whole.
     """
     reader = open_cassette(cassette)
     # Each connection's row (or JSON object) is made as soon as it is over and kept in
@@ -105,6 +107,11 @@ def ls(
         if listed is not None:  # (one writer wrote it all: its end record lists them)
             texts = _listed_texts(listed, conn, cassette, finish)
         else:
+            if reader.listing_refused is not None:
+                warn(
+                    f"{cassette}: the end record's listing does not hold "
+                    f"({reader.listing_refused}); reading every record instead"
+                )
             with (
                 output.progress([cassette], "ls", enabled=not as_json),
                 output.no_cycle_collection(),
