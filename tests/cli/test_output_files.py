@@ -126,3 +126,40 @@ def test_a_report_over_the_cassette_is_refused(tmp_path: Path, option: str) -> N
         assert refused.exit_code == 2  # type: ignore[attr-defined]
         assert "refusing to overwrite the input file" in refused.stderr  # type: ignore[attr-defined]
     assert source.read_bytes() == V1.read_bytes()
+
+
+@pytest.mark.parametrize("private", [True, False], ids=["0600-input", "0644-input"])
+@pytest.mark.parametrize(("command", "args", "text"), WRITERS, ids=IDS)
+def test_an_output_is_no_more_readable_than_its_input(
+    tmp_path: Path, command: str, args: list[object], text: bool, private: bool
+) -> None:
+    """A private recording (the recorder writes 0600: cookies, tokens) stays private in
+    every file made from it; a shared one gives what the umask allows."""
+    source = Path(str(args[0]))
+    mine = tmp_path / source.name
+    mine.write_bytes(source.read_bytes())
+    mine.chmod(0o600 if private else 0o644)
+    out = tmp_path / "out"
+    umask = os.umask(0o022)
+    try:
+        ok(command, mine, *args[1:], "-o", out)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == (0o600 if private else 0o644)
+
+
+@pytest.mark.parametrize("command", ["check", "replay"])
+def test_a_report_is_no_more_readable_than_the_cassette(tmp_path: Path, command: str) -> None:
+    mine = tmp_path / "private.msgpack"
+    mine.write_bytes(V1.read_bytes())
+    mine.chmod(0o600)
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    extra = ["--port", "0", "--max-wait", "0.1"] if command == "replay" else []
+    umask = os.umask(0o022)
+    try:
+        invoke(command, mine, *extra, "--report", report, "--junit", junit)
+    finally:
+        os.umask(umask)
+    assert json.loads(report.read_text())["cassette"]
+    assert stat.S_IMODE(report.stat().st_mode) == 0o600
+    assert stat.S_IMODE(junit.stat().st_mode) == 0o600

@@ -16,6 +16,7 @@ from wstape.cli.common import (
     cassette_error,
     check_writable,
     console,
+    ends_disagree,
     open_cassette,
     warn_strays,
     write_atomically,
@@ -74,7 +75,9 @@ def check(
     (and server) did that breaks RFC 6455, the browser API or the WeChat socket rules.
 
     Exit code 1 when an error-severity rule was broken (warnings alone: 0), 3 when the
-    cassette cannot be read or is truncated (as replay, check refuses half a recording).
+    cassette cannot be read or is truncated (as replay, check refuses half a recording),
+    or when its end records do not match its records (the file was changed after it was
+    written).
     """
     cfg = rule_config(profile, appid, allow_host, platform, max_sockets, ignore)
     for path, option in ((report_file, "--report"), (junit, "--junit")):
@@ -82,17 +85,21 @@ def check(
             check_writable(path, option, source=cassette)
     # A truncated cassette is refused, as replay refuses it: a check that passes on half a
     # recording would let CI pass on a recorder that was killed.
-    reader = open_cassette(cassette, allow_truncated=False)
+    reader = open_cassette(cassette, allow_truncated=False, check_ends=True)
     try:
         with progress([cassette], "check", enabled=not as_json), no_cycle_collection():
             report, strays = check_reader(reader, cfg, protocol=protocol_option(protocol))
     except CassetteError as e:
         cassette_error(e)
+    # An end record that does not match the records: the file is not what its writer
+    # wrote (records changed, moved or replaced since, or the end record itself), so the
+    # verdict would be on a cassette nobody recorded: refused, as a truncated one is.
+    ends_disagree(reader, strays.count, fatal=True)
     warn_strays(cassette, strays)
     if report_file is not None:
-        write_atomically(report_file, to_json(report) + "\n", "--report")
+        write_atomically(report_file, to_json(report) + "\n", "--report", source=cassette)
     if junit is not None:
-        write_atomically(junit, junit_xml(report), "--junit")
+        write_atomically(junit, junit_xml(report), "--junit", source=cassette)
     if as_json:
         write_chunks(iter_json(report))
         sys.stdout.write("\n")

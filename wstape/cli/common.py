@@ -22,6 +22,7 @@ from wstape.cassettes import (
     NewerCassette,
     TruncatedCassette,
 )
+from wstape.cassettes.modes import opener
 from wstape.cli import output
 from wstape.core.connections import Strays
 from wstape.core.errors import ConfigError
@@ -93,12 +94,14 @@ def check_writable(path: Path, option: str, *, source: Path | None = None) -> No
         fail(f"{option} {path}: directory {path.parent} is not writable")
 
 
-def write_atomically(path: Path, text: str, option: str) -> None:
-    """Write ``text`` so a reader polling ``path`` never sees half of it; exit 2 with one
-    line naming the option and the file when it cannot be written."""
+def write_atomically(path: Path, text: str, option: str, *, source: Path | None = None) -> None:
+    """Write ``text`` so a reader polling ``path`` never sees half of it, no more readable
+    than the ``source`` it tells of (a report quotes the cassette's messages); exit 2 with
+    one line naming the option and the file when it cannot be written."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8", opener=opener(source)) as f:
+            f.write(text)
         os.replace(tmp, path)
     except OSError as e:
         with contextlib.suppress(OSError):
@@ -107,15 +110,38 @@ def write_atomically(path: Path, text: str, option: str) -> None:
 
 
 def open_cassette(
-    path: Path, *, allow_truncated: bool = True, allow_reused_ids: bool = False
+    path: Path,
+    *,
+    allow_truncated: bool = True,
+    allow_reused_ids: bool = False,
+    check_ends: bool = False,
 ) -> CassetteReader:
     """Open a cassette for a command, or exit 3 with one line naming the problem."""
     try:
         return CassetteReader(
-            path, allow_truncated=allow_truncated, allow_reused_ids=allow_reused_ids
+            path,
+            allow_truncated=allow_truncated,
+            allow_reused_ids=allow_reused_ids,
+            check_ends=check_ends,
         )
     except CassetteError as e:
         cassette_error(e)
+
+
+def ends_disagree(reader: CassetteReader, strays: int, *, fatal: bool) -> None:
+    """After a whole pass of a reader opened with ``check_ends``: one line when the file's
+    end records say, per connection, what its records do not (``conns``, a ``listing``);
+    exit 3 with it when ``fatal`` (``check``), else a warning (``stats``)."""
+    problem = reader.ends_disagree(strays)
+    if problem is None:
+        return
+    message = (
+        f"{reader.path}: the end records do not match the records ({problem}): the file "
+        "was changed after it was written"
+    )
+    if fatal:
+        fail(message, ExitCode.CASSETTE)
+    warn(f"{message}; the figures are the records'")
 
 
 def warn_if_truncated(reader: CassetteReader) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from wstape.cassettes import CassetteError, CassetteWriteError
+from wstape.cassettes.modes import opener
 from wstape.cli.common import (
     CassetteArg,
     ConnOpt,
@@ -130,8 +131,9 @@ def export(
         with progress([cassette], "export", enabled=True), no_cycle_collection():
             if out is None:
                 assert output is not None and tmp is not None
-                # written whole or not at all: a failed export leaves no half file behind
-                with open(tmp, "w", encoding="utf-8") as f:
+                # written whole or not at all: a failed export leaves no half file behind;
+                # no more readable than the cassette (a 0600 recording exports 0600)
+                with open(tmp, "w", encoding="utf-8", opener=opener(cassette)) as f:
                     write(f)
                 os.replace(tmp, output)
             else:
@@ -322,7 +324,7 @@ def view(
                 )
                 sys.stdout.flush()
             else:
-                with open(tmp, "w", encoding="utf-8") as f:
+                with open(tmp, "w", encoding="utf-8", opener=opener(cassette)) as f:
                     result = render_html(
                         reader,
                         f,

@@ -733,9 +733,9 @@ def replay(
         result = server.report()
         _summary(result)
         if report is not None:
-            write_atomically(report, to_json(result) + "\n", "--report")
+            write_atomically(report, to_json(result) + "\n", "--report", source=cassette)
         if junit is not None:
-            write_atomically(junit, junit_xml(result), "--junit")
+            write_atomically(junit, junit_xml(result), "--junit", source=cassette)
         if as_json:
             sys.stdout.write(to_json(result) + "\n")
             sys.stdout.flush()

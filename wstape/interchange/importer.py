@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from wstape.cassettes.errors import CassetteWriteError
+from wstape.cassettes.modes import restrict
 from wstape.cassettes.schema import FORMAT_VERSION
 from wstape.cassettes.writer import CassetteWriter, WriteMode
 from wstape.core.errors import ConfigError
@@ -181,9 +182,7 @@ def import_file(
     tmp = Path(tmp_name)
     opened: _Source | None = None
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        restrict(tmp, source)  # a private HAR or flow file gives a private cassette
         opened = _open(source, fmt, max_inflated, directory)
         header = opened.header
         with CassetteWriter(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from wstape.cassettes import WriteMode
+from wstape.cassettes.modes import restrict
 from wstape.cassettes.reader import CassetteReader
 from wstape.cassettes.schema import FORMAT_VERSION
 from wstape.cassettes.writer import CassetteWriter
@@ -38,11 +39,14 @@ def same_file(a: str | Path, b: str | Path) -> bool:
 
 
 @contextmanager
-def rewrite_to(output: str | Path, header: Header) -> Iterator[CassetteWriter]:
+def rewrite_to(
+    output: str | Path, header: Header, source: str | Path | None = None
+) -> Iterator[CassetteWriter]:
     """A writer for ``output`` that only replaces it when the block ends without error.
 
-    The new cassette keeps the header's creator and start time. Raises
-    CassetteWriteError when the file cannot be written.
+    The new cassette keeps the header's creator and start time, and is no more readable
+    than ``source`` (:mod:`wstape.cassettes.modes`). Raises CassetteWriteError when the
+    file cannot be written.
     """
     output = Path(output)
     directory = output.parent if str(output.parent) else Path(".")
@@ -50,9 +54,7 @@ def rewrite_to(output: str | Path, header: Header) -> Iterator[CassetteWriter]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        restrict(tmp, source)
         with CassetteWriter(
             tmp, mode=WriteMode.OVERWRITE, creator=header.creator, started_at=header.started_at
         ) as writer:
@@ -63,10 +65,13 @@ def rewrite_to(output: str | Path, header: Header) -> Iterator[CassetteWriter]:
         raise
 
 
-def copy_records(records: Iterable[Record], output: str | Path, header: Header) -> int:
-    """Write ``records`` as a new cassette at ``output``; returns how many were written."""
+def copy_records(
+    records: Iterable[Record], output: str | Path, header: Header, source: str | Path | None
+) -> int:
+    """Write ``records`` as a new cassette at ``output`` (no more readable than the
+    ``source`` file); returns how many were written."""
     count = 0
-    with rewrite_to(output, header) as writer:
+    with rewrite_to(output, header, source) as writer:
         for record in records:
             writer.write(record)
             count += 1
@@ -151,7 +156,7 @@ def cut_cassette(
     CassetteWriteError.
     """
     result = CutResult()
-    copy_records(select_records(reader, keep, result), output, reader.header)
+    copy_records(select_records(reader, keep, result), output, reader.header, reader.path)
     return result
 
 
@@ -166,7 +171,7 @@ def upgrade_cassette(reader: CassetteReader, output: str | Path) -> int:
     Raises CassetteError (TruncatedCassette for a cut-off input: ``repair`` writes the
     current version too) and CassetteWriteError.
     """
-    return copy_records(reader, output, replace(reader.header, version=FORMAT_VERSION))
+    return copy_records(reader, output, replace(reader.header, version=FORMAT_VERSION), reader.path)
 
 
 # -- repair ----------------------------------------------------------------------------
@@ -208,13 +213,13 @@ def repair_cassette(reader: CassetteReader, output: str | Path) -> RepairResult:
     """
     try:
         result = RepairResult()
-        copy_records(_repaired(reader, result, None), output, reader.header)
+        copy_records(_repaired(reader, result, None), output, reader.header, reader.path)
     except _Renumber:
         highest = max(
             (r.conn for r in reader if isinstance(r, Open)), default=0
         )  # a second pass over the file, only for a cassette that needs it
         result = RepairResult()
-        copy_records(_repaired(reader, result, highest + 1), output, reader.header)
+        copy_records(_repaired(reader, result, highest + 1), output, reader.header, reader.path)
     result.truncated_at = reader.truncated_at
     result.incomplete = reader.incomplete
     if reader.truncated_at is not None:

@@ -15,7 +15,6 @@ the core engine does no I/O.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -121,19 +120,8 @@ def redact_cassette(reader: CassetteReader, output: str | Path, rules: Policy) -
     once the whole cassette was written.
     """
     redactor = Redactor(rules)
-    private = _private(reader.path)
-    copy_records(redactor.records(reader), output, reader.header)
-    if private:
-        os.chmod(output, 0o600)
+    copy_records(redactor.records(reader), output, reader.header, reader.path)
     return redactor.counts
-
-
-def _private(path: Path) -> bool:
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    return not mode & (stat.S_IRGRP | stat.S_IROTH)
 
 
 __all__ = [
