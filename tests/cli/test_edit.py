@@ -149,6 +149,7 @@ def test_repair(tmp_path: Path) -> None:
     src = truncated(tmp_path)
     doc = json.loads(ok("repair", src, "-o", out, "--json"))
     assert doc["truncated_at"] is not None and doc["dropped_bytes"] > 0
+    assert doc["ended_cleanly"] is False  # cut mid-record: it did not end cleanly either
     assert doc["closed"] == [3] and doc["records"] == 8
     _header, records = read_cassette(out)
     assert records[:8] == read_cassette(V1)[1][:8]
@@ -238,3 +239,19 @@ def test_upgrade_refuses_a_truncated_cassette_and_names_repair(tmp_path: Path) -
 def end_listed(path: Path) -> bool:
     end = CassetteReader(path).end_summary()
     return end is not None and end.listing is not None
+
+
+@pytest.mark.parametrize("command", ["ls", "check", "repair"])
+def test_a_cut_inside_the_header_does_not_send_the_user_to_repair(
+    tmp_path: Path, command: str
+) -> None:
+    """Nothing before the header is complete: advising repair, which then fails the
+    same way, would be a dead end."""
+    src = tmp_path / "cut.msgpack"
+    src.write_bytes(V1.read_bytes()[:20])
+    extra = ["-o", str(tmp_path / "out.msgpack")] if command == "repair" else []
+    result = invoke(command, src, *extra)
+    assert result.exit_code == 3  # type: ignore[attr-defined]
+    (line,) = result.stderr.strip().splitlines()  # type: ignore[attr-defined]
+    assert "inside the header record; nothing in it can be kept" in line
+    assert "repair" not in line

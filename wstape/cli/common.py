@@ -199,6 +199,9 @@ OverwriteOpt = Annotated[
 def cassette_error(e: CassetteError) -> NoReturn:
     """Exit 3 with the error's line, and what to run when that is clear: ``repair`` for a
     truncated cassette, ``import`` for a HAR, JSONL or flow file given as a cassette."""
+    if isinstance(e, TruncatedCassette) and e.record in (0, None) and e.offset in (0, None):
+        # Cut inside the header: there is no complete part, and repair would fail too.
+        fail(f"{e}; nothing in it can be kept", ExitCode.CASSETTE)
     if isinstance(e, TruncatedCassette):
         fail(f"{e} (run `wstape repair` to keep the complete part)", ExitCode.CASSETTE)
     fail(f"{e}{import_hint(e)}", ExitCode.CASSETTE)

@@ -253,7 +253,7 @@ def _repair_json(source: Path, output: Path, r: RepairResult) -> dict[str, Any]:
         "records": r.records,
         "truncated_at": r.truncated_at,
         "dropped_bytes": r.dropped_bytes,
-        "ended_cleanly": r.incomplete is None,
+        "ended_cleanly": r.incomplete is None and r.truncated_at is None,
         "closed": r.closed,
         "renumbered": [{"conn": old, "new": new, "record": at} for old, new, at in r.renumbered],
         "dropped_records": r.strays.count,
