@@ -27,6 +27,7 @@ from wstape.cli import output
 from wstape.core.connections import Strays
 from wstape.core.errors import ConfigError
 from wstape.core.model import Open
+from wstape.interchange.jsonl import one_line
 from wstape.interchange.sources import FORMAT_NAMES, sniff_file
 from wstape.tools.edit import same_file
 
@@ -231,7 +232,8 @@ def write_error(e: CassetteWriteError | OSError, path: Path) -> NoReturn:
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    """``obj`` as one line of JSON (:func:`~wstape.interchange.jsonl.one_line`)."""
+    sys.stdout.write(one_line(json.dumps(obj, ensure_ascii=False)) + "\n")
 
 
 def write_json_texts(texts: Iterable[str]) -> None:
@@ -239,7 +241,7 @@ def write_json_texts(texts: Iterable[str]) -> None:
     ensure_ascii=False).encode``), written a few hundred at a time (a cassette of many
     connections makes an array too big to build whole)."""
     sys.stdout.write("[")
-    write_chunks(", " + text if i else text for i, text in enumerate(texts))
+    write_chunks(one_line(", " + text if i else text) for i, text in enumerate(texts))
     sys.stdout.write("]\n")
 
 

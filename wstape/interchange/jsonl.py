@@ -176,7 +176,7 @@ def iter_jsonl(
     for record in records:
         line = _line(record, notes, exact)
         if line is not None:
-            yield line
+            yield one_line(line)
 
 
 def _line(record: Record | MessageFields, notes: bool, exact: bool) -> str | None:
@@ -196,7 +196,24 @@ def _line(record: Record | MessageFields, notes: bool, exact: bool) -> str | Non
     return None if obj is None else _dumps(obj)
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def one_line(text: str) -> str:
+    """``text`` (JSON made with ``ensure_ascii=False``) with the characters that
+    ``str.splitlines`` and other line readers take for a line break besides the newline
+    (NEL U+0085, U+2028, U+2029; JSON leaves them raw inside strings) written as
+    ``\\uXXXX`` escapes: the same JSON value, and one line stays one line. Cheap when
+    there are none (an ASCII or Latin-1-free text is not even scanned for U+2028)."""
+    if "\x85" in text or "\u2028" in text or "\u2029" in text:
+        return text.translate(_LINE_BREAKS)
+    return text
+
+
+def _dumps(obj: object) -> str:
+    return one_line(_encode(obj))
 _quote = json.encoder.encode_basestring  # (what json.dumps does to a str, ensure_ascii=False)
 _float = float.__repr__
 
@@ -248,13 +265,13 @@ def write_jsonl(
         size += len(line)
         if size >= _BATCH_CHARS or len(lines) >= 512:
             lines.append("")  # (the last line's newline)
-            out.write("\n".join(lines))
+            out.write(one_line("\n".join(lines)))  # (a message line's text is raw)
             lines.pop()
             count += len(lines)
             lines.clear()
             size = 0
     if lines:
-        out.write("\n".join(lines) + "\n")
+        out.write(one_line("\n".join(lines)) + "\n")
         count += len(lines)
     return count
 
