@@ -4,15 +4,21 @@ that did not end cleanly (a recorder killed, several appenders, a cut at a recor
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.cassettes.test_reader_writer import sample_open, write, write_v1
+from tests.helpers.records import make_open, records
+from tests.helpers.records import write as write_records
 from wstape.cassettes import (
     CassetteError,
     CassetteReader,
     CassetteWriter,
+    DuplicateConnection,
     OlderCassette,
     TruncatedCassette,
     UnendedCassette,
@@ -312,3 +318,96 @@ def test_a_big_message_is_written_with_its_payload_as_it_is(tmp_path: Path, size
     assert read_cassette(path)[1] == recs
     packed = msgpack.packb([1, 0.5, 3, payload], use_bin_type=True)
     assert packed in path.read_bytes()
+
+
+# -- a whole pass held to its end records per connection (check_ends) ------------------
+
+
+def _disagreement(path: Path) -> tuple[str | None, str | None]:
+    """What ``check`` and ``stats`` find wrong with ``path``'s end records."""
+    from wstape.core.rules import RuleConfig
+    from wstape.tools.check import check_reader
+    from wstape.tools.stats import compute_stats
+
+    reader = CassetteReader(path, check_ends=True, allow_truncated=True)
+    _, strays = check_reader(reader, RuleConfig())
+    by_check = reader.ends_disagree(strays.count)
+    reader = CassetteReader(path, check_ends=True, allow_truncated=True)
+
+    def over(c: Any) -> None:
+        assert reader.end_check is not None
+        reader.end_check.connection(
+            c.open.conn,
+            c.messages_client,
+            c.messages_server,
+            c.bytes_client,
+            c.bytes_server,
+            c.duration,
+        )
+
+    result = compute_stats(reader.iter_fields(), over)
+    return by_check, reader.ends_disagree(result.strays.count)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(records, max_size=14), st.integers(0, 14))
+def test_what_writers_write_always_matches_its_end_records(
+    tmp_path: Path, written: list[Record], split: int
+) -> None:
+    # Any records (strays, notes, refused upgrades), one writer or two appending.
+    path = tmp_path / "any.msgpack"
+    path.unlink(missing_ok=True)
+    first, second = written[:split], written[split:]
+    write_records(path, first)
+    if second:
+        with CassetteWriter(path, mode=WriteMode.APPEND) as w:
+            for r in second:
+                w.write(r)
+    try:
+        assert _disagreement(path) == (None, None)
+    except DuplicateConnection:
+        pass  # (a reused id: every reader refuses the file)
+
+
+def test_end_records_that_do_not_match_the_records_are_named(tmp_path: Path) -> None:
+    from tests.cassettes.test_listing import end_with, listing
+
+    path = tmp_path / "lie.msgpack"
+    write_records(
+        path,
+        [
+            make_open(1),
+            Message(1, 0.1, Side.CLIENT, Opcode.TEXT, b"hi"),
+            Message(1, 0.2, Side.SERVER, Opcode.TEXT, b"hi"),
+            Close(1, 0.3, Side.CLIENT, 1000, "bye"),
+            make_open(2),
+        ],
+    )
+    assert _disagreement(path) == (None, None)
+    one, two = listing(path) or ()
+    good = {"records": 5, "conns": [[1, 4], [2, 1]]}
+    for fields, needle in [
+        (
+            {**good, "conns": [[1, 99], [7, 3]]},
+            "connection 1 has 4 records, the end records count 99",
+        ),
+        (
+            {**good, "conns": [[1, 3], [2, 2]]},
+            "connection 1 has 4 records, the end records count 3",
+        ),
+        (
+            {**good, "listing": [list(one._replace(bytes_client=3)), list(two)]},
+            "connection 1's bytes_client is 3 in the end record's listing, 2 in the file",
+        ),
+        (
+            {**good, "listing": [list(one._replace(close_at=None)), list(two)]},
+            "connection 1's close_at is None",
+        ),
+        ({**good, "listing": [list(one)]}, "lists 1 connections, the file has 2"),
+    ]:
+        end_with(path, fields)
+        found = _disagreement(path)
+        assert found[0] is not None and needle in found[0], (fields, found)
+        assert found[1] == found[0]
+    end_with(path, {**good, "listing": [list(one), list(two)]})
+    assert _disagreement(path) == (None, None)

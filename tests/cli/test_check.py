@@ -180,3 +180,31 @@ def test_check_names_each_connections_protocol(tmp_path: Path) -> None:
     assert "protocols: conn 1 socketio" in human
     plain = json.loads(invoke("check", path, "--json", "--protocol", "none").stdout)  # type: ignore[attr-defined]
     assert all("protocol" not in c for c in plain["connections"])
+
+
+def test_end_records_that_do_not_match_the_records_are_exit_3_for_check_a_warning_for_stats(
+    tmp_path: Path,
+) -> None:
+    from tests.cassettes.test_listing import end_with
+
+    path = tmp_path / "edited.msgpack"
+    write(
+        path,
+        chat_open(1),
+        Message(1, 0.1, Side.CLIENT, Opcode.TEXT, b"hi"),
+        Close(1, 0.3, Side.CLIENT, 1000, "bye"),
+    )
+    assert invoke("check", path).exit_code in (0, 1)  # type: ignore[attr-defined]
+    end_with(path, {"records": 3, "conns": [[1, 99], [7, 3]]})  # (QA: c_endconnslie)
+    result = invoke("check", path)
+    assert result.exit_code == 3, result.output  # type: ignore[attr-defined]
+    assert result.stderr == (  # type: ignore[attr-defined]
+        f"wstape: error: {path}: the end records do not match the records (connection 1 "
+        "has 3 records, the end records count 99): the file was changed after it was written\n"
+    )
+    assert result.stdout == ""  # type: ignore[attr-defined]
+    stats = invoke("stats", path, "--json")
+    assert stats.exit_code == 0  # type: ignore[attr-defined]
+    assert json.loads(stats.stdout)["total"]["messages"] == {"client": 1, "server": 0}  # type: ignore[attr-defined]
+    (line,) = stats.stderr.splitlines()  # type: ignore[attr-defined]
+    assert line.startswith(f"wstape: warning: {path}: the end records do not match the records")

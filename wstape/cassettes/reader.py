@@ -67,7 +67,7 @@ from wstape.cassettes.schema import (
     header_from_dict,
 )
 from wstape.core.connections import MessageFields, slim_open
-from wstape.core.model import Close, ConnectionSummary, Header, Note, Open, Record
+from wstape.core.model import Close, ConnectionSummary, Header, Message, Note, Open, Record
 
 __all__ = ["MAX_RECORD_BYTES", "CassetteReader", "read_cassette"]
 
@@ -199,11 +199,23 @@ class CassetteReader:
     """
 
     def __init__(
-        self, path: str | Path, *, allow_truncated: bool = False, allow_reused_ids: bool = False
+        self,
+        path: str | Path,
+        *,
+        allow_truncated: bool = False,
+        allow_reused_ids: bool = False,
+        check_ends: bool = False,
     ) -> None:
         self.path = Path(path)
         self.allow_truncated = allow_truncated
         self.allow_reused_ids = allow_reused_ids
+        self.check_ends = check_ends
+        """Whether a whole pass (:meth:`iter_fields`, iterating) also holds the file to
+        what its end records say per connection: then ``end_check`` is the
+        :class:`~wstape.cassettes.v2.EndCheck` of the latest pass, which the fold reading
+        the pass tells each connection's figures (``check``, ``stats``), and
+        :meth:`ends_disagree` asks once the pass is over."""
+        self.end_check: v2.EndCheck | None = None
         self.truncated_at: int | None = None
         self.incomplete: str | None = None
         """Why the last pass set ``truncated_at`` at the end of the file: the cassette did
@@ -497,6 +509,23 @@ class CassetteReader:
         self.truncated_at = offset
         self.incomplete = message
 
+    def ends_disagree(self, strays: int) -> str | None:
+        """After a whole pass with ``check_ends``: what the end records say that the
+        records do not (:meth:`~wstape.cassettes.v2.EndCheck.disagreement`), or None;
+        None as well for a file that did not end cleanly or is truncated (the pass said
+        so: some records are counted by no end record)."""
+        check = self.end_check
+        if check is None or self.truncated_at is not None:
+            return None
+        return check.disagreement(strays)
+
+    def _ends_to_check(self) -> bool:
+        """Whether the last end record says anything per connection (``conns``: a file of
+        at most 4096 connections per writer); without it there is nothing per connection
+        to hold a pass to, and the pass collects nothing."""
+        end = self.end_summary()
+        return end is not None and end.conns is not None
+
     def end_summary(self) -> v2.End | None:
         """The cassette's last end record, read from the end of the file without a pass,
         or None when the file does not end with one (format version 1, a recording still
@@ -788,6 +817,13 @@ class _Pass:
         whole = start is None
         self.opened: set[int] | None = set() if whole and not reader.allow_reused_ids else None
         self.tally: v2.Tally | None = v2.Tally() if whole else None
+        if whole and reader.check_ends:
+            reader.end_check = v2.EndCheck() if reader._ends_to_check() else None
+        check = reader.end_check if whole and reader.check_ends else None
+        self.marks = None if check is None else check.record
+        """Where the records other than messages go, with their offsets (``check_ends``)."""
+        self.plain: type = tuple if fields else Message
+        """The type of a message as this pass hands it out."""
         self.decode = reader.decoder(fields=fields)
         self.offset = reader._body_offset if start is None else start
         """Where the next record starts."""
@@ -818,6 +854,7 @@ class _Pass:
         if self._duplicate is not None:
             reader._duplicate(self._duplicate, self.index, self.offset)
         opened = self.opened
+        marks, plain = self.marks, self.plain
         while self.offset < self.limit:
             decode = self.decode
             if decode is not None and not self._long_next:
@@ -836,11 +873,14 @@ class _Pass:
                         if record is None:
                             ran_out = False
                             break
-                        if type(record) is Open and opened is not None:
-                            if record.conn in opened:
-                                self._duplicate = record.conn
-                                break
-                            opened.add(record.conn)
+                        if type(record) is not plain:  # (one test for a message)
+                            if type(record) is Open and opened is not None:
+                                if record.conn in opened:
+                                    self._duplicate = record.conn
+                                    break
+                                opened.add(record.conn)
+                            if marks is not None:
+                                marks(record, offset)
                         append(record)
                         offset = base + tell()
                         if offset >= limit:
@@ -878,6 +918,8 @@ class _Pass:
                 if slow.conn in opened:
                     reader._duplicate(slow.conn, index, offset)
                 opened.add(slow.conn)
+            if marks is not None and type(slow) is not Message:
+                marks(slow, offset)
             self.index += 1
             self.offset = end
             self._restart(end)

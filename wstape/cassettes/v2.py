@@ -53,7 +53,7 @@ from wstape.cassettes.schema import (
     describe_value,
     record_from_dict,
 )
-from wstape.core.model import Message, Opcode, Record, Side
+from wstape.core.model import Close, Message, Opcode, Open, Record, Side
 
 MESSAGE_ITEMS = 4
 """Items of a message array."""
@@ -400,4 +400,112 @@ class Tally:
                 "counted by no end record (a recorder that appended to it is still running "
                 "or was killed, or the file was cut at a record boundary)"
             )
+        return None
+
+
+FIGURES_KEPT = 65536
+"""Connections whose figures :class:`EndCheck` keeps, at most (then it checks nothing)."""
+
+
+class EndCheck:
+    """Holds a whole pass over a cassette to what its end records say per connection:
+    each connection's records against the end records' ``conns`` (added up over every
+    writer's end record), and the file's connections against a ``listing`` (format 3).
+    The :class:`Tally` checks only totals, for nothing per record; this costs nothing
+    per message either: the reader gives it the other records and their offsets
+    (:meth:`record`), and the fold that reads the pass (``check``, ``stats``) gives it
+    each connection's message figures when the connection is over (:meth:`connection`).
+    It keeps a few integers per connection, for at most :data:`FIGURES_KEPT`.
+    """
+
+    def __init__(self) -> None:
+        self.ends: list[End] = []
+        self.others: dict[int, int] = {}
+        """Connection id -> its records that are no message (open, close, notes)."""
+        self.opens: list[tuple[int, int]] = []
+        """(connection id, byte offset) of each open, in order."""
+        self.closes: dict[int, int] = {}
+        """Connection id -> the byte offset of its first close."""
+        self.figures: dict[int, tuple[int, int, int, int, float]] = {}
+        """Connection id -> messages from the client, from the server, bytes from each,
+        last_t, as the fold counted them."""
+        self.overflow = False
+
+    def record(self, record: Any, offset: int) -> None:
+        """A record of the pass other than a message (an open, close, note or end record),
+        at byte ``offset``."""
+        if type(record) is End:
+            self.ends.append(record)
+            return
+        conn = record.conn
+        if conn is None:
+            return
+        others = self.others
+        if conn not in others and len(others) >= FIGURES_KEPT:
+            self.overflow = True
+            return
+        others[conn] = others.get(conn, 0) + 1
+        if type(record) is Open:
+            self.opens.append((conn, offset))
+        elif type(record) is Close:
+            self.closes.setdefault(conn, offset)
+
+    def connection(
+        self,
+        conn: int,
+        messages_client: int,
+        messages_server: int,
+        bytes_client: int,
+        bytes_server: int,
+        last_t: float,
+    ) -> None:
+        """A connection of the pass is over: what the fold counted of it."""
+        if len(self.figures) < FIGURES_KEPT:
+            self.figures[conn] = (
+                messages_client,
+                messages_server,
+                bytes_client,
+                bytes_server,
+                last_t,
+            )
+        else:
+            self.overflow = True
+
+    def disagreement(self, strays: int) -> str | None:
+        """What the end records say that the records do not (None: they agree, or there is
+        nothing to hold them to). ``strays``: records the fold left out; their ids'
+        counts are then only held to be no more than the end records say."""
+        ends = self.ends
+        if not ends or self.overflow:
+            return None
+        if all(e.conns is not None for e in ends):
+            expected: dict[int, int] = {}
+            for e in ends:
+                for c in e.conns or ():
+                    expected[c.conn] = expected.get(c.conn, 0) + c.records
+            actual = dict(self.others)
+            for conn, (client, server, *_) in self.figures.items():
+                actual[conn] = actual.get(conn, 0) + client + server
+            for conn in [*expected, *(c for c in actual if c not in expected)]:
+                want, got = expected.get(conn, 0), actual.get(conn, 0)
+                if got != want and not (strays and got < want):
+                    return f"connection {conn} has {got} records, the end records count {want}"
+        listing = ends[-1].listing
+        if listing is None:
+            return None
+        if len(ends) > 1 or strays:
+            return "the end record lists the connections, but it is not the only writer's"
+        if len(listing) != len(self.opens):
+            return (
+                f"the end record lists {len(listing)} connections, the file has {len(self.opens)}"
+            )
+        for entry, (conn, offset) in zip(listing, self.opens, strict=True):
+            figures = self.figures.get(conn, (0, 0, 0, 0, 0.0))
+            read = ListedConn(conn, offset, self.closes.get(conn), *figures)
+            for name, said, found in zip(ListedConn._fields, entry, read, strict=True):
+                if said != found:
+                    return (
+                        f"connection {entry.conn}'s {name} is {said} in the end record's "
+                        f"listing, {found} in the file"
+                    )
         return None

@@ -84,7 +84,8 @@ def build_app(command: str | None = None) -> typer.Typer:
             "API.\n\n"
             "Exit codes: 0 ok, 1 rule violations or replay mismatches (for diff: "
             "differences), 2 usage error, 3 cassette unreadable, truncated where that "
-            "matters, or from a newer wstape."
+            "matters, from a newer wstape, or (check) with end records that do not match "
+            "its records."
         ),
         no_args_is_help=True,
         pretty_exceptions_show_locals=False,

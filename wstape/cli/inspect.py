@@ -21,6 +21,7 @@ from wstape.cli.common import (
     JsonOpt,
     cassette_error,
     console,
+    ends_disagree,
     missing_ids,
     only_conns,
     open_cassette,
@@ -44,7 +45,7 @@ from wstape.core.model import (
 )
 from wstape.interchange.jsonl import iso_utc, iter_jsonl, summary_to_json
 from wstape.tools.decoded import ProtocolView, protocol_view
-from wstape.tools.stats import CassetteStats, compute_stats
+from wstape.tools.stats import CassetteStats, ConnectionStats, compute_stats
 from wstape.tools.timeline import (
     close_words,
     escaped,
@@ -395,16 +396,30 @@ def stats(cassette: CassetteArg, conn: ConnOpt = None, as_json: JsonOpt = False)
     "close_codes": {"1000": n, "none": n}, "unclosed"}}. Sizes in bytes, times in
     seconds; null where there is nothing to measure.
     """
-    reader = open_cassette(cassette)
+    reader = open_cassette(cassette, check_ends=conn is None)
+
+    def over(c: ConnectionStats) -> None:
+        ends = reader.end_check  # (the end records are held to each connection's figures)
+        if ends is not None:
+            ends.connection(
+                c.open.conn,
+                c.messages_client,
+                c.messages_server,
+                c.bytes_client,
+                c.bytes_server,
+                c.duration,
+            )
+
     try:
         with (
             output.progress([cassette], "stats", enabled=not as_json),
             output.no_cycle_collection(),
         ):
-            result = compute_stats(only_conns(reader.iter_fields(), conn, cassette))
+            result = compute_stats(only_conns(reader.iter_fields(), conn, cassette), over)
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(reader)
+    ends_disagree(reader, result.strays.count, fatal=False)
     warn_strays(cassette, result.strays)
     if as_json:
         result.write_json(sys.stdout)

@@ -61,6 +61,16 @@ def check_reader(
         if slot in firsts:
             name(slot)
         states[slot] = _result(s, names.pop(slot, None), closes)
+        ends = reader.end_check  # (``check_ends``: the end records are held to this)
+        if ends is not None:
+            ends.connection(
+                s.open.conn,
+                s.messages_client,
+                s.messages_server,
+                s.bytes_client,
+                s.bytes_server,
+                s.last_t,
+            )
 
     for position, record in enumerate(reader.iter_fields()):
         if isinstance(record, tuple):

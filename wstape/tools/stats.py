@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -455,8 +455,12 @@ class CassetteStats:
         return {"connections": list(self.connection_docs()), "total": self.total_json()}
 
 
-def compute_stats(records: Iterable[Record | MessageFields]) -> CassetteStats:
-    """Statistics of every connection, streaming the records once.
+def compute_stats(
+    records: Iterable[Record | MessageFields],
+    over: Callable[[ConnectionStats], object] | None = None,
+) -> CassetteStats:
+    """Statistics of every connection, streaming the records once; ``over`` is handed each
+    connection's figures once it is over (``wstape stats`` holds the end records to them).
 
     :func:`~wstape.core.connections.fold_connections` with :meth:`ConnectionStats.add`, a
     message of a live connection added in the loop itself (a big cassette is mostly that);
@@ -467,6 +471,13 @@ def compute_stats(records: Iterable[Record | MessageFields]) -> CassetteStats:
     route = tracker.route
     live_slots = tracker.live_slots
     result = CassetteStats()
+
+    def told(state: ConnectionStats) -> str:
+        assert over is not None
+        over(state)
+        return result.finish(state)
+
+    finish: Callable[[ConnectionStats], str] = result.finish if over is None else told
     states: list[Any] = []
     """Per slot: its ConnectionStats while the connection lasts, then its JSON text."""
     waiting: list[tuple[list[int], list[int], list[float]] | None] = []
@@ -491,17 +502,17 @@ def compute_stats(records: Iterable[Record | MessageFields]) -> CassetteStats:
             if type(record) is Open:
                 state = ConnectionStats(record)
                 waiting.append(None)
-                states.append(result.finish(state) if not record.accepted else state)
+                states.append(finish(state) if not record.accepted else state)
                 continue
             state = states[slot]
             if type(state) is ConnectionStats:
                 state.add(record)
                 if type(record) is Close:
-                    states[slot] = result.finish(state)
+                    states[slot] = finish(state)
                     waiting[slot] = None
     for slot, state in enumerate(states):
         if type(state) is ConnectionStats:
-            states[slot] = result.finish(state)
+            states[slot] = finish(state)
     result.connections = states
     result.strays = tracker.strays
     return result
