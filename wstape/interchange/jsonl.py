@@ -214,6 +214,8 @@ def one_line(text: str) -> str:
 
 def _dumps(obj: object) -> str:
     return one_line(_encode(obj))
+
+
 _quote = json.encoder.encode_basestring  # (what json.dumps does to a str, ensure_ascii=False)
 _float = float.__repr__
 
