@@ -39,15 +39,22 @@ COMMANDS = [
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
-@pytest.mark.parametrize("problem", ["missing", "junk", "directory"])
+@pytest.mark.parametrize("problem", ["missing", "junk", "directory", "fifo", "device"])
 def test_unreadable_input_is_one_line_exit_3(
     tmp_path: Path, command: list[str], problem: str
 ) -> None:
+    """Including a FIFO with no writer (opening it used to wait forever) and a device
+    (/dev/zero was 'an empty file')."""
     if problem == "missing":
         path = tmp_path / "missing.msgpack"
     elif problem == "junk":
         path = tmp_path / "junk.msgpack"
         path.write_bytes(b"hello, I am not a cassette")
+    elif problem == "fifo":
+        path = tmp_path / "fifo.msgpack"
+        os.mkfifo(path)
+    elif problem == "device":
+        path = Path(os.devnull)
     else:
         path = tmp_path / "dir"
         path.mkdir()
@@ -64,6 +71,9 @@ def test_unreadable_input_is_one_line_exit_3(
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("wstape: error: ")
     assert not Path(out).exists()
+    if problem in ("fifo", "device"):
+        kind = "a FIFO (named pipe)" if problem == "fifo" else "a character device"
+        assert f"is {kind}, not a regular file" in result.stderr
 
 
 def _without_read_access() -> list[str]:

@@ -54,6 +54,7 @@ from wstape.cassettes.errors import (
     TruncatedCassette,
     UnendedCassette,
 )
+from wstape.cassettes.files import NotRegular, open_regular
 from wstape.cassettes.scan import NotAMap, RecordScanner, RecordTruncated, ShapeError
 from wstape.cassettes.schema import (
     FORMAT_NAME,
@@ -236,15 +237,21 @@ class CassetteReader:
 
     def _open(self) -> IO[bytes]:
         try:
-            f = open(self.path, "rb")
+            fd, info = open_regular(self.path)
         except FileNotFoundError:
             self._fail("no such file")
         except IsADirectoryError:
             self._fail("is a directory, not a cassette")
+        except NotRegular as e:
+            if e.kind == "a directory":
+                self._fail("is a directory, not a cassette")
+            # A cassette is read more than once and from its end: a pipe or a device
+            # (/dev/zero, /dev/stdin) cannot be one.
+            self._fail(f"is {e.kind}, not a regular file; not a cassette")
         except OSError as e:
             self._fail(f"cannot open: {e.strerror or e}")
-        self.size = os.fstat(f.fileno()).st_size
-        return f
+        self.size = info.st_size
+        return os.fdopen(fd, "rb")
 
     def _read_header(self) -> tuple[Header, int, int]:
         with self._open() as f:

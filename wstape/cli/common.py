@@ -213,7 +213,7 @@ def import_hint(e: CassetteError) -> str:
     not a cassette shows the content of something ``wstape import`` reads, else ``""``."""
     if isinstance(e, NewerCassette) or e.record not in (0, None):
         return ""
-    found = sniff_file(e.path)
+    found = sniff_file(e.path)  # (None for a FIFO or a device: they are not opened)
     if found is None:
         return ""
     path = Path(e.path)

@@ -22,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
+from wstape.cassettes.files import NotRegular, open_regular
 from wstape.cassettes.schema import FORMAT_NAME
 from wstape.interchange.errors import InterchangeError
 
@@ -76,11 +77,20 @@ _JSONL_START = re.compile(rb'\{\s*"type"\s*:\s*"(?:header|connection|message|clo
 def open_input(path: str | Path) -> BinaryIO:
     """Open an import source for reading, or raise InterchangeError in one line."""
     try:
-        return open(path, "rb")
+        fd, _ = open_regular(path)
+        return os.fdopen(fd, "rb")
     except FileNotFoundError:
         raise InterchangeError(path, "no such file") from None
     except IsADirectoryError:
         raise InterchangeError(path, "is a directory") from None
+    except NotRegular as e:
+        if e.kind == "a directory":
+            raise InterchangeError(path, "is a directory") from None
+        raise InterchangeError(
+            path,
+            f"is {e.kind}, not a regular file (import reads it more than once: "
+            "save it to a file first)",
+        ) from None
     except OSError as e:
         raise InterchangeError(path, f"cannot open: {e.strerror or e}") from e
 
