@@ -138,6 +138,30 @@ def test_truncated_tail_is_reported_with_its_offset(tmp_path: Path) -> None:
     assert reader.truncated_at == info.value.offset
 
 
+def test_a_damaged_length_before_the_end_record_is_corruption_not_truncation(
+    tmp_path: Path,
+) -> None:
+    """A record whose length runs past the file's end, in a file that ends with a whole
+    end record, was damaged, not cut: calling it truncated sends the user to repair,
+    which would drop every record after it."""
+    path = tmp_path / "c.msgpack"
+    msgs: list[Record] = [
+        Message(1, float(i), Side.CLIENT, Opcode.TEXT, bytes([65 + i]) * 100) for i in range(3)
+    ]
+    write(path, [sample_open(), *msgs])
+    data = bytearray(path.read_bytes())
+    at = data.index(b"\xc4\x64" + b"B" * 100)  # the second message's bin 8 marker
+    data[at] = 0xC5  # bin 16: its length now reads 0x6442, past the end of the file
+    path.write_bytes(bytes(data))
+    for allow in (False, True):
+        with pytest.raises(CassetteError) as info:
+            list(CassetteReader(path, allow_truncated=allow))
+        assert not isinstance(info.value, TruncatedCassette)
+        assert info.value.record == 3
+        assert "runs past the end record" in str(info.value)
+        assert "not a cut file" in str(info.value)
+
+
 def test_newer_version_says_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "new.msgpack"
     path.write_bytes(

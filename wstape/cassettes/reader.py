@@ -486,6 +486,17 @@ class CassetteReader:
         raise AssertionError("the first open vanished")  # pragma: no cover
 
     def _truncated(self, index: int, offset: int) -> None:
+        end = self.end_summary()
+        if end is not None and self.size - end.size > offset:
+            # The file ends with a whole end record after this one: it was not cut, a
+            # length in this record was damaged (repair would drop all that follows).
+            raise CassetteError(
+                self.path,
+                "corrupt record: its length runs past the end record at byte "
+                f"{self.size - end.size} (a damaged length, not a cut file)",
+                record=index,
+                offset=offset,
+            )
         if not self.allow_truncated:
             raise TruncatedCassette(
                 self.path,
