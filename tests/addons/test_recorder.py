@@ -696,3 +696,22 @@ def test_mitmdump_with_wstape_append_onto_a_v1_cassette_says_one_line(tmp_path: 
     errors = [line for line in out.splitlines() if "wstape: error:" in line]
     assert len(errors) == 1 and "wstape upgrade" in errors[0], out
     assert old.stat().st_mode & 0o777 == 0o644
+
+
+def test_an_engineio_upgrade_from_long_polling_is_noted_and_warned_once(
+    recorder: Recorder, cassette: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The polling part (Engine.IO open packet, Socket.IO connect) went over plain HTTP
+    and is not in the cassette: the recording says so, and so does the recorder."""
+    for conn in (1, 2):
+        flow = make_flow(f"/socket.io/?EIO=4&transport=websocket&sid=abc{conn}".encode())
+        recorder.websocket_start(flow)
+        end(recorder, flow, by_client=True, code=1000, reason="")
+    plain = make_flow(b"/socket.io/?EIO=4&transport=websocket")
+    recorder.websocket_start(plain)
+    end(recorder, plain, by_client=True, code=1000, reason="")
+    notes = [r for r in records(cassette) if isinstance(r, Note)]
+    assert [n.conn for n in notes] == [1, 2]
+    assert all("upgraded this connection from HTTP long-polling" in n.text for n in notes)
+    warned = [r.getMessage() for r in caplog.records if "long-polling" in r.getMessage()]
+    assert len(warned) == 1 and "transports=['websocket']" in warned[0]

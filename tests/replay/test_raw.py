@@ -157,3 +157,31 @@ async def test_recorded_refusal_status_and_body(
     await raw.aclose()
     assert await server.wait_played(5)
     assert rule_ids(server) == []
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("/socket.io/?EIO=4&transport=polling&t=abc", "transports=['websocket']"),
+        ("/healthz", "wstape replays WebSocket connections only"),
+    ],
+    ids=["engineio-polling", "plain-get"],
+)
+async def test_a_plain_http_request_is_one_finding_not_every_handshake_rule(
+    target: str, says: str, make_cassette: CassetteFactory, serve: Serve
+) -> None:
+    """Socket.IO's default client opens with HTTP long-polling: that is another transport,
+    not a broken upgrade (it was four RFC-HS errors and an unmatched path), and the
+    finding says what to change in the client."""
+    server = await serve(make_cassette(ECHO))
+    raw = await RawClient.connect(server.port)
+    await raw.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    assert (await raw.read_answer()).status == 400
+    await raw.aclose()
+    async with websockets.connect(f"{server.url}/echo", compression=None) as ws:
+        await ws.send("one")
+        assert await asyncio.wait_for(ws.recv(), 5) == "1"
+    (v,) = [v for v in server.report().violations if v.conn is None]
+    assert v.rule == "REPLAY-UNMATCHED-CONNECTION" and says in v.message
+    assert f"plain HTTP GET {target}" in v.message
+    assert not any(v.rule.startswith("RFC-HS") for v in server.report().violations)

@@ -65,6 +65,7 @@ from wstape.core.redaction import (
     Policy,
     Redactor,
 )
+from wstape.core.rules.session import POLLING_UPGRADE_NOTE, polling_upgrade
 from wstape.interchange.flows import (
     STOPPED_NOTE,
     format_address,
@@ -245,6 +246,8 @@ class Recorder:
         """Set while no recorded WebSocket is open."""
         self._idle.set()
         self._stopped = False
+        self._warned_polling = False
+        """The long-polling warning was logged (once a run)."""
 
     @property
     def writer(self) -> CassetteWriter | None:
@@ -471,6 +474,11 @@ class Recorder:
             self._live[flow.id] = _Live(conn, record.started_at, writer)
             self._idle.clear()
             self.stats.open += 1
+            if polling_upgrade(record.query):
+                notes.append(POLLING_UPGRADE_NOTE)
+                if not self._warned_polling:
+                    self._warned_polling = True
+                    logger.warning(f"wstape: connection {conn}: {POLLING_UPGRADE_NOTE}")
             for text in notes:
                 self._note(writer, text, conn, 0.0)
 

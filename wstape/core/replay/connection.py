@@ -62,6 +62,7 @@ from wstape.core.rules import (
     check_response,
     check_subprotocol_change,
     client_stalled,
+    not_a_websocket_request,
     unmatched_connection,
     unplayed,
     violation,
@@ -475,6 +476,16 @@ class LiveConnection:
                 ]
             )
             self._respond(error_response(result.status, result.message))
+            return
+        if result.request_header("Upgrade") is None and (
+            result.request_header("Sec-WebSocket-Key") is None
+        ):
+            # Plain HTTP (Engine.IO long-polling, a health check): another transport, not
+            # a broken upgrade; one finding, not every handshake rule.
+            self.report(
+                not_a_websocket_request(result.method, result.target, result.query, self.cfg)
+            )
+            self._respond(error_response(400, "wstape replays WebSocket upgrades only"))
             return
         candidate = session.select(result)
         conn = candidate.conn if candidate is not None else 0

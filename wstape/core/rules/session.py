@@ -189,6 +189,53 @@ def unmatched_connection(
     return report.items
 
 
+def _params(query: str) -> dict[str, str]:
+    return dict(part.partition("=")[::2] for part in query.split("&") if part)
+
+
+POLLING_UPGRADE_NOTE = (
+    "Engine.IO upgraded this connection from HTTP long-polling (sid= in its URL): the "
+    "polling part (the Engine.IO open packet, the Socket.IO connect and the first messages) "
+    "is not in the cassette, so a replay cannot serve it; record the Socket.IO client with "
+    "transports=['websocket']"
+)
+"""The recorder's note on such a connection (and its warning line)."""
+
+
+def polling_upgrade(query: str) -> bool:
+    """An Engine.IO WebSocket opened by upgrading a long-polling session (``EIO`` and a
+    ``sid`` in the query): what came before it went over plain HTTP."""
+    params = _params(query)
+    return "EIO" in params and bool(params.get("sid")) and params.get("transport") == "websocket"
+
+
+def not_a_websocket_request(
+    method: str, target: str, query: str, cfg: RuleConfig
+) -> list[Violation]:
+    """REPLAY-UNMATCHED-CONNECTION for a plain HTTP request (no Upgrade, no
+    Sec-WebSocket-Key): not a malformed upgrade but another transport, which a WebSocket
+    replay cannot serve. Engine.IO's HTTP long-polling (Socket.IO's default first
+    transport) is named, with what to change in the client."""
+    report = Report(cfg, None)
+    params = _params(query)
+    if "EIO" in params and params.get("transport") == "polling":
+        hint = (
+            "; it is Engine.IO's HTTP long-polling, which wstape does not replay: connect "
+            "the Socket.IO client with transports=['websocket'] (and record it that way)"
+        )
+    else:
+        hint = "; wstape replays WebSocket connections only"
+    report.add(
+        "REPLAY-UNMATCHED-CONNECTION",
+        Severity.ERROR,
+        f"client sent a plain HTTP {method} {target}, not a WebSocket upgrade (no Upgrade "
+        f"or Sec-WebSocket-Key header){hint}",
+        expected="a WebSocket upgrade",
+        actual=f"{method} {target}",
+    )
+    return report.items
+
+
 def message_mismatch(
     conn: int | None,
     expected: Message,
