@@ -93,3 +93,49 @@ def test_nothing_learned_is_the_fast_path() -> None:
     payload = b'{"id":"' + REC_ID.encode() + b'"}'
     assert corr.rewrite(Opcode.TEXT, payload) is payload
     assert corr.substituted == 0
+
+
+ROOM = "2b0c6f0e-8a51-4c7e-9d51-0d7a4c7b1a11"
+
+
+def test_a_uuid_the_server_sent_must_come_back_as_sent() -> None:
+    corr = Correlator()
+    hello = client(json.dumps({"type": "hello", "req": REC_ID}))
+    assert corr.learn(hello, Opcode.TEXT, json.dumps({"type": "hello", "req": LIVE_ID}).encode())
+    assert corr.conflicts == []  # the client's own request id: correlated
+    welcome = json.dumps({"type": "welcome", "req": REC_ID, "room": ROOM}).encode()
+    assert json.loads(corr.rewrite(Opcode.TEXT, welcome))["req"] == LIVE_ID
+    join = client(json.dumps({"type": "join", "room": ROOM}))
+    assert corr.learn(join, Opcode.TEXT, join.payload) == join.payload
+    assert corr.conflicts == []
+    made_up = json.dumps({"type": "join", "room": "8a80488c-0bbb-44e6-9742-6b0e7cf43ac4"})
+    assert corr.learn(join, Opcode.TEXT, made_up.encode()) == join.payload
+    [conflict] = corr.conflicts
+    assert conflict.startswith(f'$.room: expected "{ROOM}", which the server sent earlier')
+    assert ROOM not in corr.values  # nothing learned: later replies keep the server's room
+    said = json.dumps({"type": "said", "room": ROOM}).encode()
+    assert corr.rewrite(Opcode.TEXT, said) == said
+
+
+def test_a_server_uuid_the_client_generated_first_comes_back_live() -> None:
+    corr = Correlator()
+    sub = client(json.dumps({"op": "sub", "id": REC_ID}))
+    corr.learn(sub, Opcode.TEXT, json.dumps({"op": "sub", "id": LIVE_ID}).encode())
+    corr.rewrite(Opcode.TEXT, json.dumps({"ok": REC_ID}).encode())  # the server echoes it
+    again = client(json.dumps({"op": "unsub", "id": REC_ID}))
+    assert corr.learn(again, Opcode.TEXT, json.dumps({"op": "unsub", "id": LIVE_ID}).encode()) == (
+        again.payload
+    )
+    assert corr.conflicts == []
+    corr.learn(again, Opcode.TEXT, json.dumps({"op": "unsub", "id": ROOM}).encode())
+    assert corr.conflicts and f'expected "{LIVE_ID}"' in corr.conflicts[0]
+
+
+def test_a_uuid_the_server_sends_only_later_is_still_the_clients() -> None:
+    corr = Correlator()
+    recorded = client(json.dumps({"id": REC_ID}))
+    assert corr.learn(recorded, Opcode.TEXT, json.dumps({"id": LIVE_ID}).encode()) == (
+        recorded.payload
+    )
+    assert corr.conflicts == []
+    assert corr.values == {REC_ID: LIVE_ID}

@@ -19,6 +19,13 @@ given with ``--correlate`` and, unless turned off, every string shaped like a UU
 differs between the recording and the live client (then rewritten wherever it appears in
 a later server message). :attr:`Correlator.substituted` counts the values put into server
 units, for the report.
+
+A UUID the recorded *server* sent earlier on the connection (a room, a session, a
+resource it handed out) was not made up by the client, however it changed: the client
+must send it back as the server sent it live (the recorded value itself, or its live
+substitute when the client had generated it first). Any other value is an inconsistency
+the caller reports as a mismatch, from :attr:`Correlator.conflicts`, and nothing is
+learned from it.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from wstape.core.codecs import Codec, Path, Scalar, jsontext
-from wstape.core.matchers import WILDCARD, Segment
+from wstape.core.codecs.textutil import short_json
+from wstape.core.matchers import WILDCARD, Segment, format_path
 from wstape.core.model import Message, Opcode, Side
 
 UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -58,6 +66,12 @@ class Correlator:
         self.values: dict[Scalar, Scalar] = {}
         """Recorded value -> live value."""
         self.substituted = 0
+        self.conflicts: list[str] = []
+        """Set by each :meth:`learn`: why the live unit's values are not consistent with
+        what the connection did so far (one line each, naming the path); empty when
+        they are. The caller reports a non-empty list as a mismatch."""
+        self._server_uuids: set[str] = set()
+        """UUIDs the recorded server units sent so far (:meth:`rewrite` sees them all)."""
 
     @property
     def active(self) -> bool:
@@ -67,7 +81,8 @@ class Correlator:
 
     def learn(self, recorded: Message, opcode: Opcode, payload: bytes) -> bytes:
         """The live ``payload`` with its generated values replaced by the recorded ones
-        (learning each pair); unchanged when it has none."""
+        (learning each pair); unchanged when it has none. Sets :attr:`conflicts`."""
+        self.conflicts = []
         if opcode is not recorded.opcode or payload == recorded.payload:
             return payload
         codec = self.codec
@@ -106,7 +121,13 @@ class Correlator:
         back: dict[Path, Scalar] = {}
         for path, now in new.items():
             was = old.get(path, _MISSING)
-            if was is _MISSING or was == now:
+            if was is _MISSING:
+                continue
+            if self._from_server(path, was, now):
+                if was != now:
+                    back[path] = was
+                continue
+            if was == now:
                 continue
             if (
                 self.uuids
@@ -126,6 +147,30 @@ class Correlator:
         except ValueError:
             return new_payload
 
+    def _from_server(self, path: Path, was: Any, now: Any) -> bool:
+        """Whether ``was`` is a UUID a recorded server unit sent before: then the live
+        value must be what the server sent live (a conflict is noted otherwise)."""
+        if not self.uuids or not isinstance(was, str) or was not in self._server_uuids:
+            return False
+        expected = self.values.get(was, was)
+        if not _same(now, expected):
+            self.conflicts.append(
+                f"{format_path(path)}: expected {_show(expected)}, which the server sent "
+                f"earlier on this connection, got {_show(now)} (a value the server hands "
+                "out is not the client's to make up)"
+            )
+        return True
+
+    def _note_server(self, payload: bytes) -> None:
+        """Remember the UUIDs a recorded server unit carries."""
+        if UUID.search(payload) is None:
+            return
+        seen = self._server_uuids
+        for found in UUID.finditer(payload):
+            if len(seen) >= MAX_VALUES:
+                break
+            seen.add(found.group().decode("ascii"))
+
     def _named(self, path: Path) -> bool:
         return any(_path_matches(pattern, path) for pattern in self.paths)
 
@@ -136,7 +181,12 @@ class Correlator:
     # -- server units -----------------------------------------------------------------
 
     def rewrite(self, opcode: Opcode, payload: bytes) -> bytes:
-        """A recorded server unit with the live values put where recorded ones are."""
+        """A recorded server unit with the live values put where recorded ones are.
+
+        Called for every recorded server unit in order: it also notes the UUIDs they
+        carry (values the server handed out)."""
+        if self.uuids and len(payload) <= MAX_JSON_BYTES:
+            self._note_server(payload)
         if not self.values:
             return payload
         codec = self.codec
@@ -188,6 +238,15 @@ _MISSING: Any = object()
 
 def _scalar(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
+
+
+def _show(value: object) -> str:
+    return short_json(value, 60)
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal as JSON values: ``1`` is not ``True``, nor ``"1"``."""
+    return type(a) is type(b) and a == b
 
 
 def _get(value: Any, path: Path) -> Any:

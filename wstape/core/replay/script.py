@@ -30,7 +30,7 @@ from enum import Enum
 from typing import NamedTuple
 
 from wstape.core.closecodes import CloseCode, describe
-from wstape.core.matchers import match, match_all, parse_path
+from wstape.core.matchers import MatchResult, match, match_all, parse_path
 from wstape.core.model import Close, Message, Opcode, Side
 from wstape.core.replay.correlate import Correlator
 from wstape.core.replay.heartbeats import HeartbeatPlan
@@ -173,6 +173,8 @@ class Script:
         self.extra_delay: Callable[[], float] | None = None
         """The ``delay`` / ``jitter`` faults: seconds more for each server message."""
         self._extra: tuple[int, float] | None = None
+        self._announce = self.plan.source == "detected"
+        """Detection took recorded units as heartbeats: say so once (an info finding)."""
 
     # -- event stream -------------------------------------------------------------
 
@@ -257,6 +259,8 @@ class Script:
 
     def on_message(self, opcode: Opcode, payload: bytes, now: float) -> list[Action]:
         """A complete client message arrived."""
+        if self._announce:
+            self._announce_detected(now)
         if self._live.whole:
             return self._on_unit(opcode, payload, now)
         actions: list[Action] = []
@@ -299,6 +303,27 @@ class Script:
         self.queued_bytes += len(payload)
         return self.poll(now)
 
+    def _announce_detected(self, now: float) -> None:
+        """REPLAY-HEARTBEAT-DETECTED (info): which recorded units detection took as
+        heartbeats, so a run that passes does not hide what it did not check."""
+        self._announce = False
+        lines = self.plan.describe()
+        shown = "; ".join(lines[:4]) + (f"; and {len(lines) - 4} more" if len(lines) > 4 else "")
+        found = violation(
+            "REPLAY-HEARTBEAT-DETECTED",
+            Severity.INFO,
+            self.cfg,
+            self.conn,
+            f"taken as heartbeats (detected from the recording, played apart, not checked "
+            f"in order): {shown}; declare them with --heartbeat, or check them as data "
+            "with --no-heartbeats",
+            expected=lines,
+            actual=None,
+            t=self._t(now),
+        )
+        if found is not None:
+            self.violations.append(found)
+
     def _after_dead(self, now: float) -> list[Action]:
         """With heartbeats muted: the client had ``heartbeat_wait`` to give up; report
         once when it did not (REPLAY-HEARTBEAT-DEAD)."""
@@ -314,6 +339,8 @@ class Script:
     def poll(self, now: float) -> list[Action]:
         """Advance as far as the clock and the client's messages allow."""
         actions: list[Action] = []
+        if self._announce:
+            self._announce_detected(now)
         if self._dead_at is not None:
             self._after_dead(now)
         timers = self._timers
@@ -439,6 +466,9 @@ class Script:
         compared = self.correlator.learn(expected, opcode, payload)
         paths = self.options.ignore_json_paths
         result = match(self.options.match, expected, expected.opcode, compared, paths)
+        conflicts = self.correlator.conflicts
+        if conflicts:  # ids inconsistent with the connection so far: whatever the matcher
+            result = _with_conflicts(result, conflicts)
         self._judged += 1
         if result.ok and opcode is expected.opcode:
             self.matched += 1  # the common case: nothing to report
@@ -460,7 +490,7 @@ class Script:
                 result.diff,
                 self.cfg,
                 t,
-                verdicts={name: v.ok for name, v in verdicts.items()},
+                verdicts={name: v.ok and not conflicts for name, v in verdicts.items()},
             )
         self.violations += found
 
@@ -541,6 +571,18 @@ class Script:
         )
         self._ahead = None
         return count
+
+
+def _with_conflicts(result: MatchResult, conflicts: list[str]) -> MatchResult:
+    """A failed verdict naming the inconsistent ids first, then the matcher's own diff
+    (a unified diff only as one line: its lines are not differences to count)."""
+    lines = list(conflicts)
+    if not result.ok and result.diff:
+        if result.diff.startswith("--- "):
+            lines.append("and the payload differs otherwise too")
+        else:
+            lines += result.diff.splitlines()
+    return MatchResult(False, "\n".join(lines))
 
 
 @dataclass
