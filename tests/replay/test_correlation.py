@@ -70,3 +70,115 @@ async def test_the_room_the_server_handed_out_must_come_back(
     [violation] = server.report().violations
     assert f'$.room: expected "{ROOM}"' in violation.message
     assert joined["room"] == ROOM  # the made-up room was not carried into the reply
+
+
+# -- ids in use -------------------------------------------------------------------------
+
+GQL = "graphql-transport-ws"
+QUERY = {"query": "subscription { prices }"}
+GRAPHQL = [
+    opening(1, "/graphql", subprotocols=(GQL,), subprotocol=GQL),
+    c(1, 0.01, {"type": "connection_init", "payload": {}}),
+    s(1, 0.02, {"type": "connection_ack"}),
+    c(1, 0.03, {"id": "a", "type": "subscribe", "payload": QUERY}),
+    c(1, 0.04, {"id": "b", "type": "subscribe", "payload": QUERY}),
+    s(1, 0.05, {"id": "a", "type": "next", "payload": {"data": 1}}),
+    c(1, 0.06, {"id": "a", "type": "complete"}),
+    s(1, 0.07, {"id": "b", "type": "complete"}),
+    close(1, 0.08, Side.CLIENT, 1000),
+]
+
+
+async def graphql_client(server: ReplayServer, ids: tuple[str, str, str]) -> list[Any]:
+    got = []
+    async with websockets.connect(
+        f"{server.url}/graphql",
+        subprotocols=[GQL],
+        compression=None,  # type: ignore[list-item]
+    ) as ws:
+        await ws.send(dumps({"type": "connection_init", "payload": {}}))
+        got.append(await recv_json(ws))
+        for ident in ids[:2]:
+            await ws.send(dumps({"id": ident, "type": "subscribe", "payload": QUERY}))
+        got.append(await recv_json(ws))
+        await ws.send(dumps({"id": ids[2], "type": "complete"}))
+        got.append(await recv_json(ws))
+    return [(g["type"], g.get("id")) for g in got]
+
+
+async def test_graphql_ids_must_be_consistent(make_cassette: CassetteFactory, serve: Serve) -> None:
+    cassette = make_cassette(GRAPHQL)
+    cases = {
+        ("x1", "x2", "x1"): "",
+        ("x1", "x2", "nosuch"): '$.id: expected "x1", the client\'s value for recorded "a"',
+        ("x1", "x2", "x2"): '$.id: expected "x1"',  # completing the other subscription
+        ("x1", "x1", "x1"): '$.id: "x1" is already the client\'s value for recorded "a"',
+    }
+    for ids, problem in cases.items():
+        server = await serve(cassette)
+        got = await graphql_client(server, ids)
+        await finished(server)
+        assert got[1] == ("next", "x1")
+        violations = server.report().violations
+        if not problem:
+            assert list(violations) == [], ids
+            assert got[2] == ("complete", "x2")
+            continue
+        [violation] = violations
+        assert violation.rule == "REPLAY-MESSAGE-MISMATCH" and problem in violation.message, ids
+
+
+def _mqtt(first: int, body: bytes) -> bytes:
+    return bytes([first, len(body)]) + body
+
+
+CONNECT = _mqtt(0x10, b"\x00\x04MQTT\x04\x02\x00\x3c\x00\x05cli-1")
+PUBLISH_QOS2 = 0x34
+
+
+def _publish(pid: int) -> bytes:
+    return _mqtt(PUBLISH_QOS2, b"\x00\x03a/c" + pid.to_bytes(2, "big") + b"up")
+
+
+def _ack(first: int, pid: int) -> bytes:
+    return _mqtt(first, pid.to_bytes(2, "big"))
+
+
+PUBREC, PUBREL, PUBCOMP = 0x50, 0x62, 0x70
+MQTT = [
+    opening(1, "/mqtt", subprotocols=("mqtt",), subprotocol="mqtt"),
+    c(1, 0.01, CONNECT, binary=True),
+    s(1, 0.02, _mqtt(0x20, b"\x00\x00"), binary=True),
+    c(1, 0.03, _publish(2), binary=True),
+    s(1, 0.04, _ack(PUBREC, 2), binary=True),
+    c(1, 0.05, _ack(PUBREL, 2), binary=True),
+    s(1, 0.06, _ack(PUBCOMP, 2), binary=True),
+    close(1, 0.07, Side.CLIENT, 1000),
+]
+
+
+async def test_mqtt_pubrel_with_another_packet_id_is_a_mismatch(
+    make_cassette: CassetteFactory, serve: Serve
+) -> None:
+    cassette = make_cassette(MQTT)
+    for pubrel, problem in ((8, None), (99, "$.packet_id: expected 8, the client's value")):
+        server = await serve(cassette)
+        async with websockets.connect(
+            f"{server.url}/mqtt",
+            subprotocols=["mqtt"],
+            compression=None,  # type: ignore[list-item]
+        ) as ws:
+            await ws.send(CONNECT)
+            await asyncio.wait_for(ws.recv(), 5)
+            await ws.send(_publish(8))
+            assert await asyncio.wait_for(ws.recv(), 5) == _ack(PUBREC, 8)
+            await ws.send(_ack(PUBREL, pubrel))
+            # the PUBCOMP completes the live PUBLISH 8, never an id the PUBREL made up
+            assert await asyncio.wait_for(ws.recv(), 5) == _ack(PUBCOMP, 8)
+        await finished(server)
+        violations = server.report().violations
+        if problem is None:
+            assert list(violations) == []
+        else:
+            [violation] = violations
+            assert violation.rule == "REPLAY-MESSAGE-MISMATCH" and problem in violation.message

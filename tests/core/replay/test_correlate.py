@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from wstape.core.codecs import CODECS
+from wstape.core.codecs import CODECS, Codec
 from wstape.core.codecs.mqtt import encode
 from wstape.core.matchers import parse_path
 from wstape.core.model import Message, Opcode, Open, Side
@@ -139,3 +139,127 @@ def test_a_uuid_the_server_sends_only_later_is_still_the_clients() -> None:
     )
     assert corr.conflicts == []
     assert corr.values == {REC_ID: LIVE_ID}
+
+
+# -- ids in use: the same live value each time, no two recorded ids sharing one --------
+
+
+def _codec(name: str) -> Codec:
+    return CODECS.get(name)
+
+
+def _learn(corr: Correlator, recorded: str | bytes, live: str | bytes) -> list[str]:
+    opcode = Opcode.TEXT if isinstance(recorded, str) else Opcode.BINARY
+    rec = recorded.encode() if isinstance(recorded, str) else recorded
+    out = live.encode() if isinstance(live, str) else live
+    corr.learn(Message(1, 0.0, Side.CLIENT, opcode, rec), opcode, out)
+    return corr.conflicts
+
+
+def _gql(mtype: str, ident: str) -> str:
+    return json.dumps({"id": ident, "type": mtype}, separators=(",", ":"))
+
+
+def test_graphql_complete_must_name_a_live_subscription() -> None:
+    corr = Correlator(_codec("graphql-transport-ws"))
+    assert _learn(corr, _gql("subscribe", "a"), _gql("subscribe", "x1")) == []
+    assert _learn(corr, _gql("subscribe", "b"), _gql("subscribe", "x2")) == []
+    [conflict] = _learn(corr, _gql("complete", "a"), _gql("complete", "nosuch"))
+    assert (
+        conflict
+        == '$.id: expected "x1", the client\'s value for recorded "a" (still in use), got "nosuch"'
+    )
+    assert _learn(corr, _gql("complete", "a"), _gql("complete", "x2"))  # the other one's id
+    assert _learn(corr, _gql("complete", "a"), _gql("complete", "x1")) == []
+
+
+def test_graphql_two_subscriptions_may_not_share_an_id_until_one_ends() -> None:
+    corr = Correlator(_codec("graphql-transport-ws"))
+    assert _learn(corr, _gql("subscribe", "a"), _gql("subscribe", "a")) == []  # kept as is
+    [conflict] = _learn(corr, _gql("subscribe", "b"), _gql("subscribe", "a"))
+    assert conflict.startswith('$.id: "a" is already the client\'s value for recorded "a"')
+    # once the server completed "a", the client may use its id again
+    corr.rewrite(Opcode.TEXT, _gql("complete", "a").encode())
+    assert _learn(corr, _gql("subscribe", "b"), _gql("subscribe", "a")) == []
+    assert corr.rewrite(Opcode.TEXT, _gql("next", "b").encode()) == _gql("next", "a").encode()
+
+
+def _frame(command: str, **headers: str) -> str:
+    lines = "".join(f"{k.replace('_', '-')}:{v}\n" for k, v in headers.items())
+    return f"{command}\n{lines}\n\x00"
+
+
+def test_stomp_unsubscribe_and_transactions_must_use_the_live_ids() -> None:
+    corr = Correlator(_codec("stomp"))
+    assert _learn(corr, _frame("SUBSCRIBE", id="sub-0"), _frame("SUBSCRIBE", id="s-9")) == []
+    assert (
+        _learn(corr, _frame("BEGIN", transaction="tx-0"), _frame("BEGIN", transaction="t-9")) == []
+    )
+    [conflict] = _learn(
+        corr, _frame("SEND", transaction="tx-0"), _frame("SEND", transaction="t-other")
+    )
+    assert conflict.startswith('$.headers.transaction: expected "t-9"')
+    assert _learn(corr, _frame("COMMIT", transaction="tx-0"), _frame("COMMIT", transaction="t-x"))
+    assert _learn(corr, _frame("UNSUBSCRIBE", id="sub-0"), _frame("UNSUBSCRIBE", id="nosuch"))
+    assert _learn(corr, _frame("UNSUBSCRIBE", id="sub-0"), _frame("UNSUBSCRIBE", id="s-9")) == []
+    # UNSUBSCRIBE ended it: a new subscription may take the id again
+    assert _learn(corr, _frame("SUBSCRIBE", id="sub-1"), _frame("SUBSCRIBE", id="s-9")) == []
+
+
+def _mqtt(kind: str, pid: int) -> bytes:
+    if kind == "PUBLISH":
+        return encode({"type": "PUBLISH", "dup": False, "qos": 2, "retain": False,
+                       "topic": "a/c", "packet_id": pid, "payload": b"up"})  # fmt: skip
+    return encode({"type": kind, "packet_id": pid})
+
+
+def test_mqtt_pubrel_must_carry_the_publish_packet_id() -> None:
+    corr = Correlator(_codec("mqtt"))
+    codec = _codec("mqtt")
+    assert _learn(corr, _mqtt("PUBLISH", 2), _mqtt("PUBLISH", 8)) == []
+    assert corr.rewrite(Opcode.BINARY, _mqtt("PUBREC", 2)) == _mqtt("PUBREC", 8)
+    [conflict] = _learn(corr, _mqtt("PUBREL", 2), _mqtt("PUBREL", 99))
+    assert (
+        conflict
+        == "$.packet_id: expected 8, the client's value for recorded 2 (still in use), got 99"
+    )
+    # the PUBCOMP carries the PUBLISH's id, not the one the PUBREL made up
+    pubcomp = codec.decode(
+        Side.SERVER, Opcode.BINARY, corr.rewrite(Opcode.BINARY, _mqtt("PUBCOMP", 2))
+    )
+    assert pubcomp is not None and pubcomp.value["packet_id"] == 8
+
+
+def test_mqtt_packet_ids_are_free_again_after_their_ack() -> None:
+    corr = Correlator(_codec("mqtt"))
+    assert _learn(corr, _mqtt("PUBLISH", 2), _mqtt("PUBLISH", 7)) == []
+    assert _learn(corr, _mqtt("PUBLISH", 3), _mqtt("PUBLISH", 7))  # 2 is still in flight
+    corr.rewrite(Opcode.BINARY, _mqtt("PUBREC", 2))
+    assert _learn(corr, _mqtt("PUBREL", 2), _mqtt("PUBREL", 7)) == []
+    corr.rewrite(Opcode.BINARY, _mqtt("PUBCOMP", 2))
+    assert _learn(corr, _mqtt("PUBLISH", 3), _mqtt("PUBLISH", 7)) == []
+
+
+def _rpc(ident: int, method: str = "get") -> str:
+    return json.dumps({"jsonrpc": "2.0", "method": method, "id": ident})
+
+
+def test_jsonrpc_outstanding_requests_need_ids_of_their_own() -> None:
+    corr = Correlator(_codec("jsonrpc"))
+    assert _learn(corr, _rpc(3), _rpc(13)) == []
+    [conflict] = _learn(corr, _rpc(4), _rpc(13))
+    assert conflict.startswith("$.id: 13 is already the client's value for recorded 3")
+    # a client that numbers every request 1, one at a time, is consistent
+    corr = Correlator(_codec("jsonrpc"))
+    for recorded in (1, 2, 3):
+        assert _learn(corr, _rpc(recorded), _rpc(1)) == []
+        reply = json.dumps({"jsonrpc": "2.0", "result": 0, "id": recorded}).encode()
+        assert json.loads(corr.rewrite(Opcode.TEXT, reply))["id"] == 1
+
+
+def test_uuids_in_use_are_bound_too() -> None:
+    corr = Correlator()
+    assert _learn(corr, json.dumps({"req": REC_ID}), json.dumps({"req": LIVE_ID})) == []
+    assert _learn(corr, json.dumps({"ack": REC_ID}), json.dumps({"ack": ROOM}))
+    other = "11111111-2222-4333-8444-555555555555"
+    assert _learn(corr, json.dumps({"req": other}), json.dumps({"req": LIVE_ID}))

@@ -17,6 +17,10 @@ registered in :data:`CODECS` as the matchers are):
    value back (graphql ``next.id``, MQTT ``SUBACK.packet_id``, STOMP ``receipt-id``).
    Replay learns ``recorded value -> live value`` from each matched client unit and
    rewrites later server units with :meth:`Codec.substitute` (the correlation).
+   While a value is in use, later client units must carry the same live value for it
+   and no other recorded value may take that live value; ``Decoded.releases`` names
+   the paths of a unit that end a value's use (an MQTT PUBACK, a graphql ``complete``,
+   a JSON-RPC response), after which both may be used afresh.
 3. **Which messages are heartbeats**, in which direction, and whether a timer sends them
    (``Decoded.heartbeat``): Engine.IO's server ``2`` (a ping on the server's timer) and
    the client's ``3`` (its reply), MQTT ``PINGREQ``/``PINGRESP``, STOMP's bare EOL
@@ -91,6 +95,11 @@ class Decoded:
     """Client units: paths of values the client makes up per session (not compared)."""
     echoes: tuple[Path, ...] = ()
     """Server units: paths that may carry a value a client generated (substituted)."""
+    releases: tuple[Path, ...] = ()
+    """Paths (among ``generated`` or ``echoes``) whose value's use ends with this unit:
+    the MQTT packet identifier in a PUBACK, the graphql id in a ``complete``, the
+    JSON-RPC id in a response. Until then a client value stays bound to its recorded
+    one (the same live value each time, no other recorded value may take it)."""
     heartbeat: Heartbeat | None = None
 
 

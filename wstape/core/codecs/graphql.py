@@ -57,6 +57,8 @@ class _GraphqlCodec(Codec):
     """Client message types whose ``id`` the client made up."""
     server_echoes: frozenset[str] = frozenset()
     """Server message types whose ``id`` is a client's."""
+    ends: frozenset[str] = frozenset()
+    """Message types (either side) after which their ``id`` is no longer in use."""
     heartbeats: Mapping[str, Heartbeat] = MappingProxyType({})
     distinctive: frozenset[str] = frozenset()
     """Types only this protocol has: a connection without a subprotocol that sends one
@@ -84,12 +86,14 @@ class _GraphqlCodec(Codec):
         has_id = "id" in value and _is_scalar(value["id"])
         generated = _ID if has_id and side is Side.CLIENT and mtype in self.client_generated else ()
         echoes = _ID if has_id and side is Side.SERVER and mtype in self.server_echoes else ()
+        releases = (generated or echoes) if mtype in self.ends else ()
         return Decoded(
             kind=mtype,
             value=value,
             summary=summarize(value),
             generated=generated,
             echoes=echoes,
+            releases=releases,
             heartbeat=self.heartbeats.get(mtype),
         )
 
@@ -172,6 +176,7 @@ class GraphqlTransportWsCodec(_GraphqlCodec):
     )
     client_generated = frozenset({"subscribe", "complete"})
     server_echoes = frozenset({"next", "error", "complete"})
+    ends = frozenset({"error", "complete"})
     heartbeats = MappingProxyType(
         {
             # Either side may ping; nothing in a ping says whether a timer sent it.
@@ -205,6 +210,7 @@ class GraphqlWsCodec(_GraphqlCodec):
     )
     client_generated = frozenset({"start", "stop"})
     server_echoes = frozenset({"data", "error", "complete"})
+    ends = frozenset({"stop", "error", "complete"})
     heartbeats = MappingProxyType({"ka": Heartbeat(HeartbeatRole.BEAT, "graphql-ws", timer=True)})
     distinctive = frozenset({"start", "data", "ka", "stop", "connection_terminate"})
 

@@ -13,7 +13,8 @@ The decoded value is the JSON itself; the kind is ``request``, ``notification``,
 server sends notifications for subscribed events).
 
 Correlation: a client's request id is its own (incrementing integers or UUIDs), path
-``("id",)`` or ``(i, "id")`` in a batch; the server's responses echo it at the same paths.
+``("id",)`` or ``(i, "id")`` in a batch; the server's responses echo it at the same paths,
+and end its use (the client may then use the id again).
 Ids the server makes up for its own requests come back in the client's responses
 unchanged, so they are neither generated nor echoed. No heartbeats.
 """
@@ -153,6 +154,7 @@ class JsonRpcCodec(Codec):
             summary=summarize(value),
             generated=tuple(paths) if side is Side.CLIENT else (),
             echoes=tuple(paths) if side is Side.SERVER else (),
+            releases=tuple(paths) if side is Side.SERVER else (),  # a response ends it
         )
 
     def substitute(

@@ -22,7 +22,8 @@ binary properties stay bytes. :func:`encode` is the inverse of :func:`decode_pac
 
 Correlation: the client makes up its client id (CONNECT ``client_id``, never echoed)
 and the packet identifiers of SUBSCRIBE, UNSUBSCRIBE, PUBLISH with QoS > 0 and PUBREL;
-the server echoes them in SUBACK, UNSUBACK, PUBACK, PUBREC and PUBCOMP. Replacing
+the server echoes them in SUBACK, UNSUBACK, PUBACK, PUBREC and PUBCOMP (all but PUBREC
+free the identifier again). Replacing
 ``("packet_id",)`` rewrites the two bytes in place; replacing ``("client_id",)`` rewrites
 the string and the lengths around it.
 """
@@ -162,6 +163,9 @@ REASONS = {
 
 _GENERATED_ID = frozenset({"SUBSCRIBE", "UNSUBSCRIBE", "PUBLISH", "PUBREL"})
 _ECHOED_ID = frozenset({"SUBACK", "UNSUBACK", "PUBACK", "PUBREC", "PUBCOMP"})
+_ENDS_ID = _ECHOED_ID - {"PUBREC"}
+"""The acknowledgements after which a packet identifier is free again (a PUBREC is
+followed by the client's PUBREL with the same one)."""
 _HEARTBEATS = {
     "PINGREQ": Heartbeat(HeartbeatRole.PING, "mqtt"),
     "PINGRESP": Heartbeat(HeartbeatRole.PONG, "mqtt"),
@@ -777,6 +781,7 @@ class MqttCodec(Codec):
             summary=summarize(value),
             generated=generated,
             echoes=echoes,
+            releases=echoes if name in _ENDS_ID else (),
             heartbeat=_HEARTBEATS.get(name),
         )
 

@@ -27,8 +27,8 @@ Decoded value, e.g. ``{"engineio": "message", "socketio": "EVENT", "nsp": "/", "
 them, ``attachments`` only for the binary types.
 
 Correlation: the ack id of a client EVENT / BINARY_EVENT is generated (``("id",)``), and
-a server ACK / BINARY_ACK echoes it. Replacing ``("id",)`` rewrites the digits; replacing
-a ``("data", …)`` path rewrites that JSON value only.
+a server ACK / BINARY_ACK echoes it (and ends its use). Replacing ``("id",)`` rewrites
+the digits; replacing a ``("data", …)`` path rewrites that JSON value only.
 """
 
 from __future__ import annotations
@@ -281,13 +281,14 @@ class SocketIOCodec(Codec):
             if side is Side.CLIENT and stype in ("EVENT", "BINARY_EVENT"):
                 generated = (("id",),)
             elif side is Side.SERVER and stype in ("ACK", "BINARY_ACK"):
-                echoes = (("id",),)
+                echoes = (("id",),)  # and the ack ends the id's use
         return Decoded(
             kind=stype or value["engineio"],
             value=value,
             summary=summarize(value),
             generated=generated,
             echoes=echoes,
+            releases=echoes,
             heartbeat=_heartbeat(side, value),
         )
 

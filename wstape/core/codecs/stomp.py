@@ -18,8 +18,10 @@ Decoded value: ``{"command": "SEND", "headers": {"destination": "/queue/a"},
 
 Correlation: the client makes up ``receipt`` (any frame), the ``id`` of SUBSCRIBE and
 UNSUBSCRIBE, and ``transaction`` names; the server echoes them in RECEIPT and ERROR
-``receipt-id`` and MESSAGE ``subscription``. Server values such as ``message-id``,
-``ack`` or ``session`` are the server's own and stay as recorded.
+``receipt-id`` and MESSAGE ``subscription``. A receipt is in use until its RECEIPT (or
+ERROR), a subscription id until UNSUBSCRIBE, a transaction until COMMIT or ABORT. Server
+values such as ``message-id``, ``ack`` or ``session`` are the server's own and stay as
+recorded.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ COMMANDS = CLIENT_COMMANDS | SERVER_COMMANDS
 _RAW_HEADERS = frozenset({"CONNECT", "CONNECTED"})
 """Frames whose headers are not escaped (STOMP 1.2, "Value Encoding")."""
 _MAX_COMMAND = max(len(c) for c in COMMANDS)
+_ENDS = {"UNSUBSCRIBE": "id", "COMMIT": "transaction", "ABORT": "transaction"}
+"""Client frames that end the use of a value they carry (the header's name)."""
 
 HEARTBEAT = Heartbeat(HeartbeatRole.BEAT, "stomp", timer=True)
 _UNESCAPE = {"r": "\r", "n": "\n", "c": ":", "\\": "\\"}
@@ -309,23 +313,29 @@ class StompCodec(Codec):
         }
         generated: tuple[Path, ...] = ()
         echoes: tuple[Path, ...] = ()
+        releases: tuple[Path, ...] = ()
         headers = frame.headers
         if side is Side.CLIENT:
             names = ["receipt", "transaction"]
             if frame.command in ("SUBSCRIBE", "UNSUBSCRIBE"):
                 names.append("id")
             generated = tuple(("headers", n) for n in names if n in headers)
+            ended = _ENDS.get(frame.command)
+            if ended is not None and ended in headers:
+                releases = (("headers", ended),)
         else:
             names = {"RECEIPT": ["receipt-id"], "ERROR": ["receipt-id"]}.get(frame.command, [])
             if frame.command == "MESSAGE":
                 names = ["subscription"]
             echoes = tuple(("headers", n) for n in names if n in headers)
+            releases = tuple(p for p in echoes if p[1] == "receipt-id")
         return Decoded(
             kind=frame.command,
             value=value,
             summary=summarize(value),
             generated=generated,
             echoes=echoes,
+            releases=releases,
         )
 
     def substitute(

@@ -72,6 +72,12 @@ class Correlator:
         they are. The caller reports a non-empty list as a mismatch."""
         self._server_uuids: set[str] = set()
         """UUIDs the recorded server units sent so far (:meth:`rewrite` sees them all)."""
+        self.bound: dict[Scalar, Scalar] = {}
+        """Recorded value -> live value of the client's values in use (unchanged ones
+        too): until released (``Decoded.releases``) the client must use that live value
+        for it, and no other recorded value may take it."""
+        self._owner: dict[Scalar, Scalar] = {}
+        """Live value -> the recorded value it stands for, while in use."""
 
     @property
     def active(self) -> bool:
@@ -83,39 +89,48 @@ class Correlator:
         """The live ``payload`` with its generated values replaced by the recorded ones
         (learning each pair); unchanged when it has none. Sets :attr:`conflicts`."""
         self.conflicts = []
-        if opcode is not recorded.opcode or payload == recorded.payload:
+        if opcode is not recorded.opcode:
             return payload
+        same = payload == recorded.payload
         codec = self.codec
+        if same and codec is None and not self.paths:
+            if not self.uuids or UUID.search(payload) is None:
+                return payload  # the common case: nothing the client generated
+        # An unchanged unit still binds its values (the client kept the recorded ones)
+        # and must agree with the values bound so far.
         if codec is not None:
-            normal = self._learn_codec(codec, recorded, opcode, payload)
+            normal = self._learn_codec(codec, recorded, opcode, payload, same)
             if normal is not None:
                 return normal
         if opcode is Opcode.TEXT and (self.paths or self.uuids):
-            return self._learn_json(recorded.payload, payload)
+            return self._learn_json(recorded.payload, payload, same)
         return payload
 
     def _learn_codec(
-        self, codec: Codec, recorded: Message, opcode: Opcode, payload: bytes
+        self, codec: Codec, recorded: Message, opcode: Opcode, payload: bytes, same: bool
     ) -> bytes | None:
         old = codec.decode(Side.CLIENT, recorded.opcode, recorded.payload)
-        new = codec.decode(Side.CLIENT, opcode, payload)
+        new = old if same else codec.decode(Side.CLIENT, opcode, payload)
         if old is None or new is None or old.kind != new.kind:
             return None
         back: dict[Path, Scalar] = {}
         for path in dict.fromkeys((*old.generated, *new.generated)):
             was, now = _get(old.value, path), _get(new.value, path)
-            if _scalar(was) and _scalar(now) and was != now:
-                self._remember(was, now)
-                back[path] = was
+            if _scalar(was) and _scalar(now):
+                self._bind(path, was, now)
+                if not _same(was, now):
+                    back[path] = was
+        for path in old.releases:
+            self._release(_get(old.value, path))
         if not back:
             return payload
         return codec.substitute(Side.CLIENT, opcode, payload, back)
 
-    def _learn_json(self, old_payload: bytes, new_payload: bytes) -> bytes:
+    def _learn_json(self, old_payload: bytes, new_payload: bytes, same: bool = False) -> bytes:
         if self.uuids and not self.paths and UUID.search(old_payload) is None:
             return new_payload  # the cheap test first: most messages have no UUID
         old = _scalars(old_payload)
-        new = _scalars(new_payload)
+        new = old if same else _scalars(new_payload)
         if old is None or new is None:
             return new_payload
         back: dict[Path, Scalar] = {}
@@ -124,10 +139,8 @@ class Correlator:
             if was is _MISSING:
                 continue
             if self._from_server(path, was, now):
-                if was != now:
+                if not _same(was, now):
                     back[path] = was
-                continue
-            if was == now:
                 continue
             if (
                 self.uuids
@@ -136,9 +149,10 @@ class Correlator:
                 and _UUID_TEXT.fullmatch(was)
                 and _UUID_TEXT.fullmatch(now)
             ) or self._named(path):
-                assert _scalar(was)
-                self._remember(was, now)
-                back[path] = was
+                assert _scalar(was) and _scalar(now)
+                self._bind(path, was, now)
+                if not _same(was, now):
+                    back[path] = was
         if not back:
             return new_payload
         try:
@@ -174,6 +188,42 @@ class Correlator:
     def _named(self, path: Path) -> bool:
         return any(_path_matches(pattern, path) for pattern in self.paths)
 
+    def _bind(self, path: Path, was: Scalar, now: Scalar) -> None:
+        """The client sent ``now`` for the recorded ``was``: check it against the values
+        in use (a conflict is noted, nothing learned) and bind it."""
+        held = self.bound.get(was, _MISSING)
+        if held is not _MISSING:
+            if not _same(held, now):
+                self.conflicts.append(
+                    f"{format_path(path)}: expected {_show(held)}, the client's value for "
+                    f"recorded {_show(was)} (still in use), got {_show(now)}"
+                )
+            return
+        owner = self._owner.get(now, _MISSING)
+        if owner is not _MISSING and not _same(owner, was):
+            self.conflicts.append(
+                f"{format_path(path)}: {_show(now)} is already the client's value for "
+                f"recorded {_show(owner)} (still in use); recorded {_show(was)} needs a "
+                "value of its own"
+            )
+            return
+        if len(self.bound) < MAX_VALUES:
+            self.bound[was] = now
+            self._owner[now] = was
+        if _same(was, now):
+            self.values.pop(was, None)  # a value used afresh, unchanged this time
+        else:
+            self._remember(was, now)
+
+    def _release(self, was: Any) -> None:
+        """The use of the recorded value ``was`` ended: both it and its live value are
+        free again (replies still in flight keep getting the live value)."""
+        if not _scalar(was):
+            return
+        live = self.bound.pop(was, _MISSING)
+        if live is not _MISSING and _same(self._owner.get(live, _MISSING), was):
+            del self._owner[live]
+
     def _remember(self, was: Scalar, now: Scalar) -> None:
         if was in self.values or len(self.values) < MAX_VALUES:
             self.values[was] = now
@@ -187,7 +237,7 @@ class Correlator:
         carry (values the server handed out)."""
         if self.uuids and len(payload) <= MAX_JSON_BYTES:
             self._note_server(payload)
-        if not self.values:
+        if not self.values and not self.bound:
             return payload
         codec = self.codec
         if codec is not None:
@@ -198,11 +248,13 @@ class Correlator:
                     value = _get(decoded.value, path)
                     if _scalar(value) and value in self.values:
                         changes[path] = self.values[value]
+                for path in decoded.releases:
+                    self._release(_get(decoded.value, path))
                 if changes:
                     self.substituted += len(changes)
                     return codec.substitute(Side.SERVER, opcode, payload, changes)
                 return payload
-        if opcode is not Opcode.TEXT:
+        if opcode is not Opcode.TEXT or not self.values:
             return payload
         return self._rewrite_json(payload)
 
