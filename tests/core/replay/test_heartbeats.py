@@ -10,6 +10,7 @@ from wstape.core.model import Message, Opcode, Side
 from wstape.core.replay.heartbeats import (
     HeartbeatAnalysis,
     HeartbeatPlan,
+    heartbeat_shaped,
     parse_heartbeat,
 )
 
@@ -142,3 +143,64 @@ def test_memory_is_bounded_by_distinct_small_units() -> None:
     for i in range(20_000):
         analysis.add(c(i * 0.001, f"msg {i}"))
     assert len(analysis._candidates) <= 4096
+
+
+# -- detection takes only what looks like a heartbeat (QA: repeated data was "heartbeats")
+
+
+def test_a_repeated_request_and_its_reply_are_data() -> None:
+    # login, four transfers answered within 10 ms a second apart, logout: all data.
+    transfer, done = '{"cmd":"transfer","to":"alice","amount":100}', '{"status":"done"}'
+    messages = [c(0.01, '{"cmd":"login","user":"bob"}'), s(0.02, '{"ok":true}')]
+    for i in range(1, 5):
+        messages += [c(i + 0.02, transfer), s(i + 0.03, done)]
+    messages += [c(4.52, '{"cmd":"logout"}'), s(4.53, '{"bye":true}')]
+    assert plan_of(messages).empty
+
+
+def test_a_repeated_unanswered_event_is_not_a_keepalive() -> None:
+    messages = [c(0.01, '{"hello":1}'), s(0.02, '{"hi":1}')]
+    messages += [c(float(k), '{"door":"open"}') for k in range(1, 5)]
+    assert plan_of(messages).empty
+    # ... while the same timing with a keep-alive's shape is one
+    beats = [c(0.01, '{"hello":1}'), s(0.02, '{"hi":1}')]
+    beats += [c(float(k), '{"type":"keepalive"}') for k in range(1, 5)]
+    assert plan_of(beats).client_beats == {(T, b'{"type":"keepalive"}')}
+
+
+def test_a_ping_whose_reply_is_data_is_not_a_heartbeat() -> None:
+    messages = []
+    for i in range(1, 5):
+        messages += [c(float(i), "ping"), s(i + 0.01, '{"balance":100}')]
+    assert plan_of(messages).empty
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ["2", "3", "\n", "\r\n", "", "{}", "[]", "ping", '"pong"', "keep-alive", "Heartbeat",
+     '{"type":"ping"}', '{"type":"pong","ts":1700000000000}', '{"op":"heartbeat","seq":3}',
+     '{"event":"pusher:ping","data":{}}', '{"ping":1700000000}', '{"type":"clientPing"}',
+     '["ping"]', '{"type":"ka"}', "42"],
+)  # fmt: skip
+def test_heartbeat_shapes(payload: str) -> None:
+    assert heartbeat_shaped(T, payload.encode())
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ['{"status":"done"}', '{"cmd":"transfer","to":"alice","amount":100}', '{"door":"open"}',
+     "tick", "hello", '{"type":"shipping"}', '{"type":"say","text":"ping"}', "null", "true",
+     '{"a":1,"b":2,"c":3,"d":4,"ping":5}', '{"type":"ping","x":"' + "y" * 200 + '"}'],
+)  # fmt: skip
+def test_data_shapes(payload: str) -> None:
+    assert not heartbeat_shaped(T, payload.encode())
+
+
+def test_binary_heartbeats_are_tiny() -> None:
+    assert heartbeat_shaped(Opcode.BINARY, b"\xc0\x00")
+    assert not heartbeat_shaped(Opcode.BINARY, b"\x30\x0c\x00\x09door/open1")
+
+
+def test_a_detected_plan_describes_itself() -> None:
+    plan = plan_of(ENGINEIO)
+    assert plan.describe() == ["server ping '2'", "client pong '3'"]

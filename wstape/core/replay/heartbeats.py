@@ -9,12 +9,16 @@ it (:class:`HeartbeatAnalysis`), from three sources, the first that speaks wins:
    the client answers), ``client:BEAT`` / ``server:BEAT`` (a keep-alive nobody answers);
 2. **the protocol codec** (``Decoded.heartbeat``): Engine.IO's server ``2`` and client
    ``3``, MQTT ``PINGREQ``/``PINGRESP``, STOMP's EOL, graphql ``ping``/``pong``/``ka``;
-3. **detection from the recording's timing** (unless turned off): a unit one side sends
-   at least twice, each time followed by the same unit from the other side sooner than
-   half its own spacing, is a request and its reply (a "reply" that comes about one
-   interval later is the other side's timer, not a reply: Engine.IO's client ``3`` is
-   always followed by the server's next ``2``, a second later); a small unit one side
-   sends at least three times at a steady spacing, unanswered, is a keep-alive.
+3. **detection from the recording's timing** (unless turned off), among the units
+   that *look like* heartbeats (:func:`heartbeat_shaped`: a keep-alive word such as
+   ``ping`` as the whole payload or as a JSON type/op/event value, an empty payload or
+   JSON container, whitespace, a bare number; repeated data such as a transfer request
+   and its ``{"status":"done"}`` never is): a unit one side sends at least twice, each
+   time followed by the same heartbeat-shaped unit from the other side sooner than half
+   its own spacing, is a request and its reply (a "reply" that comes about one interval
+   later is the other side's timer, not a reply: Engine.IO's client ``3`` is always
+   followed by the server's next ``2``, a second later); a small unit one side sends at
+   least three times at a steady spacing, unanswered, is a keep-alive.
 
 What replay does with each kind (:mod:`.script`): a client ping is answered with its
 recorded reply whenever it comes; a client pong or keep-alive is taken whenever it comes;
@@ -26,6 +30,7 @@ answer in time is a finding (REPLAY-HEARTBEAT-UNANSWERED).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,6 +55,21 @@ REPLY_FRACTION = 0.5
 STEADY = 2.0
 """A keep-alive's longest gap is at most this many times its shortest."""
 MIN_KEEPALIVE_GAP = 0.05
+SHAPE_MAX_PAYLOAD = 128
+"""A detected heartbeat is at most this long (``{"type":"ping","ts":1700000000000}``)."""
+KEEPALIVE_WORDS = frozenset(
+    {"ping", "pong", "heartbeat", "keepalive", "hb", "beat", "alive", "ka", "noop"}
+)
+"""The words a detected heartbeat is made of (``keep-alive``, ``heart_beat``,
+``client_ping`` and ``clientPing`` count: a word is a run of letters, camelCase split, and
+the parts joined count too)."""
+TYPE_KEYS = frozenset({"type", "op", "event", "action", "cmd", "command", "method", "kind", "t"})
+"""The keys whose value names a JSON message's kind."""
+MAX_SHAPE_KEYS = 4
+"""A heartbeat object has few members (its kind, a timestamp or a counter, an id)."""
+_NUMBER = re.compile(rb"-?[0-9]{1,20}(?:\.[0-9]{1,20})?")
+_WORD_PARTS = re.compile(r"[^a-z]+")
+_CAMEL = re.compile(r"([a-z])([A-Z])")
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,27 @@ class HeartbeatPlan:
         """A server unit sent on the server's own clock."""
         return key in self.server_pings or key in self.server_beats
 
+    def describe(self) -> list[str]:
+        """One line per heartbeat, for the report (``client ping 'ping' => 'pong'``)."""
+
+        def show(key: MessageKey) -> str:
+            opcode, payload = key
+            if opcode is Opcode.TEXT:
+                try:
+                    text = payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass
+                else:
+                    return repr(text if len(text) <= 60 else text[:57] + "...")
+            return "hex:" + payload[:30].hex()
+
+        lines = [f"client ping {show(k)} => {show(v)}" for k, v in self.client_pings.items()]
+        lines += [f"server ping {show(k)}" for k in sorted(self.server_pings)]
+        lines += [f"client pong {show(k)}" for k in sorted(self.client_pongs)]
+        lines += [f"client keep-alive {show(k)}" for k in sorted(self.client_beats)]
+        lines += [f"server keep-alive {show(k)}" for k in sorted(self.server_beats)]
+        return lines
+
     @property
     def empty(self) -> bool:
         return not (
@@ -93,6 +134,81 @@ class HeartbeatPlan:
 
 
 NO_HEARTBEATS = HeartbeatPlan()
+
+
+# -- what a detected heartbeat looks like ---------------------------------------------------
+
+
+def _keepalive_word(text: str) -> bool:
+    """``ping``, ``Heartbeat``, ``keep-alive``, ``client_ping``, ``pusher:pong``."""
+    if not text or len(text) > 40:
+        return False
+    parts = [p for p in _WORD_PARTS.split(_CAMEL.sub(r"\1 \2", text).lower()) if p]
+    if not parts:
+        return False
+    return any(p in KEEPALIVE_WORDS for p in parts) or "".join(parts) in KEEPALIVE_WORDS
+
+
+def _shaped_json(value: object) -> bool:
+    if isinstance(value, str):
+        return _keepalive_word(value)
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, int | float):
+        return True
+    if isinstance(value, list):
+        if not value:
+            return True
+        return len(value) <= MAX_SHAPE_KEYS and any(
+            isinstance(v, str) and _keepalive_word(v) for v in value
+        )
+    if isinstance(value, dict):
+        if not value:
+            return True
+        if len(value) > MAX_SHAPE_KEYS:
+            return False
+        for key, v in value.items():
+            if _keepalive_word(key):
+                return True  # {"ping": 1700000000}, {"heartbeat": true}
+            if key.lower() in TYPE_KEYS and isinstance(v, str) and _keepalive_word(v):
+                return True  # {"type": "ping"}, {"op": "heartbeat", "seq": 4}
+        return False
+    return False
+
+
+def heartbeat_shaped(opcode: Opcode, payload: bytes) -> bool:
+    """Whether a unit looks like a heartbeat, for detection (never for declared or codec
+    heartbeats): at most :data:`SHAPE_MAX_PAYLOAD` bytes and one of
+
+    - empty, or whitespace only (STOMP's EOL, ``\\r\\n``);
+    - a bare number (Engine.IO ``2`` / ``3``, a counter or a timestamp);
+    - a keep-alive word (:data:`KEEPALIVE_WORDS`) as the whole text (``ping``,
+      ``"pong"``, ``keep-alive``);
+    - a JSON ``{}`` or ``[]``; an object of at most :data:`MAX_SHAPE_KEYS` members with a
+      keep-alive word as a key (``{"ping": 1700000000}``) or as the value of a
+      :data:`TYPE_KEYS` key (``{"type":"ping"}``, ``{"op":"heartbeat","seq":3}``); a
+      short array with such a word in it (``["ping"]``);
+    - binary: at most 2 bytes.
+
+    A repeated request and its reply are data otherwise, however regular (a transfer
+    request and ``{"status":"done"}``, an event the client sends four times).
+    """
+    if len(payload) > SHAPE_MAX_PAYLOAD:
+        return False
+    if opcode is not Opcode.TEXT:
+        return len(payload) <= 2
+    text = payload.strip()
+    if not text or _NUMBER.fullmatch(text):
+        return True
+    if text[:1] in (b"{", b"[", b'"'):
+        try:
+            return _shaped_json(json.loads(text))
+        except ValueError:
+            return False
+    try:
+        return _keepalive_word(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        return False
 
 
 # -- declared heartbeats -----------------------------------------------------------------
@@ -294,6 +410,10 @@ class HeartbeatAnalysis:
         server_replies: set[MessageKey] = set()
         for (side, opcode, payload), c in self._candidates.items():
             key = (opcode, payload)
+            if not heartbeat_shaped(opcode, payload):
+                continue  # repeated data is still data
+            if _is_request(c, shaped_reply=False) and not _is_request(c):
+                continue  # answered with data, every time: a request for it
             if _is_request(c):
                 assert c.follower is not None
                 if side is Side.CLIENT:
@@ -321,8 +441,10 @@ class HeartbeatAnalysis:
         )
 
 
-def _is_request(c: _Candidate) -> bool:
+def _is_request(c: _Candidate, *, shaped_reply: bool = True) -> bool:
     if not c.consistent or c.follower is None or c.count < MIN_REPEATS:
+        return False
+    if shaped_reply and not heartbeat_shaped(*c.follower):
         return False
     # Every time, except maybe the last (the recording can end between a ping and its pong).
     if c.followed < max(MIN_REPEATS, c.count - 1):
@@ -369,10 +491,12 @@ def _declared_plan(declared: Iterable[DeclaredHeartbeat]) -> HeartbeatPlan:
 
 
 __all__ = [
+    "KEEPALIVE_WORDS",
     "NO_HEARTBEATS",
     "DeclaredHeartbeat",
     "HeartbeatAnalysis",
     "HeartbeatPlan",
     "MessageKey",
+    "heartbeat_shaped",
     "parse_heartbeat",
 ]

@@ -611,6 +611,17 @@ CATALOGUE: tuple[Rule, ...] = (
         extra=True,
     ),
     Rule(
+        "REPLAY-HEARTBEAT-DETECTED",
+        "session",
+        _ALL,
+        "info",
+        "wstape replay (docs/replay.md, Heartbeats)",
+        "Recorded units were taken as heartbeats by detection (no --heartbeat, no protocol "
+        "codec): they are played apart and not checked in order. The finding names them; "
+        "declare them with --heartbeat, or check them as data with --no-heartbeats.",
+        extra=True,
+    ),
+    Rule(
         "REPLAY-HEARTBEAT-DEAD",
         "session",
         _ALL,
