@@ -182,3 +182,60 @@ async def test_mqtt_pubrel_with_another_packet_id_is_a_mismatch(
         else:
             [violation] = violations
             assert violation.rule == "REPLAY-MESSAGE-MISMATCH" and problem in violation.message
+
+
+# -- the JSON rules inside a protocol's units --------------------------------------------
+
+MSG_ID = "0b5e2a1c-3c11-4d7e-9e7f-5a1b2c3d4e5f"
+RPC = [
+    opening(1, "/rpc"),
+    c(1, 0.01, {"jsonrpc": "2.0", "method": "send", "params": {"msgId": MSG_ID}, "id": 1}),
+    s(1, 0.02, {"jsonrpc": "2.0", "result": {"stored": MSG_ID}, "id": 1}),
+    close(1, 0.03, Side.CLIENT, 1000),
+]
+SIO_OPEN = '0{"sid":"abc","upgrades":[],"pingTimeout":20000,"pingInterval":25000}'
+SIO = [
+    opening(1, "/socket.io/?EIO=4&transport=websocket"),
+    s(1, 0.001, SIO_OPEN),
+    c(1, 0.002, "40"),
+    s(1, 0.003, '40{"sid":"def"}'),
+    c(1, 0.004, '421["msg",{"id":"m-1","text":"hi"}]'),
+    s(1, 0.005, '431[{"stored":true}]'),
+    s(1, 0.006, '42["stored",{"id":"m-1"}]'),
+    close(1, 0.01, Side.CLIENT, 1000),
+]
+
+
+async def test_a_fresh_uuid_in_jsonrpc_params_passes(
+    make_cassette: CassetteFactory, serve: Serve
+) -> None:
+    server = await serve(make_cassette(RPC))
+    fresh = str(uuid.uuid4())
+    async with websockets.connect(f"{server.url}/rpc", compression=None) as ws:
+        request = {"jsonrpc": "2.0", "method": "send", "params": {"msgId": fresh}, "id": 1}
+        await ws.send(dumps(request))
+        reply = await recv_json(ws)
+    await finished(server)
+    assert rule_ids(server) == []
+    assert reply == {"jsonrpc": "2.0", "result": {"stored": fresh}, "id": 1}
+
+
+async def test_correlate_paths_apply_to_socketio_event_arguments(
+    make_cassette: CassetteFactory, serve: Serve
+) -> None:
+    cassette = make_cassette(SIO)
+    for correlate, expected in (((), ["REPLAY-MESSAGE-MISMATCH"]), (("$[1].id",), [])):
+        server = await serve(cassette, correlate=correlate)
+        url = f"{server.url}/socket.io/?EIO=4&transport=websocket"
+        async with websockets.connect(url, compression=None) as ws:
+            await asyncio.wait_for(ws.recv(), 5)
+            await ws.send("40")
+            await asyncio.wait_for(ws.recv(), 5)
+            await ws.send('427["msg",{"id":"m-42","text":"hi"}]')
+            ack = await asyncio.wait_for(ws.recv(), 5)
+            event = await asyncio.wait_for(ws.recv(), 5)
+        await finished(server)
+        assert rule_ids(server) == expected
+        assert ack == '437[{"stored":true}]'  # the ack id, correlated by the codec
+        if not expected:
+            assert event == '42["stored",{"id":"m-42"}]'

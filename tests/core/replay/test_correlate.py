@@ -263,3 +263,65 @@ def test_uuids_in_use_are_bound_too() -> None:
     assert _learn(corr, json.dumps({"ack": REC_ID}), json.dumps({"ack": ROOM}))
     other = "11111111-2222-4333-8444-555555555555"
     assert _learn(corr, json.dumps({"req": other}), json.dumps({"req": LIVE_ID}))
+
+
+# -- the JSON rules inside a codec's units -----------------------------------------------
+
+
+def test_a_uuid_in_jsonrpc_params_is_correlated_with_the_request_id() -> None:
+    corr = Correlator(_codec("jsonrpc"))
+    recorded = client(_rpc_send(1, REC_ID))
+    assert corr.learn(recorded, Opcode.TEXT, _rpc_send(7, LIVE_ID).encode()) == recorded.payload
+    assert corr.conflicts == []
+    reply = json.dumps({"jsonrpc": "2.0", "result": {"stored": REC_ID}, "id": 1}).encode()
+    assert json.loads(corr.rewrite(Opcode.TEXT, reply)) == {
+        "jsonrpc": "2.0",
+        "result": {"stored": LIVE_ID},
+        "id": 7,
+    }
+
+
+def _rpc_send(ident: int, msg_id: str) -> str:
+    params = {"msgId": msg_id, "text": "hi"}
+    return json.dumps({"jsonrpc": "2.0", "method": "send", "params": params, "id": ident})
+
+
+def test_correlate_paths_apply_to_the_codecs_json() -> None:
+    corr = Correlator(_codec("jsonrpc"), paths=[parse_path("$.params.msgId")], uuids=False)
+    recorded = client(_rpc_send(1, "m-1"))
+    assert corr.learn(recorded, Opcode.TEXT, _rpc_send(1, "m-77").encode()) == recorded.payload
+    assert corr.values == {"m-1": "m-77"}
+    # a Socket.IO event: paths are into its arguments, the packet's JSON
+    corr = Correlator(_codec("socketio"), paths=[parse_path("$[1].id")], uuids=False)
+    recorded = client('421["msg",{"id":"m-1","text":"hi"}]')
+    assert corr.learn(recorded, Opcode.TEXT, b'425["msg",{"id":"m-9","text":"hi"}]') == (
+        recorded.payload
+    )
+    assert corr.rewrite(Opcode.TEXT, b'431[{"id":"m-1"}]') == b'435[{"id":"m-1"}]'
+    assert corr.rewrite(Opcode.TEXT, b'42["stored",{"id":"m-1"}]') == b'42["stored",{"id":"m-9"}]'
+
+
+def test_a_uuid_in_socketio_arguments_is_correlated() -> None:
+    def event(ident: str) -> str:
+        return '421["msg",{"id":"' + ident + '"}]'
+
+    def ack(ident: str) -> bytes:
+        return ('431[{"stored":"' + ident + '"}]').encode()
+
+    corr = Correlator(_codec("socketio"))
+    recorded = client(event(REC_ID))
+    assert corr.learn(recorded, Opcode.TEXT, event(LIVE_ID).encode()) == recorded.payload
+    assert corr.conflicts == []
+    assert corr.rewrite(Opcode.TEXT, ack(REC_ID)) == ack(LIVE_ID)
+
+
+def test_a_server_uuid_in_a_codecs_json_must_come_back() -> None:
+    corr = Correlator(_codec("jsonrpc"))
+    corr.rewrite(
+        Opcode.TEXT, json.dumps({"jsonrpc": "2.0", "result": {"room": ROOM}, "id": 1}).encode()
+    )
+    join = {"jsonrpc": "2.0", "method": "join", "params": {"room": ROOM}, "id": 2}
+    live = {**join, "params": {"room": LIVE_ID}}
+    assert _learn(corr, json.dumps(join), json.dumps(live))[0].startswith(
+        f'$.params.room: expected "{ROOM}"'
+    )

@@ -133,6 +133,12 @@ class Codec(ABC):
     """Human name with version, e.g. ``Socket.IO v5 / Engine.IO v4``."""
     subprotocols: tuple[str, ...] = ()
     """``Sec-WebSocket-Protocol`` values that name this protocol (``mqtt``, ...)."""
+    json_root: Path | None = None
+    """Where in ``Decoded.value`` the JSON the application wrote is: ``()`` for a
+    protocol of JSON messages (JSON-RPC, graphql), ``("data",)`` for a Socket.IO
+    packet's payload; None when units carry no JSON of their own. Replay's JSON rules
+    (UUIDs, ``--correlate`` paths) apply to it, with paths relative to it, and
+    :meth:`substitute` must accept paths under it."""
     session_query_params: frozenset[str] = frozenset()
     """Query parameters a client changes every connection (Engine.IO ``t``, ``sid``):
     ignored when a live connection is matched to a recorded one."""

@@ -52,6 +52,8 @@ _ID: tuple[Path, ...] = (("id",),)
 class _GraphqlCodec(Codec):
     """A JSON ``{"type": …}`` protocol described by tables (the subclasses)."""
 
+    json_root = ()
+
     types: frozenset[str] = frozenset()
     client_generated: frozenset[str] = frozenset()
     """Client message types whose ``id`` the client made up."""

@@ -118,6 +118,7 @@ class JsonRpcCodec(Codec):
     name = "jsonrpc"
     title = "JSON-RPC 2.0"
     subprotocols = ("jsonrpc", "json-rpc")
+    json_root = ()
 
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
         if super().detect(open_, first):

@@ -245,6 +245,7 @@ class SocketIOCodec(Codec):
     name = "socketio"
     title = "Socket.IO v5 / Engine.IO v4"
     session_query_params = frozenset({"t", "sid"})
+    json_root = ("data",)
 
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
         if "/socket.io/" in open_.path or open_.path.endswith("/socket.io"):

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 from wstape.core.codecs import Codec, Path, Scalar, jsontext
@@ -78,6 +78,9 @@ class Correlator:
         for it, and no other recorded value may take it."""
         self._owner: dict[Scalar, Scalar] = {}
         """Live value -> the recorded value it stands for, while in use."""
+        self._json_learned = False
+        """A value was learned by the JSON rules (UUIDs, ``--correlate``) inside a codec's
+        unit: server units' JSON is then searched for it too, not only their echoes."""
 
     @property
     def active(self) -> bool:
@@ -122,6 +125,19 @@ class Correlator:
                     back[path] = was
         for path in old.releases:
             self._release(_get(old.value, path))
+        root = codec.json_root
+        if root is not None and (self.paths or self.uuids) and len(payload) <= MAX_JSON_BYTES:
+            # The JSON the application wrote in the unit (a JSON-RPC message, a
+            # Socket.IO packet's arguments): UUIDs and --correlate paths apply to it too.
+            if not (self.uuids and not self.paths and UUID.search(recorded.payload) is None):
+                was_doc, now_doc = _get(old.value, root), _get(new.value, root)
+                if was_doc is not _MISSING and now_doc is not _MISSING:
+                    olds = _walk(was_doc)
+                    depth = len(root)
+                    ids = {p[depth:] for p in (*old.generated, *new.generated) if p[:depth] == root}
+                    found = self._json_rules(olds, olds if same else _walk(now_doc), ids)
+                    for path, was in found.items():
+                        back.setdefault((*root, *path), was)
         if not back:
             return payload
         return codec.substitute(Side.CLIENT, opcode, payload, back)
@@ -133,10 +149,24 @@ class Correlator:
         new = old if same else _scalars(new_payload)
         if old is None or new is None:
             return new_payload
+        back = self._json_rules(old, new)
+        if not back:
+            return new_payload
+        try:
+            text = new_payload.decode("utf-8")
+            return jsontext.replace(text, back).encode("utf-8")
+        except ValueError:
+            return new_payload
+
+    def _json_rules(
+        self, old: Mapping[Path, Any], new: Mapping[Path, Any], skip: Container[Path] = ()
+    ) -> dict[Path, Scalar]:
+        """The UUID and ``--correlate`` rules on the scalars of two JSON values by path:
+        the recorded value to put back at each path the client generated (bound)."""
         back: dict[Path, Scalar] = {}
         for path, now in new.items():
             was = old.get(path, _MISSING)
-            if was is _MISSING:
+            if was is _MISSING or path in skip:
                 continue
             if self._from_server(path, was, now):
                 if not _same(was, now):
@@ -149,17 +179,13 @@ class Correlator:
                 and _UUID_TEXT.fullmatch(was)
                 and _UUID_TEXT.fullmatch(now)
             ) or self._named(path):
-                assert _scalar(was) and _scalar(now)
+                if not (_scalar(was) and _scalar(now)):
+                    continue
                 self._bind(path, was, now)
                 if not _same(was, now):
                     back[path] = was
-        if not back:
-            return new_payload
-        try:
-            text = new_payload.decode("utf-8")
-            return jsontext.replace(text, back).encode("utf-8")
-        except ValueError:
-            return new_payload
+                    self._json_learned = True
+        return back
 
     def _from_server(self, path: Path, was: Any, now: Any) -> bool:
         """Whether ``was`` is a UUID a recorded server unit sent before: then the live
@@ -242,7 +268,8 @@ class Correlator:
         codec = self.codec
         if codec is not None:
             decoded = codec.decode(Side.SERVER, opcode, payload)
-            if decoded is not None and decoded.echoes:
+            root = codec.json_root
+            if decoded is not None and (decoded.echoes or root is not None):
                 changes: dict[Path, Scalar] = {}
                 for path in decoded.echoes:
                     value = _get(decoded.value, path)
@@ -250,6 +277,15 @@ class Correlator:
                         changes[path] = self.values[value]
                 for path in decoded.releases:
                     self._release(_get(decoded.value, path))
+                if root is not None and self._json_learned and len(payload) <= MAX_JSON_BYTES:
+                    doc = _get(decoded.value, root)
+                    for path, value in ({} if doc is _MISSING else _walk(doc)).items():
+                        full = (*root, *path)
+                        if full in changes or value not in self.values:
+                            continue
+                        uuid_like = isinstance(value, str) and _UUID_TEXT.fullmatch(value)
+                        if (self.uuids and uuid_like) or self._named(path):
+                            changes[full] = self.values[value]
                 if changes:
                     self.substituted += len(changes)
                     return codec.substitute(Side.SERVER, opcode, payload, changes)
@@ -310,6 +346,22 @@ def _get(value: Any, path: Path) -> Any:
         else:
             return _MISSING
     return value
+
+
+def _walk(value: Any, prefix: Path = ()) -> dict[Path, Any]:
+    """Every scalar in a decoded JSON-like value by path (bytes and other types left
+    out); the value itself at ``()`` when it is a scalar."""
+    out: dict[Path, Any] = {}
+    stack: list[tuple[Path, Any]] = [(prefix, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(((*path, k), v) for k, v in item.items() if isinstance(k, str))
+        elif isinstance(item, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(item))
+        elif _scalar(item):
+            out[path] = item
+    return out
 
 
 def _is_scalar_text(text: str, start: int) -> bool:
