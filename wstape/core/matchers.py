@@ -26,9 +26,13 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from wstape.core.model import Message, Opcode
 from wstape.core.redaction import MARKER, matches_redacted
+
+if TYPE_CHECKING:
+    from wstape.core.codecs.base import Codec
 
 MAX_DIFF_LINES = 20
 """Differences listed per diff before the rest is summarised as "... and N more"."""
@@ -85,6 +89,57 @@ def match(
             f"unknown matcher {name!r}; choose one of {', '.join(matcher_names())}"
         ) from None
     return func(expected, opcode, payload, ignore_paths)
+
+
+def match_unit(
+    name: str,
+    codec: Codec | None,
+    expected: Message,
+    opcode: Opcode,
+    payload: bytes,
+    ignore_paths: Sequence[str] = (),
+) -> MatchResult:
+    """:func:`match`, for a unit of a protocol ``codec`` speaks: ``json`` then compares
+    the JSON the application wrote in it (:meth:`Codec.json_parts`: a Socket.IO
+    packet's payload, a STOMP body, an MQTT PUBLISH payload) with ``ignore_paths``
+    relative to that JSON, and the rest of the unit exactly. A unit without such JSON,
+    or a protocol of JSON messages (whose payload is the JSON), goes to :func:`match`."""
+    if name == "json" and codec is not None and codec.json_root != ():
+        found = _match_decoded(codec, expected, opcode, payload, ignore_paths)
+        if found is not None:
+            return found
+    return match(name, expected, opcode, payload, ignore_paths)
+
+
+def _match_decoded(
+    codec: Codec, expected: Message, opcode: Opcode, payload: bytes, ignore_paths: Sequence[str]
+) -> MatchResult | None:
+    if opcode is not expected.opcode:
+        return None
+    old = codec.decode(expected.side, expected.opcode, expected.payload)
+    new = codec.decode(expected.side, opcode, payload)
+    if old is None or new is None or old.kind != new.kind:
+        return None
+    old_parts, new_parts = codec.json_parts(old), codec.json_parts(new)
+    if old_parts is None or new_parts is None:
+        return None
+    patterns = [parse_path(p) for p in ignore_paths]
+    found: list[str] = []
+    _compare(_plain(old_parts[1]), _plain(new_parts[1]), (), [], found)
+    found = [f"{old.kind} {line}" for line in found]  # the unit's own fields
+    _compare(old_parts[0], new_parts[0], (), patterns, found)
+    return MatchResult(not found, _cap(found))
+
+
+def _plain(value: object) -> object:
+    """A decoded value with bytes as text, for a diff (JSON cannot show bytes)."""
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes {value[:16].hex()}>"
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def match_all(
@@ -373,6 +428,7 @@ __all__ = [
     "match_exact",
     "match_json",
     "match_type",
+    "match_unit",
     "matcher_names",
     "parse_path",
     "payload_diff",

@@ -163,6 +163,25 @@ class Codec(ABC):
         """
         return self
 
+    def json_parts(self, decoded: Decoded) -> tuple[Any, Any] | None:
+        """The JSON the application wrote in a unit (an object or array) and the rest of
+        its decoded value, which must be equal besides; None when the unit carries none.
+
+        ``--match json`` compares the first with the ignored paths (relative to it) and
+        the second exactly. The default splits ``decoded.value`` at :attr:`json_root`
+        (one key deep; ``()`` is the whole value, with no rest).
+        """
+        root = self.json_root
+        value = decoded.value
+        if root is None or len(root) > 1:
+            return None
+        if not root:
+            return (value, None) if isinstance(value, dict | list) else None
+        key = root[0]
+        if not isinstance(value, dict) or not isinstance(value.get(key), dict | list):
+            return None
+        return value[key], {k: v for k, v in value.items() if k != key}
+
     def reassembler(self, side: Side) -> Reassembler | None:
         """A reassembler for units sent by ``side``, or None when one message is one unit."""
         return None

@@ -44,7 +44,7 @@ from wstape.core.codecs.base import (
     Scalar,
     registered,
 )
-from wstape.core.codecs.textutil import line, preview, printable, short_json
+from wstape.core.codecs.textutil import line, load_json, preview, printable, short_json, utf8
 from wstape.core.model import Message, Opcode, Open, Side
 
 PACKET_TYPES = {
@@ -750,6 +750,16 @@ class MqttCodec(Codec):
 
     def reassembler(self, side: Side) -> Reassembler:
         return MqttReassembler()
+
+    def json_parts(self, decoded: Decoded) -> tuple[Any, Any] | None:
+        """A PUBLISH whose payload is JSON (an object or array) and its other fields."""
+        value = decoded.value
+        payload = value.get("payload") if value.get("type") == "PUBLISH" else None
+        text = utf8(payload) if isinstance(payload, bytes) else None
+        doc = None if text is None else load_json(text)
+        if not isinstance(doc, dict | list):
+            return None
+        return doc, {k: v for k, v in value.items() if k != "payload"}
 
     def packet(self, opcode: Opcode, payload: bytes) -> Packet | None:
         """``payload`` as one packet of this session's version, or None."""

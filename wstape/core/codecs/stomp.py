@@ -40,7 +40,7 @@ from wstape.core.codecs.base import (
     Scalar,
     registered,
 )
-from wstape.core.codecs.textutil import line, printable, short_json, utf8
+from wstape.core.codecs.textutil import line, load_json, printable, short_json, utf8
 from wstape.core.model import Message, Opcode, Open, Side
 
 CLIENT_COMMANDS = frozenset(
@@ -297,6 +297,16 @@ class StompCodec(Codec):
 
     def reassembler(self, side: Side) -> Reassembler:
         return StompReassembler()
+
+    def json_parts(self, decoded: Decoded) -> tuple[Any, Any] | None:
+        """A JSON body (an object or array), and the command and headers (but
+        ``content-length``, which follows the body)."""
+        value = decoded.value
+        body = load_json(value["body"]) if isinstance(value.get("body"), str) else None
+        if not isinstance(body, dict | list):
+            return None
+        headers = {k: v for k, v in value["headers"].items() if k != "content-length"}
+        return body, {"command": value["command"], "headers": headers}
 
     def decode(self, side: Side, opcode: Opcode, payload: bytes) -> Decoded | None:
         if _is_heartbeat(payload):

@@ -30,7 +30,7 @@ from enum import Enum
 from typing import NamedTuple
 
 from wstape.core.closecodes import CloseCode, describe
-from wstape.core.matchers import MatchResult, match, match_all, parse_path
+from wstape.core.matchers import MatchResult, match_all, match_unit, parse_path
 from wstape.core.model import Close, Message, Opcode, Side
 from wstape.core.replay.correlate import Correlator
 from wstape.core.replay.heartbeats import HeartbeatPlan
@@ -465,7 +465,8 @@ class Script:
         # the values the client generates put back to the recorded ones.
         compared = self.correlator.learn(expected, opcode, payload)
         paths = self.options.ignore_json_paths
-        result = match(self.options.match, expected, expected.opcode, compared, paths)
+        codec = self.recorded.codec
+        result = match_unit(self.options.match, codec, expected, expected.opcode, compared, paths)
         conflicts = self.correlator.conflicts
         if conflicts:  # ids inconsistent with the connection so far: whatever the matcher
             result = _with_conflicts(result, conflicts)
@@ -482,6 +483,7 @@ class Script:
             found += reconnect_setup(self.conn, expected, opcode, payload, self.cfg, t)
         if not result.ok:
             verdicts = match_all(expected, opcode, compared, paths)
+            verdicts["json"] = match_unit("json", codec, expected, opcode, compared, paths)
             found += message_mismatch(
                 self.conn,
                 expected,
