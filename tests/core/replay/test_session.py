@@ -688,12 +688,104 @@ def test_server_pings_keep_their_spacing_at_speed_0() -> None:
 
 
 def test_a_client_that_stops_answering_pings_is_a_finding() -> None:
+    # The recording's open packet says pingTimeout 1000: that, not --heartbeat-timeout.
     session = session_for(SOCKETIO, speed=0, heartbeat_timeout=0.5)
+    client = FakeClient(session)
+    client.handshake("/socket.io/?EIO=4&transport=websocket&t=1")
+    client.send("40")
+    client.wait(1.9)  # a ping at 1.0, no pong yet: within its pingTimeout
+    assert rules(session) == []
+    client.wait(0.2)
+    assert rules(session) == ["REPLAY-HEARTBEAT-UNANSWERED"]
+    [found] = findings(session)
+    assert "within 1 s" in found.message
+
+
+def test_without_a_negotiated_ping_timeout_the_heartbeat_timeout_counts() -> None:
+    records = [SOCKETIO[0], s(1, 0.001, '0{"sid":"x","upgrades":[]}'), *SOCKETIO[2:]]
+    session = session_for(records, speed=0, heartbeat_timeout=0.5)
     client = FakeClient(session)
     client.handshake("/socket.io/?EIO=4&transport=websocket&t=1")
     client.send("40")
     client.wait(1.6)  # a ping at 1.0, no pong by 1.5
     assert rules(session) == ["REPLAY-HEARTBEAT-UNANSWERED"]
+
+
+def _mqtt_connect(keepalive: int) -> bytes:
+    body = b"\x00\x04MQTT\x04\x02" + keepalive.to_bytes(2, "big") + b"\x00\x01c"
+    return bytes([0x10, len(body)]) + body
+
+
+MQTT_KEEPALIVE = [
+    opening(1, "/mqtt", subprotocols=("mqtt",), subprotocol="mqtt"),
+    c(1, 0.01, _mqtt_connect(1), Opcode.BINARY),
+    s(1, 0.02, b"\x20\x02\x00\x00", Opcode.BINARY),
+    c(1, 1.0, b"\xc0\x00", Opcode.BINARY),
+    s(1, 1.01, b"\xd0\x00", Opcode.BINARY),
+    c(1, 2.0, b"\xc0\x00", Opcode.BINARY),
+    s(1, 2.01, b"\xd0\x00", Opcode.BINARY),
+    c(1, 2.5, b"\xe0\x00", Opcode.BINARY),
+    Close(1, 2.6, Side.CLIENT, 1000, ""),
+]
+
+
+def test_an_mqtt_client_silent_past_its_keep_alive_is_a_finding() -> None:
+    # keep alive 1 s: a broker disconnects a client silent for 1.5 s (MQTT 3.1.1 §3.1.2.10)
+    for pings, expected in ((True, []), (False, ["REPLAY-HEARTBEAT-MISSED"])):
+        session = session_for(MQTT_KEEPALIVE, speed=1)
+        client = FakeClient(session)
+        client.handshake("/mqtt", b"Sec-WebSocket-Protocol: mqtt")
+        client.send(_mqtt_connect(1), OpCode.BINARY)
+        for _ in range(3):
+            client.wait(1.0)
+            if pings:
+                client.send(b"\xc0\x00", OpCode.BINARY)
+        assert rules(session) == expected
+        if not pings:
+            [found] = findings(session)
+            assert "1.5 s" in found.message and "MQTT keep alive 1 s" in found.message
+            assert found.t is not None and 1.5 <= found.t < 1.6
+
+
+def _stomp(command: str, *headers: str) -> str:
+    return command + "\n" + "".join(h + "\n" for h in headers) + "\n\x00"
+
+
+STOMP_BEATS = [
+    opening(1, "/stomp", subprotocols=("v12.stomp",), subprotocol="v12.stomp"),
+    c(1, 0.01, _stomp("CONNECT", "accept-version:1.2", "host:/", "heart-beat:500,0")),
+    s(1, 0.02, _stomp("CONNECTED", "version:1.2", "heart-beat:0,500")),
+    *[c(1, 0.5 * i, "\n") for i in range(1, 7)],
+    c(1, 3.2, _stomp("DISCONNECT")),
+    Close(1, 3.3, Side.CLIENT, 1000, ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("every", "expected"), [(0.5, []), (0.9, []), (1.2, ["REPLAY-HEARTBEAT-MISSED"])]
+)
+def test_a_stomp_client_must_keep_its_heart_beat(every: float, expected: list[str]) -> None:
+    # CONNECT heart-beat:500,0 and CONNECTED heart-beat:0,500: the client beats every
+    # 500 ms; allowed twice that.
+    session = session_for(STOMP_BEATS, speed=0)
+    client = FakeClient(session)
+    client.handshake("/stomp", b"Sec-WebSocket-Protocol: v12.stomp")
+    client.send(_stomp("CONNECT", "accept-version:1.2", "host:/", "heart-beat:500,0"))
+    for _ in range(3):
+        client.wait(every)
+        client.send("\n")
+    assert rules(session) == expected
+
+
+def test_a_stomp_heart_beat_only_one_side_asked_for_is_no_limit() -> None:
+    records = [r if not (isinstance(r, Message) and r.payload.startswith(b"CONNECTED")) else
+               s(1, 0.02, _stomp("CONNECTED", "version:1.2", "heart-beat:0,0")) for r in STOMP_BEATS]  # fmt: skip
+    session = session_for(records, speed=0)
+    client = FakeClient(session)
+    client.handshake("/stomp", b"Sec-WebSocket-Protocol: v12.stomp")
+    client.send(_stomp("CONNECT", "accept-version:1.2", "host:/", "heart-beat:500,0"))
+    client.wait(3.0)
+    assert rules(session) == []
 
 
 def test_a_client_that_leaves_early_fails_unless_partial_is_allowed() -> None:

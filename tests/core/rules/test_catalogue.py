@@ -91,6 +91,7 @@ def test_extra_rules_are_not_in_rules_md(rules_md: list[tuple[str, str, str]]) -
         "RFC-DEFLATE-DATA",
         "REPLAY-CLIENT-STALLED",
         "REPLAY-HEARTBEAT-UNANSWERED",
+        "REPLAY-HEARTBEAT-MISSED",
         "REPLAY-HEARTBEAT-DETECTED",
         "REPLAY-HEARTBEAT-DEAD",
         "REPLAY-FAULT-NO-RECONNECT",

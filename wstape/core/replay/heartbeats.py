@@ -26,6 +26,14 @@ none of them is matched in order. The server's pings and keep-alives are sent on
 clock, keeping the recorded spacing at every ``--speed`` (speed scales think time, not
 protocol timers), for as long as the connection lives; a server ping the client does not
 answer in time is a finding (REPLAY-HEARTBEAT-UNANSWERED).
+
+**Deadlines the recording negotiated** (:class:`Negotiated`, from the codec's decoded
+units) replace ``--heartbeat-timeout``: Engine.IO's ``pingTimeout`` (open packet) for the
+answer to a server ping; and how long the client may send nothing at all: MQTT 1.5 times
+the CONNECT keep alive (the broker's limit, MQTT 3.1.1 §3.1.2.10), STOMP twice the
+heart-beat the client agreed to send (CONNECT ``heart-beat: cx,cy`` with CONNECTED
+``sx,sy``: every max(cx, sy) ms), Engine.IO v3 (the client pings) pingInterval +
+pingTimeout. A client past it is REPLAY-HEARTBEAT-MISSED.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from wstape.core.codecs.base import Codec, HeartbeatRole
+from wstape.core.codecs.base import Codec, Decoded, HeartbeatRole
 from wstape.core.errors import ConfigError
 from wstape.core.model import Message, Opcode, Side
 
@@ -55,6 +63,14 @@ REPLY_FRACTION = 0.5
 STEADY = 2.0
 """A keep-alive's longest gap is at most this many times its shortest."""
 MIN_KEEPALIVE_GAP = 0.05
+NEGOTIATION_UNITS = 16
+"""The first units of a connection are read for what it negotiated, whatever their size."""
+NEGOTIATION_MAX_PAYLOAD = 64 * 1024
+MQTT_GRACE = 1.5
+"""A broker disconnects a client silent for 1.5 times its keep alive (MQTT 3.1.1 §3.1.2.10)."""
+STOMP_GRACE = 2.0
+"""STOMP asks for an error margin on heart-beats (1.2, "Heart-beating"); wstape allows twice
+the interval."""
 SHAPE_MAX_PAYLOAD = 128
 """A detected heartbeat is at most this long (``{"type":"ping","ts":1700000000000}``)."""
 KEEPALIVE_WORDS = frozenset(
@@ -89,6 +105,14 @@ class HeartbeatPlan:
     """The recorded answers to client pings (sent when the live client pings)."""
     source: str = "none"
     """``declared``, the codec's name, ``detected`` or ``none``: for the report and docs."""
+    ping_timeout: float | None = None
+    """Seconds the client has to answer a server ping, as the recording negotiated it
+    (Engine.IO ``pingTimeout``); None: ``--heartbeat-timeout``."""
+    client_limit: float | None = None
+    """The longest the client may send nothing, as the recording negotiated it (MQTT keep
+    alive, STOMP heart-beat, Engine.IO v3); None: no such limit."""
+    negotiated: str = ""
+    """What the recording negotiated, for findings (``MQTT keep alive 1 s``)."""
 
     def skipped(self, side: Side, key: MessageKey) -> bool:
         """Whether a recorded unit is played outside the ordered script."""
@@ -266,6 +290,92 @@ def parse_heartbeat(spec: str) -> DeclaredHeartbeat:
     )
 
 
+# -- deadlines the recording negotiated ---------------------------------------------------
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if value > 0 and math.isfinite(value) else None
+
+
+def _heart_beat(value: object) -> tuple[int, int] | None:
+    """STOMP's ``heart-beat: x,y`` header (milliseconds)."""
+    if not isinstance(value, str):
+        return None
+    x, comma, y = value.partition(",")
+    try:
+        return (int(x.strip()), int(y.strip())) if comma else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class Negotiated:
+    """The heartbeat parameters a connection's handshake units set (:meth:`see` each)."""
+
+    ping_interval: float | None = None
+    """Engine.IO, seconds."""
+    ping_timeout: float | None = None
+    keepalive: float | None = None
+    """MQTT CONNECT keep alive, seconds (0: none)."""
+    stomp_client: tuple[int, int] | None = None
+    """STOMP CONNECT ``heart-beat`` (cx, cy), milliseconds."""
+    stomp_server: tuple[int, int] | None = None
+    """STOMP CONNECTED ``heart-beat`` (sx, sy)."""
+
+    def see(self, codec: str, side: Side, kind: str, value: object) -> None:
+        if not isinstance(value, dict):
+            return
+        if codec == "socketio" and side is Side.SERVER and kind == "open":
+            data = value.get("data")
+            if isinstance(data, dict) and self.ping_timeout is None:
+                interval, timeout = (
+                    _number(data.get("pingInterval")),
+                    _number(data.get("pingTimeout")),
+                )
+                if timeout is not None:
+                    self.ping_timeout = timeout / 1000
+                    self.ping_interval = interval / 1000 if interval is not None else None
+        elif codec == "mqtt" and side is Side.CLIENT and kind == "CONNECT":
+            if self.keepalive is None:
+                self.keepalive = _number(value.get("keepalive")) or 0.0
+        elif codec == "stomp" and kind in ("CONNECT", "STOMP", "CONNECTED"):
+            headers = value.get("headers")
+            beat = _heart_beat(headers.get("heart-beat")) if isinstance(headers, dict) else None
+            if side is Side.CLIENT and self.stomp_client is None:
+                self.stomp_client = beat or (0, 0)
+            elif side is Side.SERVER and kind == "CONNECTED" and self.stomp_server is None:
+                self.stomp_server = beat or (0, 0)
+
+    def client_limit(self, client_pings: bool) -> tuple[float | None, str]:
+        """The longest the client may send nothing, and what says so."""
+        if self.keepalive:
+            return (
+                MQTT_GRACE * self.keepalive,
+                f"MQTT keep alive {self.keepalive:g} s (a broker disconnects a client silent "
+                f"for {MQTT_GRACE:g} times that)",
+            )
+        if self.stomp_client is not None and self.stomp_server is not None:
+            cx, sy = self.stomp_client[0], self.stomp_server[1]
+            if cx > 0 and sy > 0:
+                every = max(cx, sy) / 1000
+                return (
+                    STOMP_GRACE * every,
+                    f"STOMP heart-beat: the client sends one every {every:g} s (CONNECT "
+                    f"heart-beat:{cx},{self.stomp_client[1]}, CONNECTED "
+                    f"heart-beat:{self.stomp_server[0]},{sy}); allowed {STOMP_GRACE:g} times that",
+                )
+        if client_pings and self.ping_timeout is not None and self.ping_interval is not None:
+            limit = self.ping_interval + self.ping_timeout
+            return (
+                limit,
+                f"Engine.IO pingInterval {self.ping_interval:g} s + pingTimeout "
+                f"{self.ping_timeout:g} s (the server closes a client that has not pinged)",
+            )
+        return (None, "")
+
+
 # -- analysis ------------------------------------------------------------------------------
 
 
@@ -308,9 +418,18 @@ class HeartbeatAnalysis:
         self._codec_ping_waiting: dict[str, MessageKey] = {}
         self._codec_replies: dict[MessageKey, MessageKey] = {}
         self._client_counts: dict[MessageKey, int] = {}
+        self.negotiated = Negotiated()
+        self._seen = 0
 
     def add(self, unit: Message) -> None:
+        self._seen += 1
         if len(unit.payload) > MAX_PAYLOAD:
+            if (
+                self.codec is not None
+                and self._seen <= NEGOTIATION_UNITS
+                and len(unit.payload) <= NEGOTIATION_MAX_PAYLOAD
+            ):
+                self._decode(unit)  # a big CONNECT (a will, a password) still negotiates
             self._pending = None
             return
         key = (unit.opcode, unit.payload)
@@ -325,9 +444,15 @@ class HeartbeatAnalysis:
         if self.detect:
             self._add_detect(unit, key)
 
-    def _add_codec(self, unit: Message, key: MessageKey) -> None:
+    def _decode(self, unit: Message) -> Decoded | None:
         assert self.codec is not None
         decoded = self.codec.decode(unit.side, unit.opcode, unit.payload)
+        if decoded is not None and self._seen <= NEGOTIATION_UNITS:
+            self.negotiated.see(self.codec.name, unit.side, decoded.kind, decoded.value)
+        return decoded
+
+    def _add_codec(self, unit: Message, key: MessageKey) -> None:
+        decoded = self._decode(unit)
         beat = decoded.heartbeat if decoded is not None else None
         if beat is None:
             return
@@ -389,16 +514,25 @@ class HeartbeatAnalysis:
             return frozenset(sets.get((side, role), ()))
 
         pings = of(Side.CLIENT, HeartbeatRole.PING)
+        server_pings = of(Side.SERVER, HeartbeatRole.PING)
+        negotiated = self.negotiated
+        limit, why = negotiated.client_limit(bool(pings))
+        ping_timeout = negotiated.ping_timeout if server_pings else None
+        if ping_timeout is not None:
+            why = why or f"Engine.IO pingTimeout {ping_timeout:g} s"
         return HeartbeatPlan(
             client_pings={k: self._codec_replies[k] for k in pings if k in self._codec_replies},
             client_pongs=of(Side.CLIENT, HeartbeatRole.PONG),
             # A client ping the recording never answered is just taken, like a keep-alive.
             client_beats=of(Side.CLIENT, HeartbeatRole.BEAT)
             | frozenset(k for k in pings if k not in self._codec_replies),
-            server_pings=of(Side.SERVER, HeartbeatRole.PING),
+            server_pings=server_pings,
             server_beats=of(Side.SERVER, HeartbeatRole.BEAT),
             server_replies=of(Side.SERVER, HeartbeatRole.PONG),
             source=self.codec.name,
+            ping_timeout=ping_timeout,
+            client_limit=limit,
+            negotiated=why,
         )
 
     def _detected_plan(self) -> HeartbeatPlan:
@@ -497,6 +631,7 @@ __all__ = [
     "HeartbeatAnalysis",
     "HeartbeatPlan",
     "MessageKey",
+    "Negotiated",
     "heartbeat_shaped",
     "parse_heartbeat",
 ]

@@ -156,7 +156,10 @@ class Script:
         self._timers: _Timers | None = None
         if timer_events is not None and (self.plan.server_pings or self.plan.server_beats):
             self._timers = _Timers(
-                self.plan, units(timer_events(), codec), now, options.heartbeat_wait
+                self.plan,
+                units(timer_events(), codec),
+                now,
+                self.plan.ping_timeout or options.heartbeat_wait,
             )
         self._unanswered_reported = False
         self.muted = False
@@ -175,6 +178,10 @@ class Script:
         self._extra: tuple[int, float] | None = None
         self._announce = self.plan.source == "detected"
         """Detection took recorded units as heartbeats: say so once (an info finding)."""
+        self._limit = self.plan.client_limit
+        """The longest the client may send nothing (its protocol's keep-alive), or None."""
+        self._heard = now
+        """When the client last sent something."""
 
     # -- event stream -------------------------------------------------------------
 
@@ -261,6 +268,7 @@ class Script:
         """A complete client message arrived."""
         if self._announce:
             self._announce_detected(now)
+        self._heard = now
         if self._live.whole:
             return self._on_unit(opcode, payload, now)
         actions: list[Action] = []
@@ -324,6 +332,27 @@ class Script:
         if found is not None:
             self.violations.append(found)
 
+    def _check_keepalive(self, now: float) -> None:
+        """REPLAY-HEARTBEAT-MISSED: the client sent nothing for longer than its protocol's
+        negotiated keep-alive allows (reported once; the limit then stops counting)."""
+        limit = self._limit
+        if limit is None or now < self._heard + limit:
+            return
+        self._limit = None
+        found = violation(
+            "REPLAY-HEARTBEAT-MISSED",
+            Severity.ERROR,
+            self.cfg,
+            self.conn,
+            f"client sent nothing for {limit:g} s (since t={self._t(self._heard):.3f}s); the "
+            f"recording negotiated {self.plan.negotiated}, so a real server drops it",
+            expected=f"a message or heartbeat at least every {limit:g} s",
+            actual={"silent_for": round(now - self._heard, 3)},
+            t=self._t(now),
+        )
+        if found is not None:
+            self.violations.append(found)
+
     def _after_dead(self, now: float) -> list[Action]:
         """With heartbeats muted: the client had ``heartbeat_wait`` to give up; report
         once when it did not (REPLAY-HEARTBEAT-DEAD)."""
@@ -343,6 +372,8 @@ class Script:
             self._announce_detected(now)
         if self._dead_at is not None:
             self._after_dead(now)
+        if self._limit is not None and self.state is not Step.DONE:
+            self._check_keepalive(now)
         timers = self._timers
         if timers is not None and self.state is not Step.DONE:
             actions += self._heartbeats(timers, now)
@@ -396,7 +427,12 @@ class Script:
             self._anchor_live = arrived
             self._anchor_rec = event.t
             self._judge(event, opcode, payload, arrived)
-        if self.state is not Step.RUNNING or self._dead_at is not None or self._timers is not None:
+        if (
+            self.state is not Step.RUNNING
+            or self._dead_at is not None
+            or self._timers is not None
+            or self._limit is not None
+        ):
             self._add_timer_deadline()  # (it adds nothing to a plain running walk's)
         return actions
 
@@ -416,6 +452,11 @@ class Script:
             limit = dead + self.options.heartbeat_wait
             if self.deadline is None or limit < self.deadline:
                 self.deadline = limit
+        quiet = self._limit
+        if quiet is not None and self.state is not Step.DONE:
+            late = self._heard + quiet
+            if self.deadline is None or late < self.deadline:
+                self.deadline = late
         timers = self._timers
         if timers is None or self.state is Step.DONE:
             return

@@ -607,7 +607,19 @@ CATALOGUE: tuple[Rule, ...] = (
         "error",
         "wstape replay; Engine.IO v4 heartbeats, MQTT keep-alive, STOMP heart-beating",
         "The client answers the server's heartbeat pings (sent on the recorded clock) "
-        "within --heartbeat-timeout; a real server would drop a client that does not.",
+        "within the pingTimeout the recording negotiated (Engine.IO), else "
+        "--heartbeat-timeout; a real server would drop a client that does not.",
+        extra=True,
+    ),
+    Rule(
+        "REPLAY-HEARTBEAT-MISSED",
+        "session",
+        _ALL,
+        "error",
+        "MQTT 3.1.1 §3.1.2.10 (keep alive, 1.5 times); STOMP 1.2 heart-beating; Engine.IO v3",
+        "The client sends something at least as often as the keep-alive the recording "
+        "negotiated (MQTT CONNECT keep alive, STOMP CONNECT/CONNECTED heart-beat, Engine.IO "
+        "v3 pingInterval + pingTimeout) requires; a real server drops a client that does not.",
         extra=True,
     ),
     Rule(
