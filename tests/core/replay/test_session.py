@@ -778,8 +778,11 @@ def test_a_stomp_client_must_keep_its_heart_beat(every: float, expected: list[st
 
 
 def test_a_stomp_heart_beat_only_one_side_asked_for_is_no_limit() -> None:
-    records = [r if not (isinstance(r, Message) and r.payload.startswith(b"CONNECTED")) else
-               s(1, 0.02, _stomp("CONNECTED", "version:1.2", "heart-beat:0,0")) for r in STOMP_BEATS]  # fmt: skip
+    connected = s(1, 0.02, _stomp("CONNECTED", "version:1.2", "heart-beat:0,0"))
+    records = [
+        connected if isinstance(r, Message) and r.payload.startswith(b"CONNECTED") else r
+        for r in STOMP_BEATS
+    ]
     session = session_for(records, speed=0)
     client = FakeClient(session)
     client.handshake("/stomp", b"Sec-WebSocket-Protocol: v12.stomp")
