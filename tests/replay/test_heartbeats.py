@@ -245,3 +245,75 @@ async def test_a_stomp_client_must_keep_the_heart_beat_it_negotiated(
     await stomp_client(server, beat=False)
     await finished(server)
     assert rule_ids(server) == ["REPLAY-HEARTBEAT-MISSED"]
+
+
+# -- mute-heartbeats on the server's own heartbeats (Engine.IO v4) ---------------------------
+
+FEED = [
+    opening(1, "/socket.io/?transport=websocket&EIO=4&t=1"),  # python-socketio's order
+    s(1, 0.001, OPEN),  # pingInterval 400, pingTimeout 300
+    c(1, 0.002, "40{}"),
+    s(1, 0.003, '40{"sid":"y"}'),
+    c(1, 0.004, '42["hello"]'),
+    *[m for i in range(1, 4) for m in (s(1, 0.4 * i, "2"), c(1, 0.4 * i + 0.001, "3"))],
+    s(1, 1.5, '42["news"]'),
+    close(1, 1.6, Side.CLIENT, 1000),
+]
+
+
+async def test_mute_heartbeats_stops_the_server_pings_and_python_socketio_reconnects(
+    make_cassette: CassetteFactory, serve: Serve
+) -> None:
+    # python-socketio's Engine.IO client gives up when nothing came for pingInterval +
+    # pingTimeout, and reconnects; the reconnect gets the recording again, pings and all.
+    import socketio
+
+    server = await serve(
+        make_cassette(FEED), speed=1, faults=("mute-heartbeats",), heartbeat_timeout=2.0
+    )
+    sio = socketio.AsyncClient(reconnection_delay=0.2, reconnection_delay_max=0.2)
+    connects = 0
+    news = asyncio.Event()
+
+    @sio.event
+    async def connect() -> None:
+        nonlocal connects
+        connects += 1
+        await sio.emit("hello")
+
+    @sio.on("news")
+    async def on_news() -> None:
+        news.set()
+
+    await sio.connect(server.url.replace("ws://", "http://"), transports=["websocket"])
+    await asyncio.wait_for(news.wait(), 10)  # the recording's end, on the reconnect
+    await sio.disconnect()
+    assert connects == 2
+    await finished(server)
+    report = server.report().to_dict()
+    assert report["passed"], report["violations"]
+    first, second = report["connections"]
+    assert first["heartbeats"]["pings_sent"] == 0 and first["heartbeats"]["muted"] >= 1
+    assert second["heartbeats"]["pings_sent"] >= 1 and second["heartbeats"]["pongs"] >= 1
+    [fault] = report["faults"]
+    assert fault["what"] == "stopped sending the server's heartbeats"
+    assert fault["then"].startswith("reconnected after")
+
+
+async def test_mute_heartbeats_a_client_that_keeps_the_dead_connection_fails(
+    make_cassette: CassetteFactory, serve: Serve
+) -> None:
+    server = await serve(
+        make_cassette(FEED), speed=1, faults=("mute-heartbeats",), heartbeat_timeout=0.5
+    )
+    url = f"{server.url}/socket.io/?transport=websocket&EIO=4&t=2"
+    async with websockets.connect(url, compression=None) as ws:
+        await asyncio.wait_for(ws.recv(), 5)
+        await ws.send("40{}")
+        await asyncio.wait_for(ws.recv(), 5)
+        await ws.send('42["hello"]')
+        # no ping comes; this client does not care, and waits for the news
+        assert await asyncio.wait_for(ws.recv(), 5) == '42["news"]'
+        await ws.send('42["late"]')
+    await finished(server)
+    assert "REPLAY-HEARTBEAT-DEAD" in rule_ids(server)

@@ -952,6 +952,42 @@ def test_muted_heartbeats_and_a_client_that_gives_up_passes() -> None:
     assert [v.rule for v in session.violations if v.severity.value == "error"] == []
 
 
+def test_muted_heartbeats_stop_the_servers_own_pings() -> None:
+    # Engine.IO v4: the server pings, the client only pongs. Muted, no ping goes out; the
+    # client has pingTimeout (1 s, the recording's) and --heartbeat-timeout (0.5 s) after
+    # the first missed ping (due at 1.0) to give up.
+    session = session_for(SOCKETIO, speed=0, faults=("mute-heartbeats",), heartbeat_timeout=0.5)
+    client = FakeClient(session)
+    client.handshake("/socket.io/?EIO=4&transport=websocket&t=1")
+    client.send("40")
+    client.wait(2.4)
+    assert "2" not in client.texts()
+    assert findings(session) == []
+    client.wait(0.2)
+    assert rules(session) == ["REPLAY-HEARTBEAT-DEAD"]
+    [dead] = findings(session)
+    assert "after the server's heartbeats stopped" in dead.message
+    [event] = session.report("sio").to_dict()["faults"]
+    assert event["what"] == "stopped sending the server's heartbeats"
+
+
+def test_a_client_that_gives_up_on_the_servers_dead_heartbeat_is_expected_back() -> None:
+    session = session_for(SOCKETIO, speed=1, faults=("mute-heartbeats",), heartbeat_timeout=0.5)
+    client = FakeClient(session)
+    client.handshake("/socket.io/?EIO=4&transport=websocket&t=1")
+    client.send("40")
+    client.wait(2.1)  # no ping since the open: Engine.IO's pingInterval + pingTimeout
+    client.close(encode_close_body(1000))
+    assert findings(session) == []
+    again = FakeClient(session, now=client.now + 1.0, client="10.0.0.1:4001")
+    assert again.handshake("/socket.io/?EIO=4&transport=websocket&t=2") == 101
+    again.send("40")
+    again.wait(1.0)
+    assert again.texts().count("2") == 1  # the reconnect gets its pings again
+    [row] = session.report("sio").to_dict()["faults"]
+    assert row["then"].startswith("reconnected after")
+
+
 def test_delay_and_jitter_are_deterministic() -> None:
     def times(spec: str) -> list[float]:
         session = session_for(FEED, speed=0, faults=(spec,))

@@ -706,6 +706,10 @@ class LiveConnection:
                 self._blackhole_until = now + wait
             elif kind is FaultKind.MUTE_HEARTBEATS:
                 what = "stopped answering the client's heartbeats"
+                if script.server_heartbeats:
+                    what = "stopped sending the server's heartbeats" + (
+                        " and answering the client's" if script.plan.client_pings else ""
+                    )
                 script.muted = True
                 protocol.mute_pings = True
             elif kind is FaultKind.DELAY:

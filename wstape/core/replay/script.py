@@ -163,9 +163,15 @@ class Script:
             )
         self._unanswered_reported = False
         self.muted = False
-        """The ``mute-heartbeats`` fault: client pings go unanswered from now on."""
+        """The ``mute-heartbeats`` fault: from now on client pings go unanswered and the
+        server's own heartbeats (pings, keep-alives) are not sent."""
         self._dead_at: float | None = None
-        """When the first ping went unanswered while muted."""
+        """When the first ping went unanswered (or the first server heartbeat was left
+        out) while muted."""
+        self._dead_wait = options.heartbeat_wait
+        """How long after ``_dead_at`` the client has to give up on the connection."""
+        self._dead_server = False
+        """It was the server's heartbeats that stopped (not the client's pings unanswered)."""
         self._dead_sent = 0
         self._dead_reported = False
         self.setup = 0
@@ -247,6 +253,11 @@ class Script:
         return self._judged
 
     @property
+    def server_heartbeats(self) -> bool:
+        """The server sends heartbeats of its own on this connection (on its clock)."""
+        return self._timers is not None
+
+    @property
     def heartbeat_dead(self) -> bool:
         """With heartbeats muted, a client ping went unanswered: the client has reason
         to give up on the connection."""
@@ -286,7 +297,7 @@ class Script:
                     self.beats.muted += 1
                     if self._dead_at is None:
                         self._dead_at = now
-                        limit = now + self.options.heartbeat_wait
+                        limit = now + self._dead_wait
                         if self.deadline is None or limit < self.deadline:
                             self.deadline = limit
                     return self._after_dead(now)
@@ -300,7 +311,7 @@ class Script:
             if key in plan.client_beats:
                 self.beats.client_beats += 1
                 return []
-        if self._dead_at is not None and now >= self._dead_at + self.options.heartbeat_wait:
+        if self._dead_at is not None and now >= self._dead_at + self._dead_wait:
             self._dead_sent += 1  # sending into a connection whose heartbeat is dead
         if self.state is Step.IDLE:
             return []  # the recording stopped here; what follows was never recorded
@@ -354,15 +365,33 @@ class Script:
             self.violations.append(found)
 
     def _after_dead(self, now: float) -> list[Action]:
-        """With heartbeats muted: the client had ``heartbeat_wait`` to give up; report
-        once when it did not (REPLAY-HEARTBEAT-DEAD)."""
+        """With heartbeats muted: the client had ``_dead_wait`` to give up; report once
+        when it did not (REPLAY-HEARTBEAT-DEAD)."""
         dead = self._dead_at
-        if dead is None or self._dead_reported or now < dead + self.options.heartbeat_wait:
+        if dead is None or self._dead_reported or now < dead + self._dead_wait:
             return []
         self._dead_reported = True
-        self.violations += heartbeat_dead(
-            self.conn, self.options.heartbeat_wait, self._dead_sent, self.cfg, self._t(now)
+        if not self._dead_server:
+            self.violations += heartbeat_dead(
+                self.conn, self._dead_wait, self._dead_sent, self.cfg, self._t(now)
+            )
+            return []
+        sent = self._dead_sent
+        more = f", and sent {sent} message{'s' if sent != 1 else ''} into it" if sent else ""
+        found = violation(
+            "REPLAY-HEARTBEAT-DEAD",
+            Severity.ERROR,
+            self.cfg,
+            self.conn,
+            f"client kept the connection open {self._dead_wait:g} s after the server's "
+            f"heartbeats stopped{more}; expected it to close or reconnect"
+            + (f" ({self.plan.negotiated})" if self.plan.ping_timeout is not None else ""),
+            expected=f"close or reconnect within {self._dead_wait:g} s",
+            actual={"open": True, "messages_sent_after": sent},
+            t=self._t(now),
         )
+        if found is not None:
+            self.violations.append(found)
         return []
 
     def poll(self, now: float) -> list[Action]:
@@ -449,7 +478,7 @@ class Script:
             self.deadline = self.ends_at
         dead = self._dead_at
         if dead is not None and not self._dead_reported:
-            limit = dead + self.options.heartbeat_wait
+            limit = dead + self._dead_wait
             if self.deadline is None or limit < self.deadline:
                 self.deadline = limit
         quiet = self._limit
@@ -465,7 +494,19 @@ class Script:
             self.deadline = due
 
     def _heartbeats(self, timers: _Timers, now: float) -> list[Action]:
-        actions: list[Action] = [self._send(unit) for unit in timers.due(now)]
+        if self.muted:
+            # mute-heartbeats: the server's clock goes on, but nothing is sent; the client
+            # has its protocol's own limit (Engine.IO: pingTimeout after a missed ping)
+            # and --heartbeat-timeout more to give up on the connection.
+            left_out = len(timers.due(now, send=False))
+            if left_out:
+                self.beats.muted += left_out
+                if self._dead_at is None:
+                    self._dead_at, self._dead_server = now, True
+                    self._dead_wait = (self.plan.ping_timeout or 0.0) + self.options.heartbeat_wait
+            actions: list[Action] = []
+        else:
+            actions = [self._send(unit) for unit in timers.due(now)]
         self.beats.pings_sent = timers.pings_sent
         self.beats.server_beats = timers.beats_sent
         late = timers.expired(now)
@@ -643,7 +684,8 @@ class HeartbeatCounts:
     server_beats: int = 0
     client_beats: int = 0
     muted: int = 0
-    """Client pings left unanswered on purpose (the ``mute-heartbeats`` fault)."""
+    """Client pings left unanswered and server heartbeats left out on purpose (the
+    ``mute-heartbeats`` fault)."""
 
     def to_dict(self) -> dict[str, int]:
         out = {
@@ -700,13 +742,17 @@ class _Timers:
             due = late if due is None else min(due, late)
         return due
 
-    def due(self, now: float) -> list[Message]:
+    def due(self, now: float, *, send: bool = True) -> list[Message]:
+        """The heartbeats due by ``now`` (``send`` False: left out, neither counted as
+        sent nor awaited, while the clock goes on)."""
         out: list[Message] = []
         while self._due is not None and self._due <= now and len(out) < SEND_BUDGET:
             unit = self._next if self._next is not None else self._last
             assert unit is not None
             out.append(unit)
-            if (unit.opcode, unit.payload) in self.plan.server_pings:
+            if not send:
+                pass
+            elif (unit.opcode, unit.payload) in self.plan.server_pings:
                 self.pings_sent += 1
                 self._outstanding.append(now)
             else:

@@ -639,9 +639,10 @@ CATALOGUE: tuple[Rule, ...] = (
         _ALL,
         "error",
         "wx network guide (close the socket 5 s after an unanswered ping); wstape faults",
-        "With its heartbeats unanswered (the mute-heartbeats fault), the client closes or "
-        "reconnects within --heartbeat-timeout (default 5 s) of its first unanswered "
-        "ping, and does not keep sending into the dead connection.",
+        "With its heartbeats unanswered or the server's own stopped (the mute-heartbeats "
+        "fault), the client closes or reconnects within --heartbeat-timeout (default 5 s) "
+        "of its first unanswered ping, or of the first server heartbeat left out (plus "
+        "Engine.IO's pingTimeout), and does not keep sending into the dead connection.",
         extra=True,
     ),
     Rule(
