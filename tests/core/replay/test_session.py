@@ -701,6 +701,25 @@ def test_a_client_that_stops_answering_pings_is_a_finding() -> None:
     assert "within 1 s" in found.message
 
 
+def test_at_speed_0_a_client_that_never_pongs_is_counted_while_it_stays() -> None:
+    # QA (siob): the walk is over at once, the client neither pongs nor closes; the server
+    # waits --timeout (3 s) for its Close. Pings go out at 1 s and 2 s (the third is due
+    # as the wait ends), and each one is unanswered after pingTimeout (1 s), not after the
+    # 5 s --heartbeat-timeout that outlived the connection.
+    session = session_for(SOCKETIO, speed=0, timeout=3)
+    client = FakeClient(session)
+    client.handshake("/socket.io/?EIO=4&transport=websocket&t=1")
+    client.send("40")
+    client.send('42["bye"]')
+    client.wait(2.95)
+    [row] = session.report("sio").to_dict()["connections"]
+    assert row["heartbeats"]["pings_sent"] == 2 and row["heartbeats"]["unanswered"] == 1
+    client.wait(0.2)
+    assert rules(session) == ["REPLAY-CLIENT-SILENT", "REPLAY-HEARTBEAT-UNANSWERED"]
+    [row] = session.report("sio").to_dict()["connections"]
+    assert row["heartbeats"]["unanswered"] == 2 and row["heartbeats"]["pongs"] == 0
+
+
 def test_without_a_negotiated_ping_timeout_the_heartbeat_timeout_counts() -> None:
     records = [SOCKETIO[0], s(1, 0.001, '0{"sid":"x","upgrades":[]}'), *SOCKETIO[2:]]
     session = session_for(records, speed=0, heartbeat_timeout=0.5)
