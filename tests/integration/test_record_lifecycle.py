@@ -379,7 +379,7 @@ def test_addon_path_points_at_the_script() -> None:
     assert result.returncode == 0
     path = Path(result.stdout.strip())
     assert path.name == "script.py" and path.is_file()
-    assert "addons = [Recorder()]" in path.read_text()
+    assert "addons = [ScriptRecorder()]" in path.read_text()
 
 
 def test_status_goes_to_stderr_as_plain_lines(tmp_path: Path, ws_server: ScenarioServer) -> None:
