@@ -10,6 +10,7 @@ from wstape.core.model import Message, Opcode, Side
 from wstape.core.replay.heartbeats import (
     HeartbeatAnalysis,
     HeartbeatPlan,
+    ack_shaped,
     heartbeat_shaped,
     parse_heartbeat,
 )
@@ -173,6 +174,21 @@ def test_a_ping_whose_reply_is_data_is_not_a_heartbeat() -> None:
     for i in range(1, 5):
         messages += [c(float(i), "ping"), s(i + 0.01, '{"balance":100}')]
     assert plan_of(messages).empty
+
+
+@pytest.mark.parametrize(
+    "ack", ['{"status":"ok"}', '{"code":0}', '{"errcode":0,"errmsg":"ok"}', "ok", '"ACK"',
+            '{"jsonrpc":"2.0","result":"pong","id":7}'],
+)  # fmt: skip
+def test_a_ping_answered_with_a_bare_acknowledgement_is_a_heartbeat(ack: str) -> None:
+    """Many backends answer a keep-alive with a status, not a pong: still a heartbeat."""
+    messages = [c(0.01, '{"hello":1}'), s(0.02, '{"hi":1}')]
+    for i in range(1, 5):
+        messages += [c(float(i), '{"type":"heartbeat"}'), s(i + 0.01, ack)]
+    plan = plan_of(messages)
+    assert plan.client_pings == {(T, b'{"type":"heartbeat"}'): (T, ack.encode())}
+    assert ack_shaped(T, ack.encode()) and not heartbeat_shaped(T, b'{"balance":100}')
+    assert not ack_shaped(T, b'{"balance":100}') and not ack_shaped(T, b'{"ok":[1,2]}')
 
 
 @pytest.mark.parametrize(

@@ -235,6 +235,49 @@ def heartbeat_shaped(opcode: Opcode, payload: bytes) -> bool:
         return False
 
 
+ACK_MAX_PAYLOAD = 64
+"""Largest reply to a heartbeat-shaped ping that is taken as a bare acknowledgement."""
+ACK_WORDS = frozenset({"ok", "ack", "success", "alive"})
+ACK_KEYS = TYPE_KEYS | frozenset(
+    {"status", "code", "ok", "success", "result", "ack", "errcode", "errmsg", "errno",
+     "ret", "retcode", "rc", "msg", "id", "seq", "ref", "req_id", "reply_to", "ts", "time",
+     "timestamp", "jsonrpc"}
+)  # fmt: skip
+"""Keys an acknowledgement is made of (``{"code":0}``, ``{"errcode":0,"errmsg":"ok"}``,
+JSON-RPC's ``{"jsonrpc":"2.0","result":"pong","id":7}``)."""
+
+
+def _ack_value(value: object) -> bool:
+    if isinstance(value, str):
+        return len(value) <= 16
+    return value is None or isinstance(value, bool | int | float)
+
+
+def ack_shaped(opcode: Opcode, payload: bytes) -> bool:
+    """Whether the reply to a heartbeat-shaped ping is a bare acknowledgement, not data:
+    heartbeat-shaped itself, or at most :data:`ACK_MAX_PAYLOAD` bytes of an
+    :data:`ACK_WORDS` word or a JSON object of at most :data:`MAX_SHAPE_KEYS` scalar
+    members, each under an :data:`ACK_KEYS` key (``{"status":"ok"}``, ``{"code":0}``). A
+    ping answered with anything else (``{"balance":100}``, a list) asks for data: a
+    request."""
+    if heartbeat_shaped(opcode, payload):
+        return True
+    if opcode is not Opcode.TEXT or len(payload) > ACK_MAX_PAYLOAD:
+        return False
+    text = payload.strip()
+    if text[:1] != b"{":
+        return text.decode("latin-1").strip('"').lower() in ACK_WORDS
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    if not isinstance(value, dict) or len(value) > MAX_SHAPE_KEYS:
+        return False
+    return all(
+        isinstance(k, str) and k.lower() in ACK_KEYS and _ack_value(v) for k, v in value.items()
+    )
+
+
 # -- declared heartbeats -----------------------------------------------------------------
 
 
@@ -578,7 +621,7 @@ class HeartbeatAnalysis:
 def _is_request(c: _Candidate, *, shaped_reply: bool = True) -> bool:
     if not c.consistent or c.follower is None or c.count < MIN_REPEATS:
         return False
-    if shaped_reply and not heartbeat_shaped(*c.follower):
+    if shaped_reply and not ack_shaped(*c.follower):
         return False
     # Every time, except maybe the last (the recording can end between a ping and its pong).
     if c.followed < max(MIN_REPEATS, c.count - 1):
@@ -632,6 +675,7 @@ __all__ = [
     "HeartbeatPlan",
     "MessageKey",
     "Negotiated",
+    "ack_shaped",
     "heartbeat_shaped",
     "parse_heartbeat",
 ]
