@@ -239,3 +239,34 @@ async def test_correlate_paths_apply_to_socketio_event_arguments(
         assert ack == '437[{"stored":true}]'  # the ack id, correlated by the codec
         if not expected:
             assert event == '42["stored",{"id":"m-42"}]'
+
+
+# -- concurrent requests ------------------------------------------------------------------
+
+RPC_PAIR = [
+    opening(1, "/rpc"),
+    c(1, 0.01, {"jsonrpc": "2.0", "method": "get", "params": ["a"], "id": 3}),
+    c(1, 0.01, {"jsonrpc": "2.0", "method": "get", "params": ["b"], "id": 4}),
+    s(1, 0.02, {"jsonrpc": "2.0", "result": "A", "id": 3}),
+    s(1, 0.02, {"jsonrpc": "2.0", "result": "B", "id": 4}),
+    close(1, 0.05, Side.CLIENT, 1000),
+]
+
+
+async def test_concurrent_json_rpc_calls_in_either_order_get_their_own_results(
+    make_cassette: CassetteFactory, serve: Serve
+) -> None:
+    """Two calls the client sent together (as Promise.all or asyncio.gather does) reach
+    the wire in either order: each is matched to its own recorded call."""
+    cassette = make_cassette(RPC_PAIR)
+    for order in (("a", "b"), ("b", "a")):
+        server = await serve(cassette)
+        async with websockets.connect(f"{server.url}/rpc", compression=None) as ws:
+            for n, arg in enumerate(order):
+                call = {"jsonrpc": "2.0", "method": "get", "params": [arg], "id": 100 + n}
+                await ws.send(dumps(call))
+            replies = [await recv_json(ws), await recv_json(ws)]
+        await finished(server)
+        assert rule_ids(server) == [], order
+        sent = {100 + n: arg.upper() for n, arg in enumerate(order)}
+        assert {r["id"]: r["result"] for r in replies} == sent

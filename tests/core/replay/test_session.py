@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Sequence
 
@@ -1385,3 +1386,53 @@ def test_a_flood_of_faults_lists_at_most_100_of_a_rule_per_connection() -> None:
     assert not report.passed
     (row,) = report.connections
     assert row.errors == 250  # this play's own count is whole
+
+
+def _rpc(method: str, arg: str, id_: int | None = None) -> str:
+    call: dict[str, object] = {"jsonrpc": "2.0", "method": method, "params": [arg]}
+    if id_ is not None:
+        call["id"] = id_
+    return json.dumps(call)
+
+
+RPC_BURST = [
+    opening(1, "/rpc"),
+    c(1, 0.01, _rpc("hello", "bob")),  # a notification: no id
+    c(1, 0.02, _rpc("get", "a", 3)),
+    c(1, 0.02, _rpc("get", "b", 4)),
+    s(1, 0.03, '{"jsonrpc":"2.0","result":"A","id":3}'),
+    s(1, 0.03, '{"jsonrpc":"2.0","result":"B","id":4}'),
+    Close(1, 0.5, Side.CLIENT, 1000, ""),
+]
+
+
+def _rpc_client(*sent: str) -> tuple[ReplaySession, FakeClient]:
+    session = session_for(RPC_BURST, speed=0)
+    client = FakeClient(session)
+    client.handshake("/rpc")
+    for text in sent:
+        client.send(text)
+    return session, client
+
+
+def test_concurrent_requests_may_reach_the_wire_in_either_order() -> None:
+    """Two calls sent together (Promise.all): the second may overtake the first. Each is
+    matched to its own recorded call, so each gets its own result (the replay used to
+    fail the pair and send each result to the other request)."""
+    session, client = _rpc_client(_rpc("hello", "bob"), _rpc("get", "b", 40), _rpc("get", "a", 30))
+    assert session.violations == []
+    replies = [json.loads(t) for t in client.texts()]
+    assert {(r["id"], r["result"]) for r in replies} == {(30, "A"), (40, "B")}
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        [_rpc("hello", "bob"), _rpc("get", "b", 40), _rpc("get", "b", 41)],  # b twice, no a
+        [_rpc("get", "a", 30), _rpc("hello", "bob"), _rpc("get", "b", 40)],  # over the hello
+    ],
+    ids=["a-missing", "a-request-over-a-notification"],
+)
+def test_only_a_request_of_the_same_kind_comes_out_of_turn(sent: list[str]) -> None:
+    session, _ = _rpc_client(*sent)
+    assert "REPLAY-MESSAGE-MISMATCH" in rules(session)

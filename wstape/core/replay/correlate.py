@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Container, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from wstape.core.codecs import Codec, Path, Scalar, jsontext
 from wstape.core.codecs.textutil import short_json
@@ -48,6 +48,17 @@ MAX_JSON_BYTES = 256 * 1024
 """Larger JSON messages are not scanned for generated values (a cost bound)."""
 MAX_VALUES = 100_000
 """At most this many learned values per connection (a memory bound)."""
+
+
+class Saved(NamedTuple):
+    """A :class:`Correlator`'s learned state (:meth:`Correlator.snapshot`)."""
+
+    values: dict[Scalar, Scalar]
+    bound: dict[Scalar, Scalar]
+    owner: dict[Scalar, Scalar]
+    json_learned: bool
+    substituted: int
+    conflicts: list[str]
 
 
 class Correlator:
@@ -81,6 +92,23 @@ class Correlator:
         self._json_learned = False
         """A value was learned by the JSON rules (UUIDs, ``--correlate``) inside a codec's
         unit: server units' JSON is then searched for it too, not only their echoes."""
+
+    def snapshot(self) -> Saved:
+        """What :meth:`learn` may change, for :meth:`restore` (trying a live unit against
+        several recorded ones)."""
+        return Saved(
+            dict(self.values),
+            dict(self.bound),
+            dict(self._owner),
+            self._json_learned,
+            self.substituted,
+            self.conflicts,
+        )
+
+    def restore(self, saved: Saved) -> None:
+        self.values, self.bound, self._owner = saved.values, saved.bound, saved.owner
+        self._json_learned, self.substituted = saved.json_learned, saved.substituted
+        self.conflicts = saved.conflicts
 
     @property
     def active(self) -> bool:

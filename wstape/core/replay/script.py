@@ -30,6 +30,7 @@ from enum import Enum
 from typing import NamedTuple
 
 from wstape.core.closecodes import CloseCode, describe
+from wstape.core.codecs import Codec
 from wstape.core.matchers import MatchResult, match_all, match_unit, parse_path
 from wstape.core.model import Close, Message, Opcode, Side
 from wstape.core.replay.correlate import Correlator
@@ -56,6 +57,11 @@ SEND_BUDGET = 256
 SEND_BYTES = 256 * 1024
 """Payload bytes sent per wake-up, likewise (the message that crosses it still goes): a
 burst of big messages to a client that reads slowly must not pile up in memory."""
+
+
+MAX_BURST = 64
+"""Client units recorded one after another (no server unit between) within which a live
+unit may come out of turn: concurrent requests reach the wire in either order."""
 
 
 class SendMessage(NamedTuple):
@@ -453,6 +459,12 @@ class Script:
             self.queued_bytes -= len(payload)
             self._ahead = None
             self._wait_since = None
+            following = self._peek()
+            if type(following) is Message and following.side is Side.CLIENT:
+                # One of a burst the client sent with no server unit between: it may come
+                # in another order (concurrent requests), so it is matched within it.
+                event = self._from_burst(event, opcode, payload)
+                events = self._events
             self._anchor_live = arrived
             self._anchor_rec = event.t
             self._judge(event, opcode, payload, arrived)
@@ -541,6 +553,65 @@ class Script:
         )
         self.silent = True
         self.state = Step.DONE
+
+    def _from_burst(self, expected: Message, opcode: Opcode, payload: bytes) -> Message:
+        """The recorded unit the live one stands for, among ``expected`` and the client
+        units recorded right after it with no server unit between (at most
+        :data:`MAX_BURST`; the first is peeked at): ``expected`` if it matches, else the
+        first later one that does, which is taken out of turn while ``expected`` and the
+        rest wait in their order; ``expected`` (to be judged a mismatch) if none does.
+        Trying leaves the correlator as it was."""
+        codec = self.recorded.codec
+        if codec is None or self._fits(expected, opcode, payload):
+            return expected  # (plain messages keep their recorded order)
+        kind = _request_kind(codec, expected)
+        if kind is None:
+            return expected
+        burst: list[Message] = []
+        tail: list[Message | Close] = []
+        while len(burst) < MAX_BURST:
+            following = self._peek()
+            if following is None:
+                break
+            if type(following) is not Message or following.side is not Side.CLIENT:
+                tail.append(self._pop())  # (put back below, in front of the rest)
+                break
+            self._pop()
+            burst.append(following)
+        # Only a request of the same kind, with its own id, jumps over requests of that
+        # kind (two JSON-RPC calls, two subscribes): never a SUBSCRIBE over a CONNECT.
+        chosen = None
+        for i, m in enumerate(burst):
+            if _request_kind(codec, m) != kind:
+                break
+            if self._fits(m, opcode, payload):
+                chosen = i
+                break
+        if chosen is None:
+            waiting: list[Message | Close] = [*burst, *tail]
+        else:
+            unit = burst.pop(chosen)
+            waiting = [expected, *burst, *tail]
+            expected = unit
+        self._events = itertools.chain(waiting, self._events)
+        return expected
+
+    def _fits(self, expected: Message, opcode: Opcode, payload: bytes) -> bool:
+        """Would the live unit match ``expected`` (the correlator left as it was)?"""
+        if opcode is not expected.opcode:
+            return False
+        correlator = self.correlator
+        saved = correlator.snapshot()
+        try:
+            compared = correlator.learn(expected, opcode, payload)
+            if correlator.conflicts:
+                return False
+            codec, paths = self.recorded.codec, self.options.ignore_json_paths
+            return match_unit(
+                self.options.match, codec, expected, expected.opcode, compared, paths
+            ).ok
+        finally:
+            correlator.restore(saved)
 
     def _judge(self, expected: Message, opcode: Opcode, payload: bytes, arrived: float) -> None:
         # A changed type is WX-SEND-TYPE alone; the matcher then judges the payload, with
@@ -655,6 +726,15 @@ class Script:
         )
         self._ahead = None
         return count
+
+
+def _request_kind(codec: Codec, unit: Message) -> str | None:
+    """The codec's kind of a recorded client unit that carries an id the client makes
+    (a request, a subscribe), else None: such units may reach the wire in either order."""
+    decoded = codec.decode(Side.CLIENT, unit.opcode, unit.payload)
+    if decoded is None or not decoded.generated:
+        return None
+    return decoded.kind
 
 
 def _with_conflicts(result: MatchResult, conflicts: list[str]) -> MatchResult:
