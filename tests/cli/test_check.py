@@ -180,6 +180,15 @@ def test_check_names_each_connections_protocol(tmp_path: Path) -> None:
     assert "protocols: conn 1 socketio" in human
     plain = json.loads(invoke("check", path, "--json", "--protocol", "none").stdout)  # type: ignore[attr-defined]
     assert all("protocol" not in c for c in plain["connections"])
+    # Named wrong: the Socket.IO connection is not STOMP, and says so (a warning).
+    wrong = invoke("check", path, "--json", "--protocol", "stomp")
+    found = [
+        v
+        for v in json.loads(wrong.stdout)["violations"]  # type: ignore[attr-defined]
+        if v["rule"] == "REPLAY-PROTOCOL-MISFIT"
+    ]
+    assert [(v["severity"], v["conn"]) for v in found] == [("warn", 1)]  # not the plain one
+    assert "not stomp but socketio" in found[0]["message"]
 
 
 def test_end_records_that_do_not_match_the_records_are_exit_3_for_check_a_warning_for_stats(

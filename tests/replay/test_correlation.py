@@ -270,3 +270,17 @@ async def test_concurrent_json_rpc_calls_in_either_order_get_their_own_results(
         assert rule_ids(server) == [], order
         sent = {100 + n: arg.upper() for n, arg in enumerate(order)}
         assert {r["id"]: r["result"] for r in replies} == sent
+
+
+async def test_a_protocol_named_wrong_is_a_warning_naming_what_auto_sees(
+    make_cassette: CassetteFactory, serve: Serve
+) -> None:
+    server = await serve(make_cassette(RPC_PAIR), protocol="stomp")
+    async with websockets.connect(f"{server.url}/rpc", compression=None) as ws:
+        await ws.send(dumps({"jsonrpc": "2.0", "method": "get", "params": ["a"], "id": 3}))
+        await ws.send(dumps({"jsonrpc": "2.0", "method": "get", "params": ["b"], "id": 4}))
+        await recv_json(ws)
+    await server.stop()
+    misfits = [v for v in server.report().violations if v.rule == "REPLAY-PROTOCOL-MISFIT"]
+    assert [(v.severity.value, v.conn) for v in misfits] == [("warn", 1)]
+    assert "not stomp but jsonrpc" in misfits[0].message

@@ -18,7 +18,7 @@ from wstape.core.lint import Linter
 from wstape.core.model import Close, ConnectionSummary, Message, Opcode, Open, Side
 from wstape.core.replay.recorded import FIRST_MESSAGES
 from wstape.core.report import CloseResult, ConnectionResult, Report, build_report
-from wstape.core.rules import RuleConfig, Violation
+from wstape.core.rules import RuleConfig, Violation, protocol_misfit
 
 
 def check_file(reader: CassetteReader, cfg: RuleConfig) -> Report:
@@ -54,6 +54,9 @@ def check_reader(
         op, first = firsts.pop(slot)
         codec = CODECS.choose(protocol, op, first)
         names[slot] = None if codec is None else codec.name
+        why = CODECS.misfit(protocol, op, first)
+        if why is not None:
+            violations.extend(protocol_misfit(op.conn, why, cfg))
 
     def finish(slot: int) -> None:
         s = states[slot]

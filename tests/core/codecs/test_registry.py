@@ -163,3 +163,18 @@ def test_detect_never_raises(texts: list[str], path: str) -> None:
     first = [msg(S if i % 2 else C, t) for i, t in enumerate(texts)]
     first += [msg(C, t.encode("utf-8", "replace")) for t in texts]
     CODECS.detect(make_open(path), first)
+
+
+def test_a_named_protocol_that_another_codec_recognises_is_a_misfit() -> None:
+    """--protocol mqtt on a graphql connection: a misfit, named with what auto sees. A
+    name auto cannot confirm but nothing contradicts (what the option is for), auto and
+    none are not."""
+    gql = make_open("/graphql", subprotocols=("graphql-transport-ws",))
+    first = [msg(C, '{"type":"connection_init"}'), msg(S, '{"type":"connection_ack"}')]
+    why = CODECS.misfit("mqtt", gql, first)
+    assert why is not None and "not mqtt but graphql-transport-ws" in why
+    assert CODECS.misfit("graphql-transport-ws", gql, first) is None
+    assert CODECS.misfit("auto", gql, first) is None and CODECS.misfit("none", gql, first) is None
+    plain = make_open("/feed")
+    assert CODECS.misfit("stomp", plain, [msg(S, "tick 1"), msg(S, "tick 2")]) is None
+    assert CODECS.misfit("mqtt", gql, []) is None

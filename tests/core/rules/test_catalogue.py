@@ -93,6 +93,7 @@ def test_extra_rules_are_not_in_rules_md(rules_md: list[tuple[str, str, str]]) -
         "REPLAY-HEARTBEAT-UNANSWERED",
         "REPLAY-HEARTBEAT-MISSED",
         "REPLAY-HEARTBEAT-DETECTED",
+        "REPLAY-PROTOCOL-MISFIT",
         "REPLAY-HEARTBEAT-DEAD",
         "REPLAY-FAULT-NO-RECONNECT",
         "REPLAY-RECONNECT-TOO-SOON",

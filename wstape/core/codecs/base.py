@@ -243,6 +243,23 @@ class CodecRegistry:
             return self.detect(open_, first)
         return self.get(protocol).for_connection(open_, first)
 
+    def misfit(self, protocol: str, open_: Open, first: Sequence[Message]) -> str | None:
+        """Why ``--protocol`` names a codec that does not fit a recorded connection, or
+        None. It does not fit when its first messages are not that protocol's and are
+        another codec's (what auto recognises): naming a protocol auto cannot recognise
+        at all is what the option is for, and says nothing against it."""
+        if protocol in ("auto", "none") or not first or protocol not in self.codecs:
+            return None
+        if self.codecs[protocol].detect(open_, first):
+            return None
+        found = self.detect(open_, first)
+        if found is None or found.name == protocol:
+            return None
+        return (
+            f"--protocol {protocol} does not fit: its first messages are not {protocol} "
+            f"but {found.name} (what auto recognises); they are taken as {protocol} anyway"
+        )
+
     def detect(self, open_: Open, first: Sequence[Message]) -> Codec | None:
         """The first registered codec that recognises the connection, bound to it
         (:meth:`Codec.for_connection`), or None."""

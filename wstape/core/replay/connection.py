@@ -63,6 +63,7 @@ from wstape.core.rules import (
     check_subprotocol_change,
     client_stalled,
     not_a_websocket_request,
+    protocol_misfit,
     unmatched_connection,
     unplayed,
     violation,
@@ -568,6 +569,8 @@ class LiveConnection:
             req, candidate.open, extensions=agreed.header if agreed is not None else None
         )
         self.report(check_response(answered(req, response), self.cfg))
+        if candidate.misfit is not None:
+            self.report(protocol_misfit(candidate.conn, candidate.misfit, self.cfg))
         self._out.append(response.to_bytes())
         self.status = 101
         self.phase = Phase.UPGRADED

@@ -47,6 +47,8 @@ class RecordedConnection:
     messages_expected: int = 0
     codec: Codec | None = field(default=None, compare=False)
     heartbeats: HeartbeatPlan = field(default=NO_HEARTBEATS, compare=False)
+    misfit: str | None = field(default=None, compare=False)
+    """Why the ``--protocol`` named does not fit it (REPLAY-PROTOCOL-MISFIT), or None."""
 
     @property
     def conn(self) -> int:
@@ -76,6 +78,7 @@ class RecordedBuilder:
         self._analysis: HeartbeatAnalysis | None = None
         self._client_units = 0
         self.codec: Codec | None = None
+        self.misfit: str | None = None
 
     def add(self, message: Message) -> None:
         if message.side is Side.CLIENT:
@@ -96,6 +99,7 @@ class RecordedBuilder:
         self._first = None
         sample = [replace(m, payload=m.payload[:FIRST_MAX_BYTES]) for m in first]
         self.codec = CODECS.choose(self.protocol, self.open, sample)
+        self.misfit = CODECS.misfit(self.protocol, self.open, sample)
         self._units = _Units(self.codec)
         self._analysis = HeartbeatAnalysis(
             codec=self.codec, declared=self.declared, detect=self.detect_heartbeats
@@ -125,6 +129,7 @@ class RecordedBuilder:
             messages_expected=self._client_units - self._counted_heartbeats(plan),
             codec=self.codec,
             heartbeats=plan,
+            misfit=self.misfit,
         )
 
     def _counted_heartbeats(self, plan: HeartbeatPlan) -> int:

@@ -623,6 +623,18 @@ CATALOGUE: tuple[Rule, ...] = (
         extra=True,
     ),
     Rule(
+        "REPLAY-PROTOCOL-MISFIT",
+        "session",
+        _ALL,
+        "warn",
+        "wstape replay / check --protocol (docs/protocols.md, Selection)",
+        "The protocol named with --protocol fits the recorded connection: its first "
+        "messages look like that protocol. Named for one that does not, its units are "
+        "decoded, matched and correlated as that protocol anyway, and the verdict says "
+        "little; the finding names what auto recognises instead.",
+        extra=True,
+    ),
+    Rule(
         "REPLAY-HEARTBEAT-DETECTED",
         "session",
         _ALL,

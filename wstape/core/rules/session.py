@@ -189,6 +189,14 @@ def unmatched_connection(
     return report.items
 
 
+def protocol_misfit(conn: int, why: str, cfg: RuleConfig) -> list[Violation]:
+    """REPLAY-PROTOCOL-MISFIT: ``--protocol`` named a codec the connection does not
+    speak (``why``: :meth:`~wstape.core.codecs.CodecRegistry.misfit`)."""
+    report = Report(cfg, conn)
+    report.add("REPLAY-PROTOCOL-MISFIT", Severity.WARN, why)
+    return report.items
+
+
 def _params(query: str) -> dict[str, str]:
     return dict(part.partition("=")[::2] for part in query.split("&") if part)
 
