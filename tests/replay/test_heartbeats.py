@@ -291,7 +291,16 @@ async def test_mute_heartbeats_stops_the_server_pings_and_python_socketio_reconn
     assert connects == 2
     await finished(server)
     report = server.report().to_dict()
-    assert report["passed"], report["violations"]
+    # python-socketio's disconnect() sends its goodbye packets ('41', then Engine.IO's
+    # '1') from a task that the close often beats (on 3.11 mostly, not on 3.12): the
+    # recording above has none, so when they do come they are unrecorded messages.
+    goodbye = [
+        v
+        for v in report["violations"]
+        if v["rule"] == "REPLAY-MESSAGE-MISMATCH" and v["actual"]["payload"] in ("41", "1")
+    ]
+    errors = [v for v in report["violations"] if v["severity"] == "error" and v not in goodbye]
+    assert errors == [], report["violations"]
     first, second = report["connections"]
     assert first["heartbeats"]["pings_sent"] == 0 and first["heartbeats"]["muted"] >= 1
     assert second["heartbeats"]["pings_sent"] >= 1 and second["heartbeats"]["pongs"] >= 1
