@@ -1436,3 +1436,89 @@ def test_concurrent_requests_may_reach_the_wire_in_either_order() -> None:
 def test_only_a_request_of_the_same_kind_comes_out_of_turn(sent: list[str]) -> None:
     session, _ = _rpc_client(*sent)
     assert "REPLAY-MESSAGE-MISMATCH" in rules(session)
+
+
+MQTT_NO_PINGS = [
+    opening(1, "/mqtt", subprotocols=("mqtt",), subprotocol="mqtt"),
+    c(1, 0.01, _mqtt_connect(60), Opcode.BINARY),
+    s(1, 0.02, b"\x20\x02\x00\x00", Opcode.BINARY),
+    c(1, 0.03, b"\xe0\x00", Opcode.BINARY),  # DISCONNECT
+    Close(1, 0.04, Side.CLIENT, 1000, ""),
+]
+GQL = "graphql-transport-ws"
+GQL_NO_PINGS = [
+    opening(1, "/graphql", subprotocols=(GQL,), subprotocol=GQL),
+    c(1, 0.01, '{"type":"connection_init"}'),
+    s(1, 0.02, '{"type":"connection_ack"}'),
+    c(1, 0.03, '{"id":"1","type":"subscribe","payload":{"query":"{ a }"}}'),
+    s(1, 0.04, '{"id":"1","type":"complete"}'),
+    Close(1, 0.05, Side.CLIENT, 1000, ""),
+]
+STOMP_NO_BEATS = [
+    opening(1, "/stomp", subprotocols=("v12.stomp",), subprotocol="v12.stomp"),
+    c(1, 0.01, _stomp("CONNECT", "accept-version:1.2", "host:/")),
+    s(1, 0.02, _stomp("CONNECTED", "version:1.2")),
+    c(1, 0.03, _stomp("DISCONNECT")),
+    Close(1, 0.04, Side.CLIENT, 1000, ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("records", "target", "protocol", "units", "ping", "reply"),
+    [
+        (
+            MQTT_NO_PINGS,
+            "/mqtt",
+            b"mqtt",
+            [(_mqtt_connect(60), OpCode.BINARY), (b"\xe0\x00", OpCode.BINARY)],
+            (b"\xc0\x00", OpCode.BINARY),
+            b"\xd0\x00",
+        ),
+        (
+            GQL_NO_PINGS,
+            "/graphql",
+            GQL.encode(),
+            [
+                (b'{"type":"connection_init"}', OpCode.TEXT),
+                (b'{"id":"1","type":"subscribe","payload":{"query":"{ a }"}}', OpCode.TEXT),
+            ],
+            (b'{"type":"ping"}', OpCode.TEXT),
+            b'{"type":"pong"}',
+        ),
+        (
+            STOMP_NO_BEATS,
+            "/stomp",
+            b"v12.stomp",
+            [
+                (_stomp("CONNECT", "accept-version:1.2", "host:/").encode(), OpCode.TEXT),
+                (_stomp("DISCONNECT").encode(), OpCode.TEXT),
+            ],
+            (b"\n", OpCode.TEXT),
+            None,
+        ),
+    ],
+    ids=["mqtt-pingreq", "graphql-ping", "stomp-eol"],
+)
+def test_a_protocol_heartbeat_the_recording_never_had_is_answered_not_a_mismatch(
+    records: list[object],
+    target: str,
+    protocol: bytes,
+    units: list[tuple[bytes, int]],
+    ping: tuple[bytes, int],
+    reply: bytes | None,
+) -> None:
+    """A client's keep-alive timer fires where the recorder's did not: the protocol's own
+    heartbeat is answered (or taken), not an unrecorded message that shifts the rest."""
+    session = session_for(records, speed=0)
+    client = FakeClient(session)
+    client.handshake(target, b"Sec-WebSocket-Protocol: " + protocol)
+    first, *rest = units
+    client.send(first[0], first[1])
+    client.send(*ping)
+    client.send(*ping)
+    for payload, opcode in rest:
+        client.send(payload, opcode)
+    client.close(encode_close_body(1000, ""))
+    assert rules(session) == []
+    replies = [f.payload for f in client.frames if f.payload == reply]
+    assert len(replies) == (2 if reply is not None else 0)

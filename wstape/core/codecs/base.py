@@ -142,6 +142,11 @@ class Codec(ABC):
     session_query_params: frozenset[str] = frozenset()
     """Query parameters a client changes every connection (Engine.IO ``t``, ``sid``):
     ignored when a live connection is matched to a recorded one."""
+    client_heartbeats: tuple[tuple[Opcode, bytes, tuple[Opcode, bytes] | None], ...] = ()
+    """The protocol's own client heartbeats in their plain form, with the reply each
+    gets (None: nobody answers): a client sends them on its own clock, so one may come
+    that the recording never had (MQTT PINGREQ, graphql ``ping``, STOMP's EOL). Replay
+    answers or takes them like recorded ones."""
 
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
         """Whether a recorded connection speaks this protocol.

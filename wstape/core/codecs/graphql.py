@@ -164,6 +164,7 @@ class GraphqlTransportWsCodec(_GraphqlCodec):
     name = "graphql-transport-ws"
     title = "GraphQL over WebSocket (graphql-transport-ws)"
     subprotocols = ("graphql-transport-ws",)
+    client_heartbeats = ((Opcode.TEXT, b'{"type":"ping"}', (Opcode.TEXT, b'{"type":"pong"}')),)
     types = frozenset(
         {
             "connection_init",

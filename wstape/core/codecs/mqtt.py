@@ -735,6 +735,7 @@ class MqttCodec(Codec):
     name = "mqtt"
     title = "MQTT 3.1.1 / 5.0"
     subprotocols = ("mqtt", "mqttv3.1")
+    client_heartbeats = ((Opcode.BINARY, b"\xc0\x00", (Opcode.BINARY, b"\xd0\x00")),)
 
     def __init__(self, version: int | None = None) -> None:
         self.version = version

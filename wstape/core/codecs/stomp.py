@@ -284,6 +284,9 @@ class StompCodec(Codec):
     name = "stomp"
     title = "STOMP 1.2"
     subprotocols = ("v12.stomp", "v11.stomp", "v10.stomp", "stomp")
+    client_heartbeats = tuple(
+        (opcode, eol, None) for opcode in (Opcode.TEXT, Opcode.BINARY) for eol in (b"\n", b"\r\n")
+    )
 
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
         if super().detect(open_, first):

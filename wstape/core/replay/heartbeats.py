@@ -563,12 +563,24 @@ class HeartbeatAnalysis:
         ping_timeout = negotiated.ping_timeout if server_pings else None
         if ping_timeout is not None:
             why = why or f"Engine.IO pingTimeout {ping_timeout:g} s"
+        client_pings = {k: self._codec_replies[k] for k in pings if k in self._codec_replies}
+        client_beats = of(Side.CLIENT, HeartbeatRole.BEAT) | frozenset(
+            k for k in pings if k not in self._codec_replies
+        )  # (a client ping the recording never answered is just taken, like a keep-alive)
+        known = {key for side, key in self._codec_roles if side is Side.CLIENT}
+        for opcode, payload, reply in self.codec.client_heartbeats:
+            # The protocol's own, though the recording has none: a client's timer may fire
+            # where the recorder's did not.
+            if (opcode, payload) in known:
+                continue
+            if reply is None:
+                client_beats |= {(opcode, payload)}
+            else:
+                client_pings.setdefault((opcode, payload), reply)
         return HeartbeatPlan(
-            client_pings={k: self._codec_replies[k] for k in pings if k in self._codec_replies},
+            client_pings=client_pings,
             client_pongs=of(Side.CLIENT, HeartbeatRole.PONG),
-            # A client ping the recording never answered is just taken, like a keep-alive.
-            client_beats=of(Side.CLIENT, HeartbeatRole.BEAT)
-            | frozenset(k for k in pings if k not in self._codec_replies),
+            client_beats=client_beats,
             server_pings=server_pings,
             server_beats=of(Side.SERVER, HeartbeatRole.BEAT),
             server_replies=of(Side.SERVER, HeartbeatRole.PONG),
