@@ -714,6 +714,9 @@ def test_reassembler_loses_nothing_and_stays_bounded(messages: list[bytes]) -> N
         assert reassembler.pending() <= reassembler.max_buffer
     assert out + b"".join(messages)[len(out) :] == b"".join(messages)
     assert len(out) + reassembler.pending() == sum(map(len, messages))
+    held = reassembler.flush()  # the client stopped: what was held back comes out whole
+    assert out + b"".join(unit for _, unit in held) == b"".join(messages)
+    assert reassembler.pending() == 0 and reassembler.flush() == []
 
 
 @given(

@@ -407,6 +407,9 @@ def test_reassembler_loses_nothing(messages: list[bytes]) -> None:
             out += unit
     assert len(out) + reassembler.pending() == sum(map(len, messages))
     assert out == b"".join(messages)[: len(out)]
+    held = reassembler.flush()  # the client stopped: what was held back comes out whole
+    assert out + b"".join(unit for _, unit in held) == b"".join(messages)
+    assert reassembler.pending() == 0 and reassembler.flush() == []
 
 
 @given(

@@ -1522,3 +1522,74 @@ def test_a_protocol_heartbeat_the_recording_never_had_is_answered_not_a_mismatch
     assert rules(session) == []
     replies = [f.payload for f in client.frames if f.payload == reply]
     assert len(replies) == (2 if reply is not None else 0)
+
+
+STOMP_SEND = [
+    opening(1, "/stomp", subprotocols=("v12.stomp",), subprotocol="v12.stomp"),
+    c(1, 0.01, _stomp("CONNECT", "accept-version:1.2", "host:/")),
+    s(1, 0.02, _stomp("CONNECTED", "version:1.2")),
+    c(1, 0.03, "SEND\ndestination:/q\ncontent-length:5\n\nhello\x00"),
+    c(1, 0.04, _stomp("DISCONNECT")),
+    Close(1, 0.05, Side.CLIENT, 1000, ""),
+]
+
+
+def _stomp_client(send: str) -> FakeClient:
+    session = session_for(STOMP_SEND, speed=0)
+    client = FakeClient(session)
+    client.handshake("/stomp", b"Sec-WebSocket-Protocol: v12.stomp")
+    client.send(_stomp("CONNECT", "accept-version:1.2", "host:/"))
+    client.send(send)
+    return client
+
+
+def _mismatched(session: ReplaySession) -> list[str]:
+    return [str(v.actual) for v in findings(session) if v.rule == "REPLAY-MESSAGE-MISMATCH"]
+
+
+def test_a_content_length_no_buffer_could_hold_is_judged_at_once() -> None:
+    """A STOMP body longer than any unit held back (16 MiB) is never awaited: the frame
+    is judged as it came, and the frames after it go on being read (before, every later
+    frame was swallowed into its body and the client read as having left early)."""
+    client = _stomp_client("SEND\ndestination:/q\ncontent-length:99999999\n\nhello\x00")
+    session = client.session
+    assert "content-length:99999999" in " ".join(_mismatched(session))
+    client.send(_stomp("DISCONNECT"))
+    client.close(encode_close_body(1000, ""))
+    assert rules(session) == ["REPLAY-MESSAGE-MISMATCH"]
+
+
+def test_a_unit_cut_short_is_judged_when_the_client_closes() -> None:
+    """A SEND whose body is shorter than its content-length swallows what follows until
+    the client closes; then it is judged as it is, not reported as never sent."""
+    client = _stomp_client("SEND\ndestination:/q\ncontent-length:50\n\nhello\x00")
+    session = client.session
+    client.send(_stomp("DISCONNECT"))
+    assert _mismatched(session) == []  # (still waiting for the rest of the body)
+    client.close(encode_close_body(1000, ""))
+    mismatched = _mismatched(session)
+    assert len(mismatched) == 1 and "content-length:50" in mismatched[0]
+    assert "DISCONNECT" in mismatched[0]  # what it swallowed is shown with it
+
+
+def test_a_unit_cut_short_is_judged_when_the_client_goes_quiet() -> None:
+    client = _stomp_client("SEND\ndestination:/q\ncontent-length:50\n\nhello\x00")
+    session = client.session
+    client.wait(30)
+    mismatched = _mismatched(session)
+    assert len(mismatched) == 1 and "content-length:50" in mismatched[0]
+    silent = [v for v in findings(session) if v.rule == "REPLAY-CLIENT-SILENT"]
+    assert len(silent) == 1 and "DISCONNECT" in silent[0].message  # the SEND came
+
+
+def test_an_mqtt_packet_cut_short_is_judged_when_the_client_closes() -> None:
+    records = [*MQTT_NO_PINGS[:3], c(1, 0.025, b"\x30\x07\x00\x01tabcd", Opcode.BINARY)]
+    records += MQTT_NO_PINGS[3:]
+    session = session_for(records, speed=0)
+    client = FakeClient(session)
+    client.handshake("/mqtt", b"Sec-WebSocket-Protocol: mqtt")
+    client.send(_mqtt_connect(60), OpCode.BINARY)
+    client.send(b"\x30\x20\x00\x01tabcd", OpCode.BINARY)  # says 32 bytes follow: 6 do
+    client.close(encode_close_body(1000, ""))
+    assert "REPLAY-MESSAGE-MISMATCH" in rules(session)
+    assert "REPLAY-UNPLAYED" in rules(session)  # the DISCONNECT was never sent

@@ -123,6 +123,12 @@ class Reassembler(ABC):
         """Bytes held back for an unfinished unit."""
         return 0
 
+    def flush(self) -> list[tuple[Opcode, bytes]]:
+        """The bytes held back, as one unit of their own (none held: no unit): the
+        client stopped, or went quiet, in the middle of a unit, and what it sent is
+        judged as it is (a unit cut short), not lost."""
+        return []
+
 
 class Codec(ABC):
     """One application protocol over WebSocket. Stateless: safe to share."""

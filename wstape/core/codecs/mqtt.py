@@ -701,6 +701,13 @@ class MqttReassembler(Reassembler):
     def pending(self) -> int:
         return len(self._buf)
 
+    def flush(self) -> list[tuple[Opcode, bytes]]:
+        if not self._buf:
+            return []
+        held = bytes(self._buf)
+        self._buf.clear()
+        return [(Opcode.BINARY, held)]
+
     def feed(self, opcode: Opcode, payload: bytes) -> list[tuple[Opcode, bytes]]:
         if opcode is not Opcode.BINARY:
             return [(opcode, payload)]  # not MQTT: judged on its own, the stream goes on

@@ -211,6 +211,13 @@ class StompReassembler(Reassembler):
     def pending(self) -> int:
         return len(self._buf)
 
+    def flush(self) -> list[tuple[Opcode, bytes]]:
+        if not self._buf:
+            return []
+        held = bytes(self._buf)
+        self._buf.clear()
+        return [(self._opcode, held)]
+
     def feed(self, opcode: Opcode, payload: bytes) -> list[tuple[Opcode, bytes]]:
         if not self._buf:
             self._opcode = opcode
@@ -231,8 +238,7 @@ class StompReassembler(Reassembler):
         del buf[:pos]
         return out
 
-    @staticmethod
-    def _unit(buf: bytearray, pos: int) -> int:
+    def _unit(self, buf: bytearray, pos: int) -> int:
         """Length of the frame or heart-beat at ``pos``; 0 when more bytes are needed."""
         if buf[pos] == 0x0A:
             return 1
@@ -264,6 +270,8 @@ class StompReassembler(Reassembler):
                 length = int(digits) if digits.isdigit() else -1
             line_start = nl + 1
         if length is not None and length >= 0:
+            if body + length - pos >= self.max_buffer:
+                return len(buf) - pos  # a body that can never be held: a unit as it is
             if len(buf) <= body + length:
                 return 0
             return body + length + 1 - pos

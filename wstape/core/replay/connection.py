@@ -283,6 +283,10 @@ class LiveConnection:
         script = self.script
         if script is None:
             return
+        if self.protocol is not None and self.protocol.failure is None:
+            before = len(script.violations)
+            script.client_left(now)
+            self.report(script.violations[before:])
         expected = script.recorded.close
         if expected is not None and expected.by is Side.CLIENT:
             self.report(check_close_changed(expected, code, reason, self.cfg, self.conn))

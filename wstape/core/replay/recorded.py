@@ -190,6 +190,14 @@ class LiveUnits:
             return [(opcode, payload)]
         return self._reassembler.feed(opcode, payload)
 
+    def pending(self) -> int:
+        """Bytes held back for a unit the client has not finished."""
+        return 0 if self._reassembler is None else self._reassembler.pending()
+
+    def flush(self) -> list[tuple[Opcode, bytes]]:
+        """The unit the client left unfinished, as it is (:meth:`Reassembler.flush`)."""
+        return [] if self._reassembler is None else self._reassembler.flush()
+
 
 __all__ = [
     "FIRST_MESSAGES",

@@ -452,7 +452,8 @@ class Script:
                 budget_bytes -= len(payload)
                 continue
             if not queue:
-                self._wait(event, now)
+                if self._wait(event, now):
+                    continue  # the client's unfinished unit came due as it is
                 break
             # The client message it expects: the one that came first.
             opcode, payload, arrived = queue.popleft()
@@ -535,16 +536,19 @@ class Script:
         payload = self.correlator.rewrite(event.opcode, event.payload)
         return SendMessage(event.opcode, payload)
 
-    def _wait(self, event: Message, now: float) -> None:
+    def _wait(self, event: Message, now: float) -> bool:
         """Wait for the expected client ``event`` (its client's message has not come):
-        until the deadline set, after which the client is silent."""
+        until the deadline set, after which the client is silent. True: it was not
+        silent, it stopped in the middle of a unit, which is now queued as it is."""
         if self._wait_since is None:
             self._wait_since = now
         limit = max(self._wait_since, self._due(event.t)) + self.options.timeout
         if now < limit:
             self.deadline = limit
-            return
+            return False
         self._wait_since = None
+        if self._hold_cut_short(now):
+            return True
         if self._judged < self.setup and not self._setup_reported:
             self._setup_reported = True
             self.violations += reconnect_setup(self.conn, event, None, None, self.cfg, self._t(now))
@@ -553,6 +557,27 @@ class Script:
         )
         self.silent = True
         self.state = Step.DONE
+        return False
+
+    def _hold_cut_short(self, now: float) -> bool:
+        """Queue the unit the client left unfinished (a STOMP body shorter than its
+        content-length, an MQTT packet shorter than its remaining length), as it is."""
+        held = self._live.flush()
+        for opcode, unit in held:
+            self._queue.append((opcode, unit, now))
+            self.queued_bytes += len(unit)
+        return bool(held)
+
+    def client_left(self, now: float) -> None:
+        """The client closed: a unit it left unfinished is judged as it is (a mismatch,
+        or a message the recording does not have), not read as a client that went
+        quiet."""
+        if self.state in (Step.RUNNING, Step.AWAIT_CLOSE) and self._live.pending():
+            if self.state is Step.AWAIT_CLOSE:
+                for opcode, unit in self._live.flush():
+                    self._unexpected(opcode, unit, now)
+            elif self._hold_cut_short(now):
+                self.poll(now)  # (what it would send goes nowhere: the client is gone)
 
     def _from_burst(self, expected: Message, opcode: Opcode, payload: bytes) -> Message:
         """The recorded unit the live one stands for, among ``expected`` and the client
