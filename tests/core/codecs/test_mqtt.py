@@ -748,3 +748,14 @@ def test_substituted_packet_id_decodes(value: dict[str, Any], new: int) -> None:
         assert len(out) == len(wire)
     else:
         assert out == wire
+
+
+@pytest.mark.parametrize("grow", [0, 200])
+def test_substitute_in_a_json_payload_fits_the_remaining_length(grow: int) -> None:
+    body = b"\x00\x03req" + b'{"req": "a", "n": 1}'
+    packet = bytes([0x30, len(body)]) + body
+    new = "b" * (1 + grow)  # 200 more bytes: the remaining length takes 2 bytes
+    out = V4.substitute(Side.CLIENT, Opcode.BINARY, packet, {("payload", "req"): new})
+    decoded = V4.decode(Side.CLIENT, Opcode.BINARY, out)
+    assert decoded is not None and decoded.value["topic"] == "req"
+    assert V4.json_doc(decoded) == {"req": new, "n": 1}

@@ -426,3 +426,22 @@ def test_decode_never_raises(payload: bytes, side: Side) -> None:
         decoded = CODEC.decode(side, opcode, payload)
         assert decoded is None or not has_control(decoded.summary)
         CODEC.substitute(side, opcode, payload, {("headers", "receipt-id"): "x:y"})
+
+
+@pytest.mark.parametrize("length", [True, False])
+def test_substitute_in_a_json_body_keeps_the_frame_whole(length: bool) -> None:
+    body = '{"id": "a", "n": [1, "b"]}'
+    head = f"content-length:{len(body)}\n" if length else ""
+    frame = f"SEND\ndestination:/q\n{head}\n{body}\x00".encode()
+    out = CODEC.substitute(C, T, frame, {("body", "id"): "a-much-longer-é", ("body", "n", 1): 7})
+    decoded = CODEC.decode(C, T, out)
+    assert decoded is not None
+    assert CODEC.json_doc(decoded) == {"id": "a-much-longer-é", "n": [1, 7]}
+    assert out.startswith(b"SEND\ndestination:/q\n")
+    if length:
+        assert decoded.value["headers"]["content-length"] == str(
+            len(decoded.value["body"].encode())
+        )
+    # a body that is not JSON is left as it was
+    plain = b"SEND\ndestination:/q\n\nhello\x00"
+    assert CODEC.substitute(C, T, plain, {("body", "id"): "x"}) == plain

@@ -1593,3 +1593,57 @@ def test_an_mqtt_packet_cut_short_is_judged_when_the_client_closes() -> None:
     client.close(encode_close_body(1000, ""))
     assert "REPLAY-MESSAGE-MISMATCH" in rules(session)
     assert "REPLAY-UNPLAYED" in rules(session)  # the DISCONNECT was never sent
+
+
+U1, U2 = "0b5c7a52-59c1-4c3e-9a0e-3f0f5d8e1a11", "e2f9a3d4-1b2c-4d5e-8f70-9a8b7c6d5e4f"
+
+
+def _stomp_json(command: str, body: str, *headers: str) -> str:
+    head = "".join(h + "\n" for h in headers)
+    return f"{command}\n{head}content-length:{len(body.encode())}\n\n{body}\x00"
+
+
+def test_a_uuid_in_a_stomp_json_body_is_the_clients_and_comes_back_in_the_reply() -> None:
+    """STOMP bodies get the JSON rules too: the client's UUID is put back for matching,
+    and the server's MESSAGE carries the live one with a content-length that fits."""
+    sub = ("destination:/q", "subscription:0", "message-id:1")
+    records = [
+        *STOMP_SEND[:3],
+        c(1, 0.03, _stomp_json("SEND", f'{{"id":"{U1}","text":"hi"}}', "destination:/q")),
+        s(1, 0.035, _stomp_json("MESSAGE", f'{{"id":"{U1}","ok":true,"n":12}}', *sub)),
+        *STOMP_SEND[4:],
+    ]
+    session = session_for(records, speed=0)
+    client = FakeClient(session)
+    client.handshake("/stomp", b"Sec-WebSocket-Protocol: v12.stomp")
+    client.send(_stomp("CONNECT", "accept-version:1.2", "host:/"))
+    client.send(_stomp_json("SEND", f'{{"id":"{U2}","text":"hi"}}', "destination:/q"))
+    client.send(_stomp("DISCONNECT"))
+    client.close(encode_close_body(1000, ""))
+    assert rules(session) == []
+    message = [t for t in client.texts() if t.startswith("MESSAGE")]
+    body = f'{{"id":"{U2}","ok":true,"n":12}}'
+    assert message == [_stomp_json("MESSAGE", body, *sub)]
+
+
+def test_a_uuid_in_an_mqtt_json_payload_is_the_clients_and_comes_back_in_the_reply() -> None:
+    def publish(payload: str, topic: bytes = b"req") -> bytes:
+        body = len(topic).to_bytes(2, "big") + topic + payload.encode()
+        return bytes([0x30, len(body)]) + body
+
+    records = [
+        *MQTT_NO_PINGS[:3],
+        c(1, 0.025, publish(f'{{"req":"{U1}"}}'), Opcode.BINARY),
+        s(1, 0.027, publish(f'{{"req":"{U1}","result":1}}', b"res"), Opcode.BINARY),
+        *MQTT_NO_PINGS[3:],
+    ]
+    session = session_for(records, speed=0)
+    client = FakeClient(session)
+    client.handshake("/mqtt", b"Sec-WebSocket-Protocol: mqtt")
+    client.send(_mqtt_connect(60), OpCode.BINARY)
+    client.send(publish(f'{{"req":"{U2}"}}'), OpCode.BINARY)
+    client.send(b"\xe0\x00", OpCode.BINARY)
+    client.close(encode_close_body(1000, ""))
+    assert rules(session) == []
+    got = [f.payload for f in client.frames if f.payload[:1] == b"\x30"]
+    assert got == [publish(f'{{"req":"{U2}","result":1}}', b"res")]

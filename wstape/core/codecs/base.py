@@ -142,9 +142,10 @@ class Codec(ABC):
     json_root: Path | None = None
     """Where in ``Decoded.value`` the JSON the application wrote is: ``()`` for a
     protocol of JSON messages (JSON-RPC, graphql), ``("data",)`` for a Socket.IO
-    packet's payload; None when units carry no JSON of their own. Replay's JSON rules
-    (UUIDs, ``--correlate`` paths) apply to it, with paths relative to it, and
-    :meth:`substitute` must accept paths under it."""
+    packet's payload, ``("body",)`` for a STOMP body that is JSON text; None when units
+    carry no JSON of their own. Replay's JSON rules (UUIDs, ``--correlate`` paths) apply
+    to it (:meth:`json_doc`), with paths relative to it, and :meth:`substitute` must
+    accept paths under it."""
     session_query_params: frozenset[str] = frozenset()
     """Query parameters a client changes every connection (Engine.IO ``t``, ``sid``):
     ignored when a live connection is matched to a recorded one."""
@@ -192,6 +193,19 @@ class Codec(ABC):
         if not isinstance(value, dict) or not isinstance(value.get(key), dict | list):
             return None
         return value[key], {k: v for k, v in value.items() if k != key}
+
+    def json_doc(self, decoded: Decoded) -> Any:
+        """The JSON document at :attr:`json_root` in a unit, for replay's JSON rules;
+        None when there is none. The default is the decoded value there; a codec whose
+        JSON is text inside the unit (a STOMP body, an MQTT payload) parses it."""
+        value: Any = decoded.value
+        if self.json_root is None:
+            return None
+        for key in self.json_root:
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        return value
 
     def reassembler(self, side: Side) -> Reassembler | None:
         """A reassembler for units sent by ``side``, or None when one message is one unit."""

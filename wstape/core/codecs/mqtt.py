@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from wstape.core.codecs import jsontext
 from wstape.core.codecs.base import (
     Codec,
     Decoded,
@@ -759,15 +760,22 @@ class MqttCodec(Codec):
     def reassembler(self, side: Side) -> Reassembler:
         return MqttReassembler()
 
-    def json_parts(self, decoded: Decoded) -> tuple[Any, Any] | None:
-        """A PUBLISH whose payload is JSON (an object or array) and its other fields."""
+    json_root = ("payload",)
+
+    def json_doc(self, decoded: Decoded) -> Any:
+        """A PUBLISH payload that is JSON text (an object or array), parsed."""
         value = decoded.value
         payload = value.get("payload") if value.get("type") == "PUBLISH" else None
         text = utf8(payload) if isinstance(payload, bytes) else None
         doc = None if text is None else load_json(text)
-        if not isinstance(doc, dict | list):
+        return doc if isinstance(doc, dict | list) else None
+
+    def json_parts(self, decoded: Decoded) -> tuple[Any, Any] | None:
+        """A PUBLISH whose payload is JSON (an object or array) and its other fields."""
+        doc = self.json_doc(decoded)
+        if doc is None:
             return None
-        return doc, {k: v for k, v in value.items() if k != "payload"}
+        return doc, {k: v for k, v in decoded.value.items() if k != "payload"}
 
     def packet(self, opcode: Opcode, payload: bytes) -> Packet | None:
         """``payload`` as one packet of this session's version, or None."""
@@ -829,7 +837,32 @@ class MqttCodec(Codec):
             body = out[packet.body_at : start] + _bin(encoded) + out[end:]
             if len(encoded) <= 0xFFFF and len(body) <= MAX_REMAINING:
                 out = bytearray(out[:1] + varint(len(body)) + body)
+        inside = {p[1:]: v for p, v in replacements.items() if len(p) > 1 and p[0] == "payload"}
+        if inside:
+            out = _with_json_payload(packet, out, inside)
         return bytes(out)
+
+
+def _with_json_payload(
+    packet: Packet, out: bytearray, replacements: Mapping[Path, Scalar]
+) -> bytearray:
+    """A PUBLISH (``out``) with values at paths in its JSON payload replaced, its
+    remaining length made to fit; as it was when the payload is not JSON text."""
+    old = packet.value.get("payload") if packet.value.get("type") == "PUBLISH" else None
+    text = utf8(old) if isinstance(old, bytes) else None
+    if old is None or text is None:
+        return out
+    try:
+        new = jsontext.replace(text, replacements).encode("utf-8")
+    except (ValueError, RecursionError):
+        return out
+    header = fixed_header(bytes(out[:5]))
+    if header is None:
+        return out
+    body = out[header[0] : len(out) - len(old)] + new
+    if len(body) > MAX_REMAINING:
+        return out
+    return bytearray(out[:1] + varint(len(body)) + body)
 
 
 __all__ = [

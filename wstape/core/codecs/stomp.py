@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from wstape.core.codecs import jsontext
 from wstape.core.codecs.base import (
     Codec,
     Decoded,
@@ -84,6 +85,8 @@ class Frame:
     body: bytes
     value_spans: dict[str, tuple[int, int]]
     """Byte offsets of the value of each header's first occurrence."""
+    body_at: int = 0
+    """Byte offset of the body."""
 
 
 def unescape(text: str) -> str:
@@ -162,7 +165,7 @@ def parse_frame(data: bytes) -> Frame:
             raise Malformed("frame not ended by NUL")
     if data[body_end + 1 :].strip(b"\r\n"):
         raise Malformed("bytes after the frame")
-    return Frame(command, headers, data[pos:body_end], spans)
+    return Frame(command, headers, data[pos:body_end], spans, pos)
 
 
 def _is_heartbeat(data: bytes) -> bool:
@@ -279,6 +282,29 @@ class StompReassembler(Reassembler):
         return 0 if nul < 0 else nul + 1 - pos
 
 
+def _body_changes(
+    frame: Frame, replacements: Mapping[Path, Scalar]
+) -> list[tuple[int, int, bytes]]:
+    """The edits that put ``replacements`` (paths in a JSON body) into a frame's body,
+    with its ``content-length`` (when it has one) made to fit; none when the body is
+    not JSON text or its length cannot be written."""
+    text = utf8(frame.body)
+    if text is None:
+        return []
+    try:
+        new = jsontext.replace(text, replacements).encode("utf-8")
+    except (ValueError, RecursionError):
+        return []
+    start = frame.body_at
+    changes = [(start, start + len(frame.body), new)]
+    if "content-length" in frame.headers:
+        at = frame.value_spans["content-length"]
+        if frame.headers["content-length"] != str(len(frame.body)):
+            return []  # (a length parse_frame read otherwise: leave the frame as it is)
+        changes.append((*at, str(len(new)).encode("ascii")))
+    return changes
+
+
 def _junk(buf: bytearray, pos: int) -> int:
     """Bytes that cannot start a frame: up to and including the next NUL, else all."""
     nul = buf.find(b"\0", pos)
@@ -309,13 +335,21 @@ class StompCodec(Codec):
     def reassembler(self, side: Side) -> Reassembler:
         return StompReassembler()
 
+    json_root = ("body",)
+
+    def json_doc(self, decoded: Decoded) -> Any:
+        """A body that is JSON text (an object or array), parsed."""
+        body = decoded.value.get("body")
+        doc = load_json(body) if isinstance(body, str) else None
+        return doc if isinstance(doc, dict | list) else None
+
     def json_parts(self, decoded: Decoded) -> tuple[Any, Any] | None:
         """A JSON body (an object or array), and the command and headers (but
         ``content-length``, which follows the body)."""
-        value = decoded.value
-        body = load_json(value["body"]) if isinstance(value.get("body"), str) else None
-        if not isinstance(body, dict | list):
+        body = self.json_doc(decoded)
+        if body is None:
             return None
+        value = decoded.value
         headers = {k: v for k, v in value["headers"].items() if k != "content-length"}
         return body, {"command": value["command"], "headers": headers}
 
@@ -373,6 +407,9 @@ class StompCodec(Codec):
         except Malformed:
             return payload
         changes: list[tuple[int, int, bytes]] = []
+        body = {p[1:]: v for p, v in replacements.items() if len(p) > 1 and p[0] == "body"}
+        if body:
+            changes += _body_changes(frame, body)
         for path, new in replacements.items():
             if len(path) != 2 or path[0] != "headers" or path[1] not in frame.value_spans:
                 continue

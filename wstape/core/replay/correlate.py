@@ -158,8 +158,9 @@ class Correlator:
             # The JSON the application wrote in the unit (a JSON-RPC message, a
             # Socket.IO packet's arguments): UUIDs and --correlate paths apply to it too.
             if not (self.uuids and not self.paths and UUID.search(recorded.payload) is None):
-                was_doc, now_doc = _get(old.value, root), _get(new.value, root)
-                if was_doc is not _MISSING and now_doc is not _MISSING:
+                was_doc = codec.json_doc(old)
+                now_doc = was_doc if same else codec.json_doc(new)
+                if was_doc is not None and now_doc is not None:
                     olds = _walk(was_doc)
                     depth = len(root)
                     ids = {p[depth:] for p in (*old.generated, *new.generated) if p[:depth] == root}
@@ -306,8 +307,8 @@ class Correlator:
                 for path in decoded.releases:
                     self._release(_get(decoded.value, path))
                 if root is not None and self._json_learned and len(payload) <= MAX_JSON_BYTES:
-                    doc = _get(decoded.value, root)
-                    for path, value in ({} if doc is _MISSING else _walk(doc)).items():
+                    doc = codec.json_doc(decoded)
+                    for path, value in ({} if doc is None else _walk(doc)).items():
                         full = (*root, *path)
                         if full in changes or value not in self.values:
                             continue
