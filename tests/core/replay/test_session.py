@@ -1647,3 +1647,62 @@ def test_a_uuid_in_an_mqtt_json_payload_is_the_clients_and_comes_back_in_the_rep
     assert rules(session) == []
     got = [f.payload for f in client.frames if f.payload[:1] == b"\x30"]
     assert got == [publish(f'{{"req":"{U2}","result":1}}', b"res")]
+
+
+GQL_INIT = b'{"type":"connection_init"}'
+GQL_SUB = b'{"id":"1","type":"subscribe","payload":{"query":"{ a }"}}'
+
+
+def _gql_client(records: list[object], speed: float = 0) -> FakeClient:
+    session = session_for(records, speed=speed)
+    client = FakeClient(session)
+    client.handshake("/graphql", b"Sec-WebSocket-Protocol: " + GQL.encode())
+    return client
+
+
+def _early(session: ReplaySession) -> list[Violation]:
+    return [v for v in findings(session) if "before the server's connection_ack" in v.message]
+
+
+def test_a_graphql_subscribe_sent_with_its_init_is_refused_as_a_server_would() -> None:
+    """graphql-transport-ws: a Subscribe before ConnectionAck gets 4401 from a real
+    server. Sent in the same read as the init, the ack cannot have reached the client."""
+    client = _gql_client(GQL_NO_PINGS)
+    client.write(
+        encode_frame(OpCode.TEXT, GQL_INIT, mask_key=MASK)
+        + encode_frame(OpCode.TEXT, GQL_SUB, mask_key=MASK)
+    )
+    client.close(encode_close_body(1000, ""))
+    early = _early(client.session)
+    assert len(early) == 1 and "4401" in early[0].message
+    assert rules(client.session) == ["REPLAY-MESSAGE-MISMATCH"]
+
+
+def test_a_graphql_subscribe_after_the_ack_went_out_passes() -> None:
+    client = _gql_client(GQL_NO_PINGS)
+    client.send(GQL_INIT)
+    client.send(GQL_SUB)
+    client.close(encode_close_body(1000, ""))
+    assert rules(client.session) == []
+
+
+def test_a_graphql_subscribe_before_the_recorded_ack_is_due_is_refused() -> None:
+    client = _gql_client(GQL_NO_PINGS, speed=1)
+    client.send(GQL_INIT)
+    client.send(GQL_SUB)  # the ack is due 10 ms after the init: not sent yet
+    client.wait(1)
+    client.close(encode_close_body(1000, ""))
+    assert len(_early(client.session)) == 1
+
+
+def test_a_recording_that_subscribed_before_its_ack_is_followed() -> None:
+    records = [GQL_NO_PINGS[0], GQL_NO_PINGS[1], GQL_NO_PINGS[3], GQL_NO_PINGS[2]]
+    records += GQL_NO_PINGS[4:]
+    client = _gql_client(records, speed=1)
+    client.write(
+        encode_frame(OpCode.TEXT, GQL_INIT, mask_key=MASK)
+        + encode_frame(OpCode.TEXT, GQL_SUB, mask_key=MASK)
+    )
+    client.wait(1)
+    client.close(encode_close_body(1000, ""))
+    assert rules(client.session) == []

@@ -155,6 +155,12 @@ class Codec(ABC):
     that the recording never had (MQTT PINGREQ, graphql ``ping``, STOMP's EOL). Replay
     answers or takes them like recorded ones."""
 
+    client_waits_for: Mapping[str, tuple[str, str]] = {}
+    """Client unit kinds a server of this protocol refuses until the client has had one
+    of the server's: kind -> (the server unit's kind, what a server does then), e.g.
+    graphql-transport-ws ``subscribe`` -> ``connection_ack`` (else 4401 Unauthorized).
+    Replay holds the live client to it where the recording did."""
+
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
         """Whether a recorded connection speaks this protocol.
 

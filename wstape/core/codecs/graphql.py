@@ -180,6 +180,14 @@ class GraphqlTransportWsCodec(_GraphqlCodec):
     client_generated = frozenset({"subscribe", "complete"})
     server_echoes = frozenset({"next", "error", "complete"})
     ends = frozenset({"error", "complete"})
+    client_waits_for = MappingProxyType(
+        {
+            "subscribe": (
+                "connection_ack",
+                "a graphql-transport-ws server closes the connection with 4401 Unauthorized",
+            )
+        }
+    )
     heartbeats = MappingProxyType(
         {
             # Either side may ping; nothing in a ping says whether a timer sent it.

@@ -413,6 +413,9 @@ class LiveConnection:
         if phase is Phase.UPGRADED:
             protocol = self.protocol
             if protocol is not None and not self.blackholed:
+                script = self.script
+                if script is not None:
+                    script.visible = script.emitted  # (sent before this read: it went out)
                 protocol.receive_data(data, now)
         elif phase is Phase.HELD:
             if data:

@@ -194,6 +194,16 @@ class Script:
         """The longest the client may send nothing (its protocol's keep-alive), or None."""
         self._heard = now
         """When the client last sent something."""
+        self._gates = codec.client_waits_for if codec is not None else {}
+        """Client unit kinds that must wait for a server unit (:attr:`Codec.client_waits_for`)."""
+        self._gate_kinds = {kind for kind, _ in self._gates.values()}
+        self.emitted = 0
+        """Recorded server units sent (counted when the protocol has gates)."""
+        self.visible = 0
+        """:attr:`emitted` when the client's current read began: what it can have seen (the
+        connection sets it; what was sent in the same read had not gone out yet)."""
+        self._gate_at: dict[str, int] = {}
+        """The server unit kinds the gates wait for: :attr:`emitted` once the first went."""
 
     # -- event stream -------------------------------------------------------------
 
@@ -319,6 +329,8 @@ class Script:
                 return []
         if self._dead_at is not None and now >= self._dead_at + self._dead_wait:
             self._dead_sent += 1  # sending into a connection whose heartbeat is dead
+        if self._gates and self.state is Step.RUNNING:
+            self._check_gate(opcode, payload, now)
         if self.state is Step.IDLE:
             return []  # the recording stopped here; what follows was never recorded
         if self.state is not Step.RUNNING:
@@ -327,6 +339,50 @@ class Script:
         self._queue.append((opcode, payload, now))
         self.queued_bytes += len(payload)
         return self.poll(now)
+
+    def _note_gate(self, opcode: Opcode, payload: bytes) -> None:
+        """A recorded server unit goes out: note when the first of each kind a gate waits
+        for went (:attr:`Codec.client_waits_for`)."""
+        self.emitted += 1
+        codec = self.recorded.codec
+        decoded = codec.decode(Side.SERVER, opcode, payload) if codec is not None else None
+        if decoded is not None and decoded.kind in self._gate_kinds:
+            self._gate_at.setdefault(decoded.kind, self.emitted)
+
+    def _check_gate(self, opcode: Opcode, payload: bytes, now: float) -> None:
+        """A client unit of a kind its protocol makes wait for a server unit (graphql
+        ``subscribe`` for ``connection_ack``) came before that unit could have reached
+        the client: it was sent in the same read, or is still due in the recording. A
+        real server refuses it; one REPLAY-MESSAGE-MISMATCH (the walk goes on)."""
+        codec = self.recorded.codec
+        decoded = codec.decode(Side.CLIENT, opcode, payload) if codec is not None else None
+        gate = self._gates.get(decoded.kind) if decoded is not None else None
+        if decoded is None or gate is None:
+            return
+        waited, refusal = gate
+        went = self._gate_at.get(waited)
+        if went is None:
+            ahead = self._peek()
+            if type(ahead) is not Message or ahead.side is not Side.SERVER:
+                return  # the recording has it before that unit too (or has none)
+            due = codec.decode(Side.SERVER, ahead.opcode, ahead.payload) if codec else None
+            if due is None or due.kind != waited:
+                return
+        elif went <= self.visible:
+            return
+        found = violation(
+            "REPLAY-MESSAGE-MISMATCH",
+            Severity.ERROR,
+            self.cfg,
+            self.conn,
+            f"client sent {decoded.summary} before the server's {waited} could reach it; "
+            f"the recording waited for it, and {refusal}",
+            expected=f"{decoded.kind} after {waited}",
+            actual=message_json(opcode, payload),
+            t=self._t(now),
+        )
+        if found is not None:
+            self.violations.append(found)
 
     def _announce_detected(self, now: float) -> None:
         """REPLAY-HEARTBEAT-DETECTED (info): which recorded units detection took as
@@ -421,6 +477,7 @@ class Script:
         # and the expected client message are done in place, not in a helper per event.
         events, queue = self._events, self._queue
         at_once = self.options.speed == 0
+        gated = bool(self._gates)
         while self.state is Step.RUNNING:
             if budget <= 0 or budget_bytes <= 0:
                 self.deadline = now  # more is due: come back after the others had a turn
@@ -447,6 +504,8 @@ class Script:
                 self._ahead = None  # popped: it was the one peeked at
                 opcode = event.opcode
                 payload = event.payload
+                if gated:
+                    self._note_gate(opcode, payload)
                 actions.append(SendMessage(opcode, self.correlator.rewrite(opcode, payload)))
                 budget -= 1
                 budget_bytes -= len(payload)
