@@ -127,6 +127,8 @@ def _summary(report: Report) -> None:
                 f"then {f['then']}"
             )
         )
+    for text in report.notes:
+        out.print(f"note: {safe(text)}")
     for text in report.internal_errors:
         out.print(f"wstape: internal error: {safe(text)}")
     verdict = "passed" if report.passed else "FAILED"
@@ -387,7 +389,8 @@ def replay(
             metavar="PATH",
             help="A JSON path of a value the client makes up each session, e.g. "
             "'$.requestId' (repeatable): the live value replaces the recorded one in later "
-            "server messages, and is not compared.",
+            "server messages, and is not compared. A path no recorded client message played "
+            "has is named in the report's notes.",
         ),
     ] = None,
     no_correlate_uuids: Annotated[

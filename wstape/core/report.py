@@ -9,7 +9,9 @@ The JSON shape is a contract (issue 3; an acceptance check reads it)::
 
 ``client`` is left out of a connection when it is None (``wstape check`` has no live
 client). ``internal_errors`` (a list of strings) is added only when wstape itself failed
-during the run: a wstape bug never reads as a pass. ``passed`` is False exactly when some
+during the run: a wstape bug never reads as a pass. ``notes`` (a list of strings) is added
+only when an option changed nothing in the run (a ``--correlate`` path no recorded client
+message has); notes do not fail the run. ``passed`` is False exactly when some
 violation has severity ``error`` or an internal error happened.
 """
 
@@ -89,6 +91,8 @@ class Report:
     """wstape bugs caught during the run (each fails it)."""
     faults: tuple[dict[str, object], ...] = ()
     """Faults injected during the run, each with what the client did next (docs/faults.md)."""
+    notes: tuple[str, ...] = ()
+    """Options that changed nothing in the run, one line each (they do not fail it)."""
 
     @property
     def passed(self) -> bool:
@@ -113,6 +117,8 @@ class Report:
         }
         if self.faults:
             out["faults"] = [dict(f) for f in self.faults]
+        if self.notes:
+            out["notes"] = list(self.notes)
         if self.internal_errors:
             out["internal_errors"] = list(self.internal_errors)
         return out
@@ -174,6 +180,8 @@ def iter_json(report: Report, *, indent: int = 2) -> Iterator[str]:
     ]
     if report.faults:
         lists.append(("faults", [dict(f) for f in report.faults]))
+    if report.notes:
+        lists.append(("notes", list(report.notes)))
     if report.internal_errors:
         lists.append(("internal_errors", list(report.internal_errors)))
     yield "{\n" + pad + '"passed": ' + dumps(report.passed)
@@ -268,7 +276,7 @@ def junit_xml(report: Report, *, name: str = "wstape") -> str:
                 f"fault {f['spec']} on conn {f['conn']} at {f['at']} s: {f['what']}; "
                 f"then {f['then']}"
                 for f in report.faults
-            ]
+            ] + [f"note: {text}" for text in report.notes]
         if case_name == "session" and report.internal_errors:
             error = ET.SubElement(
                 case,

@@ -92,6 +92,10 @@ class Correlator:
         self._json_learned = False
         """A value was learned by the JSON rules (UUIDs, ``--correlate``) inside a codec's
         unit: server units' JSON is then searched for it too, not only their echoes."""
+        self._unseen = set(range(len(self.paths)))
+        """The ``--correlate`` paths no recorded client unit compared so far had (by
+        index): :attr:`unmatched_paths`, for the report's note on a path that changed
+        nothing. Not part of :meth:`snapshot`: a unit tried and put back was still seen."""
 
     def snapshot(self) -> Saved:
         """What :meth:`learn` may change, for :meth:`restore` (trying a live unit against
@@ -109,6 +113,12 @@ class Correlator:
         self.values, self.bound, self._owner = saved.values, saved.bound, saved.owner
         self._json_learned, self.substituted = saved.json_learned, saved.substituted
         self.conflicts = saved.conflicts
+
+    @property
+    def unmatched_paths(self) -> frozenset[int]:
+        """Indexes of the ``--correlate`` paths that matched no JSON value of any
+        recorded client unit :meth:`learn` compared (and so changed nothing)."""
+        return frozenset(self._unseen)
 
     @property
     def active(self) -> bool:
@@ -195,7 +205,11 @@ class Correlator:
         back: dict[Path, Scalar] = {}
         for path, now in new.items():
             was = old.get(path, _MISSING)
-            if was is _MISSING or path in skip:
+            if was is _MISSING:
+                continue
+            if self._unseen:
+                self._see(path)
+            if path in skip:
                 continue
             if self._from_server(path, was, now):
                 if not _same(was, now):
@@ -239,6 +253,11 @@ class Correlator:
             if len(seen) >= MAX_VALUES:
                 break
             seen.add(found.group().decode("ascii"))
+
+    def _see(self, path: Path) -> None:
+        """A recorded client unit has a value at ``path``: the ``--correlate`` paths
+        that name it matched something."""
+        self._unseen -= {i for i in self._unseen if _path_matches(self.paths[i], path)}
 
     def _named(self, path: Path) -> bool:
         return any(_path_matches(pattern, path) for pattern in self.paths)

@@ -85,6 +85,9 @@ class ReplaySession:
         """Reconnects expected after faults."""
         self._counted: set[int] = set()
         """Live connections (serials) counted as open sockets of their client."""
+        self._unseen: frozenset[int] | None = None
+        """The ``--correlate`` paths (by index) no ended connection's recorded client
+        units had; None until a connection that played its recording ended."""
 
     # -- connections ----------------------------------------------------------------
 
@@ -284,6 +287,7 @@ class ReplaySession:
         result = live.result()
         if result is not None:
             self._results.append((live.serial, result))
+        self._unseen = _unseen_by(self._unseen, live)
         if live.request is not None and live.serial in self._counted:
             self._counted.discard(live.serial)
             group = client_group(live.request)
@@ -413,15 +417,26 @@ class ReplaySession:
         """The report so far (connections still open are included as they stand)."""
         rows = list(self._results)
         violations = list(self.violations)
+        notes: list[str] = []
+        unseen = self._unseen
         for live in self.connections.values():
             result = live.result()
             if result is not None:
                 rows.append((live.serial, result))
             violations += live.unlisted()
+            unseen = _unseen_by(unseen, live)
+        for i in sorted(unseen or ()):
+            # A typo in a --correlate path would otherwise go unnoticed: it does nothing.
+            notes.append(
+                f"--correlate {self.options.correlate[i]} matched no value in the recorded "
+                "client messages played, so it changed nothing"
+            )
         rows.sort(key=lambda row: row[0])
         report = build_report(self.cfg.profile.value, cassette, (r for _, r in rows), violations)
         if self._faults.events:
             report = replace(report, faults=tuple(e.to_dict() for e in self._faults.events))
+        if notes:
+            report = replace(report, notes=tuple(notes))
         return report
 
     def finish(self) -> None:
@@ -470,6 +485,15 @@ class _Watch:
     setup: int = 1
     """The client units the reconnect must start with (what the broken connection had
     sent before the fault struck, at least its first)."""
+
+
+def _unseen_by(unseen: frozenset[int] | None, live: LiveConnection) -> frozenset[int] | None:
+    """The ``--correlate`` paths still unseen once ``live``'s played recording counts."""
+    script = live.script
+    if script is None:
+        return unseen
+    mine = script.correlator.unmatched_paths
+    return mine if unseen is None else unseen & mine
 
 
 def _query_without(query: str, names: set[str]) -> list[str]:

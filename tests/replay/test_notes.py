@@ -1,0 +1,58 @@
+"""Report notes through the real CLI: an option that changed nothing in the run says so,
+in the human summary and in the JSON report, and the run still passes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import websockets
+
+from tests.replay.conftest import CassetteFactory, c, close, opening, s
+from tests.replay.test_cli import Replay
+from wstape.core.model import Side
+
+SUM = [
+    opening(1, "/rpc"),
+    c(1, 0.01, {"requestId": 7, "op": "sum", "args": [1, 2]}),
+    s(1, 0.02, {"requestId": 7, "result": 3}),
+    close(1, 0.05, Side.CLIENT, 1000, "done"),
+]
+
+
+async def sum_client(port: int, request_id: int) -> object:
+    url = f"ws://127.0.0.1:{port}/rpc"
+    async with websockets.connect(url, compression=None, ping_interval=None) as ws:
+        doc = {"requestId": request_id, "op": "sum", "args": [1, 2]}
+        await ws.send(json.dumps(doc, separators=(",", ":")))
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        await ws.close(1000, "done")
+    return reply
+
+
+async def test_a_correlate_path_that_matched_nothing_is_a_note(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    cassette = make_cassette(SUM)
+    async with Replay(tmp_path, cassette, "--correlate", "$.reqId", "--json") as replay:
+        assert await sum_client(replay.port, 7) == {"requestId": 7, "result": 3}
+        code, out, err = await replay.finish()
+    assert code == 0, err
+    line = (
+        "--correlate $.reqId matched no value in the recorded client messages played, "
+        "so it changed nothing"
+    )
+    assert replay.report()["notes"] == [line]
+    assert json.loads(out)["notes"] == [line]
+    assert f"note: {line}" in err.splitlines()
+
+
+async def test_a_correlate_path_the_recording_has_is_no_note(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    async with Replay(tmp_path, make_cassette(SUM), "--correlate", "$.requestId") as replay:
+        assert await sum_client(replay.port, 8) == {"requestId": 8, "result": 3}
+        code, _, err = await replay.finish()
+    assert code == 0, err
+    assert "notes" not in replay.report() and "note:" not in err
