@@ -56,3 +56,23 @@ async def test_a_correlate_path_the_recording_has_is_no_note(
         code, _, err = await replay.finish()
     assert code == 0, err
     assert "notes" not in replay.report() and "note:" not in err
+
+
+async def test_mute_heartbeats_on_a_recording_without_heartbeats_says_it_tested_nothing(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    cassette = make_cassette(SUM)
+    async with Replay(tmp_path, cassette, "--fault", "mute-heartbeats@conn=1") as replay:
+        assert await sum_client(replay.port, 7) == {"requestId": 7, "result": 3}
+        code, _, err = await replay.finish()
+    assert code == 0, err
+    report = replay.report()
+    assert "faults" not in report  # it struck nothing
+    line = (
+        "fault mute-heartbeats@conn=1 on conn 1 had nothing to mute: the recording has no "
+        "heartbeats (none declared, detected or of its protocol), and the client sent no "
+        "WebSocket Ping; it tested nothing"
+    )
+    assert report["notes"] == [line]
+    assert f"note: {line}" in err.splitlines()
+    assert "muted heartbeats" not in err and "stopped answering" not in err

@@ -11,7 +11,8 @@ The JSON shape is a contract (issue 3; an acceptance check reads it)::
 client). ``internal_errors`` (a list of strings) is added only when wstape itself failed
 during the run: a wstape bug never reads as a pass. ``notes`` (a list of strings) is added
 only when an option changed nothing in the run (a ``--correlate`` path no recorded client
-message has); notes do not fail the run. ``passed`` is False exactly when some
+message has, a ``mute-heartbeats`` fault on a connection with nothing to mute); notes do
+not fail the run. ``passed`` is False exactly when some
 violation has severity ``error`` or an internal error happened.
 """
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.core.replay.test_session import FakeClient, c, opening, s, session_for
-from wstape.core.frames import encode_close_body
+from tests.core.replay.test_session import CHAT, FakeClient, c, opening, s, session_for
+from wstape.core.frames import OpCode, encode_close_body
 from wstape.core.matchers import parse_path
 from wstape.core.model import Close, Message, Opcode, Side
 from wstape.core.replay.correlate import Correlator
@@ -14,6 +14,14 @@ SUM = [
     opening(1),
     c(1, 0.1, '{"requestId":7,"op":"sum","args":[1,2]}'),
     s(1, 0.2, '{"requestId":7,"result":3}'),
+    Close(1, 1.0, Side.CLIENT, 1000, ""),
+]
+PLAIN = [
+    opening(1),
+    c(1, 0.1, '{"type":"hello"}'),
+    s(1, 0.2, '{"type":"welcome"}'),
+    c(1, 0.5, '{"type":"say","text":"hi"}'),
+    s(1, 0.6, '{"type":"said","text":"hi"}'),
     Close(1, 1.0, Side.CLIENT, 1000, ""),
 ]
 
@@ -89,3 +97,50 @@ def test_no_note_without_correlate_or_before_any_recording_played() -> None:
     assert notes(session) == []
     session = session_for(SUM, speed=0, correlate=("$.notapath",))
     assert notes(session) == []  # nothing played: nothing to say about the path
+
+
+# -- mute-heartbeats on a connection with nothing to mute -----------------------------------
+
+
+def play_plain(session: ReplaySession, *, ping: bool = False) -> FakeClient:
+    client = FakeClient(session)
+    client.handshake()
+    client.send('{"type":"hello"}')
+    if ping:
+        client.send(b"are you there", OpCode.PING)
+    client.send('{"type":"say","text":"hi"}')
+    client.close(encode_close_body(1000))
+    return client
+
+
+def test_mute_heartbeats_with_nothing_to_mute_says_so_and_did_not_strike() -> None:
+    session = session_for(PLAIN, speed=0, faults=("mute-heartbeats@conn=1",))
+    play_plain(session)
+    report = session.report("x.msgpack")
+    assert report.faults == ()  # it struck nothing
+    assert list(report.notes) == [
+        "fault mute-heartbeats@conn=1 on conn 1 had nothing to mute: the recording has no "
+        "heartbeats (none declared, detected or of its protocol), and the client sent no "
+        "WebSocket Ping; it tested nothing"
+    ]
+    assert report.passed
+
+
+def test_mute_heartbeats_with_no_heartbeat_of_the_recording_still_mutes_websocket_pings() -> None:
+    session = session_for(PLAIN, speed=0, faults=("mute-heartbeats",))
+    client = play_plain(session, ping=True)
+    assert [f.opcode for f in client.frames].count(OpCode.PONG) == 0
+    report = session.report("x.msgpack")
+    assert [f["what"] for f in report.faults] == ["stopped answering the client's WebSocket Pings"]
+    assert report.notes == ()
+
+
+def test_mute_heartbeats_where_the_recording_has_heartbeats_strikes_as_before() -> None:
+    session = session_for(CHAT, speed=0, faults=("mute-heartbeats",), allow_partial=True)
+    client = FakeClient(session)
+    client.handshake()
+    client.send('{"type":"hello"}')
+    client.close(encode_close_body(1000))
+    report = session.report("x.msgpack")
+    assert [f["what"] for f in report.faults] == ["stopped answering the client's heartbeats"]
+    assert report.notes == ()

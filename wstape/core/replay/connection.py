@@ -206,6 +206,10 @@ class LiveConnection:
         """Client units judged before the first fault that broke this connection struck
         (what a reconnect must repeat)."""
         self._broke = False
+        self._idle_mute: Fault | None = None
+        """A mute-heartbeats fault that found nothing of the recording's to mute: it
+        strikes at the first WebSocket Ping it leaves unanswered, if one comes; else the
+        report notes that it tested nothing (:meth:`notes`)."""
         self._throttle: Throttle | None = None
         self._fragment = 0
 
@@ -715,13 +719,20 @@ class LiveConnection:
                 wait = self.options.expect_reconnect or self.options.timeout
                 self._blackhole_until = now + wait
             elif kind is FaultKind.MUTE_HEARTBEATS:
+                script.muted = True
+                protocol.mute_pings = True
+                if not script.plan.client_pings and not script.server_heartbeats:
+                    # Nothing of the recording's to mute: only a WebSocket Ping the client
+                    # sends from now on would go unanswered (then it strikes).
+                    self._idle_mute = fault
+                    protocol.on_muted_ping = self._mute_struck
+                    self.log(f"fault {fault.spec}: {self._nothing_to_mute()}")
+                    continue
                 what = "stopped answering the client's heartbeats"
                 if script.server_heartbeats:
                     what = "stopped sending the server's heartbeats" + (
                         " and answering the client's" if script.plan.client_pings else ""
                     )
-                script.muted = True
-                protocol.mute_pings = True
             elif kind is FaultKind.DELAY:
                 what = f"held every server message back {fault.ms:g} ms"
                 script.extra_delay = _fixed(fault.ms / 1000)
@@ -745,6 +756,40 @@ class LiveConnection:
             self.log(f"fault {fault.spec}: {what}")
             if kind in ENDING_FAULTS:
                 break
+
+    def _nothing_to_mute(self) -> str:
+        script = self.script
+        assert script is not None
+        if script.plan.empty:
+            why = "the recording has no heartbeats (none declared, detected or of its protocol)"
+        else:
+            why = "the recording's only heartbeats are the client's keep-alives, never answered"
+        return f"nothing to mute: {why}"
+
+    def _mute_struck(self, now: float) -> None:
+        """The mute-heartbeats fault that had nothing of the recording's to mute left a
+        WebSocket Ping unanswered: now it struck."""
+        fault, self._idle_mute = self._idle_mute, None
+        if self.protocol is not None:
+            self.protocol.on_muted_ping = None
+        if fault is None or self.script is None:
+            return
+        what = "stopped answering the client's WebSocket Pings"
+        if not self._broke:
+            self._broke = True
+            self.setup_done = self.script.judged
+        self.fault_event = self.session.fault_happened(self, fault, what, now)
+        self.log(f"fault {fault.spec}: {what}")
+
+    def notes(self) -> list[str]:
+        """Lines for the report's notes: a fault that tested nothing on this connection."""
+        fault = self._idle_mute
+        if fault is None:
+            return []
+        return [
+            f"fault {fault.spec} on conn {self.conn} had {self._nothing_to_mute()}, and "
+            "the client sent no WebSocket Ping; it tested nothing"
+        ]
 
     # -- the end ------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ data messages are deflated as they go out. The zlib state goes with the connecti
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -189,6 +189,9 @@ class ServerProtocol:
         """Close the transport once :meth:`data_to_send` has been written."""
         self.mute_pings = False
         """Leave the client's Pings unanswered (the ``mute-heartbeats`` fault)."""
+        self.on_muted_ping: Callable[[float], None] | None = None
+        """Called (with the time) for each client Ping :attr:`mute_pings` leaves
+        unanswered."""
         self.output_paused = False
         """The driver's transport is full (:meth:`pause_output`): take no frames."""
         self.input_held = False
@@ -500,12 +503,12 @@ class ServerProtocol:
         if opcode == OpCode.PING:
             # A Ping over 125 bytes (RFC-FRAME-CONTROL under --ignore) cannot be echoed
             # in a valid Pong: it goes unanswered.
-            if (
-                self.state is State.OPEN
-                and len(frame.payload) <= MAX_CONTROL_PAYLOAD
-                and not self.mute_pings
-            ):
-                self._frame_out(OpCode.PONG, frame.payload)
+            if self.state is State.OPEN and len(frame.payload) <= MAX_CONTROL_PAYLOAD:
+                if self.mute_pings:
+                    if self.on_muted_ping is not None:
+                        self.on_muted_ping(now)
+                else:
+                    self._frame_out(OpCode.PONG, frame.payload)
             return
         if opcode == OpCode.PONG:
             self._pong(frame.payload, now)

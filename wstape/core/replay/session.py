@@ -85,6 +85,8 @@ class ReplaySession:
         """Reconnects expected after faults."""
         self._counted: set[int] = set()
         """Live connections (serials) counted as open sockets of their client."""
+        self._notes: list[str] = []
+        """Report notes of the connections that ended (:meth:`LiveConnection.notes`)."""
         self._unseen: frozenset[int] | None = None
         """The ``--correlate`` paths (by index) no ended connection's recorded client
         units had; None until a connection that played its recording ended."""
@@ -287,6 +289,7 @@ class ReplaySession:
         result = live.result()
         if result is not None:
             self._results.append((live.serial, result))
+        self._notes += live.notes()
         self._unseen = _unseen_by(self._unseen, live)
         if live.request is not None and live.serial in self._counted:
             self._counted.discard(live.serial)
@@ -417,13 +420,14 @@ class ReplaySession:
         """The report so far (connections still open are included as they stand)."""
         rows = list(self._results)
         violations = list(self.violations)
-        notes: list[str] = []
+        notes = list(self._notes)
         unseen = self._unseen
         for live in self.connections.values():
             result = live.result()
             if result is not None:
                 rows.append((live.serial, result))
             violations += live.unlisted()
+            notes += live.notes()
             unseen = _unseen_by(unseen, live)
         for i in sorted(unseen or ()):
             # A typo in a --correlate path would otherwise go unnoticed: it does nothing.
