@@ -4,6 +4,7 @@ any map it returns exactly what the full schema check returns, or None (take the
 
 from __future__ import annotations
 
+import math
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,15 @@ from tests.cassettes.test_reader_writer import sample_open
 from tests.helpers.records import records
 from wstape.cassettes import CassetteError, CassetteReader, CassetteWriter, WriteMode
 from wstape.cassettes import reader as reader_module
-from wstape.cassettes.decode import decode_v1, decode_v1_fields
-from wstape.cassettes.schema import SchemaError, record_from_dict, record_to_dict
+from wstape.cassettes.decode import decode_v1, decode_v1_fields, decode_v2_fields, v2_run
+from wstape.cassettes.schema import (
+    MAX_CONN,
+    MAX_OFFSET,
+    SchemaError,
+    record_from_dict,
+    record_to_dict,
+)
+from wstape.core.connections import MessageRun
 from wstape.core.model import Message, Opcode, Record, Side
 
 SETTINGS = settings(
@@ -148,3 +156,91 @@ def test_what_the_fast_way_builds_of_hostile_bytes_is_bounded(tmp_path: Path, bo
     finally:
         tracemalloc.stop()
     assert peak < 8 * 1024 * 1024
+
+
+message_items = st.tuples(
+    st.one_of(st.integers(-2, 2**32), st.booleans(), st.floats(0, 5), st.none()),
+    st.one_of(st.floats(), st.integers(0, 5), st.just(-0.0), st.just(MAX_OFFSET)),
+    st.one_of(st.integers(-1, 5), st.booleans(), st.floats(0, 3)),
+    st.one_of(st.binary(max_size=6), st.text(max_size=3), st.none()),
+)
+valid_items = st.tuples(
+    st.integers(0, MAX_CONN),
+    st.floats(0, MAX_OFFSET),
+    st.integers(0, 3),
+    st.binary(max_size=6),
+)
+objects = st.one_of(
+    valid_items,
+    message_items,
+    st.lists(valid_items.map(list), max_size=1).map(tuple),  # (arity, nesting)
+    st.tuples(st.integers(0, 9)),
+    values,
+)
+
+
+@given(objs=st.lists(st.one_of(valid_items, valid_items, objects), max_size=40))
+@SETTINGS
+def test_a_run_is_exactly_the_messages_decode_takes(objs: list[Any]) -> None:
+    # v2_run's column tests are decode_v2_fields's tests, a column at a time: a run when it
+    # takes every record as a message, with the same fields; None when it takes any other.
+    one_by_one = [decode_v2_fields(o) for o in objs]
+    run = v2_run(objs)
+    if objs and all(type(f) is tuple for f in one_by_one):
+        assert run is not None and run.fields() == one_by_one
+    else:
+        assert run is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        (1, math.nan, 0, b""),
+        (1, math.inf, 0, b""),
+        (1, -1e-9, 0, b""),
+        (True, 0.5, 0, b""),
+        (1, 0.5, 4, b""),
+        (MAX_CONN + 1, 0.5, 0, b""),
+        (1, 0.5, 0, "text"),
+        (1, 0.5, 0, b"", None),
+        [1, 0.5, 0, b""],
+    ],
+)
+def test_one_bad_message_anywhere_in_a_run_makes_it_none(bad: Any) -> None:
+    good = (1, 0.5, 0, b"x")
+    for at in (0, 3, 7):
+        objs: list[Any] = [good] * 7
+        objs.insert(at, bad)
+        assert v2_run(objs) is None
+
+
+@given(
+    recs=st.lists(records, max_size=40),
+    runs=st.lists(st.integers(1, 700), max_size=3),
+    feed=st.sampled_from([64, 300, 4096]),
+)
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_the_run_pass_is_the_same_records(
+    tmp_path: Path, recs: list[Record], runs: list[int], feed: int, monkeypatch: Any
+) -> None:
+    # Runs of messages (a chunk of messages only) and the records between them, whatever
+    # the chunk size: the records iter_fields hands out, in order, and the same checks.
+    monkeypatch.setattr(reader_module, "FEED", feed)
+    path = tmp_path / "c.msgpack"
+    with CassetteWriter(path, mode=WriteMode.OVERWRITE, started_at=1.0) as w:
+        for i, r in enumerate(recs):
+            w.write(r)
+            if i < len(runs):
+                for k in range(runs[i]):
+                    w.write(
+                        Message(
+                            7, k * 0.5, Side(("client", "server")[k % 2]), Opcode.TEXT, b"m%d" % k
+                        )
+                    )
+    reader = CassetteReader(path, allow_reused_ids=True)
+    expanded: list[Any] = []
+    for item in reader.iter_runs():
+        expanded.extend(item.fields() if isinstance(item, MessageRun) else [item])
+    assert expanded == list(reader.iter_fields())

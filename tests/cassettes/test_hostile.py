@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -18,7 +19,8 @@ from hypothesis import strategies as st
 
 from tests.helpers import hostile
 from wstape.cassettes import CassetteError, CassetteReader, TruncatedCassette, UnendedCassette
-from wstape.core.connections import summarize_connections
+from wstape.cassettes import reader as reader_module
+from wstape.core.connections import MessageRun, summarize_connections
 from wstape.tools.edit import repair_cassette
 from wstape.tools.stats import compute_stats
 
@@ -215,3 +217,70 @@ def test_a_hostile_listing_is_never_used_for_a_file_a_pass_refuses(tmp_path: Pat
     # about the whole cassette (what only a pass sees: `wstape check` reports it); one
     # with figures that do not fit the file ("bytes 2**53") is no longer used.
     assert used >= 2
+
+
+def _long_v2() -> bytes:
+    """A version-2 cassette whose connection 1 has long stretches of messages only (what the
+    run pass hands out as MessageRuns), with records of other kinds between them."""
+    records: list[Any] = [hostile.open_(1), hostile.open_(2, target="/feed")]
+    for k in range(900):
+        records.append(hostile.message_v2(1, k * 0.01, k % 4, b"m" * (k % 50)))
+        if k % 300 == 299:
+            records.append(hostile.note(1, text="between"))
+            records.append(hostile.message_v2(2, k * 0.01, 1, bytes(range(40))))
+    records += [hostile.close(2, 9.5), hostile.close(1, 10.0)]
+    return hostile.cassette_v2(*records, hostile.end_v2(len(records), [[1, 902], [2, 5]]))
+
+
+def _passes(path: Path) -> tuple[list[object], int]:
+    """What each fields pass gives: its records (a run's messages one by one) and where it
+    was cut, or its error's text; and how many runs the run pass handed out."""
+    got: list[object] = []
+    count = 0
+    for runs in (False, True):
+        try:
+            reader = CassetteReader(path, allow_truncated=True, allow_reused_ids=True)
+            items: list[object] = []
+            for item in reader.iter_runs() if runs else reader.iter_fields():
+                if isinstance(item, MessageRun):
+                    count += 1
+                    items.extend(item.fields())
+                else:
+                    items.append(item)
+            got.append((items, reader.truncated_at))
+        except CassetteError as e:
+            got.append(str(e))
+    return got, count
+
+
+def test_a_long_stretch_of_messages_comes_as_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reader_module, "FEED", 1024)  # (chunks of messages only)
+    (fields, runs), count = _passes(path_with(tmp_path / "c.msgpack", _long_v2()))
+    assert runs == fields and count > 10
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+@SETTINGS
+def test_the_run_pass_refuses_and_cuts_as_the_record_pass_does(tmp_path: Path, seed: int) -> None:
+    # A mutated cassette of long message stretches: the run pass gives the same records,
+    # the same cut and the same error (to the byte offset) as a record at a time.
+    sample = _long_v2()
+    body = hostile.mutate(sample[HEADER:], random.Random(seed))
+    path = path_with(tmp_path / "m.msgpack", sample[:HEADER] + body)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(reader_module, "FEED", 1024)
+        (fields, runs), _ = _passes(path)
+    assert runs == fields
+
+
+def test_every_truncation_of_long_runs_cuts_where_the_record_pass_cuts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reader_module, "FEED", 1024)
+    sample = _long_v2()
+    path = tmp_path / "t.msgpack"
+    for n in range(HEADER, len(sample), 97):
+        (fields, runs), _ = _passes(path_with(path, sample[:n]))
+        assert runs == fields, n

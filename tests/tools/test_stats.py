@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tests.cli.helpers import opened
 from tests.helpers.records import write
 from wstape.cassettes import CassetteReader
+from wstape.core.connections import MessageRun
 from wstape.core.model import Close, Message, Opcode, Open, Record, Side
 from wstape.tools.stats import Histogram, compute_stats, exact_percentiles
 
@@ -146,3 +147,45 @@ def test_the_totals_of_many_short_connections_are_one_histogram_of_them_all(
     p50, p90, p99 = h.percentiles(50, 90, 99)
     assert total["size"]["client"] == {"p50": p50, "p90": p90, "p99": p99, "max": h.max}
     assert total["messages"]["client"] == len(everything)
+
+
+def _stats_of_each_pass(path: Path) -> list[dict[str, object]]:
+    reader = CassetteReader(path)
+    return [
+        compute_stats(reader.iter_runs()).to_json(),
+        compute_stats(reader.iter_fields()).to_json(),
+        compute_stats(reader).to_json(),
+    ]
+
+
+def test_runs_of_messages_give_the_figures_of_one_by_one(tmp_path: Path) -> None:
+    # Long stretches of one connection's messages come as runs, added in one go (on both
+    # sides of the 4096 values a connection keeps in plain lists), and the stretches where
+    # two connections interleave one by one.
+    records: list[Record] = [opened(1), opened(2), opened(3)]
+    for i in range(4090):
+        records.append(
+            Message(
+                1,
+                i * 0.003 + (i % 11) * 1e-6,
+                Side(("client", "server")[i % 3 == 0]),
+                Opcode.TEXT,
+                b"x" * (i % 700),
+            )
+        )
+    for i in range(3000):
+        conn = 1 + i % 2
+        records.append(Message(conn, 20 + i * 0.01, Side.SERVER, Opcode.BINARY, bytes(i % 90)))
+    for i in range(9000):
+        records.append(Message(3, i * 0.5, Side.CLIENT, Opcode.BINARY, bytes(i % 5000)))
+    records += [Close(1, 99.0, Side.CLIENT, 1000), Close(2, 99.0, Side.SERVER, 1001)]
+    write(tmp_path / "c.msgpack", records)
+    runs = sum(
+        isinstance(item, MessageRun) for item in CassetteReader(tmp_path / "c.msgpack").iter_runs()
+    )
+    assert runs > 100
+    by_runs, by_fields, by_messages = _stats_of_each_pass(tmp_path / "c.msgpack")
+    assert by_runs == by_fields == by_messages
+    conns = by_runs["connections"]
+    assert isinstance(conns, list)
+    assert conns[0]["messages"]["client"] + conns[0]["messages"]["server"] == 4090 + 1500

@@ -46,6 +46,7 @@ from wstape.cassettes.decode import (
     decode_v1_fields,
     decode_v2,
     decode_v2_fields,
+    v2_run,
 )
 from wstape.cassettes.errors import (
     CassetteError,
@@ -67,7 +68,7 @@ from wstape.cassettes.schema import (
     describe_value,
     header_from_dict,
 )
-from wstape.core.connections import MessageFields, slim_open
+from wstape.core.connections import MessageFields, MessageRun, slim_open
 from wstape.core.model import Close, ConnectionSummary, Header, Message, Note, Open, Record
 
 __all__ = ["MAX_RECORD_BYTES", "CassetteReader", "read_cassette"]
@@ -309,13 +310,25 @@ class CassetteReader:
         exactly as :meth:`__iter__` checks."""
         return self._stream(fields=True)
 
-    def _stream(self, *, fields: bool) -> Iterator[Any]:
+    def iter_runs(self) -> Iterator[Record | MessageFields | MessageRun]:
+        """:meth:`iter_fields`, with each stretch of messages that the fast way read from one
+        fed chunk as one :class:`~wstape.core.connections.MessageRun` (format 2 on; a
+        stretch with any other record in it comes a record at a time): for the folds that
+        take a few hundred messages at once (``stats``, ``check``). Checked exactly as
+        :meth:`__iter__` checks."""
+        return self._stream(fields=True, runs=True)
+
+    def _stream(self, *, fields: bool, runs: bool = False) -> Iterator[Any]:
         """The records from the start, without their offsets: :class:`_Pass` batches, the
-        fast way's records handed out a fed chunk at a time (no generator step per record)."""
+        fast way's records handed out a fed chunk at a time (no generator step per record),
+        a run of messages as it is (``runs``)."""
         with self._open() as f:
-            batches = _Pass(self, f, None, 1, fields=fields)
+            batches = _Pass(self, f, None, 1, fields=fields, runs=runs)
             while (batch := batches.next_batch()) is not None:
-                yield from batch
+                if isinstance(batch, MessageRun):
+                    yield batch
+                else:
+                    yield from batch
 
     def read_batch(
         self, start: int, index: int, last: int, *, feed: int = FEED
@@ -334,6 +347,7 @@ class CassetteReader:
             batch = batches.next_batch()
             if batch is None:
                 return [], None, batches.index
+            assert type(batch) is list  # (no runs asked for)
             done = batches.over or batches.offset >= batches.limit
             return batch, None if done else batches.offset, batches.index
 
@@ -718,6 +732,7 @@ class CassetteReader:
         count = 0
         try:
             while (batch := batches.next_batch()) is not None:
+                assert type(batch) is list  # (no runs asked for)
                 for record in batch:
                     count += 1
                     if type(record) is tuple:
@@ -827,6 +842,7 @@ class _Pass:
         fields: bool,
         last: int | None = None,
         feed: int = FEED,
+        runs: bool = False,
     ) -> None:
         reader.truncated_at = None
         reader.incomplete = None
@@ -858,6 +874,8 @@ class _Pass:
         """The record at ``offset`` takes the long way (the fast way failed on it)."""
         self._duplicate: int | None = None
         """A reused connection id, to raise once the records before it are handed out."""
+        self.runs = runs and fields and self.decode is decode_v2_fields
+        """Whether a chunk of messages only is handed out as a MessageRun."""
         self._restart(self.offset)
 
     def _restart(self, offset: int) -> None:
@@ -866,8 +884,9 @@ class _Pass:
         self.base = self.fed = offset
         """File offsets where the unpacker started and where what it was fed ends."""
 
-    def next_batch(self) -> list[Any] | None:
-        """The next records (never an empty list), or None once the pass is over."""
+    def next_batch(self) -> list[Any] | MessageRun | None:
+        """The next records (never an empty list), or None once the pass is over; a chunk
+        of messages only as a MessageRun, if the pass was asked for ``runs``."""
         reader = self.reader
         if self._duplicate is not None:
             reader._duplicate(self._duplicate, self.index, self.offset)
@@ -876,35 +895,49 @@ class _Pass:
         while self.offset < self.limit:
             decode = self.decode
             if decode is not None and not self._long_next:
-                batch: list[Any] = []
-                append = batch.append
-                unpacker = self.unpacker
-                tell = unpacker.tell
-                base = self.base
-                offset = self.offset
-                limit = self.limit
+                # What the unpacker holds whole, with where each ends (a record cut at the
+                # end of what was fed is half parsed, so tell() after it would be no
+                # record boundary).
+                objs: list[Any] = []
+                ends: list[int] = []
+                keep, at = objs.append, ends.append
+                tell = self.unpacker.tell
                 ran_out = True
                 """Whether the unpacker stopped at the end of what it was fed."""
                 try:
-                    for obj in unpacker:
-                        record = decode(obj)
-                        if record is None:
-                            ran_out = False
-                            break
-                        if type(record) is not plain:  # (one test for a message)
-                            if type(record) is Open and opened is not None:
-                                if record.conn in opened:
-                                    self._duplicate = record.conn
-                                    break
-                                opened.add(record.conn)
-                            if marks is not None:
-                                marks(record, offset)
-                        append(record)
-                        offset = base + tell()
-                        if offset >= limit:
-                            break
+                    for obj in self.unpacker:
+                        keep(obj)
+                        at(tell())
                 except _UNPACK_ERRORS:
                     ran_out = False
+                base = self.base
+                limit = self.limit
+                if self.runs and (run := v2_run(objs)) is not None and base + ends[-1] <= limit:
+                    self.offset = base + ends[-1]
+                    self.index += len(objs)
+                    if not ran_out:
+                        self._long_next = True
+                    return run
+                batch: list[Any] = []
+                append = batch.append
+                offset = self.offset
+                for obj, end in zip(objs, ends, strict=True):
+                    record = decode(obj)
+                    if record is None:
+                        ran_out = False
+                        break
+                    if type(record) is not plain:  # (one test for a message)
+                        if type(record) is Open and opened is not None:
+                            if record.conn in opened:
+                                self._duplicate = record.conn
+                                break
+                            opened.add(record.conn)
+                        if marks is not None:
+                            marks(record, offset)
+                    append(record)
+                    offset = base + end
+                    if offset >= limit:
+                        break
                 self.offset = offset
                 self.index += len(batch)
                 if self._duplicate is not None:
@@ -921,7 +954,7 @@ class _Pass:
                 if ran_out and fed - offset < MAX_FAST_BYTES and fed < size:
                     chunk = self.f.read(min(self.feed, size - fed))
                     if chunk:
-                        unpacker.feed(chunk)
+                        self.unpacker.feed(chunk)
                         self.fed = fed + len(chunk)
                         continue
             # The long way, for the one record at ``offset``.

@@ -53,6 +53,7 @@ from wstape.cassettes.schema import (
     describe_value,
     record_from_dict,
 )
+from wstape.core.connections import KIND_OPCODE, KIND_SIDE
 from wstape.core.model import Close, Message, Opcode, Open, Record, Side
 
 MESSAGE_ITEMS = 4
@@ -66,9 +67,6 @@ SIZE_TRAILER = b"\xa4size\xce"
 """The last entry of an end record before its 4-byte length: ``"size": uint32``."""
 
 _CLIENT, _SERVER, _TEXT, _BINARY = Side.CLIENT, Side.SERVER, Opcode.TEXT, Opcode.BINARY
-KIND_SIDE = (Side.CLIENT, Side.CLIENT, Side.SERVER, Side.SERVER)
-KIND_OPCODE = (Opcode.TEXT, Opcode.BINARY, Opcode.TEXT, Opcode.BINARY)
-"""A message array's ``kind`` (0 to 3) -> its side and opcode."""
 _KIND = {
     (Side.CLIENT, Opcode.TEXT): 0,
     (Side.CLIENT, Opcode.BINARY): 1,

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Collection, Iterable, Iterator
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -24,7 +24,7 @@ from wstape.cassettes import (
 )
 from wstape.cassettes.modes import opener
 from wstape.cli import output
-from wstape.core.connections import Strays
+from wstape.core.connections import MessageRun, Strays
 from wstape.core.errors import ConfigError
 from wstape.core.model import Open
 from wstape.interchange.jsonl import one_line
@@ -263,7 +263,8 @@ R = TypeVar("R")
 def only_conns(records: Iterable[R], conns: Collection[int] | None, path: Path) -> Iterable[R]:
     """``--conn``: the records of these connections and the notes about the whole cassette
     (all records when ``conns`` is None); a warning afterwards for ids the cassette lacks.
-    A record may be a message as its fields (the reader's ``iter_fields``)."""
+    A record may be a message as its fields (the reader's ``iter_fields``), and messages
+    may come as a MessageRun (``iter_runs``: then as their fields, one by one)."""
     if conns is None:
         return records
     return _only_conns(records, set(conns), path)
@@ -272,6 +273,9 @@ def only_conns(records: Iterable[R], conns: Collection[int] | None, path: Path) 
 def _only_conns(records: Iterable[R], wanted: set[int], path: Path) -> Iterator[R]:
     opened: set[int] = set()
     for record in records:
+        if isinstance(record, MessageRun):  # (the reader's iter_runs: its messages one by one)
+            yield from cast(Iterator[R], (m for m in record.fields() if m[0] in wanted))
+            continue
         conn = record[0] if isinstance(record, tuple) else getattr(record, "conn", None)
         if conn is None:
             yield record

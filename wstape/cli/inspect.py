@@ -415,7 +415,7 @@ def stats(cassette: CassetteArg, conn: ConnOpt = None, as_json: JsonOpt = False)
             output.progress([cassette], "stats", enabled=not as_json),
             output.no_cycle_collection(),
         ):
-            result = compute_stats(only_conns(reader.iter_fields(), conn, cassette), over)
+            result = compute_stats(only_conns(reader.iter_runs(), conn, cassette), over)
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(reader)

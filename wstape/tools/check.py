@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from itertools import compress
 from pathlib import Path
 from typing import cast
 
@@ -10,12 +12,14 @@ from wstape.core.codecs import CODECS
 from wstape.core.connections import (
     CASSETTE,
     ConnectionTracker,
+    MessageFields,
+    MessageRun,
     Strays,
     add_to_summary,
     slim_open,
 )
 from wstape.core.lint import Linter
-from wstape.core.model import Close, ConnectionSummary, Message, Opcode, Open, Side
+from wstape.core.model import Close, ConnectionSummary, Message, Opcode, Open, Record, Side
 from wstape.core.replay.recorded import FIRST_MESSAGES
 from wstape.core.report import CloseResult, ConnectionResult, Report, build_report
 from wstape.core.rules import RuleConfig, Violation, protocol_misfit
@@ -75,49 +79,64 @@ def check_reader(
                 s.last_t,
             )
 
-    for position, record in enumerate(reader.iter_fields()):
-        if isinstance(record, tuple):
-            live = live_slots(record[0])
-            if live:  # a message of a live connection: the common case, in this loop
-                slot = live[-1]
-                conn, t, side, opcode, payload = record
-                s = states[slot]
+    position = -1
+    for item in reader.iter_runs():
+        if isinstance(item, MessageRun):  # (a few hundred messages: of one live connection,
+            conn = item.one_conn()  # mostly, and counted in one go)
+            live = None if conn is None else live_slots(conn)
+            if live and live[-1] not in firsts:
+                s = states[live[-1]]
                 assert type(s) is ConnectionSummary
-                if side is Side.CLIENT:
-                    s.messages_client += 1
-                    s.bytes_client += len(payload)
-                    if opcode is Opcode.TEXT and not payload.isascii():
-                        violations += linter.message(conn, t, side, opcode, payload)
-                else:
-                    s.messages_server += 1
-                    s.bytes_server += len(payload)
-                if t > s.last_t:
-                    s.last_t = t
-                if slot in firsts:
-                    first = firsts[slot][1]
-                    first.append(Message(*record))
-                    if len(first) >= FIRST_MESSAGES:
-                        name(slot)
+                if _add_run(s, item):
+                    position += len(item.conns)
+                    continue
+            records: Iterable[Record | MessageFields] = item.fields()
+        else:
+            records = (item,)
+        for record in records:
+            position += 1
+            if isinstance(record, tuple):
+                live = live_slots(record[0])
+                if live:  # a message of a live connection: the common case, in this loop
+                    slot = live[-1]
+                    conn, t, side, opcode, payload = record
+                    s = states[slot]
+                    assert type(s) is ConnectionSummary
+                    if side is Side.CLIENT:
+                        s.messages_client += 1
+                        s.bytes_client += len(payload)
+                        if opcode is Opcode.TEXT and not payload.isascii():
+                            violations += linter.message(conn, t, side, opcode, payload)
+                    else:
+                        s.messages_server += 1
+                        s.bytes_server += len(payload)
+                    if t > s.last_t:
+                        s.last_t = t
+                    if slot in firsts:
+                        first = firsts[slot][1]
+                        first.append(Message(*record))
+                        if len(first) >= FIRST_MESSAGES:
+                            name(slot)
+                    continue
+            tracker.position = position
+            slot = route(record)
+            if slot >= 0:
+                if type(record) is Open:
+                    states.append(ConnectionSummary(open=slim_open(record)))
+                    if protocol != "none":
+                        firsts[slot] = (record, [])
+                    violations += linter.feed(record)
+                    if not record.accepted:
+                        finish(slot)  # (nothing follows a refused upgrade)
+                    continue
+                state = states[slot]
+                if type(state) is ConnectionSummary and not isinstance(record, Open):
+                    add_to_summary(state, record)
+                    if type(record) is Close:
+                        finish(slot)
+            elif slot != CASSETTE:
                 continue
-        tracker.position = position
-        slot = route(record)
-        if slot >= 0:
-            if type(record) is Open:
-                states.append(ConnectionSummary(open=slim_open(record)))
-                if protocol != "none":
-                    firsts[slot] = (record, [])
-                violations += linter.feed(record)
-                if not record.accepted:
-                    finish(slot)  # (nothing follows a refused upgrade)
-                continue
-            state = states[slot]
-            if type(state) is ConnectionSummary and not isinstance(record, Open):
-                add_to_summary(state, record)
-                if type(record) is Close:
-                    finish(slot)
-        elif slot != CASSETTE:
-            continue
-        violations += linter.feed(record)
+            violations += linter.feed(record)
     for slot, state in enumerate(states):
         if type(state) is ConnectionSummary:
             finish(slot)
@@ -141,6 +160,26 @@ class _Closes:
                 self._seen.clear()
             got = self._seen[key] = CloseResult(*key)
         return got
+
+
+def _add_run(s: ConnectionSummary, run: MessageRun) -> bool:
+    """Count a run of messages of the live connection ``s`` in one go, unless a client text
+    message in it is for the UTF-8 rule (not all ASCII): then False, nothing counted, and
+    the run's messages go one by one."""
+    kinds, payloads = run.kinds, run.payloads
+    if not all(map(bytes.isascii, compress(payloads, map((0).__eq__, kinds)))):
+        return False
+    sizes = list(map(len, payloads))
+    client = list(compress(sizes, map((2).__gt__, kinds)))
+    s.messages_client += len(client)
+    s.messages_server += len(sizes) - len(client)
+    client_bytes = sum(client)
+    s.bytes_client += client_bytes
+    s.bytes_server += sum(sizes) - client_bytes
+    last = max(run.ts)
+    if last > s.last_t:
+        s.last_t = last
+    return True
 
 
 def _result(s: ConnectionSummary, protocol: str | None, closes: _Closes) -> ConnectionResult:

@@ -15,9 +15,17 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import mul, sub
 from typing import IO, Any
 
-from wstape.core.connections import ConnectionTracker, MessageFields, Strays, slim_open
+from wstape.core.connections import (
+    ConnectionTracker,
+    MessageFields,
+    MessageRun,
+    Strays,
+    slim_open,
+)
 from wstape.core.model import Close, Message, Open, Record, Side
 from wstape.interchange.jsonl import close_fields, iso_utc
 
@@ -192,6 +200,19 @@ class ConnectionStats:
         if len(times) >= _PENDING:
             self.flush()
 
+    def add_run(self, run: MessageRun) -> None:
+        """:meth:`add` each message of ``run`` (all of this connection), in a few calls made
+        in C. (The figures do not depend on where the values were flushed: a connection
+        keeps plain lists only while it has fewer than ``_PENDING`` messages, either way.)"""
+        client, server, times = self.pending()
+        sizes = list(map(len, run.payloads))
+        kinds = run.kinds
+        client.extend(compress(sizes, map((2).__gt__, kinds)))
+        server.extend(compress(sizes, map((1).__lt__, kinds)))
+        times.extend(run.ts)
+        if len(times) >= _PENDING:
+            self.flush()
+
     def pending(self) -> tuple[list[int], list[int], list[float]]:
         """The sizes of client and server messages and the times of messages waiting to go
         into the histograms (:meth:`flush` them once there are ``_PENDING`` times)."""
@@ -204,7 +225,7 @@ class ConnectionStats:
         before = self.last_message_t
         previous = times[:-1] if before is None else [before, *times[:-1]]
         start = 1 if before is None else 0
-        return [round((b - a) * 1e6) for a, b in zip(previous, times[start:], strict=True)]
+        return list(map(round, map(mul, map(sub, times[start:], previous), repeat(1e6))))
 
     def flush(self) -> None:
         """Put the waiting values into the histograms."""
@@ -456,14 +477,16 @@ class CassetteStats:
 
 
 def compute_stats(
-    records: Iterable[Record | MessageFields],
+    records: Iterable[Record | MessageFields | MessageRun],
     over: Callable[[ConnectionStats], object] | None = None,
 ) -> CassetteStats:
     """Statistics of every connection, streaming the records once; ``over`` is handed each
     connection's figures once it is over (``wstape stats`` holds the end records to them).
 
     :func:`~wstape.core.connections.fold_connections` with :meth:`ConnectionStats.add`, a
-    message of a live connection added in the loop itself (a big cassette is mostly that);
+    message of a live connection added in the loop itself (a big cassette is mostly that),
+    a :class:`~wstape.core.connections.MessageRun` of one in one go (the reader's
+    ``iter_runs``);
     each connection is finished (:meth:`CassetteStats.finish`) at its close, a refused
     upgrade at once, the rest when the records end.
     """
@@ -482,34 +505,47 @@ def compute_stats(
     """Per slot: its ConnectionStats while the connection lasts, then its JSON text."""
     waiting: list[tuple[list[int], list[int], list[float]] | None] = []
     """Each connection's values waiting for its histograms (ConnectionStats._pending)."""
-    for position, record in enumerate(records):
-        if isinstance(record, tuple):
-            live = live_slots(record[0])
+    position = -1
+    for item in records:
+        if isinstance(item, MessageRun):  # (a few hundred messages, of one live connection
+            conn = item.one_conn()  # mostly: added in one go)
+            live = None if conn is None else live_slots(conn)
             if live:
-                slot = live[-1]
-                pending = waiting[slot]
-                if pending is None:
-                    pending = waiting[slot] = states[slot].pending()
-                pending[record[2] is not _CLIENT].append(len(record[4]))
-                times = pending[2]
-                times.append(record[1])
-                if len(times) >= _PENDING:
-                    states[slot].flush()
+                states[live[-1]].add_run(item)
+                position += len(item.conns)
                 continue
-        tracker.position = position
-        slot = route(record)
-        if slot >= 0:
-            if type(record) is Open:
-                state = ConnectionStats(record)
-                waiting.append(None)
-                states.append(finish(state) if not record.accepted else state)
-                continue
-            state = states[slot]
-            if type(state) is ConnectionStats:
-                state.add(record)
-                if type(record) is Close:
-                    states[slot] = finish(state)
-                    waiting[slot] = None
+            batch: Iterable[Record | MessageFields] = item.fields()
+        else:
+            batch = (item,)
+        for record in batch:
+            position += 1
+            if isinstance(record, tuple):
+                live = live_slots(record[0])
+                if live:
+                    slot = live[-1]
+                    pending = waiting[slot]
+                    if pending is None:
+                        pending = waiting[slot] = states[slot].pending()
+                    pending[record[2] is not _CLIENT].append(len(record[4]))
+                    times = pending[2]
+                    times.append(record[1])
+                    if len(times) >= _PENDING:
+                        states[slot].flush()
+                    continue
+            tracker.position = position
+            slot = route(record)
+            if slot >= 0:
+                if type(record) is Open:
+                    state = ConnectionStats(record)
+                    waiting.append(None)
+                    states.append(finish(state) if not record.accepted else state)
+                    continue
+                state = states[slot]
+                if type(state) is ConnectionStats:
+                    state.add(record)
+                    if type(record) is Close:
+                        states[slot] = finish(state)
+                        waiting[slot] = None
     for slot, state in enumerate(states):
         if type(state) is ConnectionStats:
             states[slot] = finish(state)
