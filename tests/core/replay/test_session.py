@@ -1388,6 +1388,24 @@ def test_a_flood_of_faults_lists_at_most_100_of_a_rule_per_connection() -> None:
     assert row.errors == 250  # this play's own count is whole
 
 
+def test_a_flood_keeps_no_violation_past_what_is_listed() -> None:
+    """Nothing of a flood is kept past the listed 100 (QA: each unlisted mismatch was still
+    held, payload and all, by the connection's script: 1 GiB for a 10 s flood of 4 KB)."""
+    records = [opening(1), c(1, 0.1, "a"), s(1, 0.2, "A"), Close(1, 5.0, Side.CLIENT, 1000, "")]
+    session = session_for(records, speed=0)
+    client = FakeClient(session)
+    client.handshake()
+    client.send("a")
+    (live,) = session.connections.values()  # (the connection, while it lasts)
+    for i in range(3000):
+        client.send(f"x{i}" + "y" * 4000)
+    script = live.script
+    assert script is not None and script.violations == []
+    mismatches = [v for v in session.violations if v.rule == "REPLAY-MESSAGE-MISMATCH"]
+    assert len(mismatches) == 100
+    assert sum(live._unlisted.values()) == 2900
+
+
 def _rpc(method: str, arg: str, id_: int | None = None) -> str:
     call: dict[str, object] = {"jsonrpc": "2.0", "method": method, "params": [arg]}
     if id_ is not None:

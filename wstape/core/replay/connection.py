@@ -261,6 +261,12 @@ class LiveConnection:
                     key = (v.rule, v.severity)
                     self._unlisted[key] = self._unlisted.get(key, 0) + 1
 
+    def _take(self, script: Script) -> None:
+        """Report what the script found since it was last asked, and empty its outbox."""
+        if script.violations:
+            self.report(script.violations)
+            script.violations.clear()
+
     def unlisted(self) -> list[Violation]:
         """One violation per rule and severity that went past :data:`LISTED`, saying how
         many more there were (the same rule and severity, so the verdict stands)."""
@@ -288,9 +294,8 @@ class LiveConnection:
         if script is None:
             return
         if self.protocol is not None and self.protocol.failure is None:
-            before = len(script.violations)
             script.client_left(now)
-            self.report(script.violations[before:])
+            self._take(script)
         expected = script.recorded.close
         if expected is not None and expected.by is Side.CLIENT:
             self.report(check_close_changed(expected, code, reason, self.cfg, self.conn))
@@ -623,12 +628,12 @@ class LiveConnection:
         script, protocol = self.script, self.protocol
         if script is None or protocol is None or protocol.failure is not None:
             return  # (a failed connection only awaits the client's Close: §7.1.7)
-        before = len(script.violations)
+        self._take(script)
         faults = self.faults
         if faults is not None and faults.armed:
             self._fire(faults.due(now), now)
             if self.blackholed or protocol.state is not State.OPEN:
-                self.report(script.violations[before:])
+                self._take(script)
                 return
         if opcode is not None:
             if faults is not None:
@@ -653,8 +658,7 @@ class LiveConnection:
                 protocol.drop(action.code)
         if faults is not None and faults.armed and opcode is not None:
             self._fire(faults.due(now), now)
-        if len(script.violations) > before:
-            self.report(script.violations[before:])
+        self._take(script)
         full = script.queued_bytes > QUEUE_LIMIT or script.queued_messages > QUEUE_MESSAGES
         if full != protocol.input_held:
             if full:
@@ -669,7 +673,7 @@ class LiveConnection:
             )
         elif script.state is Step.AWAIT_CLOSE and _due(script.ends_at, now):
             script.give_up(now)
-            self.report(script.violations[-1:])
+            self._take(script)
             protocol.send_close(
                 CloseCode.NORMAL_CLOSURE, "wstape: timed out waiting for the client's Close", now
             )

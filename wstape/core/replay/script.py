@@ -107,7 +107,8 @@ class Script:
     The caller feeds live client messages (:meth:`on_message`) and the clock
     (:meth:`poll`), executes the returned actions, and wakes it again at :attr:`deadline`.
     Violations (mismatch, wrong type, silence, an unanswered server ping) are appended to
-    :attr:`violations`.
+    :attr:`violations`, an outbox: the caller takes them out as they come (a client that
+    sends a million unrecorded messages must not keep a million violations here).
 
     ``timer_events`` opens a second stream of the same recorded events, from which the
     server's heartbeats are sent on their own clock (:mod:`.heartbeats`); it is only
