@@ -276,3 +276,45 @@ def test_a_bomb_under_a_big_limit_is_refused_before_it_is_built() -> None:
         tracemalloc.stop()
     assert handler.rules == ["RFC-MESSAGE-TOO-BIG"]
     assert peak < 4 << 20, peak  # a chunk at a time, never the 64 MiB the limit allows
+
+
+def _final(data: bytes, zdict: bytes = b"") -> bytes:
+    """``data`` as a whole DEFLATE stream, ended by a BFINAL block (RFC 7692 §7.2.3.4)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, **({"zdict": zdict} if zdict else {}))
+    return c.compress(data) + c.flush(zlib.Z_FINISH)
+
+
+@pytest.mark.parametrize("header", [PMD, f"{PMD}; client_no_context_takeover"])
+def test_a_client_that_ends_each_message_with_a_final_block_is_read(header: str) -> None:
+    # QA: every message after the first inflated to b"" (zlib had reached the stream's end
+    # and kept what followed aside): a legal client failed as REPLAY-MESSAGE-MISMATCH.
+    proto, handler = deflating(header)
+    texts = [b"hello", b"x" * 100_000, "wörld ".encode() * 50]
+    for text in texts:
+        proto.receive_data(frame(OpCode.TEXT, _final(text), rsv1=True), 0.0)
+    assert handler.messages == [(Opcode.TEXT, t) for t in texts]
+    assert handler.violations == []
+
+
+def test_a_final_block_may_end_a_fragment_and_the_next_stream_see_the_window() -> None:
+    proto, handler = deflating()
+    first = b"the same words again and again "
+    data = _final(first) + _final(first * 3, zdict=first)
+    proto.receive_data(frame(OpCode.TEXT, data[:20], fin=False, rsv1=True), 0.0)
+    proto.receive_data(frame(OpCode.CONTINUATION, data[20:]), 0.0)
+    proto.receive_data(frame(OpCode.TEXT, compress(b"then a sync flush"), rsv1=True), 0.0)
+    assert handler.messages == [(Opcode.TEXT, first * 4), (Opcode.TEXT, b"then a sync flush")]
+
+
+@pytest.mark.parametrize("header", [PMD, f"{PMD}; client_no_context_takeover"])
+def test_junk_after_a_final_block_is_rfc_deflate_data(header: str) -> None:
+    proto, handler = deflating(header)
+    proto.receive_data(frame(OpCode.TEXT, _final(b"ok") + b"\xff\xfe junk", rsv1=True), 0.0)
+    assert handler.rules == ["RFC-DEFLATE-DATA"]
+    assert close_of(sent(proto))[0] == 1002
+
+
+def test_what_follows_a_final_block_is_held_to_the_limit() -> None:
+    proto, handler = deflating(max_message_size=50_000)
+    proto.receive_data(frame(OpCode.TEXT, _final(b"a") + _final(b"b" * 60_000), rsv1=True), 0.0)
+    assert handler.rules == ["RFC-MESSAGE-TOO-BIG"]

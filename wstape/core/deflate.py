@@ -17,10 +17,11 @@ pay for it; websockets' extension and header modules do no I/O.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wstape.core.frames import Frame, OpCode
 from wstape.core.model import Headers
@@ -172,6 +173,9 @@ MAX_RATIO = 1032
 PROBE_FROM = 4 * 1024 * 1024
 """A frame that could inflate past this is first inflated on a copy, kept by no one."""
 PROBE_CHUNK = 256 * 1024
+_TAIL = b"\x00\x00\xff\xff"
+"""What a receiver appends to each compressed message before it inflates it (RFC 7692
+§7.2.2): after a final block it is left over, and is no data of the client's."""
 
 
 class Deflate:
@@ -180,7 +184,16 @@ class Deflate:
     frees the zlib memory.
     """
 
-    __slots__ = ("_errors", "_ext", "_frame", "_opcode", "_too_big")
+    __slots__ = (
+        "_errors",
+        "_ext",
+        "_frame",
+        "_history",
+        "_kept",
+        "_opcode",
+        "_per_message",
+        "_too_big",
+    )
 
     def __init__(self, extension: PerMessageDeflate) -> None:
         from websockets.exceptions import PayloadTooBig, ProtocolError
@@ -188,6 +201,14 @@ class Deflate:
         from websockets.frames import Opcode
 
         self._ext = extension
+        self._per_message = extension.remote_no_context_takeover
+        """A new zlib stream for each client message (client_no_context_takeover): made
+        here rather than by websockets, which drops the stream at the message's end before
+        what follows a final block could be seen (:meth:`_after_final`)."""
+        extension.remote_no_context_takeover = False
+        self._history: deque[bytes] = deque()
+        """The client's last inflated bytes, a window's worth (:meth:`_remember`)."""
+        self._kept = 0
         self._frame = WsFrame
         self._opcode = Opcode
         self._too_big = PayloadTooBig
@@ -203,6 +224,10 @@ class Deflate:
         (RFC-FRAME-RSV), not a reason to decode differently.
         """
         first = frame.opcode != OpCode.CONTINUATION
+        if first and frame.rsv1 and self._per_message:  # (client_no_context_takeover)
+            import zlib
+
+            self._ext.decoder = zlib.decompressobj(wbits=-self._ext.remote_max_window_bits)
         ws_frame = self._frame(
             self._opcode(frame.opcode), frame.payload, frame.fin, first and frame.rsv1
         )
@@ -214,7 +239,67 @@ class Deflate:
             if isinstance(e, self._too_big):
                 raise TooBig(f"inflates past {budget} bytes") from None
             raise BadData(str(e)) from None
-        return data if isinstance(data, bytes) else bytes(data)
+        out = data if isinstance(data, bytes) else bytes(data)
+        ext = self._ext
+        decoder = getattr(ext, "decoder", None)
+        if decoder is None:
+            return out  # (an uncompressed message)
+        if decoder.eof:
+            out += self._after_final(decoder, out, frame.fin, budget - len(out))
+        self._remember(out)
+        if frame.fin and self._per_message:
+            del ext.decoder  # (its memory, until the next compressed message)
+            self._history.clear()
+            self._kept = 0
+        return out
+
+    def _remember(self, out: bytes) -> None:
+        """Keep the last window of inflated bytes (as the pieces they came in: no copy),
+        the dictionary of a stream that follows a final block."""
+        if not out:
+            return
+        history = self._history
+        history.append(out)
+        self._kept += len(out)
+        window = 1 << self._ext.remote_max_window_bits
+        while len(history) > 1 and self._kept - len(history[0]) >= window:
+            self._kept -= len(history.popleft())
+
+    def _window(self, out: bytes) -> bytes:
+        window = 1 << self._ext.remote_max_window_bits
+        return (b"".join(self._history)[-window:] + out)[-window:]
+
+    def _after_final(self, ended: Any, before: bytes, fin: bool, budget: int) -> bytes:
+        """The client ended its DEFLATE stream with a BFINAL block, as RFC 7692 §7.2.3.4
+        lets an endpoint flush: what follows (in this frame, in the message's next frames
+        and in later messages) is a new stream, inflated with the last window of what came
+        before as its dictionary (what zlib had kept aside, unread, is its start; ``before``
+        is this frame's output so far). Data that is no DEFLATE stream is :class:`BadData`,
+        as ever."""
+        import zlib
+
+        bits = self._ext.remote_max_window_bits
+        out = b""
+        rest = ended.unused_data
+        while True:
+            if fin and rest.endswith(_TAIL):
+                rest = rest[: -len(_TAIL)]  # (the tail every message is given, §7.2.2)
+            history = self._window(before + out)
+            fresh = zlib.decompressobj(wbits=-bits, **({"zdict": history} if history else {}))
+            self._ext.decoder = fresh
+            if not rest:
+                return out
+            try:
+                got = fresh.decompress(rest + (_TAIL if fin else b""), max(budget, 1))
+            except zlib.error as e:
+                raise BadData(f"data after a final DEFLATE block: {e}") from None
+            if fresh.unconsumed_tail or (got and budget <= 0):
+                raise TooBig(f"inflates past {len(before) + len(out) + budget} bytes")
+            out += got
+            budget -= len(got)
+            if not fresh.eof:
+                return out
+            rest = fresh.unused_data
 
     def _probe(self, frame: Frame, first: bool, budget: int) -> None:
         """Raise :class:`TooBig` if a frame that could inflate far would inflate past
@@ -229,7 +314,7 @@ class Deflate:
         compressed = (first and frame.rsv1) or (not first and ext.decode_cont_data)
         if not compressed:
             return
-        if first and ext.remote_no_context_takeover:
+        if first and self._per_message:
             probe = zlib.decompressobj(wbits=-ext.remote_max_window_bits)
         else:
             decoder = getattr(ext, "decoder", None)
