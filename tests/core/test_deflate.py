@@ -16,7 +16,7 @@ from tests.core.replay.test_protocol import Handler, close_of, endpoint, frame, 
 from wstape.core.deflate import MAX_RATIO, PROBE_FROM, Compression, negotiate, recorded_params
 from wstape.core.frames import OpCode
 from wstape.core.model import Opcode
-from wstape.core.replay.protocol import ServerProtocol, State
+from wstape.core.replay.protocol import MessageRoom, ServerProtocol, State
 from wstape.core.rules import RuleConfig
 
 CHROME = "permessage-deflate; client_max_window_bits"
@@ -318,3 +318,35 @@ def test_what_follows_a_final_block_is_held_to_the_limit() -> None:
     proto, handler = deflating(max_message_size=50_000)
     proto.receive_data(frame(OpCode.TEXT, _final(b"a") + _final(b"b" * 60_000), rsv1=True), 0.0)
     assert handler.rules == ["RFC-MESSAGE-TOO-BIG"]
+
+
+def _sharing(room: MessageRoom, header: str = PMD) -> tuple[ServerProtocol, Handler]:
+    agreed = negotiate([header], header, Compression.AUTO)
+    assert agreed is not None
+    handler = Handler()
+    proto = ServerProtocol(
+        handler, RuleConfig(), conn=1, now=0.0, close_timeout=5.0, max_frame_size=1 << 20,
+        max_message_size=1 << 20, deflate=agreed.deflate, room=room,
+    )  # fmt: skip
+    return proto, handler
+
+
+def test_unfinished_messages_of_all_connections_share_one_room() -> None:
+    # QA: a few KiB of compressed fragments, never finished, inflate to --max-size on each
+    # of a thousand connections. Together they hold at most the room: past it, 1013.
+    room = MessageRoom(300_000)
+    bomb = compress(b"x" * 200_000)
+    first, _ = _sharing(room)
+    first.receive_data(frame(OpCode.TEXT, bomb, fin=False, rsv1=True), 0.0)
+    assert room.held == 200_000 and first.unfinished == (1, 200_000)
+    second, handler = _sharing(room)
+    second.receive_data(frame(OpCode.TEXT, bomb, fin=False, rsv1=True), 0.0)
+    assert close_of(sent(second))[0] == 1013 and room.held == 200_000
+    assert any("unfinished messages of all connections" in line for line in handler.lines)
+    first.receive_data(frame(OpCode.CONTINUATION, b""), 0.0)
+    assert room.held == 0 and first.unfinished is None  # (the message was handed on)
+    third, _ = _sharing(room)
+    third.receive_data(frame(OpCode.BINARY, b"abc", fin=False), 0.0)
+    assert room.held == 3
+    third.connection_lost(1.0)
+    assert room.held == 0  # (a connection that ends gives its share back)

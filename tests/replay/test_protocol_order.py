@@ -104,3 +104,22 @@ async def test_a_stomp_frame_cut_short_is_the_mismatch_not_a_client_that_left(
     found = replay.report()["violations"]
     mismatches = [v for v in found if v["rule"] == "REPLAY-MESSAGE-MISMATCH"]
     assert len(mismatches) == 1 and "content-length:50" in mismatches[0]["message"]
+
+
+async def test_a_message_left_unfinished_is_reported_as_such_not_as_silence(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    # QA: a client that sent the first fragment of its message and never the final one was
+    # told it "sent nothing".
+    records = [opening(1), c(1, 0.01, "hello"), s(1, 0.02, "hi"), close(1, 0.03, Side.CLIENT, 1000)]
+    async with Replay(tmp_path, make_cassette(records), "--timeout", "1") as replay:
+        raw = await RawClient.connect(replay.port)
+        assert (await raw.handshake("/chat")).status == 101
+        await raw.write(encode_frame(OpCode.TEXT, b"hel", fin=False, mask_key=b"\x01\x02\x03\x04"))
+        await raw.recv_until_close()
+        await raw.aclose()
+        code, _, err = await replay.finish()
+    assert code == 1, err
+    (silent,) = [v for v in replay.report()["violations"] if v["rule"] == "REPLAY-CLIENT-SILENT"]
+    assert silent["message"].startswith("client left a message unfinished: 1 frame (3 bytes)")
+    assert silent["actual"] == {"frames": 1, "bytes": 3}

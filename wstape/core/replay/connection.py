@@ -48,7 +48,7 @@ from wstape.core.replay.faults import (
     Throttle,
 )
 from wstape.core.replay.options import PlayOptions
-from wstape.core.replay.protocol import CloseInfo, ServerProtocol, State
+from wstape.core.replay.protocol import CloseInfo, MessageRoom, ServerProtocol, State
 from wstape.core.replay.recorded import RecordedConnection
 from wstape.core.replay.script import Drop, Script, SendClose, SendMessage, Step
 from wstape.core.report import CloseResult, ConnectionResult
@@ -85,6 +85,8 @@ class Session(Protocol):
 
     cfg: RuleConfig
     options: PlayOptions
+    room: MessageRoom
+    """What the unfinished messages of all the run's connections may hold together."""
 
     def select(self, req: Open) -> RecordedConnection | None:
         """The recorded connection to play for ``req`` (None: no such path)."""
@@ -603,6 +605,7 @@ class LiveConnection:
             max_fragments=options.max_fragments,
             ping_interval=options.ping_interval,
             deflate=agreed.deflate if agreed is not None else None,
+            room=self.session.room,
         )
         self.session.opened(self, now)
         self.script = self.session.new_script(candidate, now, setup=self.setup)
@@ -635,6 +638,7 @@ class LiveConnection:
             if self.blackholed or protocol.state is not State.OPEN:
                 self._take(script)
                 return
+        script.unfinished = protocol.unfinished
         if opcode is not None:
             if faults is not None:
                 faults.client_received += 1

@@ -24,7 +24,8 @@ transport is full (:meth:`~ServerProtocol.pause_output`); the frames left wait i
 parser (:attr:`~ServerProtocol.backlogged`) until the output is written or resumed. So a
 client that sends without reading makes the driver stop reading from it, never grows
 the output without bound. A message being reassembled lives in one buffer, bounded by
-``max_message_size`` bytes and ``max_fragments`` frames.
+``max_message_size`` bytes and ``max_fragments`` frames, and by what is left of a
+:class:`MessageRoom` the server's connections share (past it: 1013).
 
 permessage-deflate (RFC 7692), when the handshake negotiated it, is a
 :class:`~wstape.core.deflate.Deflate` (:attr:`ServerProtocol.deflate`, None otherwise): the
@@ -144,6 +145,20 @@ def cut_reason(reason: str) -> str:
     return raw[:MAX_CLOSE_REASON].decode("utf-8", "ignore")
 
 
+class MessageRoom:
+    """What the unfinished messages of all a server's connections may hold together (4 x
+    ``--max-size``): each is bounded by ``--max-size`` on its own, but a thousand
+    connections that each start a message and never finish it (a few KiB of compressed
+    fragments can inflate to 64 MiB) would hold a thousand times that. A fragment that
+    would go past it fails its connection with 1013 (Try Again Later, RFC 6455 §7.4.1)."""
+
+    __slots__ = ("held", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+
 class ServerProtocol:
     """The server end of one open connection. Bytes in, bytes out, a deadline.
 
@@ -166,6 +181,7 @@ class ServerProtocol:
         ping_interval: float = 0.0,
         output_limit: int = OUTPUT_LIMIT,
         deflate: Deflate | None = None,
+        room: MessageRoom | None = None,
     ) -> None:
         self.handler = handler
         self.cfg = cfg
@@ -214,6 +230,9 @@ class ServerProtocol:
         self._msg_frames = 0
         self._msg_utf8: Utf8Stream | None = None
         """Validates the text message in progress fragment by fragment (fail fast, §8.1)."""
+        self._room = room
+        self._msg_held = 0
+        """Bytes of the message in progress taken from :attr:`_room`."""
         self._client_close: bytes | None = None
         """The body of the client's Close, once seen."""
         self._server_close: int | None = None
@@ -383,6 +402,22 @@ class ServerProtocol:
         self._next_ping = None
         self.hangup = True
         self.deflate = None  # its zlib streams: nothing more is inflated or sent
+        self._give_back()
+
+    def _give_back(self) -> None:
+        """Return what the message in progress took from the shared room."""
+        if self._msg_held:
+            assert self._room is not None
+            self._room.held -= self._msg_held
+            self._msg_held = 0
+
+    @property
+    def unfinished(self) -> tuple[int, int] | None:
+        """The message the client has begun and not finished (no final frame yet): its
+        frames and bytes so far; None when there is none."""
+        if self._msg_opcode is None:
+            return None
+        return self._msg_frames, self._msg_size
 
     # -- input --------------------------------------------------------------------
 
@@ -629,7 +664,18 @@ class ServerProtocol:
                 self.conn,
                 t,
             )
+        elif (room := self._room) is not None and room.held + len(payload) > room.limit:
+            self.handler.log(
+                f"refusing the rest of a message: the unfinished messages of all "
+                f"connections hold {room.held:,} bytes, {room.limit:,} at most (4 x --max-size)"
+            )
+            self._reset_message()
+            self.fail(CloseCode.TRY_AGAIN_LATER, "wstape: server busy", now)
+            return False
         else:
+            if room is not None:
+                room.held += len(payload)
+                self._msg_held += len(payload)
             if self._msg_buf is not None:
                 self._msg_buf += payload
             elif self._msg_first is None:
@@ -650,6 +696,7 @@ class ServerProtocol:
         return self._msg_first if self._msg_first is not None else b""
 
     def _reset_message(self) -> None:
+        self._give_back()
         self._msg_opcode = None
         self._msg_first = None
         self._msg_buf = None
@@ -724,6 +771,7 @@ __all__ = [
     "OUTPUT_LIMIT",
     "CloseInfo",
     "Handler",
+    "MessageRoom",
     "ServerProtocol",
     "State",
     "cut_reason",

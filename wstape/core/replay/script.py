@@ -157,6 +157,9 @@ class Script:
         """In ``AWAIT_CLOSE`` / ``IDLE``: when waiting for the client's end is over."""
         self.matched = 0
         self.violations: list[Violation] = []
+        self.unfinished: tuple[int, int] | None = None
+        """The frames and bytes of a message the client has begun and not finished, as its
+        connection last said (what a silence is then reported as)."""
         self.expected_close: Close | None = None
         self.silent = False
         self.beats = HeartbeatCounts()
@@ -613,7 +616,7 @@ class Script:
             self._setup_reported = True
             self.violations += reconnect_setup(self.conn, event, None, None, self.cfg, self._t(now))
         self.violations += client_silent(
-            self.conn, event, self.options.timeout, self.cfg, self._t(now)
+            self.conn, event, self.options.timeout, self.cfg, self._t(now), self.unfinished
         )
         self.silent = True
         self.state = Step.DONE

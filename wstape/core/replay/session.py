@@ -19,6 +19,7 @@ from wstape.core.redaction import matches_redacted
 from wstape.core.replay.connection import LiveConnection
 from wstape.core.replay.faults import Fault, FaultBook, FaultEvent, FaultKind
 from wstape.core.replay.options import PlayOptions
+from wstape.core.replay.protocol import MessageRoom
 from wstape.core.replay.recorded import RecordedConnection
 from wstape.core.replay.script import Script
 from wstape.core.report import ConnectionResult, Report, build_report
@@ -63,6 +64,8 @@ class ReplaySession:
         self.on_violation = on_violation
         self.on_log = on_log
         self.violations: list[Violation] = []
+        self.room = MessageRoom(4 * options.max_size)
+        """What the unfinished messages of all connections may hold together."""
         self.connections: dict[int, LiveConnection] = {}
         """Connections still open; ended ones leave only their report line behind."""
         self._results: list[tuple[int, ConnectionResult]] = []

@@ -297,17 +297,31 @@ def message_mismatch(
 
 
 def client_silent(
-    conn: int | None, expected: Message, timeout: float, cfg: RuleConfig, t: float | None = None
+    conn: int | None,
+    expected: Message,
+    timeout: float,
+    cfg: RuleConfig,
+    t: float | None = None,
+    unfinished: tuple[int, int] | None = None,
 ) -> list[Violation]:
-    """REPLAY-CLIENT-SILENT: the client did not send the next recorded message in time."""
+    """REPLAY-CLIENT-SILENT: the client did not send the next recorded message in time
+    (``unfinished``: it began one, of these frames and bytes, and sent no final frame)."""
     report = Report(cfg, conn, t)
+    want = f"expected its {expected.opcode.value} message {preview(expected.payload)}"
+    if unfinished is None:
+        text = f"client sent nothing within {timeout:g} s; {want}"
+    else:
+        frames, size = unfinished
+        text = (
+            f"client left a message unfinished: {frames} frame{'s' if frames != 1 else ''} "
+            f"({size:,} bytes) and no final frame within {timeout:g} s; {want}"
+        )
     report.add(
         "REPLAY-CLIENT-SILENT",
         Severity.ERROR,
-        f"client sent nothing within {timeout:g} s; expected its {expected.opcode.value} "
-        f"message {preview(expected.payload)}",
+        text,
         expected=message_json(expected.opcode, expected.payload),
-        actual=None,
+        actual=None if unfinished is None else {"frames": unfinished[0], "bytes": unfinished[1]},
     )
     return report.items
 
