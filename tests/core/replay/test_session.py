@@ -501,6 +501,20 @@ def test_early_data_is_reported_and_processed() -> None:
     assert client.texts() == ['{"type":"welcome"}']
 
 
+def test_a_request_pipelined_behind_a_refused_one_is_no_early_data() -> None:
+    # QA: an HTTP/1.1 request with version 12, then a valid one on the same TCP connection:
+    # the 426 is right, but "client sent N bytes before the 101 was sent" was reported too,
+    # when no 101 was ever coming.
+    session = session_for(CHAT, speed=0)
+    client = FakeClient(session)
+    bad = (
+        b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 12\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    client.write(bad + bad.replace(b"Version: 12", b"Version: 13"))
+    assert client.status == 426 and rules(session) == ["RFC-HS-VERSION"]
+
+
 def test_server_fragments_with_a_ping_and_pong_echo() -> None:
     records = [opening(1), s(1, 0, b"\x00" * 10, Opcode.BINARY), Close(1, 1, Side.CLIENT, 1000, "")]
     session = session_for(records, speed=0, fragment_size=4)

@@ -513,7 +513,8 @@ class LiveConnection:
         self.recorded = candidate
         verdict = judge_request(req, self.cfg, seen_keys=session.seen_keys(req))
         found = verdict.violations
-        found += check_early_data(len(self._parser.leftover), self.cfg, conn)
+        if verdict.refusal is None:  # (bytes after a refused request await no 101)
+            found += check_early_data(len(self._parser.leftover), self.cfg, conn)
         if candidate is not None:
             found += check_subprotocol_change(req, candidate.open, self.cfg)
         else:
