@@ -52,6 +52,9 @@ from wstape.cassettes import CassetteReader, CassetteWriter
 from wstape.cassettes.schema import header_to_dict, record_to_dict
 from wstape.core.model import Close, Header, Message, Opcode, Open, Side
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_startup import fresh_bytecode
+
 COMMANDS: list[tuple[str, list[str], float]] = [
     ("stats --json", ["stats", "{file}", "--json"], 2.0),
     ("ls", ["ls", "{file}"], 2.0),
@@ -183,6 +186,7 @@ def main() -> None:
     if args.src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(args.src), *filter(None, [env.get("PYTHONPATH")])])
     py = sys.executable
+    fresh_bytecode((args.src or Path(__file__).parent.parent) / "wstape")
     print(f"python {sys.version.split()[0]}, commands from {args.src or 'this checkout'}")
     with tempfile.TemporaryDirectory() as tmpdir:
         where = args.keep or Path(tmpdir)
