@@ -613,6 +613,41 @@ def test_new_episodes_under_xdist_appends_every_test_with_unique_ids(
     assert json.loads(listing.stdout.str())["total"]["connections"] == 12
 
 
+SHARED_PATHS = (
+    ASYNC_CLIENT
+    + """
+@pytest.mark.wstape("cassettes/shared.msgpack")
+@pytest.mark.parametrize("n", range(4))
+async def test_echo(wstape_server, n):
+    got = await chat(wstape_server.url + f"/echo{n}", (f"m{n}",))
+    assert got == [f"echo:m{n}"]
+"""
+)
+
+
+@pytest.mark.parametrize("workers", [None, "2"])
+def test_record_all_on_a_shared_cassette_keeps_every_test_of_the_run(
+    pytester: pytest.Pytester, upstream: str, workers: str | None
+) -> None:
+    # QA: with record mode all, each test replaced the cassette, so only the last test's
+    # session was kept (and under -n 2, one or two of four): the next run failed the others
+    # with a 404. Now the run's first test replaces it, the others append, in any worker.
+    pytester.makepyfile(SHARED_PATHS)
+    write_cassette(
+        pytester.path / "cassettes" / "shared.msgpack",
+        [opening(1, "/old"), close(1, 0.01, Side.CLIENT, 1000)],
+    )
+    xdist = ["-n", workers] if workers else ["-p", "no:xdist"]
+    args = [*xdist, "-p", "no:cacheprovider", f"--wstape-upstream={upstream}"]
+    for _ in range(2):  # (a second run replaces the first's)
+        pytester.runpytest_subprocess(*args, "--wstape-record-mode=all").assert_outcomes(passed=4)
+        _, records = read_cassette(pytester.path / "cassettes" / "shared.msgpack")
+        assert sorted(r.target for r in records if isinstance(r, Open)) == [
+            f"/echo{n}" for n in range(4)
+        ]
+    pytester.runpytest_subprocess(*xdist, "-p", "no:cacheprovider").assert_outcomes(passed=4)
+
+
 def test_replay_under_xdist_reports_the_right_rule_per_test(pytester: pytest.Pytester) -> None:
     write_cassette(pytester.path / "cassettes" / "chat.msgpack", [*CHAT, *OTHER])
     pytester.makepyfile(

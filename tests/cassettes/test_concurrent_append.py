@@ -5,12 +5,21 @@ Real processes here; the recorder and plugin tests do it through wstape itself."
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.synchronize
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.cassettes.test_reader_writer import sample_open
-from wstape.cassettes import CassetteReader, CassetteWriter, WriteMode, read_cassette
+from wstape.cassettes import (
+    CassetteBusy,
+    CassetteReader,
+    CassetteWriter,
+    UnendedAppend,
+    WriteMode,
+    read_cassette,
+)
 from wstape.core.model import Close, Message, Opcode, Open, Side
 
 CONNS = 60
@@ -79,3 +88,61 @@ def test_a_writer_learns_the_ids_another_took(tmp_path: Path) -> None:
         b.close()
     _, records = read_cassette(path)
     assert [r.conn for r in records] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def _hold_open(path: str, ready: multiprocessing.synchronize.Event, done: Any) -> None:
+    with CassetteWriter(path, mode=WriteMode.APPEND) as w:
+        with w.reserve_conn() as conn:
+            w.write(sample_open(conn))
+        w.write(Message(conn, 0.1, Side.CLIENT, Opcode.TEXT, b"still recording"))
+        ready.set()
+        done.wait(30)
+        w.write(Close(conn, 1.0, Side.CLIENT, 1000, ""))
+
+
+def test_overwriting_a_cassette_another_process_is_writing_is_refused(tmp_path: Path) -> None:
+    # QA: `record --overwrite` truncated a cassette another recorder was still writing; both
+    # said they had recorded, and the file was unreadable. Now the second one is refused,
+    # and the first one's recording is whole.
+    path = tmp_path / "busy.msgpack"
+    ctx = multiprocessing.get_context("spawn")
+    ready, done = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold_open, args=(str(path), ready, done))
+    proc.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(CassetteBusy, match="another recorder is writing this cassette"):
+            CassetteWriter(path, mode=WriteMode.OVERWRITE)
+        # Appending beside it is still fine, though the file has not ended yet.
+        with CassetteWriter(path, mode=WriteMode.APPEND) as w:
+            w.write(sample_open(w.new_conn_id()))
+    finally:
+        done.set()
+        proc.join(30)
+    assert proc.exitcode == 0
+    _, records = read_cassette(path)
+    assert [type(r).__name__ for r in records] == ["Open", "Message", "Open", "Close"]
+    with CassetteWriter(path, mode=WriteMode.OVERWRITE) as w:  # nobody writes it now
+        w.write(sample_open(1))
+    assert len(read_cassette(path)[1]) == 1
+
+
+def test_a_writer_of_this_process_counts_too(tmp_path: Path) -> None:
+    path = tmp_path / "mine.msgpack"
+    with CassetteWriter(path, mode=WriteMode.CREATE) as first:
+        first.write(sample_open(1))
+        with pytest.raises(CassetteBusy):
+            CassetteWriter(path, mode=WriteMode.OVERWRITE)
+    assert len(read_cassette(path)[1]) == 1
+
+
+def test_appending_to_a_cassette_whose_recorder_was_killed_is_refused(tmp_path: Path) -> None:
+    # QA: `record --append` onto what a `kill -9`ed recorder left exited 0, and the result
+    # could be neither checked nor replayed.
+    path = tmp_path / "killed.msgpack"
+    w = CassetteWriter(path, mode=WriteMode.CREATE)
+    w.write(sample_open(1))
+    w.abort()  # (as a killed recorder leaves it: no end record)
+    with pytest.raises(UnendedAppend, match=r"run `wstape repair .*killed.msgpack -o FIXED"):
+        CassetteWriter(path, mode=WriteMode.APPEND)
+    assert len(list(CassetteReader(path, allow_truncated=True))) == 1

@@ -21,6 +21,7 @@ from wstape.cassettes import (
     DuplicateConnection,
     OlderCassette,
     TruncatedCassette,
+    UnendedAppend,
     UnendedCassette,
     WriteMode,
     read_cassette,
@@ -144,15 +145,15 @@ def test_appenders_each_end_what_they_wrote(tmp_path: Path) -> None:
     read_cassette(path)
     c = CassetteWriter(path, mode=WriteMode.APPEND)
     c.write(Note(conn=None, text="appended after the others ended"))
-    c.abort()  # a killed recorder: appending to its file is allowed, reading says so
-    with pytest.raises(UnendedCassette):
-        read_cassette(path)
-    with CassetteWriter(path, mode=WriteMode.APPEND) as d:
+    with CassetteWriter(path, mode=WriteMode.APPEND) as d:  # (c is still writing)
         with d.reserve_conn() as three:
             assert three == 3
             d.write(sample_open(three))
+    c.abort()  # a killed recorder: reading says so, and nobody may append to it now
     with pytest.raises(UnendedCassette, match="1 records are counted by no end record"):
         read_cassette(path)
+    with pytest.raises(UnendedAppend):
+        CassetteWriter(path, mode=WriteMode.APPEND)
 
 
 def test_an_end_record_that_claims_too_much_is_corruption(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The on-disk cassette format: a stream of msgpack records, read and written one at a time."""
 
 from wstape.cassettes.errors import (
+    CassetteBusy,
     CassetteError,
     CassetteExists,
     CassetteWriteError,
@@ -8,6 +9,7 @@ from wstape.cassettes.errors import (
     NewerCassette,
     OlderCassette,
     TruncatedCassette,
+    UnendedAppend,
     UnendedCassette,
     UnreadableRecord,
 )
@@ -17,6 +19,7 @@ from wstape.cassettes.writer import CassetteWriter, WriteMode
 
 __all__ = [
     "FORMAT_VERSION",
+    "CassetteBusy",
     "CassetteError",
     "CassetteExists",
     "CassetteReader",
@@ -26,6 +29,7 @@ __all__ = [
     "NewerCassette",
     "OlderCassette",
     "TruncatedCassette",
+    "UnendedAppend",
     "UnendedCassette",
     "UnreadableRecord",
     "WriteMode",

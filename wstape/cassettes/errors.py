@@ -91,6 +91,33 @@ class CassetteExists(CassetteWriteError):
         WstapeError.__init__(self, f"{self.path} already exists")
 
 
+class CassetteBusy(CassetteWriteError):
+    """Overwriting was asked for a cassette another writer has open right now (another
+    ``wstape record``, a pytest worker): truncating it would destroy what that writer
+    records, and both would report success."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        WstapeError.__init__(
+            self,
+            f"{self.path}: another recorder is writing this cassette right now; replacing it "
+            "would destroy that recording: wait for it to stop, or record to another file",
+        )
+
+
+class UnendedAppend(CassetteError):
+    """Appending was asked for a cassette that did not end cleanly while no writer has it
+    open (its recorder was killed): what is appended could not be replayed either."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(
+            path,
+            "cannot append: the cassette did not end cleanly and no recorder is writing it "
+            "(one was killed?); run `wstape repair "
+            f"{path} -o FIXED.msgpack` and append to FIXED.msgpack",
+        )
+
+
 class OlderCassette(CassetteWriteError):
     """Appending was asked for a cassette of an older format version: its records would
     be mixed with this version's, so the writer refuses; ``wstape upgrade`` converts it."""

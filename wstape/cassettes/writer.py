@@ -44,6 +44,8 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
+import struct
 import time
 from collections.abc import Iterator
 from enum import StrEnum
@@ -54,10 +56,12 @@ import msgpack
 
 from wstape.cassettes import v2
 from wstape.cassettes.errors import (
+    CassetteBusy,
     CassetteError,
     CassetteExists,
     CassetteWriteError,
     OlderCassette,
+    UnendedAppend,
     UnendedCassette,
     UnreadableRecord,
 )
@@ -134,6 +138,30 @@ class _Listing:
 
     def listing(self) -> list[v2.ListedConn]:
         return [v2.ListedConn(*entry) for entry in self.entries]
+
+
+_OFD = hasattr(fcntl, "F_OFD_SETLK")
+_WRITING_AT = 1 << 62
+"""The byte (far past any cassette's data) that every writer holds a shared lock on while
+it has the cassette open: an open file description lock (Linux's OFD locks), which no
+other open or close of the file in the same process lets go, unlike a POSIX record lock,
+and which does not meet the ``flock`` that ids are reserved under."""
+
+
+def _writing(fd: int, kind: str, *, wait: bool = False) -> bool | None:
+    """Take (or turn the one held through ``fd`` into) the writers' lock: ``"shared"`` (a
+    writer has the file open) or ``"sole"`` (and no other writer has). False when another
+    open of the file holds one that stands in the way; None when this cannot be told (no
+    OFD locks here, or none on this filesystem: the writers then behave as before)."""
+    if not _OFD:
+        return None
+    what = fcntl.F_RDLCK if kind == "shared" else fcntl.F_WRLCK
+    lock = struct.pack("hh4xqqi4x", what, os.SEEK_SET, _WRITING_AT, 1, 0)
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLKW if wait else fcntl.F_OFD_SETLK, lock)
+    except OSError as e:
+        return False if e.errno in (errno.EAGAIN, errno.EACCES) else None
+    return True
 
 
 class WriteMode(StrEnum):
@@ -221,14 +249,24 @@ class CassetteWriter:
             header_bytes = self._packer.pack(fields)
         except (SchemaError, TypeError, ValueError, OverflowError) as e:
             raise UnreadableRecord(self.path, "the header", 0, str(e)) from None
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        if mode is not WriteMode.APPEND:
-            flags |= os.O_TRUNC
+        # (O_RDWR, though only written: a shared lock needs a descriptor open for reading)
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         try:
             self._fd = os.open(self.path, flags, 0o666)
         except OSError as e:
             raise CassetteWriteError(self.path, e) from e
         try:
+            if mode is not WriteMode.APPEND:
+                # Replace what is there, unless another writer has the file open: it
+                # would go on writing into what is left, and both would say they had
+                # recorded (the sole writer's lock is then held while the file is new).
+                if _writing(self._fd, "sole") is False:
+                    raise CassetteBusy(self.path)
+                if stat.S_ISREG(os.fstat(self._fd).st_mode):  # (not /dev/null, /dev/full)
+                    try:
+                        os.ftruncate(self._fd, 0)
+                    except OSError as e:
+                        raise CassetteWriteError(self.path, e) from e
             with self._locked():
                 if os.fstat(self._fd).st_size == 0:
                     self._write(header_bytes)
@@ -238,6 +276,7 @@ class CassetteWriter:
                     self._check_at = 0  # (the header's check does not count for record 1)
                 else:
                     self._scan_existing()
+            _writing(self._fd, "shared", wait=True)  # (held while the file is open)
         except BaseException:
             os.close(self._fd)
             raise
@@ -279,7 +318,10 @@ class CassetteWriter:
                 if isinstance(record, Open):
                     self._highest = max(self._highest, record.conn)
         except UnendedCassette:
-            pass  # every record was read: only the end records are missing
+            # Every record was read, only the end records are missing: fine while another
+            # writer is appending to it; with none, its recorder was killed.
+            if _writing(self._fd, "sole") is True:
+                raise UnendedAppend(self.path) from None
         self._next_index = self._scanned_index = reader.next_index
         self._scanned_to = reader.size
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import uuid
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
     from wstape.addons.runner import Recording, RecordResult
     from wstape.replay.server import ReplayServer
 
+RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"{os.getpid()}-{uuid.uuid4().hex}"
+"""This test run: the same in every pytest-xdist worker of it (xdist's own run id), else
+this process's."""
 RECORD_WAIT = 600.0
 """How long a worker waits for another one recording the same cassette (``once``)."""
 SETTLE = 1.0
@@ -67,6 +72,8 @@ class WstapeServer:
         self._judged = 0
         self._stopped = False
         self._lock: CassetteLock | None = None
+        self._append = False
+        """Record mode ``all``: this run replaced the cassette already, append to it."""
 
     def __repr__(self) -> str:
         mode = "recording" if self.recording else "replaying"
@@ -81,6 +88,21 @@ class WstapeServer:
         missing cassette: they take a lock beside it, the first records it while holding
         the lock, the others wait for it and then replay what it recorded.
         """
+        if self.settings.record_mode == "all" and self.recording:
+            # The run's first test to record the cassette replaces it, the others append:
+            # tests that share it, in one process or in several workers, all keep theirs.
+            lock = CassetteLock(self.cassette)
+            if not lock.acquire(START_TIMEOUT):
+                raise WstapeUsageError(
+                    f"cassette {self.cassette}: its lock {lock.path} stayed taken for "
+                    f"{START_TIMEOUT:g} s"
+                )
+            try:
+                self._append = not lock.first_of_run(RUN_ID)
+                self._start(None)
+            finally:
+                lock.release()  # (the writer is open by now: the next test appends)
+            return
         if self.settings.record_mode == "once":
             self._lock = CassetteLock(self.cassette)
             if not self._lock.acquire(START_TIMEOUT + RECORD_WAIT):
@@ -91,6 +113,9 @@ class WstapeServer:
             self.recording = self.settings.records
             if not self.recording:
                 self._lock.release()  # it exists now: replay it, let the others read too
+        self._start(self._lock)
+
+    def _start(self, lock: CassetteLock | None) -> None:
         self._thread = LoopThread(f"wstape {self.cassette.name}")
         try:
             if self.recording:
@@ -99,8 +124,8 @@ class WstapeServer:
                 self._start_replay()
         except BaseException:
             self._thread.close()
-            if self._lock is not None:
-                self._lock.release()
+            if lock is not None:
+                lock.release()
             raise
 
     def _start_replay(self) -> None:
@@ -168,7 +193,7 @@ class WstapeServer:
             mode=f"reverse:{upstream}",
             listen_host="127.0.0.1",
             listen_port=0,
-            write=RECORD_WRITE_MODES[s.record_mode],
+            write=WriteMode.APPEND if self._append else RECORD_WRITE_MODES[s.record_mode],
             confdir=str(self.confdir),
             default_redaction=s.redaction.default_redaction,
             redact_headers=s.redaction.redact_headers,

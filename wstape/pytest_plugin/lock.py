@@ -45,6 +45,20 @@ class CassetteLock:
         self._fd = fd
         return True
 
+    def first_of_run(self, run: str) -> bool:
+        """Whether the test run ``run`` (held: call it with the lock taken) had not yet
+        claimed the cassette; it has from now on. The run's id is kept in the lock file,
+        so the workers of one pytest-xdist run agree on which of them came first."""
+        assert self._fd is not None
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        seen = os.read(self._fd, 256).decode("ascii", "replace")
+        if seen == run:
+            return False
+        os.ftruncate(self._fd, 0)
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        os.write(self._fd, run.encode("ascii", "replace"))
+        return True
+
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
