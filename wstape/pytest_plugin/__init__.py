@@ -32,6 +32,8 @@ See docs/pytest.md.
 from __future__ import annotations
 
 import inspect
+import os
+import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="mitmproxy configuration directory whose CA signs wss:// certificates "
         "[default: a fresh one per test session].",
     )
+
+
+def run_id(config: pytest.Config) -> str:
+    """This test run: in a pytest-xdist worker, the run id all its workers share (xdist's
+    ``testrunuid``: not the environment, which a pytest started inside a test inherits),
+    else this session's own."""
+    worker = getattr(config, "workerinput", None)
+    shared = worker.get("testrunuid") if isinstance(worker, dict) else None
+    if isinstance(shared, str):
+        return shared
+    if not hasattr(config, "_wstape_run"):
+        config._wstape_run = f"{os.getpid()}-{uuid.uuid4().hex}"  # type: ignore[attr-defined]
+    return str(config._wstape_run)  # type: ignore[attr-defined]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -137,7 +152,7 @@ def wstape_server(request: pytest.FixtureRequest, _wstape_confdir: Path) -> Iter
         )
     problem: str | None = None
     try:
-        handle = WstapeServer(settings_for(item), _wstape_confdir)
+        handle = WstapeServer(settings_for(item), _wstape_confdir, run=run_id(request.config))
         handle.start()
     except WstapeUsageError as e:
         problem = f"wstape: {e}"

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
-import uuid
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -34,9 +32,6 @@ if TYPE_CHECKING:
     from wstape.addons.runner import Recording, RecordResult
     from wstape.replay.server import ReplayServer
 
-RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"{os.getpid()}-{uuid.uuid4().hex}"
-"""This test run: the same in every pytest-xdist worker of it (xdist's own run id), else
-this process's."""
 RECORD_WAIT = 600.0
 """How long a worker waits for another one recording the same cassette (``once``)."""
 SETTLE = 1.0
@@ -56,8 +51,11 @@ class WstapeServer:
     in front of the upstream instead of replaying.
     """
 
-    def __init__(self, settings: Settings, confdir: Path) -> None:
+    def __init__(self, settings: Settings, confdir: Path, *, run: str = "") -> None:
         self.settings = settings
+        self.run = run
+        """The test run this test belongs to (record mode ``all``: its first test replaces
+        the cassette, the others append)."""
         self.cassette = settings.cassette
         self.recording = settings.records
         self.confdir = confdir
@@ -98,7 +96,7 @@ class WstapeServer:
                     f"{START_TIMEOUT:g} s"
                 )
             try:
-                self._append = not lock.first_of_run(RUN_ID)
+                self._append = not lock.first_of_run(self.run)
                 self._start(None)
             finally:
                 lock.release()  # (the writer is open by now: the next test appends)

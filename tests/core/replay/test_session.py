@@ -20,6 +20,7 @@ from wstape.core.replay.options import PlayOptions
 from wstape.core.replay.recorded import RecordedBuilder, RecordedConnection
 from wstape.core.replay.session import ReplaySession
 from wstape.core.rules import RuleConfig, Severity, Violation
+from wstape.core.rules.session import message_json
 
 MASK = b"\x01\x02\x03\x04"
 REFERER = "https://servicewechat.com/wx0123456789abcdef/0/page-frame.html"
@@ -835,6 +836,13 @@ def test_a_client_that_leaves_early_fails_unless_partial_is_allowed() -> None:
         found = [v for v in session.violations if v.rule == "REPLAY-UNPLAYED"]
         assert [v.severity.value for v in found] == [severity]
         assert "the client left" in found[0].message
+        # QA: it gave a count only; it names the first message never reached, too (the
+        # pings between are heartbeats, not counted).
+        said = '{"type":"say","text":"hi","ts":1}'
+        assert f"never reached, from the client's text message '{said}' at 1.5 s" in (
+            found[0].message
+        )
+        assert found[0].expected == message_json(Opcode.TEXT, said.encode())
 
 
 def test_a_run_no_client_connected_to_fails() -> None:

@@ -319,11 +319,13 @@ class LiveConnection:
             return
         if script.heartbeat_dead:
             return  # it gave up on a dead heartbeat (mute-heartbeats), as it should
-        left = script.unplayed_messages()
+        left, first = script.unplayed_messages()
         if left:
             what = f"{left} recorded message{'s' if left != 1 else ''} ({why})"
             self.report(
-                unplayed(self.conn, what, self.cfg, allow_partial=self.options.allow_partial)
+                unplayed(
+                    self.conn, what, self.cfg, allow_partial=self.options.allow_partial, first=first
+                )
             )
 
     # -- output -----------------------------------------------------------------------

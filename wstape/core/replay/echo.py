@@ -83,8 +83,8 @@ class EchoScript(Script):
         self.deadline = None
         return []
 
-    def unplayed_messages(self) -> int:
-        return 0
+    def unplayed_messages(self) -> tuple[int, Message | None]:
+        return 0, None
 
     @property
     def messages_expected(self) -> int:

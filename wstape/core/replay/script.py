@@ -805,15 +805,17 @@ class Script:
         self.silent = True
         self.state = Step.DONE
 
-    def unplayed_messages(self) -> int:
-        """Count the recorded units never reached (heartbeats excepted), consuming them."""
-        count = sum(
-            1
-            for event in itertools.chain([self._ahead], self._events)
-            if isinstance(event, Message)
-        )
+    def unplayed_messages(self) -> tuple[int, Message | None]:
+        """Count the recorded units never reached (heartbeats excepted), consuming them;
+        and the first of them."""
+        count = 0
+        first: Message | None = None
+        for event in itertools.chain([self._ahead], self._events):
+            if isinstance(event, Message):
+                count += 1
+                first = first or event
         self._ahead = None
-        return count
+        return count, first
 
 
 def _request_kind(codec: Codec, unit: Message) -> str | None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wstape.core.matchers import differences
-from wstape.core.model import Message, Opcode
+from wstape.core.model import Message, Opcode, Side
 from wstape.core.rules.catalogue import RuleConfig, Severity, Violation
 from wstape.core.rules.helpers import Report, preview
 
@@ -344,20 +344,34 @@ def client_stalled(
 
 
 def unplayed(
-    conn: int | None, what: str, cfg: RuleConfig, *, allow_partial: bool = False
+    conn: int | None,
+    what: str,
+    cfg: RuleConfig,
+    *,
+    allow_partial: bool = False,
+    first: Message | None = None,
 ) -> list[Violation]:
     """REPLAY-UNPLAYED: part of the recording was never reached.
 
-    ``what`` names it, e.g. ``"connection 3 (/chat)"`` or ``"4 recorded messages"``. An
+    ``what`` names it, e.g. ``"connection 3 (/chat)"`` or ``"4 recorded messages"`` (the
+    ``expected`` value), and ``first`` the first recorded message of it (then shown, and
+    the ``expected`` value as a mismatch gives it). An
     error, so the exit code alone tells whether the client did what the recording did;
     a warning with ``allow_partial`` (``--allow-partial``).
     """
     report = Report(cfg, conn)
+    where = ""
+    if first is not None:
+        whose = "client's" if first.side is Side.CLIENT else "server's"
+        where = (
+            f", from the {whose} {first.opcode.value} message {preview(first.payload)} "
+            f"at {first.t:g} s"
+        )
     report.add(
         "REPLAY-UNPLAYED",
         Severity.WARN if allow_partial else Severity.ERROR,
-        f"{what} never reached; expected the client to play the whole recording",
-        expected=what,
+        f"{what} never reached{where}; expected the client to play the whole recording",
+        expected=what if first is None else message_json(first.opcode, first.payload),
         actual=None,
     )
     return report.items
