@@ -15,6 +15,7 @@ from wstape.cli.app import app
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.core.rules import RuleConfig, Severity, Violation
 from wstape.tools.check import check_file
+from wstape.tools.timeline import close_words
 from wstape.tools.view import render_html
 
 V1 = Path(__file__).parent.parent / "data" / "cassette-v1.msgpack"
@@ -198,4 +199,15 @@ def test_bidi_and_control_characters_are_visible_and_the_page_has_a_csp(tmp_path
     assert (
         '<meta http-equiv="Content-Security-Policy" '
         "content=\"default-src 'none'; style-src 'unsafe-inline'\">" in text
+    )
+
+
+def test_an_empty_close_frame_is_not_called_no_close_frame() -> None:
+    # QA: a server's empty Close (recorded as 1005, not on the wire: it carries no code) read
+    # "(no Close frame on the wire)"; the HTML view and `show` share the words.
+    assert close_words(Close(1, 1.0, Side.SERVER, 1005, "", on_wire=False)) == (
+        "closed by server: 1005 (no status received) (an empty Close frame)"
+    )
+    assert close_words(Close(1, 1.0, Side.CLIENT, 1006, "", on_wire=False)).endswith(
+        "1006 (abnormal closure) (no Close frame on the wire)"
     )

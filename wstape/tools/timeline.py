@@ -46,7 +46,12 @@ def close_words(c: Close) -> str:
         what = "no code"
     else:
         what = describe(c.code, c.reason)
-    wire = "" if c.on_wire else " (no Close frame on the wire)"
+    if c.on_wire:
+        wire = ""
+    elif c.code == 1005 and c.by is not None:  # (an empty Close frame: no code to carry)
+        wire = " (an empty Close frame)"
+    else:
+        wire = " (no Close frame on the wire)"
     return f"{who}: {what}{wire}"
 
 

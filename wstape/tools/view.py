@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from wstape.cassettes.reader import CassetteReader
-from wstape.core.closecodes import describe
 from wstape.core.connections import CASSETTE, ConnectionTracker, Strays
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
 from wstape.core.rules import Violation
 from wstape.core.terminal import safe
 from wstape.interchange.jsonl import iso_utc
 from wstape.tools.decoded import ProtocolView
+from wstape.tools.timeline import close_words
 
 PREVIEW = 120
 """Characters of text in a row's one-line preview."""
@@ -178,13 +178,7 @@ def _message_html(m: Message, index: int, decoded: str | None = None) -> str:
 
 
 def _close_html(c: Close) -> str:
-    if c.by is None and c.code is None:
-        words = "recording stopped (no close seen)"
-    else:
-        who = "close" if c.by is None else f"closed by {c.by.value}"
-        what = "no code" if c.code is None else describe(c.code, c.reason)
-        wire = "" if c.on_wire else " (no Close frame on the wire)"
-        words = f"{who}: {what}{wire}"
+    words = close_words(c)
     return (
         f'<li class="row close" data-t="{c.t:.6f}" data-code="{"" if c.code is None else c.code}">'
         f'<span class="time">{c.t:.3f}s</span><div class="lane">✕ {_e(words)}'
