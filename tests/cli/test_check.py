@@ -217,3 +217,29 @@ def test_end_records_that_do_not_match_the_records_are_exit_3_for_check_a_warnin
     assert json.loads(stats.stdout)["total"]["messages"] == {"client": 1, "server": 0}  # type: ignore[attr-defined]
     (line,) = stats.stderr.splitlines()  # type: ignore[attr-defined]
     assert line.startswith(f"wstape: warning: {path}: the end records do not match the records")
+
+
+def test_strict_fails_the_run_on_warnings_too(tmp_path: Path) -> None:
+    # QA: a run with warnings only exits 0, though README said exit 0 means the client did
+    # what the recording did. --strict fails it: here a phone's close with 1001 (a warning
+    # under wechat on a device, an error in DevTools).
+    path = write(
+        tmp_path / "warned.msgpack",
+        chat_open(1, referer=b"https://servicewechat.com/wx0123456789abcdef/0/page-frame.html"),
+        Message(1, 0.1, Side.CLIENT, Opcode.TEXT, b'{"type":"ping"}'),
+        Close(1, 0.2, Side.CLIENT, 1001, "bye"),
+    )
+    lenient = invoke("check", path, "--profile", "wechat", "--json")
+    assert lenient.exit_code == 0  # type: ignore[attr-defined]
+    doc = json.loads(lenient.stdout)  # type: ignore[attr-defined]
+    assert doc["passed"] is True and "strict" not in doc
+    assert [v["severity"] for v in doc["violations"]] == ["warn"]
+    strict = invoke(
+        "check", path, "--profile", "wechat", "--strict", "--json", "--junit", tmp_path / "j.xml"
+    )
+    assert strict.exit_code == 1  # type: ignore[attr-defined]
+    doc = json.loads(strict.stdout)  # type: ignore[attr-defined]
+    assert doc["passed"] is False and doc["strict"] is True
+    assert 'type="BROWSER-CLOSE-CODE"' in (tmp_path / "j.xml").read_text()
+    human = invoke("check", path, "--profile", "wechat", "--strict")
+    assert "FAILED under wechat" in human.stdout  # type: ignore[attr-defined]

@@ -123,3 +123,28 @@ async def test_a_message_left_unfinished_is_reported_as_such_not_as_silence(
     (silent,) = [v for v in replay.report()["violations"] if v["rule"] == "REPLAY-CLIENT-SILENT"]
     assert silent["message"].startswith("client left a message unfinished: 1 frame (3 bytes)")
     assert silent["actual"] == {"frames": 1, "bytes": 3}
+
+
+async def test_strict_fails_a_replay_on_a_changed_close_code(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    # QA: a client that closed with another code than recorded passed (a warning), though
+    # README said exit 0 means it did what the recording did. --strict fails it.
+    records = [opening(1), c(1, 0.01, "hello"), s(1, 0.02, "hi"), close(1, 0.03, Side.CLIENT, 4001)]
+    for strict, code in ((False, 0), (True, 1)):
+        args = ("--strict",) if strict else ()
+        run = tmp_path / f"strict-{strict}"
+        run.mkdir()
+        async with Replay(run, make_cassette(records), *args) as replay:
+            raw = await RawClient.connect(replay.port)
+            assert (await raw.handshake("/chat")).status == 101
+            await raw.send_text("hello")
+            assert await raw.recv() is not None
+            await raw.send_close(encode_close_body(4002))
+            await raw.recv_until_close()
+            await raw.aclose()
+            got, _, err = await replay.finish()
+        assert got == code, err
+        rules = [(v["rule"], v["severity"]) for v in replay.report()["violations"]]
+        assert rules == [("REPLAY-CLOSE-CHANGED", "warn")]
+        assert replay.report().get("strict", False) is strict

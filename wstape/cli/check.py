@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,7 @@ from wstape.cli.options import (
     PlatformOpt,
     ProfileOpt,
     ReportOpt,
+    StrictOpt,
     choices,
     protocol_option,
     rule_config,
@@ -65,6 +67,7 @@ def check(
             autocompletion=protocol_names,
         ),
     ] = "auto",
+    strict: StrictOpt = False,
     report_file: ReportOpt = None,
     junit: JunitOpt = None,
     as_json: Annotated[
@@ -74,7 +77,8 @@ def check(
     """Run the rules over a recorded cassette, without a server: what the recorded client
     (and server) did that breaks RFC 6455, the browser API or the WeChat socket rules.
 
-    Exit code 1 when an error-severity rule was broken (warnings alone: 0), 3 when the
+    Exit code 1 when an error-severity rule was broken (warnings alone: 0; with --strict,
+    1 too), 3 when the
     cassette cannot be read or is truncated (as replay, check refuses half a recording),
     or when its end records do not match its records (the file was changed after it was
     written).
@@ -96,6 +100,7 @@ def check(
     # verdict would be on a cassette nobody recorded: refused, as a truncated one is.
     ends_disagree(reader, strays.count, fatal=True)
     warn_strays(cassette, strays)
+    report = replace(report, strict=strict)
     if report_file is not None:
         write_atomically(report_file, to_json(report) + "\n", "--report", source=cassette)
     if junit is not None:

@@ -67,6 +67,14 @@ IgnoreOpt = Annotated[
 ]
 
 
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Warnings fail the run too (exit 1): a changed close code, a missing closing "
+        'handshake, ... (the JSON report says "strict": true).',
+    ),
+]
 ReportOpt = Annotated[
     Path | None,
     typer.Option("--report", metavar="FILE", help="Write the JSON report here (replaced)."),

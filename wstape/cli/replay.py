@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,6 +35,7 @@ from wstape.cli.options import (
     PlatformOpt,
     ProfileOpt,
     ReportOpt,
+    StrictOpt,
     choices,
     rule_config,
 )
@@ -472,6 +474,7 @@ def replay(
             "client connected to still fails.",
         ),
     ] = False,
+    strict: StrictOpt = False,
     speed: Annotated[
         float,
         typer.Option(
@@ -640,8 +643,8 @@ def replay(
     messages back, with the same rules checked (docs/autobahn.md).
 
     Exit codes: 0 exactly when every client did what the recording did (no error-severity
-    violation; warnings alone pass), 1 violations, a client that left half way, or a run
-    no client connected to,
+    violation; warnings alone pass, unless --strict), 1 violations, a client that left
+    half way, or a run no client connected to,
     2 usage error (bad option, port in use, TLS setup), 3 cassette unreadable, truncated
     or from a newer wstape.
     """
@@ -733,7 +736,7 @@ def replay(
             fail(listen_error(host, port, e.errno, detail, port_option="--port", who="replay"))
         except KeyboardInterrupt:  # a second Ctrl-C during shutdown
             pass
-        result = server.report()
+        result = replace(server.report(), strict=strict)
         _summary(result)
         if report is not None:
             write_atomically(report, to_json(result) + "\n", "--report", source=cassette)

@@ -80,6 +80,11 @@ class ConnectionResult:
         return out
 
 
+def failing(v: Violation, strict: bool = False) -> bool:
+    """Whether ``v`` fails a run: an error does; a warning too under ``--strict``."""
+    return v.severity is Severity.ERROR or (strict and v.severity is Severity.WARN)
+
+
 @dataclass(frozen=True)
 class Report:
     """Everything a run found."""
@@ -94,12 +99,14 @@ class Report:
     """Faults injected during the run, each with what the client did next (docs/faults.md)."""
     notes: tuple[str, ...] = ()
     """Options that changed nothing in the run, one line each (they do not fail it)."""
+    strict: bool = False
+    """Warnings fail the run too (``--strict``)."""
 
     @property
     def passed(self) -> bool:
         if self.internal_errors:
             return False
-        return not any(v.severity is Severity.ERROR for v in self.violations)
+        return not any(failing(v, self.strict) for v in self.violations)
 
     def count(self, severity: Severity) -> int:
         return sum(1 for v in self.violations if v.severity is severity)
@@ -109,8 +116,10 @@ class Report:
         return list(dict.fromkeys(v.rule for v in self.violations))
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "passed": self.passed,
+        out: dict[str, Any] = {"passed": self.passed}
+        if self.strict:
+            out["strict"] = True
+        out |= {
             "profile": self.profile,
             "cassette": self.cassette,
             "connections": [c.to_dict() for c in self.connections],
@@ -186,6 +195,8 @@ def iter_json(report: Report, *, indent: int = 2) -> Iterator[str]:
     if report.internal_errors:
         lists.append(("internal_errors", list(report.internal_errors)))
     yield "{\n" + pad + '"passed": ' + dumps(report.passed)
+    if report.strict:
+        yield ",\n" + pad + '"strict": true'
     yield ",\n" + pad + '"profile": ' + dumps(report.profile)
     yield ",\n" + pad + '"cassette": ' + dumps(report.cassette)
     inner = "\n" + pad + pad
@@ -261,7 +272,7 @@ def junit_xml(report: Report, *, name: str = "wstape") -> str:
         "testsuite",
         name=name,
         tests=str(len(cases)),
-        failures=str(sum(1 for _, f in cases if _errors(f))),
+        failures=str(sum(1 for _, f in cases if _errors(f, report.strict))),
         errors="1" if report.internal_errors else "0",
         skipped="0",
     )
@@ -286,13 +297,13 @@ def junit_xml(report: Report, *, name: str = "wstape") -> str:
                 message="wstape failed during the run (a wstape bug)",
             )
             error.text = _clean("\n".join(report.internal_errors))
-        for v in _errors(found):
+        for v in _errors(found, report.strict):
             failure = ET.SubElement(case, "failure", type=v.rule, message=_clean(v.message))
             failure.text = _clean(_details(v))
         lines += [
             f"{v.severity.value}: {v.rule}: {v.message}"
             for v in found
-            if v.severity is not Severity.ERROR
+            if not failing(v, report.strict)
         ]
         if lines:
             ET.SubElement(case, "system-out").text = _clean("\n".join(lines))
@@ -302,8 +313,8 @@ def junit_xml(report: Report, *, name: str = "wstape") -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _errors(found: Sequence[Violation]) -> list[Violation]:
-    return [v for v in found if v.severity is Severity.ERROR]
+def _errors(found: Sequence[Violation], strict: bool) -> list[Violation]:
+    return [v for v in found if failing(v, strict)]
 
 
 def _details(v: Violation) -> str:
