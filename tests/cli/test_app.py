@@ -133,3 +133,27 @@ def test_a_bad_fault_names_the_flag_given() -> None:
     result = invoke("replay", V1, "--port", "0", "--fault", "nonsense")
     assert result.exit_code == 2  # type: ignore[attr-defined]
     assert result.stderr.startswith("wstape: error: --fault: 'nonsense': unknown fault")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["ls"], "wstape: error: Missing argument 'CASSETTE'."),
+        (["show", "--conn", "abc", "x"], "'abc' is not a valid int."),
+        (["export", "-f", "xml", "x"], "'xml' is not one of 'jsonl', 'har'."),
+        (["ls", "--bogus", "x"], "No such option: --bogus"),
+    ],
+)
+def test_usage_errors_click_finds_are_one_line(args: list[str], line: str) -> None:
+    # QA: click's usage errors were four lines (usage, hint, blank, message).
+    result = subprocess.run(
+        [sys.executable, "-m", "wstape", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and line in result.stderr, result.stderr
+    assert result.stderr.startswith("wstape: error: ")
+    assert result.stderr.endswith(f" wstape {args[0]} --help)\n")  # (as python -m, too)
