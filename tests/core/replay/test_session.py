@@ -853,6 +853,23 @@ def test_a_run_no_client_connected_to_fails() -> None:
     assert not session.report("x").passed
 
 
+def test_a_query_matches_in_any_order_of_its_parameters() -> None:
+    # QA: python-socketio asks for ?transport=websocket&EIO=4, a browser recorded
+    # ?EIO=4&transport=websocket: a 404 and REPLAY-UNMATCHED-CONNECTION.
+    records = [opening(1, "/socket.io/?EIO=4&transport=websocket&token=<redacted>")]
+    records.append(Close(1, 1.0, Side.SERVER, 1000, ""))
+    for target, status in (
+        ("/socket.io/?transport=websocket&token=abc&EIO=4", 101),
+        ("/socket.io/?transport=websocket&EIO=4", 404),  # (one parameter fewer)
+        ("/socket.io/?transport=websocket&EIO=3&token=abc", 404),
+    ):
+        session = session_for(records, speed=0)
+        assert FakeClient(session).handshake(target) == status, target
+    repeated = [opening(1, "/feed?a=1&a=2&b=3"), Close(1, 1.0, Side.SERVER, 1000, "")]
+    assert FakeClient(session_for(repeated, speed=0)).handshake("/feed?b=3&a=1&a=2") == 101
+    assert FakeClient(session_for(repeated, speed=0)).handshake("/feed?a=2&a=1&b=3") == 404
+
+
 def test_ignore_query_param_selects_by_the_rest_of_the_query() -> None:
     records = [opening(1, "/feed?room=1&cb=123"), Close(1, 1.0, Side.SERVER, 1000, "")]
     session = session_for(records, speed=0, ignore_query_params=("cb",))

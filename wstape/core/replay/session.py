@@ -163,12 +163,14 @@ class ReplaySession:
         ignored = set(self.options.ignore_query_params)
         if rec.codec is not None:
             ignored |= rec.codec.session_query_params
-        if not ignored:
-            # A value redacted at recording (``token=<redacted>``) matches any live one.
-            return matches_redacted(rec.open.query, req.query)
-        return matches_redacted(
-            "&".join(_query_without(rec.open.query, ignored)),
-            "&".join(_query_without(req.query, ignored)),
+        if rec.open.query == req.query:
+            return True
+        # In any order of its parameters (python-socketio sends ``transport=websocket&EIO=4``
+        # where a browser sent ``EIO=4&transport=websocket``); a value redacted at recording
+        # (``token=<redacted>``) matches any live one.
+        recorded, live = _query_items(rec.open.query, ignored), _query_items(req.query, ignored)
+        return len(recorded) == len(live) and all(
+            matches_redacted(a, b) for a, b in zip(recorded, live, strict=True)
         )
 
     def select(self, req: Open) -> RecordedConnection | None:
@@ -503,9 +505,11 @@ def _unseen_by(unseen: frozenset[int] | None, live: LiveConnection) -> frozenset
     return mine if unseen is None else unseen & mine
 
 
-def _query_without(query: str, names: set[str]) -> list[str]:
-    """The query's ``name=value`` items without the ``names`` (kept in order)."""
-    return [item for item in query.split("&") if item and item.split("=", 1)[0] not in names]
+def _query_items(query: str, names: set[str]) -> list[str]:
+    """The query's ``name=value`` items without the ``names``, by name (a name given more
+    than once keeps the order of its values)."""
+    items = [item for item in query.split("&") if item and item.split("=", 1)[0] not in names]
+    return sorted(items, key=lambda item: item.split("=", 1)[0])
 
 
 __all__ = ["EventSource", "ReplaySession"]
