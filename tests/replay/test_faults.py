@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 
 from tests.helpers.browser import read_report, replay
 from tests.helpers.rawclient import RawClient, request_bytes
-from tests.replay.conftest import CassetteFactory
+from tests.replay.conftest import CassetteFactory, c, close, opening, s
 from tests.replay.faultclient import AUTH, AUTHED, SUB, Habits, Run, feed_records, run_client
+from tests.replay.test_cli import Replay
 from wstape.core.frames import OpCode
+from wstape.core.model import Side
 from wstape.replay import ReplayOptions, ReplayServer
 
 WAIT = 6.0
@@ -486,3 +489,39 @@ async def test_wstape_replay_fault_flags(
     found = {(v["rule"], v["severity"]) for v in reports[0]["violations"]}
     assert sorted(found - {("REPLAY-HEARTBEAT-DETECTED", "info")}) == rules
     assert reports[0]["faults"][0]["spec"] == "drop@after=3"
+
+
+async def test_a_client_that_gives_up_on_unanswered_websocket_pings_and_reconnects_passes(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    # QA: with mute-heartbeats, a websockets client whose keepalive Ping went unanswered
+    # closed (1011, keepalive ping timeout) and reconnected, as it should: the server had
+    # stopped waiting for it (REPLAY-UNPLAYED "the client left"), and the reconnect was
+    # refused. Now it is expected back and served the recording again.
+    records = [
+        opening(1, "/rpc"),
+        c(1, 0.01, '{"op":"sum","args":[1,2]}'),
+        s(1, 0.02, '{"result":3}'),
+        c(1, 0.03, '{"op":"sum","args":[2,2]}'),
+        s(1, 0.04, '{"result":4}'),
+        close(1, 0.05, Side.CLIENT, 1000, "done"),
+    ]
+    url_args = ("--fault", "mute-heartbeats", "--speed", "0", "--json")
+    async with Replay(tmp_path, make_cassette(records), *url_args) as replay:
+        url = f"ws://127.0.0.1:{replay.port}/rpc"
+        async with websockets.connect(url, ping_interval=0.1, ping_timeout=0.2) as ws:
+            await ws.send('{"op":"sum","args":[1,2]}')
+            assert await asyncio.wait_for(ws.recv(), 5) == '{"result":3}'
+            # (its second request is due, but its keepalive gives up first)
+            await asyncio.wait_for(ws.wait_closed(), 10)
+        async with websockets.connect(url, ping_interval=None) as again:
+            for request, reply in (("[1,2]", "3"), ("[2,2]", "4")):
+                await again.send('{"op":"sum","args":' + request + "}")
+                assert await asyncio.wait_for(again.recv(), 5) == '{"result":' + reply + "}"
+            await again.close(1000, "done")
+        code, out, err = await replay.finish()
+    assert code == 0, err
+    report = json.loads(out)
+    (fault,) = report["faults"]
+    assert "WebSocket Pings" in fault["what"] and "reconnected" in fault["then"], fault
+    assert not [v for v in report["violations"] if v["severity"] == "error"]

@@ -732,12 +732,16 @@ class LiveConnection:
             elif kind is FaultKind.MUTE_HEARTBEATS:
                 script.muted = True
                 protocol.mute_pings = True
+                protocol.on_muted_ping = self._ping_muted
                 if not script.plan.client_pings and not script.server_heartbeats:
                     # Nothing of the recording's to mute: only a WebSocket Ping the client
                     # sends from now on would go unanswered (then it strikes).
                     self._idle_mute = fault
                     protocol.on_muted_ping = self._mute_struck
-                    self.log(f"fault {fault.spec}: {self._nothing_to_mute()}")
+                    self.log(
+                        f"fault {fault.spec}: {self._nothing_to_mute()}; it strikes at the "
+                        "client's first WebSocket Ping, if one comes"
+                    )
                     continue
                 what = "stopped answering the client's heartbeats"
                 if script.server_heartbeats:
@@ -777,12 +781,19 @@ class LiveConnection:
             why = "the recording's only heartbeats are the client's keep-alives, never answered"
         return f"nothing to mute: {why}"
 
+    def _ping_muted(self, now: float) -> None:
+        """The mute-heartbeats fault left a WebSocket Ping of the client's unanswered: a
+        client that gives up on the connection now is expected back, not blamed."""
+        if self.script is not None:
+            self.script.pings_muted = True
+        if self.protocol is not None:
+            self.protocol.on_muted_ping = None
+
     def _mute_struck(self, now: float) -> None:
         """The mute-heartbeats fault that had nothing of the recording's to mute left a
         WebSocket Ping unanswered: now it struck."""
         fault, self._idle_mute = self._idle_mute, None
-        if self.protocol is not None:
-            self.protocol.on_muted_ping = None
+        self._ping_muted(now)
         if fault is None or self.script is None:
             return
         what = "stopped answering the client's WebSocket Pings"

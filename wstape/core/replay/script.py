@@ -175,6 +175,10 @@ class Script:
         self.muted = False
         """The ``mute-heartbeats`` fault: from now on client pings go unanswered and the
         server's own heartbeats (pings, keep-alives) are not sent."""
+        self.pings_muted = False
+        """With heartbeats muted, a WebSocket Ping of the client's went unanswered: a
+        client that gives up then did right (nothing says how soon it must: its own ping
+        timeout is not in the recording)."""
         self._dead_at: float | None = None
         """When the first ping went unanswered (or the first server heartbeat was left
         out) while muted."""
@@ -279,9 +283,10 @@ class Script:
 
     @property
     def heartbeat_dead(self) -> bool:
-        """With heartbeats muted, a client ping went unanswered: the client has reason
-        to give up on the connection."""
-        return self._dead_at is not None
+        """With heartbeats muted, a client ping went unanswered (one of the recording's
+        heartbeats, or a WebSocket Ping: :attr:`pings_muted`): the client has reason to
+        give up on the connection."""
+        return self._dead_at is not None or self.pings_muted
 
     def postpone(self, until: float) -> None:
         """Output the client has not been able to read yet (a throttled link) leaves at
