@@ -40,12 +40,14 @@ def test_specs(spec: str, kind: FaultKind, fields: dict[str, object]) -> None:
     [
         ("explode", "unknown fault 'explode'"),
         ("drop@after", "is not key=value"),
-        ("drop@after=soon", "is not a duration"),
+        ("drop@after=soon", "is neither a count of server messages (e.g. 3) nor a duration"),
+        ("drop@after=-1", "is neither a count"),  # (QA: these said "not a duration")
+        ("drop@after=1.5", "is neither a count"),
         ("drop@status=503", "drop takes"),
         ("refuse@after=3", "refuse takes"),
         ("close@code=1005", "cannot go on the wire"),
         ("close@code=999", "not in 1000..4999"),
-        ("refuse@status=101", "not a 101"),
+        ("refuse@status=101", "a refusal is a final status"),
         ("delay", "needs ms=N"),
         ("throttle@rate=0", "needs rate=N"),
         ("drop@conn=1,conn=2", "given twice"),
@@ -53,6 +55,15 @@ def test_specs(spec: str, kind: FaultKind, fields: dict[str, object]) -> None:
         ("close@reason=" + "x" * 124, "at most 123 bytes"),
         ("drop@", "nothing after @"),
         ("drop@ ", "nothing after @"),
+        # QA: each of these was taken (a comma or a space too many)
+        ("drop@after=1,", "an empty item between commas"),
+        ("drop@,after=1", "an empty item between commas"),
+        ("drop @after=1", "no spaces around @"),
+        ("drop@after= 1", "no spaces around = or ,"),
+        # QA: a status with no body to refuse with, a code servers do not send
+        ("refuse@status=100", "a refusal is a final status with a body"),
+        ("refuse@status=204", "not 204 or 304"),
+        ("close@code=1010", "1010 is sent by clients only"),
     ],
 )
 def test_mistakes_are_one_line(spec: str, says: str) -> None:
@@ -70,7 +81,8 @@ RECORDED = [(1, "/chat"), (2, "/feed"), (3, "/chat")]
     [
         ("drop@conn=99", "the cassette has no connection 99 (it has 1, 2, 3)"),
         ("drop@path=/nope*", "path=/nope* matches none of the recorded paths (/chat, /feed)"),
-        ("drop@conn=2,path=/chat", "does not match connection 2's path (/chat, /feed)"),
+        # (QA: it listed every recorded path as connection 2's)
+        ("drop@conn=2,path=/chat", "does not match connection 2's path (/feed);"),
     ],
 )
 def test_a_fault_aimed_at_no_recorded_connection_is_refused(spec: str, says: str) -> None:

@@ -155,9 +155,10 @@ def check_aims(faults: Iterable[Fault], recorded: Iterable[tuple[int, str]]) -> 
             more = ", ..." if len(conns) > 10 else ""
             why = f"the cassette has no connection {fault.conn} (it has {known}{more})"
         else:
-            paths = sorted({path for _, path in pairs})
+            mine = fault.conn is not None
+            paths = sorted({path for conn, path in pairs if not mine or conn == fault.conn})
             shown = ", ".join(paths[:5]) + (", ..." if len(paths) > 5 else "")
-            if fault.conn is not None:
+            if mine:
                 why = f"path={fault.path} does not match connection {fault.conn}'s path ({shown})"
             else:
                 why = f"path={fault.path} matches none of the recorded paths ({shown or 'none'})"
@@ -191,6 +192,8 @@ def parse_fault(spec: str) -> Fault:
     kind_text, at, args = spec.strip().partition("@")
     if at and not args.strip():
         raise ConfigError(f"{spec!r}: nothing after @ (e.g. {kind_text}@conn=1)", option="faults")
+    if kind_text != kind_text.strip() or args != args.lstrip():
+        raise ConfigError(f"{spec!r}: no spaces around @ (e.g. drop@after=3)", option="faults")
     try:
         kind = FaultKind(kind_text.strip())
     except ValueError:
@@ -199,11 +202,14 @@ def parse_fault(spec: str) -> Fault:
             option="faults",
         ) from None
     values: dict[str, str] = {}
-    for item in (a for a in args.split(",") if a.strip()) if args else ():
+    for item in args.split(",") if args else ():
+        if not item:
+            raise ConfigError(f"{spec!r}: an empty item between commas", option="faults")
         key, eq, value = item.partition("=")
-        key = key.strip()
         if not eq or not value.strip():
             raise ConfigError(f"{spec!r}: {item!r} is not key=value", option="faults")
+        if key != key.strip() or value != value.strip():
+            raise ConfigError(f"{spec!r}: no spaces around = or , in {item!r}", option="faults")
         allowed = _KEYS[kind] | _WHERE | (_WHEN if kind not in HANDSHAKE_FAULTS else set())
         if key not in allowed:
             raise ConfigError(
@@ -220,6 +226,12 @@ def parse_fault(spec: str) -> Fault:
         text = values["after"]
         if text.isdigit():
             point = Point(server_messages=_int(spec, "after", text, 0, 2**31))
+        elif _DURATION.match(text) is None:
+            raise ConfigError(
+                f"{spec!r}: after={text!r} is neither a count of server messages (e.g. 3) nor "
+                "a duration (e.g. 5s, 250ms)",
+                option="faults",
+            )
         else:
             point = Point(seconds=_seconds(spec, "after", text))
     elif "after-client" in values:
@@ -240,11 +252,21 @@ def parse_fault(spec: str) -> Fault:
         rate=_int(spec, "rate", values.get("rate", "0"), 0, 2**40),
         size=_int(spec, "size", values.get("size", "0"), 0, 2**31),
     )
-    if kind is FaultKind.REFUSE and fault.status == 101:
-        raise ConfigError(f"{spec!r}: a refusal is not a 101", option="faults")
+    final = 200 <= fault.status <= 599 and fault.status not in (204, 304)
+    if kind is FaultKind.REFUSE and not final:
+        # (1xx is interim and carries no body, nor do 204 and 304: RFC 9110 §15)
+        raise ConfigError(
+            f"{spec!r}: a refusal is a final status with a body: 200-599, not 204 or 304",
+            option="faults",
+        )
     if kind is FaultKind.CLOSE and not is_sendable(fault.code):
         raise ConfigError(
             f"{spec!r}: close code {fault.code} cannot go on the wire", option="faults"
+        )
+    if kind is FaultKind.CLOSE and fault.code == CloseCode.MANDATORY_EXTENSION:
+        raise ConfigError(
+            f"{spec!r}: close code 1010 is sent by clients only (RFC 6455 §7.4.1)",
+            option="faults",
         )
     if kind is FaultKind.CLOSE and len(fault.reason.encode("utf-8")) > 123:
         raise ConfigError(f"{spec!r}: a close reason is at most 123 bytes", option="faults")
