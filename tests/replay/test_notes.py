@@ -76,3 +76,36 @@ async def test_mute_heartbeats_on_a_recording_without_heartbeats_says_it_tested_
     assert report["notes"] == [line]
     assert f"note: {line}" in err.splitlines()
     assert "muted heartbeats" not in err and "stopped answering" not in err
+
+
+async def test_a_fault_that_never_struck_is_a_note(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    # QA: drop@after=50 on a recording of one server message passed with no word: the run
+    # had tested nothing. (A fault that could never strike on the cassette is exit 2.)
+    async with Replay(tmp_path, make_cassette(SUM), "--fault", "drop@after=50") as replay:
+        assert await sum_client(replay.port, 7) == {"requestId": 7, "result": 3}
+        code, _, err = await replay.finish()
+    assert code == 0, err
+    line = (
+        "fault drop@after=50 never struck: no connection it aims at reached its point; "
+        "it tested nothing"
+    )
+    assert replay.report()["notes"] == [line]
+    assert "faults" not in replay.report()
+    assert f"note: {line}" in err.splitlines()
+
+
+async def test_a_fault_that_struck_is_no_note(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    records = [*SUM[:3], s(1, 0.03, {"requestId": 7, "done": True}), SUM[3]]
+    async with Replay(tmp_path, make_cassette(records), "--fault", "close@after=1") as replay:
+        url = f"ws://127.0.0.1:{replay.port}/rpc"
+        async with websockets.connect(url, compression=None, ping_interval=None) as ws:
+            await ws.send(json.dumps({"requestId": 7, "op": "sum", "args": [1, 2]}))
+            await asyncio.wait_for(ws.wait_closed(), 5)
+        _, _, err = await replay.finish()
+    report = replay.report()
+    assert [f["spec"] for f in report["faults"]] == ["close@after=1"], err
+    assert "notes" not in report

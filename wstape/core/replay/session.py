@@ -440,6 +440,8 @@ class ReplaySession:
                 f"--correlate {self.options.correlate[i]} matched no value in the recorded "
                 "client messages played, so it changed nothing"
             )
+        if self.finished:
+            notes += self._faults_that_never_struck(notes)
         rows.sort(key=lambda row: row[0])
         report = build_report(self.cfg.profile.value, cassette, (r for _, r in rows), violations)
         if self._faults.events:
@@ -447,6 +449,22 @@ class ReplaySession:
         if notes:
             report = replace(report, notes=tuple(notes))
         return report
+
+    def _faults_that_never_struck(self, notes: list[str]) -> list[str]:
+        """A note for each fault that never struck in the run (its point never reached on
+        any connection it aims at, ``drop@after=50`` on a recording of 8 server messages):
+        the run passed without it, so it tested nothing (a fault that cannot strike on the
+        cassette at all is a usage error before the run)."""
+        struck = {event.spec for event in self._faults.events}
+        found = []
+        for fault in dict.fromkeys(f.spec for f in self._faults.faults):
+            if fault in struck or any(f"fault {fault} " in note for note in notes):
+                continue  # (a mute with nothing to mute has its own note)
+            found.append(
+                f"fault {fault} never struck: no connection it aims at reached its point; "
+                "it tested nothing"
+            )
+        return found
 
     def finish(self) -> None:
         """End of the run: report what was never reached. Idempotent."""
