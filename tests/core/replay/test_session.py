@@ -962,6 +962,18 @@ def test_no_reconnect_after_a_drop_is_a_finding() -> None:
     assert session.next_deadline() == pytest.approx(client.now + 3)
     session.tick(client.now + 3)
     assert rules(session) == ["REPLAY-FAULT-NO-RECONNECT"]
+    (v,) = [v for v in session.violations if v.rule == "REPLAY-FAULT-NO-RECONNECT"]
+    assert "reconnect after the server dropped TCP with no Close" in v.message
+
+
+def test_no_reconnect_after_a_refusal_says_it_was_refused() -> None:
+    # QA: it always said "after a drop or an abnormal close", after a refusal too.
+    session = session_for(FEED, speed=0, faults=("refuse@status=503",), expect_reconnect=3)
+    client = FakeClient(session)
+    assert client.handshake("/feed") == 503
+    session.tick(client.now + 3)
+    (v,) = [v for v in session.violations if v.rule == "REPLAY-FAULT-NO-RECONNECT"]
+    assert "reconnect after the server refused the upgrade with 503" in v.message
 
 
 def test_reconnecting_at_once_after_try_again_later_is_too_soon() -> None:

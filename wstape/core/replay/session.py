@@ -277,7 +277,10 @@ class ReplaySession:
         watch.event.then = "no reconnect" + (
             " before the server stopped" if stopped else f" within {wait:g} s"
         )
-        for v in no_reconnect(watch.event.conn, watch.event.spec, wait, self.cfg, stopped=stopped):
+        event = watch.event
+        for v in no_reconnect(
+            event.conn, event.spec, wait, self.cfg, stopped=stopped, did=event.what
+        ):
             self.add_violation(v)
 
     def opened(self, live: LiveConnection, now: float) -> None:

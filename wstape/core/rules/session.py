@@ -476,17 +476,25 @@ def heartbeat_dead(
 
 
 def no_reconnect(
-    conn: int | None, fault: str, seconds: float, cfg: RuleConfig, *, stopped: bool = False
+    conn: int | None,
+    fault: str,
+    seconds: float,
+    cfg: RuleConfig,
+    *,
+    stopped: bool = False,
+    did: str = "",
 ) -> list[Violation]:
-    """REPLAY-FAULT-NO-RECONNECT: after ``fault`` broke the connection, no reconnect
-    within ``seconds`` (or before the server stopped)."""
+    """REPLAY-FAULT-NO-RECONNECT: after ``fault`` broke the connection (the server ``did``
+    it: "refused the upgrade with 503"), no reconnect within ``seconds`` (or before the
+    server stopped)."""
     report = Report(cfg, conn)
     when = "before the server stopped" if stopped else f"within {seconds:g} s"
+    why = f"after the server {did}" if did else "after a drop or an abnormal close"
     report.add(
         "REPLAY-FAULT-NO-RECONNECT",
         Severity.ERROR,
         f"client did not reconnect {when} after the fault {fault!r}; expected it to "
-        "reconnect after a drop or an abnormal close (onSocketClose -> connectSocket)",
+        f"reconnect {why} (onSocketClose -> connectSocket)",
         expected=f"a reconnect within {seconds:g} s",
         actual=None,
     )
