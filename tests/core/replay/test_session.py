@@ -1775,3 +1775,17 @@ def test_a_recording_that_subscribed_before_its_ack_is_followed() -> None:
     client.wait(1)
     client.close(encode_close_body(1000, ""))
     assert rules(client.session) == []
+
+
+def test_a_fault_the_next_one_took_over_from_says_so_in_then() -> None:
+    # QA: with mute-heartbeats and then a drop on one connection, the mute's "then" stayed
+    # "nothing yet" in the final report.
+    session = session_for(
+        CHAT, speed=0, faults=("mute-heartbeats", "drop@after=1"), expect_reconnect=3
+    )
+    client = FakeClient(session)
+    client.handshake()
+    client.send('{"type":"hello"}')
+    session.tick(client.now + 3)
+    thens = {f["spec"]: f["then"] for f in session.report("x").faults}
+    assert thens["mute-heartbeats"].startswith("nothing before drop@after=1 struck"), thens

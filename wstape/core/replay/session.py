@@ -117,6 +117,11 @@ class ReplaySession:
         self, live: LiveConnection, fault: Fault, what: str, now: float
     ) -> FaultEvent:
         start = self._started if self._started is not None else now
+        earlier = live.fault_event
+        if earlier is not None and earlier.then == "nothing yet":
+            # (QA: it stayed "nothing yet" in the final report: the next fault took over)
+            later = now - start - earlier.at
+            earlier.then = f"nothing before {fault.spec} struck {later:.3f} s later"
         event = self._faults.record(
             FaultEvent(
                 spec=fault.spec,
