@@ -1789,3 +1789,14 @@ def test_a_fault_the_next_one_took_over_from_says_so_in_then() -> None:
     session.tick(client.now + 3)
     thens = {f["spec"]: f["then"] for f in session.report("x").faults}
     assert thens["mute-heartbeats"].startswith("nothing before drop@after=1 struck"), thens
+
+
+@pytest.mark.parametrize("speed", [0, 1])
+def test_after_client_strikes_before_the_reply_at_every_speed(speed: float) -> None:
+    # QA: at --speed 0 the reply to the first client message went out before
+    # drop@after-client=1 struck, at --speed 1 it did not.
+    session = session_for(FEED, speed=speed, faults=("drop@after-client=1",))
+    client = FakeClient(session)
+    client.handshake("/feed")
+    client.send('{"op":"auth","token":"t"}')
+    assert client.texts() == [] and client.hung_up

@@ -646,6 +646,14 @@ class LiveConnection:
             if faults is not None:
                 faults.client_received += 1
             actions = script.on_message(opcode, payload, now)
+            if faults is not None and faults.armed:
+                # after-client=N strikes right after the Nth client message, before any
+                # reply to it goes out: the same at every --speed (at 0 the reply was due
+                # at once, and went out first).
+                self._fire(faults.due(now), now)
+                if self.blackholed or protocol.state is not State.OPEN:
+                    self._take(script)
+                    return
         else:
             actions = script.poll(now)
         for action in actions:
