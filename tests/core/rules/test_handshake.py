@@ -510,6 +510,51 @@ def test_redacted_offers_are_not_syntax_errors() -> None:
     assert "RFC-HS-SUBPROTOCOL-SYNTAX" not in {v.rule for v in check_request(op, RFC)}
 
 
+@pytest.mark.parametrize(
+    ("headers", "said"),
+    [
+        # QA: `Sec-WebSocket-Protocol: ,` was two identical violations, one per empty item.
+        ([","], ["Sec-WebSocket-Protocol ',' has 2 empty entries;"]),
+        (
+            ["a b, c/d, , x, x, a b"],
+            [
+                "Sec-WebSocket-Protocol 'a b, c/d, , x, x, a b' has an empty entry, has "
+                "entries that are not HTTP tokens ('a b', 'c/d') and offers 'x' again;"
+            ],
+        ),
+        (["x, x, x, y, y"], ["Sec-WebSocket-Protocol 'x, x, x, y, y' offers 'x', 'y' again;"]),
+        (
+            ["chat.v1, ", "chat.v1", "chat.v2"],
+            [
+                "Sec-WebSocket-Protocol 'chat.v1,' has an empty entry;",
+                "Sec-WebSocket-Protocol 'chat.v1' offers 'chat.v1' again;",
+            ],
+        ),
+    ],
+    ids=["empty-pair", "every-problem", "repeats", "two-headers"],
+)
+def test_subprotocol_syntax_is_one_violation_per_header(
+    headers: list[str], said: list[str]
+) -> None:
+    """However many items of a header are wrong, the header is one violation naming them."""
+    op = make_open(
+        set_headers={"Sec-WebSocket-Protocol": headers[0]},
+        add_headers=[("Sec-WebSocket-Protocol", h) for h in headers[1:]],
+    )
+    got = check_request(op, RFC)
+    assert [v.rule for v in got] == ["RFC-HS-SUBPROTOCOL-SYNTAX"] * len(said)
+    for v, start in zip(got, said, strict=True):
+        assert v.message.startswith(start)
+        assert "\n" not in v.message
+
+
+def test_a_header_of_many_bad_entries_is_one_short_line() -> None:
+    value = ", ".join(f"bad {n}" for n in range(10_000))
+    (v,) = check_request(make_open(set_headers={"Sec-WebSocket-Protocol": value}), RFC)
+    assert "('bad 0', 'bad 1', 'bad 2' and 9997 more)" in v.message
+    assert len(v.message) < 400 and v.actual == value
+
+
 def test_extension_change_is_reported() -> None:
     live = make_open(add_headers=[("Sec-WebSocket-Extensions", "permessage-deflate")])
     (v,) = check_subprotocol_change(live, make_open(), RFC)

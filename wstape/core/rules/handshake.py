@@ -289,41 +289,56 @@ def _check_key(report: Report, keys: list[str], seen_keys: frozenset[str]) -> No
 
 
 def _check_subprotocol_syntax(report: Report, values: list[str]) -> None:
-    if not values:
-        return
+    """One violation per ``Sec-WebSocket-Protocol`` header that breaks the syntax, naming
+    all it breaks (its empty entries, its non-tokens, what it offers again), never one
+    per item: ``Sec-WebSocket-Protocol: ,`` is one mistake, not two."""
     seen: set[str] = set()
     for value in values:
+        empty = 0
+        bad: list[str] = []
+        again: list[str] = []
         for item in (i.strip() for i in value.split(",")):
             if not item:
-                report.add(
-                    "RFC-HS-SUBPROTOCOL-SYNTAX",
-                    Severity.ERROR,
-                    f"Sec-WebSocket-Protocol {preview(value)} has an empty entry; expected "
-                    "non-empty tokens (browsers throw SyntaxError)",
-                    expected="token",
-                    actual=value,
-                )
+                empty += 1
             elif is_redacted(item):
                 pass  # a recorded offer whose token was redacted: nothing left to judge
             elif not _TOKEN.fullmatch(item):
-                report.add(
-                    "RFC-HS-SUBPROTOCOL-SYNTAX",
-                    Severity.ERROR,
-                    f"subprotocol {preview(item)} is not an HTTP token; expected letters, digits "
-                    "and !#$%&'*+-.^_`|~ only (browsers throw SyntaxError)",
-                    expected="token",
-                    actual=item,
-                )
+                bad.append(item)
             elif item in seen:
-                report.add(
-                    "RFC-HS-SUBPROTOCOL-SYNTAX",
-                    Severity.ERROR,
-                    f"subprotocol {preview(item)} is offered twice; expected no duplicates "
-                    "(browsers throw SyntaxError)",
-                    expected="unique subprotocols",
-                    actual=item,
-                )
+                again.append(item)
             seen.add(item)
+        problems = []
+        if empty:
+            problems.append("has an empty entry" if empty == 1 else f"has {empty} empty entries")
+        if bad:
+            problems.append(
+                f"has {_items_shown(bad)}, not an HTTP token"
+                if len(set(bad)) == 1
+                else f"has entries that are not HTTP tokens ({_items_shown(bad)})"
+            )
+        if again:
+            problems.append(f"offers {_items_shown(again)} again")
+        if problems:
+            report.add(
+                "RFC-HS-SUBPROTOCOL-SYNTAX",
+                Severity.ERROR,
+                f"Sec-WebSocket-Protocol {preview(value)} {_and(problems)}; expected distinct "
+                "non-empty tokens of letters, digits and !#$%&'*+-.^_`|~ (browsers throw "
+                "SyntaxError)",
+                expected="distinct non-empty tokens",
+                actual=value,
+            )
+
+
+def _items_shown(items: list[str], most: int = 3) -> str:
+    """The distinct ``items``, the first ``most`` quoted and clipped, and how many more."""
+    distinct = list(dict.fromkeys(items))
+    shown = ", ".join(preview(i, 30) for i in distinct[:most])
+    return shown if len(distinct) <= most else f"{shown} and {len(distinct) - most} more"
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
 def _check_wechat_request(report: Report, req: Open, cfg: RuleConfig) -> None:
