@@ -96,6 +96,20 @@ def test_bad_close_fails_with_rule_ids(tmp_path: Path) -> None:
     assert ignored.exit_code == 0, ignored.output
 
 
+def test_a_recorded_open_without_one_host_fails_check(tmp_path: Path) -> None:
+    one = chat_open(1)
+    none = chat_open(2)
+    none = Open(**{**none.__dict__, "request_headers": none.request_headers[1:]})
+    two = chat_open(3)
+    two = Open(**{**two.__dict__, "request_headers": (*two.request_headers, (b"host", b"x"))})
+    path = write(tmp_path / "hosts.msgpack", one, none, two)
+    result = runner.invoke(app, ["check", str(path), "--json"])
+    assert result.exit_code == 1, result.output
+    found = [v for v in json.loads(result.stdout)["violations"] if v["rule"] == "RFC-HS-HOST"]
+    assert [(v["conn"], v["severity"]) for v in found] == [(2, "error"), (3, "error")]
+    assert found[1]["actual"] == ["chat.example.com", "x"]
+
+
 def test_unknown_ignore_is_usage_error(tmp_path: Path) -> None:
     path = write(tmp_path / "c.msgpack", chat_open(1))
     result = runner.invoke(app, ["check", str(path), "--ignore", "NOPE-RULE"])

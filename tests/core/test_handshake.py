@@ -37,6 +37,9 @@ REQUEST = (
 )
 
 
+HOST = b"Host: chat.example.com:8443\r\n"
+
+
 def parse(data: bytes, **kw: object) -> Open:
     result = RequestParser(**kw).feed(data)  # type: ignore[arg-type]
     assert isinstance(result, Open), result
@@ -207,6 +210,10 @@ def test_a_redacted_recorded_subprotocol_stands_for_the_live_offer(
         (b"Connection: keep-alive, Upgrade", b"Connection: keep-alive", 400),
         (b"Version: 13", b"Version: 12", 426),
         (KEY.encode(), b"AAAAAAAAAAAAAAAAAAAA", 400),  # 15 bytes
+        (HOST, b"", 400),  # RFC 7230 §5.4
+        (HOST, b"Host:\r\n", 400),
+        (HOST, HOST + b"Host: evil.example\r\n", 400),
+        (HOST, HOST + HOST.lower(), 400),  # two Hosts, even equal ones
     ],
 )
 def test_refusals_a_server_must_give(old: bytes, new: bytes, status: int) -> None:
@@ -217,6 +224,21 @@ def test_refusals_a_server_must_give(old: bytes, new: bytes, status: int) -> Non
         assert refusal.header("Sec-WebSocket-Version") == "13"
     # Never a refusal without the rule that says why.
     assert [v.severity.value for v in verdict.violations] == ["error"]
+
+
+@pytest.mark.parametrize(
+    ("new", "said"),
+    [
+        (b"", "no Host header"),
+        (HOST + b"Host: evil.example\r\n", "more than one Host header"),
+        (b"Host: \r\n", "an empty Host header"),
+    ],
+)
+def test_a_request_without_one_host_is_refused_under_its_rule(new: bytes, said: str) -> None:
+    verdict = judge_request(parse(REQUEST.replace(HOST, new)), RuleConfig())
+    assert verdict.refusal is not None and verdict.refusal.status == 400
+    assert verdict.refusal.body == f"{said}; a request needs exactly one\n".encode()
+    assert [v.rule for v in verdict.violations] == ["RFC-HS-HOST"]
 
 
 def test_duplicate_subprotocols_are_not_refused() -> None:

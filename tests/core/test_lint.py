@@ -146,6 +146,21 @@ def test_handshake_rules_run_on_every_open() -> None:
     assert rules(found) == [("RFC-HS-METHOD", "error", 2), ("RFC-SRV-ACCEPT", "error", 3)]
 
 
+def test_an_open_without_one_host_is_reported_whatever_its_neighbours() -> None:
+    """RFC-HS-HOST on recorded opens, each judged alone though they share one shape."""
+    found = check_records(
+        [
+            make_open(conn=1, key=KEYS[0]),
+            make_open(conn=2, key=KEYS[1], add_headers=[("Host", "chat.example.com")]),
+            make_open(conn=3, key=KEYS[2], set_headers={"Host": None}),
+            make_open(conn=4, key=KEYS[3]),
+            make_open(conn=5, key=KEYS[4], set_headers={"Host": None}),
+        ],
+        BROWSER,
+    )
+    assert rules(found) == [("RFC-HS-HOST", "error", n) for n in (2, 3, 5)]
+
+
 def test_repeated_key_across_connections() -> None:
     found = check_records([make_open(conn=1), make_open(conn=2), make_open(conn=3)], RFC)
     assert rules(found) == [("RFC-HS-KEY", "warn", 2), ("RFC-HS-KEY", "warn", 3)]

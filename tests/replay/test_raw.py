@@ -136,6 +136,33 @@ async def test_garbage_gets_400_and_the_server_lives(
         assert await asyncio.wait_for(ws.recv(), 5) == "1"
 
 
+@pytest.mark.parametrize(
+    "hosts",
+    [(), ("127.0.0.1", "evil.example"), ("127.0.0.1", "127.0.0.1"), ("",)],
+    ids=["no-host", "two-hosts", "two-equal-hosts", "empty-host"],
+)
+async def test_a_request_without_one_host_gets_400_and_uses_up_nothing(
+    hosts: tuple[str, ...], make_cassette: CassetteFactory, serve: Serve
+) -> None:
+    """RFC 7230 §5.4, RFC 6455 §4.2.1 (QA: no Host, or two, got a 101 and no finding)."""
+    server = await serve(make_cassette(ECHO))
+    wire = request_bytes("/echo", headers=tuple(("Host", h) for h in hosts))
+    wire = wire.replace(b"Host: chat.example.com\r\n", b"", 1)
+    raw = await RawClient.connect(server.port)
+    await raw.write(wire)
+    answer = await raw.read_answer()
+    assert answer.status == 400 and b"Host header" in answer.body
+    await raw.aclose()
+    # The recording is still there for a client that sends one Host.
+    async with websockets.connect(f"{server.url}/echo", compression=None) as ws:
+        await ws.send("one")
+        assert await asyncio.wait_for(ws.recv(), 5) == "1"
+        await ws.send("two")
+        assert await asyncio.wait_for(ws.recv(), 5) == "2"
+    assert await server.wait_played(5)
+    assert rule_ids(server) == ["RFC-HS-HOST"]
+
+
 async def test_recorded_refusal_status_and_body(
     make_cassette: CassetteFactory, serve: Serve
 ) -> None:

@@ -235,9 +235,15 @@ class Verdict:
     violations: list[Violation]
 
 
-# The rules whose error means no RFC 6455 server can answer 101 (§4.2.1, §4.2.2, §4.4),
-# in the order a server checks them.
-_REFUSING_RULES = ("RFC-HS-METHOD", "RFC-HS-UPGRADE", "RFC-HS-VERSION", "RFC-HS-KEY")
+# The rules whose error means no RFC 6455 server can answer 101 (§4.2.1, §4.2.2, §4.4;
+# RFC 7230 §5.4 for Host), in the order a server checks them.
+_REFUSING_RULES = (
+    "RFC-HS-METHOD",
+    "RFC-HS-HOST",
+    "RFC-HS-UPGRADE",
+    "RFC-HS-VERSION",
+    "RFC-HS-KEY",
+)
 
 
 def judge_request(
@@ -245,9 +251,10 @@ def judge_request(
 ) -> Verdict:
     """Decide whether ``req`` can be upgraded, and report the rules it broke.
 
-    §4.2.1 lists what a server requires: GET over HTTP/1.1+, ``Upgrade: websocket``,
-    ``Connection: Upgrade``, one valid ``Sec-WebSocket-Key``; a version other than 13 gets
-    426 with the supported version (§4.2.2, §4.4). The refusal does not depend on
+    §4.2.1 lists what a server requires: GET over HTTP/1.1+, one ``Host`` (RFC 7230 §5.4:
+    none, an empty one or two get 400), ``Upgrade: websocket``, ``Connection: Upgrade``,
+    one valid ``Sec-WebSocket-Key``; a version other than 13 gets 426 with the supported
+    version (§4.2.2, §4.4). The refusal does not depend on
     ``--ignore``: ignoring a rule silences its report, it does not make the server accept
     what no server would.
     """
@@ -268,6 +275,10 @@ def _refusal(rule: str, req: Open) -> Response:
             f"a WebSocket upgrade must be GET over HTTP/1.1, not {req.method} {req.http_version}",
             extra=((b"Allow", b"GET"),) if req.method != "GET" else (),
         )
+    if rule == "RFC-HS-HOST":
+        hosts = header_values(req.request_headers, "Host")
+        problem = "no" if not hosts else "more than one" if len(hosts) > 1 else "an empty"
+        return error_response(400, f"{problem} Host header; a request needs exactly one")
     if rule == "RFC-HS-UPGRADE":
         return error_response(400, "missing Upgrade: websocket or Connection: Upgrade")
     if rule == "RFC-HS-VERSION":

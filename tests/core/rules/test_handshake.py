@@ -160,6 +160,25 @@ REQUEST_CASES: list[tuple[str, dict[str, object], RuleConfig, set[tuple[str, str
     ),
     ("garbage version", {"http_version": "HTTX"}, RFC, {("RFC-HS-METHOD", E)}),
     ("HTTP/1.1 bare", {"http_version": "1.1"}, RFC, set()),
+    # RFC-HS-HOST (RFC 7230 §5.4): every profile, as browsers and wx always send one
+    ("no Host", {"set_headers": {"Host": None}}, RFC, {("RFC-HS-HOST", E)}),
+    ("no Host under browser", {"set_headers": {"Host": None}}, BROWSER, {("RFC-HS-HOST", E)}),
+    ("no Host under wechat", {"set_headers": {"Host": None}}, WECHAT, {("RFC-HS-HOST", E)}),
+    ("empty Host", {"set_headers": {"Host": " "}}, RFC, {("RFC-HS-HOST", E)}),
+    ("two Hosts", {"add_headers": [("Host", "evil.example")]}, RFC, {("RFC-HS-HOST", E)}),
+    (
+        "two equal Hosts",
+        {"add_headers": [("host", "chat.example.com")]},
+        RFC,
+        {("RFC-HS-HOST", E)},
+    ),
+    (
+        "two Hosts under wechat",
+        {"add_headers": [("Host", "chat.example.com")]},
+        WECHAT,
+        {("RFC-HS-HOST", E)},
+    ),
+    ("Host with a port", {"port": 8443}, RFC, set()),
     # RFC-HS-UPGRADE
     ("no Upgrade", {"set_headers": {"Upgrade": None}}, RFC, {("RFC-HS-UPGRADE", E)}),
     ("Upgrade h2c", {"set_headers": {"Upgrade": "h2c"}}, RFC, {("RFC-HS-UPGRADE", E)}),
@@ -546,6 +565,18 @@ def test_subprotocol_syntax_is_one_violation_per_header(
     for v, start in zip(got, said, strict=True):
         assert v.message.startswith(start)
         assert "\n" not in v.message
+
+
+def test_the_host_violation_names_every_host_sent() -> None:
+    op = make_open(add_headers=[("Host", "evil.example"), ("HOST", "chat.example.com")])
+    (v,) = check_request(op, RFC)
+    assert v.message.startswith(
+        "upgrade request has 3 Host headers ('chat.example.com', 'evil.example', "
+        "'chat.example.com'); expected exactly one Host"
+    )
+    assert v.actual == ["chat.example.com", "evil.example", "chat.example.com"]
+    (v,) = check_request(make_open(set_headers={"Host": None}), RFC)
+    assert v.message.startswith("upgrade request has no Host header;") and v.actual is None
 
 
 def test_a_header_of_many_bad_entries_is_one_short_line() -> None:

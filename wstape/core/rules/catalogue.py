@@ -210,6 +210,16 @@ CATALOGUE: tuple[Rule, ...] = (
         "cannot open a WebSocket.",
     ),
     Rule(
+        "RFC-HS-HOST",
+        "handshake",
+        _ALL,
+        "error",
+        "RFC 6455 §4.1, §4.2.1; RFC 7230 §5.4",
+        "The request carries exactly one `Host` header, naming the host. None, an empty "
+        "one or two (even equal) get a 400. Browsers and the wx client always send one.",
+        extra=True,
+    ),
+    Rule(
         "RFC-HS-UPGRADE",
         "handshake",
         _ALL,

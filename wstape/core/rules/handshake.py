@@ -196,6 +196,8 @@ def check_request(
             actual=f"{req.method} {req.http_version}",
         )
 
+    _check_host(report, header_values(headers, "Host"))
+
     upgrade = {token.split("/", 1)[0] for token in header_tokens(headers, "Upgrade")}
     if "websocket" not in upgrade:
         report.add(
@@ -247,6 +249,28 @@ def _shown_header(value: str | list[str] | None) -> str:
     if isinstance(value, list):
         value = ", ".join(value) if value else None
     return "missing" if value is None else preview(value)
+
+
+def _check_host(report: Report, hosts: list[str]) -> None:
+    """RFC-HS-HOST: exactly one Host, naming a host (RFC 6455 §4.1; RFC 7230 §5.4 makes
+    a server answer 400 to none, to more than one, equal or not, and to an invalid one:
+    a WebSocket URI always has a host, so an empty Host is one)."""
+    if len(hosts) == 1 and hosts[0]:
+        return
+    if not hosts:
+        problem = "no Host header"
+    elif len(hosts) > 1:
+        problem = f"{len(hosts)} Host headers ({_items_shown(hosts, distinct=False)})"
+    else:
+        problem = "an empty Host header"
+    report.add(
+        "RFC-HS-HOST",
+        Severity.ERROR,
+        f"upgrade request has {problem}; expected exactly one Host naming the server "
+        "(a server answers 400)",
+        expected="one Host",
+        actual=hosts or None,
+    )
 
 
 def _check_key(report: Report, keys: list[str], seen_keys: frozenset[str]) -> None:
@@ -330,11 +354,12 @@ def _check_subprotocol_syntax(report: Report, values: list[str]) -> None:
             )
 
 
-def _items_shown(items: list[str], most: int = 3) -> str:
-    """The distinct ``items``, the first ``most`` quoted and clipped, and how many more."""
-    distinct = list(dict.fromkeys(items))
-    shown = ", ".join(preview(i, 30) for i in distinct[:most])
-    return shown if len(distinct) <= most else f"{shown} and {len(distinct) - most} more"
+def _items_shown(items: list[str], most: int = 3, *, distinct: bool = True) -> str:
+    """The (distinct) ``items``, the first ``most`` quoted and clipped, and how many more."""
+    if distinct:
+        items = list(dict.fromkeys(items))
+    shown = ", ".join(preview(i, 30) for i in items[:most])
+    return shown if len(items) <= most else f"{shown} and {len(items) - most} more"
 
 
 def _and(parts: list[str]) -> str:
