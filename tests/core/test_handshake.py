@@ -112,6 +112,37 @@ def test_garbage_is_an_http_error(wire: bytes, status: int) -> None:
     assert isinstance(result, BadRequest) and result.status == status
 
 
+@pytest.mark.parametrize(
+    ("wire", "rule"),
+    [
+        (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", "RFC-HS-HEADER-SYNTAX"),
+        (b"GET / HTTP/1.1\r\nUpgrade : websocket\r\n\r\n", "RFC-HS-HEADER-SYNTAX"),
+        (b"GET / HTTP/1.1\r\nX: 1\r\n folded\r\n\r\n", "RFC-HS-HEADER-SYNTAX"),
+        (b"GET /\r\n\r\n", "RFC-HS-METHOD"),
+        (b"\x16\x03\x01\x02\x00\x01", "RFC-HS-METHOD"),
+    ],
+)
+def test_a_bad_request_names_the_rule_it_broke(wire: bytes, rule: str) -> None:
+    result = RequestParser().feed(wire)
+    assert isinstance(result, BadRequest) and result.rule == rule
+
+
+@pytest.mark.parametrize("value", [b"a\x00b", b"a\rb", b"\x1b[1m", b"\x7f"])
+def test_a_control_character_in_a_header_value_is_refused_under_its_rule(value: bytes) -> None:
+    """RFC 7230 §3.2 (QA: a NUL in a header value got a 101)."""
+    req = parse(REQUEST.replace(b"\r\n\r\n", b"\r\nX-A: " + value + b"\r\n\r\n"))
+    verdict = judge_request(req, RuleConfig())
+    assert verdict.refusal is not None and verdict.refusal.status == 400
+    assert verdict.refusal.body == b"a header value holds a control character\n"
+    assert [v.rule for v in verdict.violations] == ["RFC-HS-HEADER-SYNTAX"]
+
+
+def test_htab_and_obs_text_in_a_header_value_are_accepted() -> None:
+    req = parse(REQUEST.replace(b"\r\n\r\n", b"\r\nX-A: a\tb caf\xe9\r\n\r\n"))
+    verdict = judge_request(req, RuleConfig())
+    assert verdict.refusal is None and verdict.violations == []
+
+
 @given(st.binary(max_size=300))
 def test_random_bytes_never_crash(data: bytes) -> None:
     result = RequestParser(max_size=200).feed(data)

@@ -161,6 +161,19 @@ def test_an_open_without_one_host_is_reported_whatever_its_neighbours() -> None:
     assert rules(found) == [("RFC-HS-HOST", "error", n) for n in (2, 3, 5)]
 
 
+def test_a_recorded_control_character_in_a_header_value_is_reported() -> None:
+    nul = [("Cookie", "s=\x00")]
+    found = check_records(
+        [
+            make_open(conn=1, key=KEYS[0], add_headers=[("Cookie", "s=1")]),
+            make_open(conn=2, key=KEYS[1], add_headers=nul),
+            make_open(conn=3, key=KEYS[2], add_headers=[("Cookie", "s=2")]),
+        ],
+        RFC,
+    )
+    assert rules(found) == [("RFC-HS-HEADER-SYNTAX", "error", 2)]
+
+
 def test_repeated_key_across_connections() -> None:
     found = check_records([make_open(conn=1), make_open(conn=2), make_open(conn=3)], RFC)
     assert rules(found) == [("RFC-HS-KEY", "warn", 2), ("RFC-HS-KEY", "warn", 3)]

@@ -163,6 +163,31 @@ async def test_a_request_without_one_host_gets_400_and_uses_up_nothing(
     assert rule_ids(server) == ["RFC-HS-HOST"]
 
 
+@pytest.mark.parametrize(
+    ("header", "conn"),
+    [("X-A: a\x00b", 1), ("Cookie: a\rb", 1), ("X-A : b", None), ("X-A: a\r\n b", None)],
+    ids=["nul-in-value", "lone-cr-in-value", "space-before-colon", "folded"],
+)
+async def test_a_header_line_a_server_cannot_take_gets_400_under_its_rule(
+    header: str, conn: int | None, make_cassette: CassetteFactory, serve: Serve
+) -> None:
+    """RFC 7230 §3.2, §3.2.4 (QA: a NUL in a header value got a 101)."""
+    server = await serve(make_cassette(ECHO))
+    raw = await RawClient.connect(server.port)
+    await raw.write(request_bytes("/echo")[:-2] + header.encode() + b"\r\n\r\n")
+    assert (await raw.read_answer()).status == 400
+    await raw.aclose()
+    async with websockets.connect(f"{server.url}/echo", compression=None) as ws:
+        await ws.send("one")
+        assert await asyncio.wait_for(ws.recv(), 5) == "1"
+        await ws.send("two")
+        assert await asyncio.wait_for(ws.recv(), 5) == "2"
+    assert await server.wait_played(5)
+    assert rule_ids(server) == ["RFC-HS-HEADER-SYNTAX"]
+    # (a value the request could hold is judged as a request for its recording)
+    assert [v.conn for v in server.report().violations] == [conn]
+
+
 async def test_recorded_refusal_status_and_body(
     make_cassette: CassetteFactory, serve: Serve
 ) -> None:

@@ -17,7 +17,14 @@ from http import HTTPStatus
 
 from wstape.core.model import Headers, Open, TlsInfo
 from wstape.core.redaction import choose_redacted, is_redacted
-from wstape.core.rules import RuleConfig, Severity, Violation, accept_key, check_request
+from wstape.core.rules import (
+    RuleConfig,
+    Severity,
+    Violation,
+    accept_key,
+    check_request,
+    has_control,
+)
 from wstape.core.rules.helpers import header_items, header_values
 
 MAX_REQUEST_HEAD = 16 * 1024
@@ -50,18 +57,29 @@ _DROPPED_FROM_REFUSAL = _DROPPED_FROM_101 - {
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(rb"HTTP/(\d)\.(\d)")
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-"""Control characters a header value may not carry (RFC 7230 §3.2: only HTAB)."""
 _BAD_PHRASE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
 class BadRequest:
     """What :class:`RequestParser` returns for bytes that are not an HTTP request this
-    server can read (not an exception): answer ``status`` and close."""
+    server can read (not an exception): answer ``status`` and close. ``rule`` is the rule
+    the bytes broke, and ``expected`` what it wants instead."""
 
     status: int
     message: str
+    rule: str = "RFC-HS-METHOD"
+    expected: str = "GET over HTTP/1.1"
+
+
+def _bad_header(message: str) -> BadRequest:
+    """A header line this parser cannot read (RFC 7230 §3.2, §3.2.4: answer 400)."""
+    return BadRequest(
+        400,
+        message,
+        "RFC-HS-HEADER-SYNTAX",
+        "header lines of a token, a colon and a value, none folded",
+    )
 
 
 @dataclass(frozen=True)
@@ -82,7 +100,7 @@ class Response:
         lines += [
             name + b": " + value
             for name, value in self.headers
-            if _TOKEN.fullmatch(name) and not _BAD_VALUE.search(value)
+            if _TOKEN.fullmatch(name) and not has_control(value)
         ]
         return b"\r\n".join(lines) + b"\r\n\r\n" + self.body
 
@@ -156,10 +174,10 @@ class RequestParser:
         headers: list[tuple[bytes, bytes]] = []
         for line in lines[1:]:
             if line[:1] in (b" ", b"\t"):
-                return BadRequest(400, "obsolete header line folding")
+                return _bad_header("obsolete header line folding")
             name, colon, value = line.partition(b":")
             if not colon or not _TOKEN.fullmatch(name):
-                return BadRequest(400, f"malformed header line {line[:40]!r}")
+                return _bad_header(f"malformed header line {line[:40]!r}")
             headers.append((name, value.strip(b" \t")))
         text_target = target.decode("latin-1")
         if "://" in text_target:  # absolute-form (a client talking as if to a proxy)
@@ -236,8 +254,9 @@ class Verdict:
 
 
 # The rules whose error means no RFC 6455 server can answer 101 (§4.2.1, §4.2.2, §4.4;
-# RFC 7230 §5.4 for Host), in the order a server checks them.
+# RFC 7230 §3.2 for header syntax, §5.4 for Host), in the order a server checks them.
 _REFUSING_RULES = (
+    "RFC-HS-HEADER-SYNTAX",
     "RFC-HS-METHOD",
     "RFC-HS-HOST",
     "RFC-HS-UPGRADE",
@@ -269,6 +288,8 @@ def judge_request(
 
 
 def _refusal(rule: str, req: Open) -> Response:
+    if rule == "RFC-HS-HEADER-SYNTAX":
+        return error_response(400, "a header value holds a control character")
     if rule == "RFC-HS-METHOD":
         return error_response(
             405 if req.method != "GET" else 400,
@@ -379,7 +400,7 @@ def _kept(headers: Headers, dropped: frozenset[bytes]) -> list[tuple[bytes, byte
     return [
         (k, v)
         for k, v in headers
-        if k.lower() not in dropped and _TOKEN.fullmatch(k) and not _BAD_VALUE.search(v)
+        if k.lower() not in dropped and _TOKEN.fullmatch(k) and not has_control(v)
     ]
 
 

@@ -30,6 +30,7 @@ from wstape.core.rules import (
     check_response,
     check_server_close,
     check_subprotocol_change,
+    has_control,
     is_ip_literal,
     key_problem,
     request_host,
@@ -160,6 +161,18 @@ REQUEST_CASES: list[tuple[str, dict[str, object], RuleConfig, set[tuple[str, str
     ),
     ("garbage version", {"http_version": "HTTX"}, RFC, {("RFC-HS-METHOD", E)}),
     ("HTTP/1.1 bare", {"http_version": "1.1"}, RFC, set()),
+    # RFC-HS-HEADER-SYNTAX (RFC 7230 §3.2: no control character in a value but HTAB)
+    ("NUL in a value", {"add_headers": [("X-A", "a\x00b")]}, RFC, {("RFC-HS-HEADER-SYNTAX", E)}),
+    ("CR in a value", {"add_headers": [("Cookie", "a\rb")]}, RFC, {("RFC-HS-HEADER-SYNTAX", E)}),
+    (
+        "ESC in a read header under wechat",
+        {"set_headers": {"User-Agent": UA + "\x1b[0m"}},
+        WECHAT,
+        {("RFC-HS-HEADER-SYNTAX", E)},
+    ),
+    ("DEL in a value", {"add_headers": [("X-A", "\x7f")]}, BROWSER, {("RFC-HS-HEADER-SYNTAX", E)}),
+    ("HTAB in a value", {"add_headers": [("X-A", "a\tb")]}, RFC, set()),
+    ("obs-text in a value", {"add_headers": [("X-A", "caf\xe9")]}, RFC, set()),
     # RFC-HS-HOST (RFC 7230 §5.4): every profile, as browsers and wx always send one
     ("no Host", {"set_headers": {"Host": None}}, RFC, {("RFC-HS-HOST", E)}),
     ("no Host under browser", {"set_headers": {"Host": None}}, BROWSER, {("RFC-HS-HOST", E)}),
@@ -579,6 +592,25 @@ def test_the_host_violation_names_every_host_sent() -> None:
     assert v.message.startswith("upgrade request has no Host header;") and v.actual is None
 
 
+def test_has_control_is_rfc_7230_field_value() -> None:
+    """Every byte but the CTLs (0x00-0x1f, 0x7f) is allowed, and HTAB among the CTLs."""
+    for b in range(256):
+        assert has_control(bytes([b])) is ((b < 0x20 and b != 0x09) or b == 0x7F), b
+    assert not has_control(b"") and has_control(b"ok\r\nInjected: 1")
+
+
+def test_control_characters_are_one_violation_naming_the_headers() -> None:
+    op = make_open(add_headers=[("X-A", "a\x00"), ("Cookie", "\x01"), ("X-A", "\n")])
+    (v,) = check_request(op, RFC)
+    assert v.message == (
+        "request headers 'X-A', 'Cookie' hold control characters (0x00 in the first); "
+        "expected none in a header value but HTAB (a server answers 400)"
+    )
+    assert v.actual == ["X-A", "Cookie", "X-A"]
+    (v,) = check_request(make_open(add_headers=[("X-B", "\x00")]), RFC)
+    assert v.message.startswith("request header 'X-B' holds control character 0x00;")
+
+
 def test_a_header_of_many_bad_entries_is_one_short_line() -> None:
     value = ", ".join(f"bad {n}" for n in range(10_000))
     (v,) = check_request(make_open(set_headers={"Sec-WebSocket-Protocol": value}), RFC)
@@ -829,7 +861,8 @@ def _opens(draw: st.DrawFn) -> list[Open]:
             "missing": {"Sec-WebSocket-Accept": None},
             "twice": {},
         }[accept]
-        cookie = draw(st.sampled_from(["", "a=1", "b=2"]))
+        # (a control character in a header no other rule reads: RFC-HS-HEADER-SYNTAX)
+        cookie = draw(st.sampled_from(["", "a=1", "b=2", "c=\x00"]))
         op = make_open(
             conn=draw(st.integers(1, 9)),
             started_at=draw(st.floats(0, 1e6)),

@@ -485,13 +485,13 @@ class LiveConnection:
             self.report(
                 [
                     violation(
-                        "RFC-HS-METHOD",
+                        result.rule,
                         Severity.ERROR,
                         self.cfg,
                         None,
                         f"not a WebSocket upgrade request ({result.message}); expected "
-                        "GET over HTTP/1.1",
-                        expected="GET HTTP/1.1",
+                        f"{result.expected}",
+                        expected=result.expected,
                         actual=result.message,
                     )
                 ]

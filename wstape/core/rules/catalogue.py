@@ -210,6 +210,17 @@ CATALOGUE: tuple[Rule, ...] = (
         "cannot open a WebSocket.",
     ),
     Rule(
+        "RFC-HS-HEADER-SYNTAX",
+        "handshake",
+        _ALL,
+        "error",
+        "RFC 7230 §3.2, §3.2.4",
+        "Every header line is `name: value`: the name a token with no space before the "
+        "colon, no obsolete line folding, no control character in the value but HTAB "
+        "(NUL, CR, ...). Otherwise the server answers 400.",
+        extra=True,
+    ),
+    Rule(
         "RFC-HS-HOST",
         "handshake",
         _ALL,

@@ -13,10 +13,10 @@ import hashlib
 import ipaddress
 import re
 from dataclasses import replace
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from wstape.core.closecodes import SENDABLE_RANGES_TEXT, CloseCode, describe, is_sendable
-from wstape.core.model import Open, decode_header_value
+from wstape.core.model import Headers, Open, decode_header_value
 from wstape.core.redaction import is_redacted, matches_redacted
 from wstape.core.rules.catalogue import WX_APPID, Profile, RuleConfig, Severity, Violation
 from wstape.core.rules.close import MAX_REASON_BYTES
@@ -34,6 +34,17 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 # RFC 7230 §3.2.6: token = 1*tchar. RFC 6455 §4.1 makes each subprotocol such a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+_NOT_CONTROL = bytes(0 if (b < 0x20 and b != 0x09) or b == 0x7F else 1 for b in range(256))
+"""A ``bytes.translate`` table: 0 for a control character, 1 for any other byte (a
+translate and a search for 0 is several times faster than a regular expression)."""
+
+
+def has_control(value: bytes) -> bool:
+    """True if ``value`` holds a control character no header value may carry: any but
+    HTAB, CR and LF included (RFC 7230 §3.2: a field value is VCHAR, obs-text, SP, HTAB)."""
+    return 0 in value.translate(_NOT_CONTROL)
+
 
 # "https://servicewechat.com/{appid}/{version}/page-frame.html" (WeChat network guide).
 # appid: "wx" + 16 hex digits (upper case accepted: the shape matters, not the case), or
@@ -196,6 +207,7 @@ def check_request(
             actual=f"{req.method} {req.http_version}",
         )
 
+    _check_header_values(report, headers)
     _check_host(report, header_values(headers, "Host"))
 
     upgrade = {token.split("/", 1)[0] for token in header_tokens(headers, "Upgrade")}
@@ -249,6 +261,29 @@ def _shown_header(value: str | list[str] | None) -> str:
     if isinstance(value, list):
         value = ", ".join(value) if value else None
     return "missing" if value is None else preview(value)
+
+
+def _check_header_values(report: Report, headers: Headers) -> None:
+    """RFC-HS-HEADER-SYNTAX: one violation naming every request header whose value holds
+    a control character (the request parser refuses under the same rule what an ``Open``
+    cannot hold: lines without a colon, names that are not tokens, folded lines)."""
+    bad = [(k, v) for k, v in headers if has_control(v)]
+    if not bad:
+        return
+    names = [decode_header_value(k) for k, _ in bad]
+    byte = f"0x{next(b for b in bad[0][1] if not _NOT_CONTROL[b]):02x}"
+    said = (
+        f"request header {preview(names[0], 30)} holds control character {byte}"
+        if len(bad) == 1
+        else f"request headers {_items_shown(names)} hold control characters ({byte} in the first)"
+    )
+    report.add(
+        "RFC-HS-HEADER-SYNTAX",
+        Severity.ERROR,
+        f"{said}; expected none in a header value but HTAB (a server answers 400)",
+        expected="no control character but HTAB",
+        actual=names,
+    )
 
 
 def _check_host(report: Report, hosts: list[str]) -> None:
@@ -590,10 +625,12 @@ class HandshakeChecks:
     open alike in what the rules read, remade for its own connection. That is sound
     because the rules read an open's ``conn`` only to name it in a violation; of its
     other fields only :data:`SHAPE_FIELDS` (never ``started_at``, ``client`` or
-    ``target``); of its headers only those of :data:`READ_HEADERS`; and the key and the
-    accept only in ``_check_key`` and the accept check, which find nothing in such an
-    open (tests/core/rules/test_handshake.py holds the rules to all three). Any other
-    open (no key, two keys, a bad or repeated key, a wrong accept) is checked in full.
+    ``target``); of its headers only those of :data:`READ_HEADERS`, but for the search
+    for a control character in every request header value (RFC-HS-HEADER-SYNTAX); and
+    the key and the accept only in ``_check_key`` and the accept check, which find
+    nothing in such an open (tests/core/rules/test_handshake.py holds the rules to all
+    three). Any other open (no key, two keys, a bad or repeated key, a wrong accept, a
+    control character in a request header) is checked in full.
     """
 
     MEMO = 1024
@@ -657,6 +694,7 @@ SHAPE_FIELDS = (
 )
 """The fields of an open the handshake rules read, but for ``conn`` and the headers."""
 _shape_fields = attrgetter(*SHAPE_FIELDS)
+_value = itemgetter(1)
 MAX_SHAPE_BYTES = 4096
 """An open whose headers the rules read (and host, reason and body) hold more bytes than
 this is checked in full, never kept (an everyday handshake holds a few hundred)."""
@@ -670,6 +708,8 @@ def _shape(op: Open, seen_keys: frozenset[str]) -> tuple[object, ...] | None:
     request: list[tuple[bytes, bytes | None]] = []
     keys: list[bytes] = []
     size = len(op.body) + len(op.host) + len(op.reason)
+    if has_control(b"".join(map(_value, op.request_headers))):
+        return None  # (RFC-HS-HEADER-SYNTAX reads every header: such an open is rare)
     for k, v in op.request_headers:
         name = k.lower()
         if name in READ_HEADERS:
@@ -761,6 +801,7 @@ __all__ = [
     "check_response",
     "check_server_close",
     "check_subprotocol_change",
+    "has_control",
     "is_ip_literal",
     "is_lan_host",
     "key_problem",
