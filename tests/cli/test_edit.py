@@ -144,6 +144,24 @@ def test_cut(tmp_path: Path) -> None:
     assert result.exit_code == 2  # type: ignore[attr-defined]
 
 
+def test_a_cut_that_keeps_nothing_writes_nothing(tmp_path: Path) -> None:
+    # QA: `cut --conn 99` wrote an empty cassette and exited 0 with a warning: a typo made
+    # an empty fixture. Now it is a usage error, and an existing output is left alone.
+    out = tmp_path / "out.msgpack"
+    ok("cut", V1, "-o", out, "--conn", "1")
+    before = out.read_bytes()
+    result = invoke("cut", V1, "-o", out, "--conn", "99", "--overwrite")
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    assert result.stderr == (  # type: ignore[attr-defined]
+        f"wstape: error: {V1}: no connection matches --conn 99; nothing written\n"
+    )
+    assert out.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [out]  # (no temporary file left either)
+    fresh = tmp_path / "new.msgpack"
+    assert invoke("cut", V1, "-o", fresh, "--path", "/nope").exit_code == 2  # type: ignore[attr-defined]
+    assert not fresh.exists()
+
+
 def test_repair(tmp_path: Path) -> None:
     out = tmp_path / "fixed.msgpack"
     src = truncated(tmp_path)

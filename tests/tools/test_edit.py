@@ -18,7 +18,13 @@ from wstape.cassettes import (
     read_cassette,
 )
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
-from wstape.tools.edit import REPAIR_NOTE, Selection, cut_cassette, repair_cassette
+from wstape.tools.edit import (
+    REPAIR_NOTE,
+    NothingKept,
+    Selection,
+    cut_cassette,
+    repair_cassette,
+)
 
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -40,7 +46,13 @@ def test_cut_keeps_exactly_the_chosen_connections(
     chosen = set(data.draw(st.lists(st.sampled_from(ids), max_size=3))) if ids else set()
     src, out = tmp_path / "in.msgpack", tmp_path / "out.msgpack"
     write(src, records)
-    result = cut_cassette(CassetteReader(src), out, Selection(conns=chosen or {-1}))
+    if not chosen:  # (nothing kept: nothing written, an earlier output left as it was)
+        before = out.read_bytes() if out.exists() else None
+        with pytest.raises(NothingKept):
+            cut_cassette(CassetteReader(src), out, Selection(conns={-1}))
+        assert (out.read_bytes() if out.exists() else None) == before
+        return
+    result = cut_cassette(CassetteReader(src), out, Selection(conns=chosen))
     header, back = read_cassette(out)
     assert header == read_cassette(src)[0]
     assert back == [r for r in records if r.conn is None or r.conn in chosen]

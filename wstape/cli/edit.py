@@ -19,12 +19,12 @@ from wstape.cli.common import (
     open_cassette,
     output_target,
     print_json,
-    warn,
     warn_strays,
     write_error,
 )
 from wstape.cli.output import plural, progress
 from wstape.tools.edit import (
+    NothingKept,
     RepairResult,
     Selection,
     cut_cassette,
@@ -210,7 +210,8 @@ def cut(
     notes, and the notes about the whole cassette.
 
     Several --conn (or several --path) keep any of them; --conn together with --path keeps
-    the connections that match both. Connection ids are kept as they are.
+    the connections that match both. Connection ids are kept as they are. When no
+    connection matches, nothing is written (exit 2).
 
     --json prints {"input", "output", "connections": [ids], "records", "messages"}.
     """
@@ -225,9 +226,10 @@ def cut(
         cassette_error(e)
     except (CassetteWriteError, OSError) as e:
         write_error(e, output)
+    except NothingKept:
+        wanted = [*(f"--conn {c}" for c in conn or ()), *(f"--path {p}" for p in path or ())]
+        fail(f"{cassette}: no connection matches {' '.join(wanted)}; nothing written")
     warn_strays(cassette, result.strays)
-    if not result.connections:
-        warn("no connection matched; the output has no connections")
     if as_json:
         print_json(
             {

@@ -156,8 +156,21 @@ def cut_cassette(
     CassetteWriteError.
     """
     result = CutResult()
-    copy_records(select_records(reader, keep, result), output, reader.header, reader.path)
+    copy_records(_kept_some(reader, keep, result), output, reader.header, reader.path)
     return result
+
+
+class NothingKept(Exception):
+    """No connection matched what :func:`cut_cassette` was to keep: nothing was written
+    (an empty cassette under a typo's name would pass as a fixture)."""
+
+
+def _kept_some(
+    reader: CassetteReader, keep: Callable[[Open], bool], result: CutResult
+) -> Iterator[Record]:
+    yield from select_records(reader, keep, result)
+    if not result.connections:
+        raise NothingKept  # (inside the writer's block: the output is left as it was)
 
 
 # -- upgrade ---------------------------------------------------------------------------
