@@ -25,7 +25,10 @@ under an exclusive ``flock`` on the cassette, after reading what the others appe
 since, and its ``open`` record is written before the lock is let go
 (:meth:`CassetteWriter.reserve_conn`), so ids stay unique. Creating the file and writing
 its header happen under the same lock, so two appenders on a missing file write one
-header.
+header. Every writer also holds a shared lock on the cassette while it has it open (an
+OFD lock, :func:`_writing`): a writer asked to replace the file refuses while another one
+has it (:class:`CassetteBusy`), and one asked to append to a cassette that did not end
+cleanly refuses when nobody has it (its recorder was killed: :class:`UnendedAppend`).
 
 Every record is first held to the reader's own schema check
 (:func:`~wstape.cassettes.schema.check_record_dict` on the map about to be packed,

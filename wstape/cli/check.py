@@ -78,10 +78,9 @@ def check(
     (and server) did that breaks RFC 6455, the browser API or the WeChat socket rules.
 
     Exit code 1 when an error-severity rule was broken (warnings alone: 0; with --strict,
-    1 too), 3 when the
-    cassette cannot be read or is truncated (as replay, check refuses half a recording),
-    or when its end records do not match its records (the file was changed after it was
-    written).
+    1 too), 3 when the cassette cannot be read or is truncated (as replay, check refuses
+    half a recording), or when its end records do not match its records (the file was
+    changed after it was written).
     """
     cfg = rule_config(profile, appid, allow_host, platform, max_sockets, ignore)
     for path, option in ((report_file, "--report"), (junit, "--junit")):

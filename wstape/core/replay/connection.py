@@ -811,6 +811,11 @@ class LiveConnection:
         self.fault_event = self.session.fault_happened(self, fault, what, now)
         self.log(f"fault {fault.spec}: {what}")
 
+    @property
+    def untested_fault(self) -> str | None:
+        """The spec of the fault that had nothing to mute here (its own note says so)."""
+        return None if self._idle_mute is None else self._idle_mute.spec
+
     def notes(self) -> list[str]:
         """Lines for the report's notes: a fault that tested nothing on this connection."""
         fault = self._idle_mute

@@ -154,9 +154,16 @@ class MessageRoom:
 
     __slots__ = ("held", "limit")
 
+    PER_MAX_SIZE = 4
+    """The room, in messages of ``--max-size``."""
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = 0
+
+    @classmethod
+    def for_max_size(cls, max_size: int) -> MessageRoom:
+        return cls(cls.PER_MAX_SIZE * max_size)
 
 
 class ServerProtocol:
@@ -667,7 +674,8 @@ class ServerProtocol:
         elif (room := self._room) is not None and room.held + len(payload) > room.limit:
             self.handler.log(
                 f"refusing the rest of a message: the unfinished messages of all "
-                f"connections hold {room.held:,} bytes, {room.limit:,} at most (4 x --max-size)"
+                f"connections hold {room.held:,} bytes, {room.limit:,} at most "
+                f"({MessageRoom.PER_MAX_SIZE} x --max-size)"
             )
             self._reset_message()
             self.fail(CloseCode.TRY_AGAIN_LATER, "wstape: server busy", now)

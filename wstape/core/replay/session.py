@@ -64,7 +64,7 @@ class ReplaySession:
         self.on_violation = on_violation
         self.on_log = on_log
         self.violations: list[Violation] = []
-        self.room = MessageRoom(4 * options.max_size)
+        self.room = MessageRoom.for_max_size(options.max_size)
         """What the unfinished messages of all connections may hold together."""
         self.connections: dict[int, LiveConnection] = {}
         """Connections still open; ended ones leave only their report line behind."""
@@ -90,6 +90,8 @@ class ReplaySession:
         """Live connections (serials) counted as open sockets of their client."""
         self._notes: list[str] = []
         """Report notes of the connections that ended (:meth:`LiveConnection.notes`)."""
+        self._untested: set[str] = set()
+        """Specs of faults that had nothing to mute on a connection that ended (noted)."""
         self._unseen: frozenset[int] | None = None
         """The ``--correlate`` paths (by index) no ended connection's recorded client
         units had; None until a connection that played its recording ended."""
@@ -303,6 +305,8 @@ class ReplaySession:
         if result is not None:
             self._results.append((live.serial, result))
         self._notes += live.notes()
+        if live.untested_fault is not None:
+            self._untested.add(live.untested_fault)
         self._unseen = _unseen_by(self._unseen, live)
         if live.request is not None and live.serial in self._counted:
             self._counted.discard(live.serial)
@@ -434,6 +438,7 @@ class ReplaySession:
         rows = list(self._results)
         violations = list(self.violations)
         notes = list(self._notes)
+        untested = set(self._untested)
         unseen = self._unseen
         for live in self.connections.values():
             result = live.result()
@@ -441,6 +446,8 @@ class ReplaySession:
                 rows.append((live.serial, result))
             violations += live.unlisted()
             notes += live.notes()
+            if live.untested_fault is not None:
+                untested.add(live.untested_fault)
             unseen = _unseen_by(unseen, live)
         for i in sorted(unseen or ()):
             # A typo in a --correlate path would otherwise go unnoticed: it does nothing.
@@ -449,7 +456,7 @@ class ReplaySession:
                 "client messages played, so it changed nothing"
             )
         if self.finished:
-            notes += self._faults_that_never_struck(notes)
+            notes += self._faults_that_never_struck(untested)
         rows.sort(key=lambda row: row[0])
         report = build_report(self.cfg.profile.value, cassette, (r for _, r in rows), violations)
         if self._faults.events:
@@ -458,16 +465,17 @@ class ReplaySession:
             report = replace(report, notes=tuple(notes))
         return report
 
-    def _faults_that_never_struck(self, notes: list[str]) -> list[str]:
+    def _faults_that_never_struck(self, untested: set[str]) -> list[str]:
         """A note for each fault that never struck in the run (its point never reached on
         any connection it aims at, ``drop@after=50`` on a recording of 8 server messages):
         the run passed without it, so it tested nothing (a fault that cannot strike on the
-        cassette at all is a usage error before the run)."""
-        struck = {event.spec for event in self._faults.events}
+        cassette at all is a usage error before the run; one in ``untested``, a mute with
+        nothing to mute, has its own note)."""
+        done = {event.spec for event in self._faults.events} | untested
         found = []
         for fault in dict.fromkeys(f.spec for f in self._faults.faults):
-            if fault in struck or any(f"fault {fault} " in note for note in notes):
-                continue  # (a mute with nothing to mute has its own note)
+            if fault in done:
+                continue
             found.append(
                 f"fault {fault} never struck: no connection it aims at reached its point; "
                 "it tested nothing"
