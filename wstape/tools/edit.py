@@ -152,8 +152,8 @@ def cut_cassette(
 ) -> CutResult:
     """Write the header, the kept connections' records and all notes about them.
 
-    Raises CassetteError (including TruncatedCassette: repair first) and
-    CassetteWriteError.
+    Raises CassetteError (including TruncatedCassette: repair first), CassetteWriteError,
+    and NothingKept when no connection matched (``output`` is then left as it was).
     """
     result = CutResult()
     copy_records(_kept_some(reader, keep, result), output, reader.header, reader.path)
