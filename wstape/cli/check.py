@@ -135,7 +135,7 @@ def print_report(report: Report) -> None:
     verdict = "passed" if report.passed else "FAILED"
     out.print(
         f"{safe(report.cassette)}: {verdict} under {report.profile}: "
-        f"{plural(len(report.connections), 'connection')}, {plural(errors, 'error')}, "
+        f"{plural(report.played, 'connection')}, {plural(errors, 'error')}, "
         f"{plural(warns, 'warning')}, {report.count(Severity.INFO)} info"
     )
 

@@ -135,7 +135,7 @@ def _summary(report: Report) -> None:
         out.print(f"wstape: internal error: {safe(text)}")
     verdict = "passed" if report.passed else "FAILED"
     out.print(
-        f"{verdict}: {plural(len(report.connections), 'connection')} played, "
+        f"{verdict}: {plural(report.played, 'connection')} played, "
         f"{plural(report.count(Severity.ERROR), 'error')}, "
         f"{plural(report.count(Severity.WARN), 'warning')}, "
         f"{report.count(Severity.INFO)} info; rules: {', '.join(report.rule_ids()) or 'none'}"

@@ -80,6 +80,81 @@ class ConnectionResult:
         return out
 
 
+KEEP = 10_000
+"""The connections, and the violations, a run's report lists: past as many of either, a
+run (``replay --loop`` serves for as long as it runs) counts them instead, and still lists
+a violation whose rule and severity is not listed yet. The report's memory stays bounded;
+its verdict does not change."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """What a report counts without listing (:class:`ReportBook`)."""
+
+    connections: int = 0
+    errors: int = 0
+    warnings: int = 0
+    info: int = 0
+
+    def __bool__(self) -> bool:
+        return any((self.connections, self.errors, self.warnings, self.info))
+
+    def count(self, severity: Severity) -> int:
+        if severity is Severity.ERROR:
+            return self.errors
+        return self.warnings if severity is Severity.WARN else self.info
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "connections": self.connections,
+            "violations": {"error": self.errors, "warn": self.warnings, "info": self.info},
+        }
+
+    def note(self, keep: int) -> str:
+        """The report note that says what was counted, not listed."""
+        counted = self.errors + self.warnings + self.info
+        return (
+            f"the report lists the first {keep:,} connections and violations; "
+            f"{self.connections:,} more connections and {counted:,} more violations "
+            f"({self.errors:,} errors, {self.warnings:,} warnings, {self.info:,} info) of "
+            "rules already listed are counted only"
+        )
+
+
+class ReportBook:
+    """The connection lines and violations of a run that may never end, bounded: the
+    first ``keep`` of each are listed, the rest counted (:data:`KEEP`)."""
+
+    def __init__(self, keep: int = KEEP) -> None:
+        self.keep = keep
+        self.rows: list[tuple[int, ConnectionResult]] = []
+        """``(serial, line)``: the live connection's serial orders the lines."""
+        self.violations: list[Violation] = []
+        self._kinds: set[tuple[str, Severity]] = set()
+        self._left = [0, 0, 0, 0]
+
+    def add_row(self, serial: int, row: ConnectionResult) -> None:
+        if len(self.rows) < self.keep:
+            self.rows.append((serial, row))
+        else:
+            self._left[0] += 1
+
+    def add_violation(self, v: Violation) -> bool:
+        """List or count ``v``; True if it is listed."""
+        kind = (v.rule, v.severity)
+        if len(self.violations) < self.keep or kind not in self._kinds:
+            self.violations.append(v)
+            self._kinds.add(kind)
+            return True
+        slot = {Severity.ERROR: 1, Severity.WARN: 2}.get(v.severity, 3)
+        self._left[slot] += 1
+        return False
+
+    @property
+    def left_out(self) -> LeftOut:
+        return LeftOut(*self._left)
+
+
 def failing(v: Violation, strict: bool = False) -> bool:
     """Whether ``v`` fails a run: an error does; a warning too under ``--strict``."""
     return v.severity is Severity.ERROR or (strict and v.severity is Severity.WARN)
@@ -101,6 +176,8 @@ class Report:
     """Options that changed nothing in the run, one line each (they do not fail it)."""
     strict: bool = False
     """Warnings fail the run too (``--strict``)."""
+    left_out: LeftOut = LeftOut()
+    """Connections and violations counted, not listed (:class:`ReportBook`)."""
 
     @property
     def passed(self) -> bool:
@@ -109,7 +186,13 @@ class Report:
         return not any(failing(v, self.strict) for v in self.violations)
 
     def count(self, severity: Severity) -> int:
-        return sum(1 for v in self.violations if v.severity is severity)
+        listed = sum(1 for v in self.violations if v.severity is severity)
+        return listed + self.left_out.count(severity)
+
+    @property
+    def played(self) -> int:
+        """The connections played, listed or not."""
+        return len(self.connections) + self.left_out.connections
 
     def rule_ids(self) -> list[str]:
         """The distinct rule IDs reported, in first-seen order."""
@@ -129,6 +212,8 @@ class Report:
             out["faults"] = [dict(f) for f in self.faults]
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.left_out:
+            out["left_out"] = self.left_out.to_dict()
         if self.internal_errors:
             out["internal_errors"] = list(self.internal_errors)
         return out
@@ -184,7 +269,7 @@ def iter_json(report: Report, *, indent: int = 2) -> Iterator[str]:
     def dumps(value: object) -> str:
         return json.dumps(value, indent=indent, ensure_ascii=False)
 
-    lists: list[tuple[str, Iterable[object]]] = [
+    lists: list[tuple[str, Iterable[object] | dict[str, Any]]] = [
         ("connections", (c.to_dict() for c in report.connections)),
         ("violations", map(violation_dict, report.violations)),
     ]
@@ -192,6 +277,8 @@ def iter_json(report: Report, *, indent: int = 2) -> Iterator[str]:
         lists.append(("faults", [dict(f) for f in report.faults]))
     if report.notes:
         lists.append(("notes", list(report.notes)))
+    if report.left_out:
+        lists.append(("left_out", report.left_out.to_dict()))
     if report.internal_errors:
         lists.append(("internal_errors", list(report.internal_errors)))
     yield "{\n" + pad + '"passed": ' + dumps(report.passed)
@@ -201,6 +288,9 @@ def iter_json(report: Report, *, indent: int = 2) -> Iterator[str]:
     yield ",\n" + pad + '"cassette": ' + dumps(report.cassette)
     inner = "\n" + pad + pad
     for key, items in lists:
+        if isinstance(items, dict):
+            yield ",\n" + pad + dumps(key) + ": " + dumps(items).replace("\n", "\n" + pad)
+            continue
         yield ",\n" + pad + dumps(key) + ": ["
         empty = True
         for item in items:

@@ -19,6 +19,7 @@ from wstape.core.replay.connection import LiveConnection
 from wstape.core.replay.options import PlayOptions
 from wstape.core.replay.recorded import RecordedBuilder, RecordedConnection
 from wstape.core.replay.session import ReplaySession
+from wstape.core.report import to_json
 from wstape.core.rules import RuleConfig, Severity, Violation
 from wstape.core.rules.session import message_json
 
@@ -1800,3 +1801,61 @@ def test_after_client_strikes_before_the_reply_at_every_speed(speed: float) -> N
     client.handshake("/feed")
     client.send('{"op":"auth","token":"t"}')
     assert client.texts() == [] and client.hung_up
+
+
+def _loop_of(keep: int, plays: int) -> ReplaySession:
+    """``plays`` connections of a ``--loop`` run on CHAT, every other one sending a message
+    the recording does not have, with a report that lists ``keep`` of each."""
+    play = PlayOptions(speed=0, loop=True)
+    recorded, events = summarise(CHAT)
+    session = ReplaySession(
+        recorded,
+        lambda conn: iter(events[conn]),  # type: ignore[arg-type]
+        RuleConfig(),
+        play,
+        keep=keep,
+    )
+    for i in range(plays):
+        client = FakeClient(session, now=float(i))
+        assert client.handshake() == 101
+        client.send('{"type":"hello"}' if i % 2 == 0 else '{"type":"hullo"}')
+        client.send('{"type":"say","text":"hi","ts":1}')
+        client.close(encode_close_body(1000, "bye"))
+        assert client.hung_up
+    return session
+
+
+def test_a_loop_run_lists_its_first_connections_and_counts_the_rest() -> None:
+    """--loop serves for as long as it runs: the report (and so the server's memory) keeps
+    the first ``keep`` connection lines and violations and counts the rest, with the same
+    verdict and totals as a report that lists everything (QA: 2 KB a connection, for ever)."""
+    listed = _loop_of(keep=1000, plays=12).report("chat.msgpack")
+    bounded = _loop_of(keep=3, plays=12).report("chat.msgpack")
+    assert len(listed.connections) == 12 and not listed.left_out
+    assert len(bounded.connections) == 3
+    assert bounded.connections == listed.connections[:3]
+    assert bounded.played == listed.played == 12
+    for severity in Severity:
+        assert bounded.count(severity) == listed.count(severity)
+    assert bounded.passed is listed.passed is False
+    assert bounded.rule_ids() == listed.rule_ids()
+    assert len(bounded.violations) < len(listed.violations)
+    data = bounded.to_dict()
+    assert data["left_out"]["connections"] == 9
+    assert data["left_out"]["violations"]["error"] == bounded.left_out.errors
+    assert bounded.left_out.errors > 0
+    assert any("the report lists the first 3 connections" in n for n in bounded.notes)
+    assert "left_out" not in listed.to_dict()
+    assert to_json(bounded) == json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def test_a_reused_key_is_told_within_the_keys_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run remembers the last RECENT_KEYS keys, not every key of a --loop run."""
+    monkeypatch.setattr("wstape.core.replay.session.RECENT_KEYS", 4)
+    session = session_for(CHAT, speed=0, loop=True)
+    keys = [base64.b64encode(bytes([i]) * 16) for i in range(10)]
+    for i, key in enumerate(keys):
+        FakeClient(session, now=float(i)).handshake(key=key)
+    assert len(session._keys) == 4
+    FakeClient(session, now=10.0).handshake(key=keys[-1])
+    assert [v.rule for v in session.violations if v.rule == "RFC-HS-KEY"] == ["RFC-HS-KEY"]

@@ -35,6 +35,7 @@ from enum import StrEnum
 
 from wstape.core.closecodes import CloseCode, is_sendable
 from wstape.core.errors import ConfigError
+from wstape.core.report import KEEP
 
 
 class FaultKind(StrEnum):
@@ -314,6 +315,11 @@ class FaultBook:
         self.faults: list[Fault] = list(faults)
         self._hits: list[int] = [0] * len(self.faults)
         self.events: list[FaultEvent] = []
+        """What struck, the first :data:`~wstape.core.report.KEEP` times (a ``--loop`` run
+        may never end); the rest are counted in ``unlisted``."""
+        self.unlisted = 0
+        self.struck: set[str] = set()
+        """The specs of the faults that struck."""
 
     def __bool__(self) -> bool:
         return bool(self.faults)
@@ -359,7 +365,11 @@ class FaultBook:
         return out
 
     def record(self, event: FaultEvent) -> FaultEvent:
-        self.events.append(event)
+        self.struck.add(event.spec)
+        if len(self.events) < KEEP:
+            self.events.append(event)
+        else:
+            self.unlisted += 1
         return event
 
 

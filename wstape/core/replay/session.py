@@ -22,7 +22,7 @@ from wstape.core.replay.options import PlayOptions
 from wstape.core.replay.protocol import MessageRoom
 from wstape.core.replay.recorded import RecordedConnection
 from wstape.core.replay.script import Script
-from wstape.core.report import ConnectionResult, Report, build_report
+from wstape.core.report import KEEP, Report, ReportBook, build_report
 from wstape.core.rules import (
     ReconnectEpisode,
     RuleConfig,
@@ -56,6 +56,7 @@ class ReplaySession:
         *,
         on_violation: Callable[[Violation], None] | None = None,
         on_log: Callable[[LiveConnection, str], None] | None = None,
+        keep: int = KEEP,
     ) -> None:
         self.recorded = list(recorded)
         self.events = events
@@ -63,16 +64,19 @@ class ReplaySession:
         self.options = options
         self.on_violation = on_violation
         self.on_log = on_log
-        self.violations: list[Violation] = []
+        self._book = ReportBook(keep)
+        self.violations: list[Violation] = self._book.violations
+        """The violations listed (past :data:`~wstape.core.report.KEEP`, only the first of
+        each rule and severity; the rest are counted)."""
         self.room = MessageRoom.for_max_size(options.max_size)
         """What the unfinished messages of all connections may hold together."""
         self.connections: dict[int, LiveConnection] = {}
         """Connections still open; ended ones leave only their report line behind."""
-        self._results: list[tuple[int, ConnectionResult]] = []
         self._serial = itertools.count()
         self._claimed: set[int] = set()
         self._played: set[int] = set()
-        self._keys: set[str] = set()
+        self._keys: dict[str, None] = {}
+        """The last :data:`RECENT_KEYS` Sec-WebSocket-Keys (RFC-HS-KEY-REUSED), oldest first."""
         self._open: dict[tuple[str, ...], int] = {}
         self._limit_reported: dict[tuple[str, ...], set[Severity]] = {}
         self._episodes: dict[tuple[str, ...], ReconnectEpisode] = {}
@@ -88,7 +92,7 @@ class ReplaySession:
         """Reconnects expected after faults."""
         self._counted: set[int] = set()
         """Live connections (serials) counted as open sockets of their client."""
-        self._notes: list[str] = []
+        self._notes: dict[str, None] = {}
         """Report notes of the connections that ended (:meth:`LiveConnection.notes`)."""
         self._untested: set[str] = set()
         """Specs of faults that had nothing to mute on a connection that ended (noted)."""
@@ -222,8 +226,10 @@ class ReplaySession:
     def seen_keys(self, req: Open) -> frozenset[str]:
         key = (req.request_header("Sec-WebSocket-Key") or "").strip()
         seen = frozenset({key}) if key in self._keys else frozenset()
-        if key:
-            self._keys.add(key)
+        if key and not seen:
+            self._keys[key] = None
+            if len(self._keys) > RECENT_KEYS:
+                del self._keys[next(iter(self._keys))]
         return seen
 
     def connecting(self, live: LiveConnection, req: Open, now: float) -> None:
@@ -258,8 +264,8 @@ class ReplaySession:
         self._counted.add(live.serial)
         group = client_group(live.request)
         self._open[group] = self._open.get(group, 0) + 1
-        reported = self._limit_reported.setdefault(group, set())
         for v in check_socket_limit(self._open[group], self.cfg, live.conn, 0.0):
+            reported = self._limit_reported.setdefault(group, set())
             if v.severity not in reported:
                 reported.add(v.severity)
                 self.add_violation(v)
@@ -303,15 +309,19 @@ class ReplaySession:
             self.add_violation(v)
         result = live.result()
         if result is not None:
-            self._results.append((live.serial, result))
-        self._notes += live.notes()
+            self._book.add_row(live.serial, result)
+        for note in live.notes():
+            if len(self._notes) < self._book.keep:
+                self._notes[note] = None
         if live.untested_fault is not None:
             self._untested.add(live.untested_fault)
         self._unseen = _unseen_by(self._unseen, live)
         if live.request is not None and live.serial in self._counted:
             self._counted.discard(live.serial)
             group = client_group(live.request)
-            self._open[group] = max(0, self._open.get(group, 0) - 1)
+            left = self._open.pop(group, 0) - 1
+            if left > 0:
+                self._open[group] = left
         if live.recorded is not None and live.request is not None:
             if live.recorded.conn in self._claimed:
                 self._played.add(live.recorded.conn)
@@ -321,6 +331,8 @@ class ReplaySession:
             group = client_group(live.request)
             if abnormal:
                 self._episodes.setdefault(group, ReconnectEpisode())
+                if len(self._episodes) > RECENT_KEYS:  # clients that never came back
+                    del self._episodes[next(iter(self._episodes))]
             else:
                 self._episodes.pop(group, None)
         if live.upgraded:
@@ -416,7 +428,7 @@ class ReplaySession:
             self._played.add(live.recorded.conn)
 
     def add_violation(self, v: Violation) -> None:
-        self.violations.append(v)
+        self._book.add_violation(v)
         if self.on_violation is not None:
             self.on_violation(v)
 
@@ -435,7 +447,7 @@ class ReplaySession:
 
     def report(self, cassette: str) -> Report:
         """The report so far (connections still open are included as they stand)."""
-        rows = list(self._results)
+        rows = list(self._book.rows)
         violations = list(self.violations)
         notes = list(self._notes)
         untested = set(self._untested)
@@ -461,6 +473,15 @@ class ReplaySession:
         report = build_report(self.cfg.profile.value, cassette, (r for _, r in rows), violations)
         if self._faults.events:
             report = replace(report, faults=tuple(e.to_dict() for e in self._faults.events))
+        if self._faults.unlisted:
+            notes.append(
+                f"the report lists the first {len(self._faults.events):,} faults that struck; "
+                f"{self._faults.unlisted:,} more are counted only"
+            )
+        left_out = self._book.left_out
+        if left_out:
+            notes.append(left_out.note(self._book.keep))
+            report = replace(report, left_out=left_out)
         if notes:
             report = replace(report, notes=tuple(notes))
         return report
@@ -471,7 +492,7 @@ class ReplaySession:
         the run passed without it, so it tested nothing (a fault that cannot strike on the
         cassette at all is a usage error before the run; one in ``untested``, a mute with
         nothing to mute, has its own note)."""
-        done = {event.spec for event in self._faults.events} | untested
+        done = self._faults.struck | untested
         found = []
         for fault in dict.fromkeys(f.spec for f in self._faults.faults):
             if fault in done:
@@ -505,6 +526,11 @@ class ReplaySession:
                 ):
                     self.add_violation(v)
 
+
+RECENT_KEYS = 65_536
+"""How many of the last Sec-WebSocket-Keys a run remembers to tell a reused one: a client
+that sends the same key again does so within its next few connections, and a ``--loop``
+run's memory stays bounded."""
 
 WAIT_CODES = frozenset({1008, 1011, 1013})
 """Close codes after which a client waits before reconnecting (1013: try again later)."""
