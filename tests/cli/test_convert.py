@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tests.cli.helpers import (
     CHROME,
@@ -192,3 +193,21 @@ def test_a_failed_export_leaves_no_half_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.msgpack"]
     same = invoke("export", V1, "-o", V1)
     assert same.exit_code == 2 and "refusing to overwrite" in same.stderr  # type: ignore[attr-defined]
+
+
+def test_an_interrupted_view_leaves_no_temporary_file(tmp_path: Path, monkeypatch: Any) -> None:
+    """QA: Ctrl-C (or any error view did not expect) while the page was being written
+    left its hidden `.chat.html.PID.tmp` beside the output; export, import and the edits
+    remove theirs."""
+    import wstape.cli.convert as convert
+
+    def interrupted(reader: object, out: Any, *args: object, **kwargs: object) -> None:
+        out.write("<!doctype html>")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(convert, "render_html", interrupted)
+    cassette = tmp_path / "chat.msgpack"
+    cassette.write_bytes(V1.read_bytes())
+    result = invoke("view", cassette, "-o", tmp_path / "chat.html", "--no-check")
+    assert result.exit_code != 0  # type: ignore[attr-defined]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chat.msgpack"]

@@ -342,6 +342,9 @@ def view(
     except OSError as e:
         _unlink(tmp)
         write_error(e, output)
+    except BaseException:
+        _unlink(tmp)  # Ctrl-C, or a bug: never a half page left beside the output
+        raise
     warn_if_truncated(reader)
     warn_strays(cassette, result.strays)
     left = f" ({result.left_out} not drawn)" if result.left_out else ""
