@@ -211,3 +211,24 @@ def test_an_empty_close_frame_is_not_called_no_close_frame() -> None:
     assert close_words(Close(1, 1.0, Side.CLIENT, 1006, "", on_wire=False)).endswith(
         "1006 (abnormal closure) (no Close frame on the wire)"
     )
+
+
+@pytest.mark.parametrize(
+    "t",
+    [10**400, float("nan"), float("inf"), -1.0, True, "0.2"],
+    ids=["10**400", "nan", "inf", "negative", "true", "string"],
+)
+def test_a_fault_time_that_is_no_time_is_shown_without_one(tmp_path: Path, t: object) -> None:
+    """QA: `wstape view --report` of a report whose fault has `"t": 1e400`-sized integer
+    (JSON has no limit; json.loads builds it) crashed with a traceback (OverflowError in
+    float() and in the row's format) and left its temporary file. A time that is not a
+    finite number of seconds from 0 is shown as no time, as a missing one is."""
+    src = tmp_path / "c.msgpack"
+    write(src, bad_session())
+    out = io.StringIO()
+    fault = {"conn": 1, "t": t, "spec": "drop@after=1", "what": "dropped", "then": "gone"}
+    result = render_html(CassetteReader(src), out, faults=[fault])
+    assert result.faults == 1
+    text = out.getvalue()
+    assert text.count('class="row fault"') == 1 and "fault drop@after=1:" in text
+    assert '<li class="row fault"><span class="time"></span>' in text

@@ -17,6 +17,7 @@ bounded size.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO
@@ -190,15 +191,29 @@ def _note_html(n: Note) -> str:
     return f'<li class="row note"><span class="time">{t}</span><div class="lane"># {_e(n.text)}'
 
 
+def _fault_time(f: Mapping[str, object]) -> float | None:
+    """A fault's ``t`` (seconds since its upgrade), or None when the report gives none
+    that is a time: a report is a file, and JSON numbers have no limit (``1e400``-sized
+    integers, NaN)."""
+    t = f.get("t")
+    if type(t) is not int and type(t) is not float:
+        return None
+    try:
+        when = float(t)
+    except OverflowError:
+        return None
+    return when if math.isfinite(when) and when >= 0 else None
+
+
 def _fault_text(f: Mapping[str, object]) -> str:
-    at = f.get("t")
-    when = f" at {at} s" if isinstance(at, int | float) else ""
+    at = _fault_time(f)
+    when = "" if at is None else f" at {f.get('t')} s"
     return f"⚡ fault {f.get('spec')}{when}: {f.get('what')}; then {f.get('then')}"
 
 
 def _fault_html(f: Mapping[str, object]) -> str:
-    t = f.get("t")
-    shown = f"{t:.3f}s" if isinstance(t, int | float) else ""
+    t = _fault_time(f)
+    shown = "" if t is None else f"{t:.3f}s"
     return (
         f'<li class="row fault"><span class="time">{shown}</span><div class="lane">'
         f"{_e(_fault_text(f))}"
@@ -295,10 +310,10 @@ def render_html(
             loose_faults.append(f)
             continue
         rows = targets[-1].rows
-        t = f.get("t")
-        when = float(t) if isinstance(t, int | float) else -1.0
+        t = _fault_time(f)
+        when = -1.0 if t is None else t
         at = next((i for i, r in enumerate(rows) if r.t is not None and r.t > when), len(rows))
-        rows.insert(at, _Row("fault", when if when >= 0 else None, _fault_html(f)))
+        rows.insert(at, _Row("fault", t, _fault_html(f)))
     loose: list[Violation] = []
     for v in violations:
         result.violations += 1
