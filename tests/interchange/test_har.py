@@ -778,6 +778,25 @@ def test_broken_documents(tmp_path: Path, content: bytes, message: str) -> None:
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"log": {"entries": []}, "log": {"entries": [{"_webSocketMessages": []}]}}',
+        b'{"log": 1, "log": {"entries": []}}',
+        b'{"log": {"entries": []}, "x": 1, "log": {"entries": []}}',
+    ],
+)
+def test_two_log_objects_are_refused(tmp_path: Path, content: bytes) -> None:
+    """QA: a HAR with two "log" objects imported the first and skipped the second
+    without a word, where JSON.parse and Python's json (the viewers, the tools that made
+    it) read the last: the same file gave two different sessions. Refused, as two
+    log.entries arrays are."""
+    path = tmp_path / "two.har"
+    path.write_bytes(content)
+    with pytest.raises(InterchangeError, match='two "log" objects'):
+        list(read_har(path).records())
+
+
 def test_the_python_parser_gives_the_same_records(monkeypatch: pytest.MonkeyPatch) -> None:
     import ijson
 

@@ -171,12 +171,19 @@ class _Walker:
         if event != "start_map":
             raise self.fail('no "log" object')
         seen_log = False
+        log_keys = 0
         while True:
             event, key = self.next()
             if event == "end_map":
                 break
             event, _ = self.next()
-            if key == "log" and event == "start_map" and not seen_log:
+            if key == "log":
+                # JSON.parse and Python's json take the last of two; this parser would
+                # take the first: which session the file holds is not for us to choose.
+                log_keys += 1
+                if log_keys > 1:
+                    raise self.fail('two "log" objects')
+            if key == "log" and event == "start_map":
                 seen_log = True
                 yield from self.log()
             else:
