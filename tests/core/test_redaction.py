@@ -416,6 +416,38 @@ def test_patterns_everywhere_in_text_but_not_binary() -> None:
     assert r.counts.by_location == {"target": 1, "header": 1, "body": 1, "message": 1}
 
 
+@pytest.mark.parametrize("pattern", [r"(?=a)", r"\b", r"(?<=e)", r"x*(?=t)"])
+def test_a_pattern_that_matches_only_empty_strings_inserts_nothing(pattern: str) -> None:
+    """QA: `wstape redact --pattern '(?=a)'` passed the check that a pattern does not
+    match the empty string (it does not match "" itself) and then put `<redacted>` at
+    every place it matched: `/ch<redacted>at`, `Upgr<redacted>ade`, in every header,
+    target and subprotocol. An empty match replaces nothing."""
+    r = Redactor(Policy.build(defaults=False, patterns=[pattern]))
+    out = r.redact(opened(target="/chat?a=1", request_headers=((b"Upgrade", b"websocket"),)))
+    assert isinstance(out, Open)
+    assert (out.target, out.request_headers) == ("/chat?a=1", ((b"Upgrade", b"websocket"),))
+    assert r.counts.patterns == 0
+
+
+@pytest.mark.parametrize("pattern", ["dact", "[a-z]{6,}", "<red", "ed>&x"])
+def test_a_pattern_leaves_the_markers_already_there_whole(pattern: str) -> None:
+    """QA: a pattern matching part of `<redacted>` (`--pattern dact`, `[a-z]{6,}`) cut
+    into the markers the defaults had just written: `token=<re<redacted>ed>`, counted
+    again on every later run (2 values redacted in 0 records). A match inside or across
+    a marker is no value of the recording."""
+    r = Redactor(Policy.build(patterns=[pattern]))
+    out = r.redact(opened(target="/chat?token=abc&x=1"))
+    assert isinstance(out, Open) and out.target == "/chat?token=<redacted>&x=1"
+    again = Redactor(Policy.build(patterns=[pattern]))
+    assert again.redact(out) == out and again.counts.total == 0
+
+
+def test_a_pattern_may_take_a_marker_whole_with_what_surrounds_it() -> None:
+    r = Redactor(Policy.build(patterns=[r"token=\S+"]))
+    out = r.redact(opened(target="/chat?token=abc"))
+    assert isinstance(out, Open) and out.target == "/chat?<redacted>"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "option"),
     [

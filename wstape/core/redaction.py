@@ -675,11 +675,21 @@ class Redactor:
     def _sub(self, text: str, where: str) -> str:
         for rx in self.policy.patterns:
             hits = 0
+            # The markers already in the text (the defaults', an earlier run's): a match
+            # inside one or across its edge is made of the marker's characters, no value
+            # of the recording, and replacing it would cut the marker up.
+            markers = _marker_spans(text)
 
-            def repl(m: re.Match[str]) -> str:
+            def repl(m: re.Match[str], markers: list[tuple[int, int]] = markers) -> str:
                 nonlocal hits
-                if m.group(0) != MARKER:
-                    hits += 1
+                found = m.group(0)
+                if not found or found == MARKER:
+                    return found  # an empty match replaces nothing ("(?=a)", "\\b")
+                start, end = m.span()
+                for a, b in markers:
+                    if start < b and end > a and not (start <= a and end >= b):
+                        return found
+                hits += 1
                 return MARKER
 
             text = rx.sub(repl, text)
@@ -746,6 +756,18 @@ def _header_items(value: bytes, items: _Items) -> bytes:
     if joined == text:
         return value
     return joined.encode("latin-1", "replace")
+
+
+def _marker_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``<redacted>`` stands in ``text``: (start, end) of each."""
+    if MARKER not in text:
+        return []
+    spans = []
+    at = text.find(MARKER)
+    while at >= 0:
+        spans.append((at, at + len(MARKER)))
+        at = text.find(MARKER, at + len(MARKER))
+    return spans
 
 
 def _fill(n: int) -> bytes:
