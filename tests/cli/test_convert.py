@@ -211,3 +211,20 @@ def test_an_interrupted_view_leaves_no_temporary_file(tmp_path: Path, monkeypatc
     result = invoke("view", cassette, "-o", tmp_path / "chat.html", "--no-check")
     assert result.exit_code != 0  # type: ignore[attr-defined]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chat.msgpack"]
+
+
+def test_import_warns_of_records_that_belong_to_no_connection(tmp_path: Path) -> None:
+    """QA: `wstape import` of a JSONL whose message names a connection never opened
+    exited 0 without a word; `ls`, `check`, `replay` warned later. The import warns."""
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.msgpack"
+    source.write_text(
+        '{"type": "message", "conn": 4, "t": 0.1, "from": "client", "opcode": "text", '
+        '"text": "hi", "size": 2}\n',
+        encoding="utf-8",
+    )
+    result = invoke("import", source, "-o", out)
+    assert result.exit_code == 0  # type: ignore[attr-defined]
+    assert result.stderr.splitlines() == [  # type: ignore[attr-defined]
+        f"wstape: warning: {out}: 1 record belongs to no open connection and is left out "
+        "(first: record 1, a message of connection 4 which was never opened)"
+    ]

@@ -131,3 +131,40 @@ def test_a_zip_bomb_stops_at_the_limit(tmp_path: Path) -> None:
     assert not out.exists()
     result = import_file(bomb, out)  # within the default limit: 1 MB of plain entries
     assert result.skipped == 40_001 and result.connections == 0
+
+
+REFUSED_WITH_MESSAGES = {
+    "har": json.dumps(
+        {
+            "log": {
+                "entries": [
+                    {
+                        "startedDateTime": "2026-01-01T00:00:00Z",
+                        "request": {"method": "GET", "url": "wss://h/ws", "headers": []},
+                        "response": {"status": 403, "statusText": "Forbidden", "headers": []},
+                        "_webSocketMessages": [
+                            {"type": "send", "time": 1767225600.25, "opcode": 1, "data": "a"}
+                        ],
+                    }
+                ]
+            }
+        }
+    ),
+    "jsonl": '{"type": "message", "conn": 4, "t": 0.1, "from": "client", "opcode": "text", '
+    '"text": "hi", "size": 2}\n',
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(REFUSED_WITH_MESSAGES))
+def test_records_that_belong_to_no_connection_are_counted(tmp_path: Path, fmt: str) -> None:
+    """QA: a HAR entry whose upgrade was refused (403) but that holds messages, or a
+    JSONL message of a connection never opened, was imported with exit 0 and not a word;
+    every command after it warned that those records belong to no open connection and
+    left them out. The import writes what the input holds and says so at once."""
+    source, out = tmp_path / f"in.{fmt}", tmp_path / "out.msgpack"
+    source.write_text(REFUSED_WITH_MESSAGES[fmt], encoding="utf-8")
+    result = import_file(source, out)
+    assert result.strays.count == 1
+    why = "whose upgrade was refused" if fmt == "har" else "which was never opened"
+    assert why in result.strays.describe()
+    assert import_file(CHROME, tmp_path / "chrome.msgpack").strays.count == 0

@@ -220,6 +220,7 @@ def import_(
         config_error(e)
     except (CassetteWriteError, OSError) as e:
         write_error(e, output)
+    warn_strays(output, result.strays)
     if as_json:
         print_json(result.to_dict())
         return

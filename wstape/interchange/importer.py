@@ -24,7 +24,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from wstape.cassettes.errors import CassetteWriteError
 from wstape.cassettes.modes import restrict
 from wstape.cassettes.schema import FORMAT_VERSION
 from wstape.cassettes.writer import CassetteWriter, WriteMode
+from wstape.core.connections import ConnectionTracker, Strays
 from wstape.core.errors import ConfigError
 from wstape.core.model import Header, Message, Note, Open, Record
 from wstape.core.version import __version__
@@ -65,6 +66,10 @@ class ImportResult:
     """Entries or flows that are not WebSocket upgrades (ordinary HTTP requests...)."""
     failed: int = 0
     """WebSocket upgrades that never got a response: nothing to replay."""
+    strays: Strays = field(default_factory=Strays)
+    """Records written as the input has them that belong to no open connection (a
+    message of an upgrade the server refused, or of a connection never opened): every
+    command that reads the cassette leaves them out, and says so."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``wstape import --json`` object."""
@@ -185,10 +190,12 @@ def import_file(
         restrict(tmp, source)  # a private HAR or flow file gives a private cassette
         opened = _open(source, fmt, max_inflated, directory)
         header = opened.header
+        tracker = ConnectionTracker()  # the one fold every reader routes records through
         with CassetteWriter(
             tmp, mode=WriteMode.OVERWRITE, creator=header.creator, started_at=header.started_at
         ) as writer:
             for record in opened.records:
+                tracker.route(record)
                 try:
                     writer.write(record)
                 except (ValueError, TypeError, OverflowError) as e:
@@ -204,6 +211,7 @@ def import_file(
     finally:
         if opened is not None and opened.close is not None:
             opened.close()
+    result.strays = tracker.strays
     counters = opened.counters
     result.skipped = int(getattr(counters, "skipped", 0))
     result.failed = int(getattr(counters, "failed", 0))
