@@ -228,3 +228,24 @@ def test_import_warns_of_records_that_belong_to_no_connection(tmp_path: Path) ->
         f"wstape: warning: {out}: 1 record belongs to no open connection and is left out "
         "(first: record 1, a message of connection 4 which was never opened)"
     ]
+
+
+def test_import_counts_what_it_skipped_as_a_warning(tmp_path: Path) -> None:
+    """QA: an upgrade without a response was reported as `wstape: error: skipped 1
+    WebSocket upgrades that got no response` by an import that exited 0 (an error line
+    on a success fails a CI log scan, and says the wrong thing), and the other count
+    read `skipped 1 entry that are not WebSocket upgrades`."""
+    har = json.loads(CHROME.read_text(encoding="utf-8"))
+    entries = har["log"]["entries"]
+    ws = next(e for e in entries if "_webSocketMessages" in e)
+    unanswered = json.loads(json.dumps(ws))
+    unanswered["response"]["status"] = 0
+    har["log"]["entries"] = [entries[0], ws, unanswered]
+    source, out = tmp_path / "s.har", tmp_path / "s.msgpack"
+    source.write_text(json.dumps(har), encoding="utf-8")
+    result = invoke("import", source, "-o", out)
+    assert result.exit_code == 0  # type: ignore[attr-defined]
+    assert "skipped 1 entry that is not a WebSocket upgrade" in result.stdout  # type: ignore[attr-defined]
+    assert result.stderr.splitlines() == [  # type: ignore[attr-defined]
+        "wstape: warning: skipped 1 WebSocket upgrade that got no response"
+    ]

@@ -22,7 +22,6 @@ from wstape.cli.common import (
     OverwriteOpt,
     cassette_error,
     config_error,
-    error,
     fail,
     only_conns,
     open_cassette,
@@ -229,11 +228,11 @@ def import_(
         f"{plural(result.messages, 'message')} from {source} ({result.format.value}) → {output}"
     )
     if result.skipped:
-        print(
-            f"skipped {plural(result.skipped, 'entry', 'entries')} that are not WebSocket upgrades"
-        )
+        what = "is not a WebSocket upgrade" if result.skipped == 1 else "are not WebSocket upgrades"
+        print(f"skipped {plural(result.skipped, 'entry', 'entries')} that {what}")
     if result.failed:
-        error(f"skipped {result.failed} WebSocket upgrades that got no response")
+        # a count, not a failure: the import wrote everything else and exits 0
+        warn(f"skipped {plural(result.failed, 'WebSocket upgrade')} that got no response")
 
 
 # -- view ------------------------------------------------------------------------------
