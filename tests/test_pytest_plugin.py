@@ -477,6 +477,65 @@ def test_bad(wstape_server):
 # -- wss ---------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def self_signed_upstream(tmp_path: Path) -> Iterator[str]:
+    """A wss echo backend whose certificate no recorder trusts (its own CA, not the
+    recorder's), as a developer's local backend with a self-signed certificate."""
+    import ssl
+
+    from wstape.replay.tls import mint
+
+    chain, key, _ = mint(["127.0.0.1"], tmp_path / "backend-ca")
+    (tmp_path / "cert.pem").write_bytes(chain)
+    (tmp_path / "key.pem").write_bytes(key)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    with serve(echo_upstream, "127.0.0.1", 0, ssl=ctx, compression=None) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"wss://127.0.0.1:{server.socket.getsockname()[1]}"
+        server.shutdown()
+    thread.join(5)
+
+
+def test_record_from_a_self_signed_wss_upstream(
+    pytester: pytest.Pytester, self_signed_upstream: str
+) -> None:
+    """QA: a wss upstream with a self-signed certificate could not be recorded from pytest
+    (the client got mitmproxy's 502): --wstape-ssl-insecure or ssl_insecure=True, as
+    wstape record --ssl-insecure."""
+    pytester.makepyfile(
+        ASYNC_CLIENT
+        + """
+@pytest.mark.wstape("cassettes/cli.msgpack")
+async def test_option(wstape_server):
+    assert await chat(wstape_server.url + "/cli", ("a",)) == ["echo:a"]
+
+@pytest.mark.wstape("cassettes/marker.msgpack", ssl_insecure=True)
+async def test_marker(wstape_server):
+    assert await chat(wstape_server.url + "/marker", ("b",)) == ["echo:b"]
+
+@pytest.mark.wstape("cassettes/bad.msgpack", ssl_insecure="yes")
+def test_bad(wstape_server):
+    pass
+"""
+    )
+    record = ("--wstape-record-mode=all", f"--wstape-upstream={self_signed_upstream}")
+    verified = pytester.runpytest_subprocess(*record, "-k", "option")
+    verified.assert_outcomes(failed=1)
+    assert "502" in verified.stdout.str()
+    result = pytester.runpytest_subprocess(*record, "--wstape-ssl-insecure")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*wstape: ssl_insecure= takes True or False, not 'yes'*"])
+    result = pytester.runpytest_subprocess(*record, "-k", "marker")
+    result.assert_outcomes(passed=1)
+    assert cassette_messages(pytester.path / "cassettes" / "marker.msgpack") == [
+        (1, "client", "b"),
+        (1, "server", "echo:b"),
+    ]
+    pytester.runpytest_subprocess("-k", "not bad").assert_outcomes(passed=2)
+
+
 def test_wss_with_ca_path(pytester: pytest.Pytester) -> None:
     write_cassette(
         pytester.path / "cassettes" / "wss.msgpack",

@@ -73,6 +73,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "a marker's upstream= wins over this.",
     )
     group.addoption(
+        "--wstape-ssl-insecure",
+        action="store_true",
+        default=False,
+        help="When recording, do not verify the upstream's TLS certificate (a self-signed "
+        "wss:// backend); a marker's ssl_insecure= wins over this.",
+    )
+    group.addoption(
         "--wstape-confdir",
         action="store",
         default=None,

@@ -193,6 +193,7 @@ class WstapeServer:
             listen_port=0,
             write=WriteMode.APPEND if self._append else RECORD_WRITE_MODES[s.record_mode],
             confdir=str(self.confdir),
+            ssl_insecure=s.ssl_insecure,
             default_redaction=s.redaction.default_redaction,
             redact_headers=s.redaction.redact_headers,
             redact_json_keys=s.redaction.redact_json_keys,

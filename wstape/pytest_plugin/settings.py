@@ -1,7 +1,7 @@
 """What ``@pytest.mark.wstape(...)`` and the ``--wstape-*`` options ask for one test.
 
-The marker takes the plugin's own arguments (the cassette, the record mode, the upstream,
-``allow_unplayed``, ``tls``/``hostnames``, the redaction of a recording run:
+The marker takes the plugin's own arguments (the cassette, the record mode, the upstream
+and ``ssl_insecure``, ``allow_unplayed``, ``tls``/``hostnames``, the redaction of a recording run:
 ``redact_headers``, ``redact_json_keys``, ``redact_query``, ``default_redaction``,
 ``secret_env``, ``secret_files``) and, under the same names as the library,
 every replay option (:meth:`wstape.replay.ReplayOptions.build`): the library validates
@@ -40,7 +40,17 @@ REDACTION_KWARGS = frozenset(
 )
 """What a recording run redacts (:class:`Redaction`); a replay run ignores them."""
 PLUGIN_KWARGS = (
-    frozenset({"cassette", "record_mode", "upstream", "allow_unplayed", "tls", "hostnames"})
+    frozenset(
+        {
+            "cassette",
+            "record_mode",
+            "upstream",
+            "ssl_insecure",
+            "allow_unplayed",
+            "tls",
+            "hostnames",
+        }
+    )
     | REDACTION_KWARGS
 )
 ALIASES = {
@@ -129,6 +139,8 @@ class Settings:
     cassette: Path
     record_mode: str = "none"
     upstream: str | None = None
+    ssl_insecure: bool = False
+    """Recording: do not verify the upstream's certificate (a self-signed wss backend)."""
     allow_unplayed: bool = False
     tls: bool = False
     hostnames: tuple[str, ...] = ()
@@ -205,6 +217,11 @@ def settings_for(item: pytest.Item) -> Settings:
     upstream = kwargs.pop("upstream", None) or config.getoption("wstape_upstream")
     if upstream is not None and not re.match(r"(?i)^(ws|wss|http|https)://[^/]", str(upstream)):
         raise WstapeUsageError(f"upstream={upstream!r}: expected ws://HOST:PORT or wss://...")
+    ssl_insecure = kwargs.pop("ssl_insecure", None)
+    if ssl_insecure is None:
+        ssl_insecure = bool(config.getoption("wstape_ssl_insecure"))
+    if not isinstance(ssl_insecure, bool):
+        raise WstapeUsageError(f"ssl_insecure= takes True or False, not {ssl_insecure!r}")
     allow_unplayed = bool(kwargs.pop("allow_unplayed", False))
     tls = bool(kwargs.pop("tls", False))
     hostnames = _seq("hostnames", kwargs.pop("hostnames")) if "hostnames" in kwargs else ()
@@ -220,6 +237,7 @@ def settings_for(item: pytest.Item) -> Settings:
         cassette=path,
         record_mode=record_mode,
         upstream=str(upstream) if upstream is not None else None,
+        ssl_insecure=ssl_insecure,
         allow_unplayed=allow_unplayed,
         tls=tls,
         hostnames=hostnames,
