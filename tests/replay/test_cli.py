@@ -251,6 +251,32 @@ async def test_listening_lines_name_the_paths_and_the_ca(
     assert ca.exists() and code == 1  # nobody connected
 
 
+async def test_tls_certificate_covers_the_url_the_listening_line_names(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    """QA: with --tls --hostname chat.example.com the server said 'connect to
+    wss://127.0.0.1:PORT/echo', but its certificate named chat.example.com only, so a
+    client that did that and trusted the CA failed verification (IP address mismatch)."""
+    import ssl
+
+    replay = Replay(tmp_path, make_cassette(ECHO), "--tls", "--hostname", "chat.example.com",
+                    "--confdir", str(tmp_path / "ca"))  # fmt: skip
+    async with replay:
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "ca" / "mitmproxy-ca-cert.pem"))
+        # the name given still works (a TLS handshake only: no recording is used up)
+        sock = socket.create_connection(("127.0.0.1", replay.port))
+        with contextlib.closing(ctx.wrap_socket(sock, server_hostname="chat.example.com")) as t:
+            assert t.getpeercert() is not None
+        url = f"wss://127.0.0.1:{replay.port}/echo"
+        async with websockets.connect(url, ssl=ctx, proxy=None) as ws:
+            await ws.send("ping?")
+            assert await ws.recv() == "pong!"
+            await ws.close(1000, "done")
+        code, _, err = await replay.finish()
+    assert f"wstape: connect to {url}" in err.splitlines()
+    assert code == 0, err
+
+
 async def test_client_text_in_a_violation_is_neither_markup_nor_terminal_control(
     tmp_path: Path, make_cassette: CassetteFactory
 ) -> None:

@@ -171,6 +171,18 @@ async def _start_device_proxy(
     return proxy
 
 
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+
+
+def _cert_names(hostnames: list[str] | None, host: str) -> tuple[str, ...]:
+    """The names a minted ``--tls`` certificate is for: every ``--hostname``, and the
+    ``--host`` the listening line tells clients to connect to (unless it is a wildcard)."""
+    names = [*(hostnames or ())]
+    if hostnames and host not in WILDCARD_HOSTS:
+        names.append(host)
+    return tuple(dict.fromkeys(names))
+
+
 def _listening_lines(server: ReplayServer) -> list[str]:
     """What ``wstape replay`` says once every listener is up: where, what to connect to,
     and for ``--tls`` which CA the client must trust."""
@@ -695,7 +707,7 @@ def replay(
             reconnect_delay=reconnect_delay,
         )
         tls_options = (
-            TlsOptions(hostnames=tuple(hostname or ()), confdir=confdir, cert=cert, key=key)
+            TlsOptions(hostnames=_cert_names(hostname, host), confdir=confdir, cert=cert, key=key)
             if tls or cert is not None
             else None
         )
