@@ -9,6 +9,7 @@ must let ``async def`` tests marked ``wstape`` run.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -387,6 +388,35 @@ def test_record_once_then_replay_without_upstream(pytester: pytest.Pytester, ups
     assert cassette.stat().st_size == size
 
 
+def test_a_recording_that_never_reached_the_upstream_says_so_and_keeps_no_cassette(
+    pytester: pytest.Pytester,
+) -> None:
+    """QA: with the upstream down, record mode once wrote a cassette of no connection
+    and the run ended on the client's own error; every later run replayed that empty
+    cassette (a 404, 'no recorded connection for /echo') instead of recording. Now the
+    test also errors at teardown naming the upstream's failure, and once keeps no file."""
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))  # bound, never listening: connections to it are refused
+    port = dead.getsockname()[1]
+    pytester.makepyfile(RECORDING_TEST)
+    cassette = pytester.path / "cassettes" / "echo.msgpack"
+    try:
+        for _ in range(2):  # the second run records again, it does not replay
+            result = pytester.runpytest_subprocess(
+                "-s", "--wstape-record-mode=once", f"--wstape-upstream=ws://127.0.0.1:{port}"
+            )
+            result.assert_outcomes(failed=1, errors=1)
+            result.stdout.fnmatch_lines(
+                [
+                    f"*wstape: recording to {cassette} recorded nothing: cannot connect to "
+                    f"127.0.0.1:{port} (*); no cassette was kept"
+                ]
+            )
+            assert not cassette.exists()
+    finally:
+        dead.close()
+
+
 def test_record_all_overwrites_and_new_episodes_appends(
     pytester: pytest.Pytester, upstream: str
 ) -> None:
@@ -522,8 +552,14 @@ def test_bad(wstape_server):
     )
     record = ("--wstape-record-mode=all", f"--wstape-upstream={self_signed_upstream}")
     verified = pytester.runpytest_subprocess(*record, "-k", "option")
-    verified.assert_outcomes(failed=1)
-    assert "502" in verified.stdout.str()
+    verified.assert_outcomes(failed=1, errors=1)
+    verified.stdout.fnmatch_lines(
+        [
+            "*recorded nothing: upgrade to https://127.0.0.1:*/cli failed before the server "
+            "answered (Certificate verify failed: *) (--wstape-ssl-insecure or "
+            "ssl_insecure=True skips the check); the cassette now holds no connection"
+        ]
+    )
     result = pytester.runpytest_subprocess(*record, "--wstape-ssl-insecure")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*wstape: ssl_insecure= takes True or False, not 'yes'*"])

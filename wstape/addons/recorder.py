@@ -111,6 +111,10 @@ class RecorderStats:
     closed: int = 0
     refused: int = 0
     """Upgrades the server answered with a status other than 101."""
+    upstream_failures: int = 0
+    """Upgrades that failed before the server answered, backend connections that failed."""
+    upstream_failure: str | None = None
+    """The first of those, in a few words (``cannot connect to HOST:PORT (...)``)."""
     messages_client: int = 0
     messages_server: int = 0
     bytes_client: int = 0
@@ -559,20 +563,25 @@ class Recorder:
             or not self._wanted(flow)
         ):
             return
-        logger.warning(
-            f"wstape: upgrade to {flow.request.pretty_url} failed before the server "
-            f"answered ({flow.error.msg}); nothing recorded for it"
-        )
+        what = f"upgrade to {flow.request.pretty_url} failed before the server answered"
+        self._upstream_failed(f"{what} ({flow.error.msg})")
+        logger.warning(f"wstape: {what} ({flow.error.msg}); nothing recorded for it")
 
     def server_connect_error(self, data: ServerConnectionHookData) -> None:
         """The backend is unreachable (e.g. a reverse proxy in front of a stopped server)."""
         if self._writer is None:
             return
         address = format_address(data.server.address) or "the server"
+        self._upstream_failed(f"cannot connect to {address} ({data.server.error})")
         logger.warning(
             f"wstape: cannot connect to {address} ({data.server.error}); nothing is "
             "recorded for that client connection"
         )
+
+    def _upstream_failed(self, what: str) -> None:
+        self.stats.upstream_failures += 1
+        if self.stats.upstream_failure is None:
+            self.stats.upstream_failure = what
 
     def done(self) -> None:
         self.stop_recording(STOPPED_NOTE)

@@ -347,6 +347,21 @@ class WstapeServer:
             raise WstapeUsageError(f"recording to {self.cassette} failed: {e}") from None
         if result.failure is not None:
             raise WstapeUsageError(f"recording to {self.cassette} failed: {result.failure}")
+        stats = result.stats
+        if stats.upstream_failure is not None and not stats.open + stats.closed + stats.refused:
+            # The upstream was never reached: a cassette of nothing would be replayed from
+            # now on (record mode once) instead of recorded, each connection a 404.
+            if self.settings.record_mode == "once":
+                self.cassette.unlink(missing_ok=True)
+                kept = "no cassette was kept"
+            elif self.settings.record_mode == "all" and not self._append:
+                kept = "the cassette now holds no connection"
+            else:
+                kept = "nothing was appended to the cassette"
+            why = stats.upstream_failure
+            if "certificate verify failed" in why.lower() and not self.settings.ssl_insecure:
+                why += " (--wstape-ssl-insecure or ssl_insecure=True skips the check)"
+            raise WstapeUsageError(f"recording to {self.cassette} recorded nothing: {why}; {kept}")
 
 
 __all__ = ["LOCAL_NAMES", "SETTLE", "WstapeServer"]
