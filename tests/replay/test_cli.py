@@ -277,6 +277,54 @@ async def test_tls_certificate_covers_the_url_the_listening_line_names(
     assert code == 0, err
 
 
+async def test_a_failed_tls_handshake_is_one_line_saying_why(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    """QA: a client that refused the certificate, or spoke plain ws:// to the wss:// port,
+    left no trace in the output: the run just ended with the recording never reached."""
+    import ssl
+
+    replay = Replay(tmp_path, make_cassette(ECHO), "--tls", "--hostname", "chat.example.com",
+                    "--confdir", str(tmp_path / "ca"), "--max-wait", "5")  # fmt: skip
+    async with replay:
+
+        def refuse() -> bytes:
+            """A client that does not trust the CA: its alert, then it waits for the
+            server to hang up (a client closing at once may beat its alert to the server,
+            which then sees only a connection closed, as from a port probe: not named)."""
+            untrusting = ssl.create_default_context()  # the system's CAs, not mitmproxy's
+            into, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = untrusting.wrap_bio(into, out, server_hostname="chat.example.com")
+            with socket.create_connection(("127.0.0.1", replay.port), timeout=10) as sock:
+                with pytest.raises(ssl.SSLCertVerificationError):
+                    while True:
+                        try:
+                            tls.do_handshake()
+                        except ssl.SSLWantReadError:
+                            sock.sendall(out.read())
+                            into.write(sock.recv(65536))
+                        else:
+                            break
+                sock.sendall(out.read())  # the alert
+                return sock.recv(100)
+
+        assert await asyncio.to_thread(refuse) == b""
+        with pytest.raises(websockets.InvalidMessage):
+            await websockets.connect(
+                f"ws://127.0.0.1:{replay.port}/echo", proxy=None, open_timeout=5
+            )
+        code, _, err = await replay.finish()
+    ca = tmp_path / "ca" / "mitmproxy-ca-cert.pem"
+    lines = [line for line in err.splitlines() if "TLS handshake" in line]
+    assert len(lines) == 2, err
+    assert lines[0].startswith("wstape: TLS handshake from 127.0.0.1:")
+    assert lines[0].endswith(
+        f"failed: the client refused the certificate (alert: unknown ca); it must trust the CA {ca}"
+    )
+    assert lines[1].endswith("failed: it sent plain HTTP to this wss:// port (a ws:// URL?)")
+    assert code == 1  # nobody reached the recording
+
+
 async def test_client_text_in_a_violation_is_neither_markup_nor_terminal_control(
     tmp_path: Path, make_cassette: CassetteFactory
 ) -> None:

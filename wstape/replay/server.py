@@ -725,18 +725,39 @@ class ReplayServer:
         ssl_context: ssl.SSLContext | None,
         timeout: float | None,
     ) -> None:
+        peer = "a client"
+        if ssl_context is not None:  # named if its TLS handshake fails
+            with contextlib.suppress(OSError):
+                peer = _hostport(sock.getpeername())
         try:
             await self.loop.connect_accepted_socket(
                 lambda: proto, sock, ssl=ssl_context, ssl_handshake_timeout=timeout
             )
-        except (Exception, asyncio.CancelledError):
+        except (Exception, asyncio.CancelledError) as e:
             # A failed or timed-out TLS handshake, a client gone already, or shed or
             # stopped meanwhile: the socket is closed, the connection never existed.
+            if isinstance(e, ssl.SSLError):
+                self._tls_failed(peer, e)
             sock.close()
             if proto.transport is None:
                 self._connection_ended(proto)
         finally:
             proto.task = None
+
+    def _tls_failed(self, peer: str, error: ssl.SSLError) -> None:
+        """One line (rate-limited: hostile clients) about a TLS handshake that failed, so a
+        client that refuses the certificate or speaks plain ws:// is not left unexplained."""
+        reason = str(error.reason or error)
+        if reason == "HTTP_REQUEST":
+            why = "it sent plain HTTP to this wss:// port (a ws:// URL?)"
+        elif "ALERT" in reason:
+            alert = reason.split("ALERT_", 1)[-1].replace("_", " ").lower()
+            ca = self.options.tls.ca_path if self.options.tls is not None else None
+            trust = f"; it must trust the CA {ca}" if ca is not None else ""
+            why = f"the client refused the certificate (alert: {alert}){trust}"
+        else:
+            why = reason.replace("_", " ").lower()
+        self._notice(f"tls {reason}", f"TLS handshake from {peer} failed: {why}")
 
     def _room(self) -> bool:
         """May one more connection be accepted now? At the limit, drops the oldest
