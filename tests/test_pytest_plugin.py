@@ -670,7 +670,7 @@ def test_record_once_under_xdist_records_once_and_the_others_replay(
     pytester: pytest.Pytester, upstream: str
 ) -> None:
     # Real pytest-xdist workers on one missing cassette: one records it (holding a lock
-    # beside it), the others wait for it and replay; no "already exists", no half file.
+    # on it), the others wait for it and replay; no "already exists", no half file.
     pytester.makepyfile(SHARED_ONCE)
     result = pytester.runpytest_subprocess(
         "-n", "2", "-s", "-p", "no:cacheprovider",
@@ -681,6 +681,8 @@ def test_record_once_under_xdist_records_once_and_the_others_replay(
     assert "already exists" not in out
     messages = cassette_messages(pytester.path / "cassettes" / "shared.msgpack")
     assert {conn for conn, _, _ in messages} == {1}  # recorded once
+    # (QA: the lock was a CASSETTE.lock beside every cassette, to be committed with it)
+    assert sorted(p.name for p in (pytester.path / "cassettes").iterdir()) == ["shared.msgpack"]
 
 
 def test_new_episodes_under_xdist_appends_every_test_with_unique_ids(
@@ -740,6 +742,7 @@ def test_record_all_on_a_shared_cassette_keeps_every_test_of_the_run(
         assert sorted(r.target for r in records if isinstance(r, Open)) == [
             f"/echo{n}" for n in range(4)
         ]
+        assert [p.name for p in (pytester.path / "cassettes").iterdir()] == ["shared.msgpack"]
     pytester.runpytest_subprocess(*xdist, "-p", "no:cacheprovider").assert_outcomes(passed=4)
 
 
@@ -845,3 +848,16 @@ def test_bad_spec(wstape_server):
     )
     result = pytester.runpytest_subprocess("-v")
     result.assert_outcomes(passed=2)
+
+
+def test_a_cassettes_lock_is_one_file_per_path_outside_its_folder(tmp_path: Path) -> None:
+    from wstape.pytest_plugin.lock import lock_dir, lock_path
+
+    real = tmp_path / "cassettes"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    lock = lock_path(real / "chat.msgpack")
+    assert lock.parent == lock_dir() and lock.name.startswith("chat.msgpack.")
+    assert lock_path(tmp_path / "link" / "chat.msgpack") == lock  # the same cassette
+    assert lock_path(real / "other.msgpack") != lock
+    assert lock_path(tmp_path / "elsewhere" / "chat.msgpack") != lock

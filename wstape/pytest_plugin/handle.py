@@ -83,8 +83,9 @@ class WstapeServer:
         """Start replaying (or recording). Raises WstapeUsageError with a readable message.
 
         In record mode ``once`` several processes (pytest-xdist workers) may want the same
-        missing cassette: they take a lock beside it, the first records it while holding
-        the lock, the others wait for it and then replay what it recorded.
+        missing cassette: they take its lock (:mod:`~wstape.pytest_plugin.lock`), the first
+        records it while holding the lock, the others wait for it and then replay what it
+        recorded.
         """
         if self.settings.record_mode == "all" and self.recording:
             # The run's first test to record the cassette replaces it, the others append:

@@ -1,28 +1,46 @@
-"""An OS lock beside a cassette, so concurrent test processes record it once."""
+"""An OS lock per cassette, so concurrent test processes record it once."""
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import tempfile
 import threading
 from pathlib import Path
 
 
+def lock_dir() -> Path:
+    """Where the cassettes' lock files live: the user's own folder in the temporary
+    directory (``$TMPDIR/wstape-locks-UID``), not beside the cassettes, which are
+    committed (QA: a ``CASSETTE.lock`` was left beside every cassette recorded)."""
+    return Path(tempfile.gettempdir()) / f"wstape-locks-{os.getuid()}"
+
+
+def lock_path(cassette: Path) -> Path:
+    """The lock file of ``cassette``: one name per absolute path (symbolic links
+    resolved), so every process on the machine that uses the cassette takes the same
+    lock. The name keeps the cassette's for a reader of the folder."""
+    where = os.path.realpath(cassette)
+    digest = hashlib.sha256(os.fsencode(where)).hexdigest()[:24]
+    return lock_dir() / f"{cassette.name[:64]}.{digest}.lock"
+
+
 class CassetteLock:
-    """An exclusive ``flock`` on ``CASSETTE.lock`` (created next to the cassette).
+    """An exclusive ``flock`` on the cassette's lock file (:func:`lock_path`).
 
     The lock belongs to the process: it is released by :meth:`release` or when the process
     ends, however it ends, so a crashed worker never blocks the others for good.
     """
 
     def __init__(self, cassette: Path) -> None:
-        self.path = cassette.with_name(cassette.name + ".lock")
+        self.path = lock_path(cassette)
         self._fd: int | None = None
 
     def acquire(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the lock; False if it stayed taken."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         got = threading.Event()
 
         def take() -> None:
