@@ -861,3 +861,51 @@ def test_a_cassettes_lock_is_one_file_per_path_outside_its_folder(tmp_path: Path
     assert lock_path(tmp_path / "link" / "chat.msgpack") == lock  # the same cassette
     assert lock_path(real / "other.msgpack") != lock
     assert lock_path(tmp_path / "elsewhere" / "chat.msgpack") != lock
+
+
+def test_tests_that_would_share_a_default_cassette_fail_naming_each_other(
+    pytester: pytest.Pytester,
+) -> None:
+    # QA: TestA::test_send and TestB::test_send, or test_p[a/b] and test_p[a b], got the
+    # same default cassette: the second replayed (or recorded over) the first's recording.
+    pytester.makepyfile(
+        test_shared="""
+import pytest
+
+
+class TestA:
+    @pytest.mark.wstape
+    def test_send(self, wstape_server):
+        pass
+
+
+class TestB:
+    @pytest.mark.wstape
+    def test_send(self, wstape_server):
+        pass
+
+
+@pytest.mark.wstape
+@pytest.mark.parametrize("who", ["a/b", "a b", "c"])
+def test_p(wstape_server, who):
+    pass
+
+
+@pytest.mark.wstape("cassettes/one.msgpack", allow_unplayed=True)
+@pytest.mark.parametrize("n", [1, 2])
+def test_named(wstape_server, n):
+    pass
+"""
+    )
+    write_cassette(pytester.path / "cassettes" / "one.msgpack", CHAT)
+    write_cassette(pytester.path / "cassettes" / "test_shared" / "test_p_c.msgpack", CHAT)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-k", "TestA or test_p or named"
+    )
+    result.assert_outcomes(errors=3, passed=3)
+    out = result.stdout.str()
+    assert (
+        "test_shared.py::TestA::test_send and test_shared.py::TestB::test_send would share "
+        "the default cassette cassettes/test_shared/test_send.msgpack: name one for each"
+    ) in out
+    assert "test_shared.py::test_p[a/b] and test_shared.py::test_p[a b] would share" in out

@@ -43,10 +43,12 @@ import pytest
 from wstape.pytest_plugin.handle import WstapeServer
 from wstape.pytest_plugin.loop import LoopThread
 from wstape.pytest_plugin.settings import (
+    DEFAULTS_SHARED,
     MARKER_KWARGS,
     RECORD_MODES,
     Settings,
     WstapeUsageError,
+    find_shared_defaults,
     settings_for,
 )
 
@@ -109,6 +111,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "fixture; options: " + ", ".join(sorted(MARKER_KWARGS - {"cassette"})) + ". "
         "The cassette path is relative to the test file's folder.",
     )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Find the default cassettes collected tests would share (before ``-k`` deselects
+    any): each such test fails at setup naming the others."""
+    config.stash[DEFAULTS_SHARED] = find_shared_defaults(items)
 
 
 @pytest.hookimpl(tryfirst=True, wrapper=True)

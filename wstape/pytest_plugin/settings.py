@@ -176,6 +176,30 @@ def default_cassette(item: pytest.Item) -> Path:
     return Path("cassettes") / item.path.stem / f"{name}.msgpack"
 
 
+def names_a_cassette(item: pytest.Item) -> bool:
+    """Whether the test's ``wstape`` markers name its cassette (else it gets
+    :func:`default_cassette`)."""
+    return any(mark.args or "cassette" in mark.kwargs for mark in item.iter_markers("wstape"))
+
+
+DEFAULTS_SHARED = pytest.StashKey[dict[Path, list[str]]]()
+"""On the config: each default cassette that more than one collected test would get, with
+their node ids (:func:`find_shared_defaults`)."""
+
+
+def find_shared_defaults(items: list[pytest.Item]) -> dict[Path, list[str]]:
+    """The default cassettes two or more of ``items`` would share: ``TestA::test_send``
+    and ``TestB::test_send``, ``test_p[a/b]`` and ``test_p[a b]`` (QA: the second test
+    replayed, or recorded over, the first's recording). Tests that name a cassette share it
+    on purpose and are left out."""
+    users: dict[Path, list[str]] = {}
+    for item in items:
+        if item.get_closest_marker("wstape") is None or names_a_cassette(item):
+            continue
+        users.setdefault(item.path.parent / default_cassette(item), []).append(item.nodeid)
+    return {path: ids for path, ids in users.items() if len(ids) > 1}
+
+
 def settings_for(item: pytest.Item) -> Settings:
     """Merge the test's ``wstape`` markers (closest wins) with the command line.
 
@@ -206,6 +230,14 @@ def settings_for(item: pytest.Item) -> Settings:
     path = Path(cassette) if cassette is not None else default_cassette(item)
     if not path.is_absolute():
         path = item.path.parent / path
+    shared = item.config.stash.get(DEFAULTS_SHARED, {}).get(path) if cassette is None else None
+    if shared:
+        others = [nodeid for nodeid in shared if nodeid != item.nodeid]
+        raise WstapeUsageError(
+            f"{item.nodeid} and {', '.join(others)} would share the default cassette "
+            f"{default_cassette(item)}: name one for each, "
+            "@pytest.mark.wstape('cassettes/NAME.msgpack')"
+        )
 
     config = item.config
     record_mode = kwargs.pop("record_mode", None) or config.getoption("wstape_record_mode")
@@ -254,5 +286,7 @@ __all__ = [
     "Settings",
     "WstapeUsageError",
     "default_cassette",
+    "find_shared_defaults",
+    "names_a_cassette",
     "settings_for",
 ]
