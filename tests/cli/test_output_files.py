@@ -163,3 +163,57 @@ def test_a_report_is_no_more_readable_than_the_cassette(tmp_path: Path, command:
     assert json.loads(report.read_text())["cassette"]
     assert stat.S_IMODE(report.stat().st_mode) == 0o600
     assert stat.S_IMODE(junit.stat().st_mode) == 0o600
+
+
+CASSETTE_WRITERS = [
+    ("import", ["big.jsonl"]),
+    ("redact", ["big.msgpack"]),
+    ("cut", ["big.msgpack", "--conn", "1"]),
+    ("repair", ["big.msgpack"]),
+    ("upgrade", ["big.msgpack"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "args"), CASSETTE_WRITERS, ids=[c for c, _ in CASSETTE_WRITERS]
+)
+def test_a_cassette_that_cannot_be_written_is_named_as_given(
+    tmp_path: Path, command: str, args: list[str]
+) -> None:
+    """QA: when the output cassette could not be written (a full disk; here the file
+    size limit, EFBIG), import, redact, cut, repair and upgrade named the hidden
+    temporary file they had already removed (`/abs/.out.msgpack.1ty7qu8d.tmp: cannot
+    write cassette: ...`), not the --output the user gave. A real process, a real
+    write error; the old output stays as it was."""
+    import resource
+    import subprocess
+    import sys
+
+    from tests.helpers.records import make_open, write
+    from wstape.core.model import Close, Message, Opcode, Side
+
+    records = [make_open(1, "/chat")]
+    records += [Message(1, i / 10, Side.CLIENT, Opcode.TEXT, b"x" * 4096) for i in range(64)]
+    records.append(Close(1, 7.0, Side.CLIENT, 1000, ""))
+    write(tmp_path / "big.msgpack", records)
+    ok("export", tmp_path / "big.msgpack", "--format", "jsonl", "-o", tmp_path / "big.jsonl")
+    out = tmp_path / "out.msgpack"
+    out.write_bytes(b"the old output")
+
+    def small_files() -> None:  # Python ignores SIGXFSZ: a write past it fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (128 * 1024, 128 * 1024))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "wstape", command, *args, "-o", "out.msgpack", "--overwrite"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=small_files,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "wstape: error: out.msgpack: cannot write cassette: [Errno 27] File too large"
+    ]
+    assert out.read_bytes() == b"the old output"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.jsonl", "big.msgpack", "out.msgpack"]

@@ -81,6 +81,18 @@ class CassetteWriteError(WstapeError):
         self.path = str(path)
         super().__init__(f"{self.path}: cannot write cassette: {cause}")
 
+    def naming(self, path: str | Path) -> CassetteWriteError:
+        """The same failure, told of ``path``: the output that a temporary file beside
+        it was being written for (the file the user named, not one already removed)."""
+        text = str(self)
+        if not text.startswith(self.path):
+            return self
+        renamed = type(self).__new__(type(self))  # (each subclass's __init__ differs)
+        renamed.__dict__.update(self.__dict__)
+        renamed.path = str(path)
+        Exception.__init__(renamed, renamed.path + text[len(self.path) :])
+        return renamed
+
 
 class CassetteExists(CassetteWriteError):
     """The output cassette exists and the writer was asked neither to append nor to

@@ -204,6 +204,10 @@ def import_file(
                     raise InterchangeError(source, f"cannot write an imported record ({e})") from e
                 _count(result, record)
         os.replace(tmp, output)
+    except CassetteWriteError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise e.naming(output) from e
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

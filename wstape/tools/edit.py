@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from wstape.cassettes import WriteMode
+from wstape.cassettes.errors import CassetteWriteError
 from wstape.cassettes.modes import restrict
 from wstape.cassettes.reader import CassetteReader
 from wstape.cassettes.schema import FORMAT_VERSION
@@ -60,6 +61,9 @@ def rewrite_to(
         ) as writer:
             yield writer
         os.replace(tmp, output)
+    except CassetteWriteError as e:
+        tmp.unlink(missing_ok=True)
+        raise e.naming(output) from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
