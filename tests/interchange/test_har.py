@@ -23,6 +23,9 @@ from wstape.interchange.har import export as har_module
 DATA = Path(__file__).parent.parent / "data"
 V1 = DATA / "cassette-v1.msgpack"
 CHROME = DATA / "chrome-websocket.har"
+PLAYWRIGHT = DATA / "playwright-websocket.har"
+"""Written by Playwright 1.65.1 (``record_har_path``, ``record_har_content="embed"``) and
+Chromium: a page, a WebSocket to the echo server, and one that failed to connect."""
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -241,6 +244,46 @@ def test_chrome_sample() -> None:
     assert error_note and error_note[0].conn == refused[0].conn
     # nothing follows a refusal but that note
     assert records[-1] == error_note[0]
+
+
+def test_playwright_sample() -> None:
+    """QA: the README says a Playwright HAR imports, but Playwright's `time` is epoch
+    milliseconds (`wallTimeMs`), so its first message was "more than 10 years after the
+    connection's start", exit 3; and a socket that never connected (Playwright's status
+    -1, with `_failureText`) refused the whole file instead of being skipped and counted
+    as an upgrade without a response (status 0) is."""
+    har = read_har(PLAYWRIGHT)
+    records = list(har.records())
+    assert (har.skipped, har.failed, har.connections) == (1, 1, 1)
+    assert "Playwright" in har.creator
+    opened = records[0]
+    assert isinstance(opened, Open) and opened.url == "ws://127.0.0.1:9101/chat?x=1"
+    assert opened.started_at == pytest.approx(1796411197.123)
+    assert opened.subprotocol == "chat"
+    msgs = [r for r in records if isinstance(r, Message)]
+    assert [(m.side, m.opcode) for m in msgs] == [
+        (Side.CLIENT, Opcode.TEXT),
+        (Side.CLIENT, Opcode.BINARY),
+        (Side.SERVER, Opcode.TEXT),
+        (Side.SERVER, Opcode.BINARY),
+    ]
+    assert [m.t for m in msgs] == pytest.approx([0.061432, 0.061545, 0.068886, 0.070228])
+    assert msgs[1].payload == b"\x00\x01\xff"
+    assert not any(isinstance(r, Note) and "before the connection" in r.text for r in records)
+
+
+def test_message_times_in_milliseconds_and_seconds(tmp_path: Path) -> None:
+    """A time past 2200-01-01 in seconds is epoch milliseconds (Playwright); one before
+    it is seconds (Chrome, mitmproxy, wstape): no date a cassette holds is both."""
+    frames = [
+        {"type": "send", "time": 1767225600.25, "opcode": 1, "data": "s"},
+        {"type": "send", "time": 1767225600500.0, "opcode": 1, "data": "ms"},
+        {"type": "send", "time": 1767225600750, "opcode": 1, "data": "ms int"},
+    ]
+    path = tmp_path / "t.har"
+    path.write_text(json.dumps(_har([_ws_entry(_webSocketMessages=frames)])))
+    msgs = [r for r in import_records(path) if isinstance(r, Message)]
+    assert [m.t for m in msgs] == pytest.approx([0.25, 0.5, 0.75])
 
 
 def test_chrome_sample_writes_a_cassette(tmp_path: Path) -> None:
@@ -679,7 +722,7 @@ def test_a_message_before_its_connection_started_is_moved_to_its_start(tmp_path:
     [
         (_ws_entry(response={"status": 10**40}), "response: an integer near byte"),
         (_ws_entry(response={"status": 1000}), "response.status 1000 is not an HTTP status"),
-        (_ws_entry(response={"status": -1}), "response.status -1 is not an HTTP status"),
+        (_ws_entry(response={"status": -2}), "response.status -2 is not an HTTP status"),
         (_ws_entry(_wstape={"started_at": 1e308}), "_wstape.started_at 1e+308 is not a date"),
         (_ws_entry(startedDateTime="9999-01-01T00:00:00Z"), "startedDateTime"),
         (_ws_entry(_wstape={"port": 70000}), "_wstape.port 70000 is not a port"),
@@ -692,7 +735,8 @@ def test_a_message_before_its_connection_started_is_moved_to_its_start(tmp_path:
             "_wstape.close.t -1.0 is not a time",
         ),
         (
-            _ws_entry(_webSocketMessages=[{"type": "send", "time": 1e12, "data": "x"}]),
+            # (read as epoch milliseconds, as any time past 2200 in seconds: year 5138)
+            _ws_entry(_webSocketMessages=[{"type": "send", "time": 1e14, "data": "x"}]),
             "_webSocketMessages[0] is more than 10 years after the connection's start",
         ),
         (_ws_entry(request={"url": "wss://h/", "x": [[[[[[[[[[]]]]]]]]]] * 1}), None),

@@ -59,6 +59,7 @@ from wstape.interchange.har import stream
 from wstape.interchange.sources import JsonSource, open_input
 from wstape.interchange.values import (
     MAX_CLOSE_CODE,
+    MAX_EPOCH,
     MAX_ITEMS,
     MAX_OFFSET,
     MAX_PAYLOAD,
@@ -241,6 +242,10 @@ class HarImport:
             if exact is not None:
                 t = exact
             elif epoch is not None:
+                if epoch >= MAX_EPOCH:
+                    # Past 2200 in seconds: epoch milliseconds, as Playwright writes them
+                    # (wallTimeMs); every date a cassette holds is one or the other.
+                    epoch /= 1000.0
                 t = round(epoch - started, 6)
             else:
                 t = last_t  # not recorded: keep the order, invent no time
@@ -466,6 +471,8 @@ class _Entry:
         status = response.get("status", 0)
         if isinstance(status, bool) or not isinstance(status, int):
             self.fail("response.status must be an integer")
+        if status == -1:
+            return 0  # no response: Playwright's -1 (HAR's "not available"), Chrome's 0
         if status != 0 and not is_status(status):
             self.fail(
                 f"response.status {status} is not an HTTP status ({MIN_STATUS} to {MAX_STATUS})"
