@@ -240,3 +240,17 @@ def test_conn_selects_connections_in_ls_stats_and_export() -> None:
     missing = invoke("ls", V1, "--conn", "9")
     assert missing.exit_code == 0  # type: ignore[attr-defined]
     assert "no connection 9 in this cassette" in missing.stderr  # type: ignore[attr-defined]
+
+
+def test_export_har_warns_about_a_connection_that_is_not_there() -> None:
+    """QA: `export --format jsonl --conn 99` warns that the cassette has no connection
+    99, as ls, show and stats do; `export --format har --conn 99` wrote a HAR of no entry
+    without a word."""
+    from tests.cli.helpers import V1
+
+    result = CliRunner().invoke(app, ["export", str(V1), "-f", "har", "--conn", "99", "-c", "1"])
+    assert result.exit_code == 0
+    assert [e["_wstape"]["conn"] for e in json.loads(result.stdout)["log"]["entries"]] == [1]
+    assert result.stderr.splitlines() == [
+        f"wstape: warning: {V1}: no connection 99 in this cassette"
+    ]

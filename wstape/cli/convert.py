@@ -23,6 +23,7 @@ from wstape.cli.common import (
     cassette_error,
     config_error,
     fail,
+    missing_ids,
     only_conns,
     open_cassette,
     output_target,
@@ -117,6 +118,8 @@ def export(
     def write(stream: TextIO) -> None:
         if fmt is ExportFormat.HAR:
             result = export_har(reader, stream, only=conn)
+            if conn:
+                missing_ids(cassette, set(conn) - result.ids)
             if result.orphans:
                 warn(f"left out {result.orphans} records of connections with no open record")
             if result.extra_closes:

@@ -57,6 +57,8 @@ class HarExportResult:
     extra_closes: int = 0
     """Second and later close records of one connection (only the last is kept)."""
     truncated_at: int | None = None
+    ids: set[int] = field(default_factory=set)
+    """The ids of the connections written (what ``--conn`` asked for and found)."""
 
 
 @dataclass
@@ -282,6 +284,7 @@ def _group(
             conn = _Conn(open=record, offset=offset, index=index, last_offset=offset)
             current[record.conn] = conn
             groups.conns.append(conn)
+            result.ids.add(record.conn)
             continue
         if isinstance(record, Note) and record.conn is None:
             groups.notes.append({"t": record.t, "text": record.text, "after": len(groups.conns)})
