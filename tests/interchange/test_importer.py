@@ -168,3 +168,31 @@ def test_records_that_belong_to_no_connection_are_counted(tmp_path: Path, fmt: s
     why = "whose upgrade was refused" if fmt == "har" else "which was never opened"
     assert why in result.strays.describe()
     assert import_file(CHROME, tmp_path / "chrome.msgpack").strays.count == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "pack", "kind"),
+    [
+        ("s.har", "gzip", "gzip"),
+        ("s.har.gz", "gzip", "gzip"),
+        ("s.jsonl.bz2", "bz2", "bzip2"),
+        ("s.har.xz", "lzma", "xz"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["auto", "har"])
+def test_a_compressed_input_is_named_as_such(
+    tmp_path: Path, name: str, pack: str, kind: str, fmt: str
+) -> None:
+    """QA: a gzipped HAR (`session.har`, `session.har.gz`, as people mail them) was
+    refused as "not a HAR file (not UTF-8 text: UTF-16 or UTF-32? save it as UTF-8)",
+    or as neither format at all: the wrong advice. Only mitmproxy's zlib .zhar is read
+    compressed; the others are named, with what to do."""
+    import importlib
+
+    module = importlib.import_module(pack)
+    source = tmp_path / name
+    source.write_bytes(module.compress(CHROME.read_bytes()))
+    out = tmp_path / "out.msgpack"
+    with pytest.raises(InterchangeError, match=f"is {kind}-compressed: decompress it first"):
+        import_file(source, out, fmt)
+    assert not out.exists()

@@ -40,6 +40,7 @@ from wstape.interchange.errors import InterchangeError
 from wstape.interchange.sources import (
     FORMAT_NAMES,
     ImportFormat,
+    compressed_as,
     detect_format,
     is_cassette,
     read_head,
@@ -94,6 +95,9 @@ def choose_format(source: str | Path, format: str | ImportFormat = "auto") -> Im
     head = read_head(source)
     if is_cassette(head):
         raise InterchangeError(source, "is already a wstape cassette")
+    compressed = compressed_as(head)
+    if compressed is not None:
+        raise InterchangeError(source, compressed)
     if format == "auto":
         return detect_format(source, head)
     try:

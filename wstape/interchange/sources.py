@@ -114,6 +114,24 @@ def is_zlib(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0
 
 
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip", "gunzip -k"),
+    (b"BZh", "bzip2", "bunzip2 -k"),
+    (b"\xfd7zXZ\x00", "xz", "unxz -k"),
+    (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"),
+    (b"PK\x03\x04", "zip", "unzip"),
+)
+
+
+def compressed_as(head: bytes) -> str | None:
+    """What to say of a file compressed in a way the import does not inflate (only
+    mitmproxy's zlib ``.zhar`` is read compressed): ``is gzip-compressed: ...``."""
+    for magic, kind, tool in _COMPRESSED:
+        if head.startswith(magic):
+            return f"is {kind}-compressed: decompress it first (`{tool}`)"
+    return None
+
+
 def looks_like_flow_file(head: bytes) -> bool:
     """True when ``head`` (the first bytes of a file) starts like a tnetstring flow dump."""
     digits = head[:13].split(b":", 1)[0]
@@ -341,6 +359,7 @@ __all__ = [
     "ImportFormat",
     "JsonSource",
     "StreamError",
+    "compressed_as",
     "detect_format",
     "is_cassette",
     "is_zlib",
