@@ -139,6 +139,27 @@ def test_json_changes(a: object, b: object, expected: list[tuple[str, str]]) -> 
     assert [(c["path"], c["change"]) for c in json_changes(a, b)] == expected
 
 
+def test_two_long_strings_are_shown_around_their_first_difference() -> None:
+    # QA: both sides read "<value of 5000002 characters>": the change could not be seen.
+    a = {"blob": "x" * 5_000_000 + "A" + "y" * 100}
+    b = {"blob": "x" * 5_000_000 + "B" + "y" * 100}
+    (change,) = json_changes(a, b)
+    assert change["path"] == "$.blob" and change["offset"] == 5_000_000
+    assert change["a"] == "..." + "x" * 40 + "A" + "y" * 79 + "..."
+    assert change["b"] == "..." + "x" * 40 + "B" + "y" * 79 + "..."
+    assert change["lengths"] == [5_000_101, 5_000_101]
+    (short,) = json_changes({"s": "ab"}, {"s": "abc"})
+    assert short == {"kind": "json", "path": "$.s", "change": "changed", "a": "ab", "b": "abc"}
+    (longer,) = json_changes({"s": "z" * 300}, {"s": "z" * 301})
+    assert longer["offset"] == 300 and longer["a"] == "..." + "z" * 40
+    assert longer["b"] == "..." + "z" * 41
+
+
+def test_nan_is_the_same_as_nan() -> None:
+    assert json_changes({"a": float("nan")}, {"a": float("nan")}) == []
+    assert [c["path"] for c in json_changes({"a": float("nan")}, {"a": 1.0})] == ["$.a"]
+
+
 def test_bytes_change_with_different_sizes() -> None:
     change = bytes_change(b"abcdef", b"abcXefgh")
     assert change is not None

@@ -38,6 +38,11 @@ def _detail_line(d: dict[str, Any]) -> str:
             return f"{d['path']}: added {_value(d['b'])}"
         if d["change"] == "removed":
             return f"{d['path']}: removed (was {_value(d['a'])})"
+        if "offset" in d:  # two long strings, around their first difference
+            return (
+                f"{d['path']} at character {d['offset']} ({d['lengths'][0]} → "
+                f"{d['lengths'][1]} characters): {_value(d['a'])} → {_value(d['b'])}"
+            )
         return f"{d['path']}: {_value(d['a'])} → {_value(d['b'])}"
     if kind == "bytes":
         sizes = f", size {d['size_a']} → {d['size_b']}" if "size_a" in d else ""

@@ -223,11 +223,56 @@ def json_changes(
                     {"kind": "json", "path": _json_path(p, i), "change": "added", "b": _small(y[i])}
                 )
             stack.extend(reversed(items))
-        elif type(x) is not type(y) or x != y:
-            out.append(
-                {"kind": "json", "path": p, "change": "changed", "a": _small(x), "b": _small(y)}
-            )
+        elif type(x) is not type(y) or (x != y and not _both_nan(x, y)):
+            out.append(_changed(p, x, y))
     return out
+
+
+def _both_nan(x: Any, y: Any) -> bool:
+    """NaN (which JSON readers take) is not equal to itself, but the values are the same."""
+    return isinstance(x, float) and isinstance(y, float) and x != x and y != y
+
+
+STRING_WINDOW = (40, 80)
+"""Characters shown before and from the first difference of two long strings."""
+
+
+def _first_difference(x: str, y: str) -> int:
+    """The index of the first character where ``x`` and ``y`` differ (the shorter's length
+    if one starts the other), comparing a block at a time."""
+    common, block, start = min(len(x), len(y)), 4096, 0
+    while start < common and x[start : start + block] == y[start : start + block]:
+        start += block
+    for i in range(start, min(start + block, common)):
+        if x[i] != y[i]:
+            return i
+    return common
+
+
+def _changed(path: str, x: Any, y: Any) -> dict[str, Any]:
+    """A ``changed`` entry. Two strings too long to show whole are shown around their first
+    difference, with its ``offset`` (QA: both read ``<value of 5000002 characters>``, so the
+    change could not be seen)."""
+    a, b = _small(x), _small(y)
+    if not (isinstance(x, str) and isinstance(y, str) and (a is not x or b is not y)):
+        return {"kind": "json", "path": path, "change": "changed", "a": a, "b": b}
+    first = _first_difference(x, y)
+    before, after = STRING_WINDOW
+    lo = max(0, first - before)
+
+    def around(text: str) -> str:
+        part = text[lo : first + after]
+        return ("..." if lo else "") + part + ("..." if first + after < len(text) else "")
+
+    return {
+        "kind": "json",
+        "path": path,
+        "change": "changed",
+        "offset": first,
+        "a": around(x),
+        "b": around(y),
+        "lengths": [len(x), len(y)],
+    }
 
 
 def _hex(data: bytes) -> str:
