@@ -1508,6 +1508,138 @@ def test_only_a_request_of_the_same_kind_comes_out_of_turn(sent: list[str]) -> N
     assert "REPLAY-MESSAGE-MISMATCH" in rules(session)
 
 
+def _mqtt_publish(packet_id: int, text: str, qos: int) -> bytes:
+    body = b"\x00\x04qa/b" + packet_id.to_bytes(2, "big") + text.encode()
+    return bytes([0x30 | qos << 1, len(body)]) + body
+
+
+def _mqtt_ack(name: str, packet_id: int) -> bytes:
+    first = {"PUBACK": 0x40, "PUBREC": 0x50, "PUBREL": 0x62, "PUBCOMP": 0x70}[name]
+    return bytes([first, 2]) + packet_id.to_bytes(2, "big")
+
+
+MQTT_BURST = [  # paho-mqtt publishing in a loop while its network thread answers a PUBREC
+    opening(1, "/mqtt", subprotocols=("mqtt",), subprotocol="mqtt"),
+    c(1, 0.01, _mqtt_connect(60), Opcode.BINARY),
+    s(1, 0.02, b"\x20\x02\x00\x00", Opcode.BINARY),
+    c(1, 0.03, _mqtt_publish(2, "m0", 2), Opcode.BINARY),
+    s(1, 0.031, _mqtt_ack("PUBREC", 2), Opcode.BINARY),
+    c(1, 0.032, _mqtt_publish(3, "m1", 1), Opcode.BINARY),
+    c(1, 0.033, _mqtt_ack("PUBREL", 2), Opcode.BINARY),
+    c(1, 0.034, _mqtt_publish(4, "m2", 1), Opcode.BINARY),
+    s(1, 0.035, _mqtt_ack("PUBACK", 3), Opcode.BINARY),
+    s(1, 0.036, _mqtt_ack("PUBCOMP", 2), Opcode.BINARY),
+    s(1, 0.037, _mqtt_ack("PUBACK", 4), Opcode.BINARY),
+    c(1, 0.04, b"\xe0\x00", Opcode.BINARY),
+    Close(1, 0.05, Side.CLIENT, 1000, ""),
+]
+
+
+@pytest.mark.parametrize(
+    "order",
+    [["m1", "rel", "m2"], ["m1", "m2", "rel"], ["rel", "m1", "m2"]],
+    ids=["as-recorded", "reply-later", "reply-sooner"],
+)
+def test_a_reply_of_the_clients_and_its_requests_may_pass_each_other(order: list[str]) -> None:
+    """QA: paho-mqtt publishing 20 messages in a loop failed its replay about every other
+    run: its network thread's PUBREL (the answer to the broker's PUBREC) reached the wire
+    one PUBLISH later than recorded, and both were REPLAY-MESSAGE-MISMATCH. A reply the
+    protocol stack sends and a request the application sends race; either order is the
+    client's, and every reply still goes to its own packet id."""
+    session = session_for(MQTT_BURST, speed=0)
+    client = FakeClient(session)
+    client.handshake("/mqtt", b"Sec-WebSocket-Protocol: mqtt")
+    units = {
+        "m1": _mqtt_publish(13, "m1", 1),
+        "rel": _mqtt_ack("PUBREL", 12),
+        "m2": _mqtt_publish(14, "m2", 1),
+    }
+    client.send(_mqtt_connect(60), OpCode.BINARY)
+    client.send(_mqtt_publish(12, "m0", 2), OpCode.BINARY)
+    for name in order:
+        client.send(units[name], OpCode.BINARY)
+    client.send(b"\xe0\x00", OpCode.BINARY)
+    client.close(encode_close_body(1000, ""))
+    assert rules(session) == []
+    acks = [f.payload for f in client.frames if f.opcode == OpCode.BINARY][1:]
+    each_to_its_id = [("PUBREC", 12), ("PUBACK", 13), ("PUBCOMP", 12), ("PUBACK", 14)]
+    assert acks == [_mqtt_ack(name, packet_id) for name, packet_id in each_to_its_id]
+
+
+MQTT_LATE_PUBREL = [  # the PUBREL recorded late, past the broker's PUBACKs
+    *MQTT_BURST[:6],
+    c(1, 0.033, _mqtt_publish(4, "m2", 1), Opcode.BINARY),
+    s(1, 0.034, _mqtt_ack("PUBACK", 3), Opcode.BINARY),
+    s(1, 0.035, _mqtt_ack("PUBACK", 4), Opcode.BINARY),
+    c(1, 0.036, _mqtt_publish(5, "m3", 1), Opcode.BINARY),
+    c(1, 0.037, _mqtt_ack("PUBREL", 2), Opcode.BINARY),
+    s(1, 0.038, _mqtt_ack("PUBACK", 5), Opcode.BINARY),
+    s(1, 0.039, _mqtt_ack("PUBCOMP", 2), Opcode.BINARY),
+    c(1, 0.04, b"\xe0\x00", Opcode.BINARY),
+    Close(1, 0.05, Side.CLIENT, 1000, ""),
+]
+
+
+@pytest.mark.parametrize(
+    "order",
+    [["m1", "m2", "m3", "rel"], ["rel", "m1", "m2", "m3"], ["m1", "rel", "m2", "m3"]],
+    ids=["as-recorded", "sooner-past-the-pubacks", "between"],
+)
+def test_a_reply_recorded_late_may_come_sooner_past_server_units(order: list[str]) -> None:
+    """QA, the same paho-mqtt run: its PUBREL was recorded after 18 more PUBLISHes and the
+    broker's PUBACKs of the first ones, and live it came right after the second PUBLISH.
+    A reply may come sooner than recorded, past server units, once the unit it answers
+    (the PUBREC) went out."""
+    session = session_for(MQTT_LATE_PUBREL, speed=0)
+    client = FakeClient(session)
+    client.handshake("/mqtt", b"Sec-WebSocket-Protocol: mqtt")
+    units = {
+        "m1": _mqtt_publish(13, "m1", 1),
+        "m2": _mqtt_publish(14, "m2", 1),
+        "m3": _mqtt_publish(15, "m3", 1),
+        "rel": _mqtt_ack("PUBREL", 12),
+    }
+    client.send(_mqtt_connect(60), OpCode.BINARY)
+    client.send(_mqtt_publish(12, "m0", 2), OpCode.BINARY)
+    for name in order:
+        client.send(units[name], OpCode.BINARY)
+    client.send(b"\xe0\x00", OpCode.BINARY)
+    client.close(encode_close_body(1000, ""))
+    assert rules(session) == []
+    acks = {f.payload for f in client.frames if f.opcode == OpCode.BINARY}
+    assert {_mqtt_ack("PUBACK", i) for i in (13, 14, 15)} | {_mqtt_ack("PUBCOMP", 12)} <= acks
+
+
+@pytest.mark.parametrize(
+    ("records", "sent"),
+    [
+        (MQTT_BURST, [_mqtt_ack("PUBREL", 12), _mqtt_publish(12, "m0", 2)]),
+        (MQTT_LATE_PUBREL, [_mqtt_ack("PUBREL", 12), _mqtt_publish(12, "m0", 2)]),
+        (
+            MQTT_LATE_PUBREL,
+            [
+                *(_mqtt_publish(12 + i, f"m{i}", 2 if i == 0 else 1) for i in range(4)),
+                b"\xe0\x00",
+                _mqtt_ack("PUBREL", 12),
+            ],
+        ),
+    ],
+    ids=["before-its-pubrec", "before-its-pubrec-late", "disconnect-first"],
+)
+def test_a_reply_does_not_race_what_it_cannot_have(
+    records: list[object], sent: list[bytes]
+) -> None:
+    """The PUBREL before the PUBLISH it completes (its PUBREC not sent yet) is no race,
+    nor a DISCONNECT before it: still REPLAY-MESSAGE-MISMATCH."""
+    session = session_for(records, speed=0)
+    client = FakeClient(session)
+    client.handshake("/mqtt", b"Sec-WebSocket-Protocol: mqtt")
+    client.send(_mqtt_connect(60), OpCode.BINARY)
+    for unit in sent:
+        client.send(unit, OpCode.BINARY)
+    assert "REPLAY-MESSAGE-MISMATCH" in rules(session)
+
+
 MQTT_NO_PINGS = [
     opening(1, "/mqtt", subprotocols=("mqtt",), subprotocol="mqtt"),
     c(1, 0.01, _mqtt_connect(60), Opcode.BINARY),

@@ -155,6 +155,15 @@ class Codec(ABC):
     that the recording never had (MQTT PINGREQ, graphql ``ping``, STOMP's EOL). Replay
     answers or takes them like recorded ones."""
 
+    client_replies: Mapping[str, frozenset[str]] = {}
+    """Client unit kinds that answer a unit of the server's, each with the server unit
+    kinds it answers (MQTT PUBREL -> PUBREC, a Socket.IO ACK -> EVENT, a JSON-RPC
+    response -> request, a STOMP ACK -> MESSAGE): the client's protocol stack sends one
+    when the server's unit arrives, not where the application is in its own flow, so it
+    reaches the wire before or after the requests the application sends meanwhile.
+    Replay lets a reply and the requests recorded around it come in either order, never
+    a reply before the server unit it answers (:meth:`answers`)."""
+
     client_waits_for: Mapping[str, tuple[str, str]] = {}
     """Client unit kinds a server of this protocol refuses until the client has had one
     of the server's: kind -> (the server unit's kind, what a server does then), e.g.
@@ -212,6 +221,12 @@ class Codec(ABC):
                 return None
             value = value[key]
         return value
+
+    def answers(self, reply: Decoded, server: Decoded) -> bool:
+        """Whether the client's ``reply`` (a kind of :attr:`client_replies`) may be the
+        answer to the server's unit ``server``. The default: any server unit of a kind it
+        answers; a codec compares the ids that tie the two (an MQTT packet identifier)."""
+        return server.kind in self.client_replies.get(reply.kind, ())
 
     def reassembler(self, side: Side) -> Reassembler | None:
         """A reassembler for units sent by ``side``, or None when one message is one unit."""

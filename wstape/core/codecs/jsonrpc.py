@@ -22,6 +22,7 @@ unchanged, so they are neither generated nor echoed. No heartbeats.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from wstape.core.codecs import jsontext
@@ -119,6 +120,10 @@ class JsonRpcCodec(Codec):
     title = "JSON-RPC 2.0"
     subprotocols = ("jsonrpc", "json-rpc")
     json_root = ()
+    client_replies = MappingProxyType(
+        {"response": frozenset({"request", "batch"}), "error": frozenset({"request", "batch"})}
+    )
+    """The client's answer to a request of the server's (or to one in a batch)."""
 
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
         if super().detect(open_, first):
@@ -129,6 +134,13 @@ class JsonRpcCodec(Codec):
             if any(isinstance(o, dict) and o.get("jsonrpc") == "2.0" for o in objects):
                 return True
         return False
+
+    def answers(self, reply: Decoded, server: Decoded) -> bool:
+        if not super().answers(reply, server):
+            return False
+        requests = server.value if server.kind == "batch" else [server.value]
+        ident = reply.value.get("id")
+        return any(isinstance(r, dict) and r.get("id") == ident for r in requests)
 
     def decode(self, side: Side, opcode: Opcode, payload: bytes) -> Decoded | None:
         value = _load(payload)

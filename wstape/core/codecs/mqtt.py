@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from wstape.core.codecs import jsontext
@@ -736,6 +737,11 @@ class MqttReassembler(Reassembler):
         return out
 
 
+def _packet_id(decoded: Decoded) -> object:
+    value = decoded.value
+    return value.get("packet_id") if isinstance(value, dict) else None
+
+
 @registered
 class MqttCodec(Codec):
     """MQTT 3.1 / 3.1.1 / 5.0; ``version`` fixes the layout (None: guess per packet)."""
@@ -744,6 +750,14 @@ class MqttCodec(Codec):
     title = "MQTT 3.1.1 / 5.0"
     subprotocols = ("mqtt", "mqttv3.1")
     client_heartbeats = ((Opcode.BINARY, b"\xc0\x00", (Opcode.BINARY, b"\xd0\x00")),)
+    client_replies = MappingProxyType(
+        {
+            "PUBACK": frozenset({"PUBLISH"}),
+            "PUBREC": frozenset({"PUBLISH"}),
+            "PUBREL": frozenset({"PUBREC"}),  # the second step of the client's QoS 2 PUBLISH
+            "PUBCOMP": frozenset({"PUBREL"}),
+        }
+    )
 
     def __init__(self, version: int | None = None) -> None:
         self.version = version
@@ -752,6 +766,9 @@ class MqttCodec(Codec):
 
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
         return super().detect(open_, first) or connect_level(first) is not None
+
+    def answers(self, reply: Decoded, server: Decoded) -> bool:
+        return super().answers(reply, server) and _packet_id(reply) == _packet_id(server)
 
     def for_connection(self, open_: Open, first: Sequence[Message]) -> Codec:
         level = connect_level(first)

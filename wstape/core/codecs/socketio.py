@@ -37,6 +37,7 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -246,6 +247,9 @@ class SocketIOCodec(Codec):
     title = "Socket.IO v5 / Engine.IO v4"
     session_query_params = frozenset({"t", "sid"})
     json_root = ("data",)
+    client_replies = MappingProxyType({"ACK": frozenset({"EVENT", "BINARY_EVENT"})})
+    """The client's answer to a server event with an ack id (a BINARY_ACK is left out:
+    its attachments follow it)."""
 
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
         if "/socket.io/" in open_.path or open_.path.endswith("/socket.io"):
@@ -261,6 +265,14 @@ class SocketIOCodec(Codec):
                 decoded = self.decode(message.side, message.opcode, message.payload)
                 return decoded is not None and decoded.kind == "open"
         return False
+
+    def answers(self, reply: Decoded, server: Decoded) -> bool:
+        ours, theirs = reply.value, server.value
+        return (
+            super().answers(reply, server)
+            and ours.get("id") == theirs.get("id")
+            and ours.get("nsp") == theirs.get("nsp")
+        )
 
     def decode(self, side: Side, opcode: Opcode, payload: bytes) -> Decoded | None:
         if opcode is Opcode.BINARY:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from wstape.core.codecs import jsontext
@@ -321,6 +322,11 @@ class StompCodec(Codec):
     client_heartbeats = tuple(
         (opcode, eol, None) for opcode in (Opcode.TEXT, Opcode.BINARY) for eol in (b"\n", b"\r\n")
     )
+    client_replies = MappingProxyType(
+        {"ACK": frozenset({"MESSAGE"}), "NACK": frozenset({"MESSAGE"})}
+    )
+    """The client's answer to a MESSAGE of a subscription with ``ack:client`` or
+    ``client-individual``."""
 
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
         if super().detect(open_, first):
@@ -352,6 +358,17 @@ class StompCodec(Codec):
         value = decoded.value
         headers = {k: v for k, v in value["headers"].items() if k != "content-length"}
         return body, {"command": value["command"], "headers": headers}
+
+    def answers(self, reply: Decoded, server: Decoded) -> bool:
+        if not super().answers(reply, server):
+            return False
+        ours: dict[str, str] = reply.value["headers"]
+        theirs: dict[str, str] = server.value["headers"]
+        if "id" in ours:  # 1.2: the MESSAGE's ack header
+            return theirs.get("ack") == ours["id"]
+        if "message-id" in ours:  # 1.0 / 1.1
+            return theirs.get("message-id") == ours["message-id"]
+        return True
 
     def decode(self, side: Side, opcode: Opcode, payload: bytes) -> Decoded | None:
         if _is_heartbeat(payload):

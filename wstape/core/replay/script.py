@@ -30,7 +30,7 @@ from enum import Enum
 from typing import NamedTuple
 
 from wstape.core.closecodes import CloseCode, describe
-from wstape.core.codecs import Codec
+from wstape.core.codecs import Codec, Decoded
 from wstape.core.matchers import MatchResult, match_all, match_unit, parse_path
 from wstape.core.model import Close, Message, Opcode, Side
 from wstape.core.replay.correlate import Correlator
@@ -202,6 +202,8 @@ class Script:
         """The longest the client may send nothing (its protocol's keep-alive), or None."""
         self._heard = now
         """When the client last sent something."""
+        self._replies = codec is not None and bool(codec.client_replies)
+        """The protocol has client units that answer server units (:meth:`_from_burst`)."""
         self._gates = codec.client_waits_for if codec is not None else {}
         """Client unit kinds that must wait for a server unit (:attr:`Codec.client_waits_for`)."""
         self._gate_kinds = {kind for kind, _ in self._gates.values()}
@@ -487,6 +489,7 @@ class Script:
         events, queue = self._events, self._queue
         at_once = self.options.speed == 0
         gated = bool(self._gates)
+        replies = self._replies
         while self.state is Step.RUNNING:
             if budget <= 0 or budget_bytes <= 0:
                 self.deadline = now  # more is due: come back after the others had a turn
@@ -529,9 +532,9 @@ class Script:
             self._ahead = None
             self._wait_since = None
             following = self._peek()
-            if type(following) is Message and following.side is Side.CLIENT:
-                # One of a burst the client sent with no server unit between: it may come
-                # in another order (concurrent requests), so it is matched within it.
+            if type(following) is Message and (following.side is Side.CLIENT or replies):
+                # One of a burst the client sent: it may come in another order (concurrent
+                # requests; a reply racing the requests), so it is matched within it.
                 event = self._from_burst(event, opcode, payload)
                 events = self._events
             self._anchor_live = arrived
@@ -648,46 +651,90 @@ class Script:
                 self.poll(now)  # (what it would send goes nowhere: the client is gone)
 
     def _from_burst(self, expected: Message, opcode: Opcode, payload: bytes) -> Message:
-        """The recorded unit the live one stands for, among ``expected`` and the client
-        units recorded right after it with no server unit between (at most
-        :data:`MAX_BURST`; the first is peeked at): ``expected`` if it matches, else the
-        first later one that does, which is taken out of turn while ``expected`` and the
-        rest wait in their order; ``expected`` (to be judged a mismatch) if none does.
-        Trying leaves the correlator as it was."""
+        """The recorded unit the live one stands for, among ``expected`` and the units
+        recorded right after it (at most :data:`MAX_BURST`; the first is peeked at):
+        ``expected`` if it matches, else the first later client unit that does and may
+        come before the ones it passes, which is taken out of turn while ``expected`` and
+        the rest wait in their order; ``expected`` (to be judged a mismatch) if none does.
+        Trying leaves the correlator as it was.
+
+        What may pass what (:func:`_may_overtake`): a request passes requests of its own
+        kind with only client units between (concurrent calls); a reply the client's
+        protocol stack sends to a server unit (:attr:`Codec.client_replies`: an MQTT
+        PUBREL, a Socket.IO ACK) and a request pass each other either way, as the stack
+        and the application race to the wire. Past server units, only a reply sent sooner
+        than recorded (never sooner than the server unit it answers,
+        :meth:`Codec.answers`), or a request sent before replies recorded ahead of it and
+        the server units held back for them."""
         codec = self.recorded.codec
-        if codec is None or self._fits(expected, opcode, payload):
+        if codec is None:
             return expected  # (plain messages keep their recorded order)
-        kind = _request_kind(codec, expected)
-        if kind is None:
+        replies = bool(codec.client_replies)
+        ahead = self._peek()
+        if type(ahead) is Message and ahead.side is Side.SERVER:
+            # Only a reply passes server units: with none, the burst is expected alone.
+            live = codec.decode(Side.CLIENT, opcode, payload)
+            if live is None or live.kind not in codec.client_replies:
+                return expected
+        if self._fits(expected, opcode, payload):
             return expected
-        burst: list[Message] = []
+        first = _role(codec, expected)
+        if first == (None, False):
+            return expected  # (nothing may pass it)
+        window: list[Message] = []
         tail: list[Message | Close] = []
-        while len(burst) < MAX_BURST:
+        while len(window) < MAX_BURST:
             following = self._peek()
             if following is None:
                 break
-            if type(following) is not Message or following.side is not Side.CLIENT:
+            if type(following) is not Message or (following.side is Side.SERVER and not replies):
                 tail.append(self._pop())  # (put back below, in front of the rest)
                 break
             self._pop()
-            burst.append(following)
-        # Only a request of the same kind, with its own id, jumps over requests of that
-        # kind (two JSON-RPC calls, two subscribes): never a SUBSCRIBE over a CONNECT.
+            window.append(following)
         chosen = None
-        for i, m in enumerate(burst):
-            if _request_kind(codec, m) != kind:
-                break
-            if self._fits(m, opcode, payload):
+        passed = [first]  # the client units a later one would pass
+        servers: list[Decoded | None] = []  # and the server units
+        for i, m in enumerate(window):
+            if m.side is Side.SERVER:
+                servers.append(codec.decode(Side.SERVER, m.opcode, m.payload))
+                continue
+            role = _role(codec, m)
+            if self._may_pass(codec, m, role, passed, servers) and self._fits(m, opcode, payload):
                 chosen = i
                 break
+            passed.append(role)  # (a later unit may still pass this one: keep looking)
         if chosen is None:
-            waiting: list[Message | Close] = [*burst, *tail]
+            waiting: list[Message | Close] = [*window, *tail]
         else:
-            unit = burst.pop(chosen)
-            waiting = [expected, *burst, *tail]
+            unit = window.pop(chosen)
+            waiting = [expected, *window, *tail]
             expected = unit
         self._events = itertools.chain(waiting, self._events)
         return expected
+
+    @staticmethod
+    def _may_pass(
+        codec: Codec,
+        unit: Message,
+        role: tuple[str | None, bool],
+        passed: list[tuple[str | None, bool]],
+        servers: list[Decoded | None],
+    ) -> bool:
+        """Whether the recorded client ``unit`` may come before the client units and the
+        server units recorded ahead of it in the burst (``passed``, ``servers``)."""
+        if not all(_may_overtake(role, other) for other in passed):
+            return False
+        if not servers:
+            return True
+        if role[1]:  # a reply sent sooner: after the server unit it answers, though
+            reply = codec.decode(Side.CLIENT, unit.opcode, unit.payload)
+            return reply is not None and all(
+                s is not None and not codec.answers(reply, s) for s in servers
+            )
+        # A request sent before replies recorded ahead of it, and the server units the
+        # recording sent after them (held back until the client sends them).
+        return all(reply for _, reply in passed)
 
     def _fits(self, expected: Message, opcode: Opcode, payload: bytes) -> bool:
         """Would the live unit match ``expected`` (the correlator left as it was)?"""
@@ -823,13 +870,27 @@ class Script:
         return count, first
 
 
-def _request_kind(codec: Codec, unit: Message) -> str | None:
-    """The codec's kind of a recorded client unit that carries an id the client makes
-    (a request, a subscribe), else None: such units may reach the wire in either order."""
+def _role(codec: Codec, unit: Message) -> tuple[str | None, bool]:
+    """A recorded client unit's part in a burst: the codec's kind when it carries an id
+    the client makes (a request, a subscribe; else None), and whether it answers a
+    server unit (:attr:`Codec.client_replies`)."""
     decoded = codec.decode(Side.CLIENT, unit.opcode, unit.payload)
-    if decoded is None or not decoded.generated:
-        return None
-    return decoded.kind
+    if decoded is None:
+        return None, False
+    reply = decoded.kind in codec.client_replies
+    return (decoded.kind if decoded.generated else None), reply
+
+
+def _may_overtake(unit: tuple[str | None, bool], other: tuple[str | None, bool]) -> bool:
+    """Whether a client unit recorded after ``other`` (in one burst) may reach the wire
+    before it: a reply and a request with an id of its own race (the protocol stack
+    answers the server while the application sends), and so do two requests of one kind
+    (concurrent calls). Two replies keep the order of the server units they answer, and
+    a unit that is neither (a CONNECT, a DISCONNECT, a QoS 0 PUBLISH) keeps its place."""
+    (kind, reply), (other_kind, other_reply) = unit, other
+    if reply != other_reply:
+        return (other_kind if reply else kind) is not None
+    return not reply and kind is not None and kind == other_kind
 
 
 def _with_conflicts(result: MatchResult, conflicts: list[str]) -> MatchResult:
