@@ -197,6 +197,17 @@ def payload_diff(expected: bytes, actual: bytes, *, text: bool = True) -> str:
     return _cap(out)
 
 
+def of_bytes(diff: str) -> bool:
+    """Whether a matcher's ``diff`` is one of the payloads' bytes (:func:`payload_diff`: a
+    unified text diff, a first differing byte), not of decoded fields or JSON paths."""
+    head = diff.lstrip()
+    return (
+        not head
+        or head.startswith(("--- ", "first difference at byte "))
+        or (" is a prefix of the other, first difference at byte " in head.split("\n", 1)[0])
+    )
+
+
 def _binary_diff(expected: bytes, actual: bytes) -> str:
     sizes = f"expected {len(expected)} bytes, got {len(actual)}"
     for offset, (a, b) in enumerate(zip(expected, actual, strict=False)):
@@ -430,6 +441,7 @@ __all__ = [
     "match_type",
     "match_unit",
     "matcher_names",
+    "of_bytes",
     "parse_path",
     "payload_diff",
     "register",

@@ -1640,6 +1640,21 @@ def test_a_reply_does_not_race_what_it_cannot_have(
     assert "REPLAY-MESSAGE-MISMATCH" in rules(session)
 
 
+def test_a_mismatch_of_protocol_units_names_them_decoded() -> None:
+    """QA: an MQTT unit in place of another read 'first difference at byte 0 (expected
+    0x62, got 0x32); expected 4 bytes, got 13', though docs/protocols.md says mismatch
+    reports show the decoded view: it names both units as `wstape show` does."""
+    session = session_for(MQTT_BURST, speed=0)
+    client = FakeClient(session)
+    client.handshake("/mqtt", b"Sec-WebSocket-Protocol: mqtt")
+    client.send(_mqtt_connect(60), OpCode.BINARY)
+    client.send(_mqtt_ack("PUBREL", 12), OpCode.BINARY)
+    (found,) = [v for v in findings(session) if v.rule == "REPLAY-MESSAGE-MISMATCH"]
+    assert 'expected mqtt PUBLISH id=2 qa/b (qos 2) "m0", got mqtt PUBREL id=12' in found.message
+    assert "0x" not in found.message
+    assert found.actual["diff"].startswith("first difference at byte 0")  # (kept for reports)
+
+
 MQTT_NO_PINGS = [
     opening(1, "/mqtt", subprotocols=("mqtt",), subprotocol="mqtt"),
     c(1, 0.01, _mqtt_connect(60), Opcode.BINARY),

@@ -786,6 +786,7 @@ class Script:
                 self.cfg,
                 t,
                 verdicts={name: v.ok and not conflicts for name, v in verdicts.items()},
+                decoded=_summaries(codec, expected, opcode, payload),
             )
         self.violations += found
 
@@ -891,6 +892,21 @@ def _may_overtake(unit: tuple[str | None, bool], other: tuple[str | None, bool])
     if reply != other_reply:
         return (other_kind if reply else kind) is not None
     return not reply and kind is not None and kind == other_kind
+
+
+def _summaries(
+    codec: Codec | None, expected: Message, opcode: Opcode, payload: bytes
+) -> tuple[str, str] | None:
+    """The protocol's one-line view of the recorded unit and of the live one as the
+    client sent it (``mqtt PUBREL id=2``, as ``wstape show`` prints them), for a
+    mismatch; None unless both decode."""
+    if codec is None:
+        return None
+    old = codec.decode(Side.CLIENT, expected.opcode, expected.payload)
+    new = codec.decode(Side.CLIENT, opcode, payload)
+    if old is None or new is None:
+        return None
+    return f"{codec.name} {old.summary}", f"{codec.name} {new.summary}"
 
 
 def _with_conflicts(result: MatchResult, conflicts: list[str]) -> MatchResult:
