@@ -29,11 +29,9 @@ from tests.helpers.browser import (
     replay,
     skip_unless_installed,
 )
-from tests.helpers.servers import wait_for
 from wstape.cassettes import read_cassette
-from wstape.core.lint import check_records
 from wstape.core.model import Close, Message, Opcode, Open, Side
-from wstape.core.rules import Profile, RuleConfig, Severity, check_client_close, close_body
+from wstape.core.rules import RuleConfig, Severity, check_client_close, close_body
 
 pytestmark = skip_unless_installed(chromium_missing())
 
@@ -43,8 +41,6 @@ REASON = "再见，朋友"
 REASON_123 = "用户主动退出登录" * 5 + "谢"  # 41 characters, 123 bytes of UTF-8
 REASON_124 = REASON_123 + "!"
 HELLO, PING, PONG = Backend.HELLO, Backend.PING, Backend.PONG
-BROWSER_RULES = RuleConfig(profile=Profile.BROWSER)
-DEVTOOLS_RULES = RuleConfig(profile=Profile.WECHAT, platform="devtools")
 
 CHAT = [
     {"op": "recv", "count": 1},
@@ -195,57 +191,6 @@ def test_record_then_replay(
     assert played["close"] == {"by": "client", "code": 4001, "reason": REASON}
 
 
-# -- leaving the page: the browser's own 1001 -----------------------------------------------------
-
-
-def open_then_leave(browser: Any, pages: PageServer, url: str, *, proxy: int = 0) -> dict[str, Any]:
-    """Open the socket, take the first message, then navigate away with it still open."""
-    context = browser.new_context(proxy=proxy_settings(proxy) if proxy else None)
-    try:
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT * 1000)
-        page.goto(pages.url("client.html"))
-        result: dict[str, Any] = page.evaluate(
-            "([url, plan, ms]) => runPlan(url, plan, ms)",
-            [url, [{"op": "recv", "count": 1}], TIMEOUT * 1000],
-        )
-        page.goto(pages.url("client.html") + "?left")  # unloads the page and its socket
-        return result
-    finally:
-        context.close()
-
-
-def test_leaving_the_page_is_the_browsers_own_1001(
-    tmp_path: Path, browser: Any, pages: PageServer, bg: BackgroundLoop, confdir: Path
-) -> None:
-    """Chromium closes an open socket with 1001 and no reason itself when the page goes
-    away; close() could not have sent it, so no profile fails the page for it."""
-    cassette = tmp_path / "left.msgpack"
-    with Backend(bg) as backend, record(tmp_path, cassette, "--confdir", confdir) as rec:
-        live = open_then_leave(browser, pages, f"{backend.url}/chat", proxy=rec.port)
-        wait_for(lambda: backend.connections and backend.connections[0].close_rcvd, TIMEOUT)
-        assert rec.stop() == 0, rec.stderr
-    assert live["error"] is None and live["received"] == [{"type": "text", "data": HELLO}]
-    assert backend.connections[0].close_rcvd == (1001, "")
-    _, _, end = connection_records(cassette)
-    assert (end.by, end.code, end.reason, end.on_wire) == (Side.CLIENT, 1001, "", True)
-
-    _, records = read_cassette(cassette)
-    for cfg in (BROWSER_RULES, DEVTOOLS_RULES):
-        found = [(v.rule, v.severity) for v in check_records(records, cfg) if "CLOSE" in v.rule]
-        assert found == [("BROWSER-CLOSE-CODE", Severity.INFO)], (cfg, found)
-
-    report_path = tmp_path / "report.json"
-    with replay(tmp_path, cassette, report_path, "--profile", "browser") as rep:
-        open_then_leave(browser, pages, f"ws://127.0.0.1:{rep.port}/chat")
-        code = rep.finish()
-    report = read_report(report_path)
-    assert (code, report["passed"]) == (0, True), report
-    assert [(v["rule"], v["severity"]) for v in report["violations"]] == [
-        ("BROWSER-CLOSE-CODE", "info")
-    ], report
-
-
 # -- close codes: the browser refuses before sending, and the rules agree ------------------------
 
 REFUSED = [
@@ -346,12 +291,6 @@ def test_rules_flag_exactly_what_chromium_refuses(browser: Any, pages: PageServe
         errors = sorted({v.rule for v in found if v.severity is Severity.ERROR})
         table.append((code, len((reason or "").encode()), thrown, errors))
     for code, nbytes, thrown, errors in table:
-        if (code, nbytes) == (1001, 0):
-            # close(1001) throws, but the frame it would make is the one Chromium sends
-            # itself when the page goes away (test_leaving_the_page_is_the_browsers_own_1001):
-            # on the wire it is the browser's own, so the rules say info, not error.
-            assert thrown == "InvalidAccessError" and errors == [], (code, thrown, errors)
-            continue
         # The browser throws exactly when a rule says error...
         assert (thrown is not None) == bool(errors), (code, nbytes, thrown, errors)
         # ...and for the same reason: a bad code (InvalidAccessError), a long reason (SyntaxError).

@@ -445,10 +445,10 @@ def test_client_close_bodies(
 def test_wechat_device_vs_devtools_severity() -> None:
     for platform, severity in (("device", "warn"), ("devtools", "error")):
         cfg = RuleConfig(profile="wechat", platform=platform, ignore=HANDSHAKE_WX)  # type: ignore[arg-type]
-        session = session_for([opening(1), Close(1, 1.0, Side.CLIENT, 1011, "")], cfg, speed=0)
+        session = session_for([opening(1), Close(1, 1.0, Side.CLIENT, 1001, "")], cfg, speed=0)
         client = FakeClient(session)
         client.handshake("/chat", b"Referer: " + REFERER.encode())
-        client.close(encode_close_body(1011))
+        client.close(encode_close_body(1001))
         [v] = [v for v in session.violations if v.rule == "BROWSER-CLOSE-CODE"]
         assert v.severity.value == severity
 

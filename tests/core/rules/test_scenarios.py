@@ -123,19 +123,11 @@ def test_3_close_reasons(profile: str) -> None:
 BCC = "BROWSER-CLOSE-CODE"
 CODE = "RFC-CLOSE-CODE"
 SCENARIO_4: dict[object, dict[str, set[tuple[str, str]]]] = {
-    # close(1001, "away"): the app's own call, which browsers refuse.
-    "1001 with a reason": {
+    1001: {
         "rfc6455": set(),
         "browser": {(BCC, "error")},
         "wechat": {(BCC, "warn")},
         "devtools": {(BCC, "error")},
-    },
-    # 1001 with no reason is what the browser sends itself when the page goes away.
-    1001: {
-        "rfc6455": set(),
-        "browser": {(BCC, "info")},
-        "wechat": {(BCC, "info")},
-        "devtools": {(BCC, "info")},
     },
     **{
         code: {
@@ -163,8 +155,6 @@ def test_4_close_codes(case: object, profile: str) -> None:
         body = b"\x03"
     elif case == "empty body":
         body = b""
-    elif case == "1001 with a reason":
-        body = close_body(1001, "away")
     else:
         assert isinstance(case, int)
         body = close_body(case, "")

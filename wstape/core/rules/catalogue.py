@@ -533,8 +533,7 @@ CATALOGUE: tuple[Rule, ...] = (
         "WHATWG WebSockets Standard, close(); wx SocketTask.close",
         "A close the client starts uses 1000 or 3000-4999; anything else throws "
         "InvalidAccessError in browsers, WeChat DevTools and PC WeChat. An echo of the "
-        "server's code is not client-started. 1001 with no reason is what the browser "
-        "sends itself when the page goes away (navigation, reload, tab closed): info.",
+        "server's code is not client-started.",
     ),
     Rule(
         "WX-CLOSE-DEFAULT",

@@ -115,20 +115,7 @@ def check_client_close(
         )
 
     echo = not started_by_client and server_code is not None and code == server_code
-    if not echo and code == CloseCode.GOING_AWAY and not raw_reason:
-        # What the browser itself sends when the page goes away (RFC 6455 §7.4.1: "a
-        # browser having navigated away from a page"; Chromium: 1001, no reason). close()
-        # cannot send 1001, so this is no call that would have thrown.
-        report.add(
-            "BROWSER-CLOSE-CODE",
-            Severity.INFO,
-            f"client closed with {describe(code)} and no reason: what a browser sends "
-            "itself when it leaves the page (navigation, reload, tab closed); close() "
-            f"cannot send it (only {BROWSER_RANGES_TEXT})",
-            expected=BROWSER_RANGES_TEXT,
-            actual=code,
-        )
-    elif not echo and not is_browser_closable(code):
+    if not echo and not is_browser_closable(code):
         who = "a close the client started" if started_by_client else "the client's reply"
         report.add(
             "BROWSER-CLOSE-CODE",
