@@ -344,3 +344,40 @@ def test_many_open_connections_are_checked_in_linear_time() -> None:
     )
     found = sum(1 for v in iter_violations(records, RFC) if v.rule == "WX-SOCKET-LIMIT")
     assert found == 0  # (the RFC profile has no socket limit; the count still runs)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "found"),
+    [
+        (
+            1007,
+            "Error decoding CLOSE reason: 'utf-8' codec can't decode byte 0xe8 in position "
+            "122: unexpected end of data",
+            [("RFC-CLOSE-REASON-UTF8", "error")],
+        ),
+        (1002, "CLOSE with 1 byte payload", [("RFC-CLOSE-PAYLOAD", "error")]),
+        (1002, "server received unexpected unmasked frame", [("RFC-FRAME-MASK", "error")]),
+        (1002, "Control frame with payload len > 125", [("RFC-FRAME-CONTROL", "error")]),
+        # 1014 is among the codes wsproto calls unknown, and RFC 6455 allows it
+        (1002, "CLOSE with unknown reserved code", [("RFC-CLOSE-CODE", "warn")]),
+        # a client's own 1002 with a reason of its own is judged as its Close
+        (1002, "protocol error", []),
+    ],
+)
+def test_a_close_that_is_the_proxys_verdict_judges_the_refused_frame(
+    code: int, reason: str, found: list[tuple[str, str]]
+) -> None:
+    records: list[Record] = [make_open(), Close(1, 1.0, Side.CLIENT, code, reason)]
+    got = [(v.rule, v.severity.value) for v in check_records(records, RuleConfig())]
+    assert got == found
+    # under browser the proxy's 1002/1007 is no close() call either
+    browser = check_records(records, RuleConfig(profile=Profile.BROWSER))
+    assert ("BROWSER-CLOSE-CODE" in {v.rule for v in browser}) == (not found)
+
+
+def test_a_server_frame_the_proxy_refused_is_no_server_close_code() -> None:
+    records: list[Record] = [
+        make_open(),
+        Close(1, 1.0, Side.SERVER, 1002, "client received unexpected masked frame"),
+    ]
+    assert check_records(records, RuleConfig()) == []

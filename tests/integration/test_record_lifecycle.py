@@ -474,3 +474,48 @@ def test_two_recorders_appending_to_one_cassette_at_once(
     assert sorted(r.conn for r in opens) == list(range(1, total + 1))
     assert sum(isinstance(r, Message) for r in records) == 2 * total
     assert_ls_from_the_end(out, listed=False)  # (neither wrote it all)
+
+
+@pytest.mark.parametrize(
+    ("body", "rule"),
+    [
+        # 4001 and a 123-byte reason cut inside its last character
+        (b"\x0f\xa1" + ("用" * 40).encode() + b"ab" + "谢".encode()[:1], "RFC-CLOSE-REASON-UTF8"),
+        (b"\x03", "RFC-CLOSE-PAYLOAD"),
+    ],
+    ids=["reason-cut-in-a-character", "one-byte-body"],
+)
+def test_a_close_the_proxy_refused_is_not_recorded_as_the_clients(
+    tmp_path: Path, ws_server: ScenarioServer, body: bytes, rule: str
+) -> None:
+    """mitmproxy's wsproto refuses a Close it cannot parse and closes both sides with its
+    own 1007 or 1002, which it reports as the client's close. The cassette says so in a
+    note, and wstape check judges the client's frame, not mitmproxy's code (which is
+    sendable, so the broken client passed)."""
+    from tests.helpers.rawclient import RawClient
+    from wstape.core.lint import check_records
+    from wstape.core.rules import RuleConfig
+
+    out = tmp_path / "refused.msgpack"
+    with recorder(out, *reverse(ws_server)) as rec:
+
+        async def talk() -> None:
+            raw = await RawClient.connect(rec.port)
+            assert (await raw.handshake("/echo")).status == 101
+            await raw.send_close(body)
+            await raw.recv_until_close()
+            await raw.aclose()
+
+        asyncio.run(talk())
+        wait_for_records(out, lambda rs: any(isinstance(r, Close) for r in rs))
+        assert rec.stop() == 0
+    _, records = read_cassette(out)
+    [close] = [r for r in records if isinstance(r, Close)]
+    assert close.code in (1002, 1007)  # mitmproxy's verdict, sent to the backend too
+    [note] = [r for r in records if isinstance(r, Note)]
+    assert "mitmproxy refused a frame from the client" in note.text
+    assert f"closed both sides with {close.code} itself" in note.text
+    found = [(v.rule, v.severity.value) for v in check_records(records, RuleConfig())]
+    assert found == [(rule, "error")]
+    result = wstape("check", str(out))
+    assert result.returncode == 1 and rule in result.stdout, result

@@ -65,6 +65,7 @@ from wstape.core.redaction import (
     Policy,
     Redactor,
 )
+from wstape.core.rules.close import proxy_refusal, proxy_refusal_note
 from wstape.core.rules.session import POLLING_UPGRADE_NOTE, polling_upgrade
 from wstape.interchange.flows import (
     STOPPED_NOTE,
@@ -548,6 +549,10 @@ class Recorder:
         except Exception as e:  # a wstape bug: write no reason rather than a secret
             logger.error(f"wstape: redaction failed ({type(e).__name__}: {e})")
             redacted, notes = replace(close, reason=MARKER), []
+        if by is not None and code is not None and proxy_refusal(code, close.reason):
+            # wsproto refused that side's frame and closed both sides with its own code:
+            # say so, the code and reason are mitmproxy's, not the peer's
+            notes.append(proxy_refusal_note(by.value, code, close.reason))
         if self._write(live.writer, redacted):
             for text in notes:
                 self._note(live.writer, text, live.conn, close.t)

@@ -28,11 +28,13 @@ from wstape.core.rules import (
     Violation,
     check_client_close,
     check_close_handshake,
+    check_refused_close,
     check_server_close,
     check_socket_limit,
     check_text,
     close_body,
 )
+from wstape.core.rules.close import proxy_refusal
 
 Group = tuple[str, ...]
 
@@ -228,7 +230,15 @@ def _on_close(
     if state is not None:
         conns.ended(state, state.started_at + close.t)
 
-    if close.by is Side.CLIENT:
+    refused = close.code is not None and proxy_refusal(close.code, close.reason) is not None
+    if close.by is Side.CLIENT and refused:
+        # The recorded close is mitmproxy's verdict on a client frame it refused, not a
+        # Close the client sent: judge the frame it refused, not that code.
+        assert close.code is not None
+        yield from check_refused_close(close.code, close.reason, cfg, close.conn, close.t)
+    elif refused:
+        pass  # the server's frame was refused: its recorded code is not the server's
+    elif close.by is Side.CLIENT:
         if close.on_wire or close.code == CloseCode.NO_STATUS_RCVD:
             # An empty Close frame is recorded as 1005 with nothing on the wire.
             code = close.code if close.on_wire else None

@@ -38,6 +38,7 @@ from wstape.core.rules.close import (
     check_client_close,
     check_close_changed,
     check_close_handshake,
+    check_refused_close,
     close_body,
     parse_close_body,
 )
@@ -136,6 +137,7 @@ __all__ = [
     "check_frame",
     "check_pong",
     "check_reconnects",
+    "check_refused_close",
     "check_request",
     "check_response",
     "check_server_close",

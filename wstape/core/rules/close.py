@@ -128,6 +128,76 @@ def check_client_close(
     return report.items
 
 
+# What wsproto (mitmproxy's WebSocket engine) says when it refuses a peer's frame: it then
+# reports a Close of its own with this code and reason, as if that peer had sent it, and
+# sends it to both peers (wsproto.frame_protocol.ParseFailed; mitmproxy's websocket layer).
+# Each reason is paired with the code it comes with and the rule the refused frame broke.
+_PROXY_REFUSALS: tuple[tuple[int, str, str, Severity], ...] = (
+    (1002, "CLOSE with 1 byte payload", "RFC-CLOSE-PAYLOAD", Severity.ERROR),
+    (1002, "CLOSE with invalid code", "RFC-CLOSE-CODE", Severity.ERROR),
+    (1002, "remote CLOSE with local-only reason", "RFC-CLOSE-CODE", Severity.ERROR),
+    # 1004, 1016-2999, but also 1014, which RFC 6455 allows and wsproto does not know:
+    (1002, "CLOSE with unknown reserved code", "RFC-CLOSE-CODE", Severity.WARN),
+    (1007, "Error decoding CLOSE reason: ", "RFC-CLOSE-REASON-UTF8", Severity.ERROR),
+    (1002, "Control frame with payload len > 125", "RFC-FRAME-CONTROL", Severity.ERROR),
+    (1002, "Invalid attempt to fragment control frame", "RFC-FRAME-CONTROL", Severity.ERROR),
+    (1002, "server received unexpected unmasked frame", "RFC-FRAME-MASK", Severity.ERROR),
+    (1002, "client received unexpected masked frame", "RFC-FRAME-MASK", Severity.ERROR),
+    (1002, "Reserved bit set unexpectedly", "RFC-FRAME-RSV", Severity.ERROR),
+    (1002, "Invalid opcode ", "RFC-FRAME-OPCODE", Severity.ERROR),
+    (1002, "unexpected CONTINUATION", "RFC-FRAME-FRAGMENTS", Severity.ERROR),
+    (1002, "expected CONTINUATION, got ", "RFC-FRAME-FRAGMENTS", Severity.ERROR),
+    (1002, "Payload length used ", "RFC-FRAME-LENGTH", Severity.ERROR),
+    (1002, "8-byte payload length with non-zero MSB", "RFC-FRAME-LENGTH", Severity.ERROR),
+    (1007, "'utf-8' codec can't decode", "RFC-TEXT-UTF8", Severity.ERROR),
+    (1002, "error in extension", "RFC-DEFLATE-DATA", Severity.ERROR),
+)
+
+
+def proxy_refusal(code: int | None, reason: str) -> tuple[str, Severity] | None:
+    """The rule a peer's frame broke when a recorded close is the recording proxy's own
+    verdict on it, not a Close that peer sent: (rule ID, severity), or None.
+
+    mitmproxy's wsproto refuses a frame it cannot parse (a 1-byte Close body, a close
+    reason cut inside a character, an unmasked client frame, ...) and closes both sides
+    with its own code and reason, which mitmproxy reports as the refused peer's close. The
+    reason is wsproto's fixed wording, so the pair (code, reason) tells the two apart.
+    """
+    for want, start, rule, severity in _PROXY_REFUSALS:
+        if code == want and reason.startswith(start):
+            return rule, severity
+    return None
+
+
+def proxy_refusal_note(side: str, code: int, reason: str) -> str:
+    """The note the recorder writes after a close that is the proxy's verdict."""
+    return (
+        f"mitmproxy refused a frame from the {side} ({reason}) and closed both sides with "
+        f"{code} itself: the recorded close is its verdict; the {side}'s own frame is not "
+        "in the cassette"
+    )
+
+
+def check_refused_close(
+    code: int, reason: str, cfg: RuleConfig, conn: int | None = None, t: float | None = None
+) -> list[Violation]:
+    """The rule a client frame broke that the recording proxy refused (see
+    :func:`proxy_refusal`), for ``wstape check``; nothing if the close is not a refusal."""
+    report = Report(cfg, conn, t)
+    found = proxy_refusal(code, reason)
+    if found is not None:
+        rule, severity = found
+        report.add(
+            rule,
+            severity,
+            f"the recording proxy refused a client frame ({preview(reason, 100)}) and closed "
+            f"with {code} itself; expected a frame it could relay",
+            expected="a valid frame",
+            actual=reason,
+        )
+    return report.items
+
+
 def check_close_handshake(
     server_closed: bool,
     client_sent_close: bool,
@@ -187,6 +257,9 @@ __all__ = [
     "check_client_close",
     "check_close_changed",
     "check_close_handshake",
+    "check_refused_close",
     "close_body",
     "parse_close_body",
+    "proxy_refusal",
+    "proxy_refusal_note",
 ]
