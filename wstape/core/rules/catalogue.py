@@ -278,9 +278,8 @@ CATALOGUE: tuple[Rule, ...] = (
         _WECHAT,
         "wechat: error",
         "wx.connectSocket; WeChat network guide (LAN communication)",
-        "The upgrade arrived over TLS (wss). Plain ws only to a LAN IP (private or "
-        "link-local, base library 2.4.0+), then a warning; never to the device's own "
-        "address (loopback, `localhost`).",
+        "The upgrade arrived over TLS (wss). Plain ws only to a LAN address (base library "
+        "2.4.0+), then a warning.",
     ),
     Rule(
         "WX-URL-HOST",
@@ -290,8 +289,7 @@ CATALOGUE: tuple[Rule, ...] = (
         "WeChat network guide (server domain names)",
         "The Host is a DNS name: not an IP literal, not `localhost`, not "
         "`api.weixin.qq.com`; with `--allow-host`, exactly one of the listed names (no "
-        "parent-domain match; any port). A LAN IP (private or link-local) is the network "
-        "guide's exception from base library 2.4.0: info; loopback never is.",
+        "parent-domain match; any port).",
     ),
     Rule(
         "WX-TLS-VERSION",

@@ -152,30 +152,11 @@ def is_ip_literal(host: str) -> bool:
 
 
 def is_lan_host(host: str) -> bool:
-    """True for a LAN IP literal: RFC 1918 private or link-local (IPv6: unique local or
-    link-local); not loopback, unspecified, or a public or documentation address.
-
-    The WeChat network guide lets mini-programs reach LAN IPs from base library 2.4.0 ("域名
-    不能使用 IP 地址（小程序的局域网 IP 除外）或 localhost") but never the device's own
-    address ("不允许与本机 IP 通信"), so loopback and ``localhost`` are not LAN here.
-    """
+    """True for a private, loopback or link-local IP literal, or ``localhost``."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
     ip = _ip_address(host)
-    return ip is not None and any(ip in net for net in _LAN_NETWORKS)
-
-
-_LAN_NETWORKS = tuple(
-    ipaddress.ip_network(net)
-    for net in (
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "169.254.0.0/16",
-        "fc00::/7",
-        "fe80::/10",
-    )
-)
-"""RFC 1918 private and link-local networks, RFC 4193 unique local and link-local IPv6
-(``ipaddress``'s ``is_private`` also counts documentation and reserved ranges)."""
+    return ip is not None and (ip.is_private or ip.is_loopback or ip.is_link_local)
 
 
 def wechat_platform(user_agent: str | None) -> str | None:
@@ -435,24 +416,12 @@ def _check_wechat_request(report: Report, req: Open, cfg: RuleConfig) -> None:
         )
 
     problem: str | None = None
-    ip = _ip_address(host)
     if not host:
         problem = "no host name"
-    elif is_lan_host(host):
-        report.add(
-            "WX-URL-HOST",
-            Severity.INFO,
-            f"host {preview(host)} is a LAN IP literal: wx.connectSocket reaches LAN "
-            "addresses from base library 2.4.0 without a socket legal domain",
-            expected=list(cfg.allow_hosts) or "a DNS name or a LAN IP",
-            actual=host,
-        )
-    elif ip is not None and (ip.is_loopback or ip.is_unspecified):
-        problem = "the device's own address, which mini-programs may not reach"
     elif is_ip_literal(host):
         problem = "an IP literal"
     elif host == "localhost" or host.endswith(".localhost"):
-        problem = "localhost, the device's own address, which mini-programs may not reach"
+        problem = "localhost"
     elif host in _FORBIDDEN_HOSTS:
         problem = "WeChat's own API host, which cannot be a socket legal domain"
     elif cfg.allow_hosts:
