@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.cassettes.test_listing import by_pass, from_end
 from tests.helpers.servers import (
@@ -287,13 +287,22 @@ def test_an_unreachable_backend_is_reported(tmp_path: Path) -> None:
     with recorder(out, "--mode", f"reverse:ws://127.0.0.1:{dead}") as rec:
 
         async def attempt() -> None:
-            with pytest.raises(Exception):  # noqa: B017 - any handshake failure will do
+            # QA: reverse mode connected to the backend before reading the request, and
+            # closed the client's connection without an answer: now a 502 naming why.
+            with pytest.raises(InvalidStatus) as refused:
                 await connect(rec.url("/x"), proxy=None, open_timeout=10)
+            assert refused.value.response.status_code == 502
+            assert b"Connect call failed" in refused.value.response.body
 
         asyncio.run(attempt())
         assert rec.stderr is not None
         rec.stderr.wait_for(rf"wstape: warning: cannot connect to 127.0.0.1:{dead}", 10)
         assert rec.stop() == 0
+        # one line for one failure (the failed upgrade said it again)
+        assert [line for line in rec.stderr.lines if "warning" in line] == [
+            f"wstape: warning: cannot connect to 127.0.0.1:{dead} ([Errno 111] Connect call "
+            f"failed ('127.0.0.1', {dead})); nothing is recorded for that client connection"
+        ]
     assert read_records(out) == []
 
 

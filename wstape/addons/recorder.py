@@ -253,6 +253,9 @@ class Recorder:
         self._stopped = False
         self._warned_polling = False
         """The long-polling warning was logged (once a run)."""
+        self._unreachable: dict[str, str] = {}
+        """Client connections whose backend could not be reached (said once), by id:
+        the error, which the failed upgrade's flow repeats."""
 
     @property
     def writer(self) -> CassetteWriter | None:
@@ -568,6 +571,8 @@ class Recorder:
             or not self._wanted(flow)
         ):
             return
+        if self._unreachable.pop(flow.client_conn.id, None) == flow.error.msg:
+            return  # server_connect_error said so for this client connection
         what = f"upgrade to {flow.request.pretty_url} failed before the server answered"
         self._upstream_failed(f"{what} ({flow.error.msg})")
         logger.warning(f"wstape: {what} ({flow.error.msg}); nothing recorded for it")
@@ -578,6 +583,9 @@ class Recorder:
             return
         address = format_address(data.server.address) or "the server"
         self._upstream_failed(f"cannot connect to {address} ({data.server.error})")
+        if len(self._unreachable) >= 1024:  # (the error hook that pops it may never come)
+            self._unreachable.clear()
+        self._unreachable[data.client.id] = str(data.server.error)
         logger.warning(
             f"wstape: cannot connect to {address} ({data.server.error}); nothing is "
             "recorded for that client connection"

@@ -496,6 +496,11 @@ async def _record(
         "wstape_secret_file": [str(f) for f in config.secret_files],
         "wstape_trim_messages": True,
     }
+    if mode.startswith("reverse:"):
+        # Connect to the backend once the request is read: a backend that is down is then
+        # a 502 naming why, not a client connection closed without a word (QA: reverse
+        # mode connects before reading anything, and gives up with no answer).
+        updates["connection_strategy"] = "lazy"
     if config.confdir:
         updates["confdir"] = config.confdir
     if config.idle_timeout is not None and "tcp_timeout" in opts:
