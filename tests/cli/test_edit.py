@@ -14,6 +14,7 @@ from tests.cli.helpers import (
     V1,
     invoke,
     ok,
+    opened,
     secret_cassette,
     truncated,
 )
@@ -57,6 +58,13 @@ def test_redact_removes_the_secret_and_counts(tmp_path: Path) -> None:
     assert human.startswith("redacted 5 values in 4 of 7 records")
     assert "headers 2," in human and "JSON keys 1," in human  # the defaults
     assert "patterns 2 in message 1, target 1" in human
+
+
+def test_redact_counts_one_value_in_the_singular(tmp_path: Path) -> None:
+    src, out = tmp_path / "one.msgpack", tmp_path / "out.msgpack"
+    write(src, [opened(1, "/chat?token=s3cret")])
+    human = ok("redact", src, "-o", out, "--no-default-redaction", "--query", "token")
+    assert human.startswith("redacted 1 value in 1 of 1 record →")
 
 
 def test_redact_applies_the_defaults_without_options(tmp_path: Path) -> None:

@@ -171,6 +171,21 @@ def test_show_elides_long_text(tmp_path: Path) -> None:
     assert "x\\nx\\n" in line and len(line) < 200
 
 
+def test_show_says_empty_for_an_empty_message_of_either_kind(tmp_path: Path) -> None:
+    # QA: an empty binary message read "(empty)", an empty text one nothing at all
+    path = tmp_path / "empty.msgpack"
+    write(
+        path,
+        [
+            opened(1),
+            Message(1, 0.0, Side.CLIENT, Opcode.TEXT, b""),
+            Message(1, 0.1, Side.SERVER, Opcode.BINARY, b""),
+        ],
+    )
+    lines = ok("show", path).splitlines()[2:4]
+    assert [line.split(" B ")[1].strip() for line in lines] == ["(empty)", "(empty)"]
+
+
 def test_show_truncated_warns_and_shows_the_rest(tmp_path: Path) -> None:
     result = invoke("show", truncated(tmp_path))
     assert result.exit_code == 0  # type: ignore[attr-defined]

@@ -176,8 +176,9 @@ def redact(
         return
     where = ", ".join(f"{k} {v}" for k, v in sorted(counts.by_location.items()))
     print(
-        f"redacted {counts.total} values in {counts.changed_records} of {counts.records} "
-        f"records → {output} (headers {counts.headers}, subprotocols {counts.subprotocols}, "
+        f"redacted {plural(counts.total, 'value')} in {counts.changed_records} of "
+        f"{plural(counts.records, 'record')} → {output} (headers {counts.headers}, "
+        f"subprotocols {counts.subprotocols}, "
         f"query {counts.query}, JSON keys {counts.json_keys}, "
         f"patterns {counts.patterns}{' in ' + where if where else ''}, "
         f"secret values {counts.secrets}, payloads withheld {counts.withheld})"

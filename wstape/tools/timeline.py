@@ -66,7 +66,7 @@ def record_segments(record: Record, view: ProtocolView | None = None) -> Segment
         elif record.opcode is Opcode.TEXT:
             text = record.text()
             body = (
-                text_preview(text)
+                text_preview(text) or "(empty)"
                 if text is not None
                 else "(not UTF-8) " + hex_preview(record.payload)
             )
