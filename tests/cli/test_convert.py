@@ -22,6 +22,7 @@ def test_export_har_then_import_gives_the_same_cassette(tmp_path: Path) -> None:
     ok("export", V1, "--format", "har", "-o", har)
     assert json.loads(har.read_text(encoding="utf-8"))["log"]["version"] == "1.2"
     doc = json.loads(ok("import", har, "-o", back, "--json"))
+    assert doc.pop("redacted")["total"] == 0
     assert doc == {
         "input": str(har),
         "output": str(back),
@@ -32,6 +33,64 @@ def test_export_har_then_import_gives_the_same_cassette(tmp_path: Path) -> None:
         "skipped": 0,
     }
     assert "no differences" in ok("diff", V1, back)
+
+
+def _devtools_har(path: Path) -> None:
+    """A HAR as DevTools saves it: the page's cookie, a token in the URL and in a message."""
+    path.write_text(
+        json.dumps(
+            {
+                "log": {
+                    "version": "1.2",
+                    "creator": {"name": "WebInspector", "version": "537.36"},
+                    "entries": [
+                        {
+                            "startedDateTime": "2026-12-04T10:00:00.000Z",
+                            "time": 1,
+                            "request": {
+                                "method": "GET",
+                                "url": "wss://chat.example.com/chat?room=1&token=s3cr3t-t0ken",
+                                "httpVersion": "HTTP/1.1",
+                                "headers": [
+                                    {"name": "Host", "value": "chat.example.com"},
+                                    {"name": "Cookie", "value": "session=abcdef123456"},
+                                    {"name": "Upgrade", "value": "websocket"},
+                                ],
+                            },
+                            "response": {"status": 101, "statusText": "", "headers": []},
+                            "_resourceType": "websocket",
+                            "_webSocketMessages": [
+                                {
+                                    "type": "send",
+                                    "time": 1764842400.5,
+                                    "opcode": 1,
+                                    "data": '{"type":"auth","access_token":"s3cr3t-t0ken"}',
+                                }
+                            ],
+                        }
+                    ],
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+
+
+def test_import_redacts_as_record_does_unless_told_not_to(tmp_path: Path) -> None:
+    # QA: import wrote a DevTools HAR's cookie and tokens into the cassette as they were,
+    # where wstape record replaces them by default (cassettes are committed).
+    har, out, kept = tmp_path / "devtools.har", tmp_path / "out.msgpack", tmp_path / "kept.msgpack"
+    _devtools_har(har)
+    line = ok("import", har, "-o", out)
+    assert line.strip().endswith("; redacted 3 values (headers 1, query 1, JSON keys 1)")
+    _, records = read_cassette(out)
+    text = repr(records)
+    assert "s3cr3t-t0ken" not in text and "abcdef123456" not in text
+    assert text.count("<redacted>") == 3
+    doc = json.loads(ok("import", har, "-o", kept, "--no-default-redaction", "--json"))
+    assert doc["redacted"]["total"] == 0
+    text = repr(read_cassette(kept)[1])
+    assert text.count("s3cr3t-t0ken") == 2 and "abcdef123456" in text
 
 
 def test_export_har_to_stdout_and_truncated(tmp_path: Path) -> None:

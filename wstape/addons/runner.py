@@ -143,24 +143,9 @@ def _redaction(config: RecordConfig) -> dict[str, Any]:
 
 
 def render_redaction(stats: RecorderStats) -> str:
-    """``; redacted 3 values (headers 2, JSON keys 1)`` for the summary line ("" if none);
-    the kinds are named as ``wstape redact`` names them."""
-    counts = stats.redacted
-    if not counts.total:
-        return ""
-    parts = [
-        f"{what} {n}"
-        for what, n in (
-            ("headers", counts.headers),
-            ("subprotocols", counts.subprotocols),
-            ("query", counts.query),
-            ("JSON keys", counts.json_keys),
-            ("secret values", counts.secrets),
-            ("payloads withheld", counts.withheld),
-        )
-        if n
-    ]
-    return f"; redacted {counts.total} value{'s' if counts.total != 1 else ''} ({', '.join(parts)})"
+    """``; redacted 3 values (headers 2, JSON keys 1)`` for the summary line ("" if none)."""
+    line = stats.redacted.summary()
+    return f"; {line}" if line else ""
 
 
 def normalize_mode(mode: str) -> str:

@@ -47,6 +47,7 @@ from wstape.cli.options import (
 )
 from wstape.cli.output import no_cycle_collection, plural, progress
 from wstape.core.errors import ConfigError
+from wstape.core.redaction import Policy
 from wstape.core.report import ReportFormatError, read_report_json
 from wstape.core.rules import Platform, Profile, Violation
 from wstape.interchange.errors import InterchangeError
@@ -192,6 +193,14 @@ def import_(
             "and 50 times its size).",
         ),
     ] = None,
+    no_default_redaction: Annotated[
+        bool,
+        typer.Option(
+            "--no-default-redaction",
+            help="Keep every value as the input has it: do not replace the common secret "
+            "names as wstape record does (cookies, Authorization, token=...).",
+        ),
+    ] = False,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -204,8 +213,14 @@ def import_(
     refused (exit 3, one line naming the entry and field) or, where a valid one is
     obvious, mapped with a note saying so. The output is written only when complete.
 
+    The common secrets are replaced by <redacted> as wstape record replaces them (a HAR
+    from DevTools carries the page's cookies and tokens): header values such as Cookie
+    and Authorization, token= and similar query values, such JSON keys in text messages,
+    credentials among the offered subprotocols; --no-default-redaction keeps them, and
+    wstape redact replaces more.
+
     --json prints {"input", "output", "format", "connections", "refused", "messages",
-    "skipped"}.
+    "skipped", "redacted"}.
     """
     output_target(output, source=source, overwrite=overwrite, text=False)
     try:
@@ -215,6 +230,7 @@ def import_(
                 output,
                 fmt or "auto",
                 max_inflated=None if max_inflated is None else max_inflated * 1024 * 1024,
+                redaction=Policy() if no_default_redaction else None,
             )
     except InterchangeError as e:
         fail(str(e), ExitCode.CASSETTE)
@@ -229,6 +245,7 @@ def import_(
     print(
         f"imported {plural(result.connections, 'connection')} ({result.refused} refused), "
         f"{plural(result.messages, 'message')} from {source} ({result.format.value}) → {output}"
+        + (f"; {line}" if (line := result.redacted.summary()) else "")
     )
     if result.skipped:
         what = "is not a WebSocket upgrade" if result.skipped == 1 else "are not WebSocket upgrades"

@@ -248,6 +248,27 @@ class Counts:
             + self.withheld
         )
 
+    def summary(self) -> str:
+        """``redacted 3 values (headers 2, JSON keys 1)`` ("" if none): the line ``wstape
+        record`` and ``wstape import`` end with, the kinds named as ``wstape redact``
+        names them."""
+        if not self.total:
+            return ""
+        parts = [
+            f"{what} {n}"
+            for what, n in (
+                ("headers", self.headers),
+                ("subprotocols", self.subprotocols),
+                ("query", self.query),
+                ("JSON keys", self.json_keys),
+                ("secret values", self.secrets),
+                ("payloads withheld", self.withheld),
+            )
+            if n
+        ]
+        values = "value" if self.total == 1 else "values"
+        return f"redacted {self.total} {values} ({', '.join(parts)})"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "replaced": {

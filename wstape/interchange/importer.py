@@ -35,6 +35,7 @@ from wstape.cassettes.writer import CassetteWriter, WriteMode
 from wstape.core.connections import ConnectionTracker, Strays
 from wstape.core.errors import ConfigError
 from wstape.core.model import Header, Message, Note, Open, Record
+from wstape.core.redaction import Counts, Policy, Redactor
 from wstape.core.version import __version__
 from wstape.interchange.errors import InterchangeError
 from wstape.interchange.sources import (
@@ -67,6 +68,8 @@ class ImportResult:
     """Entries or flows that are not WebSocket upgrades (ordinary HTTP requests...)."""
     failed: int = 0
     """WebSocket upgrades that never got a response: nothing to replay."""
+    redacted: Counts = field(default_factory=Counts)
+    """What the redaction (``record``'s defaults unless turned off) replaced."""
     strays: Strays = field(default_factory=Strays)
     """Records written as the input has them that belong to no open connection (a
     message of an upgrade the server refused, or of a connection never opened): every
@@ -82,6 +85,7 @@ class ImportResult:
             "refused": self.refused,
             "messages": self.messages,
             "skipped": self.skipped + self.failed,
+            "redacted": self.redacted.to_json(),
         }
 
 
@@ -167,12 +171,15 @@ def import_file(
     format: str | ImportFormat = "auto",
     *,
     max_inflated: int | None = None,
+    redaction: Policy | None = None,
 ) -> ImportResult:
     """Convert a HAR file, a wstape JSONL export or a mitmproxy flow dump into a cassette.
 
     ``format`` is ``"auto"`` (detected), ``"har"``, ``"jsonl"`` or ``"mitm"``;
     ``max_inflated`` caps how far a zlib ``.zhar`` may inflate (bytes; default
-    ``max(64 MiB, 50 x its size)``). An existing ``output`` is replaced, once the new
+    ``max(64 MiB, 50 x its size)``). ``redaction`` is what to replace by ``<redacted>``
+    (default: what ``wstape record`` replaces, :meth:`Policy.build`; ``Policy()`` keeps
+    every value as the input has it). An existing ``output`` is replaced, once the new
     cassette is complete. See the module doc for what it raises.
     """
     source, output = Path(source), Path(output)
@@ -195,10 +202,14 @@ def import_file(
         opened = _open(source, fmt, max_inflated, directory)
         header = opened.header
         tracker = ConnectionTracker()  # the one fold every reader routes records through
+        policy = Policy.build() if redaction is None else redaction
+        records = opened.records
+        if not policy.empty:
+            records = Redactor(policy, counts=result.redacted).records(records)
         with CassetteWriter(
             tmp, mode=WriteMode.OVERWRITE, creator=header.creator, started_at=header.started_at
         ) as writer:
-            for record in opened.records:
+            for record in records:
                 tracker.route(record)
                 try:
                     writer.write(record)
