@@ -131,8 +131,48 @@ def test_a_zip_bomb_stops_at_the_limit(tmp_path: Path) -> None:
     with pytest.raises(InterchangeError, match="inflates to more than 100000 bytes"):
         import_file(bomb, out, max_inflated=100_000)
     assert not out.exists()
-    result = import_file(bomb, out)  # within the default limit: 1 MB of plain entries
-    assert result.skipped == 40_001 and result.connections == 0
+    # within the default limit, 1 MB of plain entries is read whole, and holds no WebSocket
+    with pytest.raises(InterchangeError, match=r"\(40001 entries that are not WebSocket"):
+        import_file(bomb, out)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("entries", "why"),
+    [
+        ([{"_resourceType": "xhr"}], "1 entry that is not a WebSocket upgrade"),
+        (
+            [
+                {"_resourceType": "xhr"},
+                {"_resourceType": "xhr"},
+                {
+                    "startedDateTime": "2026-01-01T00:00:00Z",
+                    "request": {"method": "GET", "url": "wss://h/ws", "headers": []},
+                    "response": {"status": 0, "statusText": "", "headers": []},
+                    "_resourceType": "websocket",
+                },
+            ],
+            "2 entries that are not WebSocket upgrades and 1 WebSocket upgrade that got no "
+            "response",
+        ),
+    ],
+)
+def test_an_input_with_no_websocket_writes_nothing(
+    tmp_path: Path, entries: list[object], why: str
+) -> None:
+    # QA: a HAR of ordinary requests only (DevTools opened after the page connected) gave
+    # a cassette of no connection, exit 0, whose replay tested nothing.
+    har, out = tmp_path / "page.har", tmp_path / "out.msgpack"
+    har.write_text(json.dumps({"log": {"entries": entries}}), encoding="utf-8")
+    out.write_bytes(b"an older output")
+    with pytest.raises(InterchangeError) as e:
+        import_file(har, out)
+    assert f"holds no WebSocket connection ({why}); nothing written" in str(e.value)
+    assert out.read_bytes() == b"an older output"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.msgpack", "page.har"]
+    empty = tmp_path / "empty.har"
+    empty.write_text(json.dumps({"log": {"entries": []}}), encoding="utf-8")
+    assert import_file(empty, tmp_path / "none.msgpack").connections == 0  # still imports
 
 
 REFUSED_WITH_MESSAGES = {

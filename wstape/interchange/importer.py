@@ -218,6 +218,11 @@ def import_file(
                     # importers check every value first, so this is the last line of defence.
                     raise InterchangeError(source, f"cannot write an imported record ({e})") from e
                 _count(result, record)
+        counters = opened.counters
+        result.skipped = int(getattr(counters, "skipped", 0))
+        result.failed = int(getattr(counters, "failed", 0))
+        if not result.connections + result.refused and result.skipped + result.failed:
+            raise InterchangeError(source, _no_websocket(result))
         os.replace(tmp, output)
     except CassetteWriteError as e:
         with contextlib.suppress(OSError):
@@ -231,10 +236,28 @@ def import_file(
         if opened is not None and opened.close is not None:
             opened.close()
     result.strays = tracker.strays
-    counters = opened.counters
-    result.skipped = int(getattr(counters, "skipped", 0))
-    result.failed = int(getattr(counters, "failed", 0))
     return result
+
+
+def _no_websocket(result: ImportResult) -> str:
+    """Why an input with entries, none of them a WebSocket that got an answer, gives no
+    cassette (QA: it wrote one of no connection, exit 0, whose replay tested nothing; an
+    input of no entry at all, a wstape export of an empty cassette, still imports)."""
+    what = []
+    if result.skipped:
+        n = result.skipped
+        what.append(
+            "1 entry that is not a WebSocket upgrade"
+            if n == 1
+            else f"{n} entries that are not WebSocket upgrades"
+        )
+    if result.failed:
+        n = result.failed
+        what.append(f"{n} WebSocket {'upgrade' if n == 1 else 'upgrades'} that got no response")
+    return (
+        f"holds no WebSocket connection ({' and '.join(what)}); nothing written (DevTools "
+        "records only while it is open: open it before the page connects)"
+    )
 
 
 def _count(result: ImportResult, record: Record) -> None:
