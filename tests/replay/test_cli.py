@@ -202,6 +202,21 @@ async def test_max_wait_ends_a_run_no_client_connected_to(
     assert "no client connected" in v["message"]
 
 
+async def test_a_cassette_with_no_connection_fails_its_replay(
+    tmp_path: Path, make_cassette: CassetteFactory
+) -> None:
+    """QA: a recording whose client crashed before connecting is a cassette of no
+    connection; its replay said 'passed: 0 connections played' and exited 0 at once (so a
+    client started after it could not even connect), though nothing was tested."""
+    async with Replay(tmp_path, make_cassette([])) as replay:
+        code, _, err = await replay.finish()
+    assert code == 1
+    [v] = replay.report()["violations"]
+    assert (v["rule"], v["severity"], v["conn"]) == ("REPLAY-UNPLAYED", "error", None)
+    assert "the cassette holds no recorded connection" in v["message"]
+    assert "FAILED" in err
+
+
 async def test_truncated_cassette_exits_3(tmp_path: Path, make_cassette: CassetteFactory) -> None:
     path = make_cassette(ECHO)
     path.write_bytes(path.read_bytes()[:-3])

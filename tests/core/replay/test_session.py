@@ -854,6 +854,15 @@ def test_a_run_no_client_connected_to_fails() -> None:
     assert not session.report("x").passed
 
 
+def test_a_cassette_of_no_connection_is_a_run_nobody_used() -> None:
+    session = session_for([])
+    session.finish()
+    [v] = session.violations
+    assert (v.rule, v.severity.value, v.conn) == ("REPLAY-UNPLAYED", "error", None)
+    assert v.message.startswith("the cassette holds no recorded connection")
+    assert not session.report("x").passed
+
+
 def test_a_query_matches_in_any_order_of_its_parameters() -> None:
     # QA: python-socketio asks for ?transport=websocket&EIO=4, a browser recorded
     # ?EIO=4&transport=websocket: a 404 and REPLAY-UNMATCHED-CONNECTION.

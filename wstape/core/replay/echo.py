@@ -97,6 +97,8 @@ class EchoSession(ReplaySession):
     It never counts as "all played": an echo server runs until it is stopped.
     """
 
+    serves_cassette = False
+
     def __init__(
         self,
         cfg: RuleConfig,

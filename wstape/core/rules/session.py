@@ -384,13 +384,18 @@ def unplayed(
 
 
 def no_client(recorded: int, cfg: RuleConfig) -> list[Violation]:
-    """REPLAY-UNPLAYED: no client connected during the whole run (an error always)."""
+    """REPLAY-UNPLAYED: no client connected during the whole run (an error always), or
+    the cassette had no connection to play (the run ends before one could)."""
     report = Report(cfg, None)
     what = f"{recorded} recorded connection{'s' if recorded != 1 else ''}"
+    if recorded:
+        message = f"no client connected during the run ({what} waiting)"
+    else:
+        message = "the cassette holds no recorded connection, so no client could play one"
     report.add(
         "REPLAY-UNPLAYED",
         Severity.ERROR,
-        f"no client connected during the run ({what} waiting); a replay nobody used proves nothing",
+        f"{message}; a replay nobody used proves nothing",
         expected=what,
         actual=0,
     )
