@@ -1664,6 +1664,26 @@ def test_a_mismatch_of_protocol_units_names_them_decoded() -> None:
     assert found.actual["diff"].startswith("first difference at byte 0")  # (kept for reports)
 
 
+def test_a_protocol_unit_never_reached_or_awaited_is_named_decoded() -> None:
+    """QA: a paho-mqtt client that left early read 'never reached, from the client's
+    binary message 0x[e0 00]'; the unit is named as `wstape show` names it."""
+    session = session_for(MQTT_BURST, speed=0)
+    client = FakeClient(session)
+    client.handshake("/mqtt", b"Sec-WebSocket-Protocol: mqtt")
+    client.send(_mqtt_connect(60), OpCode.BINARY)
+    client.send(_mqtt_publish(12, "m0", 2), OpCode.BINARY)
+    client.close(encode_close_body(1000, ""))
+    (left,) = [v for v in findings(session) if v.rule == "REPLAY-UNPLAYED"]
+    assert 'from the client\'s mqtt PUBLISH id=3 qa/b (qos 1) "m1" at 0.032 s' in left.message
+    session = session_for(MQTT_BURST, speed=0, timeout=5)
+    client = FakeClient(session)
+    client.handshake("/mqtt", b"Sec-WebSocket-Protocol: mqtt")
+    client.send(_mqtt_connect(60), OpCode.BINARY)
+    client.wait(5.1)
+    (silent,) = [v for v in findings(session) if v.rule == "REPLAY-CLIENT-SILENT"]
+    assert silent.message.endswith('expected its mqtt PUBLISH id=2 qa/b (qos 2) "m0"')
+
+
 MQTT_NO_PINGS = [
     opening(1, "/mqtt", subprotocols=("mqtt",), subprotocol="mqtt"),
     c(1, 0.01, _mqtt_connect(60), Opcode.BINARY),

@@ -324,7 +324,12 @@ class LiveConnection:
             what = f"{left} recorded message{'s' if left != 1 else ''} ({why})"
             self.report(
                 unplayed(
-                    self.conn, what, self.cfg, allow_partial=self.options.allow_partial, first=first
+                    self.conn,
+                    what,
+                    self.cfg,
+                    allow_partial=self.options.allow_partial,
+                    first=first,
+                    decoded=None if first is None else script.summary(first),
                 )
             )
 

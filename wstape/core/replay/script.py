@@ -624,7 +624,13 @@ class Script:
             self._setup_reported = True
             self.violations += reconnect_setup(self.conn, event, None, None, self.cfg, self._t(now))
         self.violations += client_silent(
-            self.conn, event, self.options.timeout, self.cfg, self._t(now), self.unfinished
+            self.conn,
+            event,
+            self.options.timeout,
+            self.cfg,
+            self._t(now),
+            self.unfinished,
+            decoded=self.summary(event),
         )
         self.silent = True
         self.state = Step.DONE
@@ -649,6 +655,14 @@ class Script:
                     self._unexpected(opcode, unit, now)
             elif self._hold_cut_short(now):
                 self.poll(now)  # (what it would send goes nowhere: the client is gone)
+
+    def summary(self, unit: Message) -> str | None:
+        """A recorded unit as its protocol decodes it (``mqtt PUBREL id=2``, as ``wstape
+        show`` prints it), for a report; None without a codec, or when it does not
+        decode."""
+        codec = self.recorded.codec
+        decoded = None if codec is None else codec.decode(unit.side, unit.opcode, unit.payload)
+        return None if codec is None or decoded is None else f"{codec.name} {decoded.summary}"
 
     def _from_burst(self, expected: Message, opcode: Opcode, payload: bytes) -> Message:
         """The recorded unit the live one stands for, among ``expected`` and the units
@@ -786,7 +800,7 @@ class Script:
                 self.cfg,
                 t,
                 verdicts={name: v.ok and not conflicts for name, v in verdicts.items()},
-                decoded=_summaries(codec, expected, opcode, payload),
+                decoded=_summaries(self.summary(expected), codec, opcode, payload),
             )
         self.violations += found
 
@@ -895,18 +909,15 @@ def _may_overtake(unit: tuple[str | None, bool], other: tuple[str | None, bool])
 
 
 def _summaries(
-    codec: Codec | None, expected: Message, opcode: Opcode, payload: bytes
+    recorded: str | None, codec: Codec | None, opcode: Opcode, payload: bytes
 ) -> tuple[str, str] | None:
     """The protocol's one-line view of the recorded unit and of the live one as the
     client sent it (``mqtt PUBREL id=2``, as ``wstape show`` prints them), for a
     mismatch; None unless both decode."""
-    if codec is None:
+    if recorded is None or codec is None:
         return None
-    old = codec.decode(Side.CLIENT, expected.opcode, expected.payload)
     new = codec.decode(Side.CLIENT, opcode, payload)
-    if old is None or new is None:
-        return None
-    return f"{codec.name} {old.summary}", f"{codec.name} {new.summary}"
+    return None if new is None else (recorded, f"{codec.name} {new.summary}")
 
 
 def _with_conflicts(result: MatchResult, conflicts: list[str]) -> MatchResult:

@@ -309,11 +309,14 @@ def client_silent(
     cfg: RuleConfig,
     t: float | None = None,
     unfinished: tuple[int, int] | None = None,
+    decoded: str | None = None,
 ) -> list[Violation]:
     """REPLAY-CLIENT-SILENT: the client did not send the next recorded message in time
-    (``unfinished``: it began one, of these frames and bytes, and sent no final frame)."""
+    (``unfinished``: it began one, of these frames and bytes, and sent no final frame);
+    ``decoded``: that message as its protocol decodes it."""
     report = Report(cfg, conn, t)
-    want = f"expected its {expected.opcode.value} message {preview(expected.payload)}"
+    shown = decoded or f"{expected.opcode.value} message {preview(expected.payload)}"
+    want = f"expected its {shown}"
     if unfinished is None:
         text = f"client sent nothing within {timeout:g} s; {want}"
     else:
@@ -356,12 +359,14 @@ def unplayed(
     *,
     allow_partial: bool = False,
     first: Message | None = None,
+    decoded: str | None = None,
 ) -> list[Violation]:
     """REPLAY-UNPLAYED: part of the recording was never reached.
 
     ``what`` names it, e.g. ``"connection 3 (/chat)"`` or ``"4 recorded messages"`` (the
-    ``expected`` value), and ``first`` the first recorded message of it (then shown, and
-    the ``expected`` value as a mismatch gives it). An
+    ``expected`` value), and ``first`` the first recorded message of it (then shown, as
+    its protocol decodes it when ``decoded`` is given, and the ``expected`` value as a
+    mismatch gives it). An
     error, so the exit code alone tells whether the client did what the recording did;
     a warning with ``allow_partial`` (``--allow-partial``).
     """
@@ -369,10 +374,8 @@ def unplayed(
     where = ""
     if first is not None:
         whose = "client's" if first.side is Side.CLIENT else "server's"
-        where = (
-            f", from the {whose} {first.opcode.value} message {preview(first.payload)} "
-            f"at {first.t:g} s"
-        )
+        shown = decoded or f"{first.opcode.value} message {preview(first.payload)}"
+        where = f", from the {whose} {shown} at {first.t:g} s"
     report.add(
         "REPLAY-UNPLAYED",
         Severity.WARN if allow_partial else Severity.ERROR,
