@@ -783,6 +783,36 @@ def test_an_mqtt_client_silent_past_its_keep_alive_is_a_finding() -> None:
             assert found.t is not None and 1.5 <= found.t < 1.6
 
 
+MQTT_IDLE = [  # the client idles 12 s on a timer of its own, pinging every second
+    *MQTT_KEEPALIVE[:3],
+    *[c(1, float(i), b"\xc0\x00", Opcode.BINARY) for i in range(1, 12)],
+    c(1, 12.0, b"\xe0\x00", Opcode.BINARY),
+    Close(1, 12.1, Side.CLIENT, 1000, ""),
+]
+
+
+def test_a_client_that_only_pinged_is_not_said_to_have_sent_nothing() -> None:
+    """QA: socket.io-client holding its connection 12 s (as recorded), answering every
+    Engine.IO ping, failed at --speed 0 with 'client sent nothing within 10 s', which it
+    had not: it kept the connection alive while its own timer ran. The message says what
+    it sent and how long the recording waited, and what to change."""
+    session = session_for(MQTT_IDLE, speed=0, timeout=10)
+    client = FakeClient(session)
+    client.handshake("/mqtt", b"Sec-WebSocket-Protocol: mqtt")
+    client.send(_mqtt_connect(1), OpCode.BINARY)
+    client.wait(0.5)
+    for _ in range(10):  # a PINGREQ at 0.5, 1.5, ... 9.5 s
+        client.send(b"\xc0\x00", OpCode.BINARY)
+        client.wait(1.0)
+    (silent,) = [v for v in findings(session) if v.rule == "REPLAY-CLIENT-SILENT"]
+    assert silent.message.startswith(
+        "client sent only heartbeats (10) within 10 s; expected its mqtt DISCONNECT, which "
+        "the recording has 12.0 s after the client's previous message"
+    )
+    assert "raise --timeout" in silent.message and "--speed 1" in silent.message
+    assert silent.actual == {"heartbeats": 10}
+
+
 def _stomp(command: str, *headers: str) -> str:
     return command + "\n" + "".join(h + "\n" for h in headers) + "\n\x00"
 

@@ -150,6 +150,8 @@ class Script:
         """Payload bytes of the client messages that came early and wait their turn (the
         connection stops reading from a client that piles up too many)."""
         self._wait_since: float | None = None
+        self._beats_at_wait = 0
+        """The client's heartbeats counted when the current wait began."""
         self.state = Step.RUNNING
         self.deadline: float | None = None
         """When to call :meth:`poll` next (a message due, a timeout, a heartbeat)."""
@@ -613,6 +615,7 @@ class Script:
         silent, it stopped in the middle of a unit, which is now queued as it is."""
         if self._wait_since is None:
             self._wait_since = now
+            self._beats_at_wait = self.beats.from_client
         limit = max(self._wait_since, self._due(event.t)) + self.options.timeout
         if now < limit:
             self.deadline = limit
@@ -623,6 +626,7 @@ class Script:
         if self._judged < self.setup and not self._setup_reported:
             self._setup_reported = True
             self.violations += reconnect_setup(self.conn, event, None, None, self.cfg, self._t(now))
+        gap = event.t - self._anchor_rec  # (the recording's own wait, in real time)
         self.violations += client_silent(
             self.conn,
             event,
@@ -631,6 +635,8 @@ class Script:
             self._t(now),
             self.unfinished,
             decoded=self.summary(event),
+            heartbeats=self.beats.from_client - self._beats_at_wait,
+            recorded_gap=gap if gap > limit - self._anchor_live else None,
         )
         self.silent = True
         self.state = Step.DONE
@@ -949,6 +955,11 @@ class HeartbeatCounts:
     muted: int = 0
     """Client pings left unanswered and server heartbeats left out on purpose (the
     ``mute-heartbeats`` fault)."""
+
+    @property
+    def from_client(self) -> int:
+        """Heartbeats the client sent: its pings (answered or muted), pongs, keep-alives."""
+        return self.answered + self.muted + self.pongs + self.client_beats
 
     def to_dict(self) -> dict[str, int]:
         out = {

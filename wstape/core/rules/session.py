@@ -310,14 +310,26 @@ def client_silent(
     t: float | None = None,
     unfinished: tuple[int, int] | None = None,
     decoded: str | None = None,
+    heartbeats: int = 0,
+    recorded_gap: float | None = None,
 ) -> list[Violation]:
     """REPLAY-CLIENT-SILENT: the client did not send the next recorded message in time
     (``unfinished``: it began one, of these frames and bytes, and sent no final frame);
-    ``decoded``: that message as its protocol decodes it."""
+    ``decoded``: that message as its protocol decodes it; ``heartbeats``: how many the
+    client sent meanwhile (it was alive, not silent); ``recorded_gap``: the recording's
+    wait for that message, when longer than the replay's (a timer of the client's own)."""
     report = Report(cfg, conn, t)
     shown = decoded or f"{expected.opcode.value} message {preview(expected.payload)}"
     want = f"expected its {shown}"
-    if unfinished is None:
+    if recorded_gap is not None:
+        want += (
+            f", which the recording has {recorded_gap:.1f} s after the client's previous "
+            "message: if the client waits on a timer of its own, raise --timeout above "
+            "that or replay at --speed 1"
+        )
+    if unfinished is None and heartbeats:
+        text = f"client sent only heartbeats ({heartbeats}) within {timeout:g} s; {want}"
+    elif unfinished is None:
         text = f"client sent nothing within {timeout:g} s; {want}"
     else:
         frames, size = unfinished
@@ -330,7 +342,13 @@ def client_silent(
         Severity.ERROR,
         text,
         expected=message_json(expected.opcode, expected.payload),
-        actual=None if unfinished is None else {"frames": unfinished[0], "bytes": unfinished[1]},
+        actual=(
+            {"frames": unfinished[0], "bytes": unfinished[1]}
+            if unfinished is not None
+            else {"heartbeats": heartbeats}
+            if heartbeats
+            else None
+        ),
     )
     return report.items
 
