@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from tests.core.replay.test_session import (
+    MASK,
     MQTT_BURST,
     MQTT_LATE_PUBREL,
     FakeClient,
@@ -22,7 +23,7 @@ from tests.core.replay.test_session import (
     s,
     session_for,
 )
-from wstape.core.frames import OpCode, encode_close_body
+from wstape.core.frames import OpCode, encode_close_body, encode_frame
 from wstape.core.model import Close, Message, Opcode, Side
 from wstape.core.replay.session import ReplaySession
 
@@ -362,3 +363,88 @@ def test_a_wrong_reply_still_fails(name: str, case: str) -> None:
     found = rules(session)
     assert MISMATCH in found or UNPLAYED in found, found
     assert matched < expected
+
+
+# -- a reply before what it answers could reach the client --------------------------------
+
+
+MQTT_SLOW = [  # the broker's PUBREC 0.47 s after the PUBLISH it answers
+    opening(1, "/mqtt", subprotocols=("mqtt",), subprotocol="mqtt"),
+    c(1, 0.01, _mqtt_connect(60), B),
+    s(1, 0.02, b"\x20\x02\x00\x00", B),
+    c(1, 0.03, P(2, "m0", 2), B),
+    s(1, 0.5, A("PUBREC", 2), B),
+    c(1, 0.6, P(3, "m1", 1), B),
+    c(1, 0.61, A("PUBREL", 2), B),
+    s(1, 0.62, A("PUBACK", 3), B),
+    s(1, 0.63, A("PUBCOMP", 2), B),
+    c(1, 0.7, DISCONNECT, B),
+    Close(1, 0.8, Side.CLIENT, 1000, ""),
+]
+MQTT_SLOW_IN_ORDER = [*MQTT_SLOW[:5], MQTT_SLOW[6], MQTT_SLOW[5], *MQTT_SLOW[7:]]
+
+
+@pytest.mark.parametrize(
+    ("records", "sent", "expected"),
+    [
+        (MQTT_SLOW, [*M0, 0.6, M1, REL, DISCONNECT], []),
+        (MQTT_SLOW, [*M0, 0.6, REL, M1, DISCONNECT], []),
+        (MQTT_SLOW_IN_ORDER, [*M0, 0.6, REL, M1, DISCONNECT], []),
+        (MQTT_SLOW, [*M0, REL, 0.6, M1, DISCONNECT], [MISMATCH]),
+        (MQTT_SLOW, [*M0, REL, M1, DISCONNECT], [MISMATCH]),
+        (MQTT_SLOW_IN_ORDER, [*M0, REL, 0.6, M1, DISCONNECT], [MISMATCH]),
+    ],
+    ids=["after", "after-sooner", "after-in-order", "before", "all-before", "before-in-order"],
+)
+def test_an_mqtt_reply_before_what_it_answers_went_out_fails(
+    records: list[object], sent: list[Step], expected: list[str]
+) -> None:
+    """A PUBREL sent before the broker's PUBREC (it came early, was queued, and matched
+    once the PUBREC went out) answers nothing the client had: REPLAY-MESSAGE-MISMATCH,
+    whether the recording has it before or after the next PUBLISH, and it is not counted
+    matched."""
+    session, row = play(records, "/mqtt", sent, *MQTT, speed=1)
+    assert rules(session) == expected
+    assert row == (5, 5 - len(expected))
+    if expected:
+        [found] = [v for v in session.violations if v.rule == MISMATCH]
+        assert found.message == (
+            "client sent mqtt PUBREL id=12 before the server's mqtt PUBREC id=12, which it "
+            "answers, could reach it"
+        )
+        assert found.expected == "mqtt PUBREL id=2 after the server's PUBREC"
+
+
+def test_a_reply_in_the_read_that_brought_what_it_answers_fails() -> None:
+    """At --speed 0 the PUBREC goes out as the PUBLISH arrives; a PUBREL in the same read
+    as that PUBLISH was written before the PUBREC could reach the client."""
+    session = session_for(MQTT_BURST, speed=0)
+    client = FakeClient(session)
+    client.handshake("/mqtt", *MQTT)
+    client.send(_mqtt_connect(60), OpCode.BINARY)
+    client.write(
+        encode_frame(OpCode.BINARY, P(12, "m0", 2), mask_key=MASK)
+        + encode_frame(OpCode.BINARY, REL, mask_key=MASK)
+    )
+    for unit in (M1, M2, DISCONNECT):
+        client.send(unit, OpCode.BINARY)
+    client.close(encode_close_body(1000, ""))
+    assert rules(session) == [MISMATCH]
+    [row] = session.report("replies").to_dict()["connections"]
+    assert (row["messages_expected"], row["messages_matched"]) == (6, 5)
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+@pytest.mark.parametrize("wait", [False, True], ids=["all-at-once", "then-waits"])
+def test_a_reply_before_the_server_unit_it_answers_went_out_fails(name: str, wait: bool) -> None:
+    """A Socket.IO ACK before the server's EVENT with that ack id, a JSON-RPC response
+    before the server's request, a STOMP ACK before its MESSAGE (each 0.5 s after the
+    client's previous unit): the client's stack cannot have had it."""
+    records, target, extra, start, one, two, reply, end = PROTOCOLS[name]
+    setup = [step for step in start if not isinstance(step, float)]
+    steps = [*setup, reply, *([0.6] if wait else []), one, two, *end]
+    session, (expected, matched) = play(records, target, steps, *extra, speed=1)
+    assert rules(session) == [MISMATCH]
+    assert matched == expected - 1
+    [found] = [v for v in session.violations if v.rule == MISMATCH]
+    assert "which it answers, could reach it" in found.message

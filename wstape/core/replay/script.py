@@ -59,6 +59,11 @@ SEND_BYTES = 256 * 1024
 burst of big messages to a client that reads slowly must not pile up in memory."""
 
 
+SENT_LOG = 256
+"""The last recorded server units sent, among which the one a client reply answers is
+looked for: it must have gone out before the reply's read began (one further back, after
+that many more went out while the reply waited its turn, is not checked)."""
+
 MAX_BURST = 64
 """Client units recorded one after another (no server unit between) within which a live
 unit may come out of turn: concurrent requests reach the wire in either order."""
@@ -145,7 +150,9 @@ class Script:
         """The next recorded unit, once peeked at."""
         self._anchor_live = now
         self._anchor_rec = 0.0
-        self._queue: deque[tuple[Opcode, bytes, float]] = deque()
+        self._queue: deque[tuple[Opcode, bytes, float, int]] = deque()
+        """The client units that came and wait their turn: each with its arrival and
+        :attr:`visible` then (the server units it can have seen)."""
         self.queued_bytes = 0
         """Payload bytes of the client messages that came early and wait their turn (the
         connection stops reading from a client that piles up too many)."""
@@ -210,12 +217,16 @@ class Script:
         """Client unit kinds that must wait for a server unit (:attr:`Codec.client_waits_for`)."""
         self._gate_kinds = {kind for kind, _ in self._gates.values()}
         self.emitted = 0
-        """Recorded server units sent (counted when the protocol has gates)."""
+        """Recorded server units sent (counted when the protocol has gates or replies)."""
         self.visible = 0
         """:attr:`emitted` when the client's current read began: what it can have seen (the
         connection sets it; what was sent in the same read had not gone out yet)."""
         self._gate_at: dict[str, int] = {}
         """The server unit kinds the gates wait for: :attr:`emitted` once the first went."""
+        self._sent: deque[tuple[int, Message, bytes]] = deque(maxlen=SENT_LOG)
+        """With replies: the last recorded server units sent, each with its :attr:`emitted`
+        count and its payload as sent (what a client reply answers must have gone out
+        before the reply came)."""
 
     # -- event stream -------------------------------------------------------------
 
@@ -349,7 +360,7 @@ class Script:
         if self.state is not Step.RUNNING:
             self._unexpected(opcode, payload, now)
             return []
-        self._queue.append((opcode, payload, now))
+        self._queue.append((opcode, payload, now, self.visible))
         self.queued_bytes += len(payload)
         return self.poll(now)
 
@@ -519,8 +530,13 @@ class Script:
                 opcode = event.opcode
                 payload = event.payload
                 if gated:
-                    self._note_gate(opcode, payload)
-                actions.append(SendMessage(opcode, self.correlator.rewrite(opcode, payload)))
+                    self._note_gate(opcode, payload)  # (counts it in emitted)
+                elif replies:
+                    self.emitted += 1
+                live = self.correlator.rewrite(opcode, payload)
+                if replies:
+                    self._sent.append((self.emitted, event, live))
+                actions.append(SendMessage(opcode, live))
                 budget -= 1
                 budget_bytes -= len(payload)
                 continue
@@ -529,7 +545,7 @@ class Script:
                     continue  # the client's unfinished unit came due as it is
                 break
             # The client message it expects: the one that came first.
-            opcode, payload, arrived = queue.popleft()
+            opcode, payload, arrived, seen = queue.popleft()
             self.queued_bytes -= len(payload)
             self._ahead = None
             self._wait_since = None
@@ -541,7 +557,7 @@ class Script:
                 events = self._events
             self._anchor_live = arrived
             self._anchor_rec = event.t
-            self._judge(event, opcode, payload, arrived)
+            self._judge(event, opcode, payload, arrived, seen)
         if (
             self.state is not Step.RUNNING
             or self._dead_at is not None
@@ -647,7 +663,7 @@ class Script:
         content-length, an MQTT packet shorter than its remaining length), as it is."""
         held = self._live.flush()
         for opcode, unit in held:
-            self._queue.append((opcode, unit, now))
+            self._queue.append((opcode, unit, now, self.visible))
             self.queued_bytes += len(unit)
         return bool(held)
 
@@ -773,7 +789,9 @@ class Script:
         finally:
             correlator.restore(saved)
 
-    def _judge(self, expected: Message, opcode: Opcode, payload: bytes, arrived: float) -> None:
+    def _judge(
+        self, expected: Message, opcode: Opcode, payload: bytes, arrived: float, seen: int
+    ) -> None:
         # A changed type is WX-SEND-TYPE alone; the matcher then judges the payload, with
         # the values the client generates put back to the recorded ones.
         compared = self.correlator.learn(expected, opcode, payload)
@@ -785,6 +803,11 @@ class Script:
             result = _with_conflicts(result, conflicts)
         self._judged += 1
         if result.ok and opcode is expected.opcode:
+            if seen < self.emitted and self._replies:
+                answered = self._not_seen(expected, seen)
+                if answered is not None:
+                    self._reply_too_soon(expected, answered, opcode, payload, arrived)
+                    return
             self.matched += 1  # the common case: nothing to report
             return
         t = self._t(arrived)
@@ -809,6 +832,50 @@ class Script:
                 decoded=_summaries(self.summary(expected), codec, opcode, payload),
             )
         self.violations += found
+
+    def _not_seen(self, expected: Message, seen: int) -> Decoded | None:
+        """The server unit the recorded client reply ``expected`` answers (:attr:`Codec.
+        client_replies`, :meth:`Codec.answers`), as it was sent, when it went out only
+        after the live unit's read began (``seen``: :attr:`visible` then); else None (not
+        a reply, or what it answers had gone out)."""
+        codec = self.recorded.codec
+        if codec is None:
+            return None
+        reply = codec.decode(Side.CLIENT, expected.opcode, expected.payload)
+        if reply is None or reply.kind not in codec.client_replies:
+            return None
+        for emitted, unit, sent in reversed(self._sent):
+            if emitted <= seen:
+                return None  # (older ones went out before the client's read began)
+            server = codec.decode(Side.SERVER, unit.opcode, unit.payload)
+            if server is not None and codec.answers(reply, server):
+                return codec.decode(Side.SERVER, unit.opcode, sent) or server
+        return None
+
+    def _reply_too_soon(
+        self, expected: Message, answered: Decoded, opcode: Opcode, payload: bytes, arrived: float
+    ) -> None:
+        """REPLAY-MESSAGE-MISMATCH: the client's reply came before the server unit it
+        answers could reach the client (it was queued early, or came in the same read):
+        no client stack answers what it has not had. The unit is not counted matched."""
+        codec = self.recorded.codec
+        assert codec is not None
+        reply = codec.decode(Side.CLIENT, opcode, payload)
+        shown = reply.summary if reply is not None else opcode.value
+        found = violation(
+            "REPLAY-MESSAGE-MISMATCH",
+            Severity.ERROR,
+            self.cfg,
+            self.conn,
+            f"client sent {codec.name} {shown} before the server's {codec.name} "
+            f"{answered.summary}, which it answers, could reach it",
+            expected=f"{self.summary(expected) or expected.opcode.value} after the "
+            f"server's {answered.kind}",
+            actual=message_json(opcode, payload),
+            t=self._t(arrived),
+        )
+        if found is not None:
+            self.violations.append(found)
 
     def _at_close(self, close: Close, now: float, actions: list[Action]) -> bool:
         """Reach the recorded end; False while it is not due yet."""
@@ -840,7 +907,7 @@ class Script:
 
     def _flush_unexpected(self, now: float) -> None:
         while self._queue:
-            opcode, payload, arrived = self._queue.popleft()
+            opcode, payload, arrived, _ = self._queue.popleft()
             self.queued_bytes -= len(payload)
             self._unexpected(opcode, payload, arrived)
 
