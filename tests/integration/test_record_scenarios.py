@@ -275,3 +275,29 @@ def test_every_connection_has_one_end(session: Session) -> None:
     for opened in (r for r in session.records if isinstance(r, Open) and r.accepted):
         closes = [r for r in session.records if isinstance(r, Close) and r.conn == opened.conn]
         assert len(closes) == 1, opened.target
+
+
+def test_a_self_signed_backend_without_ssl_insecure_says_what_to_do(
+    wss_server: ScenarioServer, confdir: Path, tmp_path: Path
+) -> None:
+    # QA: the 502 and the warning named the failed verification, but not the option that
+    # records such a backend.
+    out = tmp_path / "refused.msgpack"
+    rec = RecorderProcess(
+        out, "--mode", f"reverse:wss://127.0.0.1:{wss_server.port}", confdir=confdir
+    )
+    with rec:
+
+        async def attempt() -> int:
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(rec.url("/x", "ws"), proxy=None, open_timeout=10)
+            return refused.value.response.status_code
+
+        assert asyncio.run(attempt()) == 502
+        assert rec.stderr is not None
+        line = rec.stderr.wait_for(r"failed before the server answered", 10).string
+        rec.stop(signal.SIGINT)
+    assert "Certificate verify failed" in line
+    assert line.endswith(
+        "(a backend with a self-signed certificate? --ssl-insecure skips the check)"
+    )

@@ -217,6 +217,14 @@ def _shutdown_master() -> None:
     ctx.master.shutdown()  # type: ignore[no-untyped-call]
 
 
+def _ssl_insecure() -> bool:
+    """Whether mitmproxy was told not to verify upstream certificates."""
+    try:
+        return bool(ctx.options.ssl_insecure)
+    except AttributeError:  # (no master: a recorder driven by hand, in a unit test)
+        return False
+
+
 class Recorder:
     """Write WebSocket connections passing through mitmproxy to a wstape cassette.
 
@@ -575,7 +583,10 @@ class Recorder:
             return  # server_connect_error said so for this client connection
         what = f"upgrade to {flow.request.pretty_url} failed before the server answered"
         self._upstream_failed(f"{what} ({flow.error.msg})")
-        logger.warning(f"wstape: {what} ({flow.error.msg}); nothing recorded for it")
+        hint = ""
+        if "certificate verify failed" in flow.error.msg.lower() and not _ssl_insecure():
+            hint = " (a backend with a self-signed certificate? --ssl-insecure skips the check)"
+        logger.warning(f"wstape: {what} ({flow.error.msg}); nothing recorded for it{hint}")
 
     def server_connect_error(self, data: ServerConnectionHookData) -> None:
         """The backend is unreachable (e.g. a reverse proxy in front of a stopped server)."""
