@@ -116,6 +116,9 @@ class RecorderStats:
     """Upgrades that failed before the server answered, backend connections that failed."""
     upstream_failure: str | None = None
     """The first of those, in a few words (``cannot connect to HOST:PORT (...)``)."""
+    upstream_unverified: bool = False
+    """That first failure was the upstream's certificate failing verification (a
+    self-signed backend: ``ssl_insecure`` records it)."""
     messages_client: int = 0
     messages_server: int = 0
     bytes_client: int = 0
@@ -215,6 +218,11 @@ def _drop(message: WebSocketMessage) -> None:
 
 def _shutdown_master() -> None:
     ctx.master.shutdown()  # type: ignore[no-untyped-call]
+
+
+def _unverified(error: str) -> bool:
+    """Whether mitmproxy's error text is an upstream certificate failing verification."""
+    return "certificate verify failed" in error.lower()
 
 
 def _ssl_insecure() -> bool:
@@ -584,7 +592,7 @@ class Recorder:
         what = f"upgrade to {flow.request.pretty_url} failed before the server answered"
         self._upstream_failed(f"{what} ({flow.error.msg})")
         hint = ""
-        if "certificate verify failed" in flow.error.msg.lower() and not _ssl_insecure():
+        if _unverified(flow.error.msg) and not _ssl_insecure():
             hint = " (a backend with a self-signed certificate? --ssl-insecure skips the check)"
         logger.warning(f"wstape: {what} ({flow.error.msg}); nothing recorded for it{hint}")
 
@@ -606,6 +614,7 @@ class Recorder:
         self.stats.upstream_failures += 1
         if self.stats.upstream_failure is None:
             self.stats.upstream_failure = what
+            self.stats.upstream_unverified = _unverified(what)
 
     def done(self) -> None:
         self.stop_recording(STOPPED_NOTE)

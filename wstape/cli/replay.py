@@ -85,6 +85,10 @@ def _print_notice(text: str) -> None:
     console(stderr=True).print(f"wstape: {safe(text)}")
 
 
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+"""``--host`` values that listen on every address (no one name to connect to)."""
+
+
 def _print_internal_error(text: str) -> None:
     console(stderr=True).print(f"wstape: internal error: {safe(text)}")
 
@@ -157,7 +161,7 @@ async def _start_device_proxy(
         )
     except ViaProxyError as e:
         fail(str(e))
-    host = proxy.host if proxy.host not in ("", "::", "0.0.0.0") else "0.0.0.0"
+    host = proxy.host if proxy.host not in WILDCARD_HOSTS else "0.0.0.0"
     where = f"[{host}]:{proxy.port}" if ":" in host else f"{host}:{proxy.port}"
     out.print(f"wstape: device proxy listening on {where}", highlight=False)
     out.print(
@@ -169,9 +173,6 @@ async def _start_device_proxy(
     if ready_file is not None:
         write_atomically(ready_file, f"{proxy.port}\n", "--proxy-ready-file")
     return proxy
-
-
-WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 
 def _cert_names(hostnames: list[str] | None, host: str) -> tuple[str, ...]:

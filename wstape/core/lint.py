@@ -230,11 +230,10 @@ def _on_close(
     if state is not None:
         conns.ended(state, state.started_at + close.t)
 
-    refused = close.code is not None and proxy_refusal(close.code, close.reason) is not None
+    refused = proxy_refusal(close.code, close.reason) is not None
     if close.by is Side.CLIENT and refused:
         # The recorded close is mitmproxy's verdict on a client frame it refused, not a
         # Close the client sent: judge the frame it refused, not that code.
-        assert close.code is not None
         yield from check_refused_close(close.code, close.reason, cfg, close.conn, close.t)
     elif refused:
         pass  # the server's frame was refused: its recorded code is not the server's

@@ -45,6 +45,10 @@ class MatchResult:
 
     ok: bool
     diff: str = ""
+    of_bytes: bool = False
+    """The diff is only one of the payloads' bytes (:func:`payload_diff`: a unified text
+    diff, a first differing byte), not of decoded fields, JSON paths or the opcode: a
+    protocol's decoded view of the two units says more (REPLAY-MESSAGE-MISMATCH)."""
 
 
 MATCHED = MatchResult(True)
@@ -197,17 +201,6 @@ def payload_diff(expected: bytes, actual: bytes, *, text: bool = True) -> str:
     return _cap(out)
 
 
-def of_bytes(diff: str) -> bool:
-    """Whether a matcher's ``diff`` is one of the payloads' bytes (:func:`payload_diff`: a
-    unified text diff, a first differing byte), not of decoded fields or JSON paths."""
-    head = diff.lstrip()
-    return (
-        not head
-        or head.startswith(("--- ", "first difference at byte "))
-        or (" is a prefix of the other, first difference at byte " in head.split("\n", 1)[0])
-    )
-
-
 def _binary_diff(expected: bytes, actual: bytes) -> str:
     sizes = f"expected {len(expected)} bytes, got {len(actual)}"
     for offset, (a, b) in enumerate(zip(expected, actual, strict=False)):
@@ -235,7 +228,7 @@ def match_exact(
         return MATCHED
     lines = _opcode_line(expected.opcode, opcode)
     body = payload_diff(expected.payload, payload, text=expected.opcode is Opcode.TEXT)
-    return MatchResult(False, "\n".join([*lines, body] if body else lines))
+    return MatchResult(False, "\n".join([*lines, body] if body else lines), of_bytes=not lines)
 
 
 @register("type")
@@ -441,7 +434,6 @@ __all__ = [
     "match_type",
     "match_unit",
     "matcher_names",
-    "of_bytes",
     "parse_path",
     "payload_diff",
     "register",

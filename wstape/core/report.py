@@ -19,6 +19,7 @@ violation has severity ``error`` or an internal error happened.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,28 +132,30 @@ class ReportBook:
         """``(serial, line)``: the live connection's serial orders the lines."""
         self.violations: list[Violation] = []
         self._kinds: set[tuple[str, Severity]] = set()
-        self._left = [0, 0, 0, 0]
+        self._rows_left = 0
+        self._violations_left: Counter[Severity] = Counter()
 
     def add_row(self, serial: int, row: ConnectionResult) -> None:
         if len(self.rows) < self.keep:
             self.rows.append((serial, row))
         else:
-            self._left[0] += 1
+            self._rows_left += 1
 
-    def add_violation(self, v: Violation) -> bool:
-        """List or count ``v``; True if it is listed."""
+    def add_violation(self, v: Violation) -> None:
+        """List ``v``, or count it once ``keep`` are listed and its kind is among them."""
         kind = (v.rule, v.severity)
         if len(self.violations) < self.keep or kind not in self._kinds:
             self.violations.append(v)
             self._kinds.add(kind)
-            return True
-        slot = {Severity.ERROR: 1, Severity.WARN: 2}.get(v.severity, 3)
-        self._left[slot] += 1
-        return False
+        else:
+            self._violations_left[v.severity] += 1
 
     @property
     def left_out(self) -> LeftOut:
-        return LeftOut(*self._left)
+        left = self._violations_left
+        return LeftOut(
+            self._rows_left, left[Severity.ERROR], left[Severity.WARN], left[Severity.INFO]
+        )
 
 
 def failing(v: Violation, strict: bool = False) -> bool:

@@ -360,7 +360,7 @@ class WstapeServer:
             else:
                 kept = "nothing was appended to the cassette"
             why = stats.upstream_failure
-            if "certificate verify failed" in why.lower() and not self.settings.ssl_insecure:
+            if stats.upstream_unverified and not self.settings.ssl_insecure:
                 why += " (--wstape-ssl-insecure or ssl_insecure=True skips the check)"
             raise WstapeUsageError(f"recording to {self.cassette} recorded nothing: {why}; {kept}")
 

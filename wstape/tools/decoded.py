@@ -64,12 +64,10 @@ class ProtocolView:
 
     def summary(self, message: Message) -> str | None:
         """``MQTT SUBSCRIBE id=17 a/b (qos 1)``-style line, or None for a plain message."""
-        decoded = self.decode(message)
-        if decoded is None:
+        codec = self.codecs.get(message.conn)
+        if codec is None:
             return None
-        codec = self.codecs[message.conn]
-        assert codec is not None
-        return f"{codec.name} {decoded.summary}"
+        return codec.line(message.side, message.opcode, message.payload)
 
     def value(self, message: Message) -> Any:
         """The decoded value (what the codec compares), or None when it does not decode."""

@@ -228,6 +228,12 @@ class Codec(ABC):
         answers; a codec compares the ids that tie the two (an MQTT packet identifier)."""
         return server.kind in self.client_replies.get(reply.kind, ())
 
+    def line(self, side: Side, opcode: Opcode, payload: bytes) -> str | None:
+        """A unit in one line, as ``wstape show`` prints it (``mqtt PUBREL id=2``), or
+        None when it does not decode."""
+        decoded = self.decode(side, opcode, payload)
+        return None if decoded is None else f"{self.name} {decoded.summary}"
+
     def reassembler(self, side: Side) -> Reassembler | None:
         """A reassembler for units sent by ``side``, or None when one message is one unit."""
         return None

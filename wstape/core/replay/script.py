@@ -683,8 +683,7 @@ class Script:
         show`` prints it), for a report; None without a codec, or when it does not
         decode."""
         codec = self.recorded.codec
-        decoded = None if codec is None else codec.decode(unit.side, unit.opcode, unit.payload)
-        return None if codec is None or decoded is None else f"{codec.name} {decoded.summary}"
+        return None if codec is None else codec.line(unit.side, unit.opcode, unit.payload)
 
     def _from_burst(self, expected: Message, opcode: Opcode, payload: bytes) -> Message:
         """The recorded unit the live one stands for, among ``expected`` and the units
@@ -829,7 +828,9 @@ class Script:
                 self.cfg,
                 t,
                 verdicts={name: v.ok and not conflicts for name, v in verdicts.items()},
-                decoded=_summaries(self.summary(expected), codec, opcode, payload),
+                decoded=_summaries(self.summary(expected), codec, opcode, payload)
+                if result.of_bytes
+                else None,
             )
         self.violations += found
 
@@ -989,8 +990,8 @@ def _summaries(
     mismatch; None unless both decode."""
     if recorded is None or codec is None:
         return None
-    new = codec.decode(Side.CLIENT, opcode, payload)
-    return None if new is None else (recorded, f"{codec.name} {new.summary}")
+    new = codec.line(Side.CLIENT, opcode, payload)
+    return None if new is None else (recorded, new)
 
 
 def _with_conflicts(result: MatchResult, conflicts: list[str]) -> MatchResult:

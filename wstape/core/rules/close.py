@@ -179,7 +179,11 @@ def proxy_refusal_note(side: str, code: int, reason: str) -> str:
 
 
 def check_refused_close(
-    code: int, reason: str, cfg: RuleConfig, conn: int | None = None, t: float | None = None
+    code: int | None,
+    reason: str,
+    cfg: RuleConfig,
+    conn: int | None = None,
+    t: float | None = None,
 ) -> list[Violation]:
     """The rule a client frame broke that the recording proxy refused (see
     :func:`proxy_refusal`), for ``wstape check``; nothing if the close is not a refusal."""

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from wstape.core.matchers import differences, of_bytes
+from wstape.core.matchers import differences
 from wstape.core.model import Message, Opcode, Side
 from wstape.core.rules.catalogue import RuleConfig, Severity, Violation
 from wstape.core.rules.helpers import Report, preview
@@ -261,8 +261,9 @@ def message_mismatch(
     ``diff`` is the matcher's explanation (:func:`wstape.core.matchers.match`); its first
     line goes into the message, all of it into ``actual["diff"]`` for reports.
     ``decoded`` is the protocol's one-line view of the recorded and the live unit (as
-    ``wstape show`` prints them): when they differ and the diff is only of the bytes (a
-    unified text diff, a first differing byte), the message names them instead.
+    ``wstape show`` prints them), given when the diff is only of the bytes
+    (:attr:`~wstape.core.matchers.MatchResult.of_bytes`): when they differ, the message
+    names them instead.
     ``verdicts`` (VCR.py style) is every registered matcher's verdict on the same pair:
     it goes into ``actual["matchers"]``, and the message names the looser matchers that
     would have accepted the message (``any`` and ``type`` left out: they accept nearly
@@ -270,7 +271,7 @@ def message_mismatch(
     """
     report = Report(cfg, conn, t)
     lines = diff.strip().splitlines()
-    if decoded is not None and decoded[0] != decoded[1] and of_bytes(diff):
+    if decoded is not None and decoded[0] != decoded[1]:
         first = f"expected {decoded[0]}, got {decoded[1]}"
     elif not lines:
         first = "payload differs"
