@@ -56,6 +56,8 @@ from wstape.tools.timeline import (
 
 
 def _human_bytes(n: int) -> str:
+    if 0 <= n < 1024:  # (what the loop below gives for these: "0 B" .. "1023 B")
+        return f"{n} B"
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
@@ -74,8 +76,24 @@ def _close_text(s: ConnectionSummary) -> str:
         return "recording stopped"
     if c.code is None:
         return f"by {c.by.value}"
-    reason = c.reason if len(c.reason) <= LS_REASON_CHARS else c.reason[:LS_REASON_CHARS] + "…"
-    return f"by {c.by.value}: {describe(c.code, reason)}"
+    if type(c.code) is not int or type(c.reason) is not str:  # (not from a reader)
+        return _close_words(c.by, c.code, c.reason)
+    key = (c.by, c.code, c.reason)
+    text = _CLOSE_TEXTS.get(key)
+    if text is None:  # (the few closes of a cassette repeat: each made once)
+        if len(_CLOSE_TEXTS) >= 4096:
+            _CLOSE_TEXTS.clear()
+        text = _CLOSE_TEXTS[key] = _close_words(c.by, c.code, c.reason)
+    return text
+
+
+def _close_words(by: Side, code: int, reason: str) -> str:
+    reason = reason if len(reason) <= LS_REASON_CHARS else reason[:LS_REASON_CHARS] + "…"
+    return f"by {by.value}: {describe(code, reason)}"
+
+
+_CLOSE_TEXTS: dict[tuple[Side, int, str], str] = {}
+"""The close cells :func:`_close_text` made, by who closed, code and reason (bounded)."""
 
 
 LS_REASON_CHARS = 24

@@ -23,6 +23,7 @@ import codecs
 import contextlib
 import gc
 import io
+import operator
 import os
 import re
 import shutil
@@ -240,12 +241,15 @@ class TextRows(LazyRows):
         super().__init__(rows, _split_row)
 
 
-def _split_row(row: str) -> Sequence[str]:
-    return row.split(_CELL_SEP)
+_split_row: Callable[[str], Sequence[str]] = operator.methodcaller("split", _CELL_SEP)
+"""A :class:`TextRows` row's cells (``row.split(_CELL_SEP)``, called from C)."""
 
 
 def text_row(cells: Sequence[str]) -> str:
     """One :class:`TextRows` row: ``cells`` escaped, in one string."""
+    texts = list(map(str, cells))
+    if all(map(str.isprintable, texts)):  # (nothing to escape: safe() would keep each)
+        return _CELL_SEP.join(texts)
     return _CELL_SEP.join(map(safe, cells))
 
 
@@ -346,19 +350,6 @@ def _print_long_table(
     def line(left: str, fill: str, cross: str, right: str) -> str:
         return left + cross.join(fill * (w + 2) for w in widths) + right + "\n"
 
-    memo: dict[tuple[str, int], list[str]] = {}
-    """Cells already folded (a column such as ``close`` repeats a few texts)."""
-
-    def fold(text: str, width: int) -> list[str]:
-        if len(text) <= width and text.isascii():
-            return [text]
-        got = memo.get((text, width))
-        if got is None:
-            if len(memo) >= 4096:
-                memo.clear()
-            got = memo[text, width] = _fold(text, width)
-        return got
-
     blanks = [" " * w for w in widths]
 
     def padded(piece: str, width: int, how: str) -> str:
@@ -367,27 +358,58 @@ def _print_long_table(
         pad = " " * (width - cell_len(piece))
         return pad + piece if how == "right" else piece + pad
 
-    def cells(values: Sequence[str], justify: Sequence[str]) -> str:
-        folded = [fold(v, w) for v, w in zip(values, widths, strict=True)]
-        columns = range(len(folded))
-        text = []
-        for k in range(max(map(len, folded))):
-            parts = [
-                padded(folded[n][k], widths[n], justify[n]) if k < len(folded[n]) else blanks[n]
-                for n in columns
-            ]
+    justify = [col.justify for col in columns]
+    justs = [str.rjust if how == "right" else str.ljust for how in justify]
+    """How padded() pads an ASCII piece in each column."""
+    memo: dict[tuple[str, int], list[str]] = {}
+    """Cells already folded and padded, by text and column (a column such as ``close``
+    repeats a few texts); bounded."""
+
+    def column_lines(text: str, n: int) -> list[str]:
+        """``text`` in column ``n``: its lines (_fold()), each padded (padded())."""
+        got = memo.get((text, n))
+        if got is None:
+            if len(memo) >= 4096:
+                memo.clear()
+            width, how = widths[n], justify[n]
+            got = memo[text, n] = [padded(p, width, how) for p in _fold(text, width)]
+        return got
+
+    def cells(values: Sequence[str]) -> str:
+        """The table's lines of one row: each cell's lines, padded (an ASCII cell that
+        fits is one line, padded by rjust or ljust as padded() pads it)."""
+        columns = []
+        for n, v in enumerate(values):
+            width = widths[n]
+            if len(v) <= width and v.isascii():
+                columns.append([justs[n](v, width)])
+            else:
+                columns.append(column_lines(v, n))
+        first = "│ " + " │ ".join([c[0] for c in columns]) + " │\n"
+        depth = max(map(len, columns))
+        if depth == 1:
+            return first
+        text = [first]
+        for k in range(1, depth):
+            parts = [c[k] if k < len(c) else blanks[n] for n, c in enumerate(columns)]
             text.append("│ " + " │ ".join(parts) + " │\n")
         return "".join(text)
 
+    every = escaped and kept == list(range(len(kept)))
+    """Whether a row of all the columns' cells is its kept cells as it is."""
+
     write = out.file.write
-    justify = [col.justify for col in columns]
     write(safe(title) + "\n")
     write(line("┏", "━", "┳", "┓"))
-    write(cells([col.name for col in columns], justify).replace("│", "┃"))
+    write(cells([col.name for col in columns]).replace("│", "┃"))
     write(line("┡", "━", "╇", "┩"))
     chunk: list[str] = []
     for row in body:
-        chunk.append(cells([row[i] if escaped else safe(row[i]) for i in kept], justify))
+        if every and len(row) == len(kept):
+            values = row
+        else:
+            values = [row[i] if escaped else safe(row[i]) for i in kept]
+        chunk.append(cells(values))
         if len(chunk) >= 256:
             write("".join(chunk))
             chunk.clear()
@@ -395,7 +417,7 @@ def _print_long_table(
     if tail:
         write(line("├", "─", "┼", "┤"))
         for row in tail:
-            write(cells([row[i] for i in kept], justify))
+            write(cells([row[i] for i in kept]))
     write(line("└", "─", "┴", "┘"))
 
 

@@ -375,11 +375,18 @@ def summarize_connections(
                     over[slot] = 1
                 else:
                     states.append(summary)
-            elif not over[slot] and not isinstance(record, Open):
-                add_to_summary(states[slot], record)
-                if finish is not None and type(record) is Close:
-                    states[slot] = finish(states[slot])
+            elif over[slot]:
+                pass
+            elif type(record) is Close:  # (ConnectionSummary.add of a close, inlined)
+                s = states[slot]
+                s.close = record
+                if record.t > s.last_t:  # (max(s.last_t, record.t))
+                    s.last_t = record.t
+                if finish is not None:
+                    states[slot] = finish(s)
                     over[slot] = 1
+            elif not isinstance(record, Open):
+                add_to_summary(states[slot], record)
         elif slot == CASSETTE and isinstance(record, Note):
             notes.append(record)
     if finish is not None:

@@ -32,6 +32,12 @@ def safe(text: object, *, newlines: bool = False) -> str:
     """``text`` with control and bidi characters escaped (``newlines=True`` keeps line
     breaks and tabs, for multi-line text such as a diff)."""
     s = str(text)
+    if type(s) is str and s.isprintable():
+        # (the common case, checked in C: every character the patterns match is one that
+        # str.isprintable() refuses, a control (Cc) or format (Cf) character, so a
+        # printable text has nothing to escape; tests/core/test_terminal.py checks every
+        # code point)
+        return s
     pattern = _UNSAFE if newlines else _UNSAFE_WITH_NEWLINES
     return pattern.sub(_escape, s)
 
