@@ -43,7 +43,7 @@ from wstape.core.model import (
     Record,
     Side,
 )
-from wstape.interchange.jsonl import iso_utc, iter_jsonl, summary_to_json
+from wstape.interchange.jsonl import iso_utc, iter_jsonl, summary_json
 from wstape.tools.decoded import ProtocolView, protocol_view
 from wstape.tools.stats import CassetteStats, ConnectionStats, compute_stats
 from wstape.tools.timeline import (
@@ -174,12 +174,9 @@ def _listed_texts(
     return [finish(s) for s in listed if s.open.conn in wanted]
 
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode
-
-
 def _json_text(s: ConnectionSummary) -> str:
     """One object of ``ls --json``, encoded."""
-    return _encode(summary_to_json(s))
+    return summary_json(s)
 
 
 def _row_text(s: ConnectionSummary) -> str:

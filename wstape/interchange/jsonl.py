@@ -30,6 +30,7 @@ from wstape.core.model import (
     Opcode,
     Open,
     Record,
+    Side,
     b64,
     headers_as_text,
 )
@@ -216,10 +217,6 @@ def _dumps(obj: object) -> str:
     return one_line(_encode(obj))
 
 
-_quote = json.encoder.encode_basestring  # (what json.dumps does to a str, ensure_ascii=False)
-_float = float.__repr__
-
-
 def _message_line(fields: MessageFields, exact: bool) -> str | None:
     """``_dumps(record_to_json(Message(*fields), exact=exact))``, built as one string (a
     message line is most of an export); None where an exact line needs more."""
@@ -291,6 +288,77 @@ def summarize(records: Iterable[Record]) -> list[ConnectionSummary]:
         elif record.conn is not None and record.conn in summaries:
             summaries[record.conn].add(record)
     return list(summaries.values())
+
+
+spaced = json.JSONEncoder(ensure_ascii=False).encode
+"""How ``ls --json`` and ``stats --json`` encode an object (``json.dumps``'s separators,
+raw non-ASCII)."""
+
+_quote = json.encoder.encode_basestring  # (what json.dumps does to a str, ensure_ascii=False)
+_float = float.__repr__
+_INF = float("inf")
+
+
+def plain_float(x: object) -> str | None:
+    """How the JSON encoder writes ``x`` when it is a finite float (``float.__repr__``),
+    else None: the fast paths below build their text only from such values."""
+    if type(x) is float and -_INF < x < _INF:
+        return _float(x)
+    return None
+
+
+_CLOSE_TEXTS: dict[tuple[bool, Side | None, int | None, str, bool], str] = {}
+"""close_json's texts, by separators and close (bounded)."""
+
+
+def close_json(close: Close | None, *, compact: bool = False) -> str:
+    """``close_fields(close)`` (null for None) encoded with the JSONL export's separators
+    (``compact``) or ``json.dumps``'s. A cassette's closes repeat a few (by, code,
+    reason, on_wire): each is encoded once, if its fields are of the types a reader
+    gives (else every time)."""
+    if close is None:
+        return "null"
+    by, code, reason, on_wire = close.by, close.code, close.reason, close.on_wire
+    if not (
+        (by is None or type(by) is Side)
+        and (code is None or type(code) is int)
+        and type(reason) is str
+        and (on_wire is True or on_wire is False)
+    ):
+        return (_encode if compact else spaced)(close_fields(close))
+    key = (compact, by, code, reason, on_wire)
+    text = _CLOSE_TEXTS.get(key)
+    if text is None:
+        if len(_CLOSE_TEXTS) >= 4096:
+            _CLOSE_TEXTS.clear()
+        text = _CLOSE_TEXTS[key] = (_encode if compact else spaced)(close_fields(close))
+    return text
+
+
+def summary_json(s: ConnectionSummary) -> str:
+    """One object of ``ls --json``, encoded: ``spaced(summary_to_json(s))``, built as one
+    string when each value is of the type a reader gives (an int an int, a float a
+    finite float), else by the encoder."""
+    o = s.open
+    conn, status, sub = o.conn, o.status, o.subprotocol
+    mc, ms, bc, bs = s.messages_client, s.messages_server, s.bytes_client, s.bytes_server
+    duration = plain_float(_t(s.duration))
+    if (
+        duration is None
+        or type(conn) is not int
+        or type(status) is not int
+        or not (sub is None or type(sub) is str)
+        or not (type(mc) is type(ms) is type(bc) is type(bs) is int)
+    ):
+        return spaced(summary_to_json(s))
+    return (
+        f'{{"conn": {conn}, "url": {_quote(o.url)}, "status": {status}, '
+        f'"subprotocol": {"null" if sub is None else _quote(sub)}, '
+        f'"started_at": {_quote(iso_utc(o.started_at))}, '
+        f'"messages": {{"client": {mc}, "server": {ms}}}, '
+        f'"bytes": {{"client": {bc}, "server": {bs}}}, '
+        f'"duration": {duration}, "close": {close_json(s.close)}}}'
+    )
 
 
 def summary_to_json(s: ConnectionSummary) -> dict[str, Any]:

@@ -1,0 +1,114 @@
+"""The JSON texts built as one string (``ls --json``'s objects, the closes) agree with the
+encoder they stand in for, on ordinary, unusual and hostile values."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import pytest
+
+from wstape.core.model import Close, ConnectionSummary, Open, Side
+from wstape.interchange import jsonl
+from wstape.interchange.jsonl import close_fields, close_json, spaced, summary_json
+from wstape.interchange.jsonl import summary_to_json as slow_summary
+
+compact = jsonl._encode
+
+
+class Text(str):
+    """A str of another type (the encoder writes its text)."""
+
+
+class Number(int):
+    pass
+
+
+STRINGS = ["", "bye", '"quoted" \\ back', "\x00\x1b\x7f\x85\u2028\ud800", "日本語 😀", "x" * 10_000]
+CODES: list[Any] = [None, 1000, 1005, 4999, 0, -1, 10**30, True, False, Number(1000)]
+BYS: list[Any] = [None, Side.CLIENT, Side.SERVER]
+WIRES: list[Any] = [True, False, 1, 0, None]
+
+
+def _slow_close(close: Close | None, compact_separators: bool) -> str:
+    encode = compact if compact_separators else spaced
+    return "null" if close is None else encode(close_fields(close))
+
+
+def _outcome(f: Any, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+    try:
+        return ("ok", f(*args, **kwargs))
+    except Exception as e:  # (the same exception, whichever path)
+        return ("raised", type(e))
+
+
+def test_close_json_agrees_with_the_encoder() -> None:
+    closes: list[Close | None] = [None]
+    for by, code, reason, wire in itertools.product(BYS, CODES, [*STRINGS, Text("t")], WIRES):
+        closes.append(Close(1, 0.5, by, code, reason, wire))
+    closes.append(Close(1, 0.5, "client", 1000))  # type: ignore[arg-type]  # (raises, both ways)
+    for _ in range(2):  # (the second time from the cache)
+        for close in closes:
+            for flag in (False, True):
+                assert _outcome(close_json, close, compact=flag) == _outcome(
+                    _slow_close, close, flag
+                ), close
+
+
+def test_close_json_cache_is_bounded() -> None:
+    for i in range(5000):
+        close = Close(1, 0.5, Side.CLIENT, 1000, f"reason {i}")
+        assert close_json(close) == _slow_close(close, False)
+    assert len(jsonl._CLOSE_TEXTS) <= 4096
+
+
+def _open(**fields: Any) -> Open:
+    base: dict[str, Any] = dict(
+        conn=1,
+        started_at=1_700_000_000.123456,
+        method="GET",
+        scheme="wss",
+        host="h.example",
+        port=443,
+        target="/socket?x=1",
+        http_version="HTTP/1.1",
+        request_headers=(),
+        status=101,
+        response_headers=(),
+    )
+    base.update(fields)
+    return Open(**base)
+
+
+OPENS = [
+    _open(),
+    _open(conn=0, status=403, subprotocol="mqtt"),
+    _open(conn=10**20, subprotocol=""),
+    _open(conn=True),
+    _open(conn=Number(3)),
+    _open(status=Number(101)),
+    _open(subprotocol=Text("chat")),
+    _open(subprotocol="\x1b[2J\u2028\ud800"),
+    _open(host="::1", port=8080, target='/"q"\\\x00' + "é" * 100),
+    _open(host="x" * 20_000),
+    _open(started_at=0.0),
+    _open(started_at=1),
+    _open(started_at=1e-7),
+    _open(started_at=4_102_444_800.999999),
+]
+TIMES: list[Any] = [0.0, 0.02, 1e-7, 123.4567891, 315576000.0, 5e-324, 1, 2**60, math.inf, math.nan]
+COUNTS: list[Any] = [0, 1, 10**25, True, Number(2), 1.0]
+
+
+@pytest.mark.parametrize("op", OPENS)
+def test_summary_json_agrees_with_the_encoder(op: Open) -> None:
+    closes = [None, Close(1, 0.5, Side.SERVER, 4000, "bye", False), Close(1, 0.5, None, None)]
+    for last_t, count, close in itertools.product(TIMES, COUNTS, closes):
+        s = ConnectionSummary(op, 1, count, 14, count, last_t, close)
+        assert _outcome(summary_json, s) == _outcome(lambda s: spaced(slow_summary(s)), s), (
+            op,
+            last_t,
+            count,
+            close,
+        )
