@@ -232,7 +232,7 @@ def _message_line(fields: MessageFields, exact: bool) -> str | None:
         else:
             return (
                 f'{{"type":"message","conn":{conn},"t":{_float(rounded)},"from":"{side.value}",'
-                f'"opcode":"text","text":{_quote(text)},"size":{len(payload)}}}'
+                f'"opcode":"text","text":{quote(text)},"size":{len(payload)}}}'
             )
     return (
         f'{{"type":"message","conn":{conn},"t":{_float(rounded)},"from":"{side.value}",'
@@ -294,7 +294,8 @@ spaced = json.JSONEncoder(ensure_ascii=False).encode
 """How ``ls --json`` and ``stats --json`` encode an object (``json.dumps``'s separators,
 raw non-ASCII)."""
 
-_quote = json.encoder.encode_basestring  # (what json.dumps does to a str, ensure_ascii=False)
+quote = json.encoder.encode_basestring
+"""What the encoder writes for a str (``ensure_ascii=False``: the function it calls)."""
 _float = float.__repr__
 _INF = float("inf")
 
@@ -352,9 +353,9 @@ def summary_json(s: ConnectionSummary) -> str:
     ):
         return spaced(summary_to_json(s))
     return (
-        f'{{"conn": {conn}, "url": {_quote(o.url)}, "status": {status}, '
-        f'"subprotocol": {"null" if sub is None else _quote(sub)}, '
-        f'"started_at": {_quote(iso_utc(o.started_at))}, '
+        f'{{"conn": {conn}, "url": {quote(o.url)}, "status": {status}, '
+        f'"subprotocol": {"null" if sub is None else quote(sub)}, '
+        f'"started_at": {quote(iso_utc(o.started_at))}, '
         f'"messages": {{"client": {mc}, "server": {ms}}}, '
         f'"bytes": {{"client": {bc}, "server": {bs}}}, '
         f'"duration": {duration}, "close": {close_json(s.close)}}}'

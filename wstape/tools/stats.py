@@ -27,7 +27,14 @@ from wstape.core.connections import (
     slim_open,
 )
 from wstape.core.model import Close, Message, Open, Record, Side
-from wstape.interchange.jsonl import close_fields, iso_utc
+from wstape.interchange.jsonl import (
+    close_fields,
+    close_json,
+    iso_utc,
+    plain_float,
+    quote,
+    spaced,
+)
 
 _EXACT_BELOW = 2048
 _MANTISSA_BITS = 10
@@ -136,6 +143,27 @@ def _short_gaps_json(values: list[int]) -> dict[str, float | None]:
     return {"p50": _seconds(p50), "max": _seconds(high)}
 
 
+_NO_SIZES = '{"p50": null, "p90": null, "p99": null, "max": null}'
+_NO_GAPS = '{"p50": null, "max": null}'
+
+
+def _short_sizes_text(values: list[int]) -> str:
+    """``spaced(_short_sizes_json(values))`` for ``values`` of ints."""
+    (p50, p90, p99), high = exact_percentiles(values, 50, 90, 99)
+    if high is None:
+        return _NO_SIZES
+    return f'{{"p50": {p50}, "p90": {p90}, "p99": {p99}, "max": {high}}}'
+
+
+def _short_gaps_text(values: list[int]) -> str:
+    """``spaced(_short_gaps_json(values))`` for ``values`` of ints (microseconds)."""
+    (p50,), high = exact_percentiles(values, 50)
+    if p50 is None or high is None:
+        return _NO_GAPS
+    # (an int's microseconds in seconds: a finite float, written as float.__repr__)
+    return f'{{"p50": {round(p50 / 1e6, 6)!r}, "max": {round(high / 1e6, 6)!r}}}'
+
+
 def _seconds(us: int | None) -> float | None:
     return None if us is None else round(us / 1e6, 6)
 
@@ -146,6 +174,7 @@ def _gaps_json(h: Histogram) -> dict[str, float | None]:
 
 
 _CLIENT = Side.CLIENT
+_SERVER = Side.SERVER
 _PENDING = 4096
 """Values a connection collects before they go into its histograms at once (in C)."""
 
@@ -319,6 +348,27 @@ class ConnectionStats:
         client, server, times = self._pending or ([], [], [])
         return client, server, self._gaps_of(times)
 
+    def json_text(self, short: tuple[list[int], list[int], list[int]] | None) -> str:
+        """``spaced(self.to_json())``, the connection's object encoded; ``short`` is
+        :meth:`short_values`. A short connection of plain values (its open's ints ints,
+        its duration a finite float) is built as one string, the rest by the encoder."""
+        o = self.open
+        conn, status = o.conn, o.status
+        duration = plain_float(round(self.duration, 6))
+        if short is None or duration is None or type(conn) is not int or type(status) is not int:
+            return spaced(self.to_json())
+        client, server, gaps = short
+        # (sizes are len()s and gaps round()s: ints, as _short_sizes_json has them)
+        return (
+            f'{{"conn": {conn}, "url": {quote(o.url)}, "status": {status}, '
+            f'"started_at": {quote(iso_utc(o.started_at))}, "duration": {duration}, '
+            f'"messages": {{"client": {len(client)}, "server": {len(server)}}}, '
+            f'"bytes": {{"client": {sum(client)}, "server": {sum(server)}}}, '
+            f'"size": {{"client": {_short_sizes_text(client)}, '
+            f'"server": {_short_sizes_text(server)}}}, '
+            f'"gap": {_short_gaps_text(gaps)}, "close": {close_json(self.close)}}}'
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The connection's object of ``wstape stats --json``."""
         short = self.short_values()
@@ -361,37 +411,48 @@ class _Totals:
         self.messages = {Side.CLIENT: 0, Side.SERVER: 0}
         self.bytes = {Side.CLIENT: 0, Side.SERVER: 0}
 
-    def add(self, c: ConnectionStats) -> None:
-        """Add connection ``c``, over."""
-        short = c.short_values()
+    def add(
+        self, c: ConnectionStats, short: tuple[list[int], list[int], list[int]] | None = None
+    ) -> None:
+        """Add connection ``c``, over (``short``: its :meth:`~ConnectionStats.short_values`,
+        when the caller has them)."""
+        if short is None:
+            short = c.short_values()
         if short is not None:  # (its values straight into the totals: no histogram built)
+            client_sizes, server_sizes, gaps = short
             pending = self._pending
-            pending[0].extend(short[0])
-            pending[1].extend(short[1])
-            pending[2].extend(short[2])
+            pending[0].extend(client_sizes)
+            pending[1].extend(server_sizes)
+            pending[2].extend(gaps)
             if len(pending[0]) + len(pending[1]) >= _PENDING or len(pending[2]) >= _PENDING:
                 self._flush()
+            # (what c's properties add up: a short connection has flushed nothing)
+            counts = (len(client_sizes), len(server_sizes), sum(client_sizes), sum(server_sizes))
         else:
             client, server, gap = c.histograms()
             self._sizes[Side.CLIENT].merge(client)
             self._sizes[Side.SERVER].merge(server)
             self._gaps.merge(gap)
-        start = c.open.started_at
+            counts = (c.messages_client, c.messages_server, c.bytes_client, c.bytes_server)
+        o = c.open
+        start = o.started_at
         end = start + c.duration
         self.first = start if self.first is None else min(self.first, start)
         self.last = end if self.last is None else max(self.last, end)
         self.connections += 1
-        if c.open.accepted:
+        if o.accepted:
             self.accepted += 1
-            if c.close is None:
+            close = c.close
+            if close is None:
                 self.unclosed += 1
             else:
-                key = "none" if c.close.code is None else str(c.close.code)
+                key = "none" if close.code is None else str(close.code)
                 self.codes[key] = self.codes.get(key, 0) + 1
-        self.messages[Side.CLIENT] += c.messages_client
-        self.messages[Side.SERVER] += c.messages_server
-        self.bytes[Side.CLIENT] += c.bytes_client
-        self.bytes[Side.SERVER] += c.bytes_server
+        messages, bytes_ = self.messages, self.bytes
+        messages[_CLIENT] += counts[0]
+        messages[_SERVER] += counts[1]
+        bytes_[_CLIENT] += counts[2]
+        bytes_[_SERVER] += counts[3]
 
     def _flush(self) -> None:
         client, server, gaps = self._pending
@@ -431,9 +492,6 @@ class _Totals:
         }
 
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode
-
-
 @dataclass
 class CassetteStats:
     """What :func:`compute_stats` found. A connection is kept as its JSON object, encoded,
@@ -448,8 +506,9 @@ class CassetteStats:
 
     def finish(self, c: ConnectionStats) -> str:
         """``c``, over: added to the totals, and its JSON text (to keep in its place)."""
-        self.totals.add(c)
-        return _encode(c.to_json())
+        short = c.short_values()
+        self.totals.add(c, short)
+        return c.json_text(short)
 
     def connection_docs(self) -> Iterator[dict[str, Any]]:
         """Each connection's object of ``wstape stats --json``, in opening order."""
@@ -469,7 +528,7 @@ class CassetteStats:
                 out.write("".join(batch))
                 batch.clear()
         out.write("".join(batch))
-        out.write('], "total": ' + _encode(self.total_json()) + "}")
+        out.write('], "total": ' + spaced(self.total_json()) + "}")
 
     def to_json(self) -> dict[str, Any]:
         """The ``wstape stats --json`` document (docs/interchange.md)."""
@@ -542,10 +601,14 @@ def compute_stats(
                     continue
                 state = states[slot]
                 if type(state) is ConnectionStats:
-                    state.add(record)
-                    if type(record) is Close:
+                    if type(record) is Close:  # (state.add(record), inlined)
+                        state.close = record
+                        if record.t > state.last_t:  # (max(state.last_t, record.t))
+                            state.last_t = record.t
                         states[slot] = finish(state)
                         waiting[slot] = None
+                    else:
+                        state.add(record)
     for slot, state in enumerate(states):
         if type(state) is ConnectionStats:
             states[slot] = finish(state)
