@@ -5,8 +5,11 @@ stand in for: the long table's rows, ``text_row``, ``_human_bytes``, ``_close_te
 from __future__ import annotations
 
 import io
+import json
 import random
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.cells import cell_len
@@ -259,3 +262,35 @@ def test_fold_is_still_what_the_memo_keeps() -> None:
         for width in (1, 5, 14, 40):
             if cell_len(escaped) <= width:
                 assert _fold(escaped, width) == [escaped]
+
+
+def test_stats_json_without_a_temporary_file_prints_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from typer.testing import CliRunner
+
+    from tests.cli.helpers import opened
+    from tests.helpers.records import write
+    from wstape.cli.app import app
+    from wstape.core.model import Message, Opcode
+
+    records: list[Any] = []
+    for conn in range(1, 40):
+        records.append(opened(conn, f"/chat?room={conn}\u2028"))
+        records.append(Message(conn, 0.25, Side.CLIENT, Opcode.TEXT, b"hi" * conn))
+        if conn % 3:
+            records.append(Close(conn, 1.5, Side.SERVER, 1000, "bye"))
+    write(tmp_path / "c.msgpack", records)
+    runner = CliRunner()
+    spooled = runner.invoke(app, ["stats", "--json", str(tmp_path / "c.msgpack")])
+
+    def no_file(*args: object, **kwargs: object) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_file)
+    in_memory = runner.invoke(app, ["stats", "--json", str(tmp_path / "c.msgpack")])
+    assert spooled.exit_code == in_memory.exit_code == 0
+    assert spooled.stdout == in_memory.stdout
+    assert json.loads(spooled.stdout)["total"]["connections"] == 39

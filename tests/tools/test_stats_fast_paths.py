@@ -109,3 +109,49 @@ def test_totals_from_short_values_agree_with_the_properties() -> None:
         totals.add(c, short)
         assert totals.messages == c.messages
         assert totals.bytes == c.bytes
+
+
+def _spooled_records(seed: int) -> list[Any]:
+    """Connections that end out of their opening order: a long one holding the spool
+    back, refused ones, unclosed ones, notes after a close, strays, hostile text."""
+    from wstape.core.model import Note
+
+    r = random.Random(seed)
+    records: list[Any] = []
+    live: list[int] = []
+    for conn in range(1, 700):
+        status = 101 if r.random() < 0.9 else 403
+        records.append(_open(conn=conn, status=status, target=f"/{conn}\u2028\x1b\ud800"))
+        if status == 101:
+            live.append(conn)
+        for _ in range(r.randint(0, 3)):
+            if live:
+                records.append(
+                    Message(r.choice(live), r.random(), Side.SERVER, Opcode.TEXT, b"\n\r")
+                )
+        if live and r.random() < 0.7 and (live[0] != 1 or conn > 600):
+            c = live.pop(r.randrange(len(live)))
+            records.append(Close(c, r.random() * 3, Side.CLIENT, 1000, "bye\n"))
+            records.append(Note(c, "after the close"))
+        if r.random() < 0.02:
+            records.append(Message(99_999, 0.1, Side.CLIENT, Opcode.TEXT, b"stray"))
+    return records
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_spooled_document_is_the_kept_one(tmp_path: Any, seed: int) -> None:
+    import io
+    import tempfile
+
+    records = _spooled_records(seed)
+    kept = stats.compute_stats(records)
+    with tempfile.TemporaryFile(
+        "w+", encoding="utf-8", errors="surrogatepass", newline="\n", dir=tmp_path
+    ) as spool:
+        spooled = stats.compute_stats(records, spool=spool)
+        assert spooled.connections == []
+        a, b = io.StringIO(), io.StringIO()
+        kept.write_json(a)
+        spooled.write_json(b)
+        assert b.getvalue() == a.getvalue()
+        assert spooled.to_json() == kept.to_json()

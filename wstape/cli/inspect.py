@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -425,22 +427,36 @@ def stats(cassette: CassetteArg, conn: ConnOpt = None, as_json: JsonOpt = False)
                 c.duration,
             )
 
+    spool = _spool() if as_json else None
     try:
         with (
             output.progress([cassette], "stats", enabled=not as_json),
             output.no_cycle_collection(),
         ):
-            result = compute_stats(only_conns(reader.iter_runs(), conn, cassette), over)
+            result = compute_stats(
+                only_conns(reader.iter_runs(), conn, cassette), over, spool=spool
+            )
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(reader)
     ends_disagree(reader, result.strays.count, fatal=False)
     warn_strays(cassette, result.strays)
-    if as_json:
-        result.write_json(sys.stdout)
-        sys.stdout.write("\n")
-    else:
+    if not as_json:
         _print_stats(cassette, result)
+        return
+    with spool or contextlib.nullcontext():
+        result.write_json(sys.stdout)
+    sys.stdout.write("\n")
+
+
+def _spool() -> IO[str] | None:
+    """Where ``stats --json`` keeps each connection's text till the cassette has been read
+    whole (an unreadable record prints no half document): a temporary file, not memory;
+    None (memory, then) where no temporary file can be made."""
+    try:
+        return tempfile.TemporaryFile("w+", encoding="utf-8", errors="surrogatepass", newline="\n")
+    except OSError:
+        return None
 
 
 # -- diff ------------------------------------------------------------------------------

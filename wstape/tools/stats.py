@@ -499,10 +499,22 @@ class CassetteStats:
     connection, where its :class:`ConnectionStats` would cost several times that."""
 
     connections: list[str] = field(default_factory=list)
-    """Each connection's object of ``wstape stats --json``, encoded, in opening order."""
+    """Each connection's object of ``wstape stats --json``, encoded, in opening order
+    (none when they went to a ``spool``)."""
     totals: _Totals = field(default_factory=_Totals)
     strays: Strays = field(default_factory=Strays)
     """Records that belong to no connection (left out of every figure)."""
+    spool: IO[str] | None = None
+    """Where the texts went instead, one a line, in opening order (:func:`compute_stats`'s
+    ``spool``)."""
+
+    def texts(self) -> Iterator[str]:
+        """Each connection's object, encoded, in opening order (read back from the spool,
+        if there is one)."""
+        if self.spool is None:
+            return iter(self.connections)
+        self.spool.seek(0)
+        return (line[:-1] for line in self.spool)  # (an encoded object has no raw newline)
 
     def finish(self, c: ConnectionStats) -> str:
         """``c``, over: added to the totals, and its JSON text (to keep in its place)."""
@@ -512,7 +524,7 @@ class CassetteStats:
 
     def connection_docs(self) -> Iterator[dict[str, Any]]:
         """Each connection's object of ``wstape stats --json``, in opening order."""
-        return map(json.loads, self.connections)
+        return map(json.loads, self.texts())
 
     def total_json(self) -> dict[str, Any]:
         return self.totals.to_json()
@@ -522,7 +534,7 @@ class CassetteStats:
         document of a cassette of many connections would not fit in memory)."""
         out.write('{"connections": [')
         batch: list[str] = []
-        for i, text in enumerate(self.connections):
+        for i, text in enumerate(self.texts()):
             batch.append(", " + text if i else text)
             if len(batch) >= 256:
                 out.write("".join(batch))
@@ -538,9 +550,16 @@ class CassetteStats:
 def compute_stats(
     records: Iterable[Record | MessageFields | MessageRun],
     over: Callable[[ConnectionStats], object] | None = None,
+    *,
+    spool: IO[str] | None = None,
 ) -> CassetteStats:
     """Statistics of every connection, streaming the records once; ``over`` is handed each
     connection's figures once it is over (``wstape stats`` holds the end records to them).
+
+    ``spool`` (a file open for writing and reading, ``newline="\\n"``): each connection's
+    text is written there, one a line, as soon as it and every connection opened before it
+    are over, instead of being kept (``stats --json`` of 200,000 connections: memory for
+    the connections still going, not a text per connection).
 
     :func:`~wstape.core.connections.fold_connections` with :meth:`ConnectionStats.add`, a
     message of a live connection added in the loop itself (a big cassette is mostly that),
@@ -564,6 +583,23 @@ def compute_stats(
     """Per slot: its ConnectionStats while the connection lasts, then its JSON text."""
     waiting: list[tuple[list[int], list[int], list[float]] | None] = []
     """Each connection's values waiting for its histograms (ConnectionStats._pending)."""
+    spooled = 0
+    """Slots whose text went to the spool (the first ones: they go in opening order)."""
+    lines: list[str] = []
+
+    def to_spool() -> None:
+        """Spool the texts of the slots from ``spooled`` on that are over."""
+        nonlocal spooled
+        assert spool is not None
+        while spooled < len(states) and type(states[spooled]) is str:
+            lines.append(states[spooled])
+            states[spooled] = None
+            spooled += 1
+        if len(lines) >= 256:
+            lines.append("")
+            spool.write("\n".join(lines))
+            lines.clear()
+
     position = -1
     for item in records:
         if isinstance(item, MessageRun):  # (a few hundred messages, of one live connection
@@ -597,7 +633,12 @@ def compute_stats(
                 if type(record) is Open:
                     state = ConnectionStats(record)
                     waiting.append(None)
-                    states.append(finish(state) if not record.accepted else state)
+                    if record.accepted:
+                        states.append(state)
+                        continue
+                    states.append(finish(state))
+                    if spool is not None and slot == spooled:
+                        to_spool()
                     continue
                 state = states[slot]
                 if type(state) is ConnectionStats:
@@ -607,11 +648,20 @@ def compute_stats(
                             state.last_t = record.t
                         states[slot] = finish(state)
                         waiting[slot] = None
+                        if spool is not None and slot == spooled:
+                            to_spool()
                     else:
                         state.add(record)
     for slot, state in enumerate(states):
         if type(state) is ConnectionStats:
             states[slot] = finish(state)
-    result.connections = states
     result.strays = tracker.strays
+    if spool is None:
+        result.connections = states
+        return result
+    to_spool()
+    lines.append("")
+    spool.write("\n".join(lines))
+    spool.flush()
+    result.spool = spool
     return result
