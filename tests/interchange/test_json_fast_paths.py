@@ -112,3 +112,60 @@ def test_summary_json_agrees_with_the_encoder(op: Open) -> None:
             count,
             close,
         )
+
+
+HEADER_VALUES = [
+    b"",
+    b"websocket",
+    b"caf\xc3\xa9",
+    b"caf\xe9",  # (not UTF-8: Latin-1)
+    b"\xff\xfe\x80",
+    b"a\x00b",
+    b'"quoted" \\ back',
+    b"\x1b[31mred\r\n",
+    "\u2028 日本 😀".encode(),
+    b"\xed\xa0\x80",  # (a UTF-8 surrogate: not valid UTF-8)
+    b"x" * 5000,
+]
+HEADER_SETS: list[Any] = [
+    (),
+    ((b"Host", b"h"),),
+    tuple((b"X-" + bytes([65 + i % 26]), v) for i, v in enumerate(HEADER_VALUES)),
+    tuple((v, v) for v in HEADER_VALUES),
+    ((b"Host", b"h"), (bytearray(b"X"), b"v")),  # (not bytes: the encoder's way)
+    ((b"Host", b"h"), [b"X", b"v"]),
+    ((b"Host", b"h"), (b"X", b"v", b"w")),
+    ((b"Host", b"h"), (b"X",)),
+    ((b"Host", "text"),),
+]
+
+
+def _slow_line(record: Any) -> tuple[str, Any]:
+    return _outcome(lambda r: jsonl._dumps(jsonl.record_to_json(r)), record)
+
+
+@pytest.mark.parametrize("headers", HEADER_SETS)
+@pytest.mark.parametrize("op", OPENS)
+def test_an_open_line_agrees_with_the_encoder(op: Open, headers: Any) -> None:
+    from dataclasses import replace
+
+    for offered in [(), ("mqtt", "chat"), ("\x1b",), (Text("x"),), ["list"]]:
+        o = replace(op, request_headers=headers, response_headers=headers[:1], subprotocols=offered)
+        for _ in range(2):  # (the second time from the cache)
+            assert _outcome(jsonl._line, o, False, False) == _slow_line(o), (o, headers)
+
+
+@pytest.mark.parametrize("t", TIMES)
+def test_a_close_line_agrees_with_the_encoder(t: Any) -> None:
+    for by, code, reason, wire in itertools.product(BYS, CODES[:6], STRINGS, WIRES[:3]):
+        for conn in (1, True, Number(2), 10**20):
+            close = Close(conn, t, by, code, reason, wire)
+            assert _outcome(jsonl._line, close, False, False) == _slow_line(close), close
+
+
+def test_the_header_cache_is_bounded_and_keeps_short_headers() -> None:
+    for i in range(5000):
+        headers = ((b"Sec-WebSocket-Key", str(i).encode()), (b"Long", b"y" * 300))
+        assert jsonl._headers_json(headers) == compact(jsonl.headers_as_text(headers))
+    assert len(jsonl._HEADER_TEXTS) <= 4096
+    assert all(len(text) <= 256 for text in jsonl._HEADER_TEXTS.values())

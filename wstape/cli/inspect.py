@@ -83,9 +83,11 @@ def _close_text(s: ConnectionSummary) -> str:
     key = (c.by, c.code, c.reason)
     text = _CLOSE_TEXTS.get(key)
     if text is None:  # (the few closes of a cassette repeat: each made once)
-        if len(_CLOSE_TEXTS) >= 4096:
-            _CLOSE_TEXTS.clear()
-        text = _CLOSE_TEXTS[key] = _close_words(c.by, c.code, c.reason)
+        text = _close_words(c.by, c.code, c.reason)
+        if len(c.reason) <= 256:  # (a longer one is made every time: the cache stays small)
+            if len(_CLOSE_TEXTS) >= 4096:
+                _CLOSE_TEXTS.clear()
+            _CLOSE_TEXTS[key] = text
     return text
 
 

@@ -17,7 +17,7 @@ import json
 import json.encoder
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from wstape.core.connections import MessageFields
 from wstape.core.model import (
@@ -32,6 +32,7 @@ from wstape.core.model import (
     Record,
     Side,
     b64,
+    decode_header_value,
     headers_as_text,
 )
 from wstape.interchange.fields import EXT
@@ -193,8 +194,92 @@ def _line(record: Record | MessageFields, notes: bool, exact: bool) -> str | Non
     elif notes and isinstance(one, Note):
         obj = note_to_json(one)
     else:
+        if type(one) is Open:
+            line = _open_line(one)
+        elif type(one) is Close:
+            line = _close_line(one)
+        else:
+            line = None
+        if line is not None:
+            return one_line(line)
         obj = record_to_json(one)
     return None if obj is None else _dumps(obj)
+
+
+def _open_line(o: Open) -> str | None:
+    """``_encode(record_to_json(o))``, built as one string when its values are of the
+    types a reader gives (None otherwise: the encoder's turn)."""
+    conn, status, method, offered, chosen = (
+        o.conn,
+        o.status,
+        o.method,
+        o.subprotocols,
+        o.subprotocol,
+    )
+    if (
+        type(conn) is not int
+        or type(status) is not int
+        or type(method) is not str
+        or type(offered) is not tuple
+        or not set(map(type, offered)) <= {str}
+        or not (chosen is None or type(chosen) is str)
+    ):
+        return None
+    request, response = _headers_json(o.request_headers), _headers_json(o.response_headers)
+    if request is None or response is None:
+        return None
+    return (
+        f'{{"type":"connection","conn":{conn},"url":{quote(o.url)},"method":{quote(method)},'
+        f'"status":{status},"subprotocols_offered":[{",".join(map(quote, offered))}],'
+        f'"subprotocol":{"null" if chosen is None else quote(chosen)},'
+        f'"request_headers":{request},"response_headers":{response},'
+        f'"started_at":{quote(iso_utc(o.started_at))}}}'
+    )
+
+
+_HEADER_TEXTS: dict[tuple[bytes, bytes], str] = {}
+"""Each (name, value) header's ``[name, value]`` as text, encoded (bounded; short ones:
+the same few headers are in every connection)."""
+
+
+def _headers_json(headers: Headers) -> str | None:
+    """``_encode(headers_as_text(headers))``, each header's text made once (cached), or
+    None for headers that are not pairs of bytes. (A header equal to a cached one is a
+    pair of bytes equal to it: a bytearray is unhashable, a list too.)"""
+    try:
+        texts = list(map(_HEADER_TEXTS.get, headers))
+    except TypeError:
+        return None
+    if None in texts:
+        pairs = zip(headers, texts, strict=True)
+        texts = [_header_json(pair) if t is None else t for pair, t in pairs]
+        if None in texts:
+            return None
+    return "[" + ",".join(cast(list[str], texts)) + "]"
+
+
+def _header_json(pair: tuple[bytes, bytes]) -> str | None:
+    """One header's ``[name, value]`` as text, encoded (``_encode`` of a list of two
+    strings), cached when short; None when it is not a pair of bytes."""
+    if not (
+        type(pair) is tuple and len(pair) == 2 and type(pair[0]) is bytes and type(pair[1]) is bytes
+    ):
+        return None
+    text = f"[{quote(decode_header_value(pair[0]))},{quote(decode_header_value(pair[1]))}]"
+    if len(text) <= 256:
+        if len(_HEADER_TEXTS) >= 4096:
+            _HEADER_TEXTS.clear()
+        _HEADER_TEXTS[pair] = text
+    return text
+
+
+def _close_line(close: Close) -> str | None:
+    """``_encode(record_to_json(close))``, built as one string when its conn is an int and
+    its time a finite float."""
+    conn, t = close.conn, plain_float(_t(close.t))
+    if t is None or type(conn) is not int:
+        return None
+    return f'{{"type":"close","conn":{conn},"t":{t},' + close_json(close, compact=True)[1:]
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -330,9 +415,11 @@ def close_json(close: Close | None, *, compact: bool = False) -> str:
     key = (compact, by, code, reason, on_wire)
     text = _CLOSE_TEXTS.get(key)
     if text is None:
-        if len(_CLOSE_TEXTS) >= 4096:
-            _CLOSE_TEXTS.clear()
-        text = _CLOSE_TEXTS[key] = (_encode if compact else spaced)(close_fields(close))
+        text = (_encode if compact else spaced)(close_fields(close))
+        if len(reason) <= 256:  # (a longer one is made every time: the cache stays small)
+            if len(_CLOSE_TEXTS) >= 4096:
+                _CLOSE_TEXTS.clear()
+            _CLOSE_TEXTS[key] = text
     return text
 
 
