@@ -240,6 +240,9 @@ def _open_line(o: Open) -> str | None:
 _HEADER_TEXTS: dict[tuple[bytes, bytes], str] = {}
 """Each (name, value) header's ``[name, value]`` as text, encoded (bounded; short ones:
 the same few headers are in every connection)."""
+_HEADER_CACHE = 1024
+"""Headers :data:`_HEADER_TEXTS` holds at most (then it starts again): a few hundred KB,
+though headers such as Sec-WebSocket-Key differ in every connection and fill it."""
 
 
 def _headers_json(headers: Headers) -> str | None:
@@ -267,7 +270,7 @@ def _header_json(pair: tuple[bytes, bytes]) -> str | None:
         return None
     text = f"[{quote(decode_header_value(pair[0]))},{quote(decode_header_value(pair[1]))}]"
     if len(text) <= 256:
-        if len(_HEADER_TEXTS) >= 4096:
+        if len(_HEADER_TEXTS) >= _HEADER_CACHE:
             _HEADER_TEXTS.clear()
         _HEADER_TEXTS[pair] = text
     return text
