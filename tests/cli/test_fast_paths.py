@@ -294,3 +294,44 @@ def test_stats_json_without_a_temporary_file_prints_the_same(
     assert spooled.exit_code == in_memory.exit_code == 0
     assert spooled.stdout == in_memory.stdout
     assert json.loads(spooled.stdout)["total"]["connections"] == 39
+
+
+@pytest.mark.parametrize("fails_at", [1, 2, 3])
+def test_stats_json_with_a_full_disk_prints_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails_at: int
+) -> None:
+    """A temporary file that fills up part way (a full $TMPDIR) is given up: the figures
+    are computed again in memory, the same document, no traceback."""
+    import io
+    import tempfile
+
+    from typer.testing import CliRunner
+
+    from tests.cli.helpers import opened
+    from tests.helpers.records import write
+    from wstape.cli.app import app
+    from wstape.core.model import Message, Opcode
+
+    records: list[Any] = []
+    for conn in range(1, 601):
+        records.append(opened(conn, f"/chat?room={conn}"))
+        records.append(Message(conn, 0.25, Side.CLIENT, Opcode.TEXT, b"hi" * (conn % 7)))
+        records.append(Close(conn, 1.5, Side.SERVER, 1000, "bye"))
+    write(tmp_path / "c.msgpack", records)
+    runner = CliRunner()
+    spooled = runner.invoke(app, ["stats", "--json", str(tmp_path / "c.msgpack")])
+    writes: list[int] = []
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(len(text))
+            if len(writes) >= fails_at:
+                raise OSError(28, "No space left on device")
+            return super().write(text)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda *a, **k: Full())
+    full = runner.invoke(app, ["stats", "--json", str(tmp_path / "c.msgpack")])
+    assert len(writes) == fails_at  # (it did fail, and was not written to again)
+    assert spooled.exit_code == full.exit_code == 0, full.output
+    assert spooled.stdout == full.stdout
+    assert json.loads(full.stdout)["total"]["connections"] == 600

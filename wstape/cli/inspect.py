@@ -47,7 +47,7 @@ from wstape.core.model import (
 )
 from wstape.interchange.jsonl import iso_utc, iter_jsonl, summary_json
 from wstape.tools.decoded import ProtocolView, protocol_view
-from wstape.tools.stats import CassetteStats, ConnectionStats, compute_stats
+from wstape.tools.stats import CassetteStats, ConnectionStats, SpoolFailed, compute_stats
 from wstape.tools.timeline import (
     close_words,
     escaped,
@@ -435,9 +435,15 @@ def stats(cassette: CassetteArg, conn: ConnOpt = None, as_json: JsonOpt = False)
             output.progress([cassette], "stats", enabled=not as_json),
             output.no_cycle_collection(),
         ):
-            result = compute_stats(
-                only_conns(reader.iter_runs(), conn, cassette), over, spool=spool
-            )
+            try:
+                result = compute_stats(
+                    only_conns(reader.iter_runs(), conn, cassette), over, spool=spool
+                )
+            except SpoolFailed:  # (a full disk: the texts in memory, a pass again)
+                assert spool is not None
+                spool.close()
+                spool = None
+                result = compute_stats(only_conns(reader.iter_runs(), conn, cassette), over)
     except CassetteError as e:
         cassette_error(e)
     warn_if_truncated(reader)
@@ -454,7 +460,8 @@ def stats(cassette: CassetteArg, conn: ConnOpt = None, as_json: JsonOpt = False)
 def _spool() -> IO[str] | None:
     """Where ``stats --json`` keeps each connection's text till the cassette has been read
     whole (an unreadable record prints no half document): a temporary file, not memory;
-    None (memory, then) where no temporary file can be made."""
+    None (memory, then) where no temporary file can be made. One that cannot be written
+    (a full disk) is given up: the figures are computed again, in memory."""
     try:
         return tempfile.TemporaryFile("w+", encoding="utf-8", errors="surrogatepass", newline="\n")
     except OSError:

@@ -492,6 +492,19 @@ class _Totals:
         }
 
 
+class SpoolFailed(Exception):
+    """The spool of :func:`compute_stats` could not be written (a full disk): the caller
+    computes again without one (the texts in memory, as without a temporary file)."""
+
+
+def _spool_write(spool: IO[str], lines: list[str]) -> None:
+    try:
+        spool.write("\n".join(lines))
+        spool.flush()  # (a full disk shows here, not in a later read of the texts)
+    except OSError as e:
+        raise SpoolFailed(str(e)) from e
+
+
 @dataclass
 class CassetteStats:
     """What :func:`compute_stats` found. A connection is kept as its JSON object, encoded,
@@ -559,7 +572,8 @@ def compute_stats(
     ``spool`` (a file open for writing and reading, ``newline="\\n"``): each connection's
     text is written there, one a line, as soon as it and every connection opened before it
     are over, instead of being kept (``stats --json`` of 200,000 connections: memory for
-    the connections still going, not a text per connection).
+    the connections still going, not a text per connection). Raises SpoolFailed when it
+    cannot be written.
 
     :func:`~wstape.core.connections.fold_connections` with :meth:`ConnectionStats.add`, a
     message of a live connection added in the loop itself (a big cassette is mostly that),
@@ -597,7 +611,7 @@ def compute_stats(
             spooled += 1
         if len(lines) >= 256:
             lines.append("")
-            spool.write("\n".join(lines))
+            _spool_write(spool, lines)
             lines.clear()
 
     position = -1
@@ -661,7 +675,6 @@ def compute_stats(
         return result
     to_spool()
     lines.append("")
-    spool.write("\n".join(lines))
-    spool.flush()
+    _spool_write(spool, lines)
     result.spool = spool
     return result
