@@ -177,7 +177,9 @@ class Codec(ABC):
         looks only at the chosen (else the first offered) subprotocol.
         """
         chosen = open_.subprotocol or (open_.subprotocols[0] if open_.subprotocols else None)
-        return chosen is not None and chosen.lower() in {p.lower() for p in self.subprotocols}
+        if chosen is None:
+            return False  # (most connections: no set of this codec's names made for them)
+        return chosen.lower() in {p.lower() for p in self.subprotocols}
 
     def for_connection(self, open_: Open, first: Sequence[Message]) -> Codec:
         """This codec fixed to what one connection negotiated; the default is ``self``.

@@ -36,8 +36,10 @@ from wstape.core.codecs.base import (
     registered,
 )
 from wstape.core.codecs.textutil import (
+    by_payload,
     line,
     load_json,
+    may_be_container,
     payload_json,
     printable,
     short_json,
@@ -71,11 +73,7 @@ class _GraphqlCodec(Codec):
             return True
         if open_.subprotocol or open_.subprotocols:
             return False
-        seen = set()
-        for message in first:
-            value = payload_json(message.payload)
-            if isinstance(value, dict) and isinstance(value.get("type"), str):
-                seen.add(value["type"])
+        seen = {message_type(message.payload) for message in first}
         return "connection_init" in seen and bool(seen & self.distinctive)
 
     def decode(self, side: Side, opcode: Opcode, payload: bytes) -> Decoded | None:
@@ -113,6 +111,19 @@ class _GraphqlCodec(Codec):
             return jsontext.replace(text, replacements).encode("utf-8")
         except ValueError:  # pragma: no cover - decode parsed it
             return payload
+
+
+def _message_type(payload: bytes) -> str | None:
+    """The ``type`` of a payload that is a JSON object with a string ``type``, else None."""
+    if not may_be_container(payload):
+        return None
+    value = payload_json(payload)
+    kind = value.get("type") if isinstance(value, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+message_type = by_payload(_message_type)
+""":func:`_message_type`, kept for small payloads (both codecs ask it of each message)."""
 
 
 def _load(payload: bytes) -> dict[str, Any] | None:

@@ -28,8 +28,10 @@ from typing import Any
 from wstape.core.codecs import jsontext
 from wstape.core.codecs.base import Codec, Decoded, Path, Scalar, registered
 from wstape.core.codecs.textutil import (
+    by_payload,
     line,
     load_json,
+    may_be_container,
     payload_json,
     printable,
     short_json,
@@ -112,6 +114,19 @@ def _id_of(obj: dict[str, Any]) -> str:
     return show_id(obj["id"]) if "id" in obj else ""
 
 
+def _says_jsonrpc(payload: bytes) -> bool:
+    """Whether a payload is a JSON object with ``"jsonrpc": "2.0"``, or an array holding one."""
+    if not may_be_container(payload):
+        return False
+    value = payload_json(payload)
+    objects = value if isinstance(value, list) else [value]
+    return any(isinstance(o, dict) and o.get("jsonrpc") == "2.0" for o in objects)
+
+
+says_jsonrpc = by_payload(_says_jsonrpc)
+""":func:`_says_jsonrpc`, kept for small payloads."""
+
+
 @registered
 class JsonRpcCodec(Codec):
     """JSON-RPC 2.0: requests, notifications, responses and batches."""
@@ -128,12 +143,7 @@ class JsonRpcCodec(Codec):
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
         if super().detect(open_, first):
             return True
-        for message in first:
-            value = payload_json(message.payload)
-            objects = value if isinstance(value, list) else [value]
-            if any(isinstance(o, dict) and o.get("jsonrpc") == "2.0" for o in objects):
-                return True
-        return False
+        return any(map(says_jsonrpc, (message.payload for message in first)))
 
     def answers(self, reply: Decoded, server: Decoded) -> bool:
         if not super().answers(reply, server):

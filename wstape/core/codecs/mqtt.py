@@ -680,6 +680,8 @@ def connect_level(first: Sequence[Message]) -> int | None:
             head += message.payload
             if len(head) >= 16:
                 break
+    if not head:
+        return None  # (no binary client message: no CONNECT)
     try:
         header = fixed_header(head)
     except Malformed:

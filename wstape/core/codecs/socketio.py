@@ -252,7 +252,8 @@ class SocketIOCodec(Codec):
     its attachments follow it)."""
 
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
-        if "/socket.io/" in open_.path or open_.path.endswith("/socket.io"):
+        path = open_.path
+        if "/socket.io/" in path or path.endswith("/socket.io"):
             return True
         query = open_.query
         # (a key that decodes to EIO is spelled EIO or has a %-escape: only then parse)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, TypeVar
 
 SUMMARY_CHARS = 120
 """The longest summary a codec returns."""
@@ -95,6 +98,38 @@ def payload_json(payload: bytes) -> Any:
 NOT_JSON: Any = _NOT_JSON
 """What :func:`load_json` returns for text that is not JSON."""
 
+_CONTAINER_START = re.compile(rb"[ \t\n\r]*[\[{]")
+
+
+def may_be_container(payload: bytes) -> bool:
+    """False when ``payload`` cannot be a JSON object or array: its first byte after JSON
+    whitespace is not ``{`` or ``[`` (what :func:`payload_json` would parse to something
+    else, or find no JSON in), so detection need not parse it."""
+    return _CONTAINER_START.match(payload) is not None
+
+
+SMALL_PAYLOAD_BYTES = 256
+"""The longest payload :func:`by_payload` keeps a result for."""
+
+_T = TypeVar("_T")
+
+
+def by_payload(fact: Callable[[bytes], _T], kept: int = 1024) -> Callable[[bytes], _T]:
+    """``fact`` of a payload, kept for the last ``kept`` distinct payloads of at most
+    :data:`SMALL_PAYLOAD_BYTES` (a cassette of many connections sends the same few small
+    messages in each, and detection asks the same of each): keyed on the bytes' value, so
+    ``fact`` must depend on nothing else and return an immutable value (a bool, a str).
+    A longer payload (or one that is not ``bytes``) is asked each time; what is kept is a
+    few hundred KB at most."""
+    kept_fact = lru_cache(maxsize=kept)(fact)
+
+    def get(payload: bytes) -> _T:
+        if len(payload) <= SMALL_PAYLOAD_BYTES and type(payload) is bytes:
+            return kept_fact(payload)
+        return fact(payload)
+
+    return get
+
 
 def utf8(payload: bytes) -> str | None:
     """``payload`` as UTF-8 text, or None."""
@@ -121,10 +156,13 @@ def preview(data: bytes, limit: int = 40) -> str:
 
 __all__ = [
     "NOT_JSON",
+    "SMALL_PAYLOAD_BYTES",
     "SUMMARY_CHARS",
+    "by_payload",
     "clip",
     "line",
     "load_json",
+    "may_be_container",
     "payload_json",
     "preview",
     "printable",
