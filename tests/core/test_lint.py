@@ -11,9 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.core.rules.test_handshake import APPID, KEY, make_open
-from wstape.core.lint import _group, _open_headers, check_records, client_group, iter_violations
+from wstape.core.lint import (
+    CloseChecks,
+    _group,
+    _open_headers,
+    check_records,
+    client_group,
+    close_violations,
+    iter_violations,
+)
 from wstape.core.model import Close, Message, Note, Opcode, Open, Record, Side
-from wstape.core.rules import Profile, RuleConfig, Severity, Violation
+from wstape.core.rules import Profile, RuleConfig, Severity, Violation, check_socket_limit
+from wstape.core.rules.close import _PROXY_REFUSALS, proxy_refusal
 
 RFC = RuleConfig()
 BROWSER = RuleConfig(profile=Profile.BROWSER)
@@ -381,3 +390,87 @@ def test_a_server_frame_the_proxy_refused_is_no_server_close_code() -> None:
         Close(1, 1.0, Side.SERVER, 1002, "client received unexpected masked frame"),
     ]
     assert check_records(records, RuleConfig()) == []
+
+
+PROXY_REASONS = [
+    "CLOSE with 1 byte payload",
+    "CLOSE with invalid code",
+    "Error decoding CLOSE reason: x",
+    "'utf-8' codec can't decode byte 0xff",
+    "Invalid opcode 3",
+]
+CONFIGS = [
+    RFC,
+    BROWSER,
+    WECHAT,
+    RuleConfig(profile=Profile.WECHAT, platform="devtools"),
+    RuleConfig(profile=Profile.BROWSER, ignore=frozenset({"BROWSER-CLOSE-CODE"})),
+]
+closes = st.builds(
+    Close,
+    conn=st.integers(0, 5),
+    t=st.floats(0, 1e6) | st.none(),
+    by=st.sampled_from([Side.CLIENT, Side.SERVER, None]),
+    code=st.sampled_from([1000, 1001, 1002, 1005, 1006, 1007, 1010, 1015, 3000, 4999, 5000, 0])
+    | st.integers(0, 0xFFFF)
+    | st.none()
+    | st.booleans(),
+    reason=st.sampled_from(["", "bye", "é" * 70, "x" * 129, "\ud800", *PROXY_REASONS])
+    | st.text(max_size=140),
+    on_wire=st.booleans(),
+)
+
+
+@given(st.lists(closes, max_size=12), st.sampled_from(CONFIGS))
+def test_closes_alike_get_the_violations_of_a_close_checked_in_full(
+    seq: list[Close], cfg: RuleConfig
+) -> None:
+    # CloseChecks keeps the verdict per way of closing: each close still gets exactly
+    # what close_violations finds in it, its own conn and t included.
+    checks = CloseChecks(cfg)
+    for close in seq + seq:  # (the second time round, from what was kept)
+        assert checks.check(close) == close_violations(close, cfg)
+
+
+def test_close_checks_keep_a_bounded_number_of_ways_of_closing() -> None:
+    checks = CloseChecks(RFC)
+    for code in range(3000, 3000 + 3 * CloseChecks.MEMO):
+        close = Close(1, 0.5, Side.CLIENT, code, "r")
+        assert checks.check(close) == close_violations(close, RFC)
+        assert len(checks._seen) <= CloseChecks.MEMO
+    long = Close(1, 0.5, Side.CLIENT, 1000, "x" * (CloseChecks.MAX_REASON + 1))
+    before = dict(checks._seen)
+    assert checks.check(long) == close_violations(long, RFC) != []
+    assert checks._seen == before  # a long reason is never kept
+
+
+@given(st.integers(0, 12), st.integers(1, 8), st.sampled_from([None, 0.0, 2.5]))
+def test_socket_limit_is_quiet_below_both_limits(open_now: int, most: int, t: float | None) -> None:
+    cfg = RuleConfig(profile=Profile.WECHAT, max_sockets=most)
+    found = check_socket_limit(open_now, cfg, 3, t)
+    assert (found == []) == (open_now <= 2 and open_now <= most)
+    assert all(v.rule == "WX-SOCKET-LIMIT" and v.conn == 3 and v.t == t for v in found)
+
+
+@given(
+    st.integers(990, 1010) | st.none() | st.booleans(),
+    st.sampled_from(PROXY_REASONS) | st.text(max_size=30),
+)
+def test_proxy_refusal_is_the_pair_of_code_and_wording(code: int | None, reason: str) -> None:
+    expected = next(
+        (
+            (rule, sev)
+            for want, start, rule, sev in _PROXY_REFUSALS
+            if code == want and reason.startswith(start)
+        ),
+        None,
+    )
+    assert proxy_refusal(code, reason) == expected
+
+
+def test_a_close_code_that_only_equals_an_int_is_checked_in_full() -> None:
+    checks = CloseChecks(RFC)
+    for side in (Side.CLIENT, Side.SERVER):
+        for code in (1, True):
+            close = Close(1, 0.5, side, code)
+            assert repr(checks.check(close)) == repr(close_violations(close, RFC))

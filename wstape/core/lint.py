@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from wstape.core.closecodes import CloseCode
 from wstape.core.connections import MessageFields
@@ -141,6 +141,7 @@ class Linter:
         self._conns = _OpenNow()
         self._seen_keys: set[str] = set()
         self._handshakes = HandshakeChecks(cfg)
+        self._closes = CloseChecks(cfg)
         self._reconnects: dict[Group, ReconnectEpisode] = {}
 
     def feed(self, record: Open | Message | Close | Note | MessageFields) -> list[Violation]:
@@ -149,20 +150,18 @@ class Linter:
         if isinstance(record, tuple):
             return self.message(record[0], record[1], record[2], record[3], record[4])
         if isinstance(record, Open):
-            return list(
-                _on_open(
-                    record,
-                    self.cfg,
-                    self._handshakes,
-                    self._conns,
-                    self._seen_keys,
-                    self._reconnects,
-                )
+            return _on_open(
+                record,
+                self.cfg,
+                self._handshakes,
+                self._conns,
+                self._seen_keys,
+                self._reconnects,
             )
         if isinstance(record, Message):
             return self.message(record.conn, record.t, record.side, record.opcode, record.payload)
         if isinstance(record, Close):
-            return list(_on_close(record, self.cfg, self._conns, self._reconnects))
+            return _on_close(record, self._closes, self._conns, self._reconnects)
         return []
 
     def message(
@@ -198,57 +197,42 @@ def _on_open(
     conns: _OpenNow,
     seen_keys: set[str],
     reconnects: dict[Group, ReconnectEpisode],
-) -> Iterator[Violation]:
+) -> list[Violation]:
     headers = _open_headers(op)
     key = headers.get(_KEY, "").strip()
     # Pass only the one key that matters: building a frozenset of every key seen so far on
     # each connection would make a long cassette quadratic.
-    yield from handshakes.check(op, frozenset({key}) if key in seen_keys else frozenset())
+    found = handshakes.check(op, frozenset({key}) if key in seen_keys else _NO_KEYS)
     if key:
         seen_keys.add(key)
 
     group = _group(op, headers.get(_REFERER), headers.get(_USER_AGENT))
     episode = reconnects.get(group)
     if episode is not None:
-        yield from episode.reconnected(op.started_at, cfg, op.conn)
+        found += episode.reconnected(op.started_at, cfg, op.conn)
 
     if not op.accepted:
-        return
+        return found
     # Forget connections that ended before this one started; the rest are open now.
     conns.forget_ended(op.started_at)
     open_now = conns.add(_Conn(op.conn, group, op.started_at))
-    yield from check_socket_limit(open_now, cfg, op.conn)
+    found += check_socket_limit(open_now, cfg, op.conn)
+    return found
+
+
+_NO_KEYS: frozenset[str] = frozenset()
 
 
 def _on_close(
     close: Close,
-    cfg: RuleConfig,
+    closes: CloseChecks,
     conns: _OpenNow,
     reconnects: dict[Group, ReconnectEpisode],
-) -> Iterator[Violation]:
+) -> list[Violation]:
     state = conns.conns.get(close.conn)
     if state is not None:
         conns.ended(state, state.started_at + close.t)
-
-    refused = proxy_refusal(close.code, close.reason) is not None
-    if close.by is Side.CLIENT and refused:
-        # The recorded close is mitmproxy's verdict on a client frame it refused, not a
-        # Close the client sent: judge the frame it refused, not that code.
-        yield from check_refused_close(close.code, close.reason, cfg, close.conn, close.t)
-    elif refused:
-        pass  # the server's frame was refused: its recorded code is not the server's
-    elif close.by is Side.CLIENT:
-        if close.on_wire or close.code == CloseCode.NO_STATUS_RCVD:
-            # An empty Close frame is recorded as 1005 with nothing on the wire.
-            code = close.code if close.on_wire else None
-            yield from check_client_close(
-                close_body(code, close.reason), cfg, conn=close.conn, t=close.t
-            )
-        elif close.code == CloseCode.ABNORMAL_CLOSURE:
-            yield from check_close_handshake(False, False, cfg, close.conn)
-    elif close.by is Side.SERVER and close.on_wire:
-        yield from check_server_close(close.code, cfg, close.conn, close.reason)
-
+    found = closes.check(close)
     if state is not None and close.by is not None:
         if close.code == CloseCode.ABNORMAL_CLOSURE:
             # Keep an episode already running: a reconnect that is dropped again is part
@@ -257,6 +241,76 @@ def _on_close(
         else:
             # A connection that ended normally closes the reconnect episode.
             reconnects.pop(state.group, None)
+    return found
 
 
-__all__ = ["Linter", "check_records", "client_group", "iter_violations"]
+def close_violations(close: Close, cfg: RuleConfig) -> list[Violation]:
+    """The violations of how a connection ended, as its recorded close shows them."""
+    refused = proxy_refusal(close.code, close.reason) is not None
+    if close.by is Side.CLIENT and refused:
+        # The recorded close is mitmproxy's verdict on a client frame it refused, not a
+        # Close the client sent: judge the frame it refused, not that code.
+        return check_refused_close(close.code, close.reason, cfg, close.conn, close.t)
+    if refused:
+        return []  # the server's frame was refused: its recorded code is not the server's
+    if close.by is Side.CLIENT:
+        if close.on_wire or close.code == CloseCode.NO_STATUS_RCVD:
+            # An empty Close frame is recorded as 1005 with nothing on the wire.
+            code = close.code if close.on_wire else None
+            return check_client_close(
+                close_body(code, close.reason), cfg, conn=close.conn, t=close.t
+            )
+        if close.code == CloseCode.ABNORMAL_CLOSURE:
+            return check_close_handshake(False, False, cfg, close.conn)
+    elif close.by is Side.SERVER and close.on_wire:
+        return check_server_close(close.code, cfg, close.conn, close.reason)
+    return []
+
+
+class CloseChecks:
+    """:func:`close_violations` of one cassette's closes, for a run of one ``cfg``.
+
+    Most connections of a cassette end alike (the client's 1000, a dropped 1006), and
+    the close rules read of a close only who closed, the code, the reason and whether it
+    was on the wire; its ``conn`` and ``t`` only to name them in a violation. So a close
+    gets the violations of the first close alike in those four, remade for its own
+    connection and time (tests/core/test_lint.py holds the two ways to each other). A
+    close with a long reason, or a code that is not an int, is checked in full.
+    """
+
+    MEMO = 256
+    """Ways of closing kept at most (forgotten all at once)."""
+    MAX_REASON = 128
+    """A close whose reason is longer than this (in characters) is never kept."""
+
+    def __init__(self, cfg: RuleConfig) -> None:
+        self.cfg = cfg
+        self._seen: dict[tuple[object, ...], tuple[Violation, ...]] = {}
+
+    def check(self, close: Close) -> list[Violation]:
+        code, reason = close.code, close.reason
+        if len(reason) > self.MAX_REASON or not (code is None or type(code) is int):
+            return close_violations(close, self.cfg)
+        key = (close.by, code, reason, close.on_wire)
+        got = self._seen.get(key)
+        if got is None:
+            if len(self._seen) >= self.MEMO:
+                self._seen.clear()
+            # (conn 0 and t 0.0 stand in: never None, so a violation's t tells whether
+            # its rule gives one)
+            alike = Close(0, 0.0, close.by, code, reason, close.on_wire)
+            got = self._seen[key] = tuple(close_violations(alike, self.cfg))
+        if not got:
+            return []
+        conn, t = close.conn, close.t
+        return [replace(v, conn=conn, t=None if v.t is None else t) for v in got]
+
+
+__all__ = [
+    "CloseChecks",
+    "Linter",
+    "check_records",
+    "client_group",
+    "close_violations",
+    "iter_violations",
+]

@@ -163,10 +163,15 @@ def proxy_refusal(code: int | None, reason: str) -> tuple[str, Severity] | None:
     with its own code and reason, which mitmproxy reports as the refused peer's close. The
     reason is wsproto's fixed wording, so the pair (code, reason) tells the two apart.
     """
+    if code not in _REFUSAL_CODES:
+        return None  # (most closes: no reason compared with each wording)
     for want, start, rule, severity in _PROXY_REFUSALS:
         if code == want and reason.startswith(start):
             return rule, severity
     return None
+
+
+_REFUSAL_CODES = frozenset(code for code, _, _, _ in _PROXY_REFUSALS)
 
 
 def proxy_refusal_note(side: str, code: int, reason: str) -> str:

@@ -38,6 +38,8 @@ def check_socket_limit(
     Error above ``cfg.max_sockets`` (wx.connectSocket allows 5 since base library 1.7.0),
     warning above 2 (older DevTools and minigames).
     """
+    if open_now <= WARN_SOCKETS and open_now <= cfg.max_sockets:
+        return []  # (the common case: no report to make)
     report = Report(cfg, conn, t)
     if open_now > cfg.max_sockets:
         report.add(
