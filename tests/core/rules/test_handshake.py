@@ -986,3 +986,128 @@ def test_the_rules_read_only_what_the_memo_keeps(monkeypatch: pytest.MonkeyPatch
     read = {f for f in fields if f in {g.name for g in fields_of(Open)}} - headers
     assert "tls" in read and read <= {*SHAPE_FIELDS, "conn"}
     assert not fields & {"target", "started_at", "client", "path", "query", "url"}
+
+
+# -- HandshakeChecks: an open like the last one, but for its key and accept ------------------
+
+_K2 = "AQIDBAUGBwgJCgsMDQ4PEA=="
+_A2 = accept_key(_K2).encode()
+
+
+def _with(
+    op: Open,
+    key: bytes | None = None,
+    accept: bytes | None = None,
+    accept_name: bytes | None = None,
+    **fields: object,
+) -> Open:
+    """``op`` with its key's value, and its first accept's value or name, replaced (bytes
+    as given; an open without an accept keeps none)."""
+    request = tuple(
+        (k, key) if key is not None and k.lower() == b"sec-websocket-key" else (k, v)
+        for k, v in op.request_headers
+    )
+    response = list(op.response_headers)
+    at = [j for j, (k, _) in enumerate(response) if k.lower() == b"sec-websocket-accept"]
+    if at:
+        name, value = response[at[0]]
+        response[at[0]] = (accept_name or name, value if accept is None else accept)
+    return replace(op, request_headers=request, response_headers=tuple(response), **fields)
+
+
+_NEXT: list[dict[str, object]] = [
+    {},  # the everyday one: the last open's shape
+    {"key": b"\x0b" + _K2.encode()},  # strip() drops it, but a control character
+    {"key": _K2.encode() + b" "},  # whitespace around: the long way, no violation
+    {"key": b"\t" + _K2.encode()},
+    {"key": _K2.encode()[:-3] + b"B==", "accept": accept_key(_K2[:-3] + "B==").encode()},
+    {"key": _K2.encode() + b"="},
+    {"key": "AQIDBAUGBwgJCgsMDQ4PEé==".encode()},
+    {"key": KEY.encode(), "accept": accept_key(KEY).encode()},  # the last open's key again
+    {"accept": b" " + _A2 + b" "},  # right, as the long way strips it
+    {"accept": b"bogus="},
+    {"accept": accept_key(KEY).encode()},  # the last open's accept
+    {"accept": b"bogus=", "status": 403},
+    {"accept_name": b"sec-websocket-accept"},
+    {"accept_name": b"Sec-WebSocket-Protocol"},
+    {"port": 444},
+    {"tls": None},
+    {"method": "POST"},
+    {"scheme": "ws"},
+    {"subprotocol": "other"},
+    {"status": 403},
+]
+
+
+@pytest.mark.parametrize("cfg", [RFC, BROWSER, WECHAT])
+@pytest.mark.parametrize("change", _NEXT)
+def test_an_open_like_the_last_gets_what_the_rules_give(
+    cfg: RuleConfig, change: dict[str, object]
+) -> None:
+    for first in (
+        make_open(),
+        make_open(set_headers={"Referer": None}, add_headers=[("Cookie", "a=1")]),
+        make_open(set_response={"Sec-WebSocket-Accept": None}),
+        make_open(add_headers=[("sec-websocket-accept", "x")]),  # (a request header no rule reads)
+        make_open(set_response={"Sec-WebSocket-Protocol": None}),
+        _reversed(make_open()),  # (the key last, the accept after the subprotocol)
+    ):
+        op = _with(first, **{"key": _K2.encode(), "accept": _A2, "conn": 2, **change})  # type: ignore[arg-type]
+        response = (*op.response_headers, (b"Sec-WebSocket-Accept", b"bogus="))
+        nexts = [op, replace(op, response_headers=response)]  # (a second accept, another value)
+        for name, value in ((b"Sec-WebSocket-Protocol", b"other"), (b"Upgrade", b"h2c")):
+            # (a header before or after the key or the accept)
+            for side in ("request_headers", "response_headers"):
+                changed = tuple((k, value if k == name else v) for k, v in getattr(op, side))
+                nexts.append(replace(op, **{side: changed}))
+        for after in nexts:
+            key = (after.request_header("Sec-WebSocket-Key") or "").strip()
+            for seen in (frozenset(), frozenset({key})):
+                memo = HandshakeChecks(cfg)
+                assert memo.check(first) == _direct(first, cfg, frozenset())
+                assert memo.check(after, seen) == _direct(after, cfg, seen)
+
+
+def _reversed(op: Open) -> Open:
+    return replace(
+        op,
+        request_headers=op.request_headers[::-1],
+        response_headers=op.response_headers[::-1],
+    )
+
+
+def test_an_open_like_the_last_is_told_without_taking_its_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import wstape.core.rules.handshake as handshake
+
+    shaped: list[Open] = []
+    shape = handshake._shape
+
+    def spy(op: Open, seen: frozenset[str]) -> object:
+        shaped.append(op)
+        return shape(op, seen)
+
+    monkeypatch.setattr(handshake, "_shape", spy)
+    memo = HandshakeChecks(WECHAT)
+    first = make_open(set_headers={"Referer": None})
+    again = _with(first, key=_K2.encode(), accept=_A2, conn=2, started_at=5.0)
+    assert [v.conn for v in memo.check(first)] == [1]
+    assert [v.conn for v in memo.check(again)] == [2]
+    assert shaped == [first]  # the second took the short way
+    renamed = replace(
+        again,
+        request_headers=tuple(
+            (b"sec-websocket-key" if k == b"Sec-WebSocket-Key" else k, v)
+            for k, v in again.request_headers
+        ),
+    )
+    assert memo.check(renamed) == _direct(renamed, WECHAT, frozenset())
+    assert shaped == [first, renamed]  # another header name's spelling: its shape taken
+    memo.MEMO = 1  # (another shape makes the memo forget: the short way must not answer)
+    other = make_open(conn=4, set_headers={"Referer": None, "Upgrade": "h2c"})
+    assert memo.check(other) == _direct(other, WECHAT, frozenset())
+    later = _with(renamed, key=KEY.encode(), accept=accept_key(KEY).encode(), conn=3)
+    assert memo.check(later) == _direct(later, WECHAT, frozenset())
+    assert shaped == [first, renamed, other, later]
+    assert len(memo._seen) == 1 and memo._cleared == 2

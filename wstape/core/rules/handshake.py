@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import ipaddress
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from operator import attrgetter, itemgetter
 
 from wstape.core.closecodes import SENDABLE_RANGES_TEXT, CloseCode, describe, is_sendable
@@ -76,12 +76,20 @@ def accept_key(key: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+_CANONICAL_KEY = re.compile(r"[A-Za-z0-9+/]{21}[AQgw]==")
+"""The canonical base64 of 16 bytes: 21 digits, a 22nd with its low 4 bits 0 (16 bytes
+are 128 bits, 22 digits 132), the padding."""
+_CANONICAL_KEY_BYTES = re.compile(_CANONICAL_KEY.pattern.encode("ascii"))
+
+
 def key_problem(key: str) -> str | None:
     """None if ``key`` is the base64 encoding of exactly 16 bytes (RFC 6455 §4.1), else why.
 
     The encoding must be canonical (what ``base64.b64encode`` gives for the decoded bytes):
     24 characters ending in ``==``.
     """
+    if _CANONICAL_KEY.fullmatch(key):
+        return None  # (what a client sends: 22 base64 digits and the padding)
     try:
         raw = base64.b64decode(key.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
@@ -630,7 +638,9 @@ class HandshakeChecks:
     the key and the accept only in ``_check_key`` and the accept check, which find
     nothing in such an open (tests/core/rules/test_handshake.py holds the rules to all
     three). Any other open (no key, two keys, a bad or repeated key, a wrong accept, a
-    control character in a request header) is checked in full.
+    control character in a request header) is checked in full. An open that is the last
+    one whose shape was taken but for its key and accept is told apart without taking
+    its shape (:meth:`_like_last`).
     """
 
     MEMO = 1024
@@ -641,26 +651,91 @@ class HandshakeChecks:
     def __init__(self, cfg: RuleConfig) -> None:
         self.cfg = cfg
         self._seen: dict[tuple[object, ...], tuple[Violation, ...]] = {}
+        self._cleared = 0
+        """How many times the memo was forgotten (an entry is never replaced otherwise)."""
+        self._last: _Last | None = None
 
     def check(self, op: Open, seen_keys: frozenset[str] = frozenset()) -> list[Violation]:
         """The violations of ``op``'s request and response, in that order; ``seen_keys``
         as :func:`check_request` takes it."""
-        shape = _shape(op, seen_keys)
-        if shape is None:
-            return [
-                *check_request(op, self.cfg, seen_keys=seen_keys),
-                *check_response(op, self.cfg),
-            ]
-        got = self._seen.get(shape)
+        got = self._like_last(op, seen_keys)
         if got is None:
-            if len(self._seen) >= self.MEMO:
-                self._seen.clear()
-            got = self._seen[shape] = (
-                *check_request(op, self.cfg, seen_keys=seen_keys),
-                *check_response(op, self.cfg),
-            )
+            found = _shape(op, seen_keys)
+            if found is None:
+                return [
+                    *check_request(op, self.cfg, seen_keys=seen_keys),
+                    *check_response(op, self.cfg),
+                ]
+            shape, key_at, accept_at = found
+            got = self._seen.get(shape)
+            if got is None:
+                if len(self._seen) >= self.MEMO:
+                    self._seen.clear()
+                    self._cleared += 1
+                got = self._seen[shape] = (
+                    *check_request(op, self.cfg, seen_keys=seen_keys),
+                    *check_response(op, self.cfg),
+                )
+            self._last = _Last(op, key_at, accept_at, shape[0], got, self._cleared)
         conn = op.conn
         return [v if v.conn == conn else replace(v, conn=conn) for v in got]
+
+    def _like_last(self, op: Open, seen_keys: frozenset[str]) -> tuple[Violation, ...] | None:
+        """What the memo holds for ``op`` if it is the last open :func:`_shape` was taken
+        of, byte for byte, but for its key and accept, and those are ones the rules find
+        nothing in: a canonical key (no whitespace around it) not in ``seen_keys``, and
+        its accept exactly. Then :func:`_shape` would give the last shape (an open of a
+        many-connection cassette mostly is the one before it with another nonce), and
+        this is a few comparisons of tuples in place of a pass over the headers. Else
+        None (:meth:`check` takes the shape)."""
+        last = self._last
+        if last is None or last.cleared != self._cleared:
+            return None  # (the memo forgot the last shape since: the long way)
+        request, was = op.request_headers, last.op.request_headers
+        i = last.key_at
+        if not (
+            len(request) == len(was)
+            and request[:i] == was[:i]
+            and request[i + 1 :] == was[i + 1 :]
+            and request[i][0] == was[i][0]
+            and _CANONICAL_KEY_BYTES.fullmatch(request[i][1])
+        ):
+            return None
+        key = request[i][1].decode("ascii")
+        if key in seen_keys:
+            return None
+        response, was = op.response_headers, last.op.response_headers
+        j = last.accept_at
+        if j < 0:
+            if response != was:
+                return None
+        elif not (
+            len(response) == len(was)
+            and response[:j] == was[:j]
+            and response[j + 1 :] == was[j + 1 :]
+            and response[j][0] == was[j][0]
+        ):
+            return None
+        if _shape_fields(op) != last.fields:
+            return None
+        if j >= 0 and op.status == 101 and response[j][1] != accept_key(key).encode("ascii"):
+            return None
+        return last.found
+
+
+@dataclass(frozen=True, slots=True)
+class _Last:
+    """The last open :func:`_shape` was taken of, where its key and first accept are,
+    its :data:`SHAPE_FIELDS` and the violations the memo holds for its shape."""
+
+    op: Open
+    key_at: int
+    accept_at: int
+    """-1: no Sec-WebSocket-Accept."""
+    fields: object
+    found: tuple[Violation, ...]
+    cleared: int
+    """:attr:`HandshakeChecks._cleared` when the memo held them."""
 
 
 READ_HEADERS = frozenset(
@@ -702,19 +777,23 @@ _KEY = b"sec-websocket-key"
 _ACCEPT = b"sec-websocket-accept"
 
 
-def _shape(op: Open, seen_keys: frozenset[str]) -> tuple[object, ...] | None:
+def _shape(op: Open, seen_keys: frozenset[str]) -> tuple[tuple[object, ...], int, int] | None:
     """What the handshake rules read of ``op``, its key and accept left out, if they are
-    ones the rules find nothing in; else None (see :class:`HandshakeChecks`)."""
+    ones the rules find nothing in; else None (see :class:`HandshakeChecks`). With it,
+    where the key is in the request headers and the first accept in the response's (-1:
+    none)."""
     request: list[tuple[bytes, bytes | None]] = []
     keys: list[bytes] = []
+    key_at = -1
     size = len(op.body) + len(op.host) + len(op.reason)
     if has_control(b"".join(map(_value, op.request_headers))):
         return None  # (RFC-HS-HEADER-SYNTAX reads every header: such an open is rare)
-    for k, v in op.request_headers:
+    for at, (k, v) in enumerate(op.request_headers):
         name = k.lower()
         if name in READ_HEADERS:
             if name == _KEY:
                 keys.append(v)
+                key_at = at
                 request.append((name, None))
             else:
                 request.append((name, v))
@@ -726,12 +805,14 @@ def _shape(op: Open, seen_keys: frozenset[str]) -> tuple[object, ...] | None:
         return None
     response: list[tuple[bytes, bytes | None]] = []
     accept: bytes | None = None
-    for k, v in op.response_headers:
+    accept_at = -1
+    for at, (k, v) in enumerate(op.response_headers):
         name = k.lower()
         if name in READ_HEADERS:
             if name == _ACCEPT:
                 if accept is None:
                     accept = v
+                    accept_at = at
                 response.append((name, None))
             else:
                 response.append((name, v))
@@ -744,7 +825,7 @@ def _shape(op: Open, seen_keys: frozenset[str]) -> tuple[object, ...] | None:
         and decode_header_value(accept).strip() != accept_key(key)
     ):
         return None
-    return (_shape_fields(op), tuple(request), tuple(response))
+    return (_shape_fields(op), tuple(request), tuple(response)), key_at, accept_at
 
 
 def check_server_close(
