@@ -39,7 +39,7 @@ from wstape.core.rules.close import proxy_refusal
 Group = tuple[str, ...]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Conn:
     conn: int
     group: Group
@@ -150,19 +150,22 @@ class Linter:
         if isinstance(record, tuple):
             return self.message(record[0], record[1], record[2], record[3], record[4])
         if isinstance(record, Open):
-            return _on_open(
-                record,
-                self.cfg,
-                self._handshakes,
-                self._conns,
-                self._seen_keys,
-                self._reconnects,
-            )
+            return self.open(record)
         if isinstance(record, Message):
             return self.message(record.conn, record.t, record.side, record.opcode, record.payload)
         if isinstance(record, Close):
-            return _on_close(record, self._closes, self._conns, self._reconnects)
+            return self.close(record)
         return []
+
+    def open(self, op: Open) -> list[Violation]:
+        """The violations of an open: its handshake, reconnects, the socket limit."""
+        return _on_open(
+            op, self.cfg, self._handshakes, self._conns, self._seen_keys, self._reconnects
+        )
+
+    def close(self, close: Close) -> list[Violation]:
+        """The violations of how a connection ended (:func:`close_violations`)."""
+        return _on_close(close, self._closes, self._conns, self._reconnects)
 
     def message(
         self, conn: int, t: float, side: Side, opcode: Opcode, payload: bytes

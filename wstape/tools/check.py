@@ -125,7 +125,7 @@ def check_reader(
                     states.append(ConnectionSummary(open=slim_open(record)))
                     if protocol != "none":
                         firsts[slot] = (record, [])
-                    violations += linter.feed(record)
+                    violations += linter.open(record)
                     if not record.accepted:
                         finish(slot)  # (nothing follows a refused upgrade)
                     continue
@@ -134,6 +134,8 @@ def check_reader(
                     add_to_summary(state, record)
                     if type(record) is Close:
                         finish(slot)
+                        violations += linter.close(record)
+                        continue
             elif slot != CASSETTE:
                 continue
             violations += linter.feed(record)

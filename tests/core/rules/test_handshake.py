@@ -7,6 +7,7 @@ changes one thing and names the violations that must appear, so every row can fa
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import fields as fields_of
 from dataclasses import replace
@@ -1111,3 +1112,31 @@ def test_an_open_like_the_last_is_told_without_taking_its_shape(
     assert memo.check(later) == _direct(later, WECHAT, frozenset())
     assert shaped == [first, renamed, other, later]
     assert len(memo._seen) == 1 and memo._cleared == 2
+
+
+def _decoded_key_problem(key: str) -> str | None:
+    """key_problem without its shortcut for a canonical key: the decode it stands for."""
+    try:
+        raw = base64.b64decode(key.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        return "is not base64"
+    if len(raw) != 16:
+        return f"decodes to {len(raw)} bytes, not 16"
+    if base64.b64encode(raw).decode("ascii") != key:
+        return "is not canonical base64"
+    return None
+
+
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+@given(
+    st.binary(min_size=16, max_size=16).map(lambda b: base64.b64encode(b).decode())
+    | st.text(alphabet=_B64 + "=", min_size=20, max_size=28)
+    | st.text(alphabet=_B64, min_size=22, max_size=22).map(lambda t: t + "==")
+    | st.text(max_size=30)
+)
+def test_a_canonical_key_is_told_as_decoding_it_tells(key: str) -> None:
+    assert key_problem(key) == _decoded_key_problem(key)
+    for odd in (f" {key}", f"{key}\n", key.upper(), f"{key}=", key[:-1]):
+        assert key_problem(odd) == _decoded_key_problem(odd)

@@ -69,10 +69,8 @@ class _GraphqlCodec(Codec):
     of them early speaks it."""
 
     def detect(self, open_: Open, first: Sequence[Message]) -> bool:
-        if super().detect(open_, first):
-            return True
         if open_.subprotocol or open_.subprotocols:
-            return False
+            return super().detect(open_, first)
         seen = {message_type(message.payload) for message in first}
         return "connection_init" in seen and bool(seen & self.distinctive)
 
