@@ -18,7 +18,13 @@ from tests.cassettes.test_reader_writer import sample_open
 from tests.helpers.records import records
 from wstape.cassettes import CassetteError, CassetteReader, CassetteWriter, WriteMode
 from wstape.cassettes import reader as reader_module
-from wstape.cassettes.decode import decode_v1, decode_v1_fields, decode_v2_fields, v2_run
+from wstape.cassettes.decode import (
+    decode_v1,
+    decode_v1_fields,
+    decode_v2_fields,
+    v1_run,
+    v2_run,
+)
 from wstape.cassettes.schema import (
     MAX_CONN,
     MAX_OFFSET,
@@ -244,3 +250,117 @@ def test_the_run_pass_is_the_same_records(
     for item in reader.iter_runs():
         expanded.extend(item.fields() if isinstance(item, MessageRun) else [item])
     assert expanded == list(reader.iter_fields())
+
+
+v1_message_maps = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["message", "message", "close", b"message"]),
+        "conn": st.one_of(st.integers(-2, MAX_CONN + 1), st.booleans(), st.floats(0, 5)),
+        "t": st.one_of(st.floats(), st.integers(0, 5), st.just(MAX_OFFSET)),
+        "from": st.sampled_from(["client", "server", "Client", "", b"client"]),
+        "opcode": st.sampled_from(["text", "binary", "ping", b"text"]),
+        "data": st.one_of(st.binary(max_size=6), st.text(max_size=3), st.none()),
+    }
+)
+valid_v1_maps = st.fixed_dictionaries(
+    {
+        "type": st.just("message"),
+        "conn": st.integers(0, MAX_CONN),
+        "t": st.floats(0, MAX_OFFSET),
+        "from": st.sampled_from(["client", "server"]),
+        "opcode": st.sampled_from(["text", "binary"]),
+        "data": st.binary(max_size=6),
+    }
+)
+v1_objects = st.one_of(
+    valid_v1_maps,
+    v1_message_maps,
+    # a field more, a field fewer, another field in place of one, the fields in another order
+    valid_v1_maps.map(lambda d: {**d, "extra": 1}),
+    valid_v1_maps.map(lambda d: {k: v for k, v in d.items() if k != "data"}),
+    valid_v1_maps.map(lambda d: {**{k: v for k, v in d.items() if k != "t"}, "x": 0.5}),
+    valid_v1_maps.map(lambda d: dict(reversed(d.items()))),
+    valid_v1_maps.map(lambda d: {**d, "from": ["client"]}),  # (unhashable)
+    valid_items,
+    values,
+)
+
+
+@given(objs=st.lists(st.one_of(valid_v1_maps, valid_v1_maps, v1_objects), max_size=40))
+@SETTINGS
+def test_a_v1_run_is_exactly_the_messages_decode_takes(objs: list[Any]) -> None:
+    # v1_run is decode_v1_fields a column at a time, as v2_run is decode_v2_fields.
+    objs = [built(o) for o in objs]
+    one_by_one = [decode_v1_fields(o) for o in objs]
+    run = v1_run(objs)
+    if objs and all(type(f) is tuple for f in one_by_one):
+        assert run is not None and run.fields() == one_by_one
+    else:
+        assert run is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"t": math.nan},
+        {"t": -1e-9},
+        {"conn": True},
+        {"conn": MAX_CONN + 1},
+        {"from": "both"},
+        {"opcode": "close"},
+        {"data": "text"},
+        {"type": "note"},
+        {"extra": None},
+    ],
+)
+def test_one_bad_v1_message_anywhere_in_a_run_makes_it_none(change: dict[str, Any]) -> None:
+    good = {
+        "type": "message",
+        "conn": 1,
+        "t": 0.5,
+        "from": "client",
+        "opcode": "text",
+        "data": b"x",
+    }
+    for at in (0, 3, 7):
+        objs: list[Any] = [good] * 7
+        objs.insert(at, {**good, **change})
+        assert v1_run(objs) is None
+
+
+@given(
+    recs=st.lists(records, max_size=30),
+    runs=st.lists(st.integers(1, 700), max_size=3),
+    feed=st.sampled_from([64, 300, 4096]),
+)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_the_run_pass_of_a_v1_file_is_the_same_records(
+    tmp_path: Path, recs: list[Record], runs: list[int], feed: int, monkeypatch: Any
+) -> None:
+    from tests.cassettes.test_reader_writer import write_v1
+
+    monkeypatch.setattr(reader_module, "FEED", feed)
+    all_records: list[Record] = []
+    for i, r in enumerate(recs):
+        all_records.append(r)
+        if i < len(runs):
+            all_records.extend(
+                Message(7, k * 0.5, Side(("client", "server")[k % 2]), Opcode.BINARY, b"m%d" % k)
+                for k in range(runs[i])
+            )
+    path = tmp_path / "c.msgpack"
+    write_v1(path, all_records)
+    reader = CassetteReader(path, allow_reused_ids=True)
+    expanded: list[Any] = []
+    got_runs = 0
+    for item in reader.iter_runs():
+        if isinstance(item, MessageRun):
+            got_runs += 1
+            expanded.extend(item.fields())
+        else:
+            expanded.append(item)
+    assert expanded == list(reader.iter_fields())
+    if sum(runs[: len(recs)]) > 600 and feed == 4096:
+        assert got_runs  # (a v1 file's messages do come as runs)

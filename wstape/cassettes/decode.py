@@ -19,8 +19,9 @@ it, with no copy; a list takes the long way.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from sys import intern
-from typing import Any
+from typing import Any, cast
 
 from wstape.cassettes.schema import MAX_CONN, MAX_EPOCH, MAX_OFFSET, MAX_TEXT_BYTES
 from wstape.cassettes.v2 import MESSAGE_ITEMS
@@ -303,6 +304,15 @@ def decode_v2_fields(obj: Any) -> Record | MessageFields | None:
 
 _TUPLE, _MESSAGE_ITEMS = {tuple}, {MESSAGE_ITEMS}
 _INT, _FLOAT, _BYTES = {int}, {float}, {bytes}
+_DICT, _V1_MESSAGE_FIELDS, _V1_MESSAGE = {dict}, {6}, {"message"}
+_V1_FIELDS = itemgetter("type", "conn", "t", "from", "opcode", "data")
+_V1_KINDS = {
+    ("client", "text"): 0,
+    ("client", "binary"): 1,
+    ("server", "text"): 2,
+    ("server", "binary"): 3,
+}
+"""A v1 message's ``from`` and ``opcode`` -> its kind (:data:`KIND_SIDE`, :data:`KIND_OPCODE`)."""
 
 
 def v2_run(objs: list[Any]) -> MessageRun | None:
@@ -314,19 +324,42 @@ def v2_run(objs: list[Any]) -> MessageRun | None:
     if not objs or set(map(type, objs)) != _TUPLE or set(map(len, objs)) != _MESSAGE_ITEMS:
         return None
     conns, ts, kinds, payloads = zip(*objs, strict=True)
+    if set(map(type, kinds)) != _INT or min(kinds) < 0 or max(kinds) > 3:
+        return None
+    return _run(conns, ts, kinds, payloads)
+
+
+def v1_run(objs: list[Any]) -> MessageRun | None:
+    """:func:`v2_run` for version-1 records: a run when :func:`decode_v1_fields` takes
+    every one of them as a message (a map of six fields, ``type`` "message", a known
+    ``from`` and ``opcode``, the same tests of the values), a column at a time."""
+    if not objs or set(map(type, objs)) != _DICT or set(map(len, objs)) != _V1_MESSAGE_FIELDS:
+        return None
+    try:
+        types, conns, ts, sides, opcodes, payloads = zip(*map(_V1_FIELDS, objs), strict=True)
+        kinds = tuple(map(_V1_KINDS.get, zip(sides, opcodes, strict=True)))
+    except (KeyError, TypeError):  # (a field missing; an unhashable from or opcode)
+        return None
+    if set(types) != _V1_MESSAGE or None in kinds:
+        return None
+    return _run(conns, ts, cast(tuple[int, ...], kinds), payloads)
+
+
+def _run(
+    conns: tuple[Any, ...], ts: tuple[Any, ...], kinds: tuple[int, ...], payloads: tuple[Any, ...]
+) -> MessageRun | None:
+    """The columns of a run, held to :func:`decode_v2_fields`'s tests of conn, t and data
+    (the kinds checked by the caller)."""
     total = sum(ts) if set(map(type, ts)) == _FLOAT else None
     if (
         total is not None
         and total == total  # (no NaN: min and max would pass one by)
         and set(map(type, conns)) == _INT
-        and set(map(type, kinds)) == _INT
         and set(map(type, payloads)) == _BYTES
         and min(conns) >= 0
         and max(conns) <= MAX_CONN
         and min(ts) >= 0.0
         and max(ts) <= MAX_OFFSET
-        and min(kinds) >= 0
-        and max(kinds) <= 3
     ):
         return MessageRun(conns, ts, kinds, payloads)
     return None

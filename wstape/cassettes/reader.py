@@ -46,6 +46,7 @@ from wstape.cassettes.decode import (
     decode_v1_fields,
     decode_v2,
     decode_v2_fields,
+    v1_run,
     v2_run,
 )
 from wstape.cassettes.errors import (
@@ -874,8 +875,16 @@ class _Pass:
         """The record at ``offset`` takes the long way (the fast way failed on it)."""
         self._duplicate: int | None = None
         """A reused connection id, to raise once the records before it are handed out."""
-        self.runs = runs and fields and self.decode is decode_v2_fields
-        """Whether a chunk of messages only is handed out as a MessageRun."""
+        self.run_of = (
+            None
+            if not (runs and fields)
+            else v2_run
+            if self.decode is decode_v2_fields
+            else v1_run
+            if self.decode is decode_v1_fields
+            else None
+        )
+        """How a chunk of messages only is made one MessageRun (None: it is not)."""
         self._restart(self.offset)
 
     def _restart(self, offset: int) -> None:
@@ -912,7 +921,12 @@ class _Pass:
                     ran_out = False
                 base = self.base
                 limit = self.limit
-                if self.runs and (run := v2_run(objs)) is not None and base + ends[-1] <= limit:
+                run_of = self.run_of
+                if (
+                    run_of is not None
+                    and (run := run_of(objs)) is not None
+                    and base + ends[-1] <= limit
+                ):
                     self.offset = base + ends[-1]
                     self.index += len(objs)
                     if not ran_out:
