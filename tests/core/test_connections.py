@@ -12,6 +12,7 @@ from wstape.core.connections import (
     CASSETTE,
     STRAY,
     ConnectionTracker,
+    MessageRun,
     StrayKind,
     fold_connections,
     summarize_connections,
@@ -181,3 +182,73 @@ def test_a_connection_is_finished_at_its_close_and_a_refusal_at_once() -> None:
     folded = summarize_connections(records, finish)
     assert folded.connections == ["row 1", "row 2", "row 3"]
     assert seen == [2, 1, 3]  # the refusal, the close, then the end
+
+
+def _as_runs(records: list[Record], cuts: list[int]) -> list[object]:
+    """``records`` as the reader's iter_runs hands them out: messages as their fields, and
+    stretches of messages (cut at ``cuts``) as MessageRuns."""
+    kind = {
+        (Side.CLIENT, Opcode.TEXT): 0,
+        (Side.CLIENT, Opcode.BINARY): 1,
+        (Side.SERVER, Opcode.TEXT): 2,
+        (Side.SERVER, Opcode.BINARY): 3,
+    }
+    out: list[object] = []
+    stretch: list[Message] = []
+
+    def flush() -> None:
+        if stretch:
+            out.append(
+                MessageRun(
+                    tuple(m.conn for m in stretch),
+                    tuple(m.t for m in stretch),
+                    tuple(kind[m.side, m.opcode] for m in stretch),
+                    tuple(m.payload for m in stretch),
+                )
+            )
+            stretch.clear()
+
+    for i, r in enumerate(records):
+        if i in cuts:
+            flush()
+        if isinstance(r, Message):
+            stretch.append(r)
+        else:
+            flush()
+            out.append(r)
+    flush()
+    return out
+
+
+def _fields(records: list[Record]) -> list[object]:
+    return [
+        (r.conn, r.t, r.side, r.opcode, r.payload) if isinstance(r, Message) else r for r in records
+    ]
+
+
+@given(
+    groups=sessions(max_conns=6),
+    seed=st.integers(0, 1000),
+    stray=st.booleans(),
+    cuts=st.lists(st.integers(0, 60), max_size=6),
+    finish=st.booleans(),
+)
+@settings(max_examples=100, deadline=None)
+def test_summaries_of_runs_are_the_summaries_of_their_messages(
+    groups: list[list[Record]], seed: int, stray: bool, cuts: list[int], finish: bool
+) -> None:
+    # ls takes the reader's iter_runs: a run of one live connection counted in one go
+    # (add_run_to_summary), any other (of several connections, of a closed one) message
+    # by message; the same summaries, strays (first position too) and notes either way.
+    records = [*groups[0], *interleave(groups[1:], seed)]
+    if stray:
+        records[len(records) // 2 : len(records) // 2] = [msg(99), msg(99, 0.2)]
+        records += [opened(98, status=404), msg(98), Note(98, "refused")]
+    done = (lambda s: _figures(s)) if finish else None
+    by_message = summarize_connections(_fields(records), done)  # type: ignore[arg-type]
+    by_run = summarize_connections(_as_runs(records, cuts), done)  # type: ignore[arg-type]
+    if not finish:
+        by_message.connections = [_figures(s) for s in by_message.connections]
+        by_run.connections = [_figures(s) for s in by_run.connections]
+    assert by_run.connections == by_message.connections
+    assert by_run.strays == by_message.strays and by_run.notes == by_message.notes

@@ -140,7 +140,7 @@ def ls(
                 output.no_cycle_collection(),
             ):
                 folded = summarize_connections(
-                    only_conns(reader.iter_fields(), conn, cassette), finish
+                    only_conns(reader.iter_runs(), conn, cassette), finish
                 )
             warn_if_truncated(reader)
             warn_strays(cassette, folded.strays)

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import compress
 from typing import Any, Generic, TypeVar, overload
 
 from wstape.core.model import (
@@ -299,6 +300,22 @@ def add_to_summary(
         summary.add(record)
 
 
+def add_run_to_summary(summary: ConnectionSummary, run: MessageRun) -> None:
+    """:func:`add_to_summary` of each message of ``run`` (all of ``summary``'s
+    connection), in a few calls made in C."""
+    kinds = run.kinds
+    sizes = list(map(len, run.payloads))
+    client = list(compress(sizes, map((2).__gt__, kinds)))  # (kinds 0 and 1: the client's)
+    summary.messages_client += len(client)
+    summary.messages_server += len(sizes) - len(client)
+    client_bytes = sum(client)
+    summary.bytes_client += client_bytes
+    summary.bytes_server += sum(sizes) - client_bytes
+    last = max(run.ts)
+    if last > summary.last_t:
+        summary.last_t = last
+
+
 def slim_open(op: Open) -> Open:
     """``op`` without its headers and body: what a per-connection summary keeps, so that a
     cassette of many connections costs a few hundred bytes per connection."""
@@ -321,14 +338,14 @@ def _summary(op: Open) -> ConnectionSummary:
 
 @overload
 def summarize_connections(
-    records: Iterable[Record | MessageFields],
+    records: Iterable[Record | MessageFields | MessageRun],
 ) -> Folded[ConnectionSummary]: ...
 @overload
 def summarize_connections(
-    records: Iterable[Record | MessageFields], finish: Callable[[ConnectionSummary], S]
+    records: Iterable[Record | MessageFields | MessageRun], finish: Callable[[ConnectionSummary], S]
 ) -> Folded[S]: ...
 def summarize_connections(
-    records: Iterable[Record | MessageFields],
+    records: Iterable[Record | MessageFields | MessageRun],
     finish: Callable[[ConnectionSummary], Any] | None = None,
 ) -> Folded[Any]:
     """Per-connection totals (``wstape ls``), in the order the connections opened; each
@@ -341,7 +358,9 @@ def summarize_connections(
     the close is then left out of that summary.
 
     :func:`fold_connections` with :func:`add_to_summary`, a message of a live connection
-    counted in the loop itself (``ls`` of a big cassette is mostly that)."""
+    counted in the loop itself (``ls`` of a big cassette is mostly that), a
+    :class:`MessageRun` of one in one go (:func:`add_run_to_summary`; the reader's
+    ``iter_runs``)."""
     tracker = ConnectionTracker()
     states: list[Any] = []
     over = bytearray()
@@ -350,45 +369,58 @@ def summarize_connections(
     route = tracker.route
     live_slots = tracker.live_slots
     client = Side.CLIENT
-    for position, record in enumerate(records):
-        if isinstance(record, tuple):
-            live = live_slots(record[0])
+    position = -1
+    for item in records:
+        if type(item) is MessageRun:  # (the reader's iter_runs: mostly of one live connection)
+            conn = item.one_conn()
+            live = None if conn is None else live_slots(conn)
             if live:
-                s = states[live[-1]]
-                if record[2] is client:
-                    s.messages_client += 1
-                    s.bytes_client += len(record[4])
-                else:
-                    s.messages_server += 1
-                    s.bytes_server += len(record[4])
-                if record[1] > s.last_t:
-                    s.last_t = record[1]
+                add_run_to_summary(states[live[-1]], item)
+                position += len(item.conns)
                 continue
-        tracker.position = position
-        slot = route(record)
-        if slot >= 0:
-            if type(record) is Open:
-                summary = _summary(record)
-                over.append(0)
-                if finish is not None and not record.accepted:
-                    states.append(finish(summary))
-                    over[slot] = 1
-                else:
-                    states.append(summary)
-            elif over[slot]:
-                pass
-            elif type(record) is Close:  # (ConnectionSummary.add of a close, inlined)
-                s = states[slot]
-                s.close = record
-                if record.t > s.last_t:  # (max(s.last_t, record.t))
-                    s.last_t = record.t
-                if finish is not None:
-                    states[slot] = finish(s)
-                    over[slot] = 1
-            elif not isinstance(record, Open):
-                add_to_summary(states[slot], record)
-        elif slot == CASSETTE and isinstance(record, Note):
-            notes.append(record)
+            batch: Iterable[Record | MessageFields] = item.fields()
+        else:
+            batch = (item,)  # type: ignore[assignment]
+        for record in batch:
+            position += 1
+            if isinstance(record, tuple):
+                live = live_slots(record[0])
+                if live:
+                    s = states[live[-1]]
+                    if record[2] is client:
+                        s.messages_client += 1
+                        s.bytes_client += len(record[4])
+                    else:
+                        s.messages_server += 1
+                        s.bytes_server += len(record[4])
+                    if record[1] > s.last_t:
+                        s.last_t = record[1]
+                    continue
+            tracker.position = position
+            slot = route(record)
+            if slot >= 0:
+                if type(record) is Open:
+                    summary = _summary(record)
+                    over.append(0)
+                    if finish is not None and not record.accepted:
+                        states.append(finish(summary))
+                        over[slot] = 1
+                    else:
+                        states.append(summary)
+                elif over[slot]:
+                    pass
+                elif type(record) is Close:  # (ConnectionSummary.add of a close, inlined)
+                    s = states[slot]
+                    s.close = record
+                    if record.t > s.last_t:  # (max(s.last_t, record.t))
+                        s.last_t = record.t
+                    if finish is not None:
+                        states[slot] = finish(s)
+                        over[slot] = 1
+                elif not isinstance(record, Open):
+                    add_to_summary(states[slot], record)
+            elif slot == CASSETTE and isinstance(record, Note):
+                notes.append(record)
     if finish is not None:
         for slot, done in enumerate(over):
             if not done:

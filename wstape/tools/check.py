@@ -15,6 +15,7 @@ from wstape.core.connections import (
     MessageFields,
     MessageRun,
     Strays,
+    add_run_to_summary,
     add_to_summary,
     slim_open,
 )
@@ -171,16 +172,7 @@ def _add_run(s: ConnectionSummary, run: MessageRun) -> bool:
     kinds, payloads = run.kinds, run.payloads
     if not all(map(bytes.isascii, compress(payloads, map((0).__eq__, kinds)))):
         return False
-    sizes = list(map(len, payloads))
-    client = list(compress(sizes, map((2).__gt__, kinds)))
-    s.messages_client += len(client)
-    s.messages_server += len(sizes) - len(client)
-    client_bytes = sum(client)
-    s.bytes_client += client_bytes
-    s.bytes_server += sum(sizes) - client_bytes
-    last = max(run.ts)
-    if last > s.last_t:
-        s.last_t = last
+    add_run_to_summary(s, run)
     return True
 
 
