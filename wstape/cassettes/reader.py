@@ -313,10 +313,10 @@ class CassetteReader:
 
     def iter_runs(self) -> Iterator[Record | MessageFields | MessageRun]:
         """:meth:`iter_fields`, with each stretch of messages that the fast way read from one
-        fed chunk as one :class:`~wstape.core.connections.MessageRun` (format 2 on; a
-        stretch with any other record in it comes a record at a time): for the folds that
-        take a few hundred messages at once (``stats``, ``check``). Checked exactly as
-        :meth:`__iter__` checks."""
+        fed chunk as one :class:`~wstape.core.connections.MessageRun` (every format:
+        ``decode.v2_run``, ``decode.v1_run``; a stretch with any other record in it comes
+        a record at a time): for the folds that take a few hundred messages at once
+        (``ls``, ``stats``, ``check``). Checked exactly as :meth:`__iter__` checks."""
         return self._stream(fields=True, runs=True)
 
     def _stream(self, *, fields: bool, runs: bool = False) -> Iterator[Any]:
