@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.records import make_open
 from wstape.core.model import Close, ConnectionSummary, Open, Side
 from wstape.interchange import jsonl
 from wstape.interchange.jsonl import close_fields, close_json, spaced, summary_json
@@ -65,20 +66,13 @@ def test_close_json_cache_is_bounded() -> None:
 
 def _open(**fields: Any) -> Open:
     base: dict[str, Any] = dict(
-        conn=1,
-        started_at=1_700_000_000.123456,
-        method="GET",
+        target="/socket?x=1",
         scheme="wss",
         host="h.example",
-        port=443,
-        target="/socket?x=1",
-        http_version="HTTP/1.1",
+        started_at=1_700_000_000.123456,
         request_headers=(),
-        status=101,
-        response_headers=(),
     )
-    base.update(fields)
-    return Open(**base)
+    return make_open(**{**base, **fields})
 
 
 OPENS = [

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.records import make_open
 from wstape.core.model import Close, Message, Opcode, Open, Side
 from wstape.interchange.jsonl import spaced
 from wstape.tools import stats
@@ -18,20 +19,13 @@ from wstape.tools.stats import ConnectionStats, _Totals
 
 def _open(**fields: Any) -> Open:
     base: dict[str, Any] = dict(
-        conn=1,
-        started_at=1_700_000_000.5,
-        method="GET",
+        target="/socket?x=1",
         scheme="wss",
         host="h.example",
-        port=443,
-        target="/socket?x=1",
-        http_version="HTTP/1.1",
+        started_at=1_700_000_000.5,
         request_headers=((b"X", b"\xff"),),
-        status=101,
-        response_headers=(),
     )
-    base.update(fields)
-    return Open(**base)
+    return make_open(**{**base, **fields})
 
 
 class Number(int):
